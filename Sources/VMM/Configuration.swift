@@ -1,0 +1,25 @@
+/// What the user asked for: one microVM booting a Linux kernel.
+public struct MachineConfiguration: Sendable {
+    public var kernelPath: String
+    public var initrdPath: String?
+    public var commandLine: String
+    public var vcpus: Int
+    public var memoryMiB: UInt64
+    public var kvmPath: String
+
+    /// The command line used when the user gives none: serial console on the 8250 at 0x3f8,
+    /// reboot through the i8042 (the VMM treats it as an exit), no PCI probing on a bus we don't have.
+    public static let defaultCommandLine = "console=ttyS0 reboot=k pci=off quiet"
+
+    public static let maximumMemoryMiB: UInt64 = 1 << 20  // 1 TiB
+
+    public init(kernelPath: String, initrdPath: String? = nil, commandLine: String = defaultCommandLine,
+                vcpus: Int = 1, memoryMiB: UInt64 = 256, kvmPath: String = "/dev/kvm") {
+        self.kernelPath = kernelPath
+        self.initrdPath = initrdPath
+        self.commandLine = commandLine
+        self.vcpus = vcpus
+        self.memoryMiB = memoryMiB
+        self.kvmPath = kvmPath
+    }
+}

@@ -1,0 +1,183 @@
+import ACPI
+import Devices
+import Glibc
+import GuestMemory
+import KVM
+import LinuxBoot
+
+/// Hooks through which a running machine reports to its owner (the CLI).
+public struct MachineObserver: Sendable {
+    /// Bytes the guest wrote to its serial console.
+    public var console: any SerialOutput
+    /// The guest init hit the boot timer; microseconds since `ProcessClock.start`.
+    public var bootComplete: @Sendable (UInt64) -> Void
+    /// The boot vCPU is about to enter the guest for the first time; microseconds since start.
+    public var firstEntry: @Sendable (UInt64) -> Void
+
+    public init(console: any SerialOutput, bootComplete: @escaping @Sendable (UInt64) -> Void = { _ in },
+                firstEntry: @escaping @Sendable (UInt64) -> Void = { _ in }) {
+        self.console = console
+        self.bootComplete = bootComplete
+        self.firstEntry = firstEntry
+    }
+}
+
+/// A built microVM: KVM VM, guest RAM, vCPUs and devices, ready to run once.
+public final class Machine: @unchecked Sendable {
+    public let configuration: MachineConfiguration
+    let vm: VirtualMachine
+    let memory: GuestMemory
+    let vcpus: [VCPU]
+    let handler: ExitHandler
+    let controller: StopController
+    let observer: MachineObserver
+    /// Kept alive for as long as the irqfd they back is registered.
+    let interruptEvents: [EventFD]
+
+    /// The legacy COM1 serial port and its ISA interrupt.
+    static let com1Port: UInt64 = 0x3f8
+    static let com1GSI: UInt32 = 4
+
+    /// Creates the VM and lays out the guest from a preflighted payload. Nothing runs yet.
+    public init(_ config: MachineConfiguration, payload: BootPayload, observer: MachineObserver) throws(VMMError) {
+        let system: KVMSystem
+        do {
+            system = try KVMSystem(path: config.kvmPath)
+            try system.require([.irqchip, .userMemory, .irqfd, .ioeventfd, .pit2, .extendedCPUID, .immediateExit])
+        } catch { throw .kvm(error) }
+        let limit = min(system.maximumVCPUs, Preflight.maximumVCPUs)
+        guard config.vcpus <= limit else { throw .invalidVCPUCount(requested: config.vcpus, hostLimit: limit) }
+
+        self.configuration = config
+        self.observer = observer
+        let controller = StopController()
+        self.controller = controller
+
+        do {
+            memory = try GuestMemory(layout: Layout.ramRegions(bytes: config.memoryMiB << 20))
+        } catch { throw .memory(error) }
+
+        do {
+            vm = try system.createVirtualMachine()
+            try vm.setTSSAddress(Layout.kvmTSS)
+            try vm.setIdentityMapAddress(Layout.kvmIdentityMap)
+            try vm.createInterruptController()
+            try vm.createProgrammableIntervalTimer()
+            for (slot, region) in memory.regions.enumerated() {
+                try vm.setUserMemoryRegion(slot: UInt32(slot), guestAddress: region.guestAddress,
+                                           size: region.size, hostAddress: region.host)
+            }
+        } catch { throw .kvm(error) }
+
+        // Devices and the buses that route exits to them.
+        var portIO = Bus()
+        let serialInterrupt: EventFD
+        do {
+            serialInterrupt = try EventFD()
+            try vm.registerInterruptEvent(serialInterrupt, gsi: Self.com1GSI)
+        } catch { throw .kvm(error) }
+        interruptEvents = [serialInterrupt]
+        let serial = Serial8250(output: observer.console, interrupt: EventLine(event: serialInterrupt))
+        let power = PowerControl { request in controller.finish(request == .powerOff ? .poweredOff : .reset) }
+        let bootComplete = observer.bootComplete
+        do {
+            try portIO.insert(serial, base: Self.com1Port, length: 8)
+            try portIO.insert(I8042 { controller.finish(.reset) }, base: I8042.base, length: I8042.length)
+            try portIO.insert(BootTimer { bootComplete(ProcessClock.microsecondsSinceStart()) },
+                              base: BootTimer.port, length: 1)
+            try portIO.insert(power, base: power.base, length: power.length)
+        } catch { throw .bus(error) }
+        handler = ExitHandler(portIO: portIO, mmio: Bus())
+
+        // ACPI tables (RSDP, XSDT, FADT, DSDT, MADT) in the BIOS area, then the kernel.
+        var acpiConfig = ACPIConfiguration(vcpuCount: config.vcpus)
+        acpiConfig.sleepControlPort = UInt16(power.sleepControlPort)
+        acpiConfig.sleepStatusPort = UInt16(power.sleepStatusPort)
+        acpiConfig.resetPort = UInt16(power.resetPort)
+        acpiConfig.resetValue = power.resetValue
+        let tables: ACPITables
+        do { tables = try ACPIBuilder.build(acpiConfig, at: Layout.acpiTables) } catch { throw .acpi(error) }
+        let setup: LinuxLoader.Setup
+        do {
+            try memory.write(tables.bytes, at: tables.base)
+            setup = try LinuxLoader.load(kernel: payload.kernel, initrd: payload.initrd, commandLine: config.commandLine,
+                                         rsdpAddress: tables.rsdpAddress, into: memory)
+        } catch let e as GuestMemoryError { throw .memory(e) } catch let e as BootError { throw .boot(e) } catch {
+            fatalError("unreachable: \(error)")
+        }
+
+        // vCPUs: all get CPUID, MSRs and LAPIC wiring; only the boot vCPU gets entry state.
+        // The others wait in the in-kernel LAPIC for the guest's INIT/SIPI.
+        do {
+            let supported = try system.supportedCPUID()
+            var made: [VCPU] = []
+            for id in 0..<config.vcpus {
+                let vcpu = try vm.createVCPU(id: id)
+                try CPUSetup.configure(vcpu, supportedCPUID: supported, count: config.vcpus)
+                made.append(vcpu)
+            }
+            try CPUSetup.enterLinux(made[0], state: setup.cpu)
+            vcpus = made
+        } catch { throw .kvm(error) }
+    }
+
+    /// Runs the guest until it powers off, reboots, dies, or `timeoutSeconds` pass.
+    public func run(timeoutSeconds: Double?) throws(VMMError) -> MachineExit {
+        _ = VCPUKick.installOnce
+        var threads: [NativeThread] = []
+        for vcpu in vcpus {
+            let thread = try NativeThread(name: "vcpu\(vcpu.id)") { [self] in runLoop(vcpu) }
+            threads.append(thread)
+        }
+        let exit = controller.wait(seconds: timeoutSeconds) ?? .timedOut(seconds: timeoutSeconds ?? 0)
+        controller.finish(exit)
+        // Knock every vCPU out of KVM_RUN: immediate_exit covers a thread about to enter,
+        // the signal one already inside.
+        for (vcpu, thread) in zip(vcpus, threads) {
+            vcpu.setImmediateExit(true)
+            thread.kick()
+        }
+        for thread in threads { thread.join() }
+        return exit
+    }
+
+    private func runLoop(_ vcpu: VCPU) {
+        if vcpu.id == 0 { observer.firstEntry(ProcessClock.microsecondsSinceStart()) }
+        while !controller.isStopped {
+            let exit: VCPUExit
+            do { exit = try vcpu.run() } catch {
+                controller.finish(.vcpuFailed(vcpu: vcpu.id, error.description))
+                return
+            }
+            switch handler.handle(exit) {
+            case .resume(let input):
+                if let input { vcpu.completeInput(input) }
+            case .stop(let reason):
+                controller.finish(.stopped(vcpu: vcpu.id, reason))
+                return
+            }
+        }
+    }
+}
+
+/// An interrupt line backed by an irqfd-registered eventfd.
+struct EventLine: InterruptLine {
+    let event: EventFD
+    func trigger() { event.signal() }
+}
+
+/// Console output to a file descriptor (the CLI's stdout), written through unbuffered.
+public struct FileDescriptorOutput: SerialOutput {
+    let fd: Int32
+    public init(fd: Int32) { self.fd = fd }
+
+    public func write(_ bytes: [UInt8]) {
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, bytes.count - done) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return }  // a closed stdout must not stop the guest
+            done += n
+        }
+    }
+}

@@ -1,0 +1,70 @@
+import Glibc
+
+/// A joinable POSIX thread running a Swift closure: vCPUs get real threads of their own, since
+/// KVM_RUN blocks and a vCPU is bound to the thread that runs it.
+final class NativeThread: @unchecked Sendable {
+    private var handle = pthread_t()
+    private final class Box { let body: () -> Void; init(_ body: @escaping () -> Void) { self.body = body } }
+
+    init(name: String, _ body: @escaping @Sendable () -> Void) throws(VMMError) {
+        let label = String(name.prefix(15))
+        let box = Unmanaged.passRetained(Box({ NativeThread.nameCurrentThread(label); body() })).toOpaque()
+        let rc = pthread_create(&handle, nil, { raw in
+            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+            box.body()
+            return nil
+        }, box)
+        guard rc == 0 else {
+            Unmanaged<Box>.fromOpaque(box).release()
+            throw .thread("cannot start thread \(name): \(String(cString: strerror(rc)))")
+        }
+    }
+
+    /// Names the calling thread in /proc/PID/task/TID/comm (15 characters at most), where
+    /// `ps -L` and the jail's per-thread checks find it.
+    private static func nameCurrentThread(_ name: String) {
+        let fd = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        _ = Array(name.utf8).withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+    }
+
+    /// Interrupts a blocking KVM_RUN on this thread (see `VCPUKick`).
+    func kick() { pthread_kill(handle, VCPUKick.signal) }
+
+    func join() { pthread_join(handle, nil) }
+}
+
+/// The signal that knocks a vCPU thread out of KVM_RUN: its handler does nothing, and being
+/// installed without SA_RESTART makes the ioctl return EINTR.
+enum VCPUKick {
+    static let signal = SIGUSR2
+
+    static let installOnce: Void = {
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { _ in }
+        sigemptyset(&action.sa_mask)
+        action.sa_flags = 0
+        sigaction(signal, &action, nil)
+    }()
+}
+
+/// Monotonic microseconds, and the moment the VMM process started its work.
+public enum ProcessClock {
+    public static func now() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1000
+    }
+
+    nonisolated(unsafe) private static var startStorage: UInt64 = 0
+
+    /// Call first thing in main; later calls are ignored.
+    public static func markStart() {
+        if startStorage == 0 { startStorage = now() }
+    }
+
+    public static var start: UInt64 { startStorage }
+
+    public static func microsecondsSinceStart() -> UInt64 { now() &- startStorage }
+}

@@ -1,0 +1,42 @@
+import ACPI
+import Devices
+import GuestMemory
+import KVM
+import LinuxBoot
+
+/// Why a machine could not be built or run. Cases read as the one-line message a user sees.
+public enum VMMError: Error, CustomStringConvertible {
+    case fileUnreadable(role: String, path: String, reason: String)
+    case invalidVCPUCount(requested: Int, hostLimit: Int)
+    case invalidMemory(String)
+    case boot(BootError)
+    case kvm(KVMError)
+    case memory(GuestMemoryError)
+    case acpi(ACPIError)
+    case bus(BusError)
+    case thread(String)
+
+    public var description: String {
+        switch self {
+        case .fileUnreadable(let role, let path, let reason): "cannot read \(role) \(path): \(reason)"
+        case .invalidVCPUCount(let n, let limit): "--vcpus \(n) is out of range: this host allows 1 to \(limit)"
+        case .invalidMemory(let why): why
+        case .boot(let e): e.description
+        case .kvm(let e): e.description
+        case .memory(let e): e.description
+        case .acpi(let e): "ACPI tables: \(e)"
+        case .bus(let e): e.description
+        case .thread(let why): why
+        }
+    }
+
+    /// True for errors caused by what the user asked for (bad paths, sizes, counts), as opposed
+    /// to the host failing; the CLI exits 2 for these.
+    public var isUsageError: Bool {
+        switch self {
+        case .fileUnreadable, .invalidVCPUCount, .invalidMemory, .boot: true
+        case .kvm(.openDevice): true
+        default: false
+        }
+    }
+}
