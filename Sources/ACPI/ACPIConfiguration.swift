@@ -15,6 +15,16 @@ public struct VirtioMMIODescriptor: Sendable, Equatable {
 }
 
 /// What the guest is told about the machine. `ACPIBuilder.build` validates it.
+/// A legacy 16550 UART: its 8-port I/O window and its interrupt.
+public struct SerialPortDescriptor: Sendable, Equatable {
+    public var port: UInt16
+    public var gsi: UInt32
+    public init(port: UInt16, gsi: UInt32) {
+        self.port = port
+        self.gsi = gsi
+    }
+}
+
 public struct ACPIConfiguration: Sendable {
     /// Number of vCPUs, 1...255. vCPU i gets local APIC id i and ACPI processor UID i.
     public var vcpuCount: Int
@@ -36,6 +46,9 @@ public struct ACPIConfiguration: Sendable {
     public var resetValue: UInt8 = 0x01
     /// The virtio-mmio devices, declared in the DSDT as \_SB_.V000, \_SB_.V001, ...
     public var virtioMMIO: [VirtioMMIODescriptor] = []
+    /// 16550 UARTs to describe as PNP0501 devices. Needed on a hardware-reduced machine: there
+    /// is no legacy PIC, so Linux only wires an ISA IRQ for a UART that ACPI declares.
+    public var serialPorts: [SerialPortDescriptor] = []
     /// OEMID of every table header, at most 6 characters (padded with spaces).
     public var oemID: String = "MOMIN "
     /// OEM Table ID of every table header, at most 8 characters.

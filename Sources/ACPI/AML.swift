@@ -93,7 +93,8 @@ public enum AML {
         guard segments.count <= 255 else { throw ACPIError.invalidName(path) }
         var encoded: [UInt8] = []
         for segment in segments {
-            encoded += try nameSeg(String(segment))
+            guard let seg = try? nameSeg(String(segment)) else { throw ACPIError.invalidName(path) }
+            encoded += seg
         }
         switch segments.count {
         case 1: return prefix + encoded
@@ -209,6 +210,19 @@ public enum AML {
         w.append(u8: access == .readWrite ? 1 : 0)
         w.append(u32: base)
         w.append(u32: length)
+        return w.bytes
+    }
+
+    /// I/O Port Descriptor (§6.4.2.5): small item 0x47, 16-bit decode, a fixed window of
+    /// `length` ports at `base`.
+    public static func ioPort(base: UInt16, length: UInt8) -> [UInt8] {
+        var w = ByteWriter()
+        w.append(u8: 0x47)
+        w.append(u8: 0x01)  // decodes 16 address bits
+        w.append(u16: base) // range minimum
+        w.append(u16: base) // range maximum
+        w.append(u8: 1)     // alignment
+        w.append(u8: length)
         return w.bytes
     }
 

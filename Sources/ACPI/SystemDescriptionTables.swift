@@ -113,8 +113,8 @@ enum FADT {
     /// Nothing here is VGA, PCI or a CMOS clock: no VGA probing, no MSI or PCIe ASPM to
     /// enable (Firecracker sets these three), and no CMOS RTC, so Linux does not register
     /// rtc_cmos; wall-clock time comes from kvm-clock. LEGACY_DEVICES and 8042 stay clear:
-    /// the COM1 UART needs no ACPI description and the i8042 is only a reset path, so Linux
-    /// skips probing a keyboard controller.
+    /// the UARTs are declared in the DSDT instead, and the i8042 is only a reset path, so
+    /// Linux skips probing a keyboard controller.
     static let iapcBootArch = bootArchNoVGA | bootArchNoMSI | bootArchNoASPM | bootArchNoCMOSRTC
 
     static func make(dsdtAddress: UInt64, config: ACPIConfiguration, identity: TableIdentity) -> [UInt8] {
@@ -182,26 +182,44 @@ enum DSDT {
 
     static func make(config: ACPIConfiguration, identity: TableIdentity) throws(ACPIError) -> [UInt8] {
         var t = ByteWriter(zeros: TableHeader.length)
-        t.append(bytes: try definitionBlock(config.virtioMMIO))
+        t.append(bytes: try definitionBlock(config.virtioMMIO, serialPorts: config.serialPorts))
         TableHeader.finish(&t, signature: "DSDT", revision: revision, identity: identity)
         return t.bytes
     }
 
     /// The AML body. Names sit in the root scope, so `_S5_` here is `\_S5_`.
-    static func definitionBlock(_ devices: [VirtioMMIODescriptor]) throws(ACPIError) -> [UInt8] {
+    static func definitionBlock(_ devices: [VirtioMMIODescriptor],
+                                serialPorts: [SerialPortDescriptor] = []) throws(ACPIError) -> [UInt8] {
         // \_S5_ (ACPI 6.5 §7.4.2): ACPICA reads SLP_TYPa from the first integer and SLP_TYPb
         // from the second; the other two are reserved. Only SLP_TYPa matters when hardware-
         // reduced.
         let sleepType = UInt64(ACPIBuilder.s5SleepType)
         var body = try AML.name("_S5_", AML.package([sleepType, 0, 0, 0].map(AML.integer)))
-        if !devices.isEmpty {
+        if !devices.isEmpty || !serialPorts.isEmpty {
             var terms: [[UInt8]] = []
+            for (index, port) in serialPorts.enumerated() {
+                terms.append(try serialDevice(index: index, port))
+            }
             for (index, device) in devices.enumerated() {
                 terms.append(try virtioDevice(index: index, device))
             }
             body += try AML.scope("_SB_", terms)
         }
         return body
+    }
+
+    /// Device(COMn) with _HID PNP0501 (16550-compatible UART), its I/O window and an
+    /// edge-triggered, active-high ISA interrupt, as Firecracker describes its serial ports.
+    static func serialDevice(index: Int, _ port: SerialPortDescriptor) throws(ACPIError) -> [UInt8] {
+        let resources = try AML.resourceTemplate([
+            AML.ioPort(base: port.port, length: 8),
+            AML.extendedInterrupt([port.gsi], trigger: .edge, polarity: .activeHigh, sharing: .exclusive),
+        ])
+        return try AML.device("COM\(index + 1)", [
+            AML.name("_HID", AML.eisaID("PNP0501")),
+            AML.name("_UID", AML.integer(UInt64(index))),
+            AML.name("_CRS", resources),
+        ])
     }
 
     /// "V" and the index as three capital hex digits: V000, V001, ... VFFF.

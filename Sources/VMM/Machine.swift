@@ -95,6 +95,7 @@ public final class Machine: @unchecked Sendable {
         acpiConfig.sleepStatusPort = UInt16(power.sleepStatusPort)
         acpiConfig.resetPort = UInt16(power.resetPort)
         acpiConfig.resetValue = power.resetValue
+        acpiConfig.serialPorts = [SerialPortDescriptor(port: UInt16(Self.com1Port), gsi: Self.com1GSI)]
         let tables: ACPITables
         do { tables = try ACPIBuilder.build(acpiConfig, at: Layout.acpiTables) } catch { throw .acpi(error) }
         let setup: LinuxLoader.Setup
