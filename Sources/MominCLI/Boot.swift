@@ -36,6 +36,9 @@ struct Boot: ParsableCommand {
     @Option(help: .hidden)
     var kvmDevice: String = "/dev/kvm"
 
+    @Flag(help: "At boot-complete, also print the VMM's resident memory outside guest RAM (vmm-rss-excluding-guest-kib).")
+    var reportMemory = false
+
     func run() throws {
         guard vcpus >= 1 else { throw CLIError.usage("--vcpus \(vcpus) is out of range: at least 1 vCPU is needed") }
         guard memory >= 1 else { throw CLIError.usage("--memory \(memory) MiB is out of range") }
@@ -54,11 +57,18 @@ struct Boot: ParsableCommand {
         }
 
         let machine: Machine
+        let memoryReport = MemoryReport()
         do {
             machine = try Machine(config, payload: payload, observer: MachineObserver(
                 console: FileDescriptorOutput(fd: 1),
-                bootComplete: { us in writeStandardError("boot-complete \(us) us\n") },
+                bootComplete: { [reportMemory] us in
+                    writeStandardError("boot-complete \(us) us\n")
+                    if reportMemory, let kib = memoryReport.machine?.vmmResidentKiB() {
+                        writeStandardError("vmm-rss-excluding-guest-kib: \(kib)\n")
+                    }
+                },
                 firstEntry: { us in writeStandardError("vmm-setup \(us) us\n") }))
+            memoryReport.machine = machine
         } catch {
             throw error.isUsageError ? CLIError.usage(error.description) : CLIError.guest(error.description)
         }
@@ -68,4 +78,10 @@ struct Boot: ParsableCommand {
         }
         guard exit.isClean else { throw CLIError.guest(exit.description) }
     }
+}
+
+/// Lets the boot-complete hook reach the machine it belongs to, which exists only after the hook
+/// is made. Set once before the machine runs.
+final class MemoryReport: @unchecked Sendable {
+    weak var machine: Machine?
 }

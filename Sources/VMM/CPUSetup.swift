@@ -12,7 +12,8 @@ enum CPUSetup {
             case 0x1:
                 e.ebx = (e.ebx & 0x0000_ffff) | UInt32(index) << 24 | UInt32(min(count, 255)) << 16
                 e.ecx |= 1 << 31
-                if count > 1 { e.edx |= 1 << 28 }  // HTT: more than one logical processor
+                // HTT: more than one logical processor in the package.
+                if count > 1 { e.edx |= 1 << 28 } else { e.edx &= ~(1 << 28) }
             case 0xb, 0x1f:
                 e.edx = UInt32(index)
             default:

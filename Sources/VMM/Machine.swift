@@ -122,6 +122,13 @@ public final class Machine: @unchecked Sendable {
         } catch { throw .kvm(error) }
     }
 
+    /// Resident memory of this process outside guest RAM, in KiB.
+    public func vmmResidentKiB() -> Int? {
+        ResidentMemory.kibExcluding(memory.regions.map { r in
+            UInt(bitPattern: r.host)..<UInt(bitPattern: r.host) + UInt(r.size)
+        })
+    }
+
     /// Runs the guest until it powers off, reboots, dies, or `timeoutSeconds` pass.
     public func run(timeoutSeconds: Double?) throws(VMMError) -> MachineExit {
         _ = VCPUKick.installOnce

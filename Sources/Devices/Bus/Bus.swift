@@ -53,6 +53,7 @@ public struct Bus: Sendable {
 
     public mutating func insert(_ device: any BusDevice, base: UInt64, length: UInt64) throws(BusError) {
         guard length > 0 else { throw .emptyRange(base: base) }
+        guard base <= UInt64.max - length else { throw .overlap(base: base, length: length) }
         for e in entries where base < e.base + e.length && e.base < base + length {
             throw .overlap(base: base, length: length)
         }

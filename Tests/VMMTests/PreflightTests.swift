@@ -1,0 +1,162 @@
+import Foundation
+import Testing
+import LinuxBoot
+import VMM
+
+/// A synthetic bzImage with the setup-header fields the loader reads (a copy of the helper in
+/// LinuxBootTests, since test targets cannot share code). With the defaults the kernel needs
+/// 0x100_0000 + 0x100_0000 (preferred address + init_size) + 16 MiB of margin = 48 MiB.
+private func makeBzImage(payload: Int = 8192, initSize: UInt32 = 0x100_0000,
+                         prefAddress: UInt64 = 0x100_0000, cmdlineSize: UInt32 = 2047) -> [UInt8] {
+    let setupSects = 4
+    var b = [UInt8](repeating: 0, count: (setupSects + 1) * 512 + payload)
+    func put<T: FixedWidthInteger>(_ v: T, _ o: Int) {
+        withUnsafeBytes(of: v.littleEndian) { for (i, x) in $0.enumerated() { b[o + i] = x } }
+    }
+    put(UInt8(setupSects), 0x1f1)
+    put(UInt16(0xAA55), 0x1fe)
+    put(UInt8(0xeb), 0x200)           // jmp short
+    put(UInt8(0x66), 0x201)           // header ends at 0x268
+    put(UInt32(0x5372_6448), 0x202)   // "HdrS"
+    put(UInt16(0x020f), 0x206)        // protocol 2.15
+    put(UInt8(0x01), 0x211)           // LOADED_HIGH
+    put(UInt32(0x7fff_ffff), 0x22c)   // initrd_addr_max
+    put(UInt32(0x20_0000), 0x230)     // kernel_alignment
+    put(UInt8(1), 0x234)              // relocatable
+    put(UInt16(0x7f), 0x236)          // xloadflags: XLF_KERNEL_64 and friends
+    put(cmdlineSize, 0x238)
+    put(prefAddress, 0x258)
+    put(initSize, 0x260)
+    return b
+}
+
+/// A fresh directory under /tmp, removed when the test ends.
+private final class Scratch {
+    let path: String
+    init() throws {
+        path = NSTemporaryDirectory() + "momin-preflight-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+
+    func file(_ name: String, _ bytes: [UInt8]) throws -> String {
+        let file = path + "/" + name
+        try Data(bytes).write(to: URL(fileURLWithPath: file))
+        return file
+    }
+}
+
+/// The VMMError that `check` throws, for matching on its case.
+private func preflightError(_ config: MachineConfiguration) -> VMMError? {
+    #expect(throws: VMMError.self) { try Preflight.check(config) }
+}
+
+@Suite struct PreflightTests {
+    @Test func missingKernelNamesThePath() throws {
+        let scratch = try Scratch()
+        let path = scratch.path + "/vmlinuz"
+        let error = try #require(preflightError(MachineConfiguration(kernelPath: path)))
+        guard case .fileUnreadable(let role, let named, let reason) = error else {
+            Issue.record("unexpected \(error)"); return
+        }
+        #expect(role == "kernel" && named == path && reason == "No such file or directory")
+        #expect(error.description == "cannot read kernel \(path): No such file or directory")
+        #expect(error.isUsageError)
+    }
+
+    @Test func directoryIsNotARegularFile() throws {
+        let scratch = try Scratch()
+        let error = try #require(preflightError(MachineConfiguration(kernelPath: scratch.path)))
+        #expect(error.description == "cannot read kernel \(scratch.path): not a regular file")
+    }
+
+    @Test func junkIsNotABzImage() throws {
+        let scratch = try Scratch()
+        let path = try scratch.file("junk", [UInt8](repeating: 0x5a, count: 4096))
+        let error = try #require(preflightError(MachineConfiguration(kernelPath: path)))
+        guard case .boot(let boot) = error else { Issue.record("unexpected \(error)"); return }
+        #expect(boot == .notBzImage("\(path): no 0xAA55 boot signature at 0x1fe"))
+        #expect(error.description == "not a bzImage: \(path): no 0xAA55 boot signature at 0x1fe")
+    }
+
+    @Test(arguments: [0, 255, -1])
+    func vcpuCountOutOfRange(vcpus: Int) throws {
+        let error = try #require(preflightError(MachineConfiguration(kernelPath: "/nonexistent", vcpus: vcpus)))
+        guard case .invalidVCPUCount(let requested, let limit) = error else { Issue.record("unexpected \(error)"); return }
+        #expect(requested == vcpus && limit == 254)
+    }
+
+    @Test func vcpuCountLimitIsInclusive() throws {
+        // 254 passes the count check and fails on the (missing) kernel instead.
+        let error = try #require(preflightError(MachineConfiguration(kernelPath: "/nonexistent", vcpus: 254)))
+        guard case .fileUnreadable = error else { Issue.record("unexpected \(error)"); return }
+    }
+
+    @Test(arguments: [UInt64(0), MachineConfiguration.maximumMemoryMiB + 1])
+    func memoryOutOfRange(memoryMiB: UInt64) throws {
+        let error = try #require(preflightError(MachineConfiguration(kernelPath: "/nonexistent", memoryMiB: memoryMiB)))
+        guard case .invalidMemory = error else { Issue.record("unexpected \(error)"); return }
+        #expect(error.description.hasPrefix("--memory \(memoryMiB) MiB is out of range"))
+    }
+
+    @Test func validKernelPassesWithJustEnoughMemory() throws {
+        let scratch = try Scratch()
+        let kernel = try scratch.file("bzImage", makeBzImage(payload: 8192))
+        let initrd = try scratch.file("initrd", [UInt8](repeating: 7, count: 1 << 20))
+        let payload = try Preflight.check(MachineConfiguration(kernelPath: kernel, initrdPath: initrd, memoryMiB: 49))
+        #expect(payload.kernel.payloadSize == 8192)
+        #expect(payload.initrd == [UInt8](repeating: 7, count: 1 << 20))
+        #expect(try Preflight.check(MachineConfiguration(kernelPath: kernel, memoryMiB: 48)).initrd == nil)
+    }
+
+    @Test func tooLittleMemoryForTheKernel() throws {
+        let scratch = try Scratch()
+        let kernel = try scratch.file("bzImage", makeBzImage())
+        let error = try #require(preflightError(MachineConfiguration(kernelPath: kernel, memoryMiB: 47)))
+        guard case .boot(let boot) = error else { Issue.record("unexpected \(error)"); return }
+        #expect(boot == .memoryTooSmall(requestedMiB: 47, requiredMiB: 48))
+        #expect(error.description == "--memory 47 MiB is too small: this kernel and initrd need at least 48 MiB")
+    }
+
+    /// When the kernel alone fits, the initrd is what is too large; when it does not, the
+    /// message is about memory and counts the initrd in.
+    @Test func tooLittleMemoryForTheInitrd() throws {
+        let scratch = try Scratch()
+        let kernel = try scratch.file("bzImage", makeBzImage())
+        let initrd = try scratch.file("initrd", [UInt8](repeating: 0, count: 2 << 20))
+        let tight = try #require(preflightError(MachineConfiguration(kernelPath: kernel, initrdPath: initrd, memoryMiB: 49)))
+        guard case .boot(let boot) = tight else { Issue.record("unexpected \(tight)"); return }
+        #expect(boot == .initrdTooLarge(size: 2 << 20, availableBytes: 1 << 20))
+        #expect(tight.description.hasPrefix("initrd (2 MiB) does not fit"))
+        #expect(tight.description.contains("(1 MiB free)"))
+
+        let small = try #require(preflightError(MachineConfiguration(kernelPath: kernel, initrdPath: initrd, memoryMiB: 40)))
+        guard case .boot(let boot) = small else { Issue.record("unexpected \(small)"); return }
+        #expect(boot == .memoryTooSmall(requestedMiB: 40, requiredMiB: 50))
+    }
+
+    @Test func missingInitrdNamesItsRole() throws {
+        let scratch = try Scratch()
+        let kernel = try scratch.file("bzImage", makeBzImage())
+        let path = scratch.path + "/initrd.img"
+        let error = try #require(preflightError(MachineConfiguration(kernelPath: kernel, initrdPath: path)))
+        #expect(error.description == "cannot read initrd \(path): No such file or directory")
+    }
+
+    @Test func commandLineLongerThanTheKernelAccepts() throws {
+        let scratch = try Scratch()
+        let kernel = try scratch.file("bzImage", makeBzImage(cmdlineSize: 255))
+        let fits = String(repeating: "a", count: 255)
+        #expect(throws: Never.self) { try Preflight.check(MachineConfiguration(kernelPath: kernel, commandLine: fits)) }
+        let error = try #require(preflightError(MachineConfiguration(kernelPath: kernel, commandLine: fits + "a")))
+        guard case .boot(let boot) = error else { Issue.record("unexpected \(error)"); return }
+        #expect(boot == .commandLineTooLong(length: 256, max: 255))
+
+        // A kernel that claims more than the boot page holds is held to the page.
+        let greedy = try scratch.file("greedy", makeBzImage(cmdlineSize: 0x10_0000))
+        let huge = String(repeating: "b", count: 0x10000)
+        let capped = try #require(preflightError(MachineConfiguration(kernelPath: greedy, commandLine: huge)))
+        guard case .boot(let cappedBoot) = capped else { Issue.record("unexpected \(capped)"); return }
+        #expect(cappedBoot == .commandLineTooLong(length: 0x10000, max: 0xffff))
+    }
+}
