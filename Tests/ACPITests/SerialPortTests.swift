@@ -70,10 +70,4 @@ private func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
         #expect(contains(withSerial, Array("_SB_".utf8)) && contains(withSerial, Array("COM1".utf8)))
     }
 
-    /// With ACPI_DUMP_DIR set, writes this DSDT as dsdt-serial.dat for `iasl -d`.
-    @Test(.enabled(if: ProcessInfo.processInfo.environment["ACPI_DUMP_DIR"] != nil))
-    func writesDSDTForDisassembly() throws {
-        let dir = ProcessInfo.processInfo.environment["ACPI_DUMP_DIR"]!
-        try Data(dsdt(serialConfiguration())).write(to: URL(fileURLWithPath: dir).appendingPathComponent("dsdt-serial.dat"))
-    }
 }

@@ -1,0 +1,53 @@
+import Glibc
+
+/// Read-only facts about the running system.
+enum System {
+    /// Online CPUs, as sysconf(3) _SC_NPROCESSORS_ONLN reports them.
+    static func onlineCPUs() -> Int {
+        sysconf(Int32(_SC_NPROCESSORS_ONLN))
+    }
+
+    /// The kernel release string from uname(2), e.g. "6.1.0-56-cloud-amd64".
+    static func kernelRelease() -> String {
+        var names = utsname()
+        guard uname(&names) == 0 else { return "unknown" }
+        return withUnsafeBytes(of: &names.release) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+    }
+
+    /// Seconds since boot: the first field of /proc/uptime (proc(5)).
+    static func uptime() -> String {
+        let text = readFile("/proc/uptime") ?? ""
+        return text.split(separator: " ").first.map(String.init) ?? "unknown"
+    }
+
+    /// The words of /proc/cmdline.
+    static func kernelCommandLine() -> [String] {
+        (readFile("/proc/cmdline") ?? "").split(whereSeparator: { $0 == " " || $0 == "\n" })
+            .map(String.init)
+    }
+}
+
+/// The whole content of a small file, or nil (with the error printed) if it cannot be read.
+func readFile(_ path: String) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else {
+        Console.error("open \(path): \(describeErrno(errno))")
+        return nil
+    }
+    defer { close(fd) }
+    var content: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        if n < 0 {
+            Console.error("read \(path): \(describeErrno(errno))")
+            return nil
+        }
+        if n == 0 { break }
+        content.append(contentsOf: chunk[0..<n])
+    }
+    return String(decoding: content, as: UTF8.self)
+}

@@ -1,0 +1,39 @@
+// momin-init: PID 1 of a MominAI guest.
+//
+// Mounts /proc, /sys and /dev, loads the kernel modules named in /lib/modules/momin.order,
+// signals the VMM's boot timer, prints one status line and powers the machine off (or, with
+// `momin.shell=1` on the kernel command line, hands the console to /bin/sh).
+// Errors are printed and the boot goes on; the only fatal error is not being PID 1.
+import Glibc
+
+/// Where the image lists its modules, one absolute path per line, in load order.
+let moduleOrderFile = "/lib/modules/momin.order"
+
+// As PID 1 the arguments are never read: /proc is not mounted when the program starts, and
+// Swift's CommandLine on Linux finds argv through /proc/self/maps, so it would be empty anyway.
+let dryRun = getpid() != 1
+if dryRun && !CommandLine.arguments.dropFirst().contains("--not-pid1-test") {
+    Console.error("must run as PID 1 (the guest's /init); pass --not-pid1-test to try it elsewhere")
+    exit(2)
+}
+
+if dryRun {
+    // Outside a guest, skip everything with side effects on the machine: mounts, module
+    // loading, port I/O and power-off. What remains shows the status line.
+    Console.error("--not-pid1-test: not mounting, loading modules, signalling or powering off")
+} else {
+    mountEarlyFilesystems()
+    Console.reopenIfClosed()
+    loadModules(listedIn: moduleOrderFile)
+    BootTimer.signalBootComplete()
+}
+
+Console.print("momin-init: up cpus=\(System.onlineCPUs()) kernel=\(System.kernelRelease()) uptime=\(System.uptime())")
+
+if dryRun {
+    exit(0)
+}
+if System.kernelCommandLine().contains("momin.shell=1") {
+    Power.execShell()
+}
+Power.off()
