@@ -19,8 +19,10 @@ public struct BzImage: Sendable {
         static let initSize = 0x260
     }
 
-    /// The whole file.
-    public let bytes: [UInt8]
+    /// The start of the file: at least the setup header (the payload is loaded from the file).
+    let header: [UInt8]
+    /// Size of the whole file.
+    public let fileSize: Int
     /// Boot protocol version, e.g. 0x020f for 2.15.
     public let protocolVersion: UInt16
     /// File offset of the protected-mode payload: (setup_sects + 1) × 512.
@@ -37,12 +39,24 @@ public struct BzImage: Sendable {
     /// Memory the kernel needs, from its load address, to decompress and start.
     public let initSize: UInt32
 
-    public var payloadSize: Int { bytes.count - payloadOffset }
+    public var payloadSize: Int { fileSize - payloadOffset }
     /// XLF_KERNEL_64: the kernel has the 64-bit entry point at load address + 0x200.
     public var has64BitEntry: Bool { xloadflags & 0x1 != 0 }
 
+    /// How much of the file the header needs: the setup header ends well before this.
+    public static let headerReadSize = 0x290
+
+    /// Parses a whole image held in memory.
     public init(_ bytes: [UInt8]) throws(BootError) {
-        guard bytes.count >= 0x270 else { throw .notBzImage("file is \(bytes.count) bytes, too short for a setup header") }
+        try self.init(header: Array(bytes.prefix(Self.headerReadSize)), fileSize: bytes.count)
+    }
+
+    /// Parses the first `headerReadSize` bytes (or all, if the file is shorter) of a file of
+    /// `fileSize` bytes.
+    public init(header bytes: [UInt8], fileSize: Int) throws(BootError) {
+        guard bytes.count >= 0x270, fileSize >= bytes.count else {
+            throw .notBzImage("file is \(fileSize) bytes, too short for a setup header")
+        }
         func u8(_ o: Int) -> UInt8 { bytes[o] }
         func u16(_ o: Int) -> UInt16 { UInt16(bytes[o]) | UInt16(bytes[o + 1]) << 8 }
         func u32(_ o: Int) -> UInt32 { UInt32(u16(o)) | UInt32(u16(o + 2)) << 16 }
@@ -56,11 +70,12 @@ public struct BzImage: Sendable {
         guard u8(Offset.loadflags) & 0x1 != 0 else { throw .notBzImage("LOADED_HIGH is clear (a zImage)") }
         let sects = u8(Offset.setupSects) == 0 ? 4 : Int(u8(Offset.setupSects))
         let payloadOffset = (sects + 1) * 512
-        guard payloadOffset < bytes.count else { throw .notBzImage("setup (\(payloadOffset) bytes) covers the whole file") }
+        guard payloadOffset < fileSize else { throw .notBzImage("setup (\(payloadOffset) bytes) covers the whole file") }
         let headerEnd = 0x202 + Int(u8(Offset.jump + 1))
         guard headerEnd <= payloadOffset, headerEnd <= 0x290 else { throw .notBzImage("setup header length is implausible") }
 
-        self.bytes = bytes
+        self.header = bytes
+        self.fileSize = fileSize
         protocolVersion = version
         self.payloadOffset = payloadOffset
         self.headerEnd = headerEnd
@@ -75,5 +90,5 @@ public struct BzImage: Sendable {
     }
 
     /// The setup header as it appears in the file, from 0x1f1 to its end.
-    public var setupHeader: ArraySlice<UInt8> { bytes[Offset.setupSects..<headerEnd] }
+    public var setupHeader: ArraySlice<UInt8> { header[Offset.setupSects..<headerEnd] }
 }

@@ -33,11 +33,32 @@ public enum LinuxLoader {
         public var kernelLoadAddress: UInt64
     }
 
-    /// Lays out the guest for boot. `memory` must be laid out by `Layout.ramRegions`.
-    public static func load(kernel: BzImage, initrd: [UInt8]?, commandLine: String,
+    /// Where the kernel's payload and the initrd go: the caller copies them in (straight from
+    /// their files, so the VMM never holds a second copy of either).
+    public struct Placement: Sendable {
+        public let kernelPayload: UInt64
+        public let initrd: UInt64?
+    }
+
+    /// Lays out an image held in memory (tests and small guests).
+    public static func load(kernel: BzImage, kernelBytes: [UInt8], initrd: [UInt8]?, commandLine: String,
                             rsdpAddress: UInt64?, into memory: GuestMemory) throws(BootError) -> Setup {
+        try load(kernel: kernel, initrdSize: initrd?.count, commandLine: commandLine, rsdpAddress: rsdpAddress,
+                 into: memory) { placement throws(GuestMemoryError) in
+            try memory.write(kernelBytes, from: kernel.payloadOffset, count: kernel.payloadSize, at: placement.kernelPayload)
+            if let initrd, let address = placement.initrd { try memory.write(initrd, at: address) }
+        }
+    }
+
+    /// Lays out the guest for boot: checks sizes, places the command line, zero page, GDT and
+    /// page tables, and calls `copy` to put the kernel payload and initrd where `Placement` says.
+    /// `memory` must be laid out by `Layout.ramRegions`.
+    public static func load(kernel: BzImage, initrdSize: Int?, commandLine: String, rsdpAddress: UInt64?,
+                            into memory: GuestMemory,
+                            copy: (Placement) throws(GuestMemoryError) -> Void) throws(BootError) -> Setup {
         let ramBytes = memory.totalSize
-        let requiredMiB = minimumMemoryMiB(kernel: kernel, initrdSize: initrd?.count ?? 0)
+        let initrdSize = initrdSize ?? 0
+        let requiredMiB = minimumMemoryMiB(kernel: kernel, initrdSize: initrdSize)
         guard ramBytes >> 20 >= requiredMiB else {
             throw .memoryTooSmall(requestedMiB: ramBytes >> 20, requiredMiB: requiredMiB)
         }
@@ -46,18 +67,13 @@ public enum LinuxLoader {
         guard cmdline.count <= maxLength else { throw .commandLineTooLong(length: cmdline.count, max: maxLength) }
 
         var initrdPlacement: UInt64?
-        if let initrd, !initrd.isEmpty {
-            initrdPlacement = try initrdAddress(kernel: kernel, size: initrd.count, ramBytes: ramBytes)
+        if initrdSize > 0 {
+            initrdPlacement = try initrdAddress(kernel: kernel, size: initrdSize, ramBytes: ramBytes)
         }
         do throws(GuestMemoryError) {
-            try memory.write(kernel.bytes, from: kernel.payloadOffset, count: kernel.payloadSize, at: Layout.kernelLoad)
+            try copy(Placement(kernelPayload: Layout.kernelLoad, initrd: initrdPlacement))
             try memory.write(cmdline + [0], at: Layout.commandLine)
-
-            var placedInitrd: (address: UInt64, size: UInt64)?
-            if let initrd, let address = initrdPlacement {
-                try memory.write(initrd, at: address)
-                placedInitrd = (address, UInt64(initrd.count))
-            }
+            let placedInitrd = initrdPlacement.map { (address: $0, size: UInt64(initrdSize)) }
 
             let params = BootParams(commandLineAddress: Layout.commandLine, initrd: placedInitrd,
                                     e820: E820Entry.map(ramBytes: ramBytes), rsdpAddress: rsdpAddress)

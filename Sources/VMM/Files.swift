@@ -1,29 +1,66 @@
 import Glibc
+import GuestMemory
 
-/// Reads a whole regular file, with errors that name the file and what was wrong with it.
-func readWholeFile(_ path: String, role: String) throws(VMMError) -> [UInt8] {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else {
-        throw .fileUnreadable(role: role, path: path, reason: String(cString: strerror(errno)))
-    }
-    defer { close(fd) }
-    var st = stat()
-    guard fstat(fd, &st) == 0 else {
-        throw .fileUnreadable(role: role, path: path, reason: String(cString: strerror(errno)))
-    }
-    guard (st.st_mode & S_IFMT) == S_IFREG else {
-        throw .fileUnreadable(role: role, path: path, reason: "not a regular file")
-    }
-    let size = Int(st.st_size)
-    var bytes = [UInt8](repeating: 0, count: size)
-    var done = 0
-    while done < size {
-        let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + done, size - done) }
-        if n < 0 && errno == EINTR { continue }
-        guard n > 0 else {
-            throw .fileUnreadable(role: role, path: path, reason: n == 0 ? "file shrank while reading" : String(cString: strerror(errno)))
+/// A kernel or initrd file, opened once at preflight and copied straight into guest RAM at
+/// boot, so the VMM never holds a second copy of either (they are tens of MiB).
+public final class BootFile: @unchecked Sendable {
+    public let path: String
+    public let role: String
+    public let size: Int
+    private let fd: Int32
+
+    /// Opens `path` read-only; it must be a regular file.
+    init(_ path: String, role: String) throws(VMMError) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .fileUnreadable(role: role, path: path, reason: String(cString: strerror(errno))) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw .fileUnreadable(role: role, path: path, reason: reason)
         }
-        done += n
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
+            throw .fileUnreadable(role: role, path: path, reason: "not a regular file")
+        }
+        self.path = path
+        self.role = role
+        self.size = Int(st.st_size)
+        self.fd = fd
     }
-    return bytes
+
+    deinit { close(fd) }
+
+    /// The first `count` bytes (fewer if the file is shorter).
+    func prefix(_ count: Int) throws(VMMError) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: min(count, size))
+        let n = bytes.withUnsafeMutableBytes { buffer in readFully(into: buffer, at: 0) }
+        guard n == bytes.count else { throw failure(n) }
+        return bytes
+    }
+
+    /// Copies `count` bytes from file offset `offset` into guest RAM at `address`.
+    func copy(offset: Int, count: Int, into memory: GuestMemory, at address: UInt64) throws(VMMError) {
+        let destination: UnsafeMutableRawPointer
+        do { destination = try memory.hostAddress(address, length: UInt64(count)) } catch { throw .memory(error) }
+        let n = readFully(into: UnsafeMutableRawBufferPointer(start: destination, count: count), at: offset)
+        guard n == count else { throw failure(n) }
+    }
+
+    private func failure(_ n: Int) -> VMMError {
+        .fileUnreadable(role: role, path: path, reason: n < 0 ? String(cString: strerror(errno)) : "file shrank while reading")
+    }
+
+    /// pread(2) until `buffer` is full or the file ends; -1 on error.
+    private func readFully(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) -> Int {
+        var done = 0
+        while done < buffer.count {
+            let n = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset + done))
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { return -1 }
+            if n == 0 { break }
+            done += n
+        }
+        return done
+    }
 }

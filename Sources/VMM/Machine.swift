@@ -99,13 +99,26 @@ public final class Machine: @unchecked Sendable {
         let tables: ACPITables
         do { tables = try ACPIBuilder.build(acpiConfig, at: Layout.acpiTables) } catch { throw .acpi(error) }
         let setup: LinuxLoader.Setup
-        do {
-            try memory.write(tables.bytes, at: tables.base)
-            setup = try LinuxLoader.load(kernel: payload.kernel, initrd: payload.initrd, commandLine: config.commandLine,
-                                         rsdpAddress: tables.rsdpAddress, into: memory)
-        } catch let e as GuestMemoryError { throw .memory(e) } catch let e as BootError { throw .boot(e) } catch {
-            fatalError("unreachable: \(error)")
-        }
+        do { try memory.write(tables.bytes, at: tables.base) } catch { throw .memory(error) }
+        var copyError: VMMError?
+        let ram = memory
+        do throws(BootError) {
+            setup = try LinuxLoader.load(kernel: payload.kernel, initrdSize: payload.initrdFile?.size,
+                                         commandLine: config.commandLine, rsdpAddress: tables.rsdpAddress,
+                                         into: memory) { placement throws(GuestMemoryError) in
+                // Straight from the files into guest RAM; a file error is kept and rethrown below.
+                do throws(VMMError) {
+                    try payload.kernelFile.copy(offset: payload.kernel.payloadOffset, count: payload.kernel.payloadSize,
+                                                into: ram, at: placement.kernelPayload)
+                    if let initrd = payload.initrdFile, let address = placement.initrd {
+                        try initrd.copy(offset: 0, count: initrd.size, into: ram, at: address)
+                    }
+                } catch {
+                    copyError = error
+                }
+            }
+        } catch { throw .boot(error) }
+        if let copyError { throw copyError }
 
         // vCPUs: all get CPUID, MSRs and LAPIC wiring; only the boot vCPU gets entry state.
         // The others wait in the in-kernel LAPIC for the guest's INIT/SIPI.

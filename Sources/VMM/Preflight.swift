@@ -5,7 +5,8 @@ import LinuxBoot
 /// is taken, so that bad input fails fast with a message naming what was wrong.
 public struct BootPayload: Sendable {
     public let kernel: BzImage
-    public let initrd: [UInt8]?
+    public let kernelFile: BootFile
+    public let initrdFile: BootFile?
 }
 
 public enum Preflight {
@@ -19,16 +20,17 @@ public enum Preflight {
         guard config.memoryMiB > 0, config.memoryMiB <= MachineConfiguration.maximumMemoryMiB else {
             throw .invalidMemory("--memory \(config.memoryMiB) MiB is out of range (1 to \(MachineConfiguration.maximumMemoryMiB))")
         }
-        let kernelBytes = try readWholeFile(config.kernelPath, role: "kernel")
+        let kernelFile = try BootFile(config.kernelPath, role: "kernel")
         let kernel: BzImage
-        do { kernel = try BzImage(kernelBytes) } catch {
+        do { kernel = try BzImage(header: try kernelFile.prefix(BzImage.headerReadSize), fileSize: kernelFile.size) } catch let error as BootError {
             throw .boot(.notBzImage("\(config.kernelPath): \(error.description.replacingPrefix("not a bzImage: "))"))
-        }
-        let initrd = try config.initrdPath.map { path throws(VMMError) in try readWholeFile(path, role: "initrd") }
-        let required = LinuxLoader.minimumMemoryMiB(kernel: kernel, initrdSize: initrd?.count ?? 0)
+        } catch let error as VMMError { throw error } catch { fatalError("unreachable: \(error)") }
+        let initrdFile = try config.initrdPath.map { path throws(VMMError) in try BootFile(path, role: "initrd") }
+        let initrdSize = initrdFile?.size ?? 0
+        let required = LinuxLoader.minimumMemoryMiB(kernel: kernel, initrdSize: initrdSize)
         guard config.memoryMiB >= required else {
-            if let initrd, LinuxLoader.minimumMemoryMiB(kernel: kernel, initrdSize: 0) <= config.memoryMiB {
-                throw .boot(.initrdTooLarge(size: initrd.count,
+            if initrdSize > 0, LinuxLoader.minimumMemoryMiB(kernel: kernel, initrdSize: 0) <= config.memoryMiB {
+                throw .boot(.initrdTooLarge(size: initrdSize,
                                             availableBytes: (config.memoryMiB - LinuxLoader.minimumMemoryMiB(kernel: kernel, initrdSize: 0)) << 20))
             }
             throw .boot(.memoryTooSmall(requestedMiB: config.memoryMiB, requiredMiB: required))
@@ -36,7 +38,7 @@ public enum Preflight {
         let cmdlineLength = config.commandLine.utf8.count
         let cmdlineMax = min(Int(kernel.commandLineMax), Layout.commandLineCapacity - 1)
         guard cmdlineLength <= cmdlineMax else { throw .boot(.commandLineTooLong(length: cmdlineLength, max: cmdlineMax)) }
-        return BootPayload(kernel: kernel, initrd: initrd)
+        return BootPayload(kernel: kernel, kernelFile: kernelFile, initrdFile: initrdFile)
     }
 }
 

@@ -3,14 +3,15 @@ import Testing
 @testable import LinuxBoot
 
 @Suite struct LinuxLoaderTests {
-    let kernel = try! BzImage(makeBzImage(payload: 10_000, initSize: 0x200_0000, prefAddress: 0x100_0000))
+    let kernelBytes = makeBzImage(payload: 10_000, initSize: 0x200_0000, prefAddress: 0x100_0000)
+    var kernel: BzImage { try! BzImage(kernelBytes) }
 
     func memory(_ mib: UInt64) throws -> GuestMemory { try GuestMemory(layout: Layout.ramRegions(bytes: mib << 20)) }
 
     @Test func loadsKernelCommandLineZeroPageAndEntryState() throws {
         let mem = try memory(128)
         let initrd = [UInt8](repeating: 0x5a, count: 5000)
-        let setup = try LinuxLoader.load(kernel: kernel, initrd: initrd, commandLine: "console=ttyS0",
+        let setup = try LinuxLoader.load(kernel: kernel, kernelBytes: kernelBytes, initrd: initrd, commandLine: "console=ttyS0",
                                          rsdpAddress: 0xe0000, into: mem)
         // The protected-mode payload sits at 1 MiB, byte for byte.
         #expect(try mem.read(at: 0x100000, count: 16) == (0..<16).map { UInt8($0) })
@@ -40,7 +41,7 @@ import Testing
     @Test func refusesTooLittleMemory() throws {
         let mem = try memory(63)
         #expect(throws: BootError.memoryTooSmall(requestedMiB: 63, requiredMiB: 64)) {
-            try LinuxLoader.load(kernel: kernel, initrd: nil, commandLine: "", rsdpAddress: nil, into: mem)
+            try LinuxLoader.load(kernel: kernel, kernelBytes: kernelBytes, initrd: nil, commandLine: "", rsdpAddress: nil, into: mem)
         }
     }
 
@@ -56,10 +57,11 @@ import Testing
     }
 
     @Test func refusesACommandLineLongerThanTheKernelAccepts() throws {
-        let k = try BzImage(makeBzImage(cmdlineSize: 16))
+        let bytes = makeBzImage(cmdlineSize: 16)
+        let k = try BzImage(bytes)
         let mem = try memory(128)
         #expect(throws: BootError.commandLineTooLong(length: 17, max: 16)) {
-            try LinuxLoader.load(kernel: k, initrd: nil, commandLine: String(repeating: "x", count: 17), rsdpAddress: nil, into: mem)
+            try LinuxLoader.load(kernel: k, kernelBytes: bytes, initrd: nil, commandLine: String(repeating: "x", count: 17), rsdpAddress: nil, into: mem)
         }
     }
 }

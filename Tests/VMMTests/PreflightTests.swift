@@ -105,8 +105,9 @@ private func preflightError(_ config: MachineConfiguration) -> VMMError? {
         let initrd = try scratch.file("initrd", [UInt8](repeating: 7, count: 1 << 20))
         let payload = try Preflight.check(MachineConfiguration(kernelPath: kernel, initrdPath: initrd, memoryMiB: 49))
         #expect(payload.kernel.payloadSize == 8192)
-        #expect(payload.initrd == [UInt8](repeating: 7, count: 1 << 20))
-        #expect(try Preflight.check(MachineConfiguration(kernelPath: kernel, memoryMiB: 48)).initrd == nil)
+        #expect(payload.initrdFile?.size == 1 << 20)
+        #expect(payload.initrdFile?.path == initrd)
+        #expect(try Preflight.check(MachineConfiguration(kernelPath: kernel, memoryMiB: 48)).initrdFile == nil)
     }
 
     @Test func tooLittleMemoryForTheKernel() throws {
