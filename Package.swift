@@ -8,6 +8,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "momin", targets: ["MominCLI"]),
+        // The Doors wire protocol, shared with the guest package (Guest/), which depends on it by path.
+        .library(name: "Doors", targets: ["Doors"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -23,8 +25,10 @@ let package = Package(
         .target(name: "ACPI"),
         // bzImage loading, boot_params, e820, page tables, GDT (Linux x86 boot protocol).
         .target(name: "LinuxBoot", dependencies: ["GuestMemory"]),
-        // Emulated devices: each folder one device, testable without KVM.
-        .target(name: "Devices"),
+        // Emulated devices: each folder one device, testable without KVM; virtio transport and queues.
+        .target(name: "Devices", dependencies: ["GuestMemory"]),
+        // The Doors wire protocol: versioned, length-prefixed frames (no Foundation; host and guest).
+        .target(name: "Doors"),
         // Config → builder → running machine: the only place the layers meet.
         .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "ACPI", "LinuxBoot", "Devices"]),
         .executableTarget(
@@ -36,6 +40,8 @@ let package = Package(
         .testTarget(name: "ACPITests", dependencies: ["ACPI"]),
         .testTarget(name: "LinuxBootTests", dependencies: ["LinuxBoot", "GuestMemory"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices"]),
+        .testTarget(name: "VirtioTests", dependencies: ["Devices", "GuestMemory"]),
+        .testTarget(name: "DoorsTests", dependencies: ["Doors"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "Devices", "KVM"]),
         // Tier 2: real /dev/kvm with small hand-made guest code.
         .testTarget(name: "KVMTests", dependencies: ["KVM", "GuestMemory"]),

@@ -1,0 +1,180 @@
+import Devices
+import GuestMemory
+import Testing
+
+/// An interrupt line that counts its edges.
+final class CountingLine: InterruptLine, @unchecked Sendable {
+    private let lock = Lock()
+    private var edges = 0
+    var count: Int { lock.withLock { edges } }
+    func trigger() { lock.withLock { edges += 1 } }
+}
+
+/// A virtio device for transport tests: two queues, a small configuration space, and on each
+/// notification it drains the queue, writes a reply into each chain and returns it.
+final class FakeDevice: VirtioDevice, @unchecked Sendable {
+    static let deviceFeature: UInt64 = 1 << 0
+    let deviceType: UInt32 = VirtioDeviceType.vsock
+    let offeredFeatures: UInt64 = FakeDevice.deviceFeature | VirtioFeature.eventIndex | VirtioFeature.indirectDescriptors
+    let queueMaxSizes: [UInt16] = [256, 128]
+
+    private let lock = Lock()
+    private var config: [UInt8] = [3, 0, 0, 0, 0, 0, 0, 0]  // a vsock guest_cid of 3, le64
+    private var _activation: VirtioActivation?
+    private var _activations = 0
+    private var _resets = 0
+    private var _notified: [Int] = []
+    private var _chains: [DescriptorChain] = []
+    var failActivation = false
+
+    var activation: VirtioActivation? { lock.withLock { _activation } }
+    var activations: Int { lock.withLock { _activations } }
+    var resets: Int { lock.withLock { _resets } }
+    var notified: [Int] { lock.withLock { _notified } }
+    var chains: [DescriptorChain] { lock.withLock { _chains } }
+    var configBytes: [UInt8] { lock.withLock { config } }
+
+    func readConfig(offset: Int, into data: inout [UInt8]) {
+        lock.withLock {
+            for i in data.indices where offset + i < config.count { data[i] = config[offset + i] }
+        }
+    }
+
+    func writeConfig(offset: Int, data: [UInt8]) {
+        lock.withLock {
+            for (i, b) in data.enumerated() where offset + i < config.count { config[offset + i] = b }
+        }
+    }
+
+    func activate(_ activation: VirtioActivation) throws {
+        try lock.withLock {
+            _activations += 1
+            if failActivation { throw FakeError.activationFailed }
+            _activation = activation
+        }
+    }
+
+    func queueNotified(_ index: Int) throws {
+        try lock.withLock {
+            _notified.append(index)
+            guard let a = _activation, let queue = a.queues[index] else { return }
+            while let chain = try queue.pop() {
+                _chains.append(chain)
+                let written = try chain.writeWritable(Array("ok".utf8))
+                if try queue.push(head: chain.head, length: UInt32(written)) { a.notifier.usedBuffers() }
+            }
+        }
+    }
+
+    func reset() {
+        lock.withLock {
+            _resets += 1
+            _activation = nil
+        }
+    }
+}
+
+enum FakeError: Error { case activationFailed }
+
+/// Register offsets from the virtio 1.2 §4.2.2 table, written out here rather than taken from
+/// the transport so the tests check the layout Linux's virtio_mmio.c uses.
+enum Reg {
+    static let magic: UInt64 = 0x000, version: UInt64 = 0x004, deviceID: UInt64 = 0x008, vendorID: UInt64 = 0x00c
+    static let deviceFeatures: UInt64 = 0x010, deviceFeaturesSel: UInt64 = 0x014
+    static let driverFeatures: UInt64 = 0x020, driverFeaturesSel: UInt64 = 0x024
+    static let queueSel: UInt64 = 0x030, queueNumMax: UInt64 = 0x034, queueNum: UInt64 = 0x038
+    static let queueReady: UInt64 = 0x044, queueNotify: UInt64 = 0x050
+    static let interruptStatus: UInt64 = 0x060, interruptACK: UInt64 = 0x064, status: UInt64 = 0x070
+    static let queueDescLow: UInt64 = 0x080, queueDescHigh: UInt64 = 0x084
+    static let queueDriverLow: UInt64 = 0x090, queueDriverHigh: UInt64 = 0x094
+    static let queueDeviceLow: UInt64 = 0x0a0, queueDeviceHigh: UInt64 = 0x0a4
+    static let shmLenLow: UInt64 = 0x0b0
+    static let configGeneration: UInt64 = 0x0fc, config: UInt64 = 0x100
+}
+
+/// Status bits (§2.1), written out.
+enum Status {
+    static let acknowledge: UInt32 = 1, driver: UInt32 = 2, driverOK: UInt32 = 4, featuresOK: UInt32 = 8
+    static let needsReset: UInt32 = 0x40, failed: UInt32 = 0x80
+}
+
+/// A guest with RAM, a fake device behind a virtio-mmio transport, and a driver that pokes the
+/// registers the way Linux's drivers/virtio/virtio_mmio.c and virtio.c do.
+final class MMIOGuest {
+    let memory: GuestMemory
+    let device = FakeDevice()
+    let irq = CountingLine()
+    let transport: VirtioMMIOTransport
+    /// Ring layouts for the device's two queues.
+    var queues: [FakeDriver]
+
+    init() throws {
+        memory = try testMemory()
+        transport = VirtioMMIOTransport(device: device, memory: memory, interrupt: irq)
+        queues = [FakeDriver(memory: memory, size: 256, base: 0x1000), FakeDriver(memory: memory, size: 128, base: 0x4000)]
+    }
+
+    func read(_ offset: UInt64, width: Int = 4) -> UInt32 {
+        var data = [UInt8](repeating: 0xaa, count: width)
+        transport.read(offset: offset, into: &data)
+        return data.enumerated().reduce(0) { $0 | UInt32($1.element) << (8 * UInt32($1.offset)) }
+    }
+
+    func write(_ offset: UInt64, _ value: UInt32, width: Int = 4) {
+        transport.write(offset: offset, data: (0..<width).map { UInt8(truncatingIfNeeded: value >> (8 * UInt32($0))) })
+    }
+
+    /// virtio_add_status: Linux ORs the new bit into what it reads back.
+    func addStatus(_ bit: UInt32) { write(Reg.status, read(Reg.status) | bit) }
+
+    /// vm_get_features: high word first, then low.
+    func deviceFeatures() -> UInt64 {
+        write(Reg.deviceFeaturesSel, 1)
+        let high = UInt64(read(Reg.deviceFeatures))
+        write(Reg.deviceFeaturesSel, 0)
+        return high << 32 | UInt64(read(Reg.deviceFeatures))
+    }
+
+    /// vm_finalize_features: high word first, then low.
+    func writeDriverFeatures(_ features: UInt64) {
+        write(Reg.driverFeaturesSel, 1)
+        write(Reg.driverFeatures, UInt32(truncatingIfNeeded: features >> 32))
+        write(Reg.driverFeaturesSel, 0)
+        write(Reg.driverFeatures, UInt32(truncatingIfNeeded: features))
+    }
+
+    /// Reset, ACKNOWLEDGE, DRIVER, feature negotiation and the FEATURES_OK read-back
+    /// (virtio_dev_probe → virtio_features_ok). Returns whether the device kept FEATURES_OK.
+    @discardableResult
+    func negotiate(accept: (UInt64) -> UInt64 = { $0 }) -> Bool {
+        write(Reg.status, 0)
+        addStatus(Status.acknowledge)
+        addStatus(Status.driver)
+        writeDriverFeatures(accept(deviceFeatures()))
+        addStatus(Status.featuresOK)
+        return read(Reg.status) & Status.featuresOK != 0
+    }
+
+    /// vm_setup_vq for queue `index` with `queues[index]`'s layout (any size, even a bad one).
+    func setUpQueue(_ index: Int, size: UInt32? = nil) {
+        let q = queues[index]
+        write(Reg.queueSel, UInt32(index))
+        #expect(read(Reg.queueReady) == 0, "queue \(index) already set up")
+        #expect(read(Reg.queueNumMax) != 0)
+        write(Reg.queueNum, size ?? UInt32(q.size))
+        write(Reg.queueDescLow, UInt32(truncatingIfNeeded: q.descriptorTable))
+        write(Reg.queueDescHigh, UInt32(truncatingIfNeeded: q.descriptorTable >> 32))
+        write(Reg.queueDriverLow, UInt32(truncatingIfNeeded: q.availableRing))
+        write(Reg.queueDriverHigh, UInt32(truncatingIfNeeded: q.availableRing >> 32))
+        write(Reg.queueDeviceLow, UInt32(truncatingIfNeeded: q.usedRing))
+        write(Reg.queueDeviceHigh, UInt32(truncatingIfNeeded: q.usedRing >> 32))
+        write(Reg.queueReady, 1)
+    }
+
+    /// The whole probe, ending with DRIVER_OK (virtio_device_ready).
+    func probe() {
+        negotiate()
+        for i in queues.indices { setUpQueue(i) }
+        addStatus(Status.driverOK)
+    }
+}
