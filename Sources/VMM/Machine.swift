@@ -31,12 +31,17 @@ public final class Machine: @unchecked Sendable {
     let handler: ExitHandler
     let controller: StopController
     let observer: MachineObserver
-    /// Kept alive for as long as the irqfd they back is registered.
+    /// Kept alive for as long as the irqfds and ioeventfds they back are registered.
     let interruptEvents: [EventFD]
+    let devices: DeviceEventLoop
 
     /// The legacy COM1 serial port and its ISA interrupt.
     static let com1Port: UInt64 = 0x3f8
     static let com1GSI: UInt32 = 4
+    /// virtio-mmio devices: one 0x200-byte register window each, 4 KiB apart from
+    /// `Layout.deviceMMIOStart`, with GSIs from 5 (IOAPIC pins 5–23).
+    static let virtioWindowStride: UInt64 = 0x1000
+    static let firstVirtioGSI: UInt32 = 5
 
     /// Creates the VM and lays out the guest from a preflighted payload. Nothing runs yet.
     public init(_ config: MachineConfiguration, payload: BootPayload, observer: MachineObserver) throws(VMMError) {
@@ -76,7 +81,6 @@ public final class Machine: @unchecked Sendable {
             serialInterrupt = try EventFD()
             try vm.registerInterruptEvent(serialInterrupt, gsi: Self.com1GSI)
         } catch { throw .kvm(error) }
-        interruptEvents = [serialInterrupt]
         let serial = Serial8250(output: observer.console, interrupt: EventLine(event: serialInterrupt))
         let power = PowerControl { request in controller.finish(request == .powerOff ? .poweredOff : .reset) }
         let bootComplete = observer.bootComplete
@@ -87,10 +91,41 @@ public final class Machine: @unchecked Sendable {
                               base: BootTimer.port, length: 1)
             try portIO.insert(power, base: power.base, length: power.length)
         } catch { throw .bus(error) }
-        handler = ExitHandler(portIO: portIO, mmio: Bus())
+
+        // virtio-mmio devices: interrupts through irqfd, queue notifications through ioeventfd
+        // (one per queue, matched on the queue index written to QueueNotify) to the device thread.
+        var mmio = Bus()
+        var events = [serialInterrupt]
+        var sources: [DeviceEventLoop.Source] = []
+        var virtioDescriptors: [VirtioMMIODescriptor] = []
+        let virtioDevices: [any VirtioDevice] = [VirtioRNG()]
+        for (index, device) in virtioDevices.enumerated() {
+            let base = Layout.deviceMMIOStart + UInt64(index) * Self.virtioWindowStride
+            let gsi = Self.firstVirtioGSI + UInt32(index)
+            do {
+                let interrupt = try EventFD()
+                try vm.registerInterruptEvent(interrupt, gsi: gsi)
+                events.append(interrupt)
+                let transport = VirtioMMIOTransport(device: device, memory: memory, interrupt: EventLine(event: interrupt))
+                try mmio.insert(transport, base: base, length: VirtioMMIOTransport.windowSize)
+                for queue in device.queueMaxSizes.indices {
+                    let notify = try EventFD(nonBlocking: true)
+                    try vm.registerIOEvent(notify, address: base + VirtioMMIOTransport.queueNotifyOffset, length: 4,
+                                           match: UInt64(queue))
+                    events.append(notify)
+                    sources.append(DeviceEventLoop.Source(event: notify) { transport.queueNotified(queue) })
+                }
+            } catch let error as KVMError { throw .kvm(error) } catch let error as BusError { throw .bus(error) } catch {
+                fatalError("unreachable: \(error)")
+            }
+            virtioDescriptors.append(VirtioMMIODescriptor(base: base, size: VirtioMMIOTransport.windowSize, gsi: gsi))
+        }
+        interruptEvents = events
+        devices = try DeviceEventLoop(sources: sources)
+        handler = ExitHandler(portIO: portIO, mmio: mmio)
 
         // ACPI tables (RSDP, XSDT, FADT, DSDT, MADT) in the BIOS area, then the kernel.
-        var acpiConfig = ACPIConfiguration(vcpuCount: config.vcpus)
+        var acpiConfig = ACPIConfiguration(vcpuCount: config.vcpus, virtioMMIO: virtioDescriptors)
         acpiConfig.sleepControlPort = UInt16(power.sleepControlPort)
         acpiConfig.sleepStatusPort = UInt16(power.sleepStatusPort)
         acpiConfig.resetPort = UInt16(power.resetPort)
@@ -145,6 +180,8 @@ public final class Machine: @unchecked Sendable {
     /// Runs the guest until it powers off, reboots, dies, or `timeoutSeconds` pass.
     public func run(timeoutSeconds: Double?) throws(VMMError) -> MachineExit {
         _ = VCPUKick.installOnce
+        try devices.start()
+        defer { devices.stop() }
         var threads: [NativeThread] = []
         for vcpu in vcpus {
             let thread = try NativeThread(name: "vcpu\(vcpu.id)") { [self] in runLoop(vcpu) }
