@@ -29,11 +29,13 @@ let package = Package(
         .target(name: "Devices", dependencies: ["GuestMemory"]),
         // The Doors wire protocol: versioned, length-prefixed frames (no Foundation; host and guest).
         .target(name: "Doors"),
+        // Hands: the host side of tool calls; for now the Doors client that reaches a guest's init.
+        .target(name: "Hands", dependencies: ["Doors"]),
         // Config → builder → running machine: the only place the layers meet.
         .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "ACPI", "LinuxBoot", "Devices"]),
         .executableTarget(
             name: "MominCLI",
-            dependencies: ["VMM", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["VMM", "Hands", "Doors", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
         // Tier 1: pure tests, fakes only.

@@ -34,6 +34,7 @@ public final class Machine: @unchecked Sendable {
     /// Kept alive for as long as the irqfds and ioeventfds they back are registered.
     let interruptEvents: [EventFD]
     let devices: DeviceEventLoop
+    private var vcpuThreads: [NativeThread] = []
 
     /// The legacy COM1 serial port and its ISA interrupt.
     static let com1Port: UInt64 = 0x3f8
@@ -96,7 +97,7 @@ public final class Machine: @unchecked Sendable {
         // (one per queue, matched on the queue index written to QueueNotify) to the device thread.
         var mmio = Bus()
         var events = [serialInterrupt]
-        var sources: [DeviceEventLoop.Source] = []
+        let eventLoop = try DeviceEventLoop()
         var virtioDescriptors: [VirtioMMIODescriptor] = []
         let virtioDevices: [any VirtioDevice] = [VirtioRNG()]
         for (index, device) in virtioDevices.enumerated() {
@@ -113,7 +114,7 @@ public final class Machine: @unchecked Sendable {
                     try vm.registerIOEvent(notify, address: base + VirtioMMIOTransport.queueNotifyOffset, length: 4,
                                            match: UInt64(queue))
                     events.append(notify)
-                    sources.append(DeviceEventLoop.Source(event: notify) { transport.queueNotified(queue) })
+                    eventLoop.watch(notify) { transport.queueNotified(queue) }
                 }
             } catch let error as KVMError { throw .kvm(error) } catch let error as BusError { throw .bus(error) } catch {
                 fatalError("unreachable: \(error)")
@@ -121,7 +122,7 @@ public final class Machine: @unchecked Sendable {
             virtioDescriptors.append(VirtioMMIODescriptor(base: base, size: VirtioMMIOTransport.windowSize, gsi: gsi))
         }
         interruptEvents = events
-        devices = try DeviceEventLoop(sources: sources)
+        devices = eventLoop
         handler = ExitHandler(portIO: portIO, mmio: mmio)
 
         // ACPI tables (RSDP, XSDT, FADT, DSDT, MADT) in the BIOS area, then the kernel.
@@ -179,24 +180,53 @@ public final class Machine: @unchecked Sendable {
 
     /// Runs the guest until it powers off, reboots, dies, or `timeoutSeconds` pass.
     public func run(timeoutSeconds: Double?) throws(VMMError) -> MachineExit {
+        try start()
+        return wait(timeoutSeconds: timeoutSeconds)
+    }
+
+    /// Starts the device thread and one thread per vCPU; returns at once.
+    public func start() throws(VMMError) {
         _ = VCPUKick.installOnce
         try devices.start()
-        defer { devices.stop() }
         var threads: [NativeThread] = []
         for vcpu in vcpus {
-            let thread = try NativeThread(name: "vcpu\(vcpu.id)") { [self] in runLoop(vcpu) }
-            threads.append(thread)
+            do {
+                threads.append(try NativeThread(name: "vcpu\(vcpu.id)") { [self] in runLoop(vcpu) })
+            } catch {
+                controller.finish(.vcpuFailed(vcpu: vcpu.id, error.description))
+                vcpuThreads = threads
+                shutDown()
+                throw error
+            }
         }
+        vcpuThreads = threads
+    }
+
+    /// Waits until the guest stops by itself or `timeoutSeconds` pass, then stops every thread.
+    public func wait(timeoutSeconds: Double?) -> MachineExit {
         let exit = controller.wait(seconds: timeoutSeconds) ?? .timedOut(seconds: timeoutSeconds ?? 0)
         controller.finish(exit)
-        // Knock every vCPU out of KVM_RUN: immediate_exit covers a thread about to enter,
-        // the signal one already inside.
+        shutDown()
+        return exit
+    }
+
+    /// Stops a running guest from the host side (the guest gets no say).
+    public func stop() -> MachineExit {
+        controller.finish(.stoppedByHost)
+        return wait(timeoutSeconds: 0)
+    }
+
+    /// Knocks every vCPU out of KVM_RUN (immediate_exit covers a thread about to enter, the
+    /// signal one already inside), joins the threads, then stops the device thread.
+    private func shutDown() {
+        let threads = vcpuThreads
+        vcpuThreads = []
         for (vcpu, thread) in zip(vcpus, threads) {
             vcpu.setImmediateExit(true)
             thread.kick()
         }
         for thread in threads { thread.join() }
-        return exit
+        devices.stop()
     }
 
     private func runLoop(_ vcpu: VCPU) {

@@ -12,6 +12,8 @@ public enum MachineExit: Equatable, Sendable, CustomStringConvertible {
     case vcpuFailed(vcpu: Int, String)
     /// The run outlived its time limit.
     case timedOut(seconds: Double)
+    /// The host stopped the machine (its work in the guest was done).
+    case stoppedByHost
 
     public var description: String {
         switch self {
@@ -20,11 +22,12 @@ public enum MachineExit: Equatable, Sendable, CustomStringConvertible {
         case .stopped(let vcpu, let reason): "vCPU \(vcpu) stopped: \(reason)"
         case .vcpuFailed(let vcpu, let message): "vCPU \(vcpu) failed: \(message)"
         case .timedOut(let s): "the guest did not finish within \(s) s"
+        case .stoppedByHost: "the host stopped the guest"
         }
     }
 
     /// Clean ends: the guest asked to power off or reboot.
-    public var isClean: Bool { self == .poweredOff || self == .reset }
+    public var isClean: Bool { self == .poweredOff || self == .reset || self == .stoppedByHost }
 }
 
 /// Records the first reason a machine stopped and wakes whoever waits for it.

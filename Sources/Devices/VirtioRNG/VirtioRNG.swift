@@ -33,8 +33,9 @@ public final class VirtioRNG: VirtioDevice, @unchecked Sendable {
     private let entropy: any EntropySource
     private let lock = Lock()
     private var activation: VirtioActivation?
+    private var served = 0
     /// Bytes handed to the guest, for tests and statistics.
-    public private(set) var bytesServed = 0
+    public var bytesServed: Int { lock.withLock { served } }
 
     public init(entropy: any EntropySource = SystemEntropy()) { self.entropy = entropy }
 
@@ -60,7 +61,7 @@ public final class VirtioRNG: VirtioDevice, @unchecked Sendable {
                 let request = try chain.requireWritableOnly()
                 let count = min(request.writableLength, Self.maximumRequest)
                 let written = try request.writeWritable(entropy.fill(count))
-                bytesServed += written
+                served += written
                 notify = try queue.push(head: request.head, length: UInt32(written)) || notify
             }
             if notify { activation.notifier.usedBuffers() }

@@ -1,0 +1,175 @@
+import Doors
+import Glibc
+
+/// The host end of one Doors connection to a guest's momin-init, reached through the VMM's
+/// vsock Unix socket (Firecracker's convention: connect, send `CONNECT <port>\n`, read
+/// `OK <host port>\n`, then the stream is the guest's). Blocking, one request at a time.
+public final class DoorsClient {
+    private let fd: Int32
+    private var decoder = FrameDecoder()
+    private var encoder = FrameEncoder()
+    private var nextRequest: UInt32 = 1
+    public private(set) var session: Session
+
+    /// Connects to guest vsock `port` through `socketPath`, retrying until the guest listens or
+    /// `seconds` pass, then exchanges Hello frames.
+    public init(socketPath: String, port: UInt32, seconds: Double) throws(HandsError) {
+        let deadline = monotonicSeconds() + seconds
+        var connected: Int32 = -1
+        while connected < 0 {
+            connected = try Self.open(socketPath: socketPath, port: port)
+            if connected >= 0 { break }
+            guard monotonicSeconds() < deadline else { throw .guestNotListening(port: port, seconds: seconds) }
+            usleep(50_000)
+        }
+        fd = connected
+        session = Session(version: DoorsProtocol.currentVersion, maxPayload: DoorsProtocol.maxPayload)
+        do {
+            let local = Hello(software: "momin")
+            try send(Frame(requestID: 0, .hello(local)))
+            let frame = try receive()
+            guard case .hello(let remote) = frame.message else {
+                if case .error(let reply) = frame.message { throw HandsError.remote(reply) }
+                throw HandsError.unexpected(frame.message)
+            }
+            do { session = try Session.negotiate(local: local, remote: remote) } catch { throw HandsError.protocolError(error) }
+            encoder = FrameEncoder(session: session)
+            decoder.apply(session)
+        } catch let error as HandsError {
+            close(fd)
+            throw error
+        } catch {
+            close(fd)
+            throw .connectionClosed
+        }
+    }
+
+    deinit { close(fd) }
+
+    /// One attempt: -1 when the guest is not (yet) listening on `port`.
+    private static func open(socketPath: String, port: UInt32) throws(HandsError) -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw .socket("socket", errno: errno) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let path = Array(socketPath.utf8)
+        guard path.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            close(fd)
+            throw .socket("socket path \(socketPath) is too long", errno: ENAMETOOLONG)
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, b) in path.enumerated() { raw[i] = b }
+        }
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else {
+            let e = errno
+            close(fd)
+            // The VMM's socket may not exist yet while it starts.
+            if e == ENOENT || e == ECONNREFUSED { return -1 }
+            throw .socket("connect \(socketPath)", errno: e)
+        }
+        let request = Array("CONNECT \(port)\n".utf8)
+        guard writeAll(fd, request[...]) else { close(fd); return -1 }
+        // Read the answer a byte at a time: nothing past its newline belongs to us.
+        var line: [UInt8] = []
+        var byte: UInt8 = 0
+        while line.count < 64 {
+            let n = read(fd, &byte, 1)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { close(fd); return -1 }  // the device sent RST: nothing listens yet
+            if byte == UInt8(ascii: "\n") { break }
+            line.append(byte)
+        }
+        let text = String(decoding: line, as: UTF8.self)
+        guard text.hasPrefix("OK ") else { close(fd); throw .handshake(text) }
+        return fd
+    }
+
+    /// Runs a program in the guest, passing its output to `output` as it arrives (`true` for
+    /// stdout, `false` for stderr), and returns how it ended.
+    public func exec(_ request: ExecRequest, stdin: [UInt8]? = nil,
+                     output: (Bool, [UInt8]) -> Void) throws(HandsError) -> ExitReport {
+        var request = request
+        request.sendsStdin = stdin != nil
+        let id = allocateRequest()
+        try send(Frame(requestID: id, .exec(request)))
+        if let stdin {
+            var offset = 0
+            while offset < stdin.count {
+                let end = min(offset + session.maxPayload, stdin.count)
+                try send(Frame(requestID: id, .stdinData(Array(stdin[offset..<end]))))
+                offset = end
+            }
+            try send(Frame(requestID: id, .stdinEnd))
+        }
+        while true {
+            let frame = try receive()
+            guard frame.requestID == id else { continue }
+            switch frame.message {
+            case .started: continue
+            case .stdoutData(let bytes): output(true, bytes)
+            case .stderrData(let bytes): output(false, bytes)
+            case .exit(let report): return report
+            case .error(let reply): throw .remote(reply)
+            default: throw .unexpected(frame.message)
+            }
+        }
+    }
+
+    /// A Ping/Pong round trip.
+    public func ping() throws(HandsError) {
+        let id = allocateRequest()
+        let nonce = UInt64(id) << 32 | 0x5a5a
+        try send(Frame(requestID: id, .ping(nonce: nonce)))
+        while true {
+            let frame = try receive()
+            if frame.requestID == id, case .pong(nonce) = frame.message { return }
+            if case .error(let reply) = frame.message { throw .remote(reply) }
+        }
+    }
+
+    private func allocateRequest() -> UInt32 {
+        defer { nextRequest = nextRequest >= 0x7fff_ffff ? 1 : nextRequest + 1 }
+        return nextRequest
+    }
+
+    private func send(_ frame: Frame) throws(HandsError) {
+        let bytes: [UInt8]
+        do { bytes = try encoder.encode(frame) } catch { throw .protocolError(error) }
+        guard writeAll(fd, bytes[...]) else { throw .connectionClosed }
+    }
+
+    private func receive() throws(HandsError) -> Frame {
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            do { if let frame = try decoder.next() { return frame } } catch { throw .protocolError(error) }
+            let room = min(buffer.count, decoder.freeCapacity)
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, room) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { throw .socket("read", errno: errno) }
+            if n == 0 { throw .connectionClosed }
+            decoder.append(buffer[0..<n])
+        }
+    }
+}
+
+func writeAll(_ fd: Int32, _ bytes: ArraySlice<UInt8>) -> Bool {
+    var offset = bytes.startIndex
+    while offset < bytes.endIndex {
+        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + (offset - bytes.startIndex), bytes.endIndex - offset) }
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { return false }
+        offset += n
+    }
+    return true
+}
+
+func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+func errnoText(_ e: Int32) -> String { String(cString: strerror(e)) }

@@ -1,0 +1,28 @@
+import Doors
+
+/// Why a Hands call over Doors failed, as the one line a user sees.
+public enum HandsError: Error, CustomStringConvertible {
+    case socket(String, errno: Int32)
+    /// Nothing in the guest accepted a connection on the Doors port before the deadline.
+    case guestNotListening(port: UInt32, seconds: Double)
+    /// The VMM's vsock socket answered the CONNECT handshake with something other than OK.
+    case handshake(String)
+    case protocolError(DoorsError)
+    /// The guest answered the request with an Error frame.
+    case remote(ErrorReply)
+    case connectionClosed
+    case unexpected(DoorsMessage)
+
+    public var description: String {
+        switch self {
+        case .socket(let call, let e): "\(call): \(errnoText(e))"
+        case .guestNotListening(let port, let s): "the guest did not accept Doors connections on vsock port \(port) within \(s) s"
+        case .handshake(let line): "vsock CONNECT refused: \(line)"
+        case .protocolError(let e): "Doors protocol error: \(e)"
+        case .remote(let reply):
+            reply.message.isEmpty ? "guest error: \(reply.code)" : "guest error: \(reply.message)"
+        case .connectionClosed: "the guest closed the Doors connection"
+        case .unexpected(let m): "unexpected Doors message \(m.type)"
+        }
+    }
+}
