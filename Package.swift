@@ -35,7 +35,7 @@ let package = Package(
         .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "ACPI", "LinuxBoot", "Devices"]),
         .executableTarget(
             name: "MominCLI",
-            dependencies: ["VMM", "Hands", "Doors", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["VMM", "Devices", "Hands", "Doors", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
         // Tier 1: pure tests, fakes only.

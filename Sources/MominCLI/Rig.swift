@@ -27,12 +27,10 @@ enum Rig {
         var argv = [script]
         for f in files { argv += ["--with", absolute(f)] }
         argv += ["--", "momin"]
-        let original = CommandLine.arguments.dropFirst()
-        argv += original.map { arg in
-            // Paths given on the command line must name the same files inside the rig.
-            files.contains(arg) ? absolute(arg) : arg
-        }
-        argv.append("--no-rig")
+        // Paths given on the command line must name the same files inside the rig. `--no-rig`
+        // goes right after the subcommand, before any `--` that starts a guest command line.
+        let original = CommandLine.arguments.dropFirst().map { files.contains($0) ? absolute($0) : $0 }
+        argv += original.prefix(1) + ["--no-rig"] + original.dropFirst()
         // The rig carries this very binary in, so the same build runs on both sides.
         if let exe = selfPath() { setenv("MOMIN_BIN", exe, 0) }
         let cargs = argv.map { strdup($0) } + [nil]

@@ -1,3 +1,17 @@
+/// The guest's vsock address and the host Unix socket that stands for it.
+public struct VsockConfiguration: Sendable {
+    /// The guest's context id (3 or more; 2 is the host).
+    public var guestCID: UInt64
+    /// Host processes connect here and write `CONNECT <port>`; guest connections to host port P
+    /// go to `<socketPath>_P` (Firecracker's convention).
+    public var socketPath: String
+
+    public init(guestCID: UInt64 = 3, socketPath: String) {
+        self.guestCID = guestCID
+        self.socketPath = socketPath
+    }
+}
+
 /// What the user asked for: one microVM booting a Linux kernel.
 public struct MachineConfiguration: Sendable {
     public var kernelPath: String
@@ -6,6 +20,8 @@ public struct MachineConfiguration: Sendable {
     public var vcpus: Int
     public var memoryMiB: UInt64
     public var kvmPath: String
+    /// A virtio-vsock device, when the host is to talk to the guest (Doors).
+    public var vsock: VsockConfiguration?
 
     /// The command line used when the user gives none: serial console on the 8250 at 0x3f8,
     /// reboot through the i8042 (the VMM treats it as an exit), no PCI probing on a bus we don't have.

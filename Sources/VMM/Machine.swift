@@ -210,6 +210,9 @@ public final class Machine: @unchecked Sendable {
         return exit
     }
 
+    /// Asks a running machine to stop, from any thread; `wait` then returns `.stoppedByHost`.
+    public func requestStop() { controller.finish(.stoppedByHost) }
+
     /// Stops a running guest from the host side (the guest gets no say).
     public func stop() -> MachineExit {
         controller.finish(.stoppedByHost)

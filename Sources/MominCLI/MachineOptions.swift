@@ -1,0 +1,47 @@
+import ArgumentParser
+import VMM
+
+/// The options every command that boots a microVM shares.
+struct MachineOptions: ParsableArguments {
+    @Option(help: "The bzImage to boot (default: the guest image's kernel).")
+    var kernel: String?
+
+    @Option(help: "An initramfs to pass to the kernel (default: the guest image's, when --kernel is not given).")
+    var initrd: String?
+
+    @Option(help: "The kernel command line.")
+    var cmdline: String = MachineConfiguration.defaultCommandLine
+
+    @Option(help: "Virtual CPUs.")
+    var vcpus: Int = 1
+
+    @Option(help: "Guest memory in MiB.")
+    var memory: Int = 256
+
+    @Option(help: "Stop the guest and fail after this many seconds (0: no limit).")
+    var timeout: Double = 0
+
+    @Flag(help: "Never go through the nested rig; fail if this host's KVM cannot boot stock kernels.")
+    var noRig = false
+
+    @Option(help: .hidden)
+    var kvmDevice: String = "/dev/kvm"
+
+    /// The machine these options describe, with `extraCommandLine` appended to the kernel's.
+    func configuration(extraCommandLine: String? = nil) throws -> MachineConfiguration {
+        guard vcpus >= 1 else { throw CLIError.usage("--vcpus \(vcpus) is out of range: at least 1 vCPU is needed") }
+        guard memory >= 1 else { throw CLIError.usage("--memory \(memory) MiB is out of range") }
+        guard timeout >= 0, timeout.isFinite else { throw CLIError.usage("--timeout \(timeout) is not a number of seconds ≥ 0") }
+        let image = GuestImage.default
+        let kernelPath = kernel ?? image.kernel
+        let initrdPath = initrd ?? (kernel == nil ? image.initrd : nil)
+        let commandLine = extraCommandLine.map { cmdline + " " + $0 } ?? cmdline
+        return MachineConfiguration(kernelPath: kernelPath, initrdPath: initrdPath, commandLine: commandLine,
+                                    vcpus: vcpus, memoryMiB: UInt64(memory), kvmPath: kvmDevice)
+    }
+
+    /// Reads and checks the kernel and initrd; bad input is a usage error (exit 2).
+    func preflight(_ config: MachineConfiguration) throws -> BootPayload {
+        do { return try Preflight.check(config) } catch { throw CLIError.usage(error.description) }
+    }
+}
