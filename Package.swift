@@ -8,6 +8,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "momin", targets: ["MominCLI"]),
+        .executable(name: "momin-vmm", targets: ["MominVMM"]),
         // The Doors wire protocol, shared with the guest package (Guest/), which depends on it by path.
         .library(name: "Doors", targets: ["Doors"]),
     ],
@@ -33,6 +34,8 @@ let package = Package(
         .target(name: "Hands", dependencies: ["Doors"]),
         // Config → builder → running machine: the only place the layers meet.
         .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "ACPI", "LinuxBoot", "Devices"]),
+        // The VMM process: one microVM, no Foundation, no argument-parsing library.
+        .executableTarget(name: "MominVMM", dependencies: ["VMM"]),
         .executableTarget(
             name: "MominCLI",
             dependencies: ["VMM", "Devices", "Hands", "Doors", .product(name: "ArgumentParser", package: "swift-argument-parser")]

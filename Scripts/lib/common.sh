@@ -135,11 +135,13 @@ ensure_guest_image() {
   "$MOMIN_ROOT/Scripts/guest-image" >&2 || die "Scripts/guest-image failed"
 }
 
-# build_momin: builds the momin CLI (release, Swift stdlib linked statically) and prints its path.
+# build_momin: builds the momin CLI and its VMM process momin-vmm (release, Swift stdlib linked
+# statically, side by side) and prints the path of momin.
 build_momin() {
   command -v swift >/dev/null 2>&1 || die "swift not found (expected at /opt/swift or on PATH)"
   (cd "$MOMIN_ROOT" &&
-     swift build -c release --static-swift-stdlib --product momin >&2) || die "building momin failed"
+     swift build -c release --static-swift-stdlib --product momin >&2 &&
+     swift build -c release --static-swift-stdlib --product momin-vmm >&2) || die "building momin failed"
   echo "$MOMIN_ROOT/.build/release/momin"
 }
 

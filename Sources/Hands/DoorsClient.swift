@@ -12,14 +12,14 @@ public final class DoorsClient {
     public private(set) var session: Session
 
     /// Connects to guest vsock `port` through `socketPath`, retrying until the guest listens or
-    /// `seconds` pass, then exchanges Hello frames.
-    public init(socketPath: String, port: UInt32, seconds: Double) throws(HandsError) {
+    /// `seconds` pass (or `giveUp` says the VM is gone), then exchanges Hello frames.
+    public init(socketPath: String, port: UInt32, seconds: Double, giveUp: () -> Bool = { false }) throws(HandsError) {
         let deadline = monotonicSeconds() + seconds
         var connected: Int32 = -1
         while connected < 0 {
             connected = try Self.open(socketPath: socketPath, port: port)
             if connected >= 0 { break }
-            guard monotonicSeconds() < deadline else { throw .guestNotListening(port: port, seconds: seconds) }
+            guard monotonicSeconds() < deadline, !giveUp() else { throw .guestNotListening(port: port, seconds: seconds) }
             usleep(50_000)
         }
         fd = connected

@@ -25,32 +25,7 @@ struct Boot: ParsableCommand {
             try Rig.reexec(reason: reason, files: [config.kernelPath, config.initrdPath].compactMap { $0 })
         }
 
-        let vm: Machine
-        let memoryReport = MemoryReport()
-        do {
-            vm = try Machine(config, payload: payload, observer: MachineObserver(
-                console: FileDescriptorOutput(fd: 1),
-                bootComplete: { [reportMemory] us in
-                    writeStandardError("boot-complete \(us) us\n")
-                    if reportMemory, let kib = memoryReport.machine?.vmmResidentKiB() {
-                        writeStandardError("vmm-rss-excluding-guest-kib: \(kib)\n")
-                    }
-                },
-                firstEntry: { us in writeStandardError("vmm-setup \(us) us\n") }))
-            memoryReport.machine = vm
-        } catch {
-            throw error.isUsageError ? CLIError.usage(error.description) : CLIError.guest(error.description)
-        }
-        let exit: MachineExit
-        do { exit = try vm.run(timeoutSeconds: machine.timeout > 0 ? machine.timeout : nil) } catch {
-            throw CLIError.guest(error.description)
-        }
-        guard exit.isClean else { throw CLIError.guest(exit.description) }
+        // The microVM itself lives in momin-vmm, a small process of its own (no Foundation).
+        try VMMLauncher.exec(config, timeout: machine.timeout, reportMemory: reportMemory)
     }
-}
-
-/// Lets the boot-complete hook reach the machine it belongs to, which exists only after the hook
-/// is made. Set once before the machine runs.
-final class MemoryReport: @unchecked Sendable {
-    weak var machine: Machine?
 }

@@ -1,5 +1,5 @@
 /// The guest's vsock address and the host Unix socket that stands for it.
-public struct VsockConfiguration: Sendable {
+public struct VsockConfiguration: Equatable, Sendable {
     /// The guest's context id (3 or more; 2 is the host).
     public var guestCID: UInt64
     /// Host processes connect here and write `CONNECT <port>`; guest connections to host port P
@@ -13,7 +13,7 @@ public struct VsockConfiguration: Sendable {
 }
 
 /// What the user asked for: one microVM booting a Linux kernel.
-public struct MachineConfiguration: Sendable {
+public struct MachineConfiguration: Equatable, Sendable {
     public var kernelPath: String
     public var initrdPath: String?
     public var commandLine: String

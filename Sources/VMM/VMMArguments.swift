@@ -1,0 +1,83 @@
+/// The command line of `momin-vmm`, the process that holds one microVM: a fixed, internal
+/// interface written by `momin` (which has already checked what the user typed), parsed here
+/// without Foundation or an argument-parsing library so the VMM process stays small.
+///
+///     momin-vmm --kernel PATH [--initrd PATH] [--cmdline STR] [--vcpus N] [--memory MiB]
+///               [--timeout S] [--vsock-socket PATH [--vsock-cid N]] [--kvm-device PATH]
+///               [--report-memory]
+public struct VMMArguments: Equatable, Sendable {
+    public var configuration: MachineConfiguration
+    /// Seconds before the VMM stops the guest and fails; nil for no limit.
+    public var timeout: Double?
+    public var reportMemory = false
+
+    public enum ParseError: Error, Equatable, CustomStringConvertible {
+        case unknownOption(String)
+        case missingValue(String)
+        case badNumber(option: String, value: String)
+        case missingKernel
+
+        public var description: String {
+            switch self {
+            case .unknownOption(let o): "unknown option \(o)"
+            case .missingValue(let o): "\(o) needs a value"
+            case .badNumber(let o, let v): "\(o) \(v) is not a valid number"
+            case .missingKernel: "--kernel is required"
+            }
+        }
+    }
+
+    public static func parse(_ arguments: [String]) throws(ParseError) -> VMMArguments {
+        var config = MachineConfiguration(kernelPath: "")
+        var timeout: Double?
+        var reportMemory = false
+        var vsockPath: String?
+        var vsockCID: UInt64 = 3
+        var i = 0
+        func value(_ option: String) throws(ParseError) -> String {
+            guard i + 1 < arguments.count else { throw .missingValue(option) }
+            i += 1
+            return arguments[i]
+        }
+        func number<T: LosslessStringConvertible>(_ option: String, _: T.Type) throws(ParseError) -> T {
+            let text = try value(option)
+            guard let n = T(text) else { throw .badNumber(option: option, value: text) }
+            return n
+        }
+        while i < arguments.count {
+            let option = arguments[i]
+            switch option {
+            case "--kernel": config.kernelPath = try value(option)
+            case "--initrd": config.initrdPath = try value(option)
+            case "--cmdline": config.commandLine = try value(option)
+            case "--vcpus": config.vcpus = try number(option, Int.self)
+            case "--memory": config.memoryMiB = try number(option, UInt64.self)
+            case "--timeout":
+                let t = try number(option, Double.self)
+                guard t >= 0, t.isFinite else { throw .badNumber(option: option, value: String(t)) }
+                timeout = t > 0 ? t : nil
+            case "--vsock-socket": vsockPath = try value(option)
+            case "--vsock-cid": vsockCID = try number(option, UInt64.self)
+            case "--kvm-device": config.kvmPath = try value(option)
+            case "--report-memory": reportMemory = true
+            default: throw .unknownOption(option)
+            }
+            i += 1
+        }
+        guard !config.kernelPath.isEmpty else { throw .missingKernel }
+        if let vsockPath { config.vsock = VsockConfiguration(guestCID: vsockCID, socketPath: vsockPath) }
+        return VMMArguments(configuration: config, timeout: timeout, reportMemory: reportMemory)
+    }
+
+    /// The command line that makes `momin-vmm` run `configuration` (what `parse` reads back).
+    public static func render(_ configuration: MachineConfiguration, timeout: Double?, reportMemory: Bool = false) -> [String] {
+        var args = ["--kernel", configuration.kernelPath]
+        if let initrd = configuration.initrdPath { args += ["--initrd", initrd] }
+        args += ["--cmdline", configuration.commandLine, "--vcpus", String(configuration.vcpus),
+                 "--memory", String(configuration.memoryMiB), "--kvm-device", configuration.kvmPath]
+        if let timeout { args += ["--timeout", String(timeout)] }
+        if let vsock = configuration.vsock { args += ["--vsock-socket", vsock.socketPath, "--vsock-cid", String(vsock.guestCID)] }
+        if reportMemory { args.append("--report-memory") }
+        return args
+    }
+}

@@ -1,0 +1,32 @@
+import Testing
+@testable import VMM
+
+@Suite struct VMMArgumentsTests {
+    @Test func renderThenParseGivesTheSameMachine() throws {
+        var config = MachineConfiguration(kernelPath: "/k", initrdPath: "/i", commandLine: "console=ttyS0 a=\"b c\"",
+                                          vcpus: 2, memoryMiB: 512, kvmPath: "/dev/kvm")
+        config.vsock = VsockConfiguration(guestCID: 7, socketPath: "/run/momin/vm.x/vsock.sock")
+        let parsed = try VMMArguments.parse(VMMArguments.render(config, timeout: 12.5, reportMemory: true))
+        #expect(parsed.configuration == config)
+        #expect(parsed.timeout == 12.5)
+        #expect(parsed.reportMemory)
+    }
+
+    @Test func defaultsWithoutOptionalParts() throws {
+        let parsed = try VMMArguments.parse(["--kernel", "/k"])
+        #expect(parsed.configuration == MachineConfiguration(kernelPath: "/k"))
+        #expect(parsed.timeout == nil)
+        #expect(!parsed.reportMemory)
+        #expect(try VMMArguments.parse(["--kernel", "/k", "--timeout", "0"]).timeout == nil)
+    }
+
+    @Test func badArgumentsAreNamed() {
+        #expect(throws: VMMArguments.ParseError.missingKernel) { try VMMArguments.parse([]) }
+        #expect(throws: VMMArguments.ParseError.unknownOption("--bogus")) { try VMMArguments.parse(["--kernel", "/k", "--bogus"]) }
+        #expect(throws: VMMArguments.ParseError.missingValue("--memory")) { try VMMArguments.parse(["--kernel", "/k", "--memory"]) }
+        #expect(throws: VMMArguments.ParseError.badNumber(option: "--vcpus", value: "two")) {
+            try VMMArguments.parse(["--kernel", "/k", "--vcpus", "two"])
+        }
+        #expect(throws: VMMArguments.ParseError.self) { try VMMArguments.parse(["--kernel", "/k", "--timeout", "-1"]) }
+    }
+}
