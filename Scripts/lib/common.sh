@@ -107,13 +107,16 @@ ensure_kernel() {
 }
 
 # A hash of everything the guest image is made from: the kernel version, the busybox binary,
-# Scripts/guest-image, this file, the Guest package sources and the Swift toolchain version.
+# Scripts/guest-image, this file, the Guest package sources, the Doors module and the Swift
+# toolchain version.
 guest_image_inputs() {
   {
     echo "$MOMIN_KERNEL_VERSION"
     sha256sum /bin/busybox "$MOMIN_ROOT/Scripts/guest-image" "$MOMIN_ROOT/Scripts/lib/common.sh"
     (cd "$MOMIN_ROOT/Guest" && find Package.swift Sources -type f -print0 | LC_ALL=C sort -z |
        xargs -0 sha256sum)
+    # momin-init links the root package's Doors module.
+    (cd "$MOMIN_ROOT" && find Sources/Doors -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
     swift --version 2>/dev/null
   } | sha256sum | cut -d' ' -f1
 }

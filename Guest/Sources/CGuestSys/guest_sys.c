@@ -1,8 +1,17 @@
+#define _GNU_SOURCE
 #include "guest_sys.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/vm_sockets.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/io.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 // Before main, a static constructor in the Swift runtime (crash-backtracer setup) looks for the
@@ -26,4 +35,47 @@ int guest_outb(unsigned short port, unsigned char value) {
         return -1;
     outb(value, port);
     return 0;
+}
+
+int guest_pipe_cloexec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC);
+}
+
+int guest_accept_cloexec(int fd) {
+    return accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+}
+
+int guest_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path) {
+    return posix_spawn_file_actions_addchdir_np(actions, path);
+}
+
+int guest_vsock_listen(unsigned int port, int backlog) {
+    int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_vm address;
+    memset(&address, 0, sizeof address);
+    address.svm_family = AF_VSOCK;
+    address.svm_cid = VMADDR_CID_ANY;
+    address.svm_port = port;
+    if (bind(fd, (struct sockaddr *)&address, sizeof address) != 0 || listen(fd, backlog) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+pid_t guest_wait_peek(int block) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    int options = WEXITED | WNOWAIT | (block ? 0 : WNOHANG);
+    if (waitid(P_ALL, 0, &info, options) != 0)
+        return -1;
+    return info.si_pid;
+}
+
+int guest_become_subreaper(void) {
+    return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 }

@@ -2,8 +2,10 @@
 //
 // Mounts /proc, /sys and /dev, loads the kernel modules named in /lib/modules/momin.order,
 // signals the VMM's boot timer, prints one status line and powers the machine off (or, with
-// `momin.shell=1` on the kernel command line, hands the console to /bin/sh).
+// `momin.shell=1` on the kernel command line, hands the console to /bin/sh). With
+// `momin.doors[=PORT]` it serves the host's Doors connections over vsock instead, forever.
 // Errors are printed and the boot goes on; the only fatal error is not being PID 1.
+import GuestDoors
 import Glibc
 
 /// Where the image lists its modules, one absolute path per line, in load order.
@@ -17,23 +19,39 @@ if dryRun && !CommandLine.arguments.dropFirst().contains("--not-pid1-test") {
     exit(2)
 }
 
+func statusLine() -> String {
+    "momin-init: up cpus=\(System.onlineCPUs()) kernel=\(System.kernelRelease()) uptime=\(System.uptime())"
+}
+
 if dryRun {
     // Outside a guest, skip everything with side effects on the machine: mounts, module
     // loading, port I/O and power-off. What remains shows the status line.
     Console.error("--not-pid1-test: not mounting, loading modules, signalling or powering off")
-} else {
-    mountEarlyFilesystems()
-    Console.reopenIfClosed()
-    loadModules(listedIn: moduleOrderFile)
-    BootTimer.signalBootComplete()
-}
-
-Console.print("momin-init: up cpus=\(System.onlineCPUs()) kernel=\(System.kernelRelease()) uptime=\(System.uptime())")
-
-if dryRun {
+    Console.print(statusLine())
     exit(0)
 }
-if System.kernelCommandLine().contains("momin.shell=1") {
+
+mountEarlyFilesystems()
+Console.reopenIfClosed()
+loadModules(listedIn: moduleOrderFile)
+let commandLine = System.kernelCommandLine()
+
+if let (port, problem) = DoorsParameter.port(commandLine: commandLine) {
+    // Serve mode: listen first, so that the host may connect as soon as the boot timer fires.
+    if let problem { Console.error(problem) }
+    let listener = DoorsService.listen(port: port)
+    Console.print(statusLine())
+    BootTimer.signalBootComplete()
+    if let listener {
+        DoorsService.serve(listener: listener)
+    }
+    Console.error("doors: nothing to serve on, powering off")
+    Power.off()
+}
+
+BootTimer.signalBootComplete()
+Console.print(statusLine())
+if commandLine.contains("momin.shell=1") {
     Power.execShell()
 }
 Power.off()

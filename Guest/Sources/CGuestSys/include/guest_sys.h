@@ -3,6 +3,8 @@
 
 // reboot(2) and RB_POWER_OFF: Swift's Glibc module does not include this header.
 #include <sys/reboot.h>
+#include <spawn.h>
+#include <sys/types.h>
 
 /// finit_module(2): loads the kernel module in the open file `fd` with parameter string
 /// `params`. Returns 0, or -1 with errno set.
@@ -11,5 +13,31 @@ int guest_finit_module(int fd, const char *params, int flags);
 /// Writes one byte to an x86 I/O port: ioperm(2) for that port, then `outb`. Needs
 /// CAP_SYS_RAWIO. Returns 0, or -1 with errno set when ioperm fails.
 int guest_outb(unsigned short port, unsigned char value);
+
+// The rest are GNU or Linux calls that Swift's Glibc module hides (it is built without
+// _GNU_SOURCE) or that need headers it leaves out. Each returns what the call returns, with
+// errno set on failure.
+
+/// pipe2(fds, O_CLOEXEC): both ends close on exec, so no child inherits another's pipes.
+int guest_pipe_cloexec(int fds[2]);
+
+/// accept4(fd, NULL, NULL, SOCK_CLOEXEC).
+int guest_accept_cloexec(int fd);
+
+/// posix_spawn_file_actions_addchdir_np(3): the child changes directory before exec.
+int guest_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path);
+
+/// An AF_VSOCK stream socket bound to (VMADDR_CID_ANY, port) and listening, close-on-exec.
+/// Returns the descriptor, or -1.
+int guest_vsock_listen(unsigned int port, int backlog);
+
+/// waitid(P_ALL, 0, &info, WEXITED | WNOWAIT [| WNOHANG]): the pid of a child that has
+/// terminated, left a zombie so its pid cannot be reused yet; 0 when `block` is 0 and no
+/// child has terminated; -1 with errno (ECHILD: no children at all).
+pid_t guest_wait_peek(int block);
+
+/// prctl(PR_SET_CHILD_SUBREAPER, 1): orphaned descendants are reparented to this process
+/// instead of PID 1. Tests use it to stand in for PID 1.
+int guest_become_subreaper(void);
 
 #endif
