@@ -155,10 +155,15 @@ public final class DoorsClient {
     }
 }
 
+/// Sends all of `bytes` on a socket; false if the peer went away. MSG_NOSIGNAL: a peer that
+/// closed (the VMM refusing a connection while the guest is not listening yet) must be an
+/// error to handle, not a SIGPIPE that kills the CLI.
 func writeAll(_ fd: Int32, _ bytes: ArraySlice<UInt8>) -> Bool {
     var offset = bytes.startIndex
     while offset < bytes.endIndex {
-        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + (offset - bytes.startIndex), bytes.endIndex - offset) }
+        let n = bytes.withUnsafeBytes {
+            send(fd, $0.baseAddress! + (offset - bytes.startIndex), bytes.endIndex - offset, Int32(MSG_NOSIGNAL))
+        }
         if n < 0 && errno == EINTR { continue }
         if n <= 0 { return false }
         offset += n

@@ -35,6 +35,8 @@ public final class Machine: @unchecked Sendable {
     let interruptEvents: [EventFD]
     let devices: DeviceEventLoop
     private var vcpuThreads: [NativeThread] = []
+    /// Closed (host sockets and listener) once the machine stops.
+    private let vsock: VirtioVsock?
 
     /// The legacy COM1 serial port and its ISA interrupt.
     static let com1Port: UInt64 = 0x3f8
@@ -99,7 +101,17 @@ public final class Machine: @unchecked Sendable {
         var events = [serialInterrupt]
         let eventLoop = try DeviceEventLoop()
         var virtioDescriptors: [VirtioMMIODescriptor] = []
-        let virtioDevices: [any VirtioDevice] = [VirtioRNG()]
+        var virtioDevices: [any VirtioDevice] = [VirtioRNG()]
+        var vsockDevice: VirtioVsock?
+        if let vsock = config.vsock {
+            do {
+                let device = try VirtioVsock(guestCID: vsock.guestCID, socketPath: vsock.socketPath, events: eventLoop)
+                virtioDevices.append(device)
+                vsockDevice = device
+            } catch {
+                throw .device("virtio-vsock at \(vsock.socketPath): \(error)")
+            }
+        }
         for (index, device) in virtioDevices.enumerated() {
             let base = Layout.deviceMMIOStart + UInt64(index) * Self.virtioWindowStride
             let gsi = Self.firstVirtioGSI + UInt32(index)
@@ -123,6 +135,7 @@ public final class Machine: @unchecked Sendable {
         }
         interruptEvents = events
         devices = eventLoop
+        self.vsock = vsockDevice
         handler = ExitHandler(portIO: portIO, mmio: mmio)
 
         // ACPI tables (RSDP, XSDT, FADT, DSDT, MADT) in the BIOS area, then the kernel.
@@ -230,6 +243,7 @@ public final class Machine: @unchecked Sendable {
         }
         for thread in threads { thread.join() }
         devices.stop()
+        vsock?.close()
     }
 
     private func runLoop(_ vcpu: VCPU) {

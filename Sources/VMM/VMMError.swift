@@ -15,6 +15,7 @@ public enum VMMError: Error, CustomStringConvertible {
     case acpi(ACPIError)
     case bus(BusError)
     case thread(String)
+    case device(String)
 
     public var description: String {
         switch self {
@@ -27,6 +28,7 @@ public enum VMMError: Error, CustomStringConvertible {
         case .acpi(let e): "ACPI tables: \(e)"
         case .bus(let e): e.description
         case .thread(let why): why
+        case .device(let why): why
         }
     }
 

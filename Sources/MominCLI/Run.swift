@@ -1,0 +1,163 @@
+import ArgumentParser
+import Devices
+import Doors
+import Glibc
+import Hands
+import VMM
+
+/// `momin run -- CMD [ARGS...]`: a fresh microVM runs one command through Hands exec and is torn
+/// down. The command's stdout and stderr are ours byte for byte; its exit status is ours.
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run one command in a fresh microVM and exit with its status.",
+        discussion: """
+            Only the command's output reaches stdout and stderr; the guest console is kept and \
+            shown on stderr only if the VM fails (or always with --console). Exit status: the \
+            command's own, 128+N when signal N ended it, 2 on bad input, 125 when the VM or the \
+            Doors connection failed, 126/127 when the command could not be run or found.
+            """)
+
+    /// Where momin-init serves Doors (kernel parameter momin.doors).
+    static let doorsPort: UInt32 = 1024
+    static let vmFailed: Int32 = 125
+
+    @OptionGroup var machine: MachineOptions
+
+    @Flag(help: "Copy the guest's serial console to stderr.")
+    var console = false
+
+    @Argument(parsing: .captureForPassthrough, help: "The command to run in the guest, after --.")
+    var command: [String] = []
+
+    func run() throws {
+        var argv = command
+        if argv.first == "--" { argv.removeFirst() }
+        guard !argv.isEmpty, !argv[0].isEmpty else { throw CLIError.usage("no command given: momin run [OPTIONS] -- CMD [ARGS...]") }
+        let timeout = machine.timeout > 0 ? machine.timeout : nil
+
+        let runtime = try RuntimeDirectory.create()
+        defer { runtime.remove() }
+        var config = try machine.configuration(extraCommandLine: "momin.doors=\(Self.doorsPort)")
+        config.vsock = VsockConfiguration(guestCID: 3, socketPath: runtime.path + "/vsock.sock")
+        let payload = try machine.preflight(config)
+        if let reason = KVMHost.needsRig(kvmPath: config.kvmPath) {
+            if machine.noRig { throw CLIError.usage("\(reason); it cannot boot stock kernels (drop --no-rig to use the nested rig)") }
+            try Rig.reexec(reason: reason, files: [config.kernelPath, config.initrdPath].compactMap { $0 })
+        }
+
+        // The microVM lives in a momin-vmm child; its console and its own messages go to a log
+        // in the runtime directory (or to our stderr with --console), never to our stdout.
+        let logPath = runtime.path + "/console.log"
+        let logFD = console ? dup(2) : open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard logFD >= 0 else { throw CLIError(message: "cannot open \(logPath): \(String(cString: strerror(errno)))", code: Self.vmFailed) }
+        let child = try VMMLauncher.spawn(config, timeout: machine.timeout, logFD: logFD)
+        close(logFD)
+        let vm = ChildVMM(pid: child)
+
+        let request = ExecRequest(argv: argv, env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"],
+                                  cwd: "/", timeoutMilliseconds: timeout.map { UInt32(min($0 * 1000, Double(UInt32.max))) })
+        let result: Result<ExitReport, HandsError>
+        do throws(HandsError) {
+            let doors = try DoorsClient(socketPath: config.vsock!.socketPath, port: Self.doorsPort,
+                                        seconds: timeout ?? 300, giveUp: { !vm.isRunning })
+            result = .success(try doors.exec(request) { isStdout, bytes in
+                FileDescriptorOutput(fd: isStdout ? 1 : 2).write(bytes)
+            })
+        } catch {
+            result = .failure(error)
+        }
+        let vmStatus = vm.stop()
+
+        switch result {
+        case .success(let report):
+            switch report.status {
+            case .exited(let code): Glibc.exit(Int32(code))
+            case .signaled(let signal): Glibc.exit(128 + Int32(signal))
+            }
+        case .failure(.remote(let reply)) where reply.code == .notFound:
+            throw CLIError(message: "\(argv[0]): command not found in the guest", code: 127)
+        case .failure(.remote(let reply)) where reply.code == .permissionDenied:
+            throw CLIError(message: "\(argv[0]): permission denied in the guest", code: 126)
+        case .failure(let error):
+            if !console { showTail(of: logPath) }
+            throw CLIError(message: "\(error) (momin-vmm \(vmStatus))", code: Self.vmFailed)
+        }
+    }
+
+    /// The last lines of the VM's log, to explain a failure.
+    func showTail(of path: String, lines: Int = 20) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        let size = lseek(fd, 0, SEEK_END)
+        let start = max(0, size - 16384)
+        var buffer = [UInt8](repeating: 0, count: Int(size - start))
+        let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, start) }
+        guard n > 0 else { return }
+        let tail = buffer[..<n].split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).suffix(lines)
+        writeStandardError("momin: the VM's console and log ended with:\n")
+        for line in tail { FileDescriptorOutput(fd: 2).write(Array(line) + [UInt8(ascii: "\n")]) }
+    }
+}
+
+/// The momin-vmm child of `momin run`.
+final class ChildVMM: @unchecked Sendable {
+    let pid: pid_t
+    private var status: Int32?
+
+    init(pid: pid_t) { self.pid = pid }
+
+    /// False once the child has exited (reaped here).
+    var isRunning: Bool {
+        if status != nil { return false }
+        var s: Int32 = 0
+        if waitpid(pid, &s, WNOHANG) == pid { status = s; return false }
+        return true
+    }
+
+    /// Asks the VMM to stop the guest (SIGTERM) and waits for it; describes how it ended.
+    func stop() -> String {
+        if status == nil {
+            kill(pid, SIGTERM)
+            var s: Int32 = 0
+            while waitpid(pid, &s, 0) < 0 && errno == EINTR {}
+            status = s
+        }
+        let s = status ?? 0
+        if s & 0x7f == 0 { return "exited \((s >> 8) & 0xff)" }
+        return "killed by signal \(s & 0x7f)"
+    }
+}
+
+/// A private directory for one VM's sockets and log: $XDG_RUNTIME_DIR/momin, /run/momin for
+/// root, or /tmp/momin-UID; mode 0700; removed when the run ends.
+struct RuntimeDirectory {
+    let path: String
+
+    static func create() throws -> RuntimeDirectory {
+        let base: String
+        if let runtime = getenv("XDG_RUNTIME_DIR"), runtime.pointee != 0 { base = String(cString: runtime) + "/momin" }
+        else if getuid() == 0, access("/run", W_OK) == 0 { base = "/run/momin" }
+        else { base = "/tmp/momin-\(getuid())" }
+        if mkdir(base, 0o700) != 0 && errno != EEXIST {
+            throw CLIError(message: "cannot create \(base): \(String(cString: strerror(errno)))", code: 125)
+        }
+        var template = Array("\(base)/vm.XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else {
+            throw CLIError(message: "cannot create a directory in \(base): \(String(cString: strerror(errno)))", code: 125)
+        }
+        return RuntimeDirectory(path: String(cString: made))
+    }
+
+    /// Removes the directory and the files in it (sockets, the log).
+    func remove() {
+        if let dir = opendir(path) {
+            while let entry = readdir(dir) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+                if name != "." && name != ".." { unlink(path + "/" + name) }
+            }
+            closedir(dir)
+        }
+        rmdir(path)
+    }
+}
