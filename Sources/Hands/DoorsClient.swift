@@ -118,6 +118,66 @@ public final class DoorsClient {
         }
     }
 
+    /// Streams everything readable from `source` (a host file descriptor) into the guest file
+    /// `path`; returns the bytes the guest wrote.
+    public func writeFile(_ request: WriteFileRequest, from source: Int32) throws(HandsError) -> UInt64 {
+        let id = allocateRequest()
+        try send(Frame(requestID: id, .writeFile(request)))
+        var buffer = [UInt8](repeating: 0, count: session.maxPayload)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(source, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { throw .socket("read", errno: errno) }
+            if n == 0 { break }
+            try send(Frame(requestID: id, .fileData(Array(buffer[0..<n]))))
+        }
+        try send(Frame(requestID: id, .fileEnd))
+        while true {
+            let frame = try receive()
+            guard frame.requestID == id else { continue }
+            switch frame.message {
+            case .ok(let count): return count
+            case .error(let reply): throw .remote(reply)
+            default: throw .unexpected(frame.message)
+            }
+        }
+    }
+
+    /// Streams the guest file `path` into `destination` (a host file descriptor); returns the
+    /// bytes copied.
+    public func readFile(_ request: ReadFileRequest, to destination: Int32) throws(HandsError) -> UInt64 {
+        let id = allocateRequest()
+        try send(Frame(requestID: id, .readFile(request)))
+        var total: UInt64 = 0
+        while true {
+            let frame = try receive()
+            guard frame.requestID == id else { continue }
+            switch frame.message {
+            case .fileData(let bytes):
+                guard writeFully(destination, bytes) else { throw .socket("write", errno: errno) }
+                total += UInt64(bytes.count)
+            case .fileEnd: return total
+            case .error(let reply): throw .remote(reply)
+            default: throw .unexpected(frame.message)
+            }
+        }
+    }
+
+    /// Stat of a guest path (symlinks not followed).
+    public func stat(_ path: String) throws(HandsError) -> FileStat {
+        let id = allocateRequest()
+        try send(Frame(requestID: id, .stat(StatRequest(path: path))))
+        while true {
+            let frame = try receive()
+            guard frame.requestID == id else { continue }
+            switch frame.message {
+            case .statResult(let result): return result
+            case .error(let reply): throw .remote(reply)
+            default: throw .unexpected(frame.message)
+            }
+        }
+    }
+
     /// A Ping/Pong round trip.
     public func ping() throws(HandsError) {
         let id = allocateRequest()
@@ -178,3 +238,15 @@ func monotonicSeconds() -> Double {
 }
 
 func errnoText(_ e: Int32) -> String { String(cString: strerror(e)) }
+
+/// write(2) until done, for host files and pipes.
+func writeFully(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, bytes.count - offset) }
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { return false }
+        offset += n
+    }
+    return true
+}

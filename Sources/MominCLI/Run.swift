@@ -20,6 +20,7 @@ struct Run: ParsableCommand {
     /// Where momin-init serves Doors (kernel parameter momin.doors).
     static let doorsPort: UInt32 = 1024
     static let vmFailed: Int32 = 125
+    static let defaultEnvironment = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"]
 
     @OptionGroup var machine: MachineOptions
 
@@ -54,7 +55,7 @@ struct Run: ParsableCommand {
         close(logFD)
         let vm = ChildVMM(pid: child)
 
-        let request = ExecRequest(argv: argv, env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"],
+        let request = ExecRequest(argv: argv, env: Self.defaultEnvironment,
                                   cwd: "/", timeoutMilliseconds: timeout.map { UInt32(min($0 * 1000, Double(UInt32.max))) })
         let result: Result<ExitReport, HandsError>
         do throws(HandsError) {
@@ -79,13 +80,13 @@ struct Run: ParsableCommand {
         case .failure(.remote(let reply)) where reply.code == .permissionDenied:
             throw CLIError(message: "\(argv[0]): permission denied in the guest", code: 126)
         case .failure(let error):
-            if !console { showTail(of: logPath) }
+            if !console { Self.showTail(of: logPath) }
             throw CLIError(message: "\(error) (momin-vmm \(vmStatus))", code: Self.vmFailed)
         }
     }
 
     /// The last lines of the VM's log, to explain a failure.
-    func showTail(of path: String, lines: Int = 20) {
+    static func showTail(of path: String, lines: Int = 20) {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return }
         defer { close(fd) }

@@ -13,8 +13,10 @@ enum VMMLauncher {
         return "momin-vmm"
     }
 
-    static func arguments(_ config: MachineConfiguration, timeout: Double, reportMemory: Bool = false) -> [String] {
-        [executable()] + VMMArguments.render(config, timeout: timeout > 0 ? timeout : nil, reportMemory: reportMemory)
+    static func arguments(_ config: MachineConfiguration, timeout: Double, reportMemory: Bool = false,
+                          newSession: Bool = false) -> [String] {
+        [executable()] + VMMArguments.render(config, timeout: timeout > 0 ? timeout : nil, reportMemory: reportMemory,
+                                             newSession: newSession)
     }
 
     /// Replaces this process with momin-vmm (`momin boot`).
@@ -26,8 +28,8 @@ enum VMMLauncher {
     }
 
     /// Starts momin-vmm as a child with its stdout and stderr going to `logFD` (`momin run`).
-    static func spawn(_ config: MachineConfiguration, timeout: Double, logFD: Int32) throws -> pid_t {
-        let argv = arguments(config, timeout: timeout)
+    static func spawn(_ config: MachineConfiguration, timeout: Double, logFD: Int32, newSession: Bool = false) throws -> pid_t {
+        let argv = arguments(config, timeout: timeout, newSession: newSession)
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }

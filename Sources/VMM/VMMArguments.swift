@@ -4,12 +4,14 @@
 ///
 ///     momin-vmm --kernel PATH [--initrd PATH] [--cmdline STR] [--vcpus N] [--memory MiB]
 ///               [--timeout S] [--vsock-socket PATH [--vsock-cid N]] [--kvm-device PATH]
-///               [--report-memory]
+///               [--report-memory] [--new-session]
 public struct VMMArguments: Equatable, Sendable {
     public var configuration: MachineConfiguration
     /// Seconds before the VMM stops the guest and fails; nil for no limit.
     public var timeout: Double?
     public var reportMemory = false
+    /// Start a new session (setsid), so a long-lived VM outlives the terminal that started it.
+    public var newSession = false
 
     public enum ParseError: Error, Equatable, CustomStringConvertible {
         case unknownOption(String)
@@ -31,6 +33,7 @@ public struct VMMArguments: Equatable, Sendable {
         var config = MachineConfiguration(kernelPath: "")
         var timeout: Double?
         var reportMemory = false
+        var newSession = false
         var vsockPath: String?
         var vsockCID: UInt64 = 3
         var i = 0
@@ -60,17 +63,19 @@ public struct VMMArguments: Equatable, Sendable {
             case "--vsock-cid": vsockCID = try number(option, UInt64.self)
             case "--kvm-device": config.kvmPath = try value(option)
             case "--report-memory": reportMemory = true
+            case "--new-session": newSession = true
             default: throw .unknownOption(option)
             }
             i += 1
         }
         guard !config.kernelPath.isEmpty else { throw .missingKernel }
         if let vsockPath { config.vsock = VsockConfiguration(guestCID: vsockCID, socketPath: vsockPath) }
-        return VMMArguments(configuration: config, timeout: timeout, reportMemory: reportMemory)
+        return VMMArguments(configuration: config, timeout: timeout, reportMemory: reportMemory, newSession: newSession)
     }
 
     /// The command line that makes `momin-vmm` run `configuration` (what `parse` reads back).
-    public static func render(_ configuration: MachineConfiguration, timeout: Double?, reportMemory: Bool = false) -> [String] {
+    public static func render(_ configuration: MachineConfiguration, timeout: Double?, reportMemory: Bool = false,
+                              newSession: Bool = false) -> [String] {
         var args = ["--kernel", configuration.kernelPath]
         if let initrd = configuration.initrdPath { args += ["--initrd", initrd] }
         args += ["--cmdline", configuration.commandLine, "--vcpus", String(configuration.vcpus),
@@ -78,6 +83,7 @@ public struct VMMArguments: Equatable, Sendable {
         if let timeout { args += ["--timeout", String(timeout)] }
         if let vsock = configuration.vsock { args += ["--vsock-socket", vsock.socketPath, "--vsock-cid", String(vsock.guestCID)] }
         if reportMemory { args.append("--report-memory") }
+        if newSession { args.append("--new-session") }
         return args
     }
 }

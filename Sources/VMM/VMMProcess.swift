@@ -7,6 +7,7 @@ import Glibc
 /// died or timed out, 2 on bad input.
 public enum VMMProcess {
     public static func run(_ arguments: VMMArguments) -> Int32 {
+        if arguments.newSession { _ = setsid() }
         let config = arguments.configuration
         let payload: BootPayload
         do { payload = try Preflight.check(config) } catch { return fail(error.description, 2) }
