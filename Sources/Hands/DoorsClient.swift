@@ -104,16 +104,13 @@ public final class DoorsClient {
             }
             try send(Frame(requestID: id, .stdinEnd))
         }
-        while true {
-            let frame = try receive()
-            guard frame.requestID == id else { continue }
-            switch frame.message {
-            case .started: continue
-            case .stdoutData(let bytes): output(true, bytes)
-            case .stderrData(let bytes): output(false, bytes)
+        return try awaitReply(id) { message throws(HandsError) in
+            switch message {
+            case .started: return nil
+            case .stdoutData(let bytes): output(true, bytes); return nil
+            case .stderrData(let bytes): output(false, bytes); return nil
             case .exit(let report): return report
-            case .error(let reply): throw .remote(reply)
-            default: throw .unexpected(frame.message)
+            default: throw .unexpected(message)
             }
         }
     }
@@ -132,14 +129,9 @@ public final class DoorsClient {
             try send(Frame(requestID: id, .fileData(Array(buffer[0..<n]))))
         }
         try send(Frame(requestID: id, .fileEnd))
-        while true {
-            let frame = try receive()
-            guard frame.requestID == id else { continue }
-            switch frame.message {
-            case .ok(let count): return count
-            case .error(let reply): throw .remote(reply)
-            default: throw .unexpected(frame.message)
-            }
+        return try awaitReply(id) { message throws(HandsError) in
+            guard case .ok(let count) = message else { throw .unexpected(message) }
+            return count
         }
     }
 
@@ -149,16 +141,14 @@ public final class DoorsClient {
         let id = allocateRequest()
         try send(Frame(requestID: id, .readFile(request)))
         var total: UInt64 = 0
-        while true {
-            let frame = try receive()
-            guard frame.requestID == id else { continue }
-            switch frame.message {
+        return try awaitReply(id) { message throws(HandsError) in
+            switch message {
             case .fileData(let bytes):
                 guard writeFully(destination, bytes) else { throw .socket("write", errno: errno) }
                 total += UInt64(bytes.count)
+                return nil
             case .fileEnd: return total
-            case .error(let reply): throw .remote(reply)
-            default: throw .unexpected(frame.message)
+            default: throw .unexpected(message)
             }
         }
     }
@@ -167,14 +157,9 @@ public final class DoorsClient {
     public func stat(_ path: String) throws(HandsError) -> FileStat {
         let id = allocateRequest()
         try send(Frame(requestID: id, .stat(StatRequest(path: path))))
-        while true {
-            let frame = try receive()
-            guard frame.requestID == id else { continue }
-            switch frame.message {
-            case .statResult(let result): return result
-            case .error(let reply): throw .remote(reply)
-            default: throw .unexpected(frame.message)
-            }
+        return try awaitReply(id) { message throws(HandsError) in
+            guard case .statResult(let result) = message else { throw .unexpected(message) }
+            return result
         }
     }
 
@@ -183,10 +168,20 @@ public final class DoorsClient {
         let id = allocateRequest()
         let nonce = UInt64(id) << 32 | 0x5a5a
         try send(Frame(requestID: id, .ping(nonce: nonce)))
+        try awaitReply(id) { message throws(HandsError) in
+            guard case .pong(nonce) = message else { throw .unexpected(message) }
+            return ()
+        }
+    }
+
+    /// Reads frames until `handle` returns a value for request `id`; an Error frame for it is
+    /// thrown, frames for other requests are skipped.
+    private func awaitReply<T>(_ id: UInt32, _ handle: (DoorsMessage) throws(HandsError) -> T?) throws(HandsError) -> T {
         while true {
             let frame = try receive()
-            if frame.requestID == id, case .pong(nonce) = frame.message { return }
+            guard frame.requestID == id else { continue }
             if case .error(let reply) = frame.message { throw .remote(reply) }
+            if let value = try handle(frame.message) { return value }
         }
     }
 
@@ -239,8 +234,8 @@ func monotonicSeconds() -> Double {
 
 func errnoText(_ e: Int32) -> String { String(cString: strerror(e)) }
 
-/// write(2) until done, for host files and pipes.
-func writeFully(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+/// write(2) until done, for host files and pipes; false if the descriptor refused.
+public func writeFully(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
     var offset = 0
     while offset < bytes.count {
         let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, bytes.count - offset) }

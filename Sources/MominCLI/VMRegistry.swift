@@ -1,4 +1,5 @@
 import Glibc
+import Hands
 import VMM
 
 /// Long-lived microVMs by name: one directory each under the runtime directory, holding the
@@ -100,17 +101,6 @@ func writeSmallFile(_ path: String, _ text: String) throws {
         throw CLIError(message: "cannot write \(path): \(String(cString: strerror(errno)))", code: 1)
     }
     close(fd)
-}
-
-func writeFully(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
-    var offset = 0
-    while offset < bytes.count {
-        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, bytes.count - offset) }
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { return false }
-        offset += n
-    }
-    return true
 }
 
 extension String {
