@@ -47,6 +47,7 @@ let package = Package(
         .testTarget(name: "DevicesTests", dependencies: ["Devices"]),
         .testTarget(name: "VirtioTests", dependencies: ["Devices", "GuestMemory"]),
         .testTarget(name: "DoorsTests", dependencies: ["Doors"]),
+        .testTarget(name: "HandsTests", dependencies: ["Hands", "Doors"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "Devices", "KVM"]),
         // Tier 2: real /dev/kvm with small hand-made guest code.
         .testTarget(name: "KVMTests", dependencies: ["KVM", "GuestMemory"]),

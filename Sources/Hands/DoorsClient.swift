@@ -36,10 +36,10 @@ public final class DoorsClient {
             encoder = FrameEncoder(session: session)
             decoder.apply(session)
         } catch let error as HandsError {
-            close(fd)
+            // Every stored property is set by now, so deinit runs and closes the socket: closing
+            // it here too could close another thread's descriptor that reused the number.
             throw error
         } catch {
-            close(fd)
             throw .connectionClosed
         }
     }
@@ -175,10 +175,12 @@ public final class DoorsClient {
     }
 
     /// Reads frames until `handle` returns a value for request `id`; an Error frame for it is
-    /// thrown, frames for other requests are skipped.
+    /// thrown, as is a connection-level Error (request 0); frames for other requests are skipped.
     private func awaitReply<T>(_ id: UInt32, _ handle: (DoorsMessage) throws(HandsError) -> T?) throws(HandsError) -> T {
         while true {
             let frame = try receive()
+            // An Error on request 0 is about the whole connection: the guest closes right after.
+            if frame.requestID == 0, case .error(let reply) = frame.message { throw .remote(reply) }
             guard frame.requestID == id else { continue }
             if case .error(let reply) = frame.message { throw .remote(reply) }
             if let value = try handle(frame.message) { return value }
