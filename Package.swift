@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .executable(name: "momin", targets: ["MominCLI"]),
         .executable(name: "momin-vmm", targets: ["MominVMM"]),
+        .executable(name: "momin-probe", targets: ["MominProbe"]),
         // The Doors wire protocol, shared with the guest package (Guest/), which depends on it by path.
         .library(name: "Doors", targets: ["Doors"]),
     ],
@@ -36,6 +37,9 @@ let package = Package(
         .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "ACPI", "LinuxBoot", "Devices"]),
         // The VMM process: one microVM, no Foundation, no argument-parsing library.
         .executableTarget(name: "MominVMM", dependencies: ["VMM"]),
+        // Host-side probe of a running VM's vsock path: raw and Doors latency and throughput,
+        // concurrent and hostile clients (benchmarks and rig scenarios).
+        .executableTarget(name: "MominProbe", dependencies: ["Hands", "Doors"]),
         .executableTarget(
             name: "MominCLI",
             dependencies: ["VMM", "Devices", "Hands", "Doors", .product(name: "ArgumentParser", package: "swift-argument-parser")]

@@ -4,6 +4,7 @@
 // signals the VMM's boot timer, prints one status line and powers the machine off (or, with
 // `momin.shell=1` on the kernel command line, hands the console to /bin/sh). With
 // `momin.doors[=PORT]` it serves the host's Doors connections over vsock instead, forever.
+// `momin.baseline=PORT` adds raw vsock echo/sink/source services for benchmarks.
 // Errors are printed and the boot goes on; the only fatal error is not being PID 1.
 import GuestDoors
 import Glibc
@@ -35,6 +36,8 @@ mountEarlyFilesystems()
 Console.reopenIfClosed()
 loadModules(listedIn: moduleOrderFile)
 let commandLine = System.kernelCommandLine()
+// Opt-in raw vsock services for benchmarks; they listen before the host can see the boot.
+let baselineRunning = BaselineService.startIfAsked(commandLine: commandLine)
 
 if let (port, problem) = DoorsParameter.port(commandLine: commandLine) {
     // Serve mode: listen first, so that the host may connect as soon as the boot timer fires.
@@ -51,6 +54,12 @@ if let (port, problem) = DoorsParameter.port(commandLine: commandLine) {
 
 BootTimer.signalBootComplete()
 Console.print(statusLine())
+if baselineRunning {
+    // Without Doors the raw services are all there is to serve: keep the machine up until the
+    // host stops it.
+    Console.error("baseline: serving without momin.doors until the host stops the machine")
+    while true { pause() }
+}
 if commandLine.contains("momin.shell=1") {
     Power.execShell()
 }
