@@ -17,7 +17,7 @@ public final class DoorsClient {
         let deadline = monotonicSeconds() + seconds
         var connected: Int32 = -1
         while connected < 0 {
-            connected = try Self.open(socketPath: socketPath, port: port)
+            connected = try VsockHostSocket.connect(socketPath: socketPath, port: port) ?? -1
             if connected >= 0 { break }
             guard monotonicSeconds() < deadline, !giveUp() else { throw .guestNotListening(port: port, seconds: seconds) }
             usleep(50_000)
@@ -45,47 +45,6 @@ public final class DoorsClient {
     }
 
     deinit { close(fd) }
-
-    /// One attempt: -1 when the guest is not (yet) listening on `port`.
-    private static func open(socketPath: String, port: UInt32) throws(HandsError) -> Int32 {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .socket("socket", errno: errno) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let path = Array(socketPath.utf8)
-        guard path.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            close(fd)
-            throw .socket("socket path \(socketPath) is too long", errno: ENAMETOOLONG)
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (i, b) in path.enumerated() { raw[i] = b }
-        }
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard rc == 0 else {
-            let e = errno
-            close(fd)
-            // The VMM's socket may not exist yet while it starts.
-            if e == ENOENT || e == ECONNREFUSED { return -1 }
-            throw .socket("connect \(socketPath)", errno: e)
-        }
-        let request = Array("CONNECT \(port)\n".utf8)
-        guard writeAll(fd, request[...]) else { close(fd); return -1 }
-        // Read the answer a byte at a time: nothing past its newline belongs to us.
-        var line: [UInt8] = []
-        var byte: UInt8 = 0
-        while line.count < 64 {
-            let n = read(fd, &byte, 1)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { close(fd); return -1 }  // the device sent RST: nothing listens yet
-            if byte == UInt8(ascii: "\n") { break }
-            line.append(byte)
-        }
-        let text = String(decoding: line, as: UTF8.self)
-        guard text.hasPrefix("OK ") else { close(fd); throw .handshake(text) }
-        return fd
-    }
 
     /// Runs a program in the guest, passing its output to `output` as it arrives (`true` for
     /// stdout, `false` for stderr), and returns how it ended.

@@ -1,4 +1,5 @@
 import Glibc
+import Hands
 
 /// One byte stream to a guest vsock port through the VMM's Unix socket (Firecracker's host
 /// convention: connect, send `CONNECT <port>\n`, read `OK <host port>\n`; after that the bytes
@@ -29,49 +30,15 @@ final class VsockStream {
     }
 
     private static func attempt(socketPath: String, port: UInt32) throws(ProbeError) -> Int32? {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .system("socket", errno: errno) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let path = Array(socketPath.utf8)
-        guard path.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            close(fd)
-            throw .usage("socket path \(socketPath) is too long for a Unix socket")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (i, byte) in path.enumerated() { raw[i] = byte }
-        }
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard rc == 0 else {
-            let e = errno
-            close(fd)
-            throw .system("connect \(socketPath)", errno: e)
-        }
-        guard sendBytes(fd, Array("CONNECT \(port)\n".utf8)) else {
-            close(fd)
-            return nil
-        }
-        // A byte at a time: what follows the newline is the guest's.
-        var line: [UInt8] = []
-        var byte: UInt8 = 0
-        while line.count < 64 {
-            let n = read(fd, &byte, 1)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 {
-                close(fd)
-                return nil
-            }
-            if byte == UInt8(ascii: "\n") { break }
-            line.append(byte)
-        }
-        let answer = String(decoding: line, as: UTF8.self)
-        guard answer.hasPrefix("OK ") else {
-            close(fd)
+        do {
+            return try VsockHostSocket.connect(socketPath: socketPath, port: port)
+        } catch .socket(let call, let e) {
+            throw .system(call, errno: e)
+        } catch .handshake(let answer) {
             throw .connectRefused(port: port, answer: answer)
+        } catch {
+            throw .system("\(error)", errno: EPROTO)  // connect throws only the two above
         }
-        return fd
     }
 
     private func setTimeouts(seconds: Double) {
