@@ -42,7 +42,7 @@ let package = Package(
         .executableTarget(name: "MominProbe", dependencies: ["Hands", "Doors"]),
         .executableTarget(
             name: "MominCLI",
-            dependencies: ["VMM", "Devices", "Hands", "Doors", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["VMM", "Hands", "Doors", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
         // Tier 1: pure tests, fakes only.

@@ -16,6 +16,11 @@ public enum LinuxLoader {
         return alignUp(total, 1 << 20) >> 20
     }
 
+    /// The longest command line `kernel` accepts that also fits our slot (less its NUL).
+    public static func maximumCommandLineLength(kernel: BzImage) -> Int {
+        min(Int(kernel.commandLineMax), Layout.commandLineCapacity - 1)
+    }
+
     /// Where the initrd goes: as high as possible below min(initrd_addr_max, top of low RAM),
     /// page-aligned, and clear of the region the kernel decompresses into.
     public static func initrdAddress(kernel: BzImage, size: Int, ramBytes: UInt64) throws(BootError) -> UInt64 {
@@ -63,7 +68,7 @@ public enum LinuxLoader {
             throw .memoryTooSmall(requestedMiB: ramBytes >> 20, requiredMiB: requiredMiB)
         }
         let cmdline = Array(commandLine.utf8)
-        let maxLength = min(Int(kernel.commandLineMax), Layout.commandLineCapacity - 1)
+        let maxLength = maximumCommandLineLength(kernel: kernel)
         guard cmdline.count <= maxLength else { throw .commandLineTooLong(length: cmdline.count, max: maxLength) }
 
         var initrdPlacement: UInt64?

@@ -1,5 +1,4 @@
 import ArgumentParser
-import Devices
 import Doors
 import Glibc
 import Hands

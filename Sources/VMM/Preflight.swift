@@ -36,7 +36,7 @@ public enum Preflight {
             throw .boot(.memoryTooSmall(requestedMiB: config.memoryMiB, requiredMiB: required))
         }
         let cmdlineLength = config.commandLine.utf8.count
-        let cmdlineMax = min(Int(kernel.commandLineMax), Layout.commandLineCapacity - 1)
+        let cmdlineMax = LinuxLoader.maximumCommandLineLength(kernel: kernel)
         guard cmdlineLength <= cmdlineMax else { throw .boot(.commandLineTooLong(length: cmdlineLength, max: cmdlineMax)) }
         return BootPayload(kernel: kernel, kernelFile: kernelFile, initrdFile: initrdFile)
     }
