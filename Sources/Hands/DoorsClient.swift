@@ -17,7 +17,8 @@ public final class DoorsClient {
         let deadline = monotonicSeconds() + seconds
         var connected: Int32 = -1
         while connected < 0 {
-            connected = try VsockHostSocket.connect(socketPath: socketPath, port: port) ?? -1
+            let left = max(deadline - monotonicSeconds(), 1)
+            connected = try VsockHostSocket.connect(socketPath: socketPath, port: port, answerSeconds: left) ?? -1
             if connected >= 0 { break }
             guard monotonicSeconds() < deadline, !giveUp() else { throw .guestNotListening(port: port, seconds: seconds) }
             usleep(50_000)
@@ -25,9 +26,13 @@ public final class DoorsClient {
         fd = connected
         session = Session(version: DoorsProtocol.currentVersion, maxPayload: DoorsProtocol.maxPayload)
         do {
+            // The guest's Hello must come within what is left of `seconds`; after that, reads
+            // wait as long as the guest's programs run.
+            VsockHostSocket.setReceiveTimeout(fd, seconds: max(deadline - monotonicSeconds(), 1))
             let local = Hello(software: "momin")
             try send(Frame(requestID: 0, .hello(local)))
-            let frame = try receive()
+            let frame = try receive(waitingFor: "the guest's Doors Hello on vsock port \(port)")
+            VsockHostSocket.setReceiveTimeout(fd, seconds: 0)
             guard case .hello(let remote) = frame.message else {
                 if case .error(let reply) = frame.message { throw HandsError.remote(reply) }
                 throw HandsError.unexpected(frame.message)
@@ -155,6 +160,14 @@ public final class DoorsClient {
         let bytes: [UInt8]
         do { bytes = try encoder.encode(frame) } catch { throw .protocolError(error) }
         guard writeAll(fd, bytes[...]) else { throw .connectionClosed }
+    }
+
+    /// `receive()`, where a read that ran past SO_RCVTIMEO is a timeout waiting for `what`.
+    private func receive(waitingFor what: String) throws(HandsError) -> Frame {
+        do { return try receive() } catch {
+            if case .socket(_, let e) = error, e == EAGAIN || e == EWOULDBLOCK { throw .timedOut(what) }
+            throw error
+        }
     }
 
     private func receive() throws(HandsError) -> Frame {

@@ -12,6 +12,8 @@ public enum HandsError: Error, CustomStringConvertible {
     case remote(ErrorReply)
     case connectionClosed
     case unexpected(DoorsMessage)
+    /// The VMM or the guest did not answer a handshake in time.
+    case timedOut(String)
 
     public var description: String {
         switch self {
@@ -23,6 +25,7 @@ public enum HandsError: Error, CustomStringConvertible {
             reply.message.isEmpty ? "guest error: \(reply.code)" : "guest error: \(reply.message)"
         case .connectionClosed: "the guest closed the Doors connection"
         case .unexpected(let m): "unexpected Doors message \(m.type)"
+        case .timedOut(let what): "timed out waiting for \(what)"
         }
     }
 }

@@ -6,8 +6,9 @@ import Glibc
 public enum VsockHostSocket {
     /// One attempt. Nil when the guest is not listening on `port` yet (the VMM resets the
     /// stream before its OK line) or the VMM's socket is not there yet; a connected descriptor
-    /// otherwise, which the caller closes.
-    public static func connect(socketPath: String, port: UInt32) throws(HandsError) -> Int32? {
+    /// otherwise, which the caller closes. The answer must come within `answerSeconds`: a VMM
+    /// whose guest never answers the request must not hold the caller for ever.
+    public static func connect(socketPath: String, port: UInt32, answerSeconds: Double) throws(HandsError) -> Int32? {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .socket("socket", errno: errno) }
         var address = sockaddr_un()
@@ -33,17 +34,32 @@ public enum VsockHostSocket {
         let request = Array("CONNECT \(port)\n".utf8)
         guard writeAll(fd, request[...]) else { close(fd); return nil }
         // Read the answer a byte at a time: nothing past its newline belongs to us.
+        setReceiveTimeout(fd, seconds: answerSeconds)
         var line: [UInt8] = []
         var byte: UInt8 = 0
         while line.count < 64 {
             let n = read(fd, &byte, 1)
             if n < 0 && errno == EINTR { continue }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                close(fd)
+                throw .timedOut("the VMM's answer to CONNECT \(port) (\(answerSeconds) s)")
+            }
             if n <= 0 { close(fd); return nil }  // the device sent RST: nothing listens yet
             if byte == UInt8(ascii: "\n") { break }
             line.append(byte)
         }
         let text = String(decoding: line, as: UTF8.self)
         guard text.hasPrefix("OK ") else { close(fd); throw .handshake(text) }
+        setReceiveTimeout(fd, seconds: 0)
         return fd
+    }
+
+    /// SO_RCVTIMEO: reads on `fd` fail with EAGAIN after `seconds` (0: wait for ever).
+    public static func setReceiveTimeout(_ fd: Int32, seconds: Double) {
+        let whole = max(seconds, 0)
+        var limit = timeval(tv_sec: Int(whole), tv_usec: Int((whole - Double(Int(whole))) * 1e6))
+        // A positive limit below a microsecond would read as 0, which means no limit.
+        if whole > 0 && limit.tv_sec == 0 && limit.tv_usec == 0 { limit.tv_usec = 1 }
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
     }
 }

@@ -118,6 +118,8 @@ final class Checklist {
 
     /// Runs a step that may throw; a throw is a failed check named `name`.
     func attempt<T>(_ name: String, _ body: () throws(ProbeError) -> T) -> T? {
+        Watchdog.board.set("main", name)
+        defer { Watchdog.board.done("main") }
         do throws(ProbeError) {
             return try body()
         } catch {

@@ -64,7 +64,9 @@ struct Stress {
                 break
             }
         }
+        Watchdog.board.set("main", "waiting for the client threads")
         for thread in threads { thread.join() }
+        Watchdog.board.done("main")
         let results = outcomes.all()
 
         let connected = results.filter(\.connected).count
@@ -86,6 +88,8 @@ struct Stress {
         let half = bytes / 2
         let dropped = (0..<connections).filter { kind($0) == .file && drops($0) }
         var sizes: [String] = []
+        Watchdog.board.set("main", "stat of the dropped writers' files")
+        defer { Watchdog.board.done("main") }
         for i in dropped {
             if case .statResult(let stat)? = try? control.call(.stat(StatRequest(path: path(i))), id: id()), stat.size == UInt64(half) {
                 continue
@@ -132,6 +136,10 @@ struct Stress {
     /// One client thread: connect, wait for the others, transfer (or drop mid-way), verify.
     func client(_ i: Int, gate: Gate, outcomes: OutcomeTable) {
         var outcome = Outcome()
+        let name = "client \(i) (\(kind(i))\(drops(i) ? ", drops" : ""))"
+        let progress = { (doing: String) in Watchdog.board.set(name, doing) }
+        defer { Watchdog.board.done(name) }
+        progress("connecting")
         let link: DoorsLink
         do {
             link = try DoorsLink(target)
@@ -139,16 +147,20 @@ struct Stress {
         } catch {
             outcome.detail = "connect: \(error)"
             outcomes.set(i, outcome)
+            progress("waiting for the others at the gate (connect failed: \(error))")
             gate.arriveAndWait()
             return
         }
+        progress("waiting for the others at the gate")
         gate.arriveAndWait()
+        progress("transferring")
         do throws(ProbeError) {
             let data = pattern(seed: i, count: bytes)
             switch (kind(i), drops(i)) {
             case (.file, false):
                 let written = try link.writeFile(path(i), data, id: 1)
                 guard written == UInt64(data.count) else { throw .unexpected("the guest wrote \(written) of \(data.count) bytes") }
+                progress("reading the file back")
                 let back = try link.readFile(path(i), id: 2)
                 guard back == data else { throw .unexpected("read back \(back.count) bytes that differ from what was written") }
             case (.cat, false):

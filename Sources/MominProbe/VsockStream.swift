@@ -15,7 +15,7 @@ final class VsockStream {
         self.ioSeconds = ioSeconds
         let deadline = Clock.seconds() + connectSeconds
         while true {
-            if let fd = try Self.attempt(socketPath: socketPath, port: port) {
+            if let fd = try Self.attempt(socketPath: socketPath, port: port, answerSeconds: ioSeconds) {
                 self.fd = fd
                 break
             }
@@ -29,15 +29,17 @@ final class VsockStream {
         if fd >= 0 { close(fd) }
     }
 
-    private static func attempt(socketPath: String, port: UInt32) throws(ProbeError) -> Int32? {
+    private static func attempt(socketPath: String, port: UInt32, answerSeconds: Double) throws(ProbeError) -> Int32? {
         do {
-            return try VsockHostSocket.connect(socketPath: socketPath, port: port)
+            return try VsockHostSocket.connect(socketPath: socketPath, port: port, answerSeconds: answerSeconds)
         } catch .socket(let call, let e) {
             throw .system(call, errno: e)
         } catch .handshake(let answer) {
             throw .connectRefused(port: port, answer: answer)
+        } catch .timedOut(let what) {
+            throw .timedOut(what)
         } catch {
-            throw .system("\(error)", errno: EPROTO)  // connect throws only the two above
+            throw .system("\(error)", errno: EPROTO)  // connect throws only the three above
         }
     }
 

@@ -21,7 +21,8 @@ let usage = """
                                          or /dev/null and /dev/zero (no guest page-cache copy)
       stress [--connections N] [--kib K] N concurrent Doors transfers of K KiB, half dropped mid-way
       garbage                            malformed frames; the guest must answer and stay up
-    common: --doors-port P (1024), --io-timeout SECONDS (120) for any one wait on the guest
+    common: --doors-port P (1024), --io-timeout SECONDS (120) for any one wait on the guest,
+            --deadline SECONDS (1200) for the whole run: past it, say what was still going on, exit 1
     """
 
 func fail(_ error: ProbeError) -> Never {
@@ -56,6 +57,7 @@ func main() throws(ProbeError) {
     var target = Target(socketPath: try arguments.string("socket"))
     target.doorsPort = try arguments.integer("doors-port", default: 1024, range: 0...UInt32.max - 1)
     target.ioSeconds = try arguments.seconds("io-timeout", default: 120)
+    try Watchdog.start(seconds: try arguments.seconds("deadline", default: 1200))
     switch command {
     case "rtt":
         let port: UInt32 = try arguments.integer("port", range: 0...UInt32.max - 1)

@@ -46,6 +46,15 @@ public final class Machine: @unchecked Sendable {
     static let virtioWindowStride: UInt64 = 0x1000
     static let firstVirtioGSI: UInt32 = 5
 
+    /// How logs name a virtio device (virtio 1.2 §5 device IDs).
+    static func deviceName(_ type: UInt32) -> String {
+        switch type {
+        case VirtioDeviceType.entropy: "virtio-rng"
+        case VirtioDeviceType.vsock: "virtio-vsock"
+        default: "virtio device \(type)"
+        }
+    }
+
     /// Creates the VM and lays out the guest from a preflighted payload. Nothing runs yet.
     public init(_ config: MachineConfiguration, payload: BootPayload, observer: MachineObserver) throws(VMMError) {
         let system: KVMSystem
@@ -119,7 +128,10 @@ public final class Machine: @unchecked Sendable {
                 let interrupt = try EventFD()
                 try vm.registerInterruptEvent(interrupt, gsi: gsi)
                 events.append(interrupt)
-                let transport = VirtioMMIOTransport(device: device, memory: memory, interrupt: EventLine(event: interrupt))
+                let name = "\(Self.deviceName(device.deviceType)) at 0x\(String(base, radix: 16))"
+                let transport = VirtioMMIOTransport(device: device, memory: memory, interrupt: EventLine(event: interrupt)) { reason in
+                    controller.finish(.deviceFailed(device: name, reason: reason))
+                }
                 try mmio.insert(transport, base: base, length: VirtioMMIOTransport.windowSize)
                 for queue in device.queueMaxSizes.indices {
                     let notify = try EventFD(nonBlocking: true)

@@ -14,6 +14,10 @@ public enum MachineExit: Equatable, Sendable, CustomStringConvertible {
     case timedOut(seconds: Double)
     /// The host stopped the machine (its work in the guest was done).
     case stoppedByHost
+    /// A virtio device hit an error it cannot go on from (DEVICE_NEEDS_RESET, virtio 1.2
+    /// §2.1.2). Linux's drivers do not reset a device for that, so the guest would sit with a
+    /// dead device (for vsock: unreachable, every host client waiting): the VM stops instead.
+    case deviceFailed(device: String, reason: String)
 
     public var description: String {
         switch self {
@@ -23,6 +27,7 @@ public enum MachineExit: Equatable, Sendable, CustomStringConvertible {
         case .vcpuFailed(let vcpu, let message): "vCPU \(vcpu) failed: \(message)"
         case .timedOut(let s): "the guest did not finish within \(s) s"
         case .stoppedByHost: "the host stopped the guest"
+        case .deviceFailed(let device, let reason): "\(device) failed and needs a reset the guest cannot do: \(reason)"
         }
     }
 

@@ -296,6 +296,7 @@ extension HandsError {
     var doorsError: DoorsError? { if case .protocolError(let error) = self { error } else { nil } }
     var unexpectedMessage: DoorsMessage? { if case .unexpected(let message) = self { message } else { nil } }
     var isConnectionClosed: Bool { if case .connectionClosed = self { true } else { false } }
+    var timedOutWaitingFor: String? { if case .timedOut(let what) = self { what } else { nil } }
     var notListening: (port: UInt32, seconds: Double)? {
         if case .guestNotListening(let port, let seconds) = self { (port, seconds) } else { nil }
     }

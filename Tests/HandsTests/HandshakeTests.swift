@@ -135,6 +135,45 @@ import Testing
         #expect(elapsed < 5)
     }
 
+    /// A VMM that accepts but never answers CONNECT (its guest never took the request) must not
+    /// hold the client past its deadline.
+    @Test func noAnswerToConnectRunsIntoTheDeadline() throws {
+        let vmm = try FakeVMM()
+        let guest = vmm.serve { vmm in
+            let peer = try vmm.accept()
+            try peer.acceptConnect()
+            try peer.expectEOF()  // silent until the client gives up and closes
+        }
+        let start = monotonic()
+        let error = handsError { _ = try DoorsClient(socketPath: vmm.socketPath, port: testPort, seconds: 1) }
+        let elapsed = monotonic() - start
+        try guest.join()
+        let what = try #require(error?.timedOutWaitingFor, "got \(String(describing: error))")
+        #expect(what.contains("CONNECT \(testPort)"))
+        #expect(elapsed >= 0.9)
+        #expect(elapsed < 5)
+    }
+
+    /// OK, then nothing: the guest's Hello must also come within the deadline.
+    @Test func noHelloAfterOKRunsIntoTheDeadline() throws {
+        let vmm = try FakeVMM()
+        let guest = vmm.serve { vmm in
+            let peer = try vmm.accept()
+            try peer.acceptConnect()
+            try peer.write("OK 1\n")
+            _ = try peer.receive()  // the client's Hello
+            try peer.expectEOF()
+        }
+        let start = monotonic()
+        let error = handsError { _ = try DoorsClient(socketPath: vmm.socketPath, port: testPort, seconds: 1) }
+        let elapsed = monotonic() - start
+        try guest.join()
+        let what = try #require(error?.timedOutWaitingFor, "got \(String(describing: error))")
+        #expect(what.contains("Hello"))
+        #expect(elapsed >= 0.9)
+        #expect(elapsed < 5)
+    }
+
     @Test func anErrorInsteadOfHelloIsRemote() throws {
         let reply = ErrorReply(code: .unsupportedVersion, message: "no common protocol version")
         let vmm = try FakeVMM()

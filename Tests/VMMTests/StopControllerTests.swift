@@ -35,5 +35,8 @@ import Testing
         #expect(!MachineExit.stopped(vcpu: 0, .halted).isClean)
         #expect(!MachineExit.timedOut(seconds: 1).isClean)
         #expect(!MachineExit.vcpuFailed(vcpu: 0, "EFAULT").isClean)
+        let failed = MachineExit.deviceFailed(device: "virtio-vsock at 0xd0001000", reason: "queue 0: bad head")
+        #expect(!failed.isClean)
+        #expect(failed.description == "virtio-vsock at 0xd0001000 failed and needs a reset the guest cannot do: queue 0: bad head")
     }
 }

@@ -10,6 +10,14 @@ final class CountingLine: InterruptLine, @unchecked Sendable {
     func trigger() { lock.withLock { edges += 1 } }
 }
 
+/// What a transport told its VMM about device failures, in order.
+final class FailureLog: @unchecked Sendable {
+    private let lock = Lock()
+    private var entries: [String] = []
+    var reasons: [String] { lock.withLock { entries } }
+    func record(_ reason: String) { lock.withLock { entries.append(reason) } }
+}
+
 /// A virtio device for transport tests: two queues, a small configuration space, and on each
 /// notification it drains the queue, writes a reply into each chain and returns it.
 final class FakeDevice: VirtioDevice, @unchecked Sendable {
@@ -104,13 +112,14 @@ final class MMIOGuest {
     let memory: GuestMemory
     let device = FakeDevice()
     let irq = CountingLine()
+    let failures = FailureLog()
     let transport: VirtioMMIOTransport
     /// Ring layouts for the device's two queues.
     var queues: [FakeDriver]
 
     init() throws {
         memory = try testMemory()
-        transport = VirtioMMIOTransport(device: device, memory: memory, interrupt: irq)
+        transport = VirtioMMIOTransport(device: device, memory: memory, interrupt: irq) { [failures] in failures.record($0) }
         queues = [FakeDriver(memory: memory, size: 256, base: 0x1000), FakeDriver(memory: memory, size: 128, base: 0x4000)]
     }
 

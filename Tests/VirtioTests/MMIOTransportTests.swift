@@ -123,6 +123,7 @@ import Testing
         #expect(guest.read(Reg.status) == Status.acknowledge | Status.driver)
         guest.write(Reg.status, Status.acknowledge | Status.driver | Status.failed)
         #expect(guest.read(Reg.status) == Status.acknowledge | Status.driver | Status.failed)
+        #expect(guest.failures.reasons.isEmpty)  // the driver giving up is not a device failure
     }
 
     // MARK: Queue setup refusals (§2.7, §4.2.3.2) → DEVICE_NEEDS_RESET
@@ -135,7 +136,10 @@ import Testing
         #expect(guest.read(Reg.queueReady) == 0)
         guest.addStatus(Status.driverOK)
         #expect(guest.device.activations == 0)
-        #expect(guest.transport.failure != nil)
+        // The VMM hears of the failure once, with the reason the transport keeps.
+        let failure = guest.transport.failure
+        #expect(failure != nil)
+        #expect(guest.failures.reasons == [failure].compactMap { $0 })
     }
 
     @Test(arguments: [UInt32(0), 100, 512, 0x1_0100])
@@ -304,6 +308,10 @@ import Testing
         // Linux ORs status bits it reads back, NEEDS_RESET included; that must not clear it.
         guest.addStatus(Status.failed)
         #expect(guest.read(Reg.status) & Status.needsReset != 0)
+
+        // The VMM was told once, however many times the stopped device was poked since.
+        #expect(guest.failures.reasons.count == 1)
+        #expect(guest.failures.reasons.first?.contains("available index 1000") == true)
     }
 
     @Test func activationFailureNeedsReset() {
@@ -329,6 +337,7 @@ import Testing
         #expect(guest.read(Reg.interruptStatus) == 0)
         #expect(guest.device.resets == 1)
         #expect(guest.transport.failure == nil)
+        #expect(guest.failures.reasons.count == 1)  // the failure before the reset, told once
         #expect(guest.transport.driverAcceptedFeatures == 0)
         for i in 0..<2 {
             guest.write(Reg.queueSel, UInt32(i))

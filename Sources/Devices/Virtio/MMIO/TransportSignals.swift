@@ -7,6 +7,8 @@ final class TransportSignals: @unchecked Sendable {
 
     let lock = Lock()
     private let interrupt: any InterruptLine
+    /// Told once per failure, outside the lock: the VMM logs it (and decides what to do).
+    private let onFailure: (@Sendable (String) -> Void)?
     var status: UInt32 = 0
     var interruptStatus: UInt32 = 0
     var configGeneration: UInt32 = 0
@@ -18,8 +20,9 @@ final class TransportSignals: @unchecked Sendable {
     var queues: [SplitQueue?]
     var failure: String?
 
-    init(queueCount: Int, interrupt: any InterruptLine) {
+    init(queueCount: Int, interrupt: any InterruptLine, onFailure: (@Sendable (String) -> Void)? = nil) {
         self.interrupt = interrupt
+        self.onFailure = onFailure
         queues = Array(repeating: nil, count: queueCount)
     }
 
@@ -43,15 +46,16 @@ final class TransportSignals: @unchecked Sendable {
 
     /// DEVICE_NEEDS_RESET (§2.1.2): stop the queues and send a configuration change notification.
     func fail(_ reason: String, epoch: UInt64) {
-        let gained: Bool = lock.withLock {
-            guard epoch == self.epoch, status & VirtioStatus.deviceNeedsReset == 0 else { return false }
+        let (failed, gained): (Bool, Bool) = lock.withLock {
+            guard epoch == self.epoch, status & VirtioStatus.deviceNeedsReset == 0 else { return (false, false) }
             status |= VirtioStatus.deviceNeedsReset
             failure = reason
             deviceActive = false
             for q in queues { q?.stop() }
-            return raiseLocked(Self.configChangeInterrupt)
+            return (true, raiseLocked(Self.configChangeInterrupt))
         }
         if gained { interrupt.trigger() }
+        if failed { onFailure?(reason) }
     }
 
     func isActive(epoch: UInt64) -> Bool {

@@ -73,7 +73,9 @@ public final class VirtioMMIOTransport: BusDevice, @unchecked Sendable {
     private var setups: [QueueSetup]
     private var activated = false
 
-    public init(device: any VirtioDevice, memory: GuestMemory, interrupt: any InterruptLine) {
+    /// `onFailure` hears, once per failure, why the device set DEVICE_NEEDS_RESET (§2.1.2).
+    public init(device: any VirtioDevice, memory: GuestMemory, interrupt: any InterruptLine,
+                onFailure: (@Sendable (String) -> Void)? = nil) {
         let sizes = device.queueMaxSizes
         for s in sizes {
             precondition(s > 0 && s & (s &- 1) == 0 && Int(s) <= SplitQueue.maximumSize,
@@ -82,7 +84,7 @@ public final class VirtioMMIOTransport: BusDevice, @unchecked Sendable {
         self.device = device
         self.memory = memory
         offeredFeatures = device.offeredFeatures | VirtioFeature.version1
-        signals = TransportSignals(queueCount: sizes.count, interrupt: interrupt)
+        signals = TransportSignals(queueCount: sizes.count, interrupt: interrupt, onFailure: onFailure)
         setups = sizes.map { QueueSetup(maxSize: $0) }
     }
 
