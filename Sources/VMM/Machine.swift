@@ -37,6 +37,8 @@ public final class Machine: @unchecked Sendable {
     private var vcpuThreads: [NativeThread] = []
     /// Closed (host sockets and listener) once the machine stops.
     private let vsock: VirtioVsock?
+    /// Every virtio transport with the name logs give it, for `diagnostics()`.
+    private let virtioTransports: [(name: String, transport: VirtioMMIOTransport)]
 
     /// The legacy COM1 serial port and its ISA interrupt.
     static let com1Port: UInt64 = 0x3f8
@@ -110,6 +112,7 @@ public final class Machine: @unchecked Sendable {
         var events = [serialInterrupt]
         let eventLoop = try DeviceEventLoop()
         var virtioDescriptors: [VirtioMMIODescriptor] = []
+        var transports: [(name: String, transport: VirtioMMIOTransport)] = []
         var virtioDevices: [any VirtioDevice] = [VirtioRNG()]
         var vsockDevice: VirtioVsock?
         if let vsock = config.vsock {
@@ -133,6 +136,7 @@ public final class Machine: @unchecked Sendable {
                     controller.finish(.deviceFailed(device: name, reason: reason))
                 }
                 try mmio.insert(transport, base: base, length: VirtioMMIOTransport.windowSize)
+                transports.append((name, transport))
                 for queue in device.queueMaxSizes.indices {
                     let notify = try EventFD(nonBlocking: true)
                     try vm.registerIOEvent(notify, address: base + VirtioMMIOTransport.queueNotifyOffset, length: 4,
@@ -148,6 +152,7 @@ public final class Machine: @unchecked Sendable {
         interruptEvents = events
         devices = eventLoop
         self.vsock = vsockDevice
+        virtioTransports = transports
         handler = ExitHandler(portIO: portIO, mmio: mmio)
 
         // ACPI tables (RSDP, XSDT, FADT, DSDT, MADT) in the BIOS area, then the kernel.
@@ -237,6 +242,17 @@ public final class Machine: @unchecked Sendable {
 
     /// Asks a running machine to stop, from any thread; `wait` then returns `.stoppedByHost`.
     public func requestStop() { controller.finish(.stoppedByHost) }
+
+    /// The devices' state, for a person looking at a VM that seems stuck (`momin-vmm` prints
+    /// it on SIGUSR1): each virtio transport and its queues, and vsock's connection table.
+    public func diagnostics() -> [String] {
+        var lines: [String] = []
+        for (name, transport) in virtioTransports {
+            lines += transport.diagnostics.enumerated().map { $0.offset == 0 ? "\(name): \($0.element)" : "  \($0.element)" }
+        }
+        if let vsock { lines += vsock.diagnostics.map { "virtio-vsock: \($0)" } }
+        return lines
+    }
 
     /// Stops a running guest from the host side (the guest gets no say).
     public func stop() -> MachineExit {

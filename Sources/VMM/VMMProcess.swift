@@ -14,10 +14,11 @@ public enum VMMProcess {
 
         // Termination signals go to one watcher thread, never to a vCPU thread: block them here,
         // before any thread exists, so every thread inherits the mask.
-        var termination = sigset_t()
-        sigemptyset(&termination)
-        for s in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&termination, s) }
-        pthread_sigmask(SIG_BLOCK, &termination, nil)
+        // SIGUSR1 too: it asks for the devices' state (below).
+        var watched = sigset_t()
+        sigemptyset(&watched)
+        for s in [SIGTERM, SIGINT, SIGHUP, SIGUSR1] { sigaddset(&watched, s) }
+        pthread_sigmask(SIG_BLOCK, &watched, nil)
 
         let holder = MachineHolder()
         let machine: Machine
@@ -36,11 +37,20 @@ public enum VMMProcess {
         }
         holder.machine = machine
 
-        let watcherSet = termination
+        // SIGUSR1 prints the devices' state to stderr (the console log of `momin start`) and
+        // the VM goes on: how to see why a guest stopped answering.
+        let watcherSet = watched
         _ = try? NativeThread(name: "signals") {
             var set = watcherSet
             var signal: Int32 = 0
-            if sigwait(&set, &signal) == 0 { holder.machine?.requestStop() }
+            while sigwait(&set, &signal) == 0 {
+                guard signal == SIGUSR1 else {
+                    holder.machine?.requestStop()
+                    return
+                }
+                let lines = holder.machine?.diagnostics() ?? []
+                report((["momin-vmm: state on SIGUSR1:"] + lines.map { "  " + $0 }).joined(separator: "\n"))
+            }
         }
         let exit: MachineExit
         do { exit = try machine.run(timeoutSeconds: arguments.timeout) } catch { return fail(error.description, 1) }

@@ -314,6 +314,21 @@ import Testing
         #expect(guest.failures.reasons.first?.contains("available index 1000") == true)
     }
 
+    @Test func diagnosticsShowStatusQueuesAndFailure() throws {
+        #expect(guest.transport.diagnostics == ["status 0x0, interrupt status 0x0", "queue 0: not ready", "queue 1: not ready"])
+        guest.probe()
+        guest.queues[0].setAvailIndex(3)
+        let lines = guest.transport.diagnostics
+        #expect(lines.first == "status 0xf, interrupt status 0x0")
+        #expect(lines.count == 3)
+        #expect(lines[1].hasPrefix("queue 0: size 256, avail idx 3 (taken 0), used idx 0 (ours 0)"))
+        guest.queues[0].setAvailIndex(1000)
+        guest.write(Reg.queueNotify, 0)
+        let failed = guest.transport.diagnostics
+        #expect(failed.first?.contains("failed: ") == true)
+        #expect(failed[1] == "queue 0: stopped")
+    }
+
     @Test func activationFailureNeedsReset() {
         guest.device.failActivation = true
         guest.probe()

@@ -100,6 +100,14 @@ import Testing
         #expect(guest.pumpRead(client, count: toHost.count) == toHost)
         #expect(guest.device.connectionCount == 1)
         #expect(!guest.needsReset)
+
+        // The state dump names the connection and its credit both ways.
+        let lines = guest.device.diagnostics
+        #expect(lines.first?.hasPrefix("active true, holding an RX buffer ") == true)
+        #expect(lines.count == 3)
+        #expect(lines[1].hasPrefix("1 connections, 0 host sockets before CONNECT"))
+        #expect(lines[2].hasPrefix("  host \(hostPort) guest 5000: established, credit to guest"))
+        #expect(lines[2].contains("queued for host 0"))
     }
 
     @Test func bytesSentAfterTheConnectLineAreTheFirstData() throws {

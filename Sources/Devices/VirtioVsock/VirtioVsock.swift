@@ -59,6 +59,14 @@ public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
     /// Live connections (host- or guest-initiated, including ones owed a final RST).
     public var connectionCount: Int { lock.withLock { muxer.connectionCount } }
 
+    /// Lines for the VMM's state dump: whether the device runs, the held RX buffer, and the
+    /// muxer's connections.
+    public var diagnostics: [String] {
+        lock.withLock {
+            ["active \(activation != nil), holding an RX buffer \(heldRx != nil)"] + muxer.diagnostics()
+        }
+    }
+
     // MARK: - Configuration space (§5.10.4)
 
     /// `le64 guest_cid`.

@@ -157,6 +157,14 @@ struct VsockConnection: Sendable {
     /// The guest's bytes still waiting for the host socket.
     var queuedGuestBytes: Int { outbound.count - preambleLength }
 
+    /// Credit, queues and shutdown promises in one line, for the VMM's state dump.
+    var debugSummary: String {
+        "credit to guest \(peerCredit) (alloc \(peerBufferAllocation), sent \(sentCount), fwd \(peerForwardCount)), "
+            + "credit from guest \(guestCredit), queued for host \(queuedGuestBytes), host readable \(hostReadable), "
+            + "pending 0x\(String(pending.rawValue, radix: 16)), shut: guest send \(guestStoppedSending) "
+            + "recv \(guestStoppedReceiving), host send \(hostStoppedSending)"
+    }
+
     // MARK: - Packets from the guest
 
     /// Absorbs one packet the guest sent on this connection (already checked against its

@@ -117,6 +117,20 @@ final class VsockMuxer {
 
     func setActive(_ active: Bool) { isActive = active }
 
+    /// The connection table, one line each (at most `limit`), for the VMM's state dump.
+    func diagnostics(limit: Int = 64) -> [String] {
+        var lines = ["\(links.count) connections, \(pendingHosts.count) host sockets before CONNECT, "
+                     + "\(ready.count) waiting for RX buffers, \(orphanResets.count) RSTs owed, listener "
+                     + (listener == nil ? "closed" : listenerPaused ? "paused" : "watched")]
+        for (key, link) in links.sorted(by: { ($0.key.hostPort, $0.key.guestPort) < ($1.key.hostPort, $1.key.guestPort) }).prefix(limit) {
+            let c = link.connection
+            lines.append("  host \(key.hostPort) guest \(key.guestPort): \(c.state), \(c.debugSummary), socket "
+                         + (link.socket == nil ? "closed" : "watched for \(link.watched.map { "\($0.rawValue)" } ?? "nothing")"))
+        }
+        if links.count > limit { lines.append("  ... \(links.count - limit) more") }
+        return lines
+    }
+
     // MARK: - Guest packets
 
     /// One packet from the guest's TX queue whose header passed `VsockPacketRejection.check`.

@@ -96,6 +96,19 @@ public final class VirtioMMIOTransport: BusDevice, @unchecked Sendable {
     /// The features the driver has written so far (final once FEATURES_OK is set).
     public var driverAcceptedFeatures: UInt64 { control.withLock { driverFeatures } }
 
+    /// Lines for the VMM's state dump: status, interrupt status, failure, each live queue.
+    public var diagnostics: [String] {
+        let (status, interrupts, failure, queues) = signals.lock.withLock {
+            (signals.status, signals.interruptStatus, signals.failure, signals.queues)
+        }
+        var lines = ["status 0x\(String(status, radix: 16)), interrupt status 0x\(String(interrupts, radix: 16))"
+                     + (failure.map { ", failed: \($0)" } ?? "")]
+        for (index, queue) in queues.enumerated() {
+            lines.append("queue \(index): " + (queue?.diagnostics ?? "not ready"))
+        }
+        return lines
+    }
+
     // MARK: - Notifications
 
     /// The driver notified queue `index`: called by the event loop that drains this queue's

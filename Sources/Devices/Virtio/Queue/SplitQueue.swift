@@ -75,6 +75,27 @@ public final class SplitQueue: @unchecked Sendable {
     public var nextAvailIndex: UInt16 { lock.withLock { nextAvail } }
     public var nextUsedIndex: UInt16 { lock.withLock { nextUsed } }
 
+    /// One line for the VMM's state dump: our indices beside the driver's (read from guest
+    /// memory, so only as true as the guest keeps them), and the suppression fields.
+    public var diagnostics: String {
+        lock.withLock {
+            if stopped { return "stopped" }
+            if let failure { return "failed: \(failure)" }
+            let avail = (try? memory.load(UInt16.self, at: availIndexAddress)).map { "\($0)" } ?? "?"
+            let used = (try? memory.load(UInt16.self, at: usedIndexAddress)).map { "\($0)" } ?? "?"
+            var line = "size \(size), avail idx \(avail) (taken \(nextAvail)), used idx \(used) (ours \(nextUsed))"
+            if eventIndex {
+                let usedEvent = (try? memory.load(UInt16.self, at: usedEventAddress)).map { "\($0)" } ?? "?"
+                let availEvent = (try? memory.load(UInt16.self, at: availEventAddress)).map { "\($0)" } ?? "?"
+                line += ", used_event \(usedEvent), avail_event \(availEvent)"
+            } else {
+                let flags = (try? memory.load(UInt16.self, at: availableRing)).map { "\($0)" } ?? "?"
+                line += ", avail flags \(flags)"
+            }
+            return line
+        }
+    }
+
     /// Stops the queue: later pops and pushes throw `.stopped` without touching guest memory.
     public func stop() { lock.withLock { stopped = true } }
     public var isStopped: Bool { lock.withLock { stopped || failure != nil } }
