@@ -14,6 +14,9 @@ final class DeviceEventLoop: EventRegistry, @unchecked Sendable {
     private let lock = Lock()
     private var watches: [Int32: Watch] = [:]
     private var scheduled: [@Sendable () -> Void] = []
+    /// Timers by CLOCK_MONOTONIC deadline (nanoseconds), in no particular order: a VM has a
+    /// handful at a time (one per vsock connection being opened), so a scan is cheapest.
+    private var timers: [(deadline: UInt64, work: @Sendable () -> Void)] = []
     private var stopping = false
     /// Wakes the loop when the watch table or the scheduled work changes, or to stop it.
     private let wake: EventFD
@@ -51,6 +54,18 @@ final class DeviceEventLoop: EventRegistry, @unchecked Sendable {
         wake.signal()
     }
 
+    func schedule(after seconds: Double, _ work: @escaping @Sendable () -> Void) {
+        let deadline = Self.now() &+ UInt64(max(seconds, 0) * 1e9)
+        lock.withLock { timers.append((deadline, work)) }
+        wake.signal()
+    }
+
+    private static func now() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+    }
+
     func start() throws(VMMError) {
         thread = try NativeThread(name: "devices") { [self] in loop() }
     }
@@ -65,7 +80,7 @@ final class DeviceEventLoop: EventRegistry, @unchecked Sendable {
 
     private func loop() {
         while true {
-            let (fds, handlers, work, stop) = lock.withLock { () -> ([pollfd], [@Sendable (Readiness) -> Void], [@Sendable () -> Void], Bool) in
+            let (fds, handlers, work, stop, nextDeadline) = lock.withLock { () -> ([pollfd], [@Sendable (Readiness) -> Void], [@Sendable () -> Void], Bool, UInt64?) in
                 var fds = [pollfd(fd: wake.pollDescriptor, events: Int16(POLLIN), revents: 0)]
                 var handlers: [@Sendable (Readiness) -> Void] = []
                 for (fd, w) in watches {
@@ -75,15 +90,21 @@ final class DeviceEventLoop: EventRegistry, @unchecked Sendable {
                     fds.append(pollfd(fd: fd, events: events, revents: 0))
                     handlers.append(w.handler)
                 }
-                let work = scheduled
+                // Due timers run with the scheduled work, before the next poll.
+                let now = Self.now()
+                var work = scheduled
                 scheduled.removeAll()
-                return (fds, handlers, work, stopping)
+                work += timers.filter { $0.deadline <= now }.map(\.work)
+                timers.removeAll { $0.deadline <= now }
+                return (fds, handlers, work, stopping, timers.map(\.deadline).min())
             }
             if stop { return }
             for item in work { item() }
             if !work.isEmpty { continue }  // the table may have changed
             var ready = fds
-            let n = poll(&ready, nfds_t(ready.count), -1)
+            // Sleep until the earliest timer at most (rounded up to the next millisecond).
+            let timeout = nextDeadline.map { Int32(min(($0 &- min($0, Self.now()) + 999_999) / 1_000_000, UInt64(Int32.max))) } ?? -1
+            let n = poll(&ready, nfds_t(ready.count), timeout)
             if n < 0 {
                 if errno == EINTR { continue }
                 return  // EFAULT/EINVAL would be bugs; stop rather than spin.

@@ -424,6 +424,22 @@ import Testing
         client = try HostSocket.connect(to: guest.path)  // the listener is still there
     }
 
+    /// A host that closes its socket entirely (not a half-close) while the guest stays silent
+    /// ends the connection: SHUTDOWN for the EOF, then an RST, and the slot is free.
+    @Test func hostCloseWhileTheGuestIsSilentEndsTheConnection() throws {
+        let guest = try VsockGuest.started()
+        var client: HostSocket? = try guest.connectFromHost(guestPort: 5000).0
+        #expect(guest.device.connectionCount == 1)
+        client = nil  // close(2): the host process is gone
+        var packets: [RxPacket] = []
+        #expect(guest.pump { packets += guest.receive(); return packets.contains { $0.op == .rst } })
+        #expect(packets.last?.op == .rst)
+        #expect(packets.dropLast().allSatisfy { $0.op == .shutdown })
+        #expect(guest.device.connectionCount == 0)
+        #expect(guest.connectionInterests.isEmpty)
+        _ = client
+    }
+
     @Test func guestShutdownSendShutsTheHostWriteSideAfterFlushing() throws {
         let guest = try VsockGuest.started()
         let (client, hostPort) = try guest.connectFromHost(guestPort: 5000)
@@ -435,6 +451,45 @@ import Testing
         // The other direction still works.
         client.write(Array("still here".utf8))
         #expect(guest.pumpReceive().first?.payload == Array("still here".utf8))
+    }
+
+    // MARK: Timers
+
+    /// A guest that never answers a host's REQUEST: after the request timeout the guest gets an
+    /// RST and the host socket closes without `OK`; an answer that comes later is refused.
+    @Test func anUnansweredRequestIsResetAfterTheTimeout() throws {
+        let guest = try VsockGuest.started()
+        let client = try HostSocket.connect(to: guest.path)
+        client.write("CONNECT 5000\n")
+        let request = try #require(guest.pumpReceive().first)
+        #expect(request.op == .request)
+        let hostPort = request.header.sourcePort
+        #expect(guest.registry.pendingTimers == 1)
+
+        #expect(guest.registry.advance(by: VirtioVsock.requestTimeout - 0.5) == 0)
+        #expect(guest.device.connectionCount == 1)
+        #expect(guest.registry.advance(by: 0.5) == 1)
+        let reset = try #require(guest.pumpReceive().first)
+        #expect(reset.op == .rst)
+        #expect(reset.header.sourcePort == hostPort && reset.header.destinationPort == 5000)
+        #expect(guest.pumpUntilClosed(client))  // EOF, no OK line before it
+        #expect(guest.device.connectionCount == 0)
+
+        guest.send(VsockGuest.header(.response, guestPort: 5000, hostPort: hostPort))
+        #expect(guest.pumpReceive().first?.op == .rst)
+        #expect(guest.device.connectionCount == 0)
+    }
+
+    @Test func anAnsweredRequestOutlivesItsTimer() throws {
+        let guest = try VsockGuest.started()
+        let (client, hostPort) = try guest.connectFromHost(guestPort: 5000)
+        #expect(guest.registry.advance(by: VirtioVsock.requestTimeout * 3) == 1)
+        #expect(guest.receive().isEmpty)
+        #expect(guest.device.connectionCount == 1)
+        client.write(Array("still open".utf8))
+        let packet = try #require(guest.pumpReceive().first)
+        #expect(packet.op == .rw && packet.header.sourcePort == hostPort)
+        #expect(packet.payload == Array("still open".utf8))
     }
 
     @Test func guestResetClosesTheHostSocketAtOnce() throws {

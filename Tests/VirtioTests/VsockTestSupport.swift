@@ -36,6 +36,31 @@ final class PollRegistry: EventRegistry, @unchecked Sendable {
         lock.withLock { self.work.append(work) }
     }
 
+    /// Timers run only when the test moves the clock with `advance`.
+    private var timers: [(deadline: Double, work: @Sendable () -> Void)] = []
+    private var clock: Double = 0
+
+    func schedule(after seconds: Double, _ work: @escaping @Sendable () -> Void) {
+        lock.withLock { timers.append((clock + seconds, work)) }
+    }
+
+    var pendingTimers: Int { lock.withLock { timers.count } }
+
+    /// Moves the registry's clock on by `seconds` and runs the timers that fell due, in
+    /// deadline order, on the test's thread. Returns how many ran.
+    @discardableResult
+    func advance(by seconds: Double) -> Int {
+        let due = lock.withLock { () -> [@Sendable () -> Void] in
+            clock += seconds
+            let now = clock
+            let due = timers.filter { $0.deadline <= now }.sorted { $0.deadline < $1.deadline }.map(\.work)
+            timers.removeAll { $0.deadline <= now }
+            return due
+        }
+        for work in due { work() }
+        return due.count
+    }
+
     /// What each watched descriptor is watched for.
     var interests: [Int32: Readiness] { lock.withLock { watches.mapValues(\.interest) } }
 

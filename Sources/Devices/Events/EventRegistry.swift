@@ -23,4 +23,7 @@ public protocol EventRegistry: AnyObject, Sendable {
     func unwatch(_ fd: Int32)
     /// Runs `work` on the loop's thread soon (e.g. a queue notification handed over from elsewhere).
     func schedule(_ work: @escaping @Sendable () -> Void)
+    /// Runs `work` on the loop's thread once `seconds` have passed (a protocol timer). There is
+    /// no cancelling: `work` checks whether what it was for still stands.
+    func schedule(after seconds: Double, _ work: @escaping @Sendable () -> Void)
 }

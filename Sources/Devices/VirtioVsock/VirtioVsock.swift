@@ -16,6 +16,8 @@
 /// across non-blocking socket calls and guest-memory copies only.
 public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
     public static let queueSize: UInt16 = 256
+    /// Seconds a host-initiated connection waits for the guest's RESPONSE (see `VsockMuxer`).
+    public static let requestTimeout: Double = 5
     static let rxQueue = 0
     static let txQueue = 1
 
@@ -38,17 +40,18 @@ public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
 
     /// Listens on `socketPath` (replacing a stale socket there) and watches it through
     /// `events`. `guestCID` must be at least 3 and fit 32 bits (§5.10.4).
-    public init(guestCID: UInt64, socketPath: String, events: any EventRegistry, maxConnections: Int = 1023) throws {
+    public init(guestCID: UInt64, socketPath: String, events: any EventRegistry, maxConnections: Int = 1023,
+                requestTimeout: Double = VirtioVsock.requestTimeout) throws {
         guard guestCID >= Vsock.minimumGuestCID, guestCID <= UInt64(UInt32.max) else {
             throw VsockError.invalidGuestCID(guestCID)
         }
         self.guestCID = guestCID
         self.socketPath = socketPath
         muxer = try VsockMuxer(guestCID: guestCID, socketPath: socketPath, maxConnections: maxConnections,
-                               events: events)
-        try muxer.start { [weak self] fd, token, readiness in
-            self?.hostReady(fd: fd, token: token, readiness: readiness)
-        }
+                               requestTimeout: requestTimeout, events: events)
+        try muxer.start(
+            dispatch: { [weak self] fd, token, readiness in self?.hostReady(fd: fd, token: token, readiness: readiness) },
+            expire: { [weak self] key, token in self?.timerExpired(key, token: token) })
     }
 
     deinit { muxer.close() }
@@ -133,6 +136,15 @@ public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
         lock.withLock {
             muxer.hostReady(fd: fd, token: token, readiness: readiness)
             guard let notifier = activation?.notifier else { return }
+            do { try guarded { () throws in try fillRx() } } catch { notifier.fail(error) }
+        }
+    }
+
+    /// A connection's timer, on the event loop (see `VsockMuxer.timerExpired`).
+    private func timerExpired(_ key: VsockConnectionKey, token: UInt64) {
+        lock.withLock {
+            guard let notifier = activation?.notifier else { return }
+            muxer.timerExpired(key, token: token)
             do { try guarded { () throws in try fillRx() } } catch { notifier.fail(error) }
         }
     }

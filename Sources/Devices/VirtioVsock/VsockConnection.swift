@@ -92,6 +92,9 @@ struct VsockConnection: Sendable {
     // Host → guest.
     /// The host socket reported readable and has not since said EAGAIN.
     var hostReadable = false
+    /// Poll reported a hang-up: the host closed its socket entirely (a half-close by
+    /// shutdown(2) shows as EOF only).
+    var hostHungUp = false
     private(set) var peerBufferAllocation: UInt32
     private(set) var peerForwardCount: UInt32
     /// Payload bytes sent to the guest (tx_cnt).
@@ -257,6 +260,13 @@ struct VsockConnection: Sendable {
     var isFinished: Bool {
         state == .established && guestStoppedSending && (guestStoppedReceiving || hostStoppedSending)
             && outbound.isEmpty
+    }
+
+    /// The host closed its socket for good and we have passed on all it sent (its EOF, and so
+    /// our SHUTDOWN, is owed or out); nothing the guest sends can be delivered any more, so
+    /// waiting for the guest to close would let a silent guest hold the slot for ever.
+    var isAbandoned: Bool {
+        state == .established && hostHungUp && hostStoppedSending && outbound.isEmpty
     }
 
     /// Whether host bytes may be moved to the guest at all (credit aside).

@@ -36,6 +36,10 @@ final class VsockMuxer {
     let guestCID: UInt64
     let socketPath: String
     let maxConnections: Int
+    /// How long a host-initiated connection waits for the guest's RESPONSE before it is reset
+    /// (Firecracker waits 2 s; the slack is for the nested rig, ~50× slower than hardware).
+    /// The host client sees its socket close before `OK`, as when nothing listens.
+    let requestTimeout: Double
     private let events: any EventRegistry
 
     private final class HostLink {
@@ -73,6 +77,8 @@ final class VsockMuxer {
     private var listener: UnixSocket?
     private var listenerPaused = false
     private var dispatch: (@Sendable (Int32, UInt64, Readiness) -> Void)?
+    /// How a connection's timer reaches us (through the device's lock): its key and token.
+    private var expire: (@Sendable (VsockConnectionKey, UInt64) -> Void)?
     /// Whether the guest's driver is up; host connections are refused while it is not.
     private(set) var isActive = false
 
@@ -89,10 +95,12 @@ final class VsockMuxer {
     private var hostPortUse: [UInt32: Int] = [:]
     private var nextHostPort = firstHostPort
 
-    init(guestCID: UInt64, socketPath: String, maxConnections: Int, events: any EventRegistry) throws(VsockError) {
+    init(guestCID: UInt64, socketPath: String, maxConnections: Int, requestTimeout: Double,
+         events: any EventRegistry) throws(VsockError) {
         self.guestCID = guestCID
         self.socketPath = socketPath
         self.maxConnections = max(maxConnections, 0)
+        self.requestTimeout = requestTimeout
         self.events = events
         listener = try UnixSocket.listen(path: socketPath)
     }
@@ -101,8 +109,10 @@ final class VsockMuxer {
 
     /// Starts watching the listener; `dispatch` is how the event loop reaches us (through the
     /// device's lock) with a descriptor, its token and its readiness.
-    func start(dispatch: @escaping @Sendable (Int32, UInt64, Readiness) -> Void) throws(VsockError) {
+    func start(dispatch: @escaping @Sendable (Int32, UInt64, Readiness) -> Void,
+               expire: @escaping @Sendable (VsockConnectionKey, UInt64) -> Void) throws(VsockError) {
         self.dispatch = dispatch
+        self.expire = expire
         guard let listener else { return }
         let token = newToken()
         owners[listener.fd] = (token, .listener)
@@ -257,6 +267,7 @@ final class VsockMuxer {
                     closeHost(link)
                 }
             case .established:
+                if hungUp { link.connection.hostHungUp = true }
                 // A hang-up or error shows on whatever we were about to do.
                 if readiness.contains(.writable) || (hungUp && watched.contains(.writable)) { flush(link) }
                 if readiness.contains(.readable) || (hungUp && watched.contains(.readable)),
@@ -337,6 +348,15 @@ final class VsockMuxer {
         let link = HostLink(connection: connection, socket: pending.socket, token: pending.token, watched: .readable)
         adopt(link, key)
         settle(key)
+        let token = link.token, expire = self.expire
+        events.schedule(after: requestTimeout) { expire?(key, token) }
+    }
+
+    /// A connection's timer went off: a host-initiated request the guest has not answered is
+    /// reset (the guest gets an RST, the host socket closes). Stale timers are ignored.
+    func timerExpired(_ key: VsockConnectionKey, token: UInt64) {
+        guard let link = links[key], link.token == token, link.connection.state == .requesting else { return }
+        kill(link, key)
     }
 
     private func dropPending(_ pending: PendingHost) {
@@ -368,7 +388,7 @@ final class VsockMuxer {
                 socket.shutdownWrite()
                 link.connection.hostWriteWasShutDown()
             }
-            if link.connection.isFinished { link.connection.kill() }
+            if link.connection.isFinished || link.connection.isAbandoned { link.connection.kill() }
         }
         if link.connection.state == .closing {
             closeHost(link)
@@ -384,16 +404,20 @@ final class VsockMuxer {
         }
     }
 
-    /// Watches the socket for what the connection wants; a requesting connection is watched
-    /// for hang-up alone, and one that wants nothing is not watched (poll reports a hang-up
-    /// whatever was asked for, so a quiet socket stays out of the loop). False if the event
-    /// loop refused.
+    /// Watches the socket for what the connection wants. A requesting connection, and an
+    /// established one that wants nothing, are watched for hang-up alone (poll reports it
+    /// whatever was asked for): a host that closes while the guest is silent must still end
+    /// the connection. Once a hang-up has been seen, a connection that wants nothing is not
+    /// watched at all, or the level-triggered loop would spin on it. False if the event loop
+    /// refused.
     private func updateWatch(_ link: HostLink) -> Bool {
         guard let socket = link.socket else { return true }
         let wanted: Readiness?
         switch link.connection.state {
         case .requesting: wanted = []
-        case .established: wanted = link.connection.hostInterest.isEmpty ? nil : link.connection.hostInterest
+        case .established:
+            let interest = link.connection.hostInterest
+            wanted = !interest.isEmpty ? interest : link.connection.hostHungUp ? nil : []
         case .closing: wanted = nil
         }
         guard wanted != link.watched else { return true }
