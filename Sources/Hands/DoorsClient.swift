@@ -52,29 +52,100 @@ public final class DoorsClient {
     deinit { close(fd) }
 
     /// Runs a program in the guest, passing its output to `output` as it arrives (`true` for
-    /// stdout, `false` for stderr), and returns how it ended.
+    /// stdout, `false` for stderr), and returns how it ended. `stdin`, when given, is sent as the
+    /// program's standard input, then its end.
     public func exec(_ request: ExecRequest, stdin: [UInt8]? = nil,
                      output: (Bool, [UInt8]) -> Void) throws(HandsError) -> ExitReport {
+        try exec(request, input: stdin.map { .bytes($0) } ?? .none, output: output)
+    }
+
+    /// What an exec reads as its standard input.
+    public enum ExecInput {
+        /// /dev/null in the guest.
+        case none
+        case bytes([UInt8])
+        /// Read from this host descriptor (our stdin, a pipe, a file) until EOF, as it comes.
+        case descriptor(Int32)
+    }
+
+    /// Runs a program in the guest. Standard input goes out while output comes back, in one
+    /// poll(2) loop: a program that writes more than the buffers hold before it reads its
+    /// input (or the other way round) must not wedge both sides. Input still unsent when the
+    /// program exits is dropped.
+    public func exec(_ request: ExecRequest, input: ExecInput,
+                     output: (Bool, [UInt8]) -> Void) throws(HandsError) -> ExitReport {
         var request = request
-        request.sendsStdin = stdin != nil
+        if case .none = input { request.sendsStdin = false } else { request.sendsStdin = true }
         let id = allocateRequest()
-        try send(Frame(requestID: id, .exec(request)))
-        if let stdin {
-            var offset = 0
-            while offset < stdin.count {
-                let end = min(offset + session.maxPayload, stdin.count)
-                try send(Frame(requestID: id, .stdinData(Array(stdin[offset..<end]))))
-                offset = end
+        var outgoing = OutgoingFrames()
+        try encode(Frame(requestID: id, .exec(request)), into: &outgoing)
+        var bytesOffset = 0
+        var inputOpen = request.sendsStdin
+        var chunk = [UInt8](repeating: 0, count: session.maxPayload)
+        // Queue input only while little is waiting to go, so a slow guest bounds our memory.
+        let lowWater = 4 * session.maxPayload
+        while true {
+            while let frame = try nextBufferedFrame() {
+                if frame.requestID == 0, case .error(let reply) = frame.message { throw .remote(reply) }
+                guard frame.requestID == id else { continue }
+                switch frame.message {
+                case .started: break
+                case .stdoutData(let bytes): output(true, bytes)
+                case .stderrData(let bytes): output(false, bytes)
+                case .exit(let report): return report
+                case .error(let reply): throw .remote(reply)
+                default: throw .unexpected(frame.message)
+                }
             }
-            try send(Frame(requestID: id, .stdinEnd))
-        }
-        return try awaitReply(id) { message throws(HandsError) in
-            switch message {
-            case .started: return nil
-            case .stdoutData(let bytes): output(true, bytes); return nil
-            case .stderrData(let bytes): output(false, bytes); return nil
-            case .exit(let report): return report
-            default: throw .unexpected(message)
+            if inputOpen, outgoing.count < lowWater, case .bytes(let bytes) = input {
+                let end = min(bytesOffset + session.maxPayload, bytes.count)
+                if end > bytesOffset {
+                    try encode(Frame(requestID: id, .stdinData(Array(bytes[bytesOffset..<end]))), into: &outgoing)
+                    bytesOffset = end
+                }
+                if bytesOffset == bytes.count {
+                    try encode(Frame(requestID: id, .stdinEnd), into: &outgoing)
+                    inputOpen = false
+                }
+                continue
+            }
+            var fds = [pollfd(fd: fd, events: Int16(POLLIN) | (outgoing.isEmpty ? 0 : Int16(POLLOUT)), revents: 0)]
+            if inputOpen, outgoing.count < lowWater, case .descriptor(let source) = input {
+                fds.append(pollfd(fd: source, events: Int16(POLLIN), revents: 0))
+            }
+            let ready = poll(&fds, nfds_t(fds.count), -1)
+            if ready < 0 && errno == EINTR { continue }
+            if ready < 0 { throw .socket("poll", errno: errno) }
+            if fds[0].revents & Int16(POLLOUT) != 0 {
+                let n = outgoing.withPending { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+                if n > 0 {
+                    outgoing.consume(n)
+                } else if n < 0 && errno != EAGAIN && errno != EINTR {
+                    if errno == EPIPE || errno == ECONNRESET { throw .connectionClosed }
+                    throw .socket("send", errno: errno)
+                }
+            }
+            if fds[0].revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 {
+                var buffer = [UInt8](repeating: 0, count: min(65536, decoder.freeCapacity))
+                let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+                if n == 0 { throw .connectionClosed }
+                if n > 0 {
+                    decoder.append(buffer[0..<n])
+                } else if errno != EAGAIN && errno != EINTR {
+                    if errno == ECONNRESET { throw .connectionClosed }
+                    throw .socket("recv", errno: errno)
+                }
+            }
+            if fds.count > 1, fds[1].revents != 0, case .descriptor(let source) = input {
+                let n = chunk.withUnsafeMutableBytes { read(source, $0.baseAddress, $0.count) }
+                if n > 0 {
+                    try encode(Frame(requestID: id, .stdinData(Array(chunk[0..<n]))), into: &outgoing)
+                } else if n == 0 {
+                    try encode(Frame(requestID: id, .stdinEnd), into: &outgoing)
+                    inputOpen = false
+                } else if errno != EAGAIN && errno != EINTR {
+                    throw .socket("read of the input", errno: errno)
+                }
             }
         }
     }
@@ -156,6 +227,14 @@ public final class DoorsClient {
         return nextRequest
     }
 
+    private func encode(_ frame: Frame, into outgoing: inout OutgoingFrames) throws(HandsError) {
+        do { try encoder.encode(frame, into: &outgoing.bytes) } catch { throw .protocolError(error) }
+    }
+
+    private func nextBufferedFrame() throws(HandsError) -> Frame? {
+        do { return try decoder.next() } catch { throw .protocolError(error) }
+    }
+
     private func send(_ frame: Frame) throws(HandsError) {
         let bytes: [UInt8]
         do { bytes = try encoder.encode(frame) } catch { throw .protocolError(error) }
@@ -218,4 +297,28 @@ public func writeFully(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
         offset += n
     }
     return true
+}
+
+/// Encoded frames waiting for room in the socket, sent from the front.
+struct OutgoingFrames {
+    var bytes: [UInt8] = []
+    private var head = 0
+
+    var count: Int { bytes.count - head }
+    var isEmpty: Bool { count == 0 }
+
+    func withPending<T>(_ body: (UnsafeRawBufferPointer) -> T) -> T {
+        bytes.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[head...])) }
+    }
+
+    mutating func consume(_ n: Int) {
+        head += n
+        if head == bytes.count {
+            bytes.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head >= 1 << 20 {
+            bytes.removeFirst(head)
+            head = 0
+        }
+    }
 }

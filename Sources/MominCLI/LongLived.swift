@@ -86,6 +86,8 @@ struct Exec: ParsableCommand {
 
     @Argument(help: "The VM's name.") var name: String
     @Option(help: "Kill the command after this many seconds (0: no limit).") var timeout: Double = 0
+    @Flag(name: .shortAndLong, help: "Send our standard input to the command's (otherwise it reads /dev/null).")
+    var interactive = false
     @Argument(parsing: .captureForPassthrough, help: "The command, after --.") var command: [String] = []
 
     func run() throws {
@@ -97,7 +99,9 @@ struct Exec: ParsableCommand {
                                   timeoutMilliseconds: timeout > 0 ? UInt32(min(timeout * 1000, Double(UInt32.max))) : nil)
         let report: ExitReport
         do {
-            report = try doors.exec(request) { isStdout, bytes in FileDescriptorOutput(fd: isStdout ? 1 : 2).write(bytes) }
+            report = try doors.exec(request, input: interactive ? .descriptor(0) : .none) { isStdout, bytes in
+                FileDescriptorOutput(fd: isStdout ? 1 : 2).write(bytes)
+            }
         } catch .remote(let reply) where reply.code == .notFound {
             throw CLIError(message: "\(argv[0]): command not found in VM \(name)", code: 127)
         } catch {

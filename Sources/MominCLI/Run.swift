@@ -26,6 +26,9 @@ struct Run: ParsableCommand {
     @Flag(help: "Copy the guest's serial console to stderr.")
     var console = false
 
+    @Flag(name: .shortAndLong, help: "Send our standard input to the command's (otherwise it reads /dev/null).")
+    var interactive = false
+
     @Argument(parsing: .captureForPassthrough, help: "The command to run in the guest, after --.")
     var command: [String] = []
 
@@ -60,7 +63,7 @@ struct Run: ParsableCommand {
         do throws(HandsError) {
             let doors = try DoorsClient(socketPath: config.vsock!.socketPath, port: Self.doorsPort,
                                         seconds: timeout ?? 300, giveUp: { !vm.isRunning })
-            result = .success(try doors.exec(request) { isStdout, bytes in
+            result = .success(try doors.exec(request, input: interactive ? .descriptor(0) : .none) { isStdout, bytes in
                 FileDescriptorOutput(fd: isStdout ? 1 : 2).write(bytes)
             })
         } catch {
