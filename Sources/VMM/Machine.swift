@@ -269,10 +269,26 @@ public final class Machine: @unchecked Sendable {
             vcpu.setImmediateExit(true)
             thread.kick()
         }
-        for thread in threads { thread.join() }
+        // A vCPU thread that a kick cannot bring out of KVM_RUN (a hypervisor below us that
+        // never gives the CPU back) must not hold the process for ever: say which, and let
+        // the caller exit. Signals sent meanwhile may still land, so kick again while waiting.
+        for (vcpu, thread) in zip(vcpus, threads) {
+            var joined = false
+            for _ in 0..<Self.stopWaitSeconds where !joined {
+                joined = thread.join(seconds: 1)
+                if !joined { thread.kick() }
+            }
+            if !joined { stuckVCPUs.append(vcpu.id) }
+        }
+        guard stuckVCPUs.isEmpty else { return }
         devices.stop()
         vsock?.close()
     }
+
+    /// How long `shutDown` waits for each vCPU thread after kicking it.
+    static let stopWaitSeconds = 10
+    /// vCPUs whose threads did not stop when asked; the process should exit without waiting.
+    public private(set) var stuckVCPUs: [Int] = []
 
     private func runLoop(_ vcpu: VCPU) {
         if vcpu.id == 0 { observer.firstEntry(ProcessClock.microsecondsSinceStart()) }

@@ -5,10 +5,16 @@ import Glibc
 final class NativeThread: @unchecked Sendable {
     private var handle = pthread_t()
     private final class Box { let body: () -> Void; init(_ body: @escaping () -> Void) { self.body = body } }
+    private let done = Completion()
 
     init(name: String, _ body: @escaping @Sendable () -> Void) throws(VMMError) {
         let label = String(name.prefix(15))
-        let box = Unmanaged.passRetained(Box({ NativeThread.nameCurrentThread(label); body() })).toOpaque()
+        let done = self.done
+        let box = Unmanaged.passRetained(Box({
+            NativeThread.nameCurrentThread(label)
+            body()
+            done.signal()
+        })).toOpaque()
         let rc = pthread_create(&handle, nil, { raw in
             let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
             box.body()
@@ -33,6 +39,59 @@ final class NativeThread: @unchecked Sendable {
     func kick() { pthread_kill(handle, VCPUKick.signal) }
 
     func join() { pthread_join(handle, nil) }
+
+    /// Joins if the thread's body returns within `seconds`; false (and not joined) if not.
+    func join(seconds: Double) -> Bool {
+        guard done.wait(seconds: seconds) else { return false }
+        pthread_join(handle, nil)
+        return true
+    }
+}
+
+/// A one-shot flag a thread raises as its last act, with a timed wait on CLOCK_MONOTONIC.
+private final class Completion: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private var raised = false
+
+    init() {
+        mutex.initialize(to: pthread_mutex_t())
+        condition.initialize(to: pthread_cond_t())
+        pthread_mutex_init(mutex, nil)
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        pthread_cond_init(condition, &attributes)
+        pthread_condattr_destroy(&attributes)
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        condition.deallocate()
+        mutex.deallocate()
+    }
+
+    func signal() {
+        pthread_mutex_lock(mutex)
+        raised = true
+        pthread_cond_broadcast(condition)
+        pthread_mutex_unlock(mutex)
+    }
+
+    func wait(seconds: Double) -> Bool {
+        var deadline = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &deadline)
+        let total = Double(deadline.tv_sec) + Double(deadline.tv_nsec) / 1e9 + seconds
+        deadline.tv_sec = Int(total)
+        deadline.tv_nsec = Int((total - Double(Int(total))) * 1e9)
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        while !raised {
+            if pthread_cond_timedwait(condition, mutex, &deadline) == ETIMEDOUT { return raised }
+        }
+        return true
+    }
 }
 
 /// The signal that knocks a vCPU thread out of KVM_RUN: its handler does nothing, and being

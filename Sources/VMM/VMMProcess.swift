@@ -54,6 +54,12 @@ public enum VMMProcess {
         }
         let exit: MachineExit
         do { exit = try machine.run(timeoutSeconds: arguments.timeout) } catch { return fail(error.description, 1) }
+        if !machine.stuckVCPUs.isEmpty {
+            // Returning would run deinits that wait on those threads; leave at once.
+            report("momin-vmm: error: \(exit.description); vCPU \(machine.stuckVCPUs.map(String.init).joined(separator: ", ")) "
+                   + "did not leave KVM_RUN within \(Machine.stopWaitSeconds) s of being stopped")
+            _exit(1)
+        }
         return exit.isClean ? 0 : fail(exit.description, 1)
     }
 
