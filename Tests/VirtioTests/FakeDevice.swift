@@ -108,7 +108,7 @@ enum Status {
 
 /// A guest with RAM, a fake device behind a virtio-mmio transport, and a driver that pokes the
 /// registers the way Linux's drivers/virtio/virtio_mmio.c and virtio.c do.
-final class MMIOGuest {
+final class MMIOGuest: MMIODriving {
     let memory: GuestMemory
     let device = FakeDevice()
     let irq = CountingLine()
@@ -123,62 +123,8 @@ final class MMIOGuest {
         queues = [FakeDriver(memory: memory, size: 256, base: 0x1000), FakeDriver(memory: memory, size: 128, base: 0x4000)]
     }
 
-    func read(_ offset: UInt64, width: Int = 4) -> UInt32 {
-        var data = [UInt8](repeating: 0xaa, count: width)
-        transport.read(offset: offset, into: &data)
-        return data.enumerated().reduce(0) { $0 | UInt32($1.element) << (8 * UInt32($1.offset)) }
-    }
-
-    func write(_ offset: UInt64, _ value: UInt32, width: Int = 4) {
-        transport.write(offset: offset, data: (0..<width).map { UInt8(truncatingIfNeeded: value >> (8 * UInt32($0))) })
-    }
-
-    /// virtio_add_status: Linux ORs the new bit into what it reads back.
-    func addStatus(_ bit: UInt32) { write(Reg.status, read(Reg.status) | bit) }
-
-    /// vm_get_features: high word first, then low.
-    func deviceFeatures() -> UInt64 {
-        write(Reg.deviceFeaturesSel, 1)
-        let high = UInt64(read(Reg.deviceFeatures))
-        write(Reg.deviceFeaturesSel, 0)
-        return high << 32 | UInt64(read(Reg.deviceFeatures))
-    }
-
-    /// vm_finalize_features: high word first, then low.
-    func writeDriverFeatures(_ features: UInt64) {
-        write(Reg.driverFeaturesSel, 1)
-        write(Reg.driverFeatures, UInt32(truncatingIfNeeded: features >> 32))
-        write(Reg.driverFeaturesSel, 0)
-        write(Reg.driverFeatures, UInt32(truncatingIfNeeded: features))
-    }
-
-    /// Reset, ACKNOWLEDGE, DRIVER, feature negotiation and the FEATURES_OK read-back
-    /// (virtio_dev_probe → virtio_features_ok). Returns whether the device kept FEATURES_OK.
-    @discardableResult
-    func negotiate(accept: (UInt64) -> UInt64 = { $0 }) -> Bool {
-        write(Reg.status, 0)
-        addStatus(Status.acknowledge)
-        addStatus(Status.driver)
-        writeDriverFeatures(accept(deviceFeatures()))
-        addStatus(Status.featuresOK)
-        return read(Reg.status) & Status.featuresOK != 0
-    }
-
     /// vm_setup_vq for queue `index` with `queues[index]`'s layout (any size, even a bad one).
-    func setUpQueue(_ index: Int, size: UInt32? = nil) {
-        let q = queues[index]
-        write(Reg.queueSel, UInt32(index))
-        #expect(read(Reg.queueReady) == 0, "queue \(index) already set up")
-        #expect(read(Reg.queueNumMax) != 0)
-        write(Reg.queueNum, size ?? UInt32(q.size))
-        write(Reg.queueDescLow, UInt32(truncatingIfNeeded: q.descriptorTable))
-        write(Reg.queueDescHigh, UInt32(truncatingIfNeeded: q.descriptorTable >> 32))
-        write(Reg.queueDriverLow, UInt32(truncatingIfNeeded: q.availableRing))
-        write(Reg.queueDriverHigh, UInt32(truncatingIfNeeded: q.availableRing >> 32))
-        write(Reg.queueDeviceLow, UInt32(truncatingIfNeeded: q.usedRing))
-        write(Reg.queueDeviceHigh, UInt32(truncatingIfNeeded: q.usedRing >> 32))
-        write(Reg.queueReady, 1)
-    }
+    func setUpQueue(_ index: Int, size: UInt32? = nil) { setUpQueue(index, layout: queues[index], size: size) }
 
     /// The whole probe, ending with DRIVER_OK (virtio_device_ready).
     func probe() {

@@ -215,7 +215,7 @@ struct RxPacket {
 /// A guest with RAM, a `VirtioVsock` behind a virtio-mmio transport, and a driver for its three
 /// queues that posts RX buffers, writes TX packets and reads the used rings, as Linux's
 /// virtio_transport.c does. Host sockets live in a temporary directory.
-final class VsockGuest {
+final class VsockGuest: MMIODriving {
     static let memorySize: UInt64 = 0x40_0000
     static let guestCID: UInt64 = 3
     /// RX buffers: one descriptor each, header plus 4 KiB (as Linux posts them).
@@ -262,18 +262,6 @@ final class VsockGuest {
 
     // MARK: Registers
 
-    func read(_ offset: UInt64, width: Int = 4) -> UInt32 {
-        var data = [UInt8](repeating: 0xaa, count: width)
-        transport.read(offset: offset, into: &data)
-        return data.enumerated().reduce(0) { $0 | UInt32($1.element) << (8 * UInt32($1.offset)) }
-    }
-
-    func write(_ offset: UInt64, _ value: UInt32) {
-        transport.write(offset: offset, data: (0..<4).map { UInt8(truncatingIfNeeded: value >> (8 * UInt32($0))) })
-    }
-
-    var status: UInt32 { read(Reg.status) }
-
     /// What the device watches its connections' host sockets for (the listener left out).
     var connectionInterests: [Int32: Readiness] { registry.interests.filter { $0.key != listenerFD } }
     var needsReset: Bool { status & Status.needsReset != 0 }
@@ -289,30 +277,9 @@ final class VsockGuest {
         rxAddresses = [:]
         rxPosted = 0
         rxSeen = 0
-        write(Reg.status, Status.acknowledge)
-        write(Reg.status, Status.acknowledge | Status.driver)
-        write(Reg.deviceFeaturesSel, 1)
-        let high = read(Reg.deviceFeatures)
-        write(Reg.deviceFeaturesSel, 0)
-        let low = read(Reg.deviceFeatures)
-        write(Reg.driverFeaturesSel, 1)
-        write(Reg.driverFeatures, high)
-        write(Reg.driverFeaturesSel, 0)
-        write(Reg.driverFeatures, low)
-        write(Reg.status, Status.acknowledge | Status.driver | Status.featuresOK)
-        for (i, q) in [rx, tx, event].enumerated() {
-            write(Reg.queueSel, UInt32(i))
-            #expect(read(Reg.queueNumMax) == 256)
-            write(Reg.queueNum, UInt32(q.size))
-            write(Reg.queueDescLow, UInt32(truncatingIfNeeded: q.descriptorTable))
-            write(Reg.queueDescHigh, UInt32(truncatingIfNeeded: q.descriptorTable >> 32))
-            write(Reg.queueDriverLow, UInt32(truncatingIfNeeded: q.availableRing))
-            write(Reg.queueDriverHigh, UInt32(truncatingIfNeeded: q.availableRing >> 32))
-            write(Reg.queueDeviceLow, UInt32(truncatingIfNeeded: q.usedRing))
-            write(Reg.queueDeviceHigh, UInt32(truncatingIfNeeded: q.usedRing >> 32))
-            write(Reg.queueReady, 1)
-        }
-        write(Reg.status, Status.acknowledge | Status.driver | Status.featuresOK | Status.driverOK)
+        #expect(negotiate())  // every feature offered
+        for (i, q) in [rx, tx, event].enumerated() { setUpQueue(i, layout: q) }
+        addStatus(Status.driverOK)
         #expect(status == 0x0f)
     }
 
