@@ -58,6 +58,8 @@ public enum Reason: Sendable, Equatable, CustomStringConvertible {
     /// A path (what it is, e.g. "path", "argv[0]", "cwd") refused before any rule.
     case badPath(what: String, path: String, problem: PathNormalization.Problem)
     case unresolvable(path: String)
+    /// An exec path the guest's kernel would walk as written, so it must be normal already.
+    case notNormal(what: String, path: String, normal: String)
     /// Nothing of this kind is allowed at all ("exec", "file reads", ...).
     case nothingAllowed(String)
     case pathNotAllowed(path: String, access: String)
@@ -83,6 +85,8 @@ public enum Reason: Sendable, Equatable, CustomStringConvertible {
         case .allowed: "allowed"
         case .malformedCall(let what): what
         case .badPath(let what, let path, let problem): "\(what) \(quoted(path)) \(problem)"
+        case .notNormal(let what, let path, let normal):
+            "\(what) \(quoted(path)) must be written in normal form (\(normal)): the guest walks \"..\" through symlinks"
         case .unresolvable(let path): "\(path) cannot be resolved (symlink loop, missing directory or error)"
         case .nothingAllowed(let what): "the policy allows no \(what)"
         case .pathNotAllowed(let path, let access): "\(path) is not \(access)"

@@ -108,6 +108,8 @@ extension AgentPolicy {
         case .success(let resolved): program = resolved
         case .failure(let reason): return .deny(list, reason)
         }
+        // The guest executes argv as given, so exec paths are judged only in the form it will walk.
+        if program.normal != first { return .deny(list, .notNormal(what: "program", path: first, normal: program.normal)) }
         var cwd: Result<ResolvedPath, Reason>?  // resolved once, when a rule gets that far
         var firstDenial: Decision?
         for rule in tools.exec where rule.program.matches(program.normal) {
@@ -123,6 +125,8 @@ extension AgentPolicy {
                 switch cwd! {
                 case .failure(let reason):
                     denial = .deny(rule.cwdRule, reason)
+                case .success(let dir) where request.cwd.map({ $0 != dir.normal }) ?? false:
+                    denial = .deny(rule.cwdRule, .notNormal(what: "cwd", path: request.cwd!, normal: dir.normal))
                 case .success(let dir):
                     if Self.cwdAllowed(dir, rule.cwd) { return .allow(rule.rule) }
                     denial = .deny(rule.cwdRule, .cwdNotAllowed(dir.normal))
@@ -165,9 +169,11 @@ extension AgentPolicy {
         case .text(let glob):
             return glob.matches(argument)
         case .path(let glob):
-            // Only absolute paths: a relative one could be an option ("-f") to the program.
+            // Only absolute paths (a relative one could be an option, "-f"), already normal
+            // (the program walks ".." through symlinks).
             guard argument.utf8.first == UInt8(ascii: "/"),
-                case .success(let path) = resolve(argument, what: "argument", followFinal: true, resolver)
+                case .success(let path) = resolve(argument, what: "argument", followFinal: true, resolver),
+                path.normal == argument
             else { return false }
             return glob.matches(path.normal) && glob.matches(path.canonical)
         }

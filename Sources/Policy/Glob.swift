@@ -130,12 +130,12 @@ public struct Glob: Sendable, Hashable, CustomStringConvertible {
         var set = ASCIISet()
         var first = true
         while true {
-            guard i < bytes.endIndex else { throw GlobError("has an unterminated character class \"[\"") }
+            guard i < bytes.endIndex else { throw GlobError("has an unterminated character class") }
             var b = bytes[i]
             if b == UInt8(ascii: "]") && !first { break }
             first = false
             if b == UInt8(ascii: "\\") {
-                guard i + 1 < bytes.endIndex else { throw GlobError("has an unterminated character class \"[\"") }
+                guard i + 1 < bytes.endIndex else { throw GlobError("has an unterminated character class") }
                 i += 1
                 b = bytes[i]
             }
@@ -143,7 +143,7 @@ public struct Glob: Sendable, Hashable, CustomStringConvertible {
             if i + 2 < bytes.endIndex, bytes[i + 1] == UInt8(ascii: "-"), bytes[i + 2] != UInt8(ascii: "]") {
                 high = bytes[i + 2]
                 if high == UInt8(ascii: "\\") {
-                    guard i + 3 < bytes.endIndex else { throw GlobError("has an unterminated character class \"[\"") }
+                    guard i + 3 < bytes.endIndex else { throw GlobError("has an unterminated character class") }
                     high = bytes[i + 3]
                     i += 1
                 }

@@ -151,5 +151,12 @@ public struct Resources: Sendable, Equatable {
     public var subAgents: Int
 
     public static let maximumVCPUs = 254
+
+    public init(vcpus: Int, memoryMiB: Int, gpus: Int, subAgents: Int) {
+        self.vcpus = vcpus
+        self.memoryMiB = memoryMiB
+        self.gpus = gpus
+        self.subAgents = subAgents
+    }
     public static let defaults = Resources(vcpus: 1, memoryMiB: 512, gpus: 0, subAgents: 0)
 }
