@@ -255,3 +255,41 @@ import Testing
         #expect(!tracker.recordOutput(bytes: Int.max, elapsed: .zero).isAllowed)
     }
 }
+
+/// The worked examples do what docs/policy.md says they do.
+@Suite struct WorkedExampleTests {
+    static func load(_ name: String) throws -> AgentPolicy { try AgentPolicy.load(path: repositoryRoot + "/docs/policies/" + name) }
+
+    @Test func theCodingAgentsGitRules() throws {
+        let policy = try Self.load("coding.yaml")
+        func git(_ args: [String]) -> Decision {
+            policy.evaluate(.exec(ExecRequest(argv: ["/usr/bin/git"] + args, cwd: "/workspace/repo")), resolver: LexicalResolver())
+        }
+        #expect(git(["status", "--short"]).isAllowed)
+        #expect(git(["diff", "--stat", "Sources/x.swift"]).isAllowed)
+        #expect(git(["commit", "-m", "Fix the parser"]).isAllowed)
+        #expect(!git(["push", "origin", "main"]).isAllowed)
+        #expect(!git(["-c", "core.sshCommand=sh", "status"]).isAllowed)
+        #expect(!git(["diff", "--output=/etc/cron.d/x"]).isAllowed)
+        #expect(!git(["config", "user.name", "x"]).isAllowed)
+        let chmod = policy.evaluate(.exec(ExecRequest(argv: ["/usr/bin/chmod", "777", "/workspace"], cwd: "/workspace")), resolver: LexicalResolver())
+        #expect(chmod.reason == "/usr/bin/chmod is not among the allowed programs")
+    }
+
+    @Test func theTriageAgentNeverWritesEvidence() throws {
+        let policy = try Self.load("triage.yaml")
+        var fs = FakeFileSystem()
+        fs.add("/evidence/disk/notes.txt", .file)
+        fs.add("/evidence/disk/planted", .symlink("/etc/shadow"))
+        fs.add("/etc/shadow", .file)
+        #expect(policy.evaluate(.readFile(path: "/evidence/disk/notes.txt"), resolver: fs).isAllowed)
+        #expect(!policy.evaluate(.readFile(path: "/evidence/disk/planted"), resolver: fs).isAllowed)
+        #expect(!policy.evaluate(.writeFile(path: "/evidence/disk/notes.txt"), resolver: fs).isAllowed)
+        #expect(!policy.evaluate(.remove(path: "/evidence", recursive: true), resolver: fs).isAllowed)
+        #expect(policy.evaluate(.writeFile(path: "/out/report.md"), resolver: fs).isAllowed)
+        let strings = ExecRequest(argv: ["/usr/bin/strings", "-n", "8", "/evidence/disk/planted"], cwd: "/evidence")
+        #expect(!policy.evaluate(.exec(strings), resolver: fs).isAllowed)
+        #expect(policy.evaluate(.bucket(namespace: "threat-intel/iocs", operation: .query), resolver: fs).isAllowed)
+        #expect(!policy.evaluate(.bucket(namespace: "threat-intel/iocs", operation: .put), resolver: fs).isAllowed)
+    }
+}
