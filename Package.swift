@@ -15,6 +15,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         // The only code that includes <linux/kvm.h> or calls ioctl(2). Internal: only KVM imports it.
@@ -33,6 +34,8 @@ let package = Package(
         .target(name: "Doors"),
         // Hands: the host side of tool calls; for now the Doors client that reaches a guest's init.
         .target(name: "Hands", dependencies: ["Doors"]),
+        // Policy files (YAML, JSON) → a compiled policy; a pure evaluator of Hands calls and limits.
+        .target(name: "Policy", dependencies: ["Doors", .product(name: "Yams", package: "Yams")]),
         // Config → builder → running machine: the only place the layers meet.
         .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "ACPI", "LinuxBoot", "Devices"]),
         // The VMM process: one microVM, no Foundation, no argument-parsing library.
@@ -42,7 +45,7 @@ let package = Package(
         .executableTarget(name: "MominProbe", dependencies: ["Hands", "Doors"]),
         .executableTarget(
             name: "MominCLI",
-            dependencies: ["VMM", "Hands", "Doors", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["VMM", "Hands", "Doors", "Policy", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
         // Tier 1: pure tests, fakes only.
@@ -52,6 +55,7 @@ let package = Package(
         .testTarget(name: "VirtioTests", dependencies: ["Devices", "GuestMemory"]),
         .testTarget(name: "DoorsTests", dependencies: ["Doors"]),
         .testTarget(name: "HandsTests", dependencies: ["Hands", "Doors"]),
+        .testTarget(name: "PolicyTests", dependencies: ["Policy", "Doors"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "Devices", "KVM"]),
         // Tier 2: real /dev/kvm with small hand-made guest code.
         .testTarget(name: "KVMTests", dependencies: ["KVM", "GuestMemory"]),

@@ -1,0 +1,147 @@
+import Doors
+
+/// One Hands call as the policy sees it.
+public enum ToolCall: Sendable, Hashable {
+    case exec(ExecRequest)
+    case readFile(path: String)
+    case writeFile(path: String)
+    /// stat(2) when `followSymlinks`, lstat(2) otherwise.
+    case stat(path: String, followSymlinks: Bool)
+    case list(path: String)
+    case mkdir(path: String, parents: Bool)
+    case remove(path: String, recursive: Bool)
+    case bucket(namespace: String, operation: BucketOperation)
+
+    /// The call a Doors request makes; nil for frames that are not requests.
+    public init?(_ message: DoorsMessage) {
+        switch message {
+        case .exec(let request): self = .exec(request)
+        case .readFile(let request): self = .readFile(path: request.path)
+        case .writeFile(let request): self = .writeFile(path: request.path)
+        case .stat(let request): self = .stat(path: request.path, followSymlinks: request.followSymlinks)
+        case .list(let path): self = .list(path: path)
+        case .mkdir(let request): self = .mkdir(path: request.path, parents: request.parents)
+        case .remove(let request): self = .remove(path: request.path, recursive: request.recursive)
+        default: return nil
+        }
+    }
+}
+
+/// The evaluator's answer: allow or deny, the rule that decided, and why.
+public struct Decision: Sendable, Equatable, CustomStringConvertible {
+    public enum Verdict: Sendable, Equatable { case allow, deny }
+
+    public let verdict: Verdict
+    public let rule: RuleRef
+    public let why: Reason
+
+    public var isAllowed: Bool { verdict == .allow }
+    /// A sentence for people and logs.
+    public var reason: String { why.description }
+
+    static func allow(_ rule: RuleRef) -> Decision { Decision(verdict: .allow, rule: rule, why: .allowed) }
+    static func deny(_ rule: RuleRef, _ why: Reason) -> Decision { Decision(verdict: .deny, rule: rule, why: why) }
+
+    /// "allow tools.exec[0]" or "deny tools.exec: /bin/rm is not among the allowed programs".
+    public var description: String {
+        switch verdict {
+        case .allow: "allow \(rule.id)"
+        case .deny: "deny \(rule.id): \(reason)"
+        }
+    }
+}
+
+/// Why a call was decided as it was. Kept as data so an allow costs no string formatting.
+public enum Reason: Sendable, Equatable, CustomStringConvertible {
+    case allowed
+    case malformedCall(String)
+    /// A path (what it is, e.g. "path", "argv[0]", "cwd") refused before any rule.
+    case badPath(what: String, path: String, problem: PathNormalization.Problem)
+    case unresolvable(path: String)
+    /// An exec path the guest's kernel would walk as written, so it must be normal already.
+    case notNormal(what: String, path: String, normal: String)
+    /// Nothing of this kind is allowed at all ("exec", "file reads", ...).
+    case nothingAllowed(String)
+    case pathNotAllowed(path: String, access: String)
+    case resolvesOutside(path: String, canonical: String, access: String)
+    case subtreeNotAllowed(path: String)
+    case parentNotAllowed(path: String, parent: String)
+    case programNotAllowed(String)
+    case programResolvesOutside(program: String, canonical: String)
+    case argumentCount(count: Int, allowed: String)
+    case argumentNotAllowed(index: Int, value: String)
+    case environmentMalformed(String)
+    case environmentNotAllowed(String)
+    case cwdNotAllowed(String)
+    case timeoutTooLong(requestedMilliseconds: UInt32, limit: Duration)
+    case namespaceInvalid(String)
+    case bucketNotAllowed(namespace: String, operation: BucketOperation)
+    case cyclesExhausted(limit: Int)
+    case wallTimeExceeded(limit: Duration)
+    case outputExceeded(limit: Int)
+
+    public var description: String {
+        switch self {
+        case .allowed: "allowed"
+        case .malformedCall(let what): what
+        case .badPath(let what, let path, let problem): "\(what) \(quoted(path)) \(problem)"
+        case .notNormal(let what, let path, let normal):
+            "\(what) \(quoted(path)) must be written in normal form (\(normal)): the guest walks \"..\" through symlinks"
+        case .unresolvable(let path): "\(path) cannot be resolved (symlink loop, missing directory or error)"
+        case .nothingAllowed(let what): "the policy allows no \(what)"
+        case .pathNotAllowed(let path, let access): "\(path) is not \(access)"
+        case .resolvesOutside(let path, let canonical, let access): "\(path) resolves to \(canonical), which is not \(access)"
+        case .subtreeNotAllowed(let path): "a recursive remove of \(path) needs the whole tree below it writable (a rule ending in /**)"
+        case .parentNotAllowed(let path, let parent): "mkdir -p \(path) may create \(parent), which is not writable"
+        case .programNotAllowed(let program): "\(program) is not among the allowed programs"
+        case .programResolvesOutside(let program, let canonical): "\(program) resolves to \(canonical), which is not among the allowed programs"
+        case .argumentCount(let count, let allowed): "\(count) argument\(count == 1 ? "" : "s") given, \(allowed) allowed"
+        case .argumentNotAllowed(let index, let value): "argument \(index) \(quoted(value)) matches no allowed pattern"
+        case .environmentMalformed(let entry): "environment entry \(quoted(entry)) is not NAME=VALUE"
+        case .environmentNotAllowed(let entry): "environment variable \(quoted(entry)) is not allowed"
+        case .cwdNotAllowed(let cwd): "working directory \(cwd) is not allowed"
+        case .timeoutTooLong(let ms, let limit): "timeout \(ms) ms is longer than the per-call limit of \(formatDuration(limit))"
+        case .namespaceInvalid(let namespace): "bucket namespace \(quoted(namespace)) is malformed"
+        case .bucketNotAllowed(let namespace, let operation): "\(operation.rawValue) on bucket namespace \(quoted(namespace)) is not allowed"
+        case .cyclesExhausted(let limit): "the limit of \(limit) tool calls is used up"
+        case .wallTimeExceeded(let limit): "the wall time limit of \(formatDuration(limit)) has passed"
+        case .outputExceeded(let limit): "the output limit of \(limit) bytes is used up"
+        }
+    }
+}
+
+/// A string as it would be written in a policy: in double quotes, with \" \\ and control
+/// characters escaped.
+func quoted(_ text: String) -> String {
+    var out = "\""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\t": out += "\\t"
+        case _ where scalar.value < 0x20 || scalar.value == 0x7F:
+            let hex = String(scalar.value, radix: 16)
+            out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+        default: out.unicodeScalars.append(scalar)
+        }
+    }
+    return out + "\""
+}
+
+/// "90s", "10m", "1h", "250ms": the largest unit that divides the duration.
+public func formatDuration(_ duration: Duration) -> String {
+    let ms = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+    if ms % 3_600_000 == 0 { return "\(ms / 3_600_000)h" }
+    if ms % 60_000 == 0 { return "\(ms / 60_000)m" }
+    if ms % 1000 == 0 { return "\(ms / 1000)s" }
+    return "\(ms)ms"
+}
+
+/// "16MiB", "512KiB", "1000B": the largest binary unit that divides the size.
+public func formatSize(_ bytes: Int) -> String {
+    for (unit, shift) in [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)] where bytes >= 1 << shift && bytes % (1 << shift) == 0 {
+        return "\(bytes >> shift)\(unit)"
+    }
+    return "\(bytes)B"
+}

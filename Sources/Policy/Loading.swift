@@ -1,0 +1,51 @@
+import Glibc
+
+extension AgentPolicy {
+    /// The largest policy file read.
+    public static let maximumFileSize = 1 << 20
+
+    /// Reads and validates the policy at `path`: JSON for ".json", YAML for ".yaml" and ".yml".
+    /// The only I/O in this module.
+    public static func load(path: String) throws(PolicyError) -> AgentPolicy {
+        let name = path
+        let format: PolicyFormat
+        if path.hasSuffix(".json") {
+            format = .json
+        } else if path.hasSuffix(".yaml") || path.hasSuffix(".yml") {
+            format = .yaml
+        } else {
+            throw PolicyError(file: name, line: nil, field: "", message: "unknown policy format (name it .yaml, .yml or .json)")
+        }
+        let bytes = try readFile(path)
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw PolicyError(file: name, line: nil, field: "", message: "not UTF-8 text")
+        }
+        return try parse(text, format: format, file: name)
+    }
+
+    private static func readFile(_ path: String) throws(PolicyError) -> [UInt8] {
+        func failure(_ what: String) -> PolicyError {
+            PolicyError(file: path, line: nil, field: "", message: "\(what): \(String(cString: strerror(errno)))")
+        }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw failure("cannot open") }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw failure("cannot stat") }
+        guard info.st_mode & S_IFMT == S_IFREG else { throw PolicyError(file: path, line: nil, field: "", message: "not a regular file") }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw failure("cannot read")
+            }
+            if count == 0 { return bytes }
+            bytes.append(contentsOf: chunk[0..<count])
+            if bytes.count > maximumFileSize {
+                throw PolicyError(file: path, line: nil, field: "", message: "larger than \(maximumFileSize) bytes")
+            }
+        }
+    }
+}

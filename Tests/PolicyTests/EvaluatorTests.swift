@@ -1,0 +1,295 @@
+import Doors
+import Policy
+import Testing
+
+@Suite struct EvaluatorTests {
+    static let policyText = """
+        version: 1
+        agent: eval
+        tools:
+          exec:
+            - program: /usr/bin/grep
+              args:
+                prefix: ["-[inc]", "-e", "*"]
+                rest: ["path:/evidence/**"]
+                max: 5
+              env: [LANG=C.UTF-8]
+              cwd: [/evidence/**]
+            - program: /usr/bin/sha256sum
+              args: { rest: ["path:/evidence/**"] }
+            - program: /usr/bin/python3*
+              args: ["-V"]
+          files:
+            read: [/evidence/**, /etc/hostname]
+            write: [/out/**, /tmp/*/x]
+          buckets:
+            - namespace: cases/*/findings
+              operations: [put, get]
+        limits:
+          call_timeout: 30s
+        """
+
+    static let policy: AgentPolicy = try! parse(policyText)
+
+    /// /evidence/link-out → /etc; /evidence/link-in → /evidence/a; /out/escape → /evidence;
+    /// /usr/bin/python3 → python3.11; /usr/bin/evil → /bin/sh; /tmp/loop ↔ /tmp/loop2.
+    static let fs: FakeFileSystem = {
+        var fs = FakeFileSystem()
+        fs.add("/evidence/a/report.txt", .file)
+        fs.add("/evidence/link-out", .symlink("/etc"))
+        fs.add("/evidence/rel-out", .symlink("../etc/shadow"))
+        fs.add("/evidence/link-in", .symlink("a"))
+        fs.add("/etc/shadow", .file)
+        fs.add("/etc/hostname", .file)
+        fs.add("/out/escape", .symlink("/evidence"))
+        fs.add("/out/report.md", .file)
+        fs.add("/usr/bin/grep", .file)
+        fs.add("/usr/bin/sha256sum", .file)
+        fs.add("/usr/bin/python3.11", .file)
+        fs.add("/usr/bin/python3", .symlink("python3.11"))
+        fs.add("/usr/bin/evil", .symlink("/bin/sh"))
+        fs.add("/bin/sh", .file)
+        fs.add("/tmp/loop", .symlink("/tmp/loop2"))
+        fs.add("/tmp/loop2", .symlink("/tmp/loop"))
+        return fs
+    }()
+
+    func decide(_ call: ToolCall) -> Decision { Self.policy.evaluate(call, resolver: Self.fs) }
+
+    func exec(_ argv: [String], env: [String] = ["LANG=C.UTF-8"], cwd: String? = "/evidence", timeout: UInt32? = nil) -> Decision {
+        decide(.exec(ExecRequest(argv: argv, env: env, cwd: cwd, timeoutMilliseconds: timeout)))
+    }
+
+    struct Row: Sendable, CustomTestStringConvertible {
+        var call: ToolCall
+        var allowed: Bool
+        var rule: String
+        var reason: String
+        var testDescription: String { "\(call) → \(allowed ? "allow" : "deny") \(rule)" }
+    }
+
+    static func e(_ argv: [String], env: [String] = ["LANG=C.UTF-8"], cwd: String? = "/evidence") -> ToolCall {
+        .exec(ExecRequest(argv: argv, env: env, cwd: cwd))
+    }
+
+    static let rows: [Row] = [
+        Row(call: e(["/usr/bin/grep", "-i", "-e", "secret", "/evidence/a/report.txt"]), allowed: true, rule: "tools.exec[0]", reason: "allowed"),
+        Row(call: e(["/usr/bin/grep", "-i", "-e", "secret", "/evidence/a/report.txt", "/evidence/link-in/report.txt"]), allowed: true,
+            rule: "tools.exec[0]", reason: "allowed"),
+        Row(call: e(["/usr/bin/grep", "-f", "-e", "x", "/evidence/a"]), allowed: false, rule: "tools.exec[0].args",
+            reason: "argument 1 \"-f\" matches no allowed pattern"),
+        Row(call: e(["/usr/bin/grep", "-i", "-e", "x", "/etc/shadow"]), allowed: false, rule: "tools.exec[0].args",
+            reason: "argument 4 \"/etc/shadow\" matches no allowed pattern"),
+        Row(call: e(["/usr/bin/grep", "-i", "-e", "x", "/evidence/link-out/shadow"]), allowed: false, rule: "tools.exec[0].args",
+            reason: "argument 4 \"/evidence/link-out/shadow\" matches no allowed pattern"),
+        Row(call: e(["/usr/bin/grep", "-i", "-e", "x", "a/report.txt"]), allowed: false, rule: "tools.exec[0].args",
+            reason: "argument 4 \"a/report.txt\" matches no allowed pattern"),
+        Row(call: e(["/usr/bin/grep", "-i", "-e"]), allowed: false, rule: "tools.exec[0].args", reason: "2 arguments given, 3 to 5 allowed"),
+        Row(call: e(["/usr/bin/grep", "-i", "-e", "x", "/evidence", "/evidence", "/evidence"]), allowed: false, rule: "tools.exec[0].args",
+            reason: "6 arguments given, 3 to 5 allowed"),
+        Row(call: e(["/usr/bin/grep", "-i", "-e", "x"], env: ["LANG=C.UTF-8", "LD_PRELOAD=/tmp/x.so"]), allowed: false, rule: "tools.exec[0].env",
+            reason: "environment variable \"LD_PRELOAD=/tmp/x.so\" is not allowed"),
+        Row(call: e(["/usr/bin/grep", "-i", "-e", "x"], env: ["LANG=de_DE"]), allowed: false, rule: "tools.exec[0].env",
+            reason: "environment variable \"LANG=de_DE\" is not allowed"),
+        Row(call: e(["/usr/bin/grep", "-i", "-e", "x"], env: ["LANG"]), allowed: false, rule: "tools.exec[0].env",
+            reason: "environment entry \"LANG\" is not NAME=VALUE"),
+        Row(call: e(["/usr/bin/grep", "-i", "-e", "x"], cwd: "/tmp"), allowed: false, rule: "tools.exec[0].cwd",
+            reason: "working directory /tmp is not allowed"),
+        Row(call: e(["/usr/bin/grep", "-i", "-e", "x"], cwd: "/evidence/link-out"), allowed: false, rule: "tools.exec[0].cwd",
+            reason: "working directory /evidence/link-out is not allowed"),
+        Row(call: e(["/usr/bin/grep", "-i", "-e", "x"], cwd: nil), allowed: false, rule: "tools.exec[0].cwd",
+            reason: "working directory / is not allowed"),
+        Row(call: e(["/usr/bin/sha256sum", "/evidence/a/report.txt"], env: [], cwd: nil), allowed: true, rule: "tools.exec[1]", reason: "allowed"),
+        Row(call: e(["/usr/bin/sha256sum", "/evidence/a/report.txt"], env: [], cwd: "/evidence"), allowed: false, rule: "tools.exec[1].cwd",
+            reason: "working directory /evidence is not allowed"),
+        Row(call: e(["/usr/bin/sha256sum", "/evidence/rel-out"], env: [], cwd: nil), allowed: false, rule: "tools.exec[1].args",
+            reason: "argument 1 \"/evidence/rel-out\" matches no allowed pattern"),
+        Row(call: e(["/usr/bin/python3", "-V"], env: [], cwd: nil), allowed: true, rule: "tools.exec[2]", reason: "allowed"),
+        Row(call: e(["/bin/rm", "-rf", "/"]), allowed: false, rule: "tools.exec", reason: "/bin/rm is not among the allowed programs"),
+        Row(call: e(["grep", "x"]), allowed: false, rule: "tools.exec", reason: "program \"grep\" is relative (only absolute paths are judged)"),
+        Row(call: e(["/usr/bin/../bin/grep", "-n", "-e", "x"]), allowed: false, rule: "tools.exec",
+            reason: "program \"/usr/bin/../bin/grep\" must be written in normal form (/usr/bin/grep): the guest walks \"..\" through symlinks"),
+        Row(call: e(["/usr/bin/grep", "-n", "-e", "x", "/evidence/link-out/../a"]), allowed: false, rule: "tools.exec[0].args",
+            reason: "argument 4 \"/evidence/link-out/../a\" matches no allowed pattern"),
+        Row(call: e(["/usr/bin/grep", "-n", "-e", "x"], cwd: "/evidence/a/"), allowed: false, rule: "tools.exec[0].cwd",
+            reason: "cwd \"/evidence/a/\" must be written in normal form (/evidence/a): the guest walks \"..\" through symlinks"),
+        Row(call: e(["/usr/bin/python3/../../../bin/sh"]), allowed: false, rule: "tools.exec",
+            reason: "program \"/usr/bin/python3/../../../bin/sh\" must be written in normal form (/bin/sh): the guest walks \"..\" through symlinks"),
+        Row(call: e([]), allowed: false, rule: "default", reason: "argv is empty"),
+        Row(call: .readFile(path: "/evidence/a/report.txt"), allowed: true, rule: "tools.files.read[0]", reason: "allowed"),
+        Row(call: .readFile(path: "/evidence/../etc/shadow"), allowed: false, rule: "tools.files.read", reason: "/etc/shadow is not readable"),
+        Row(call: .readFile(path: "/evidence/link-out/shadow"), allowed: false, rule: "tools.files.read[0]",
+            reason: "/evidence/link-out/shadow resolves to /etc/shadow, which is not readable"),
+        Row(call: .readFile(path: "/evidence/rel-out"), allowed: false, rule: "tools.files.read[0]",
+            reason: "/evidence/rel-out resolves to /etc/shadow, which is not readable"),
+        Row(call: .readFile(path: "/evidence/link-in/report.txt"), allowed: true, rule: "tools.files.read[0]", reason: "allowed"),
+        Row(call: .readFile(path: "evidence/a"), allowed: false, rule: "tools.files.read", reason: "path \"evidence/a\" is relative (only absolute paths are judged)"),
+        Row(call: .readFile(path: "/evidence/a\0/x"), allowed: false, rule: "tools.files.read", reason: "path \"/evidence/a\\u0000/x\" contains a NUL byte"),
+        Row(call: .stat(path: "/evidence/link-out", followSymlinks: false), allowed: true, rule: "tools.files.read[0]", reason: "allowed"),
+        Row(call: .stat(path: "/evidence/link-out", followSymlinks: true), allowed: false, rule: "tools.files.read[0]",
+            reason: "/evidence/link-out resolves to /etc, which is not readable"),
+        Row(call: .list(path: "/etc"), allowed: false, rule: "tools.files.read", reason: "/etc is not readable"),
+        Row(call: .readFile(path: "/etc/hostname"), allowed: true, rule: "tools.files.read[1]", reason: "allowed"),
+        Row(call: .writeFile(path: "/out/report.md"), allowed: true, rule: "tools.files.write[0]", reason: "allowed"),
+        Row(call: .writeFile(path: "/out/new/deep/file"), allowed: true, rule: "tools.files.write[0]", reason: "allowed"),
+        Row(call: .writeFile(path: "/out/escape/a/report.txt"), allowed: false, rule: "tools.files.write[0]",
+            reason: "/out/escape/a/report.txt resolves to /evidence/a/report.txt, which is not writable"),
+        Row(call: .writeFile(path: "/evidence/a/report.txt"), allowed: false, rule: "tools.files.write", reason: "/evidence/a/report.txt is not writable"),
+        Row(call: .writeFile(path: "/tmp/loop/x"), allowed: false, rule: "tools.files.write", reason: "/tmp/loop/x cannot be resolved (symlink loop, missing directory or error)"),
+        Row(call: .remove(path: "/out/escape", recursive: false), allowed: true, rule: "tools.files.write[0]", reason: "allowed"),
+        Row(call: .remove(path: "/out", recursive: true), allowed: true, rule: "tools.files.write[0]", reason: "allowed"),
+        Row(call: .remove(path: "/tmp/a/x", recursive: true), allowed: false, rule: "tools.files.write",
+            reason: "a recursive remove of /tmp/a/x needs the whole tree below it writable (a rule ending in /**)"),
+        Row(call: .mkdir(path: "/out/a/b", parents: true), allowed: true, rule: "tools.files.write[0]", reason: "allowed"),
+        Row(call: .mkdir(path: "/tmp/a/x", parents: false), allowed: true, rule: "tools.files.write[1]", reason: "allowed"),
+        Row(call: .mkdir(path: "/tmp/a/x", parents: true), allowed: false, rule: "tools.files.write[1]",
+            reason: "mkdir -p /tmp/a/x may create /tmp/a, which is not writable"),
+        Row(call: .bucket(namespace: "cases/42/findings", operation: .put), allowed: true, rule: "tools.buckets[0]", reason: "allowed"),
+        Row(call: .bucket(namespace: "cases/42/findings", operation: .query), allowed: false, rule: "tools.buckets",
+            reason: "query on bucket namespace \"cases/42/findings\" is not allowed"),
+        Row(call: .bucket(namespace: "cases/../findings", operation: .get), allowed: false, rule: "tools.buckets",
+            reason: "bucket namespace \"cases/../findings\" is malformed"),
+    ]
+
+    @Test(arguments: rows) func decisions(_ row: Row) {
+        let decision = decide(row.call)
+        #expect(decision.isAllowed == row.allowed)
+        #expect(decision.rule.id == row.rule)
+        #expect(decision.reason == row.reason)
+    }
+
+    @Test func theDecidingRuleCarriesItsLine() {
+        #expect(exec(["/usr/bin/grep", "-n", "-e", "x"]).rule.line == 5)
+        #expect(exec(["/bin/rm"]).rule.line == 4)
+        #expect(exec(["/usr/bin/grep", "-f", "-e", "x"]).rule.line == 6)
+        #expect(decide(.readFile(path: "/etc/hostname")).rule.line == 17)
+        #expect(exec(["/bin/rm"]).description == "deny tools.exec: /bin/rm is not among the allowed programs")
+    }
+
+    @Test func aProgramSymlinkOutOfTheGlobIsDenied() throws {
+        let policy = try parse("version: 1\nagent: a\ntools:\n  exec:\n    - program: /usr/bin/*\n      args: any\n")
+        let decision = policy.evaluate(.exec(ExecRequest(argv: ["/usr/bin/evil", "-c", "id"])), resolver: Self.fs)
+        #expect(!decision.isAllowed)
+        #expect(decision.rule.id == "tools.exec[0]")
+        #expect(decision.reason == "/usr/bin/evil resolves to /bin/sh, which is not among the allowed programs")
+        #expect(policy.evaluate(.exec(ExecRequest(argv: ["/usr/bin/grep", "-c", "id"])), resolver: Self.fs).isAllowed)
+    }
+
+    @Test func timeoutsAboveTheCallLimitAreDenied() {
+        #expect(exec(["/usr/bin/grep", "-n", "-e", "x"], timeout: 30_000).isAllowed)
+        let decision = exec(["/usr/bin/grep", "-n", "-e", "x"], timeout: 30_001)
+        #expect(!decision.isAllowed)
+        #expect(decision.rule.id == "limits.call_timeout")
+        #expect(decision.reason == "timeout 30001 ms is longer than the per-call limit of 30s")
+    }
+
+    @Test func anEmptyPolicyDeniesEverything() throws {
+        let policy = try parse("version: 1\nagent: nobody\n")
+        let calls: [ToolCall] = [
+            .exec(ExecRequest(argv: ["/bin/true"])), .readFile(path: "/"), .writeFile(path: "/x"), .list(path: "/"),
+            .mkdir(path: "/x", parents: false), .remove(path: "/x", recursive: false), .stat(path: "/", followSymlinks: false),
+            .bucket(namespace: "x", operation: .get),
+        ]
+        for call in calls {
+            let decision = policy.evaluate(call, resolver: LexicalResolver())
+            #expect(!decision.isAllowed, "\(call)")
+            #expect(decision.rule == .defaultDeny)
+        }
+    }
+
+    @Test func aResolverThatAnswersNonsenseIsDenied() throws {
+        struct Liar: PathResolver {
+            func canonicalPath(_ path: String, followFinalSymlink: Bool) -> String? { "relative/answer" }
+        }
+        let decision = Self.policy.evaluate(.readFile(path: "/evidence/a/report.txt"), resolver: Liar())
+        #expect(!decision.isAllowed)
+        #expect(decision.why == .unresolvable(path: "/evidence/a/report.txt"))
+    }
+
+    @Test func doorsRequestsMapToCalls() {
+        #expect(ToolCall(.readFile(ReadFileRequest(path: "/a"))) == .readFile(path: "/a"))
+        #expect(ToolCall(.remove(RemoveRequest(path: "/a", recursive: true))) == .remove(path: "/a", recursive: true))
+        #expect(ToolCall(.mkdir(MkdirRequest(path: "/a", parents: true))) == .mkdir(path: "/a", parents: true))
+        #expect(ToolCall(.stat(StatRequest(path: "/a", followSymlinks: true))) == .stat(path: "/a", followSymlinks: true))
+        #expect(ToolCall(.ping(nonce: 1)) == nil)
+    }
+}
+
+@Suite struct LimitTrackerTests {
+    static let limits: Limits = {
+        var limits = Limits.defaults
+        limits.cycles = 3
+        limits.wallTime = .seconds(60)
+        limits.outputBytes = 1000
+        return limits
+    }()
+
+    @Test func cyclesRunOut() {
+        var tracker = LimitTracker(limits: Self.limits)
+        for used in 1...3 {
+            #expect(tracker.admitCall(elapsed: .seconds(1)).isAllowed)
+            #expect(tracker.cyclesUsed == used)
+        }
+        let denied = tracker.admitCall(elapsed: .seconds(2))
+        #expect(!denied.isAllowed)
+        #expect(denied.rule.id == "limits.cycles")
+        #expect(denied.reason == "the limit of 3 tool calls is used up")
+        #expect(tracker.remainingCycles == 0)
+    }
+
+    @Test func wallTimeRunsOut() {
+        var tracker = LimitTracker(limits: Self.limits)
+        #expect(tracker.admitCall(elapsed: .milliseconds(59_999)).isAllowed)
+        let denied = tracker.admitCall(elapsed: .seconds(60))
+        #expect(!denied.isAllowed && denied.rule.id == "limits.wall_time")
+        #expect(tracker.cyclesUsed == 1)
+    }
+
+    @Test func outputRunsOut() {
+        var tracker = LimitTracker(limits: Self.limits)
+        #expect(tracker.recordOutput(bytes: 600, elapsed: .zero).isAllowed)
+        #expect(tracker.recordOutput(bytes: 400, elapsed: .zero).isAllowed)
+        #expect(tracker.remainingOutputBytes == 0)
+        let denied = tracker.recordOutput(bytes: 1, elapsed: .zero)
+        #expect(!denied.isAllowed && denied.rule.id == "limits.output_bytes")
+        #expect(!tracker.recordOutput(bytes: Int.max, elapsed: .zero).isAllowed)
+    }
+}
+
+/// The worked examples do what docs/policy.md says they do.
+@Suite struct WorkedExampleTests {
+    static func load(_ name: String) throws -> AgentPolicy { try AgentPolicy.load(path: repositoryRoot + "/docs/policies/" + name) }
+
+    @Test func theCodingAgentsGitRules() throws {
+        let policy = try Self.load("coding.yaml")
+        func git(_ args: [String]) -> Decision {
+            policy.evaluate(.exec(ExecRequest(argv: ["/usr/bin/git"] + args, cwd: "/workspace/repo")), resolver: LexicalResolver())
+        }
+        #expect(git(["status", "--short"]).isAllowed)
+        #expect(git(["diff", "--stat", "Sources/x.swift"]).isAllowed)
+        #expect(git(["commit", "-m", "Fix the parser"]).isAllowed)
+        #expect(!git(["push", "origin", "main"]).isAllowed)
+        #expect(!git(["-c", "core.sshCommand=sh", "status"]).isAllowed)
+        #expect(!git(["diff", "--output=/etc/cron.d/x"]).isAllowed)
+        #expect(!git(["config", "user.name", "x"]).isAllowed)
+        let chmod = policy.evaluate(.exec(ExecRequest(argv: ["/usr/bin/chmod", "777", "/workspace"], cwd: "/workspace")), resolver: LexicalResolver())
+        #expect(chmod.reason == "/usr/bin/chmod is not among the allowed programs")
+    }
+
+    @Test func theTriageAgentNeverWritesEvidence() throws {
+        let policy = try Self.load("triage.yaml")
+        var fs = FakeFileSystem()
+        fs.add("/evidence/disk/notes.txt", .file)
+        fs.add("/evidence/disk/planted", .symlink("/etc/shadow"))
+        fs.add("/etc/shadow", .file)
+        #expect(policy.evaluate(.readFile(path: "/evidence/disk/notes.txt"), resolver: fs).isAllowed)
+        #expect(!policy.evaluate(.readFile(path: "/evidence/disk/planted"), resolver: fs).isAllowed)
+        #expect(!policy.evaluate(.writeFile(path: "/evidence/disk/notes.txt"), resolver: fs).isAllowed)
+        #expect(!policy.evaluate(.remove(path: "/evidence", recursive: true), resolver: fs).isAllowed)
+        #expect(policy.evaluate(.writeFile(path: "/out/report.md"), resolver: fs).isAllowed)
+        let strings = ExecRequest(argv: ["/usr/bin/strings", "-n", "8", "/evidence/disk/planted"], cwd: "/evidence")
+        #expect(!policy.evaluate(.exec(strings), resolver: fs).isAllowed)
+        #expect(policy.evaluate(.bucket(namespace: "threat-intel/iocs", operation: .query), resolver: fs).isAllowed)
+        #expect(!policy.evaluate(.bucket(namespace: "threat-intel/iocs", operation: .put), resolver: fs).isAllowed)
+    }
+}
