@@ -19,7 +19,7 @@ struct Boot: ParsableCommand {
 
     func run() throws {
         let config = try machine.configuration()
-        let payload = try machine.preflight(config)
+        _ = try machine.preflight(config)  // refuses bad input here, before any rig or child
         if let reason = KVMHost.needsRig(kvmPath: config.kvmPath) {
             if machine.noRig { throw CLIError.usage("\(reason); it cannot boot stock kernels (drop --no-rig to use the nested rig)") }
             try Rig.reexec(reason: reason, files: [config.kernelPath, config.initrdPath].compactMap { $0 })

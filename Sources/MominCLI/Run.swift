@@ -42,7 +42,7 @@ struct Run: ParsableCommand {
         defer { runtime.remove() }
         var config = try machine.configuration(extraCommandLine: "momin.doors=\(Self.doorsPort)")
         config.vsock = VsockConfiguration(guestCID: 3, socketPath: runtime.path + "/vsock.sock")
-        let payload = try machine.preflight(config)
+        _ = try machine.preflight(config)  // refuses bad input here, before any rig or child
         if let reason = KVMHost.needsRig(kvmPath: config.kvmPath) {
             if machine.noRig { throw CLIError.usage("\(reason); it cannot boot stock kernels (drop --no-rig to use the nested rig)") }
             try Rig.reexec(reason: reason, files: [config.kernelPath, config.initrdPath].compactMap { $0 })
