@@ -74,6 +74,8 @@ public enum FrameType: UInt8, CaseIterable, Hashable, Sendable {
     case listEnd = 0x28
     case mkdir = 0x29
     case remove = 0x2A
+    case resolve = 0x2B
+    case resolved = 0x2C
 }
 
 /// The 16-byte frame header, all fields little-endian:

@@ -47,6 +47,10 @@ public enum DoorsMessage: Hashable, Sendable {
     case listEnd
     case mkdir(MkdirRequest)
     case remove(RemoveRequest)
+    /// The canonical path the guest's kernel reaches for `path`: every symlink followed, `.`,
+    /// `..` and repeated slashes gone (realpath(3)); what a policy judges a path by.
+    case resolve(path: String)
+    case resolved(path: String)
 
     public var type: FrameType {
         switch self {
@@ -75,6 +79,8 @@ public enum DoorsMessage: Hashable, Sendable {
         case .listEnd: .listEnd
         case .mkdir: .mkdir
         case .remove: .remove
+        case .resolve: .resolve
+        case .resolved: .resolved
         }
     }
 }

@@ -112,7 +112,7 @@ extension DoorsMessage {
             out.appendLittleEndian(stat.nlink)
             out.appendLittleEndian(stat.uid)
             out.appendLittleEndian(stat.gid)
-        case .list(let path):
+        case .list(let path), .resolve(let path), .resolved(let path):
             try out.appendPath(path, .path)
         case .listEntries(let entries):
             try Check.count(entries.count, .entries, bound: DoorsLimits.maxListBatch)
@@ -270,6 +270,10 @@ extension PayloadReader {
                     mtimeNanoseconds: nanoseconds, nlink: nlink, uid: uid, gid: gid))
         case .list:
             return .list(path: try path(.path))
+        case .resolve:
+            return .resolve(path: try path(.path))
+        case .resolved:
+            return .resolved(path: try path(.path))
         case .listEntries:
             let count = try count(.entries, bound: DoorsLimits.maxListBatch, minimumEntrySize: 5)
             var entries: [DirectoryEntry] = []

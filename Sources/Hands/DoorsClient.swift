@@ -198,6 +198,16 @@ public final class DoorsClient {
         }
     }
 
+    /// The canonical path the guest's kernel reaches for `path` (realpath(3) in the guest).
+    public func resolve(_ path: String) throws(HandsError) -> String {
+        let id = allocateRequest()
+        try send(Frame(requestID: id, .resolve(path: path)))
+        return try awaitReply(id) { message throws(HandsError) in
+            guard case .resolved(let resolved) = message else { throw .unexpected(message) }
+            return resolved
+        }
+    }
+
     /// A Ping/Pong round trip.
     public func ping() throws(HandsError) {
         let id = allocateRequest()

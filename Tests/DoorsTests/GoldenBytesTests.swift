@@ -88,7 +88,7 @@ import Doors
             (.stderrData, 0x15), (.exit, 0x16), (.kill, 0x17),
             (.writeFile, 0x20), (.readFile, 0x21), (.fileData, 0x22), (.fileEnd, 0x23), (.stat, 0x24),
             (.statResult, 0x25), (.list, 0x26), (.listEntries, 0x27), (.listEnd, 0x28), (.mkdir, 0x29),
-            (.remove, 0x2A),
+            (.remove, 0x2A), (.resolve, 0x2B), (.resolved, 0x2C),
         ]
         #expect(numbers.count == expected.count)
         for (got, want) in zip(numbers, expected) {

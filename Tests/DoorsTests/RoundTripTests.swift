@@ -56,6 +56,8 @@ let samples: [Frame] = [
     Frame(requestID: 11, .listEnd),
     Frame(requestID: 12, .mkdir(MkdirRequest(path: "/a/b/c", permissions: 0o700, parents: true))),
     Frame(requestID: 13, .remove(RemoveRequest(path: "/a", recursive: true))),
+    Frame(requestID: 14, .resolve(path: "/evidence/../etc//passwd")),
+    Frame(requestID: 14, .resolved(path: "/etc/passwd")),
 ]
 
 @Suite struct RoundTripTests {

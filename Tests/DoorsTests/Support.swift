@@ -184,6 +184,8 @@ struct MessageGenerator {
         case .listEnd: return .listEnd
         case .mkdir: return .mkdir(MkdirRequest(path: path(), permissions: permissions(), parents: bool()))
         case .remove: return .remove(RemoveRequest(path: path(), recursive: bool()))
+        case .resolve: return .resolve(path: path())
+        case .resolved: return .resolved(path: path())
         }
     }
 

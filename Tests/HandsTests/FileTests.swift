@@ -142,6 +142,21 @@ func receiveWrite(_ peer: Peer) throws -> WriteSeen {
     }
 
     /// ping() returns once the Pong is in, not before: the fake holds it back a little.
+    @Test func resolveReturnsTheGuestsAnswerAndItsErrors() throws {
+        let (client, guest) = try connect { peer in
+            let first = try peer.receive()
+            guard case .resolve(let path) = first.message else { throw FakeError("expected Resolve, got \(first)") }
+            try peer.send(Frame(requestID: first.requestID, .resolved(path: "/real" + path)))
+            let second = try peer.receive()
+            try peer.send(Frame(requestID: second.requestID, .error(ErrorReply(code: .notFound, message: "no such file"))))
+            return path
+        }
+        #expect(try client.resolve("/link/x") == "/real/link/x")
+        let error = handsError { _ = try client.resolve("/missing") }
+        #expect(try guest.join() == "/link/x")
+        #expect(error?.remoteReply?.code == .notFound)
+    }
+
     @Test func pingWaitsForItsNonceToComeBack() throws {
         let delay = 0.05
         let (client, guest) = try connect { peer in

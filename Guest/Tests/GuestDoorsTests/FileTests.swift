@@ -160,6 +160,41 @@ extension ServerTests {
             #expect(underFile.errorReply?.errno == ENOTDIR)
         }
 
+        /// Resolve answers with the path the kernel reaches: symlinks (relative and absolute,
+        /// chained, in the middle of a path) followed, `.`, `..` and `//` gone.
+        @Test func resolveFollowsSymlinksAndFailsOnLoopsAndMissingParts() throws {
+            let client = try DoorsClient()
+            let scratch = try ScratchDirectory()
+            defer { scratch.remove() }
+            let canonical = try #require(realpath(scratch.path, nil))
+            let root = String(cString: canonical)
+            free(canonical)
+            #expect(mkdir(scratch.path + "/real", 0o755) == 0)
+            #expect(try client.writeFile(scratch.path + "/real/file", [[7]]) == .ok(count: 1))
+            #expect(symlink("real", scratch.path + "/rel") == 0)
+            #expect(symlink(scratch.path + "/rel", scratch.path + "/chain") == 0)
+            #expect(symlink("/etc", scratch.path + "/out") == 0)
+            #expect(symlink("loop2", scratch.path + "/loop1") == 0)
+            #expect(symlink("loop1", scratch.path + "/loop2") == 0)
+
+            let cases: [(String, String)] = [
+                (scratch.path + "/chain/file", root + "/real/file"),
+                (scratch.path + "/rel/./..//real/file", root + "/real/file"),
+                (scratch.path + "/out/../etc", "/etc"),
+                (scratch.path + "/out", "/etc"),
+                ("/", "/"),
+            ]
+            for (path, want) in cases {
+                #expect(try client.call(.resolve(path: path)) == .resolved(path: want), "resolving \(path)")
+            }
+            let missing = try client.call(.resolve(path: scratch.path + "/real/missing"))
+            #expect(missing.errorReply?.code == .notFound)
+            let loop = try client.call(.resolve(path: scratch.path + "/loop1"))
+            #expect(loop.errorReply?.errno == ELOOP)
+            let underFile = try client.call(.resolve(path: scratch.path + "/real/file/x"))
+            #expect(underFile.errorReply?.code == .notADirectory)
+        }
+
         @Test func mkdirAndItsErrors() throws {
             let client = try DoorsClient()
             let scratch = try ScratchDirectory()

@@ -40,6 +40,13 @@ enum FileOperations {
             gid: UInt32(info.st_gid))
     }
 
+    /// realpath(3): the canonical path the kernel reaches for `path`, every symlink followed.
+    static func resolve(_ path: String) throws(SystemError) -> String {
+        guard let resolved = realpath(path, nil) else { throw SystemError("realpath", subject: path) }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
     static func fileType(mode: mode_t) -> FileType {
         switch mode & S_IFMT {
         case S_IFREG: .regular

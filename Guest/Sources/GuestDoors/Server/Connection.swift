@@ -281,7 +281,7 @@ final class Connection {
             }
         case .ok, .pong:
             break  // answers to guest requests; none are sent in v1
-        case .started, .stdoutData, .stderrData, .exit, .statResult, .listEntries, .listEnd:
+        case .started, .stdoutData, .stderrData, .exit, .statResult, .listEntries, .listEnd, .resolved:
             failConnection(.invalidRequest, "\(frame.type) frames are sent by the guest, not to it")
 
         case .ping(let nonce):
@@ -298,6 +298,13 @@ final class Connection {
             guard admit(id) else { return }
             do throws(SystemError) {
                 send(Frame(requestID: id, .statResult(try FileOperations.stat(request))))
+            } catch {
+                send(id, error)
+            }
+        case .resolve(let path):
+            guard admit(id) else { return }
+            do throws(SystemError) {
+                send(Frame(requestID: id, .resolved(path: try FileOperations.resolve(path))))
             } catch {
                 send(id, error)
             }
