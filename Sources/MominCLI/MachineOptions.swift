@@ -27,6 +27,9 @@ struct MachineOptions: ParsableArguments {
     @Option(help: .hidden)
     var kvmDevice: String = "/dev/kvm"
 
+    @Option(help: "64 hexadecimal digits that seed the guest's virtio-rng, so a session can be replayed (default: the host's CSPRNG).")
+    var entropySeed: String?
+
     /// The machine these options describe, with `extraCommandLine` appended to the kernel's.
     func configuration(extraCommandLine: String? = nil) throws -> MachineConfiguration {
         guard vcpus >= 1 else { throw CLIError.usage("--vcpus \(vcpus) is out of range: at least 1 vCPU is needed") }
@@ -36,8 +39,15 @@ struct MachineOptions: ParsableArguments {
         let kernelPath = kernel ?? image.kernel
         let initrdPath = initrd ?? (kernel == nil ? image.initrd : nil)
         let commandLine = extraCommandLine.map { cmdline + " " + $0 } ?? cmdline
-        return MachineConfiguration(kernelPath: kernelPath, initrdPath: initrdPath, commandLine: commandLine,
-                                    vcpus: vcpus, memoryMiB: UInt64(memory), kvmPath: kvmDevice)
+        var config = MachineConfiguration(kernelPath: kernelPath, initrdPath: initrdPath, commandLine: commandLine,
+                                          vcpus: vcpus, memoryMiB: UInt64(memory), kvmPath: kvmDevice)
+        if let entropySeed {
+            guard let seed = EntropySeed.parse(entropySeed) else {
+                throw CLIError.usage("--entropy-seed \(entropySeed) is not 64 hexadecimal digits")
+            }
+            config.entropySeed = seed
+        }
+        return config
     }
 
     /// Reads and checks the kernel and initrd; bad input is a usage error (exit 2).

@@ -22,6 +22,9 @@ public struct MachineConfiguration: Equatable, Sendable {
     public var kvmPath: String
     /// A virtio-vsock device, when the host is to talk to the guest (Doors).
     public var vsock: VsockConfiguration?
+    /// 32 bytes that make virtio-rng's stream reproducible (`SeededEntropy`), for sessions
+    /// that will be replayed; nil: the host's CSPRNG.
+    public var entropySeed: [UInt8]?
 
     /// The command line used when the user gives none: serial console on the 8250 at 0x3f8,
     /// reboot through the i8042 (the VMM treats it as an exit), no PCI probing on a bus we don't have.

@@ -113,7 +113,13 @@ public final class Machine: @unchecked Sendable {
         let eventLoop = try DeviceEventLoop()
         var virtioDescriptors: [VirtioMMIODescriptor] = []
         var transports: [(name: String, transport: VirtioMMIOTransport)] = []
-        var virtioDevices: [any VirtioDevice] = [VirtioRNG()]
+        // Preflight refused seeds of the wrong size; a nil seed means the host's CSPRNG.
+        var entropy: any EntropySource = SystemEntropy()
+        if let seed = config.entropySeed {
+            guard let seeded = SeededEntropy(seed: seed) else { throw .device("an entropy seed is \(SeededEntropy.seedSize) bytes, not \(seed.count)") }
+            entropy = seeded
+        }
+        var virtioDevices: [any VirtioDevice] = [VirtioRNG(entropy: entropy)]
         var vsockDevice: VirtioVsock?
         if let vsock = config.vsock {
             do {

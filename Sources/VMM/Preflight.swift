@@ -1,3 +1,4 @@
+import Devices
 import Glibc
 import LinuxBoot
 
@@ -19,6 +20,9 @@ public enum Preflight {
         }
         guard config.memoryMiB > 0, config.memoryMiB <= MachineConfiguration.maximumMemoryMiB else {
             throw .invalidMemory("--memory \(config.memoryMiB) MiB is out of range (1 to \(MachineConfiguration.maximumMemoryMiB))")
+        }
+        if let seed = config.entropySeed, seed.count != SeededEntropy.seedSize {
+            throw .device("an entropy seed is \(SeededEntropy.seedSize) bytes, not \(seed.count)")
         }
         let kernelFile = try BootFile(config.kernelPath, role: "kernel")
         let kernel: BzImage

@@ -4,7 +4,7 @@
 ///
 ///     momin-vmm --kernel PATH [--initrd PATH] [--cmdline STR] [--vcpus N] [--memory MiB]
 ///               [--timeout S] [--vsock-socket PATH [--vsock-cid N]] [--kvm-device PATH]
-///               [--report-memory] [--new-session]
+///               [--entropy-seed HEX64] [--report-memory] [--new-session]
 public struct VMMArguments: Equatable, Sendable {
     public var configuration: MachineConfiguration
     /// Seconds before the VMM stops the guest and fails; nil for no limit.
@@ -17,6 +17,7 @@ public struct VMMArguments: Equatable, Sendable {
         case unknownOption(String)
         case missingValue(String)
         case badNumber(option: String, value: String)
+        case badSeed(String)
         case missingKernel
 
         public var description: String {
@@ -24,6 +25,7 @@ public struct VMMArguments: Equatable, Sendable {
             case .unknownOption(let o): "unknown option \(o)"
             case .missingValue(let o): "\(o) needs a value"
             case .badNumber(let o, let v): "\(o) \(v) is not a valid number"
+            case .badSeed(let v): "--entropy-seed \(v) is not 64 hexadecimal digits"
             case .missingKernel: "--kernel is required"
             }
         }
@@ -62,6 +64,10 @@ public struct VMMArguments: Equatable, Sendable {
             case "--vsock-socket": vsockPath = try value(option)
             case "--vsock-cid": vsockCID = try number(option, UInt64.self)
             case "--kvm-device": config.kvmPath = try value(option)
+            case "--entropy-seed":
+                let text = try value(option)
+                guard let seed = EntropySeed.parse(text) else { throw .badSeed(text) }
+                config.entropySeed = seed
             case "--report-memory": reportMemory = true
             case "--new-session": newSession = true
             default: throw .unknownOption(option)
@@ -82,8 +88,38 @@ public struct VMMArguments: Equatable, Sendable {
                  "--memory", String(configuration.memoryMiB), "--kvm-device", configuration.kvmPath]
         if let timeout { args += ["--timeout", String(timeout)] }
         if let vsock = configuration.vsock { args += ["--vsock-socket", vsock.socketPath, "--vsock-cid", String(vsock.guestCID)] }
+        if let seed = configuration.entropySeed { args += ["--entropy-seed", EntropySeed.hex(seed)] }
         if reportMemory { args.append("--report-memory") }
         if newSession { args.append("--new-session") }
         return args
+    }
+}
+
+/// The text form of an entropy seed: 64 hexadecimal digits (32 bytes).
+public enum EntropySeed {
+    public static func parse(_ text: String) -> [UInt8]? {
+        let digits = Array(text.utf8)
+        guard digits.count == 64 else { return nil }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(32)
+        for i in stride(from: 0, to: 64, by: 2) {
+            guard let high = nibble(digits[i]), let low = nibble(digits[i + 1]) else { return nil }
+            bytes.append(high << 4 | low)
+        }
+        return bytes
+    }
+
+    public static func hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        return String(decoding: bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0xf)]] }, as: UTF8.self)
+    }
+
+    private static func nibble(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
+        default: nil
+        }
     }
 }

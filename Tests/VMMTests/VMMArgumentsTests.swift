@@ -6,6 +6,7 @@ import Testing
         var config = MachineConfiguration(kernelPath: "/k", initrdPath: "/i", commandLine: "console=ttyS0 a=\"b c\"",
                                           vcpus: 2, memoryMiB: 512, kvmPath: "/dev/kvm")
         config.vsock = VsockConfiguration(guestCID: 7, socketPath: "/run/momin/vm.x/vsock.sock")
+        config.entropySeed = (0..<32).map { UInt8($0 * 9 & 0xff) }
         let parsed = try VMMArguments.parse(VMMArguments.render(config, timeout: 12.5, reportMemory: true))
         #expect(parsed.configuration == config)
         #expect(parsed.timeout == 12.5)
@@ -28,5 +29,17 @@ import Testing
             try VMMArguments.parse(["--kernel", "/k", "--vcpus", "two"])
         }
         #expect(throws: VMMArguments.ParseError.self) { try VMMArguments.parse(["--kernel", "/k", "--timeout", "-1"]) }
+        for seed in ["", "00", String(repeating: "0", count: 63), String(repeating: "0", count: 65), String(repeating: "g", count: 64)] {
+            #expect(throws: VMMArguments.ParseError.badSeed(seed)) { try VMMArguments.parse(["--kernel", "/k", "--entropy-seed", seed]) }
+        }
+    }
+
+    @Test func entropySeedsAreSixtyFourHexDigits() {
+        let text = "00112233445566778899AABBCCDDEEFF" + "0123456789abcdef0123456789abcdef"
+        let bytes = EntropySeed.parse(text)
+        #expect(bytes?.count == 32)
+        #expect(bytes?.prefix(3) == [0x00, 0x11, 0x22])
+        #expect(bytes?[15] == 0xff)
+        #expect(bytes.map(EntropySeed.hex) == text.lowercased())
     }
 }

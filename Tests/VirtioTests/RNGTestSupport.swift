@@ -51,9 +51,10 @@ final class RNGGuest: MMIODriving {
     /// The layout of the request queue (queue 0).
     var driver: FakeDriver
 
-    init() throws {
+    /// `source` replaces the recording test stream (`entropy` then sees no requests).
+    init(source: (any EntropySource)? = nil) throws {
         memory = try testMemory(size: Self.memorySize)
-        rng = VirtioRNG(entropy: entropy)
+        rng = VirtioRNG(entropy: source ?? entropy)
         transport = VirtioMMIOTransport(device: rng, memory: memory, interrupt: irq)
         driver = FakeDriver(memory: memory, size: 256, base: 0x1000)
     }
