@@ -15,6 +15,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // The only code that includes <linux/kvm.h> or calls ioctl(2). Internal: only KVM imports it.
@@ -33,6 +34,8 @@ let package = Package(
         .target(name: "Doors"),
         // Hands: the host side of tool calls; for now the Doors client that reaches a guest's init.
         .target(name: "Hands", dependencies: ["Doors"]),
+        // RFC 6962 Merkle trees: tree hashes, an incremental frontier, inclusion and consistency proofs (pure).
+        .target(name: "Merkle", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         // Config → builder → running machine: the only place the layers meet.
         .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "ACPI", "LinuxBoot", "Devices"]),
         // The VMM process: one microVM, no Foundation, no argument-parsing library.
@@ -53,6 +56,7 @@ let package = Package(
         .testTarget(name: "DoorsTests", dependencies: ["Doors"]),
         .testTarget(name: "HandsTests", dependencies: ["Hands", "Doors"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "Devices", "KVM"]),
+        .testTarget(name: "MerkleTests", dependencies: ["Merkle"]),
         // Tier 2: real /dev/kvm with small hand-made guest code.
         .testTarget(name: "KVMTests", dependencies: ["KVM", "GuestMemory"]),
     ]
