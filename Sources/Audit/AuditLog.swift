@@ -176,6 +176,7 @@ public final class AuditLog: Sendable {
     public func append(contentsOf events: some Collection<AuditEvent>) throws(AuditError) -> [AuditRecord] {
         try state.withLock { (state: inout State) throws(AuditError) -> [AuditRecord] in
             guard !state.closed else { throw .closed(path: path) }
+            guard !events.isEmpty else { return [] }
             let time = options.clock()
             var frontier = state.frontier
             var records: [AuditRecord] = []
@@ -197,10 +198,18 @@ public final class AuditLog: Sendable {
                                                time: time, key: key)
             }
             try catchingSQL(path) {
-                try database.write { db in
-                    let insert = try db.cachedStatement(sql: Schema.insertEntry)
-                    for row in rows { try insert.execute(arguments: row) }
-                    if let head { try Self.insert(head, frontier: frontier, db) }
+                if rows.count == 1 && head == nil {
+                    // One INSERT is a transaction of its own (autocommit): no BEGIN and COMMIT
+                    // statements to run, the same atomicity and durability.
+                    try database.writeWithoutTransaction { db in
+                        try db.cachedStatement(sql: Schema.insertEntry).execute(arguments: rows[0])
+                    }
+                } else {
+                    try database.write { db in
+                        let insert = try db.cachedStatement(sql: Schema.insertEntry)
+                        for row in rows { try insert.execute(arguments: row) }
+                        if let head { try Self.insert(head, frontier: frontier, db) }
+                    }
                 }
             }
             state.frontier = frontier
@@ -220,7 +229,7 @@ public final class AuditLog: Sendable {
 
     private func signPending(_ state: inout State) throws(AuditError) -> SignedTreeHead? {
         let frontier = state.frontier
-        guard frontier.size > state.signedSize || (state.lastHead == nil && frontier.size > 0) else { return nil }
+        guard frontier.size > state.signedSize else { return nil }
         let head = try SignedTreeHead.sign(sequence: state.nextSequence, treeSize: frontier.size, root: frontier.root,
                                            time: options.clock(), key: key)
         try catchingSQL(path) { try database.write { db in try Self.insert(head, frontier: frontier, db) } }
