@@ -16,6 +16,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // The only code that includes <linux/kvm.h> or calls ioctl(2). Internal: only KVM imports it.
@@ -36,6 +38,12 @@ let package = Package(
         .target(name: "Hands", dependencies: ["Doors"]),
         // Policy files (YAML, JSON) → a compiled policy; a pure evaluator of Hands calls and limits.
         .target(name: "Policy", dependencies: ["Doors", .product(name: "Yams", package: "Yams")]),
+        // RFC 6962 Merkle trees: tree hashes, an incremental frontier, inclusion and consistency proofs (pure).
+        .target(name: "Merkle", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        // The signed, append-only audit log in SQLite: every tool request, decision, result and lifecycle event.
+        .target(name: "Audit", dependencies: [
+            "Merkle", .product(name: "Crypto", package: "swift-crypto"), .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
         // Config → builder → running machine: the only place the layers meet.
         .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "ACPI", "LinuxBoot", "Devices"]),
         // The VMM process: one microVM, no Foundation, no argument-parsing library.
@@ -45,7 +53,7 @@ let package = Package(
         .executableTarget(name: "MominProbe", dependencies: ["Hands", "Doors"]),
         .executableTarget(
             name: "MominCLI",
-            dependencies: ["VMM", "Hands", "Doors", "Policy", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["VMM", "Hands", "Doors", "Policy", "Audit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
         // Tier 1: pure tests, fakes only.
@@ -57,6 +65,10 @@ let package = Package(
         .testTarget(name: "HandsTests", dependencies: ["Hands", "Doors"]),
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "Doors"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "Devices", "KVM"]),
+        .testTarget(name: "MerkleTests", dependencies: ["Merkle"]),
+        .testTarget(name: "AuditTests", dependencies: [
+            "Audit", "Merkle", .product(name: "Crypto", package: "swift-crypto"), .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
         // Tier 2: real /dev/kvm with small hand-made guest code.
         .testTarget(name: "KVMTests", dependencies: ["KVM", "GuestMemory"]),
     ]

@@ -1,0 +1,48 @@
+/// Why a log could not be opened, written or read. Each case reads as a message that names the file.
+/// (What is wrong inside a log that can be read is an `AuditFinding`.)
+public enum AuditError: Error, Equatable, CustomStringConvertible {
+    case keyFile(path: String, problem: String)
+    /// A private key that group or others may read is not used.
+    case keyTooOpen(path: String, mode: UInt32)
+    case publicKeyFile(path: String, problem: String)
+    /// The file is not a MominAI audit log (or not one this version reads).
+    case notAnAuditLog(path: String, why: String)
+    case cannotOpen(path: String, why: String)
+    /// Another AuditLog (in this or another process) is writing the log.
+    case busy(path: String)
+    /// SQLite failed.
+    case database(path: String, message: String)
+    /// The log's signed heads were made with another key than the writer's.
+    case keyMismatch(path: String, keyPath: String)
+    /// A writer found the log damaged and will not extend it.
+    case damaged(path: String, finding: AuditFinding)
+    /// The event cannot be encoded (a field over the size limit).
+    case eventTooLarge(String)
+    case closed(path: String)
+    /// A proof or record asked for outside the log.
+    case invalidRequest(String)
+
+    public var description: String {
+        switch self {
+        case .keyFile(let path, let problem): "audit key \(path): \(problem)"
+        case .keyTooOpen(let path, let mode):
+            "audit key \(path) has mode \(String(mode, radix: 8, uppercase: false).leftPadded(to: 4)): it must not be readable or writable by group or others (chmod 600 \(path))"
+        case .publicKeyFile(let path, let problem): "audit public key \(path): \(problem)"
+        case .notAnAuditLog(let path, let why): "\(path) is not a MominAI audit log: \(why)"
+        case .cannotOpen(let path, let why): "cannot open audit log \(path): \(why)"
+        case .busy(let path): "audit log \(path) is already open for writing (by this or another process)"
+        case .database(let path, let message): "audit log \(path): \(message)"
+        case .keyMismatch(let path, let keyPath): "audit log \(path) was signed with another key than \(keyPath)"
+        case .damaged(let path, let finding): "audit log \(path) is damaged and will not be extended: \(finding)"
+        case .eventTooLarge(let why): "audit event too large: \(why)"
+        case .closed(let path): "audit log \(path) is closed"
+        case .invalidRequest(let why): why
+        }
+    }
+}
+
+extension String {
+    func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}

@@ -1,0 +1,101 @@
+import Merkle
+
+/// What the log records: every tool request, the policy's decision on it, a digest of its result,
+/// and the lifecycle of VMs and policies. Each case has a typed payload; `AuditRecord.leafData`
+/// turns one into the canonical bytes that the Merkle tree commits to (docs/audit.md).
+public enum AuditEvent: Hashable, Sendable {
+    case toolRequest(ToolRequest)
+    case decision(Decision)
+    case resultDigest(ResultDigest)
+    case lifecycle(Lifecycle)
+
+    /// The `kind` column of the entries table; also the order of the tag byte in the encoding.
+    public var kind: String {
+        switch self {
+        case .toolRequest: "tool-request"
+        case .decision: "decision"
+        case .resultDigest: "result-digest"
+        case .lifecycle(.vmStart): "vm-start"
+        case .lifecycle(.vmStop): "vm-stop"
+        case .lifecycle(.policyLoad): "policy-load"
+        }
+    }
+}
+
+/// An agent asked for a tool call (Hands) with these arguments.
+public struct ToolRequest: Hashable, Sendable {
+    /// Ties the request to its decision and result.
+    public var requestID: UInt64
+    /// The agent (its VM) that asked.
+    public var agent: String
+    public var tool: String
+    /// The arguments as the gateway received them, opaque to the log.
+    public var arguments: [UInt8]
+
+    public init(requestID: UInt64, agent: String, tool: String, arguments: [UInt8]) {
+        self.requestID = requestID
+        self.agent = agent
+        self.tool = tool
+        self.arguments = arguments
+    }
+}
+
+/// The policy engine's answer to a request.
+public struct Decision: Hashable, Sendable {
+    public enum Verdict: UInt8, Hashable, Sendable {
+        case deny = 0
+        case allow = 1
+    }
+
+    public var requestID: UInt64
+    public var verdict: Verdict
+    /// The rule that decided (empty for the default).
+    public var rule: String
+    public var reason: String
+
+    public init(requestID: UInt64, verdict: Verdict, rule: String, reason: String) {
+        self.requestID = requestID
+        self.verdict = verdict
+        self.rule = rule
+        self.reason = reason
+    }
+}
+
+/// What a call produced, by digest: the log holds no result bytes.
+public struct ResultDigest: Hashable, Sendable {
+    public var requestID: UInt64
+    /// The tool's status (an exit status, or a negative error code).
+    public var status: Int64
+    public var byteCount: UInt64
+    /// SHA-256 of the result bytes.
+    public var sha256: MerkleHash
+
+    public init(requestID: UInt64, status: Int64, byteCount: UInt64, sha256: MerkleHash) {
+        self.requestID = requestID
+        self.status = status
+        self.byteCount = byteCount
+        self.sha256 = sha256
+    }
+}
+
+/// VMs starting and stopping, policies being loaded.
+public enum Lifecycle: Hashable, Sendable {
+    case vmStart(vm: String)
+    case vmStop(vm: String, reason: String)
+    /// A policy was loaded from `source`; `sha256` is the digest of its text.
+    case policyLoad(source: String, sha256: MerkleHash)
+}
+
+/// One entry of the log: its position, when it was appended, and what happened.
+public struct AuditRecord: Hashable, Sendable {
+    public var index: UInt64
+    /// Nanoseconds since the Unix epoch (wall clock; not assumed monotonic).
+    public var time: UInt64
+    public var event: AuditEvent
+
+    public init(index: UInt64, time: UInt64, event: AuditEvent) {
+        self.index = index
+        self.time = time
+        self.event = event
+    }
+}

@@ -1,0 +1,187 @@
+import Merkle
+
+/// The canonical leaf bytes of a record, version 1 (docs/audit.md, "Leaf encoding"):
+///
+///     u8 version (1) · u8 tag · u64 index · u64 time · fields of the tag
+///
+/// all integers big-endian, strings UTF-8 and byte strings as u32 length + bytes, digests as 32
+/// raw bytes. One record has exactly one encoding and decoding accepts only that encoding (no
+/// trailing bytes, no unknown tags), so equal leaf hashes mean equal records. The index is part
+/// of the leaf, so a row moved to another position no longer matches its place.
+extension AuditRecord {
+    public static let encodingVersion: UInt8 = 1
+    /// Bound on one string or byte field, so a hostile row cannot make the decoder allocate much.
+    public static let maximumFieldLength = 16 << 20
+
+    enum Tag: UInt8 {
+        case toolRequest = 1, decision, resultDigest, vmStart, vmStop, policyLoad
+    }
+
+    /// The canonical bytes; throws only for a string or byte field over `maximumFieldLength`.
+    public func leafData() throws(LeafFormatError) -> [UInt8] {
+        var out = LeafWriter()
+        out.u8(Self.encodingVersion)
+        switch event {
+        case .toolRequest: out.u8(Tag.toolRequest.rawValue)
+        case .decision: out.u8(Tag.decision.rawValue)
+        case .resultDigest: out.u8(Tag.resultDigest.rawValue)
+        case .lifecycle(.vmStart): out.u8(Tag.vmStart.rawValue)
+        case .lifecycle(.vmStop): out.u8(Tag.vmStop.rawValue)
+        case .lifecycle(.policyLoad): out.u8(Tag.policyLoad.rawValue)
+        }
+        out.u64(index)
+        out.u64(time)
+        switch event {
+        case .toolRequest(let request):
+            out.u64(request.requestID)
+            out.string(request.agent)
+            out.string(request.tool)
+            out.bytes(request.arguments)
+        case .decision(let decision):
+            out.u64(decision.requestID)
+            out.u8(decision.verdict.rawValue)
+            out.string(decision.rule)
+            out.string(decision.reason)
+        case .resultDigest(let result):
+            out.u64(result.requestID)
+            out.u64(UInt64(bitPattern: result.status))
+            out.u64(result.byteCount)
+            out.digest(result.sha256)
+        case .lifecycle(.vmStart(let vm)):
+            out.string(vm)
+        case .lifecycle(.vmStop(let vm, let reason)):
+            out.string(vm)
+            out.string(reason)
+        case .lifecycle(.policyLoad(let source, let sha256)):
+            out.string(source)
+            out.digest(sha256)
+        }
+        if let field = out.oversized {
+            throw LeafFormatError("a field of \(field) bytes is over the limit of \(Self.maximumFieldLength)")
+        }
+        return out.bytes
+    }
+
+    /// The fields every leaf starts with, read without decoding the rest.
+    struct Header: Equatable {
+        var tag: Tag
+        var index: UInt64
+        var time: UInt64
+    }
+
+    static func header(of data: [UInt8]) throws(LeafFormatError) -> Header {
+        var reader = LeafReader(data)
+        let version = try reader.u8("version")
+        guard version == encodingVersion else { throw LeafFormatError("unknown encoding version \(version)") }
+        let tagByte = try reader.u8("tag")
+        guard let tag = Tag(rawValue: tagByte) else { throw LeafFormatError("unknown event tag \(tagByte)") }
+        return Header(tag: tag, index: try reader.u64("index"), time: try reader.u64("time"))
+    }
+
+    /// Decodes canonical leaf bytes; throws for anything `leafData` would not have produced.
+    public init(leafData data: [UInt8]) throws(LeafFormatError) {
+        let header = try Self.header(of: data)
+        var reader = LeafReader(data)
+        reader.offset = 18
+        let event: AuditEvent
+        switch header.tag {
+        case .toolRequest:
+            event = .toolRequest(ToolRequest(
+                requestID: try reader.u64("request id"), agent: try reader.string("agent"),
+                tool: try reader.string("tool"), arguments: try reader.bytes("arguments")))
+        case .decision:
+            let requestID = try reader.u64("request id")
+            let verdictByte = try reader.u8("verdict")
+            guard let verdict = Decision.Verdict(rawValue: verdictByte) else {
+                throw LeafFormatError("unknown verdict \(verdictByte)")
+            }
+            event = .decision(Decision(requestID: requestID, verdict: verdict,
+                                       rule: try reader.string("rule"), reason: try reader.string("reason")))
+        case .resultDigest:
+            event = .resultDigest(ResultDigest(
+                requestID: try reader.u64("request id"), status: Int64(bitPattern: try reader.u64("status")),
+                byteCount: try reader.u64("byte count"), sha256: try reader.digest("result digest")))
+        case .vmStart:
+            event = .lifecycle(.vmStart(vm: try reader.string("vm")))
+        case .vmStop:
+            event = .lifecycle(.vmStop(vm: try reader.string("vm"), reason: try reader.string("reason")))
+        case .policyLoad:
+            event = .lifecycle(.policyLoad(source: try reader.string("source"), sha256: try reader.digest("policy digest")))
+        }
+        guard reader.offset == data.count else {
+            throw LeafFormatError("\(data.count - reader.offset) bytes after the last field")
+        }
+        self.init(index: header.index, time: header.time, event: event)
+    }
+}
+
+/// Leaf bytes that are not a canonical record, or a record too large to encode.
+public struct LeafFormatError: Error, Equatable, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
+struct LeafWriter {
+    var bytes: [UInt8] = []
+    /// The length of the first field that was too long to write.
+    var oversized: Int?
+
+    init() { bytes.reserveCapacity(128) }
+
+    mutating func u8(_ value: UInt8) { bytes.append(value) }
+
+    mutating func u64(_ value: UInt64) {
+        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
+    }
+
+    mutating func bytes(_ value: some Collection<UInt8>) {
+        guard value.count <= AuditRecord.maximumFieldLength else {
+            oversized = oversized ?? value.count
+            return
+        }
+        let count = UInt32(value.count)
+        for shift in stride(from: 24, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: count >> UInt32(shift))) }
+        bytes.append(contentsOf: value)
+    }
+
+    mutating func string(_ value: String) { bytes(value.utf8) }
+
+    mutating func digest(_ value: MerkleHash) { value.withUnsafeBytes { bytes.append(contentsOf: $0) } }
+}
+
+struct LeafReader {
+    let data: [UInt8]
+    var offset = 0
+
+    init(_ data: [UInt8]) { self.data = data }
+
+    mutating func take(_ count: Int, _ field: String) throws(LeafFormatError) -> ArraySlice<UInt8> {
+        guard count <= data.count - offset else { throw LeafFormatError("truncated in the \(field)") }
+        defer { offset += count }
+        return data[offset..<offset + count]
+    }
+
+    mutating func u8(_ field: String) throws(LeafFormatError) -> UInt8 {
+        try take(1, field).first!
+    }
+
+    mutating func u64(_ field: String) throws(LeafFormatError) -> UInt64 {
+        try take(8, field).reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
+    mutating func bytes(_ field: String) throws(LeafFormatError) -> [UInt8] {
+        let count = Int(try take(4, field).reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
+        guard count <= AuditRecord.maximumFieldLength else { throw LeafFormatError("the \(field) claims \(count) bytes") }
+        return Array(try take(count, field))
+    }
+
+    mutating func string(_ field: String) throws(LeafFormatError) -> String {
+        let raw = try bytes(field)
+        guard let text = String(validating: raw, as: UTF8.self) else { throw LeafFormatError("the \(field) is not UTF-8") }
+        return text
+    }
+
+    mutating func digest(_ field: String) throws(LeafFormatError) -> MerkleHash {
+        MerkleHash(bytes: try take(MerkleHash.byteCount, field))!
+    }
+}

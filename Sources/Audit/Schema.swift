@@ -1,0 +1,68 @@
+import GRDB
+
+/// The tables of an audit log (docs/audit.md, "Format").
+enum Schema {
+    /// PRAGMA application_id: "MoAL", so `verify` can tell an audit log from another SQLite file.
+    static let applicationID: Int32 = 0x4D6F_414C
+    /// PRAGMA user_version: the schema and leaf encoding version.
+    static let version = 1
+
+    /// Both tables only grow. The triggers are a second guard behind the API (which has no
+    /// update or delete): rows can be neither changed nor removed, nor inserted anywhere but
+    /// at the end, not even by INSERT OR REPLACE (whose implicit delete fires no trigger).
+    static let create = """
+        CREATE TABLE entries (
+            "index" INTEGER PRIMARY KEY CHECK ("index" >= 0),
+            time INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            data BLOB NOT NULL,
+            leaf_hash BLOB NOT NULL CHECK (length(leaf_hash) = 32)
+        );
+        CREATE TABLE heads (
+            seq INTEGER PRIMARY KEY CHECK (seq >= 0),
+            tree_size INTEGER NOT NULL CHECK (tree_size >= 0),
+            root_hash BLOB NOT NULL CHECK (length(root_hash) = 32),
+            time INTEGER NOT NULL,
+            signature BLOB NOT NULL CHECK (length(signature) = 64),
+            frontier BLOB NOT NULL
+        );
+        CREATE TRIGGER entries_append_only BEFORE INSERT ON entries
+            WHEN NEW."index" IS NOT (SELECT coalesce(max("index"), -1) + 1 FROM entries)
+            BEGIN SELECT RAISE(ABORT, 'audit entries are append-only: the next index is the only one allowed'); END;
+        CREATE TRIGGER entries_no_update BEFORE UPDATE ON entries
+            BEGIN SELECT RAISE(ABORT, 'audit entries are append-only: no update'); END;
+        CREATE TRIGGER entries_no_delete BEFORE DELETE ON entries
+            BEGIN SELECT RAISE(ABORT, 'audit entries are append-only: no delete'); END;
+        CREATE TRIGGER heads_append_only BEFORE INSERT ON heads
+            WHEN NEW.seq IS NOT (SELECT coalesce(max(seq), -1) + 1 FROM heads)
+              OR NEW.tree_size < (SELECT coalesce(max(tree_size), 0) FROM heads)
+              OR NEW.tree_size > (SELECT coalesce(max("index"), -1) + 1 FROM entries)
+            BEGIN SELECT RAISE(ABORT, 'audit heads are append-only: the next sequence number, for a tree no smaller'); END;
+        CREATE TRIGGER heads_no_update BEFORE UPDATE ON heads
+            BEGIN SELECT RAISE(ABORT, 'audit heads are append-only: no update'); END;
+        CREATE TRIGGER heads_no_delete BEFORE DELETE ON heads
+            BEGIN SELECT RAISE(ABORT, 'audit heads are append-only: no delete'); END;
+        """
+
+    static let insertEntry = #"INSERT INTO entries ("index", time, kind, data, leaf_hash) VALUES (?, ?, ?, ?, ?)"#
+    static let insertHead = "INSERT INTO heads (seq, tree_size, root_hash, time, signature, frontier) VALUES (?, ?, ?, ?, ?, ?)"
+
+    /// Throws `notAnAuditLog` unless the open database is an audit log of this version;
+    /// true if it is a new, empty database (no tables, no application id).
+    static func check(_ db: Database, path: String) throws -> Bool {
+        let application = try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0
+        let tables = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table'")
+        if application == 0 && tables.isEmpty { return true }
+        guard application == applicationID else {
+            throw AuditError.notAnAuditLog(path: path, why: "its SQLite application id is \(application), not \(applicationID)")
+        }
+        let version = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
+        guard version == Self.version else {
+            throw AuditError.notAnAuditLog(path: path, why: "format version \(version), this momin reads version \(Self.version)")
+        }
+        for table in ["entries", "heads"] where !tables.contains(table) {
+            throw AuditError.notAnAuditLog(path: path, why: "it has no \(table) table")
+        }
+        return false
+    }
+}

@@ -1,0 +1,81 @@
+import Audit
+import Merkle
+import Testing
+
+@Suite struct LeafEncodingTests {
+    @Test func theByteLayoutIsTheDocumentedOne() throws {
+        // docs/audit.md: version 1, tag 4 (vm-start), u64 index, u64 time, then u32 length + "vm".
+        let record = AuditRecord(index: 0x0102, time: 0x0A0B_0C0D, event: .lifecycle(.vmStart(vm: "vm")))
+        let expected: [UInt8] = [1, 4, 0, 0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0x0A, 0x0B, 0x0C, 0x0D, 0, 0, 0, 2, 0x76, 0x6D]
+        #expect(try record.leafData() == expected)
+        let decision = AuditRecord(index: 1, time: 2, event: .decision(Decision(requestID: 3, verdict: .allow, rule: "r", reason: "")))
+        let decisionBytes: [UInt8] = [1, 2] + [0, 0, 0, 0, 0, 0, 0, 1] + [0, 0, 0, 0, 0, 0, 0, 2] + [0, 0, 0, 0, 0, 0, 0, 3]
+            + [1] + [0, 0, 0, 1, 0x72] + [0, 0, 0, 0]
+        #expect(try decision.leafData() == decisionBytes)
+    }
+
+    @Test(arguments: 0..<12) func everyKindRoundTripsExactly(n: Int) throws {
+        let record = AuditRecord(index: UInt64(n) * 1_000_003, time: UInt64(n) << 40, event: sampleEvent(n))
+        let bytes = try record.leafData()
+        let decoded = try AuditRecord(leafData: bytes)
+        #expect(decoded == record)
+        #expect(try decoded.leafData() == bytes)
+    }
+
+    @Test func negativeStatusesAndEmptyFieldsSurvive() throws {
+        let record = AuditRecord(index: 0, time: 0, event: .resultDigest(ResultDigest(
+            requestID: .max, status: .min, byteCount: 0, sha256: Merkle.emptyRoot)))
+        #expect(try AuditRecord(leafData: record.leafData()) == record)
+        let empty = AuditRecord(index: 5, time: .max, event: .toolRequest(ToolRequest(requestID: 0, agent: "", tool: "", arguments: [])))
+        #expect(try AuditRecord(leafData: empty.leafData()) == empty)
+    }
+
+    @Test func onlyCanonicalBytesDecode() throws {
+        let good = try AuditRecord(index: 7, time: 9, event: sampleEvent(4)).leafData()
+        var badVersion = good
+        badVersion[0] = 2
+        var badTag = good
+        badTag[1] = 0
+        var unknownTag = good
+        unknownTag[1] = 7
+        let cases: [(String, [UInt8])] = [
+            ("empty", []),
+            ("a trailing byte", good + [0]),
+            ("truncated by one", Array(good.dropLast())),
+            ("header only", Array(good.prefix(18))),
+            ("version 2", badVersion),
+            ("tag 0", badTag),
+            ("tag 7", unknownTag),
+        ]
+        for (what, bytes) in cases {
+            #expect(throws: LeafFormatError.self, "\(what)") { try AuditRecord(leafData: bytes) }
+        }
+        // A string that is not UTF-8, a verdict that does not exist, a length past the end.
+        let badUTF8: [UInt8] = [1, 4] + [UInt8](repeating: 0, count: 16) + [0, 0, 0, 2, 0xC3, 0x28]
+        #expect(throws: LeafFormatError.self) { try AuditRecord(leafData: badUTF8) }
+        var badVerdict = try AuditRecord(index: 1, time: 2, event: sampleEvent(1)).leafData()
+        badVerdict[26] = 2
+        #expect(throws: LeafFormatError.self) { try AuditRecord(leafData: badVerdict) }
+        let longClaim: [UInt8] = [1, 4] + [UInt8](repeating: 0, count: 16) + [0xFF, 0xFF, 0xFF, 0xFF, 0x61]
+        #expect(throws: LeafFormatError.self) { try AuditRecord(leafData: longClaim) }
+    }
+
+    @Test func aFieldOverTheLimitIsRefusedNotTruncated() {
+        let huge = AuditRecord(index: 0, time: 0, event: .toolRequest(ToolRequest(
+            requestID: 1, agent: "a", tool: "t", arguments: [UInt8](repeating: 1, count: AuditRecord.maximumFieldLength + 1))))
+        #expect(throws: LeafFormatError.self) { try huge.leafData() }
+    }
+
+    @Test func kindsNameTheirEvent() {
+        #expect((0..<6).map { sampleEvent($0).kind } == ["tool-request", "decision", "result-digest", "vm-start", "vm-stop", "policy-load"])
+    }
+
+    @Test func treeHeadSigningBytesAreDomainSeparated() {
+        let root = Merkle.leafHash([1, 2, 3])
+        let bytes = SignedTreeHead.signedBytes(sequence: 1, treeSize: 2, root: root, time: 3)
+        #expect(bytes.starts(with: Array("MominAI audit tree head v1\u{0}".utf8)))
+        #expect(bytes.count == SignedTreeHead.domain.count + 8 + 8 + 32 + 8)
+        #expect(Array(bytes[SignedTreeHead.domain.count...].prefix(16)) == [0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2])
+        #expect(SignedTreeHead.signedBytes(sequence: 2, treeSize: 2, root: root, time: 3) != bytes)
+    }
+}
