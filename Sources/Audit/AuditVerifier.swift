@@ -25,6 +25,11 @@ public enum AuditVerifier {
         case broken(AuditFinding)
     }
 
+    /// Where a log's public key is kept when the writer used its default key (`<db>.key`).
+    public static func defaultPublicKeyPath(forLog path: String) -> String {
+        AuditKey.publicKeyPath(forKey: path + ".key")
+    }
+
     /// Verifies the log at `path`. Throws for what is not a readable audit log at all; a log
     /// that can be read but is wrong is `.broken`. With `strict`, unsigned entries are a finding.
     public static func verify(path: String, publicKey: AuditPublicKey, strict: Bool = false) throws(AuditError) -> Outcome {

@@ -35,7 +35,7 @@ struct AuditVerify: ParsableCommand {
 
     func run() throws {
         guard access(db, F_OK) == 0 else { throw CLIError.usage("audit log \(db): \(String(cString: strerror(errno)))") }
-        let keyPath = pubkey ?? AuditKey.publicKeyPath(forKey: db + ".key")
+        let keyPath = pubkey ?? AuditVerifier.defaultPublicKeyPath(forLog: db)
         let key: AuditPublicKey
         do { key = try AuditPublicKey.load(path: keyPath) } catch {
             let hint = pubkey == nil ? " (give the signer's public key with --pubkey FILE)" : ""
