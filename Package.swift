@@ -44,6 +44,10 @@ let package = Package(
         .target(name: "Audit", dependencies: [
             "Merkle", .product(name: "Crypto", package: "swift-crypto"), .product(name: "GRDB", package: "GRDB.swift"),
         ]),
+        // The tool gateway: every Hands call through the policy and into the audit log.
+        .target(name: "Gateway", dependencies: [
+            "Hands", "Doors", "Policy", "Audit", "Merkle", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // Config → builder → running machine: the only place the layers meet.
         .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "ACPI", "LinuxBoot", "Devices"]),
         // The VMM process: one microVM, no Foundation, no argument-parsing library.
@@ -53,7 +57,9 @@ let package = Package(
         .executableTarget(name: "MominProbe", dependencies: ["Hands", "Doors"]),
         .executableTarget(
             name: "MominCLI",
-            dependencies: ["VMM", "Hands", "Doors", "Policy", "Audit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["VMM", "Hands", "Doors", "Policy", "Audit", "Merkle", "Gateway",
+                           .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
         // Tier 1: pure tests, fakes only.
@@ -62,10 +68,16 @@ let package = Package(
         .testTarget(name: "DevicesTests", dependencies: ["Devices"]),
         .testTarget(name: "VirtioTests", dependencies: ["Devices", "GuestMemory"]),
         .testTarget(name: "DoorsTests", dependencies: ["Doors"]),
-        .testTarget(name: "HandsTests", dependencies: ["Hands", "Doors"]),
+        // A fake VMM and guest speaking Doors over a real Unix socket, for the Hands and Gateway tests.
+        .target(name: "HandsTestSupport", dependencies: ["Hands", "Doors"], path: "Tests/HandsTestSupport"),
+        .testTarget(name: "HandsTests", dependencies: ["Hands", "Doors", "HandsTestSupport"]),
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "Doors"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "Devices", "KVM"]),
         .testTarget(name: "MerkleTests", dependencies: ["Merkle"]),
+        .testTarget(name: "GatewayTests", dependencies: [
+            "Gateway", "Hands", "Doors", "Policy", "Audit", "Merkle", "HandsTestSupport",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .testTarget(name: "AuditTests", dependencies: [
             "Audit", "Merkle", .product(name: "Crypto", package: "swift-crypto"), .product(name: "GRDB", package: "GRDB.swift"),
         ]),

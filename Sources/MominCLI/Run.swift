@@ -1,7 +1,12 @@
 import ArgumentParser
+import Audit
+import Crypto
 import Doors
+import Gateway
 import Glibc
 import Hands
+import Merkle
+import Policy
 import VMM
 
 /// `momin run -- CMD [ARGS...]`: a fresh microVM runs one command through Hands exec and is torn
@@ -13,7 +18,12 @@ struct Run: ParsableCommand {
             Only the command's output reaches stdout and stderr; the guest console is kept and \
             shown on stderr only if the VM fails (or always with --console). Exit status: the \
             command's own, 128+N when signal N ended it, 2 on bad input, 125 when the VM or the \
-            Doors connection failed, 126/127 when the command could not be run or found.
+            Doors connection failed, 126/127 when the command could not be run or found, 77 when \
+            the policy denied it (it never reached the guest).
+            With --policy, the command goes through the tool gateway: the policy judges it \
+            (paths as the guest resolves them) before it runs. With --audit, the request, the \
+            decision and a digest of the result are appended to a signed audit log, with the \
+            VM's start and stop and the policy's load.
             """)
 
     /// Where momin-init serves Doors (kernel parameter momin.doors).
@@ -29,6 +39,18 @@ struct Run: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Send our standard input to the command's (otherwise it reads /dev/null).")
     var interactive = false
 
+    @Option(help: "A policy file (YAML or JSON, docs/policy.md) that every tool call must pass.")
+    var policy: String?
+
+    @Option(help: "An audit log (SQLite, docs/audit.md) to append every call, decision and result to.")
+    var audit: String?
+
+    @Option(help: "The audit log's signing key (default: the log's path + .key, made on first use).")
+    var auditKey: String?
+
+    /// Exit status of a call the policy denied (sysexits' EX_NOPERM).
+    static let denied: Int32 = 77
+
     @Argument(parsing: .captureForPassthrough, help: "The command to run in the guest, after --.")
     var command: [String] = []
 
@@ -37,6 +59,27 @@ struct Run: ParsableCommand {
         if argv.first == "--" { argv.removeFirst() }
         guard !argv.isEmpty, !argv[0].isEmpty else { throw CLIError.usage("no command given: momin run [OPTIONS] -- CMD [ARGS...]") }
         let timeout = machine.timeout > 0 ? machine.timeout : nil
+
+        // Governance first: a bad policy or audit log is bad input, refused before any VM.
+        let loaded: (policy: AgentPolicy, source: [UInt8])?
+        do { loaded = try policy.map { path throws(PolicyError) in try AgentPolicy.loadWithSource(path: path) } } catch {
+            throw CLIError.usage(error.description)
+        }
+        let agentPolicy = loaded?.policy
+        if let agentPolicy {
+            let caps = agentPolicy.resources
+            if machine.vcpus > caps.vcpus { throw CLIError.usage("--vcpus \(machine.vcpus) is over the policy's cap of \(caps.vcpus) (resources.vcpus)") }
+            if machine.memory > caps.memoryMiB {
+                throw CLIError.usage("--memory \(machine.memory) MiB is over the policy's cap of \(caps.memoryMiB) MiB (resources.memory_mib)")
+            }
+        }
+        let log: AuditLog?
+        do {
+            log = try audit.map { path throws(AuditError) in try AuditLog(path: path, options: AuditLog.Options(keyPath: auditKey)) }
+        } catch {
+            throw CLIError.usage(error.description)
+        }
+        defer { try? log?.close() }
 
         let runtime = try RuntimeDirectory.create()
         defer { runtime.remove() }
@@ -59,17 +102,32 @@ struct Run: ParsableCommand {
 
         let request = ExecRequest(argv: argv, env: Self.defaultEnvironment,
                                   cwd: "/", timeoutMilliseconds: timeout.map { UInt32(min($0 * 1000, Double(UInt32.max))) })
-        let result: Result<ExitReport, HandsError>
-        do throws(HandsError) {
-            let doors = try DoorsClient(socketPath: config.vsock!.socketPath, port: Self.doorsPort,
+        let vmName = runtime.path.split(separator: "/").last.map(String.init) ?? "vm"
+        let result: Result<ExitReport, GatewayError>
+        var gateway: ToolGateway?
+        do throws(GatewayError) {
+            let doors: DoorsClient
+            do {
+                doors = try DoorsClient(socketPath: config.vsock!.socketPath, port: Self.doorsPort,
                                         seconds: timeout ?? 300, giveUp: { !vm.isRunning })
-            result = .success(try doors.exec(request, input: interactive ? .descriptor(0) : .none) { isStdout, bytes in
+            } catch { throw .hands(error) }
+            let through = ToolGateway(agent: agentPolicy?.agent ?? vmName, client: doors, policy: agentPolicy, log: log)
+            gateway = through
+            if let loaded, let path = policy {
+                let digest = MerkleHash(bytes: Array(SHA256.hash(data: loaded.source)))!
+                try through.record(.policyLoad(source: path, sha256: digest))
+            }
+            try through.record(.vmStart(vm: vmName))
+            result = .success(try through.exec(request, input: interactive ? .descriptor(0) : .none) { isStdout, bytes in
                 FileDescriptorOutput(fd: isStdout ? 1 : 2).write(bytes)
             })
         } catch {
             result = .failure(error)
         }
         let vmStatus = vm.stop()
+        do { try gateway?.record(.vmStop(vm: vmName, reason: "momin-vmm \(vmStatus)")) } catch {
+            writeStandardError("momin: error: \(error)\n")
+        }
 
         switch result {
         case .success(let report):
@@ -77,10 +135,12 @@ struct Run: ParsableCommand {
             case .exited(let code): Glibc.exit(Int32(code))
             case .signaled(let signal): Glibc.exit(128 + Int32(signal))
             }
-        case .failure(.remote(let reply)) where reply.code == .notFound:
+        case .failure(.hands(.remote(let reply))) where reply.code == .notFound:
             throw CLIError(message: "\(argv[0]): command not found in the guest", code: 127)
-        case .failure(.remote(let reply)) where reply.code == .permissionDenied:
+        case .failure(.hands(.remote(let reply))) where reply.code == .permissionDenied:
             throw CLIError(message: "\(argv[0]): permission denied in the guest", code: 126)
+        case .failure(.denied(let decision)):
+            throw CLIError(message: "\(argv[0]): \(GatewayError.denied(decision))", code: Self.denied)
         case .failure(let error):
             if !console { Self.showTail(of: logPath) }
             throw CLIError(message: "\(error) (momin-vmm \(vmStatus))", code: Self.vmFailed)

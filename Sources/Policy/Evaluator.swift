@@ -114,7 +114,7 @@ extension AgentPolicy {
         var firstDenial: Decision?
         for rule in tools.exec where rule.program.matches(program.normal) {
             let denial: Decision
-            if !rule.program.matches(program.canonical) {
+            if !(rule.binary ?? rule.program).matches(program.canonical) {
                 denial = .deny(rule.rule, .programResolvesOutside(program: program.normal, canonical: program.canonical))
             } else if let reason = Self.checkArguments(request.argv, rule.arguments, resolver) {
                 denial = .deny(rule.arguments.rule, reason)

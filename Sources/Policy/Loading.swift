@@ -7,6 +7,12 @@ extension AgentPolicy {
     /// Reads and validates the policy at `path`: JSON for ".json", YAML for ".yaml" and ".yml".
     /// The only I/O in this module.
     public static func load(path: String) throws(PolicyError) -> AgentPolicy {
+        try loadWithSource(path: path).policy
+    }
+
+    /// `load(path:)`, with the exact bytes the policy was read from (what an audit log's
+    /// policy-load entry digests).
+    public static func loadWithSource(path: String) throws(PolicyError) -> (policy: AgentPolicy, source: [UInt8]) {
         let name = path
         let format: PolicyFormat
         if path.hasSuffix(".json") {
@@ -20,7 +26,7 @@ extension AgentPolicy {
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw PolicyError(file: name, line: nil, field: "", message: "not UTF-8 text")
         }
-        return try parse(text, format: format, file: name)
+        return (try parse(text, format: format, file: name), bytes)
     }
 
     private static func readFile(_ path: String) throws(PolicyError) -> [UInt8] {

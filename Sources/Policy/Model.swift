@@ -67,6 +67,9 @@ public struct ExecRule: Sendable, Equatable {
     public var rule: RuleRef
     /// Matched against argv[0], which must be absolute, normalised and resolved.
     public var program: Glob
+    /// What argv[0] must resolve to in the guest, when not `program` itself: the multi-call
+    /// binary a symlink such as /usr/bin/sha256sum → /bin/busybox names. Nil: `program`.
+    public var binary: Glob?
     public var arguments: ArgumentRule
     public var env: [EnvironmentPattern]
     /// The working directories allowed; nil: only the default one ("/", or none given).

@@ -113,7 +113,7 @@ struct PolicyBuilder {
     }
 
     private func execRule(_ node: SourceNode, _ field: String) throws(PolicyError) -> ExecRule {
-        let fields = try mapping(node, field, keys: ["program", "args", "env", "cwd"])
+        let fields = try mapping(node, field, keys: ["program", "binary", "args", "env", "cwd"])
         guard let program = fields["program"] else { throw fail(node, field + ".program", "missing (an absolute path or glob)") }
         let rule = RuleRef(field, line: node.line)
         var arguments = ArgumentRule(rule: RuleRef(field + ".args", line: fields["args"]?.line ?? node.line), prefix: [], rest: [], maximumCount: nil)
@@ -129,8 +129,10 @@ struct PolicyBuilder {
             cwd = try pathRules(list.node, field + ".cwd")
             if cwd!.isEmpty { throw fail(list.node, field + ".cwd", "an empty list allows no directory; leave cwd out to allow only \"/\"") }
         }
+        let binary = try fields["binary"].map { entry throws(PolicyError) in try glob(entry.node, field + ".binary", kind: .path) }
         return ExecRule(
-            rule: rule, program: try glob(program.node, field + ".program", kind: .path), arguments: arguments, env: env, cwd: cwd,
+            rule: rule, program: try glob(program.node, field + ".program", kind: .path), binary: binary,
+            arguments: arguments, env: env, cwd: cwd,
             envRule: RuleRef(field + ".env", line: fields["env"]?.line ?? node.line),
             cwdRule: RuleRef(field + ".cwd", line: fields["cwd"]?.line ?? node.line))
     }

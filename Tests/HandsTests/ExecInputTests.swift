@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import Hands
 import Testing
+@testable import HandsTestSupport
 
 /// Standard input for exec: streamed while output comes back, from bytes or a host descriptor.
 @Suite struct ExecInputTests {

@@ -2,6 +2,7 @@ import Doors
 import Foundation
 import Hands
 import Testing
+@testable import HandsTestSupport
 
 /// What the fake guest saw of a WriteFile request.
 struct WriteSeen: Sendable {

@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import Hands
 import Testing
+@testable import HandsTestSupport
 
 /// Connecting through the VMM's vsock socket: CONNECT/OK, retries, deadlines, the Hello exchange.
 @Suite struct HandshakeTests {

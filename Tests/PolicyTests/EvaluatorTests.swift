@@ -175,6 +175,27 @@ import Testing
         #expect(policy.evaluate(.exec(ExecRequest(argv: ["/usr/bin/grep", "-c", "id"])), resolver: Self.fs).isAllowed)
     }
 
+    /// A multi-call binary: /usr/bin/sha256sum is a symlink to busybox. Allowed only where the
+    /// rule names busybox as the binary it may resolve to; a symlink to anything else is not.
+    @Test func aMultiCallBinaryIsAllowedOnlyWhereTheRuleNamesIt() throws {
+        var fs = Self.fs
+        fs.add("/bin/busybox", .file)
+        fs.add("/usr/bin/sha256sum", .symlink("/bin/busybox"))
+        fs.add("/usr/bin/md5sum", .symlink("/bin/sh"))
+        let plain = try parse("version: 1\nagent: a\ntools:\n  exec:\n    - program: /usr/bin/sha256sum\n      args: any\n")
+        let denied = plain.evaluate(.exec(ExecRequest(argv: ["/usr/bin/sha256sum", "/x"])), resolver: fs)
+        #expect(!denied.isAllowed)
+        #expect(denied.reason == "/usr/bin/sha256sum resolves to /bin/busybox, which is not among the allowed programs")
+
+        let named = try parse("version: 1\nagent: a\ntools:\n  exec:\n    - program: /usr/bin/*sum\n      binary: /bin/busybox\n      args: any\n")
+        #expect(named.evaluate(.exec(ExecRequest(argv: ["/usr/bin/sha256sum", "/x"])), resolver: fs).isAllowed)
+        let elsewhere = named.evaluate(.exec(ExecRequest(argv: ["/usr/bin/md5sum", "/x"])), resolver: fs)
+        #expect(!elsewhere.isAllowed)
+        #expect(elsewhere.reason == "/usr/bin/md5sum resolves to /bin/sh, which is not among the allowed programs")
+        // Calling the binary itself is another program, which the rule does not name.
+        #expect(!named.evaluate(.exec(ExecRequest(argv: ["/bin/busybox", "rm", "-rf", "/"])), resolver: fs).isAllowed)
+    }
+
     @Test func timeoutsAboveTheCallLimitAreDenied() {
         #expect(exec(["/usr/bin/grep", "-n", "-e", "x"], timeout: 30_000).isAllowed)
         let decision = exec(["/usr/bin/grep", "-n", "-e", "x"], timeout: 30_001)

@@ -1,0 +1,188 @@
+import Audit
+import Crypto
+import Doors
+import Foundation
+import Gateway
+import Glibc
+import Hands
+@testable import HandsTestSupport
+import Merkle
+import Policy
+import Testing
+
+/// The gateway against a fake guest: what reaches the guest, what the log holds.
+@Suite struct ToolGatewayTests {
+    static let policyText = """
+        version: 1
+        agent: tester
+        tools:
+          exec:
+            - program: /usr/bin/echo
+              args: any
+            - program: /usr/bin/cat
+              args: { rest: ["path:/evidence/**"], max: 4 }
+        limits:
+          cycles: 3
+          call_timeout: 20s
+        """
+
+    /// What the fake guest saw, and a fake file system for Resolve: symlinks by path.
+    struct GuestSaw: Sendable {
+        var execs: [ExecRequest] = []
+        var resolves: [String] = []
+    }
+
+    /// Serves until the client hangs up: Resolve through `links` (a path that is a key resolves
+    /// to its value; paths under /missing do not exist), Stat of a missing path not found,
+    /// Exec answered with `output` on stdout and exit 0.
+    static func fakeGuest(links: [String: String] = [:], output: [UInt8] = Array("hello\n".utf8)) throws
+        -> (DoorsClient, Running<GuestSaw>) {
+        try connect { peer in
+            var saw = GuestSaw()
+            while true {
+                guard let frame = try? peer.receive() else { return saw }
+                switch frame.message {
+                case .resolve(let path):
+                    saw.resolves.append(path)
+                    if path.hasPrefix("/missing") {
+                        try peer.send(Frame(requestID: frame.requestID, .error(ErrorReply(code: .notFound, message: "no such file"))))
+                    } else {
+                        try peer.send(Frame(requestID: frame.requestID, .resolved(path: links[path] ?? path)))
+                    }
+                case .stat:
+                    try peer.send(Frame(requestID: frame.requestID, .error(ErrorReply(code: .notFound, message: "no such file"))))
+                case .exec(let request):
+                    saw.execs.append(request)
+                    try peer.send(
+                        Frame(requestID: frame.requestID, .started(pid: 7)),
+                        Frame(requestID: frame.requestID, .stdoutData(output)),
+                        Frame(requestID: frame.requestID, .exit(ExitReport(status: .exited(code: 0)))))
+                default:
+                    throw FakeError("unexpected \(frame)")
+                }
+            }
+        }
+    }
+
+    /// A fresh audit log in a temporary directory, removed with it.
+    final class TemporaryLog {
+        let directory: String
+        let log: AuditLog
+        init() throws {
+            directory = try makeTempDirectory()
+            log = try AuditLog(path: directory + "/audit.db", options: AuditLog.Options(keyPath: directory + "/audit.key"))
+        }
+        func events() throws -> [AuditEvent] {
+            try (0..<log.size).map { try #require(try log.record(at: $0)).event }
+        }
+        deinit {
+            try? log.close()
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+    }
+
+    func policy() throws -> AgentPolicy {
+        try AgentPolicy.parse(Self.policyText, format: .yaml, file: "test.yaml")
+    }
+
+    @Test func anAllowedExecRunsAndItsRequestDecisionAndResultAreLogged() throws {
+        var (client, guest): (DoorsClient?, Running<GuestSaw>) = try Self.fakeGuest()
+        let audit = try TemporaryLog()
+        var gateway: ToolGateway! = ToolGateway(agent: "tester", client: client!, policy: try policy(), log: audit.log)
+        var stdout: [UInt8] = []
+        let report = try gateway.exec(ExecRequest(argv: ["/usr/bin/echo", "hello"]), input: .none) { if $0 { stdout += $1 } }
+        #expect(report.status == .exited(code: 0))
+        #expect(stdout == Array("hello\n".utf8))
+        client = nil
+        gateway = nil  // the last references: the socket closes and the fake guest ends
+        let saw = try guest.join()
+        #expect(saw.execs.map(\.argv) == [["/usr/bin/echo", "hello"]])
+        #expect(saw.execs.first?.timeoutMilliseconds == 20_000)  // the policy's call_timeout
+
+        let events = try audit.events()
+        try #require(events.count == 3)
+        guard case .toolRequest(let request) = events[0], case .decision(let decision) = events[1],
+              case .resultDigest(let result) = events[2] else {
+            Issue.record("events in the wrong order: \(events.map(\.kind))")
+            return
+        }
+        #expect(request.requestID == 1 && request.agent == "tester" && request.tool == "exec")
+        #expect(decision.requestID == 1 && decision.verdict == .allow && decision.rule == "tools.exec[0]")
+        #expect(result.requestID == 1 && result.status == 0 && result.byteCount == 6)
+        #expect(result.sha256 == MerkleHash(bytes: Array(SHA256.hash(data: [1] + Array("hello\n".utf8)))))
+    }
+
+    @Test func aDeniedExecNeverReachesTheGuestAndTheDenialIsLogged() throws {
+        var (client, guest): (DoorsClient?, Running<GuestSaw>) = try Self.fakeGuest()
+        let audit = try TemporaryLog()
+        var gateway: ToolGateway! = ToolGateway(agent: "tester", client: client!, policy: try policy(), log: audit.log)
+        var thrown: GatewayError?
+        do { _ = try gateway.exec(ExecRequest(argv: ["/usr/bin/rm", "-rf", "/"]), input: .none) { _, _ in } } catch { thrown = error }
+        guard case .denied(let decision)? = thrown else {
+            Issue.record("expected a denial, got \(String(describing: thrown))")
+            return
+        }
+        #expect(decision.rule.id == "tools.exec")
+        #expect(thrown?.description.contains("/usr/bin/rm") == true)
+        client = nil
+        gateway = nil  // the last references: the socket closes and the fake guest ends
+        #expect(try guest.join().execs.isEmpty)
+        let events = try audit.events()
+        #expect(events.map(\.kind) == ["tool-request", "decision"])
+        if case .decision(let logged) = events.last {
+            #expect(logged.verdict == .deny && logged.rule == "tools.exec" && logged.reason.contains("/usr/bin/rm"))
+        }
+    }
+
+    /// `/evidence/link` points at /etc/shadow in the guest: cat of it is denied, though the
+    /// path as written is under /evidence.
+    @Test func aSymlinkOutOfTheAllowedTreeIsDenied() throws {
+        var (client, guest): (DoorsClient?, Running<GuestSaw>) = try Self.fakeGuest(links: ["/evidence/link": "/etc/shadow"])
+        var gateway: ToolGateway! = ToolGateway(agent: "tester", client: client!, policy: try policy(), log: nil)
+        var denied = false
+        do { _ = try gateway.exec(ExecRequest(argv: ["/usr/bin/cat", "/evidence/link"]), input: .none) { _, _ in } } catch {
+            if case .denied = error { denied = true }
+        }
+        #expect(denied)
+        let allowed = try gateway.exec(ExecRequest(argv: ["/usr/bin/cat", "/evidence/notes.txt"]), input: .none) { _, _ in }
+        #expect(allowed.status == .exited(code: 0))
+        client = nil
+        gateway = nil  // the last references: the socket closes and the fake guest ends
+        let saw = try guest.join()
+        #expect(saw.execs.map(\.argv) == [["/usr/bin/cat", "/evidence/notes.txt"]])
+        #expect(saw.resolves.contains("/evidence/link"))
+    }
+
+    @Test func theCycleLimitHolds() throws {
+        var (client, guest): (DoorsClient?, Running<GuestSaw>) = try Self.fakeGuest()
+        let audit = try TemporaryLog()
+        var gateway: ToolGateway! = ToolGateway(agent: "tester", client: client!, policy: try policy(), log: audit.log)
+        for _ in 0..<3 {
+            _ = try gateway.exec(ExecRequest(argv: ["/usr/bin/echo"]), input: .none) { _, _ in }
+        }
+        var limit: Policy.Decision?
+        do { _ = try gateway.exec(ExecRequest(argv: ["/usr/bin/echo"]), input: .none) { _, _ in } } catch {
+            if case .denied(let decision) = error { limit = decision }
+        }
+        #expect(limit?.rule.id == "limits.cycles")
+        client = nil
+        gateway = nil  // the last references: the socket closes and the fake guest ends
+        #expect(try guest.join().execs.count == 3)
+        #expect(try audit.events().count == 3 * 3 + 2)
+    }
+
+    /// Without a policy every call is allowed, and still logged.
+    @Test func withoutAPolicyCallsAreAllowedAndLogged() throws {
+        var (client, guest): (DoorsClient?, Running<GuestSaw>) = try Self.fakeGuest()
+        let audit = try TemporaryLog()
+        var gateway: ToolGateway! = ToolGateway(agent: "free", client: client!, policy: nil, log: audit.log)
+        _ = try gateway.exec(ExecRequest(argv: ["/bin/anything"]), input: .none) { _, _ in }
+        client = nil
+        gateway = nil  // the last references: the socket closes and the fake guest ends
+        #expect(try guest.join().execs.count == 1)
+        let events = try audit.events()
+        #expect(events.map(\.kind) == ["tool-request", "decision", "result-digest"])
+        if case .decision(let decision) = events[1] { #expect(decision.rule == "no-policy" && decision.verdict == .allow) }
+    }
+}
+
