@@ -100,8 +100,15 @@ struct Run: ParsableCommand {
         close(logFD)
         let vm = ChildVMM(pid: child)
 
+        // The command may run as long as the VM (--timeout), and no longer than the policy's
+        // per-call limit: --timeout is the VM's budget, not a request for more than the policy gives.
+        var commandSeconds = timeout
+        if let cap = agentPolicy?.limits.callTimeout {
+            let capSeconds = Double(cap.components.seconds) + Double(cap.components.attoseconds) / 1e18
+            commandSeconds = min(commandSeconds ?? capSeconds, capSeconds)
+        }
         let request = ExecRequest(argv: argv, env: Self.defaultEnvironment,
-                                  cwd: "/", timeoutMilliseconds: timeout.map { UInt32(min($0 * 1000, Double(UInt32.max))) })
+                                  cwd: "/", timeoutMilliseconds: commandSeconds.map { UInt32(min($0 * 1000, Double(UInt32.max))) })
         let vmName = runtime.path.split(separator: "/").last.map(String.init) ?? "vm"
         let result: Result<ExitReport, GatewayError>
         var gateway: ToolGateway?
