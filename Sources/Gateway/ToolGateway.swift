@@ -11,27 +11,19 @@ import Policy
 /// logged by digest before the caller sees it. Without a policy every call is allowed (and
 /// still logged, when there is a log); without a log nothing is recorded.
 public final class ToolGateway {
-    public let agent: String
     private let client: DoorsClient
-    private let policy: AgentPolicy?
-    private let log: AuditLog?
-    private let resolver: GuestResolver
-    private var limits: LimitTracker?
-    private let started = ContinuousClock.now
-    private var nextRequest: UInt64 = 1
+    private let session: GovernedSession
 
     public init(agent: String, client: DoorsClient, policy: AgentPolicy?, log: AuditLog?) {
-        self.agent = agent
         self.client = client
-        self.policy = policy
-        self.log = log
-        resolver = GuestResolver(client: client)
-        limits = policy.map { LimitTracker(limits: $0.limits) }
+        session = GovernedSession(agent: agent, policy: policy, log: log, resolver: GuestResolver(client: client))
     }
+
+    public var agent: String { session.agent }
 
     /// Records a lifecycle event (VM start or stop, policy load) in the log, if there is one.
     public func record(_ event: Lifecycle) throws(GatewayError) {
-        try append(.lifecycle(event))
+        try session.record(event)
     }
 
     /// Runs a program in the guest, if the policy allows it. An exec without a timeout gets
@@ -39,40 +31,60 @@ public final class ToolGateway {
     public func exec(_ request: ExecRequest, input: DoorsClient.ExecInput,
                      output: (Bool, [UInt8]) -> Void) throws(GatewayError) -> ExitReport {
         var request = request
-        if request.timeoutMilliseconds == nil, let timeout = policy?.limits.callTimeout {
+        if request.timeoutMilliseconds == nil, let timeout = session.policy?.limits.callTimeout {
             request.timeoutMilliseconds = UInt32(clamping: timeout.components.seconds * 1000
                                                  + timeout.components.attoseconds / 1_000_000_000_000_000)
         }
-        let id = try admit(.exec(request), tool: "exec", arguments: Self.arguments(.exec(request)))
-        var digest = SHA256()
-        var bytes: UInt64 = 0
+        let id = try session.admit(.exec(request), tool: "exec", arguments: GovernedSession.arguments(.exec(request)))
+        var result = ResultHasher()
         let report: ExitReport
         do {
             report = try client.exec(request, input: input) { isStdout, chunk in
-                digest.update(data: [isStdout ? 1 : 2])  // which stream, so moving bytes between them shows
-                digest.update(data: chunk)
-                bytes += UInt64(chunk.count)
+                result.add(stream: isStdout ? 1 : 2, chunk)
                 output(isStdout, chunk)
             }
         } catch {
-            try finish(id, status: -1, bytes: bytes, digest: digest)
+            try session.finish(id, status: -1, result: result)
             throw .hands(error)
         }
         let status: Int64 = switch report.status {
         case .exited(let code): Int64(code)
         case .signaled(let signal): 128 + Int64(signal)
         }
-        try finish(id, status: status, bytes: bytes, digest: digest)
+        try session.finish(id, status: status, result: result)
         return report
     }
+}
 
-    // MARK: - The path
+/// The governance of one agent's session, without the guest: limits, the policy, and the log.
+/// `ToolGateway` puts each call through `admit` before the guest sees it and `finish` after;
+/// the gateway benchmark drives it directly.
+public final class GovernedSession {
+    public let agent: String
+    public let policy: AgentPolicy?
+    private let log: AuditLog?
+    private let resolver: any PathResolver
+    private var limits: LimitTracker?
+    private let started = ContinuousClock.now
+    private var nextRequest: UInt64 = 1
+
+    public init(agent: String, policy: AgentPolicy?, log: AuditLog?, resolver: any PathResolver) {
+        self.agent = agent
+        self.policy = policy
+        self.log = log
+        self.resolver = resolver
+        limits = policy.map { LimitTracker(limits: $0.limits) }
+    }
+
+    public func record(_ event: Lifecycle) throws(GatewayError) {
+        try append(.lifecycle(event))
+    }
 
     private var elapsed: Duration { ContinuousClock.now - started }
 
     /// Logs the request, counts it against the limits, asks the policy, logs the decision;
     /// returns the request's id when allowed, throws `.denied` when not.
-    private func admit(_ call: ToolCall, tool: String, arguments: [UInt8]) throws(GatewayError) -> UInt64 {
+    public func admit(_ call: ToolCall, tool: String, arguments: [UInt8]) throws(GatewayError) -> UInt64 {
         let id = nextRequest
         nextRequest += 1
         try append(.toolRequest(ToolRequest(requestID: id, agent: agent, tool: tool, arguments: arguments)))
@@ -91,13 +103,13 @@ public final class ToolGateway {
         return id
     }
 
-    private func finish(_ id: UInt64, status: Int64, bytes: UInt64, digest: SHA256) throws(GatewayError) {
+    /// Counts the call's output against the limits and logs its digest.
+    public func finish(_ id: UInt64, status: Int64, result: ResultHasher) throws(GatewayError) {
         if var tracker = limits {
-            _ = tracker.recordOutput(bytes: Int(clamping: bytes), elapsed: elapsed)
+            _ = tracker.recordOutput(bytes: Int(clamping: result.byteCount), elapsed: elapsed)
             limits = tracker
         }
-        let hash = MerkleHash(bytes: Array(digest.finalize()))!
-        try append(.resultDigest(ResultDigest(requestID: id, status: status, byteCount: bytes, sha256: hash)))
+        try append(.resultDigest(ResultDigest(requestID: id, status: status, byteCount: result.byteCount, sha256: result.digest)))
     }
 
     private func append(_ event: AuditEvent) throws(GatewayError) {
@@ -107,9 +119,26 @@ public final class ToolGateway {
 
     /// The request's arguments as the log keeps them: the Doors encoding of the request frame,
     /// canonical and versioned already (docs/doors-protocol.md).
-    static func arguments(_ message: DoorsMessage) -> [UInt8] {
+    public static func arguments(_ message: DoorsMessage) -> [UInt8] {
         (try? FrameEncoder().encode(Frame(requestID: 0, message))) ?? []
     }
+}
+
+/// SHA-256 over a call's output as it streams by, each chunk preceded by its stream's number
+/// (1 stdout, 2 stderr) so bytes moved from one stream to the other change the digest.
+public struct ResultHasher {
+    private var hasher = SHA256()
+    public private(set) var byteCount: UInt64 = 0
+
+    public init() {}
+
+    public mutating func add(stream: UInt8, _ chunk: [UInt8]) {
+        hasher.update(data: [stream])
+        hasher.update(data: chunk)
+        byteCount += UInt64(chunk.count)
+    }
+
+    public var digest: MerkleHash { MerkleHash(bytes: Array(hasher.finalize()))! }
 }
 
 /// Why the gateway did not return a result.
