@@ -6,9 +6,9 @@ import Merkle
 import Policy
 
 /// The one path every Hands call takes (ARCHITECTURE: the gateway is the only way an agent's
-/// request gets a side effect): the request is logged, the session's limits and the policy
-/// decide, the decision is logged, and only an allowed call reaches the guest; its result is
-/// logged by digest before the caller sees it. Without a policy every call is allowed (and
+/// request gets a side effect): the session's limits and the policy decide, the request and
+/// the decision are logged, and only an allowed call reaches the guest; its result is logged
+/// by digest before the caller sees it. Without a policy every call is allowed (and
 /// still logged, when there is a log); without a log nothing is recorded.
 public final class ToolGateway {
     private let client: DoorsClient
@@ -57,6 +57,8 @@ public final class ToolGateway {
 }
 
 /// The governance of one agent's session, without the guest: limits, the policy, and the log.
+/// The policy judges before anything is written, so a call costs two log transactions: request
+/// and decision together, then the result.
 /// `ToolGateway` puts each call through `admit` before the guest sees it and `finish` after;
 /// the gateway benchmark drives it directly.
 public final class GovernedSession {
@@ -82,12 +84,13 @@ public final class GovernedSession {
 
     private var elapsed: Duration { ContinuousClock.now - started }
 
-    /// Logs the request, counts it against the limits, asks the policy, logs the decision;
-    /// returns the request's id when allowed, throws `.denied` when not.
+    /// Counts the call against the limits and asks the policy, then logs the request and the
+    /// decision together (one transaction: both are in the log before anything runs, or
+    /// neither is and nothing runs); returns the request's id when allowed, throws `.denied`
+    /// when not.
     public func admit(_ call: ToolCall, tool: String, arguments: [UInt8]) throws(GatewayError) -> UInt64 {
         let id = nextRequest
         nextRequest += 1
-        try append(.toolRequest(ToolRequest(requestID: id, agent: agent, tool: tool, arguments: arguments)))
         var decision: Policy.Decision?
         if var tracker = limits {
             let admitted = tracker.admitCall(elapsed: elapsed)
@@ -96,9 +99,12 @@ public final class GovernedSession {
         }
         if decision == nil, let policy { decision = policy.evaluate(call, resolver: resolver) }
         let verdict: Audit.Decision.Verdict = decision.map { $0.isAllowed ? .allow : .deny } ?? .allow
-        try append(.decision(Audit.Decision(
-            requestID: id, verdict: verdict, rule: decision?.rule.id ?? "no-policy",
-            reason: decision.map { $0.isAllowed ? "" : $0.reason } ?? "")))
+        try append([
+            .toolRequest(ToolRequest(requestID: id, agent: agent, tool: tool, arguments: arguments)),
+            .decision(Audit.Decision(
+                requestID: id, verdict: verdict, rule: decision?.rule.id ?? "no-policy",
+                reason: decision.map { $0.isAllowed ? "" : $0.reason } ?? "")),
+        ])
         if let decision, !decision.isAllowed { throw .denied(decision) }
         return id
     }
@@ -115,6 +121,11 @@ public final class GovernedSession {
     private func append(_ event: AuditEvent) throws(GatewayError) {
         guard let log else { return }
         do { _ = try log.append(event) } catch { throw .audit(error) }
+    }
+
+    private func append(_ events: [AuditEvent]) throws(GatewayError) {
+        guard let log else { return }
+        do { _ = try log.append(contentsOf: events) } catch { throw .audit(error) }
     }
 
     /// The request's arguments as the log keeps them: the Doors encoding of the request frame,
