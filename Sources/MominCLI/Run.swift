@@ -79,6 +79,7 @@ struct Run: ParsableCommand {
         } catch {
             throw CLIError.usage(error.description)
         }
+        // Closed (and its head signed) explicitly below: the exits that follow skip defers.
         defer { try? log?.close() }
 
         let runtime = try RuntimeDirectory.create()
@@ -132,8 +133,12 @@ struct Run: ParsableCommand {
             result = .failure(error)
         }
         let vmStatus = vm.stop()
-        do { try gateway?.record(.vmStop(vm: vmName, reason: "momin-vmm \(vmStatus)")) } catch {
-            writeStandardError("momin: error: \(error)\n")
+        do {
+            try gateway?.record(.vmStop(vm: vmName, reason: "momin-vmm \(vmStatus)"))
+            try log?.close()  // signs a head over everything this session appended
+        } catch {
+            // The command has run, but its record is incomplete: that is a failure to report.
+            throw CLIError(message: "audit log \(audit ?? ""): \(error)", code: Self.vmFailed)
         }
 
         switch result {
