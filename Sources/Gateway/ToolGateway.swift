@@ -21,6 +21,12 @@ public final class ToolGateway {
 
     public var agent: String { session.agent }
 
+    /// Hears each call's outcome; see `GovernedSession.observe`.
+    public var observe: ((CallObservation) -> Void)? {
+        get { session.observe }
+        set { session.observe = newValue }
+    }
+
     /// Records a lifecycle event (VM start or stop, policy load) in the log, if there is one.
     public func record(_ event: Lifecycle) throws(GatewayError) {
         try session.record(event)
@@ -69,6 +75,9 @@ public final class GovernedSession {
     private var limits: LimitTracker?
     private let started = ContinuousClock.now
     private var nextRequest: UInt64 = 1
+    /// Hears each call's outcome (what `momin run --record` keeps), after the log has it.
+    public var observe: ((CallObservation) -> Void)?
+    private var pending: [UInt64: CallObservation] = [:]
 
     public init(agent: String, policy: AgentPolicy?, log: AuditLog?, resolver: any PathResolver) {
         self.agent = agent
@@ -105,7 +114,16 @@ public final class GovernedSession {
                 requestID: id, verdict: verdict, rule: decision?.rule.id ?? "no-policy",
                 reason: decision.map { $0.isAllowed ? "" : $0.reason } ?? "")),
         ])
-        if let decision, !decision.isAllowed { throw .denied(decision) }
+        var observation = CallObservation(arguments: arguments, allowed: decision?.isAllowed ?? true,
+                                          rule: decision?.rule.id ?? "no-policy")
+        if let decision, !decision.isAllowed {
+            observe?(observation)
+            throw .denied(decision)
+        }
+        if observe != nil {
+            observation.status = nil
+            pending[id] = observation
+        }
         return id
     }
 
@@ -115,7 +133,14 @@ public final class GovernedSession {
             _ = tracker.recordOutput(bytes: Int(clamping: result.byteCount), elapsed: elapsed)
             limits = tracker
         }
-        try append(.resultDigest(ResultDigest(requestID: id, status: status, byteCount: result.byteCount, sha256: result.digest)))
+        let digest = result.digest
+        try append(.resultDigest(ResultDigest(requestID: id, status: status, byteCount: result.byteCount, sha256: digest)))
+        if var observation = pending.removeValue(forKey: id) {
+            observation.status = status
+            observation.byteCount = result.byteCount
+            observation.digest = digest
+            observe?(observation)
+        }
     }
 
     private func append(_ event: AuditEvent) throws(GatewayError) {

@@ -48,6 +48,9 @@ struct Run: ParsableCommand {
     @Option(help: "The audit log's signing key (default: the log's path + .key, made on first use).")
     var auditKey: String?
 
+    @Option(help: "Keep the session (machine, entropy seed, every call and its result digest) in FILE for momin replay.")
+    var record: String?
+
     /// Exit status of a call the policy denied (sysexits' EX_NOPERM).
     static let denied: Int32 = 77
 
@@ -82,24 +85,15 @@ struct Run: ParsableCommand {
         // Closed (and its head signed) explicitly below: the exits that follow skip defers.
         defer { try? log?.close() }
 
-        let runtime = try RuntimeDirectory.create()
-        defer { runtime.remove() }
         var config = try machine.configuration(extraCommandLine: "momin.doors=\(Self.doorsPort)")
-        config.vsock = VsockConfiguration(guestCID: 3, socketPath: runtime.path + "/vsock.sock")
-        _ = try machine.preflight(config)  // refuses bad input here, before any rig or child
-        if let reason = KVMHost.needsRig(kvmPath: config.kvmPath) {
-            if machine.noRig { throw CLIError.usage("\(reason); it cannot boot stock kernels (drop --no-rig to use the nested rig)") }
-            try Rig.reexec(reason: reason, files: [config.kernelPath, config.initrdPath].compactMap { $0 })
+        if record != nil, config.entropySeed == nil {
+            // A recorded session needs a seed to be replayed with: make one.
+            var seed = [UInt8](repeating: 0, count: EntropySeed.byteCount)
+            seed.withUnsafeMutableBytes { arc4random_buf($0.baseAddress!, $0.count) }
+            config.entropySeed = seed
         }
-
-        // The microVM lives in a momin-vmm child; its console and its own messages go to a log
-        // in the runtime directory (or to our stderr with --console), never to our stdout.
-        let logPath = runtime.path + "/console.log"
-        let logFD = console ? dup(2) : open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard logFD >= 0 else { throw CLIError(message: "cannot open \(logPath): \(String(cString: strerror(errno)))", code: Self.vmFailed) }
-        let child = try VMMLauncher.spawn(config, timeout: machine.timeout, logFD: logFD)
-        close(logFD)
-        let vm = ChildVMM(pid: child)
+        _ = try machine.preflight(config)  // refuses bad input here, before any rig or child
+        try Self.checkRig(config, noRig: machine.noRig, outputs: [audit, record].compactMap { $0 })
 
         // The command may run as long as the VM (--timeout), and no longer than the policy's
         // per-call limit: --timeout is the VM's budget, not a request for more than the policy gives.
@@ -110,35 +104,19 @@ struct Run: ParsableCommand {
         }
         let request = ExecRequest(argv: argv, env: Self.defaultEnvironment,
                                   cwd: "/", timeoutMilliseconds: commandSeconds.map { UInt32(min($0 * 1000, Double(UInt32.max))) })
-        let vmName = runtime.path.split(separator: "/").last.map(String.init) ?? "vm"
-        let result: Result<ExitReport, GatewayError>
-        var gateway: ToolGateway?
-        do throws(GatewayError) {
-            let doors: DoorsClient
-            do {
-                doors = try DoorsClient(socketPath: config.vsock!.socketPath, port: Self.doorsPort,
-                                        seconds: timeout ?? 300, giveUp: { !vm.isRunning })
-            } catch { throw .hands(error) }
-            let through = ToolGateway(agent: agentPolicy?.agent ?? vmName, client: doors, policy: agentPolicy, log: log)
-            gateway = through
-            if let loaded, let path = policy {
-                let digest = MerkleHash(bytes: Array(SHA256.hash(data: loaded.source)))!
-                try through.record(.policyLoad(source: path, sha256: digest))
-            }
-            try through.record(.vmStart(vm: vmName))
-            result = .success(try through.exec(request, input: interactive ? .descriptor(0) : .none) { isStdout, bytes in
+        var observations: [CallObservation] = []
+        let session = try Self.session(config, timeout: machine.timeout, console: console, policy: loaded, policyPath: policy,
+                                       log: log, auditPath: audit) { gateway throws(GatewayError) in
+            if record != nil { gateway.observe = { observations.append($0) } }
+            return try gateway.exec(request, input: interactive ? .descriptor(0) : .none) { isStdout, bytes in
                 FileDescriptorOutput(fd: isStdout ? 1 : 2).write(bytes)
-            })
-        } catch {
-            result = .failure(error)
+            }
         }
-        let vmStatus = vm.stop()
-        do {
-            try gateway?.record(.vmStop(vm: vmName, reason: "momin-vmm \(vmStatus)"))
-            try log?.close()  // signs a head over everything this session appended
-        } catch {
-            // The command has run, but its record is incomplete: that is a failure to report.
-            throw CLIError(message: "audit log \(audit ?? ""): \(error)", code: Self.vmFailed)
+        let result = session.result
+        if let record {
+            do { try SessionFiles.write(record, config: config, policyPath: policy, policySource: loaded?.source, calls: observations) } catch {
+                throw CLIError(message: "cannot write the session record \(record): \(error)", code: Self.vmFailed)
+            }
         }
 
         switch result {
@@ -154,9 +132,91 @@ struct Run: ParsableCommand {
         case .failure(.denied(let decision)):
             throw CLIError(message: "\(argv[0]): \(GatewayError.denied(decision))", code: Self.denied)
         case .failure(let error):
-            if !console { Self.showTail(of: logPath) }
-            throw CLIError(message: "\(error) (momin-vmm \(vmStatus))", code: Self.vmFailed)
+            if !console { Self.showTail(of: session.consoleLog) }
+            throw CLIError(message: "\(error) (momin-vmm \(session.vmStatus))", code: Self.vmFailed)
         }
+    }
+
+    /// Hands off to the nested rig (which re-executes this command there) when this host's KVM
+    /// cannot boot stock kernels, or refuses with --no-rig.
+    /// `outputs` names files the command writes (an audit log, a record): the rig's L2 is a
+    /// throwaway machine whose files never come back, so such a command is refused there rather
+    /// than have its output silently lost.
+    static func checkRig(_ config: MachineConfiguration, noRig: Bool, outputs: [String] = []) throws {
+        guard let reason = KVMHost.needsRig(kvmPath: config.kvmPath) else { return }
+        if noRig { throw CLIError.usage("\(reason); it cannot boot stock kernels (drop --no-rig to use the nested rig)") }
+        if let output = outputs.first {
+            throw CLIError.usage("\(reason), and \(output) would be written inside the nested rig and lost; "
+                                 + "run the whole job inside it instead (Scripts/rig -- momin ...)")
+        }
+        try Rig.reexec(reason: reason, files: [config.kernelPath, config.initrdPath].compactMap { $0 })
+    }
+
+    /// How a session in a fresh microVM ended.
+    struct SessionEnd<T> {
+        var result: Result<T, GatewayError>
+        var vmStatus: String
+        /// The VM's console and momin-vmm's messages (kept until the process exits).
+        var consoleLog: String
+    }
+
+    /// Boots `config` in a momin-vmm child, connects to its Doors server and runs `body`
+    /// with a gateway (policy and log as given, lifecycle entries included), then stops the VM
+    /// and closes the log, signing a head over the session. The console goes to a log in the
+    /// runtime directory, or to our stderr with `console`.
+    static func session<T>(_ base: MachineConfiguration, timeout: Double, console: Bool,
+                           policy loaded: (policy: AgentPolicy, source: [UInt8])?, policyPath: String?,
+                           log: AuditLog?, auditPath: String?,
+                           _ body: (ToolGateway) throws(GatewayError) -> T) throws -> SessionEnd<T> {
+        let runtime = try RuntimeDirectory.create()
+        var config = base
+        config.vsock = VsockConfiguration(guestCID: 3, socketPath: runtime.path + "/vsock.sock")
+        let logPath = runtime.path + "/console.log"
+        let logFD = console ? dup(2) : open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard logFD >= 0 else {
+            runtime.remove()
+            throw CLIError(message: "cannot open \(logPath): \(String(cString: strerror(errno)))", code: vmFailed)
+        }
+        let child: pid_t
+        do { child = try VMMLauncher.spawn(config, timeout: timeout, logFD: logFD) } catch {
+            close(logFD)
+            runtime.remove()
+            throw error
+        }
+        close(logFD)
+        let vm = ChildVMM(pid: child)
+        let vmName = runtime.path.split(separator: "/").last.map(String.init) ?? "vm"
+        let waitSeconds = timeout > 0 ? timeout : 300
+        var gateway: ToolGateway?
+        let result: Result<T, GatewayError>
+        do throws(GatewayError) {
+            let doors: DoorsClient
+            do {
+                doors = try DoorsClient(socketPath: config.vsock!.socketPath, port: doorsPort, seconds: waitSeconds,
+                                        giveUp: { !vm.isRunning })
+            } catch { throw .hands(error) }
+            let through = ToolGateway(agent: loaded?.policy.agent ?? vmName, client: doors, policy: loaded?.policy, log: log)
+            gateway = through
+            if let loaded, let policyPath {
+                try through.record(.policyLoad(source: policyPath, sha256: MerkleHash(bytes: Array(SHA256.hash(data: loaded.source)))!))
+            }
+            try through.record(.vmStart(vm: vmName))
+            result = .success(try body(through))
+        } catch {
+            result = .failure(error)
+        }
+        let vmStatus = vm.stop()
+        do {
+            try gateway?.record(.vmStop(vm: vmName, reason: "momin-vmm \(vmStatus)"))
+            try log?.close()  // signs a head over everything this session appended
+        } catch {
+            // The calls have run, but their record is incomplete: that is a failure to report.
+            throw CLIError(message: "audit log \(auditPath ?? ""): \(error)", code: vmFailed)
+        }
+        // The runtime directory goes when the process exits (it exits with the command's status,
+        // which skips defers); until then its console log can still be shown.
+        runtime.removeAtExit()
+        return SessionEnd(result: result, vmStatus: vmStatus, consoleLog: logPath)
     }
 
     /// The last lines of the VM's log, to explain a failure.
@@ -222,6 +282,16 @@ struct RuntimeDirectory {
             throw CLIError(message: "cannot create a directory in \(base): \(String(cString: strerror(errno)))", code: 125)
         }
         return RuntimeDirectory(path: String(cString: made))
+    }
+
+    nonisolated(unsafe) private static var atExit: [String] = []
+
+    /// Removes the directory when the process exits, however it exits short of a signal.
+    func removeAtExit() {
+        if Self.atExit.isEmpty {
+            atexit { for path in RuntimeDirectory.atExit { RuntimeDirectory(path: path).remove() } }
+        }
+        Self.atExit.append(path)
     }
 
     /// Removes the directory and the files in it (sockets, the log).

@@ -97,6 +97,8 @@ public struct VMMArguments: Equatable, Sendable {
 
 /// The text form of an entropy seed: 64 hexadecimal digits (32 bytes).
 public enum EntropySeed {
+    public static let byteCount = 32
+
     public static func parse(_ text: String) -> [UInt8]? {
         let digits = Array(text.utf8)
         guard digits.count == 64 else { return nil }
