@@ -1,3 +1,4 @@
+import Audit
 import Merkle
 
 /// Why a bucket store could not be opened, written or read, or why a request was refused.
@@ -56,25 +57,9 @@ public struct BucketFinding: Error, Hashable, Sendable, CustomStringConvertible 
         case blob(MerkleHash)
     }
 
-    public enum Kind: String, Hashable, Sendable {
-        /// An entry's fields no longer match its leaf hash.
-        case modified
-        /// A value's bytes no longer hash to the content address its entries name.
-        case valueModified = "value modified"
-        /// Rows (or a value) are missing.
-        case deleted
-        /// A row, tag or value was added that the writer did not put.
-        case inserted
-        /// An entry's fields are stored at another index.
-        case reordered
-        /// Entries rewritten consistently with their leaf hashes, caught by a signed root: the
-        /// place is the first entry that head covers beyond the head before it.
-        case rewritten
-        /// A head whose signature does not verify, or that is malformed.
-        case forgedHead = "forged head"
-        /// Entries after the last signed head (a finding only with `strict`).
-        case unsigned
-    }
+    /// The same kinds of tampering the audit verifier names, `valueModified` being the one
+    /// only a bucket store has (a value whose bytes no longer hash to its content address).
+    public typealias Kind = AuditFinding.Kind
 
     public var place: Place
     public var kind: Kind
