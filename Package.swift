@@ -44,6 +44,10 @@ let package = Package(
         .target(name: "Audit", dependencies: [
             "Merkle", .product(name: "Crypto", package: "swift-crypto"), .product(name: "GRDB", package: "GRDB.swift"),
         ]),
+        // Buckets: append-only, content-addressed stores per namespace, Merkle-verifiable, signed with the audit key type.
+        .target(name: "Buckets", dependencies: [
+            "Audit", "Merkle", .product(name: "Crypto", package: "swift-crypto"), .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
         // The tool gateway: every Hands call through the policy and into the audit log.
         .target(name: "Gateway", dependencies: [
             "Hands", "Doors", "Policy", "Audit", "Merkle", .product(name: "Crypto", package: "swift-crypto"),
@@ -57,7 +61,7 @@ let package = Package(
         .executableTarget(name: "MominProbe", dependencies: ["Hands", "Doors"]),
         .executableTarget(
             name: "MominCLI",
-            dependencies: ["VMM", "Hands", "Doors", "Policy", "Audit", "Merkle", "Gateway",
+            dependencies: ["VMM", "Hands", "Doors", "Policy", "Audit", "Merkle", "Gateway", "Buckets",
                            .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
@@ -80,6 +84,9 @@ let package = Package(
         ]),
         .testTarget(name: "AuditTests", dependencies: [
             "Audit", "Merkle", .product(name: "Crypto", package: "swift-crypto"), .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
+        .testTarget(name: "BucketsTests", dependencies: [
+            "Buckets", "Audit", "Merkle", .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         // Tier 2: real /dev/kvm with small hand-made guest code.
         .testTarget(name: "KVMTests", dependencies: ["KVM", "GuestMemory"]),

@@ -26,6 +26,9 @@ public struct AuditFinding: Error, Hashable, Sendable, CustomStringConvertible {
         case forgedHead = "forged head"
         /// Entries after the last signed head (only a finding with --strict).
         case unsigned
+        /// A stored value whose bytes no longer hash to the content address its entries name
+        /// (bucket stores, docs/buckets.md; an audit log has no separate values).
+        case valueModified = "value modified"
     }
 
     public var place: Place

@@ -99,7 +99,8 @@ public struct AuditKey: @unchecked Sendable {
         syncDirectory(of: pubPath)
     }
 
-    func sign(_ message: [UInt8]) throws(AuditError) -> [UInt8] {
+    /// Ed25519 over `message`; package-wide so buckets sign their heads with the same key type.
+    package func sign(_ message: [UInt8]) throws(AuditError) -> [UInt8] {
         do { return Array(try privateKey.signature(for: message)) } catch {
             throw .keyFile(path: path, problem: "cannot sign: \(error)")
         }

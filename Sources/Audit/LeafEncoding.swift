@@ -121,20 +121,21 @@ public struct LeafFormatError: Error, Equatable, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-struct LeafWriter {
-    var bytes: [UInt8] = []
+/// Canonical big-endian field writer, shared with Buckets' leaf encoding.
+package struct LeafWriter {
+    package var bytes: [UInt8] = []
     /// The length of the first field that was too long to write.
-    var oversized: Int?
+    package var oversized: Int?
 
-    init() { bytes.reserveCapacity(128) }
+    package init() { bytes.reserveCapacity(128) }
 
-    mutating func u8(_ value: UInt8) { bytes.append(value) }
+    package mutating func u8(_ value: UInt8) { bytes.append(value) }
 
-    mutating func u64(_ value: UInt64) {
+    package mutating func u64(_ value: UInt64) {
         for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
     }
 
-    mutating func bytes(_ value: some Collection<UInt8>) {
+    package mutating func bytes(_ value: some Collection<UInt8>) {
         guard value.count <= AuditRecord.maximumFieldLength else {
             oversized = oversized ?? value.count
             return
@@ -144,9 +145,9 @@ struct LeafWriter {
         bytes.append(contentsOf: value)
     }
 
-    mutating func string(_ value: String) { bytes(value.utf8) }
+    package mutating func string(_ value: String) { bytes(value.utf8) }
 
-    mutating func digest(_ value: MerkleHash) { value.withUnsafeBytes { bytes.append(contentsOf: $0) } }
+    package mutating func digest(_ value: MerkleHash) { value.withUnsafeBytes { bytes.append(contentsOf: $0) } }
 }
 
 struct LeafReader {

@@ -9,7 +9,7 @@ struct Momin: ParsableCommand {
         commandName: "momin",
         abstract: "MominAI: one hardware-isolated microVM per agent.",
         subcommands: [Boot.self, Run.self, Start.self, Exec.self, Copy.self, PS.self, Stop.self, PolicyCommand.self, AuditCommand.self,
-                      Replay.self, GatewayBench.self])
+                      BucketCommand.self, Replay.self, GatewayBench.self])
 
     /// Bad input exits 2 with one line; the guest failing exits 1.
     static let usageExitCode: Int32 = 2
