@@ -19,7 +19,7 @@ public enum GatewayBenchmark {
     /// limit must allow `calls`); `logPath(round)` names a new log per round.
     public static func run(policy: AgentPolicy, call: ExecRequest, calls: Int,
                            openLog: (String) throws -> AuditLog) throws -> Figures {
-        let arguments = GovernedSession.arguments(.exec(call))
+        let arguments = try GovernedSession.arguments(.exec(call))
         let output = Array("benchmark output\n".utf8)
         func round(_ policy: AgentPolicy?, _ log: AuditLog?) throws -> Double {
             let session = GovernedSession(agent: "bench", policy: policy, log: log, resolver: LexicalResolver())

@@ -41,7 +41,9 @@ public final class ToolGateway {
             request.timeoutMilliseconds = UInt32(clamping: timeout.components.seconds * 1000
                                                  + timeout.components.attoseconds / 1_000_000_000_000_000)
         }
-        let id = try session.admit(.exec(request), tool: "exec", arguments: GovernedSession.arguments(.exec(request)))
+        let arguments: [UInt8]
+        do { arguments = try GovernedSession.arguments(.exec(request)) } catch { throw .hands(.protocolError(error)) }
+        let id = try session.admit(.exec(request), tool: "exec", arguments: arguments)
         var result = ResultHasher()
         let report: ExitReport
         do {
@@ -153,10 +155,11 @@ public final class GovernedSession {
         do { _ = try log.append(contentsOf: events) } catch { throw .audit(error) }
     }
 
-    /// The request's arguments as the log keeps them: the Doors encoding of the request frame,
-    /// canonical and versioned already (docs/doors-protocol.md).
-    public static func arguments(_ message: DoorsMessage) -> [UInt8] {
-        (try? FrameEncoder().encode(Frame(requestID: 0, message))) ?? []
+    /// The request's arguments as the log keeps them: the Doors encoding of the request frame
+    /// (request id 1), canonical and versioned already (docs/doors-protocol.md). A request the
+    /// protocol cannot carry is an error, never an empty record.
+    public static func arguments(_ message: DoorsMessage) throws(DoorsError) -> [UInt8] {
+        try FrameEncoder().encode(Frame(requestID: 1, message))
     }
 }
 

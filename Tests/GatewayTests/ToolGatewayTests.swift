@@ -107,6 +107,14 @@ import Testing
             return
         }
         #expect(request.requestID == 1 && request.agent == "tester" && request.tool == "exec")
+        // The logged arguments are the request itself, in its Doors encoding.
+        var decoder = FrameDecoder()
+        decoder.append(request.arguments[...])
+        guard case .exec(let logged)? = try decoder.next()?.message else {
+            Issue.record("the logged arguments are not an exec request: \(request.arguments.count) bytes")
+            return
+        }
+        #expect(logged.argv == ["/usr/bin/echo", "hello"] && logged.timeoutMilliseconds == 20_000)
         #expect(decision.requestID == 1 && decision.verdict == .allow && decision.rule == "tools.exec[0]")
         #expect(result.requestID == 1 && result.status == 0 && result.byteCount == 6)
         #expect(result.sha256 == MerkleHash(bytes: Array(SHA256.hash(data: [1] + Array("hello\n".utf8)))))
