@@ -76,15 +76,6 @@ struct Run: ParsableCommand {
                 throw CLIError.usage("--memory \(machine.memory) MiB is over the policy's cap of \(caps.memoryMiB) MiB (resources.memory_mib)")
             }
         }
-        let log: AuditLog?
-        do {
-            log = try audit.map { path throws(AuditError) in try AuditLog(path: path, options: AuditLog.Options(keyPath: auditKey)) }
-        } catch {
-            throw CLIError.usage(error.description)
-        }
-        // Closed (and its head signed) explicitly below: the exits that follow skip defers.
-        defer { try? log?.close() }
-
         var config = try machine.configuration(extraCommandLine: "momin.doors=\(Self.doorsPort)")
         if record != nil, config.entropySeed == nil {
             // A recorded session needs a seed to be replayed with: make one.
@@ -94,6 +85,15 @@ struct Run: ParsableCommand {
         }
         _ = try machine.preflight(config)  // refuses bad input here, before any rig or child
         try Self.checkRig(config, noRig: machine.noRig, outputs: [audit, record].compactMap { $0 })
+        // Opened only now, so that a command refused above leaves no log behind.
+        let log: AuditLog?
+        do {
+            log = try audit.map { path throws(AuditError) in try AuditLog(path: path, options: AuditLog.Options(keyPath: auditKey)) }
+        } catch {
+            throw CLIError.usage(error.description)
+        }
+        // Closed (and its head signed) explicitly by `session`: the exits below skip defers.
+        defer { try? log?.close() }
 
         // The command may run as long as the VM (--timeout), and no longer than the policy's
         // per-call limit: --timeout is the VM's budget, not a request for more than the policy gives.
