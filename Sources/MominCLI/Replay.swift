@@ -90,7 +90,13 @@ struct Replay: ParsableCommand {
             var chunk = [UInt8](repeating: 0, count: 65536)
             while true {
                 let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                if n <= 0 { break }
+                if n < 0 && errno == EINTR { continue }
+                if n < 0 {
+                    let why = String(cString: strerror(errno))
+                    close(fd)
+                    throw CLIError.usage("cannot read \(file): \(why)")
+                }
+                if n == 0 { break }
                 bytes += chunk[0..<n]
                 if bytes.count > 64 << 20 { close(fd); throw CLIError.usage("\(file) is larger than 64 MiB") }
             }
