@@ -149,6 +149,37 @@ build_momin() {
 }
 
 # host_has_hw_virt: true when the CPU offers VMX or SVM, i.e. /dev/kvm can run stock kernels.
+# The QEMU that runs the nested rig's L2: qemu-system-x86 from Debian's bookworm-backports
+# (10.0), fetched with `apt-get download` and unpacked into the cache, never installed. With
+# bookworm's QEMU 7.2 the emulated SVM now and then stopped L2 as a whole (docs/rig.md). Prints
+# the path of a wrapper that runs it with its own modules and firmware (SeaBIOS from the
+# system's seabios package, which qemu-system-x86 brings). MOMIN_RIG_QEMU overrides it.
+ensure_rig_qemu() {
+  if [ -n "${MOMIN_RIG_QEMU:-}" ]; then echo "$MOMIN_RIG_QEMU"; return; fi
+  local dir=$MOMIN_CACHE/qemu wrapper=$MOMIN_CACHE/qemu/bin/qemu-system-x86_64
+  if [ -x "$wrapper" ] && "$wrapper" --version >/dev/null 2>&1; then echo "$wrapper"; return; fi
+  ensure_apt qemu-system-x86 seabios
+  log "fetching QEMU for the rig from bookworm-backports into $dir"
+  rm -rf "$dir" && mkdir -p "$dir/apt/lists/partial" "$dir/debs" "$dir/bin"
+  echo "deb http://deb.debian.org/debian bookworm-backports main" > "$dir/apt/sources.list"
+  local apt=(apt-get -o Dir::Etc::SourceList="$dir/apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
+             -o Dir::State::Lists="$dir/apt/lists" -o APT::Sandbox::User=root)
+  "${apt[@]}" update -qq >&2 || die "cannot read bookworm-backports' package lists"
+  (cd "$dir/debs" && "${apt[@]}" download -qq qemu-system-x86/bookworm-backports \
+     qemu-system-common/bookworm-backports qemu-system-data/bookworm-backports >&2) \
+    || die "cannot download qemu-system-x86 from bookworm-backports"
+  local deb
+  for deb in "$dir"/debs/*.deb; do dpkg -x "$deb" "$dir/root" || die "cannot unpack $deb"; done
+  cat > "$wrapper" <<WRAPPER
+#!/bin/sh
+export QEMU_MODULE_DIR=$dir/root/usr/lib/x86_64-linux-gnu/qemu
+exec $dir/root/usr/bin/qemu-system-x86_64 -L $dir/root/usr/share/qemu -L /usr/share/seabios -L /usr/share/qemu "\$@"
+WRAPPER
+  chmod +x "$wrapper"
+  "$wrapper" --version >&2 || die "the QEMU unpacked in $dir does not run"
+  echo "$wrapper"
+}
+
 host_has_hw_virt() {
   grep -qwE 'vmx|svm' /proc/cpuinfo
 }
