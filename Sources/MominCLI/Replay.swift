@@ -31,23 +31,15 @@ enum SessionFiles {
         return MerkleHash(bytes: Array(hasher.finalize()))!
     }
 
-    static func absolute(_ path: String) -> String {
-        if path.hasPrefix("/") { return path }
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        guard getcwd(&buffer, buffer.count) != nil else { return path }
-        let length = buffer.firstIndex(of: 0) ?? buffer.count
-        return String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self) + "/" + path
-    }
-
     /// Writes the record next to `path` and renames it into place, so a reader never sees half.
     static func write(_ path: String, config: MachineConfiguration, policyPath: String?, policySource: [UInt8]?,
                       calls: [CallObservation]) throws(Problem) {
         guard let seed = config.entropySeed else { throw Problem(description: "the session had no entropy seed") }
-        let kernel = SessionRecord.Input(path: absolute(config.kernelPath), sha256: try digest(of: config.kernelPath))
-        let initrd = try config.initrdPath.map { p throws(Problem) in SessionRecord.Input(path: absolute(p), sha256: try digest(of: p)) }
+        let kernel = SessionRecord.Input(path: Rig.absolute(config.kernelPath), sha256: try digest(of: config.kernelPath))
+        let initrd = try config.initrdPath.map { p throws(Problem) in SessionRecord.Input(path: Rig.absolute(p), sha256: try digest(of: p)) }
         var policy: SessionRecord.Input?
         if let policyPath, let policySource {
-            policy = SessionRecord.Input(path: absolute(policyPath), sha256: MerkleHash(bytes: Array(SHA256.hash(data: policySource)))!)
+            policy = SessionRecord.Input(path: Rig.absolute(policyPath), sha256: MerkleHash(bytes: Array(SHA256.hash(data: policySource)))!)
         }
         let record = SessionRecord(seed: seed, vcpus: config.vcpus, memoryMiB: config.memoryMiB, commandLine: config.commandLine,
                                    kernel: kernel, initrd: initrd, policy: policy, calls: calls)
