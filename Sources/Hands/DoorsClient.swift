@@ -121,8 +121,11 @@ public final class DoorsClient {
                 if n > 0 {
                     outgoing.consume(n)
                 } else if n < 0 && errno != EAGAIN && errno != EINTR {
-                    if errno == EPIPE || errno == ECONNRESET { throw .connectionClosed }
-                    throw .socket("send", errno: errno)
+                    guard errno == EPIPE || errno == ECONNRESET else { throw .socket("send", errno: errno) }
+                    // The guest stopped reading (its program exited and it closed the stream):
+                    // send no more, but read what it sent before, its Exit frame among it.
+                    outgoing = OutgoingFrames()
+                    inputOpen = false
                 }
             }
             if fds[0].revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 {
