@@ -50,7 +50,7 @@ let package = Package(
         ]),
         // The tool gateway: every Hands call through the policy and into the audit log.
         .target(name: "Gateway", dependencies: [
-            "Hands", "Doors", "Policy", "Audit", "Merkle", .product(name: "Crypto", package: "swift-crypto"),
+            "Hands", "Doors", "Policy", "Audit", "Buckets", "Merkle", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // Config → builder → running machine: the only place the layers meet.
         .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "ACPI", "LinuxBoot", "Devices"]),
@@ -79,7 +79,7 @@ let package = Package(
         .testTarget(name: "VMMTests", dependencies: ["VMM", "Devices", "KVM"]),
         .testTarget(name: "MerkleTests", dependencies: ["Merkle"]),
         .testTarget(name: "GatewayTests", dependencies: [
-            "Gateway", "Hands", "Doors", "Policy", "Audit", "Merkle", "HandsTestSupport",
+            "Gateway", "Hands", "Doors", "Policy", "Audit", "Buckets", "Merkle", "HandsTestSupport",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .testTarget(name: "AuditTests", dependencies: [

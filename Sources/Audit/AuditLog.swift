@@ -10,7 +10,8 @@ import Synchronization
 /// Appends are O(log n): the tree's right edge (`MerkleFrontier`) is kept in memory, so the root
 /// is never recomputed from the leaves. Each append is one SQLite transaction, committed before
 /// `append` returns. There is no API that changes or removes a row, and the schema's triggers
-/// refuse it too. One writer per log: a second `AuditLog` on the same file gets `.busy`.
+/// refuse it too. One writer at a time: a second `AuditLog` on the same file gets `.busy`, or
+/// waits up to `Options.lockWait` for the first to close.
 public final class AuditLog: Sendable {
     /// What a committed entry survives.
     ///
@@ -36,13 +37,18 @@ public final class AuditLog: Sendable {
         public var durability: Durability
         /// Nanoseconds since the Unix epoch, for entries and heads.
         public var clock: @Sendable () -> UInt64
+        /// How long to wait for another writer to close the log before `.busy`; zero: not at all.
+        /// Writers that share a log (the `momin exec` calls of one long-lived VM) each open it
+        /// for one batch of appends and wait their turn here.
+        public var lockWait: Duration
 
         public init(keyPath: String? = nil, signEvery: UInt64 = 1024, durability: Durability = .processCrash,
-                    clock: @escaping @Sendable () -> UInt64 = AuditLog.wallClock) {
+                    clock: @escaping @Sendable () -> UInt64 = AuditLog.wallClock, lockWait: Duration = .zero) {
             self.keyPath = keyPath
             self.signEvery = max(signEvery, 1)
             self.durability = durability
             self.clock = clock
+            self.lockWait = lockWait
         }
     }
 
@@ -70,8 +76,7 @@ public final class AuditLog: Sendable {
     public convenience init(path: String, options: Options = Options()) throws(AuditError) {
         let lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard lock >= 0 else { throw .cannotOpen(path: path, why: errnoText()) }
-        guard flock(lock, LOCK_EX | LOCK_NB) == 0 else {
-            let code = errno
+        if let code = Self.lockExclusively(lock, waiting: options.lockWait) {
             Glibc.close(lock)
             throw code == EWOULDBLOCK ? .busy(path: path) : .cannotOpen(path: path, why: String(cString: strerror(code)))
         }
@@ -101,6 +106,17 @@ public final class AuditLog: Sendable {
             try? database?.close()
             Glibc.close(lock)
             throw error
+        }
+    }
+
+    /// flock(LOCK_EX), retried every 2 ms for up to `wait`; nil when held, else the errno.
+    private static func lockExclusively(_ fd: Int32, waiting wait: Duration) -> Int32? {
+        let deadline = ContinuousClock.now + wait
+        while true {
+            if flock(fd, LOCK_EX | LOCK_NB) == 0 { return nil }
+            let code = errno
+            guard code == EWOULDBLOCK || code == EINTR, ContinuousClock.now < deadline else { return code }
+            usleep(2000)
         }
     }
 

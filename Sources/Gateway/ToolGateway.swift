@@ -1,4 +1,5 @@
 import Audit
+import Buckets
 import Crypto
 import Doors
 import Hands
@@ -14,9 +15,12 @@ public final class ToolGateway {
     private let client: DoorsClient
     private let session: GovernedSession
 
-    public init(agent: String, client: DoorsClient, policy: AgentPolicy?, log: AuditLog?) {
+    /// `limits` defaults to counting in this process (`InProcessLimits` of the policy's limits).
+    public init(agent: String, client: DoorsClient, policy: AgentPolicy?, log: (any AuditSink)?,
+                limits: (any SessionLimits)? = nil) {
         self.client = client
-        session = GovernedSession(agent: agent, policy: policy, log: log, resolver: GuestResolver(client: client))
+        session = GovernedSession(agent: agent, policy: policy, log: log, resolver: GuestResolver(client: client),
+                                  limits: limits)
     }
 
     public var agent: String { session.agent }
@@ -33,7 +37,8 @@ public final class ToolGateway {
     }
 
     /// Runs a program in the guest, if the policy allows it. An exec without a timeout gets
-    /// the policy's per-call timeout.
+    /// the policy's per-call timeout. Output past the session's output limit is not passed on:
+    /// the exec is cancelled there, its result logged, and the call ends `.denied` by the limit.
     public func exec(_ request: ExecRequest, input: DoorsClient.ExecInput,
                      output: (Bool, [UInt8]) -> Void) throws(GatewayError) -> ExitReport {
         var request = request
@@ -41,15 +46,15 @@ public final class ToolGateway {
             request.timeoutMilliseconds = UInt32(clamping: timeout.components.seconds * 1000
                                                  + timeout.components.attoseconds / 1_000_000_000_000_000)
         }
-        let arguments: [UInt8]
-        do { arguments = try GovernedSession.arguments(.exec(request)) } catch { throw .hands(.protocolError(error)) }
-        let id = try session.admit(.exec(request), tool: "exec", arguments: arguments)
+        let id = try session.admit(.exec(request), tool: "exec", arguments: try Self.arguments(.exec(request)))
         var result = ResultHasher()
+        var budget = try session.outputBudget()
         let report: ExitReport
         do {
-            report = try client.exec(request, input: input) { isStdout, chunk in
+            report = try client.exec(request, input: input, shouldKill: { budget.exceeded }) { isStdout, chunk in
                 result.add(stream: isStdout ? 1 : 2, chunk)
-                output(isStdout, chunk)
+                let passed = budget.take(chunk.count)
+                if passed > 0 { output(isStdout, passed == chunk.count ? chunk : Array(chunk[..<passed])) }
             }
         } catch {
             try session.finish(id, status: -1, result: result)
@@ -62,6 +67,70 @@ public final class ToolGateway {
         try session.finish(id, status: status, result: result)
         return report
     }
+
+    /// Copies a guest file to `received`, if the policy lets the agent read it. Bytes past the
+    /// output limit are not asked for; a file longer than that ends the call `.denied`.
+    public func readFile(_ request: ReadFileRequest, received: ([UInt8]) -> Void) throws(GatewayError) -> UInt64 {
+        let id = try session.admit(.readFile(path: request.path), tool: "read-file",
+                                   arguments: try Self.arguments(.readFile(request)))
+        var budget = try session.outputBudget()
+        var limited = request
+        // One byte more than may pass, to learn whether the file goes on past the limit.
+        let cap = UInt64(clamping: budget.remaining) &+ 1
+        limited.length = min(request.length ?? .max, cap)
+        var result = ResultHasher()
+        let count: UInt64
+        do {
+            count = try client.readFile(limited) { chunk in
+                result.add(stream: 1, chunk)
+                let passed = budget.take(chunk.count)
+                if passed > 0 { received(passed == chunk.count ? chunk : Array(chunk[..<passed])) }
+            }
+        } catch {
+            try session.finish(id, status: -1, result: result)
+            throw .hands(error)
+        }
+        try session.finish(id, status: 0, result: result)
+        return min(count, UInt64(clamping: budget.passed))
+    }
+
+    /// Writes `source` (a host descriptor, read to its end) into a guest file, if the policy
+    /// lets the agent write there. The result digest covers the bytes sent.
+    public func writeFile(_ request: WriteFileRequest, from source: Int32) throws(GatewayError) -> UInt64 {
+        let id = try session.admit(.writeFile(path: request.path), tool: "write-file",
+                                   arguments: try Self.arguments(.writeFile(request)))
+        var result = ResultHasher()
+        let count: UInt64
+        do {
+            count = try client.writeFile(request, from: source) { result.add(stream: 0, $0) }
+        } catch {
+            try session.finish(id, status: -1, result: result, countsAsOutput: false)
+            throw .hands(error)
+        }
+        try session.finish(id, status: 0, result: result, countsAsOutput: false)
+        return count
+    }
+
+    private static func arguments(_ message: DoorsMessage) throws(GatewayError) -> [UInt8] {
+        do { return try GovernedSession.arguments(message) } catch { throw .hands(.protocolError(error)) }
+    }
+}
+
+/// How much output may still reach the agent in one call.
+struct OutputBudget {
+    let remaining: Int
+    private(set) var passed = 0
+    private(set) var exceeded = false
+
+    init(remaining: Int) { self.remaining = remaining }
+
+    /// Takes `count` bytes; returns how many of them may pass.
+    mutating func take(_ count: Int) -> Int {
+        let allowed = max(0, min(count, remaining - passed))
+        passed += allowed
+        if allowed < count { exceeded = true }
+        return allowed
+    }
 }
 
 /// The governance of one agent's session, without the guest: limits, the policy, and the log.
@@ -72,28 +141,29 @@ public final class ToolGateway {
 public final class GovernedSession {
     public let agent: String
     public let policy: AgentPolicy?
-    private let log: AuditLog?
+    private let log: (any AuditSink)?
     private let resolver: any PathResolver
-    private var limits: LimitTracker?
-    private let started = ContinuousClock.now
+    private let limits: (any SessionLimits)?
     private var nextRequest: UInt64 = 1
     /// Hears each call's outcome (what `momin run --record` keeps), after the log has it.
     public var observe: ((CallObservation) -> Void)?
     private var pending: [UInt64: CallObservation] = [:]
+    /// Calls whose output went past the output limit: they end denied once logged.
+    private var overLimit: [UInt64: Policy.Decision] = [:]
 
-    public init(agent: String, policy: AgentPolicy?, log: AuditLog?, resolver: any PathResolver) {
+    /// Without `limits`, the policy's limits are counted in this process.
+    public init(agent: String, policy: AgentPolicy?, log: (any AuditSink)?, resolver: any PathResolver,
+                limits: (any SessionLimits)? = nil) {
         self.agent = agent
         self.policy = policy
         self.log = log
         self.resolver = resolver
-        limits = policy.map { LimitTracker(limits: $0.limits) }
+        self.limits = limits ?? policy.map { InProcessLimits($0.limits) }
     }
 
     public func record(_ event: Lifecycle) throws(GatewayError) {
-        try append(.lifecycle(event))
+        try append([.lifecycle(event)])
     }
-
-    private var elapsed: Duration { ContinuousClock.now - started }
 
     /// Counts the call against the limits and asks the policy, then logs the request and the
     /// decision together (one transaction: both are in the log before anything runs, or
@@ -103,9 +173,8 @@ public final class GovernedSession {
         let id = nextRequest
         nextRequest += 1
         var decision: Policy.Decision?
-        if var tracker = limits {
-            let admitted = tracker.admitCall(elapsed: elapsed)
-            limits = tracker
+        if let limits {
+            let admitted = try limits.admitCall()
             if !admitted.isAllowed { decision = admitted }
         }
         if decision == nil, let policy { decision = policy.evaluate(call, resolver: resolver) }
@@ -129,30 +198,34 @@ public final class GovernedSession {
         return id
     }
 
-    /// Counts the call's output against the limits and logs its digest.
-    public func finish(_ id: UInt64, status: Int64, result: ResultHasher) throws(GatewayError) {
-        if var tracker = limits {
-            _ = tracker.recordOutput(bytes: Int(clamping: result.byteCount), elapsed: elapsed)
-            limits = tracker
+    /// How much output the next call may pass to the agent.
+    func outputBudget() throws(GatewayError) -> OutputBudget {
+        OutputBudget(remaining: try limits?.remainingOutputBytes() ?? .max)
+    }
+
+    /// Counts the call's output against the limits (unless it is input the agent sent, as for
+    /// a file write) and logs its digest. Output that went over the limit ends the call
+    /// `.denied` by the limit, after the log has the result.
+    public func finish(_ id: UInt64, status: Int64, result: ResultHasher, countsAsOutput: Bool = true) throws(GatewayError) {
+        var over: Policy.Decision?
+        if countsAsOutput, let limits {
+            let counted = try limits.recordOutput(bytes: Int(clamping: result.byteCount))
+            if !counted.isAllowed { over = counted }
         }
         let digest = result.digest
-        try append(.resultDigest(ResultDigest(requestID: id, status: status, byteCount: result.byteCount, sha256: digest)))
+        try append([.resultDigest(ResultDigest(requestID: id, status: status, byteCount: result.byteCount, sha256: digest))])
         if var observation = pending.removeValue(forKey: id) {
             observation.status = status
             observation.byteCount = result.byteCount
             observation.digest = digest
             observe?(observation)
         }
-    }
-
-    private func append(_ event: AuditEvent) throws(GatewayError) {
-        guard let log else { return }
-        do { _ = try log.append(event) } catch { throw .audit(error) }
+        if let over, case .outputExceeded = over.why { throw .denied(over) }
     }
 
     private func append(_ events: [AuditEvent]) throws(GatewayError) {
         guard let log else { return }
-        do { _ = try log.append(contentsOf: events) } catch { throw .audit(error) }
+        do { try log.append(batch: events) } catch { throw .audit(error) }
     }
 
     /// The request's arguments as the log keeps them: the Doors encoding of the request frame
@@ -187,6 +260,10 @@ public enum GatewayError: Error, CustomStringConvertible {
     case hands(HandsError)
     /// The log could not record the call: nothing runs unrecorded.
     case audit(AuditError)
+    /// The session's usage of its limits could not be read or kept.
+    case limitState(String)
+    /// The bucket store refused or failed the call (after the policy allowed it).
+    case bucket(BucketError)
 
     public var description: String {
         switch self {
@@ -194,6 +271,8 @@ public enum GatewayError: Error, CustomStringConvertible {
             "denied by policy (\(decision.rule.id)\(decision.rule.line.map { ", line \($0)" } ?? "")): \(decision.reason)"
         case .hands(let error): error.description
         case .audit(let error): "audit log: \(error)"
+        case .limitState(let why): "session limits: \(why)"
+        case .bucket(let error): "bucket: \(error)"
         }
     }
 }

@@ -71,8 +71,10 @@ public final class DoorsClient {
     /// Runs a program in the guest. Standard input goes out while output comes back, in one
     /// poll(2) loop: a program that writes more than the buffers hold before it reads its
     /// input (or the other way round) must not wedge both sides. Input still unsent when the
-    /// program exits is dropped.
-    public func exec(_ request: ExecRequest, input: ExecInput,
+    /// program exits is dropped. Once `shouldKill` says so (it is asked after each chunk of
+    /// output), the exec is cancelled (the guest kills its process group) and what it sends
+    /// until its Exit is still read.
+    public func exec(_ request: ExecRequest, input: ExecInput, shouldKill: () -> Bool = { false },
                      output: (Bool, [UInt8]) -> Void) throws(HandsError) -> ExitReport {
         var request = request
         if case .none = input { request.sendsStdin = false } else { request.sendsStdin = true }
@@ -84,6 +86,7 @@ public final class DoorsClient {
         var chunk = [UInt8](repeating: 0, count: session.maxPayload)
         // Queue input only while little is waiting to go, so a slow guest bounds our memory.
         let lowWater = 4 * session.maxPayload
+        var killSent = false
         while true {
             while let frame = try nextBufferedFrame() {
                 if frame.requestID == 0, case .error(let reply) = frame.message { throw .remote(reply) }
@@ -95,6 +98,13 @@ public final class DoorsClient {
                 case .exit(let report): return report
                 case .error(let reply): throw .remote(reply)
                 default: throw .unexpected(frame.message)
+                }
+                if !killSent, shouldKill() {
+                    // No more input; the Kill follows what is queued (at most a few frames:
+                    // a frame half sent cannot be taken back).
+                    killSent = true
+                    inputOpen = false
+                    try encode(Frame(requestID: id, .cancel), into: &outgoing)
                 }
             }
             if inputOpen, outgoing.count < lowWater, case .bytes(let bytes) = input {
@@ -154,8 +164,9 @@ public final class DoorsClient {
     }
 
     /// Streams everything readable from `source` (a host file descriptor) into the guest file
-    /// `path`; returns the bytes the guest wrote.
-    public func writeFile(_ request: WriteFileRequest, from source: Int32) throws(HandsError) -> UInt64 {
+    /// `path`; returns the bytes the guest wrote. `sent` sees each chunk as it goes.
+    public func writeFile(_ request: WriteFileRequest, from source: Int32,
+                          sent: ([UInt8]) -> Void = { _ in }) throws(HandsError) -> UInt64 {
         let id = allocateRequest()
         try send(Frame(requestID: id, .writeFile(request)))
         var buffer = [UInt8](repeating: 0, count: session.maxPayload)
@@ -164,7 +175,9 @@ public final class DoorsClient {
             if n < 0 && errno == EINTR { continue }
             if n < 0 { throw .socket("read", errno: errno) }
             if n == 0 { break }
-            try send(Frame(requestID: id, .fileData(Array(buffer[0..<n]))))
+            let chunk = Array(buffer[0..<n])
+            sent(chunk)
+            try send(Frame(requestID: id, .fileData(chunk)))
         }
         try send(Frame(requestID: id, .fileEnd))
         return try awaitReply(id) { message throws(HandsError) in
@@ -176,13 +189,23 @@ public final class DoorsClient {
     /// Streams the guest file `path` into `destination` (a host file descriptor); returns the
     /// bytes copied.
     public func readFile(_ request: ReadFileRequest, to destination: Int32) throws(HandsError) -> UInt64 {
+        var failed: Int32?
+        let total = try readFile(request) { bytes in
+            if failed == nil, !writeFully(destination, bytes) { failed = errno }
+        }
+        if let failed { throw .socket("write", errno: failed) }
+        return total
+    }
+
+    /// Streams the guest file `path` to `received`, chunk by chunk; returns the bytes read.
+    public func readFile(_ request: ReadFileRequest, received: ([UInt8]) -> Void) throws(HandsError) -> UInt64 {
         let id = allocateRequest()
         try send(Frame(requestID: id, .readFile(request)))
         var total: UInt64 = 0
         return try awaitReply(id) { message throws(HandsError) in
             switch message {
             case .fileData(let bytes):
-                guard writeFully(destination, bytes) else { throw .socket("write", errno: errno) }
+                received(bytes)
                 total += UInt64(bytes.count)
                 return nil
             case .fileEnd: return total

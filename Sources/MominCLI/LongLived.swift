@@ -1,5 +1,7 @@
 import ArgumentParser
+import Audit
 import Doors
+import Gateway
 import Glibc
 import Hands
 import VMM
@@ -26,15 +28,37 @@ func connect(_ registry: VMRegistry, _ name: String, seconds: Double = 30) throw
     }
 }
 
+/// Connects to a running VM through the tool gateway, with the governance it was started with.
+func governedGateway(_ registry: VMRegistry, _ name: String) throws -> ToolGateway {
+    let doors = try connect(registry, name)
+    let governance = try VMGovernance.load(from: registry.directory(name), name: name)
+        ?? VMGovernance(agent: name)
+    return governance.gateway(client: doors)
+}
+
+/// How a gateway error ends a `momin exec` or `momin cp`: 77 for a denial (the call never
+/// reached the guest), 125 for a failed VM or log.
+func gatewayFailure(_ error: GatewayError, vm name: String, what: String) -> CLIError {
+    switch error {
+    case .denied: CLIError(message: "\(what): \(error)", code: Run.denied)
+    case .hands(.remote(let reply)) where reply.code == .notFound: CLIError(message: "\(what): not found in VM \(name)", code: 127)
+    case .hands(.remote(let reply)) where reply.code == .permissionDenied:
+        CLIError(message: "\(what): permission denied in VM \(name)", code: 126)
+    default: CLIError(message: "VM \(name): \(error)", code: Run.vmFailed)
+    }
+}
+
 /// `momin start NAME`: boots a microVM that stays up, serving Doors, until `momin stop NAME`.
 struct Start: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Start a named microVM that stays up until `momin stop`.")
 
     @Argument(help: "The VM's name.") var name: String
     @OptionGroup var machine: MachineOptions
+    @OptionGroup var governance: GovernanceOptions
 
     func run() throws {
         try VMRegistry.validate(name)
+        let loaded = try governance.loadPolicy(for: machine)
         let registry = try VMRegistry.open()
         switch registry.state(name) {
         case .running(let pid): throw CLIError.usage("VM \(name) is already running (momin-vmm pid \(pid))")
@@ -50,6 +74,18 @@ struct Start: ParsableCommand {
 
         let dir = registry.directory(name)
         guard mkdir(dir, 0o700) == 0 else { throw CLIError(message: "cannot create \(dir): \(String(cString: strerror(errno)))", code: 1) }
+        let governed = VMGovernance(agent: loaded?.policy.agent ?? name, policy: loaded,
+                                    auditPath: governance.audit.map(Rig.absolute), auditKey: governance.auditKey.map(Rig.absolute))
+        do {
+            // In place before the VM exists: no call can come through ungoverned. The policy
+            // load is logged now, so a log that cannot be written fails the start before boot.
+            try VMGovernance.save(governed, in: dir)
+            if let log = governed.log { try log.append(batch: loaded.map { [.lifecycle($0.loadEvent)] } ?? []) }
+        } catch {
+            registry.remove(name)
+            if let error = error as? AuditError { throw CLIError.usage("audit log: \(error)") }
+            throw error
+        }
         let logFD = open(registry.logPath(name), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard logFD >= 0 else { throw CLIError(message: "cannot open \(registry.logPath(name))", code: 1) }
         let pid: pid_t
@@ -63,9 +99,9 @@ struct Start: ParsableCommand {
         close(logFD)
         try writeSmallFile(dir + "/pid", "\(pid)\n")
         try writeSmallFile(dir + "/info", "\(config.vcpus) \(config.memoryMiB)\n")
+        let vm = ChildVMM(pid: pid)
 
         // Ready means momin-init answers a ping.
-        let vm = ChildVMM(pid: pid)
         do {
             let doors = try DoorsClient(socketPath: registry.socketPath(name), port: Run.doorsPort,
                                         seconds: machine.timeout > 0 ? machine.timeout : 300, giveUp: { !vm.isRunning })
@@ -73,8 +109,14 @@ struct Start: ParsableCommand {
         } catch {
             let status = vm.stop()
             Run.showTail(of: registry.logPath(name))
+            try? governed.log?.append(batch: [.lifecycle(.vmStop(vm: name, reason: "did not come up: momin-vmm \(status)"))])
             registry.remove(name)
             throw CLIError(message: "VM \(name) did not come up: \(error) (momin-vmm \(status))", code: Run.vmFailed)
+        }
+        do { try governed.log?.append(batch: [.lifecycle(.vmStart(vm: name))]) } catch {
+            _ = vm.stop()
+            registry.remove(name)
+            throw CLIError(message: "VM \(name): audit log: \(error); the VM was stopped", code: Run.vmFailed)
         }
         print(name)
     }
@@ -94,18 +136,16 @@ struct Exec: ParsableCommand {
         var argv = command
         if argv.first == "--" { argv.removeFirst() }
         guard !argv.isEmpty, !argv[0].isEmpty else { throw CLIError.usage("no command given: momin exec NAME -- CMD [ARGS...]") }
-        let doors = try connect(try VMRegistry.open(), name)
+        let gateway = try governedGateway(try VMRegistry.open(), name)
         let request = ExecRequest(argv: argv, env: Run.defaultEnvironment, cwd: "/",
                                   timeoutMilliseconds: timeout > 0 ? UInt32(min(timeout * 1000, Double(UInt32.max))) : nil)
         let report: ExitReport
         do {
-            report = try doors.exec(request, input: interactive ? .descriptor(0) : .none) { isStdout, bytes in
+            report = try gateway.exec(request, input: interactive ? .descriptor(0) : .none) { isStdout, bytes in
                 FileDescriptorOutput(fd: isStdout ? 1 : 2).write(bytes)
             }
-        } catch .remote(let reply) where reply.code == .notFound {
-            throw CLIError(message: "\(argv[0]): command not found in VM \(name)", code: 127)
         } catch {
-            throw CLIError(message: "VM \(name): \(error)", code: Run.vmFailed)
+            throw gatewayFailure(error, vm: name, what: argv[0])
         }
         switch report.status {
         case .exited(let code): Glibc.exit(Int32(code))
@@ -134,20 +174,34 @@ struct Copy: ParsableCommand {
             let fd = open(source, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else { throw CLIError.usage("cannot read \(source): \(String(cString: strerror(errno)))") }
             defer { close(fd) }
-            let doors = try connect(registry, guest.name)
-            do { _ = try doors.writeFile(WriteFileRequest(path: guest.path), from: fd) } catch {
-                throw CLIError(message: "\(destination): \(error)", code: 1)
+            let gateway = try governedGateway(registry, guest.name)
+            do { _ = try gateway.writeFile(WriteFileRequest(path: guest.path), from: fd) } catch {
+                throw copyFailure(error, vm: guest.name, what: destination)
             }
         case (let guest?, nil):
-            let doors = try connect(registry, guest.name)
+            let gateway = try governedGateway(registry, guest.name)
             let fd = open(destination, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
             guard fd >= 0 else { throw CLIError.usage("cannot write \(destination): \(String(cString: strerror(errno)))") }
             defer { close(fd) }
-            do { _ = try doors.readFile(ReadFileRequest(path: guest.path), to: fd) } catch {
-                throw CLIError(message: "\(source): \(error)", code: 1)
+            var failed: Int32?
+            do {
+                _ = try gateway.readFile(ReadFileRequest(path: guest.path)) { bytes in
+                    if failed == nil, !writeFully(fd, bytes) { failed = errno }
+                }
+            } catch {
+                throw copyFailure(error, vm: guest.name, what: source)
             }
+            if let failed { throw CLIError(message: "cannot write \(destination): \(String(cString: strerror(failed)))", code: 1) }
         default:
             throw CLIError.usage("exactly one of SRC and DST must name a VM, as NAME:/path")
+        }
+    }
+
+    /// A denial exits 77, a failed VM or log 125, and a guest-side failure (no such file) 1.
+    func copyFailure(_ error: GatewayError, vm name: String, what: String) -> CLIError {
+        switch error {
+        case .hands(.remote): CLIError(message: "\(what): \(error)", code: 1)
+        default: gatewayFailure(error, vm: name, what: what)
         }
     }
 }
@@ -193,6 +247,15 @@ struct Stop: ParsableCommand {
             registry.remove(name)
             writeStandardError("momin: VM \(name) was not running (\(why)); its stale state was cleaned\n")
         case .running(let pid):
+            let governance = try? VMGovernance.load(from: registry.directory(name), name: name)
+            defer {
+                // The stop is logged after the VM is gone, as `momin run` logs it.
+                if let log = governance?.log {
+                    do { try log.append(batch: [.lifecycle(.vmStop(vm: name, reason: "momin stop"))]) } catch {
+                        writeStandardError("momin: VM \(name) stopped, but its audit log did not take the stop: \(error)\n")
+                    }
+                }
+            }
             kill(pid, SIGTERM)
             var waited = 0
             while kill(pid, 0) == 0 && access("/proc/\(pid)/cmdline", F_OK) == 0 && isNotZombie(pid) {

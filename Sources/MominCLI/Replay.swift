@@ -103,8 +103,13 @@ struct Replay: ParsableCommand {
             do { now = try SessionFiles.digest(of: input.path) } catch { throw CLIError.usage(error.description) }
             guard now == input.sha256 else { throw CLIError.usage("\(input.path) is not the file the session was recorded with (SHA-256 differs)") }
         }
-        let loaded: (policy: AgentPolicy, source: [UInt8])?
-        do { loaded = try record.policy.map { p throws(PolicyError) in try AgentPolicy.loadWithSource(path: p.path) } } catch {
+        let loaded: LoadedPolicy?
+        do {
+            loaded = try record.policy.map { p throws(PolicyError) in
+                let read = try AgentPolicy.loadWithSource(path: p.path)
+                return LoadedPolicy(policy: read.policy, source: read.source, path: p.path)
+            }
+        } catch {
             throw CLIError.usage(error.description)
         }
         var config = MachineConfiguration(kernelPath: record.kernel.path, initrdPath: record.initrd?.path,
@@ -123,7 +128,7 @@ struct Replay: ParsableCommand {
             requests.append(request)
         }
         var observations: [CallObservation] = []
-        let session = try Run.session(config, timeout: timeout, console: console, policy: loaded, policyPath: record.policy?.path,
+        let session = try Run.session(config, timeout: timeout, console: console, policy: loaded,
                                       log: nil, auditPath: nil) { gateway throws(GatewayError) in
             gateway.observe = { observations.append($0) }
             for request in requests {

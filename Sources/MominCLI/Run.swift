@@ -39,14 +39,7 @@ struct Run: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Send our standard input to the command's (otherwise it reads /dev/null).")
     var interactive = false
 
-    @Option(help: "A policy file (YAML or JSON, docs/policy.md) that every tool call must pass.")
-    var policy: String?
-
-    @Option(help: "An audit log (SQLite, docs/audit.md) to append every call, decision and result to.")
-    var audit: String?
-
-    @Option(help: "The audit log's signing key (default: the log's path + .key, made on first use).")
-    var auditKey: String?
+    @OptionGroup var governance: GovernanceOptions
 
     @Option(help: "Keep the session (machine, entropy seed, every call and its result digest) in FILE for momin replay.")
     var record: String?
@@ -64,18 +57,9 @@ struct Run: ParsableCommand {
         let timeout = machine.timeout > 0 ? machine.timeout : nil
 
         // Governance first: a bad policy or audit log is bad input, refused before any VM.
-        let loaded: (policy: AgentPolicy, source: [UInt8])?
-        do { loaded = try policy.map { path throws(PolicyError) in try AgentPolicy.loadWithSource(path: path) } } catch {
-            throw CLIError.usage(error.description)
-        }
+        let loaded = try governance.loadPolicy(for: machine)
         let agentPolicy = loaded?.policy
-        if let agentPolicy {
-            let caps = agentPolicy.resources
-            if machine.vcpus > caps.vcpus { throw CLIError.usage("--vcpus \(machine.vcpus) is over the policy's cap of \(caps.vcpus) (resources.vcpus)") }
-            if machine.memory > caps.memoryMiB {
-                throw CLIError.usage("--memory \(machine.memory) MiB is over the policy's cap of \(caps.memoryMiB) MiB (resources.memory_mib)")
-            }
-        }
+        let audit = governance.audit
         var config = try machine.configuration(extraCommandLine: "momin.doors=\(Self.doorsPort)")
         if record != nil, config.entropySeed == nil {
             // A recorded session needs a seed to be replayed with: make one.
@@ -88,7 +72,9 @@ struct Run: ParsableCommand {
         // Opened only now, so that a command refused above leaves no log behind.
         let log: AuditLog?
         do {
-            log = try audit.map { path throws(AuditError) in try AuditLog(path: path, options: AuditLog.Options(keyPath: auditKey)) }
+            log = try audit.map { path throws(AuditError) in
+                try AuditLog(path: path, options: AuditLog.Options(keyPath: governance.auditKey))
+            }
         } catch {
             throw CLIError.usage(error.description)
         }
@@ -105,7 +91,7 @@ struct Run: ParsableCommand {
         let request = ExecRequest(argv: argv, env: Self.defaultEnvironment,
                                   cwd: "/", timeoutMilliseconds: commandSeconds.map { UInt32(min($0 * 1000, Double(UInt32.max))) })
         var observations: [CallObservation] = []
-        let session = try Self.session(config, timeout: machine.timeout, console: console, policy: loaded, policyPath: policy,
+        let session = try Self.session(config, timeout: machine.timeout, console: console, policy: loaded,
                                        log: log, auditPath: audit) { gateway throws(GatewayError) in
             if record != nil { gateway.observe = { observations.append($0) } }
             return try gateway.exec(request, input: interactive ? .descriptor(0) : .none) { isStdout, bytes in
@@ -114,7 +100,7 @@ struct Run: ParsableCommand {
         }
         let result = session.result
         if let record {
-            do { try SessionFiles.write(record, config: config, policyPath: policy, policySource: loaded?.source, calls: observations) } catch {
+            do { try SessionFiles.write(record, config: config, policyPath: loaded?.path, policySource: loaded?.source, calls: observations) } catch {
                 throw CLIError(message: "cannot write the session record \(record): \(error)", code: Self.vmFailed)
             }
         }
@@ -165,8 +151,7 @@ struct Run: ParsableCommand {
     /// and closes the log, signing a head over the session. The console goes to a log in the
     /// runtime directory, or to our stderr with `console`.
     static func session<T>(_ base: MachineConfiguration, timeout: Double, console: Bool,
-                           policy loaded: (policy: AgentPolicy, source: [UInt8])?, policyPath: String?,
-                           log: AuditLog?, auditPath: String?,
+                           policy loaded: LoadedPolicy?, log: AuditLog?, auditPath: String?,
                            _ body: (ToolGateway) throws(GatewayError) -> T) throws -> SessionEnd<T> {
         let runtime = try RuntimeDirectory.create()
         var config = base
@@ -197,9 +182,7 @@ struct Run: ParsableCommand {
             } catch { throw .hands(error) }
             let through = ToolGateway(agent: loaded?.policy.agent ?? vmName, client: doors, policy: loaded?.policy, log: log)
             gateway = through
-            if let loaded, let policyPath {
-                try through.record(.policyLoad(source: policyPath, sha256: MerkleHash(bytes: Array(SHA256.hash(data: loaded.source)))!))
-            }
+            if let loaded { try through.record(loaded.loadEvent) }
             try through.record(.vmStart(vm: vmName))
             result = .success(try body(through))
         } catch {

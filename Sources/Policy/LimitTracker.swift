@@ -9,6 +9,14 @@ public struct LimitTracker: Sendable {
         self.limits = limits
     }
 
+    /// Resumes counting where an earlier process left off (a long-lived VM's calls each come
+    /// from their own `momin exec`).
+    public init(limits: Limits, cyclesUsed: Int, outputBytesUsed: Int) {
+        self.limits = limits
+        self.cyclesUsed = max(0, cyclesUsed)
+        self.outputBytesUsed = max(0, outputBytesUsed)
+    }
+
     /// Counts one tool call before the policy judges it (a denied call uses a cycle too);
     /// deny once the cycles are used up or the wall time has passed.
     public mutating func admitCall(elapsed: Duration) -> Decision {
