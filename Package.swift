@@ -52,6 +52,8 @@ let package = Package(
         .target(name: "Gateway", dependencies: [
             "Hands", "Doors", "Policy", "Audit", "Buckets", "Merkle", .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // cgroup v2: a parent for momin, one child per VM with cpu, memory and pids limits (Linux cgroup-v2.rst).
+        .target(name: "Cgroups"),
         // Config → builder → running machine: the only place the layers meet.
         .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "ACPI", "LinuxBoot", "Devices"]),
         // The VMM process: one microVM, no Foundation, no argument-parsing library.
@@ -88,6 +90,7 @@ let package = Package(
         .testTarget(name: "BucketsTests", dependencies: [
             "Buckets", "Audit", "Merkle", .product(name: "GRDB", package: "GRDB.swift"),
         ]),
+        .testTarget(name: "CgroupsTests", dependencies: ["Cgroups"]),
         // Tier 2: real /dev/kvm with small hand-made guest code.
         .testTarget(name: "KVMTests", dependencies: ["KVM", "GuestMemory"]),
     ]
