@@ -52,6 +52,8 @@ let package = Package(
         .target(name: "Gateway", dependencies: [
             "Hands", "Doors", "Policy", "Audit", "Merkle", .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // The resource ledger: host CPUs, memory and GPUs split among VMs, sub-agents carved from their parent's grant.
+        .target(name: "Ledger"),
         // Config → builder → running machine: the only place the layers meet.
         .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "ACPI", "LinuxBoot", "Devices"]),
         // The VMM process: one microVM, no Foundation, no argument-parsing library.
@@ -78,6 +80,7 @@ let package = Package(
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "Doors"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "Devices", "KVM"]),
         .testTarget(name: "MerkleTests", dependencies: ["Merkle"]),
+        .testTarget(name: "LedgerTests", dependencies: ["Ledger"]),
         .testTarget(name: "GatewayTests", dependencies: [
             "Gateway", "Hands", "Doors", "Policy", "Audit", "Merkle", "HandsTestSupport",
             .product(name: "Crypto", package: "swift-crypto"),
