@@ -52,8 +52,10 @@ let package = Package(
         .target(name: "Gateway", dependencies: [
             "Hands", "Doors", "Policy", "Audit", "Buckets", "Merkle", .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // The resource ledger: host CPUs, memory and GPUs split among VMs, sub-agents carved from their parent's grant.
+        .target(name: "Ledger"),
         // cgroup v2: a parent for momin, one child per VM with cpu, memory and pids limits (Linux cgroup-v2.rst).
-        .target(name: "Cgroups"),
+        .target(name: "Cgroups", dependencies: ["Ledger"]),
         // Config → builder → running machine: the only place the layers meet.
         .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "ACPI", "LinuxBoot", "Devices"]),
         // The VMM process: one microVM, no Foundation, no argument-parsing library.
@@ -80,6 +82,7 @@ let package = Package(
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "Doors"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "Devices", "KVM"]),
         .testTarget(name: "MerkleTests", dependencies: ["Merkle"]),
+        .testTarget(name: "LedgerTests", dependencies: ["Ledger"]),
         .testTarget(name: "GatewayTests", dependencies: [
             "Gateway", "Hands", "Doors", "Policy", "Audit", "Buckets", "Merkle", "HandsTestSupport",
             .product(name: "Crypto", package: "swift-crypto"),

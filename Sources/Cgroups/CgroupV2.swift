@@ -1,4 +1,5 @@
 import Glibc
+import Ledger
 
 /// What one VM's cgroup allows (Linux Documentation/admin-guide/cgroup-v2.rst).
 public struct CgroupLimits: Sendable, Equatable {
@@ -39,7 +40,7 @@ public struct CgroupLimits: Sendable, Equatable {
             ("memory.swap.max", "0"),
             ("pids.max", "\(pids)"),
         ]
-        if let cpuSet { files.append(("cpuset.cpus", CPUList.render(cpuSet))) }
+        if let cpuSet { files.append(("cpuset.cpus", CPUList.format(cpuSet))) }
         return files
     }
 }
@@ -174,23 +175,6 @@ public struct CgroupV2: Sendable {
         guard n == bytes.count else {
             throw CgroupError("cannot write '\(value)' to \(path): \(n < 0 ? String(cString: strerror(errno)) : "short write")")
         }
-    }
-}
-
-/// The kernel's CPU list format (`0-3,8`), as cpuset.cpus and /sys/devices/system/cpu/online
-/// use it.
-public enum CPUList {
-    public static func render(_ cpus: [Int]) -> String {
-        let sorted = Array(Set(cpus)).sorted()
-        var parts: [String] = []
-        var index = 0
-        while index < sorted.count {
-            var end = index
-            while end + 1 < sorted.count && sorted[end + 1] == sorted[end] + 1 { end += 1 }
-            parts.append(end == index ? "\(sorted[index])" : "\(sorted[index])-\(sorted[end])")
-            index = end + 1
-        }
-        return parts.joined(separator: ",")
     }
 }
 

@@ -99,11 +99,4 @@ import Testing
         #expect(CgroupV2(mount: fake.root).oomKills(ofVM: "vm") == 1)
         #expect(CgroupV2(mount: fake.root).oomKills(ofVM: "absent") == nil)
     }
-
-    @Test func cpuListsRender() {
-        #expect(CPUList.render([0, 1, 2, 3, 8, 10, 11]) == "0-3,8,10-11")
-        #expect(CPUList.render([5]) == "5")
-        #expect(CPUList.render([3, 1, 2, 1]) == "1-3")
-        #expect(CPUList.render([]) == "")
-    }
 }
