@@ -4,6 +4,7 @@ import Doors
 import Gateway
 import Glibc
 import Hands
+import Ledger
 import VMM
 
 /// Long-lived VMs cannot go through the rig: each rig run is its own L2, gone when it ends.
@@ -86,17 +87,33 @@ struct Start: ParsableCommand {
             if let error = error as? AuditError { throw CLIError.usage("audit log: \(error)") }
             throw error
         }
+        do { _ = try HostResources.grant(id: name, config) } catch {
+            registry.remove(name)
+            throw error
+        }
         let logFD = open(registry.logPath(name), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard logFD >= 0 else { throw CLIError(message: "cannot open \(registry.logPath(name))", code: 1) }
+        guard logFD >= 0 else {
+            HostResources.release(id: name)
+            registry.remove(name)
+            throw CLIError(message: "cannot open \(registry.logPath(name))", code: 1)
+        }
         let pid: pid_t
         do {
             pid = try VMMLauncher.spawn(config, timeout: machine.timeout, logFD: logFD, newSession: true)
         } catch {
             close(logFD)
+            HostResources.release(id: name)
             registry.remove(name)
             throw error
         }
         close(logFD)
+        // From here the grant lives as long as this VMM: `momin stop` frees it, or its death does.
+        do { try HostResources.launched(id: name, pid: pid) } catch {
+            _ = ChildVMM(pid: pid).stop()
+            HostResources.release(id: name)
+            registry.remove(name)
+            throw error
+        }
         try writeSmallFile(dir + "/pid", "\(pid)\n")
         try writeSmallFile(dir + "/info", "\(config.vcpus) \(config.memoryMiB)\n")
         let vm = ChildVMM(pid: pid)
@@ -108,6 +125,7 @@ struct Start: ParsableCommand {
             try doors.ping()
         } catch {
             let status = vm.stop()
+            HostResources.release(id: name)
             Run.showTail(of: registry.logPath(name))
             try? governed.log?.append(batch: [.lifecycle(.vmStop(vm: name, reason: "did not come up: momin-vmm \(status)"))])
             registry.remove(name)
@@ -115,6 +133,7 @@ struct Start: ParsableCommand {
         }
         do { try governed.log?.append(batch: [.lifecycle(.vmStart(vm: name))]) } catch {
             _ = vm.stop()
+            HostResources.release(id: name)
             registry.remove(name)
             throw CLIError(message: "VM \(name): audit log: \(error); the VM was stopped", code: Run.vmFailed)
         }
@@ -208,9 +227,14 @@ struct Copy: ParsableCommand {
 
 /// `momin ps`: the named VMs; stale state left by a crashed momin-vmm is reported and cleaned.
 struct PS: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "ps", abstract: "List the named microVMs.")
+    static let configuration = CommandConfiguration(
+        commandName: "ps", abstract: "List the named microVMs; with --tree, every VM's grant of host resources.")
+
+    @Flag(help: "Show the resource ledger: the host's pool, and each VM (started or run) under its parent with its grant and use.")
+    var tree = false
 
     func run() throws {
+        if tree { return try printTree() }
         let registry = try VMRegistry.open()
         print("NAME                 PID      VCPUS  MEMORY  STATE")
         for name in registry.names() {
@@ -230,6 +254,50 @@ struct PS: ParsableCommand {
     }
 
     func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s : s + String(repeating: " ", count: width - s.count) }
+
+    /// The ledger after reaping dead VMMs, with each live VMM's CPU use over 200 ms and its RSS.
+    func printTree() throws {
+        let store = try HostResources.store()
+        let read: (ledger: ResourceLedger, reaped: [String])?
+        do { read = try store.read() } catch { throw CLIError(message: "resource ledger: \(error)", code: 1) }
+        guard let (ledger, reaped) = read else {
+            let pool = try HostResources.pool()
+            print(LedgerTree.render(ResourceLedger(pool: pool)), terminator: "")
+            return
+        }
+        let pids = ledger.allGrants.map(\.pid)
+        let before = pids.map(ProcessFigures.cpuTicks)
+        usleep(200_000)
+        var usage: [String: VMUsage] = [:]
+        for (index, grant) in ledger.allGrants.enumerated() {
+            guard let start = before[index], let end = ProcessFigures.cpuTicks(grant.pid),
+                  let rss = ProcessFigures.residentKiB(grant.pid) else { continue }
+            let ticksPerSecond = Int(sysconf(Int32(_SC_CLK_TCK)))
+            usage[grant.id] = VMUsage(cpuPercent: (end - start) * 100 * 5 / max(ticksPerSecond, 1), residentMiB: rss / 1024)
+        }
+        print(LedgerTree.render(ledger, usage: usage), terminator: "")
+        for id in reaped { writeStandardError("momin: freed the grant of VM \(id), whose momin-vmm is gone\n") }
+    }
+}
+
+/// A process's figures from /proc.
+enum ProcessFigures {
+    /// utime + stime, in clock ticks (proc(5), /proc/PID/stat fields 14 and 15).
+    static func cpuTicks(_ pid: Int32) -> Int? {
+        guard let stat = readSmallFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 13, let user = Int(fields[11]), let system = Int(fields[12]) else { return nil }
+        return user + system
+    }
+
+    /// VmRSS from /proc/PID/status, in KiB.
+    static func residentKiB(_ pid: Int32) -> Int? {
+        guard let status = readSmallFile("/proc/\(pid)/status") else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            return Int(line.dropFirst(6).split(separator: " ").first ?? "")
+        }
+        return nil
+    }
 }
 
 /// `momin stop NAME`: stops a VM (SIGTERM to its momin-vmm, SIGKILL after 10 s) and removes its state.
@@ -263,6 +331,7 @@ struct Stop: ParsableCommand {
                 usleep(100_000)
                 waited += 1
             }
+            HostResources.release(id: name)
             registry.remove(name)
         }
     }

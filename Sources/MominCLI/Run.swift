@@ -157,20 +157,31 @@ struct Run: ParsableCommand {
         var config = base
         config.vsock = VsockConfiguration(guestCID: 3, socketPath: runtime.path + "/vsock.sock")
         let logPath = runtime.path + "/console.log"
+        let vmName = runtime.path.split(separator: "/").last.map(String.init) ?? "vm"
+        do { _ = try HostResources.grant(id: vmName, config) } catch {
+            runtime.remove()
+            throw error
+        }
         let logFD = console ? dup(2) : open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard logFD >= 0 else {
+            HostResources.release(id: vmName)
             runtime.remove()
             throw CLIError(message: "cannot open \(logPath): \(String(cString: strerror(errno)))", code: vmFailed)
         }
         let child: pid_t
         do { child = try VMMLauncher.spawn(config, timeout: timeout, logFD: logFD) } catch {
             close(logFD)
+            HostResources.release(id: vmName)
             runtime.remove()
             throw error
         }
         close(logFD)
         let vm = ChildVMM(pid: child)
-        let vmName = runtime.path.split(separator: "/").last.map(String.init) ?? "vm"
+        // Freed however this ends: released here, or reaped once the VMM is gone.
+        do { try HostResources.launched(id: vmName, pid: child) } catch {
+            writeStandardError("momin: \(error); the grant stays with this process until it ends\n")
+        }
+        defer { HostResources.release(id: vmName) }
         let waitSeconds = timeout > 0 ? timeout : 300
         var gateway: ToolGateway?
         let result: Result<T, GatewayError>
@@ -252,7 +263,8 @@ final class ChildVMM: @unchecked Sendable {
 struct RuntimeDirectory {
     let path: String
 
-    static func create() throws -> RuntimeDirectory {
+    /// The directory the runs' directories and the resource ledger share, made if needed.
+    static func base() throws -> String {
         let base: String
         if let runtime = getenv("XDG_RUNTIME_DIR"), runtime.pointee != 0 { base = String(cString: runtime) + "/momin" }
         else if getuid() == 0, access("/run", W_OK) == 0 { base = "/run/momin" }
@@ -260,6 +272,11 @@ struct RuntimeDirectory {
         if mkdir(base, 0o700) != 0 && errno != EEXIST {
             throw CLIError(message: "cannot create \(base): \(String(cString: strerror(errno)))", code: 125)
         }
+        return base
+    }
+
+    static func create() throws -> RuntimeDirectory {
+        let base = try base()
         var template = Array("\(base)/vm.XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else {
             throw CLIError(message: "cannot create a directory in \(base): \(String(cString: strerror(errno)))", code: 125)
