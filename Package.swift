@@ -24,6 +24,11 @@ let package = Package(
         .target(name: "CKVM"),
         // Typed KVM wrapper: KVMSystem → VirtualMachine → VCPU, exits as an enum.
         .target(name: "KVM", dependencies: ["CKVM"]),
+        // libseccomp's <seccomp.h> (Debian: libseccomp-dev). Internal: only Seccomp imports it.
+        .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
+        // Per-thread seccomp filters: typed rules, the VMM's thread-class profiles as data, install on
+        // the calling thread only, and the SIGSYS reporter for trap mode.
+        .target(name: "Seccomp", dependencies: ["CSeccomp"]),
         // Bounds-checked guest-physical memory.
         .target(name: "GuestMemory"),
         // ACPI 6.x table builders and an AML encoder (pure).
@@ -53,7 +58,7 @@ let package = Package(
             "Hands", "Doors", "Policy", "Audit", "Merkle", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // Config → builder → running machine: the only place the layers meet.
-        .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "ACPI", "LinuxBoot", "Devices"]),
+        .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "ACPI", "LinuxBoot", "Devices", "Seccomp"]),
         // The VMM process: one microVM, no Foundation, no argument-parsing library.
         .executableTarget(name: "MominVMM", dependencies: ["VMM"]),
         // Host-side probe of a running VM's vsock path: raw and Doors latency and throughput,
@@ -77,6 +82,7 @@ let package = Package(
         .testTarget(name: "HandsTests", dependencies: ["Hands", "Doors", "HandsTestSupport"]),
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "Doors"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "Devices", "KVM"]),
+        .testTarget(name: "SeccompTests", dependencies: ["Seccomp"]),
         .testTarget(name: "MerkleTests", dependencies: ["Merkle"]),
         .testTarget(name: "GatewayTests", dependencies: [
             "Gateway", "Hands", "Doors", "Policy", "Audit", "Merkle", "HandsTestSupport",
