@@ -24,6 +24,11 @@ let package = Package(
         .target(name: "CKVM"),
         // Typed KVM wrapper: KVMSystem → VirtualMachine → VCPU, exits as an enum.
         .target(name: "KVM", dependencies: ["CKVM"]),
+        // libseccomp's <seccomp.h> (Debian: libseccomp-dev). Internal: only Seccomp imports it.
+        .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
+        // Per-thread seccomp filters: typed rules, the VMM's thread-class profiles as data, install on
+        // the calling thread only, and the SIGSYS reporter for trap mode.
+        .target(name: "Seccomp", dependencies: ["CSeccomp"]),
         // Bounds-checked guest-physical memory.
         .target(name: "GuestMemory"),
         // ACPI 6.x table builders and an AML encoder (pure).
@@ -57,7 +62,7 @@ let package = Package(
         // cgroup v2: a parent for momin, one child per VM with cpu, memory and pids limits (Linux cgroup-v2.rst).
         .target(name: "Cgroups", dependencies: ["Ledger"]),
         // Config → builder → running machine: the only place the layers meet.
-        .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "ACPI", "LinuxBoot", "Devices"]),
+        .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "ACPI", "LinuxBoot", "Devices", "Seccomp"]),
         // The VMM process: one microVM, no Foundation, no argument-parsing library.
         .executableTarget(name: "MominVMM", dependencies: ["VMM"]),
         // Host-side probe of a running VM's vsock path: raw and Doors latency and throughput,
@@ -81,6 +86,7 @@ let package = Package(
         .testTarget(name: "HandsTests", dependencies: ["Hands", "Doors", "HandsTestSupport"]),
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "Doors"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "Devices", "KVM"]),
+        .testTarget(name: "SeccompTests", dependencies: ["Seccomp"]),
         .testTarget(name: "MerkleTests", dependencies: ["Merkle"]),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger"]),
         .testTarget(name: "GatewayTests", dependencies: [

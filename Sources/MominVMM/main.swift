@@ -5,6 +5,7 @@ import Glibc
 import VMM
 
 ProcessClock.markStart()
+if let status = SeccompSelfTest.runIfAsked(Array(CommandLine.arguments.dropFirst())) { exit(status) }
 do {
     let arguments = try VMMArguments.parse(Array(CommandLine.arguments.dropFirst()))
     exit(VMMProcess.run(arguments))

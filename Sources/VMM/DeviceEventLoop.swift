@@ -66,8 +66,13 @@ final class DeviceEventLoop: EventRegistry, @unchecked Sendable {
         return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
     }
 
-    func start() throws(VMMError) {
-        thread = try NativeThread(name: "devices") { [self] in loop() }
+    /// Starts the loop's thread. `prologue` runs first on it (the thread's seccomp filter); if it
+    /// returns false the loop does not run.
+    func start(prologue: @escaping @Sendable () -> Bool = { true }) throws(VMMError) {
+        thread = try NativeThread(name: "devices") { [self] in
+            guard prologue() else { return }
+            loop()
+        }
     }
 
     /// Ends the loop and waits for the thread.

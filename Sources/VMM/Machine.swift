@@ -4,6 +4,7 @@ import Glibc
 import GuestMemory
 import KVM
 import LinuxBoot
+import Seccomp
 
 /// Hooks through which a running machine reports to its owner (the CLI).
 public struct MachineObserver: Sendable {
@@ -220,14 +221,33 @@ public final class Machine: @unchecked Sendable {
         return wait(timeoutSeconds: timeoutSeconds)
     }
 
-    /// Starts the device thread and one thread per vCPU; returns at once.
-    public func start() throws(VMMError) {
+    /// Starts the device thread and one thread per vCPU; returns at once. Each thread installs
+    /// its seccomp filter from `confinement` first thing (a thread that cannot stops the machine
+    /// instead of running unconfined); the caller confines its own thread afterwards.
+    public func start(confinement: Confinement = .off) throws(VMMError) {
         _ = VCPUKick.installOnce
-        try devices.start()
+        let controller = controller
+        let deviceFilter: ThreadFilter?
+        do { deviceFilter = try confinement.prepare(.devices) } catch { throw .seccomp(error) }
+        try devices.start {
+            do throws(SeccompError) { try deviceFilter?.install() } catch {
+                controller.finish(.deviceFailed(device: "the device thread", reason: error.description))
+                return false
+            }
+            return true
+        }
         var threads: [NativeThread] = []
         for vcpu in vcpus {
-            do {
-                threads.append(try NativeThread(name: "vcpu\(vcpu.id)") { [self] in runLoop(vcpu) })
+            do throws(VMMError) {
+                let filter: ThreadFilter?
+                do { filter = try confinement.prepare(.vcpu) } catch { throw VMMError.seccomp(error) }
+                threads.append(try NativeThread(name: "vcpu\(vcpu.id)") { [self] in
+                    do throws(SeccompError) { try filter?.install() } catch {
+                        controller.finish(.vcpuFailed(vcpu: vcpu.id, error.description))
+                        return
+                    }
+                    runLoop(vcpu)
+                })
             } catch {
                 controller.finish(.vcpuFailed(vcpu: vcpu.id, error.description))
                 vcpuThreads = threads

@@ -1,3 +1,5 @@
+import Seccomp
+
 /// The command line of `momin-vmm`, the process that holds one microVM: a fixed, internal
 /// interface written by `momin` (which has already checked what the user typed), parsed here
 /// without Foundation or an argument-parsing library so the VMM process stays small.
@@ -5,6 +7,11 @@
 ///     momin-vmm --kernel PATH [--initrd PATH] [--cmdline STR] [--vcpus N] [--memory MiB]
 ///               [--timeout S] [--vsock-socket PATH [--vsock-cid N]] [--kvm-device PATH]
 ///               [--entropy-seed HEX64] [--report-memory] [--new-session]
+///               [--seccomp kill|trap|log|off]
+///
+/// Hidden, for tests (Tests/cli/seccomp.sh): `--seccomp-check-malformed` adds a rule for a
+/// syscall that does not exist, so start-up must stop; and, instead of a VM,
+/// `momin-vmm --seccomp-check CLASS CALL [--seccomp MODE]` (see `SeccompSelfTest`).
 public struct VMMArguments: Equatable, Sendable {
     public var configuration: MachineConfiguration
     /// Seconds before the VMM stops the guest and fails; nil for no limit.
@@ -12,6 +19,10 @@ public struct VMMArguments: Equatable, Sendable {
     public var reportMemory = false
     /// Start a new session (setsid), so a long-lived VM outlives the terminal that started it.
     public var newSession = false
+    /// Per-thread seccomp filters: what a syscall off a thread's list does (docs/seccomp.md).
+    public var seccomp: SeccompMode = .kill
+    /// Adds a rule no kernel can satisfy to every profile (tests that start-up stops).
+    public var seccompMalformedForTesting = false
 
     public enum ParseError: Error, Equatable, CustomStringConvertible {
         case unknownOption(String)
@@ -19,6 +30,7 @@ public struct VMMArguments: Equatable, Sendable {
         case badNumber(option: String, value: String)
         case badSeed(String)
         case missingKernel
+        case badSeccompMode(String)
 
         public var description: String {
             switch self {
@@ -27,6 +39,7 @@ public struct VMMArguments: Equatable, Sendable {
             case .badNumber(let o, let v): "\(o) \(v) is not a valid number"
             case .badSeed(let v): "--entropy-seed \(v) is not 64 hexadecimal digits"
             case .missingKernel: "--kernel is required"
+            case .badSeccompMode(let m): "--seccomp \(m) is not one of kill, trap, log, off"
             }
         }
     }
@@ -36,6 +49,8 @@ public struct VMMArguments: Equatable, Sendable {
         var timeout: Double?
         var reportMemory = false
         var newSession = false
+        var seccomp = SeccompMode.kill
+        var seccompMalformed = false
         var vsockPath: String?
         var vsockCID: UInt64 = 3
         var i = 0
@@ -70,18 +85,24 @@ public struct VMMArguments: Equatable, Sendable {
                 config.entropySeed = seed
             case "--report-memory": reportMemory = true
             case "--new-session": newSession = true
+            case "--seccomp":
+                let text = try value(option)
+                guard let mode = SeccompMode(rawValue: text) else { throw .badSeccompMode(text) }
+                seccomp = mode
+            case "--seccomp-check-malformed": seccompMalformed = true
             default: throw .unknownOption(option)
             }
             i += 1
         }
         guard !config.kernelPath.isEmpty else { throw .missingKernel }
         if let vsockPath { config.vsock = VsockConfiguration(guestCID: vsockCID, socketPath: vsockPath) }
-        return VMMArguments(configuration: config, timeout: timeout, reportMemory: reportMemory, newSession: newSession)
+        return VMMArguments(configuration: config, timeout: timeout, reportMemory: reportMemory, newSession: newSession,
+                            seccomp: seccomp, seccompMalformedForTesting: seccompMalformed)
     }
 
     /// The command line that makes `momin-vmm` run `configuration` (what `parse` reads back).
     public static func render(_ configuration: MachineConfiguration, timeout: Double?, reportMemory: Bool = false,
-                              newSession: Bool = false) -> [String] {
+                              newSession: Bool = false, seccomp: SeccompMode = .kill) -> [String] {
         var args = ["--kernel", configuration.kernelPath]
         if let initrd = configuration.initrdPath { args += ["--initrd", initrd] }
         args += ["--cmdline", configuration.commandLine, "--vcpus", String(configuration.vcpus),
@@ -91,6 +112,7 @@ public struct VMMArguments: Equatable, Sendable {
         if let seed = configuration.entropySeed { args += ["--entropy-seed", EntropySeed.hex(seed)] }
         if reportMemory { args.append("--report-memory") }
         if newSession { args.append("--new-session") }
+        if seccomp != .kill { args += ["--seccomp", seccomp.rawValue] }
         return args
     }
 }

@@ -3,6 +3,7 @@ import Devices
 import GuestMemory
 import KVM
 import LinuxBoot
+import Seccomp
 
 /// Why a machine could not be built or run. Cases read as the one-line message a user sees.
 public enum VMMError: Error, CustomStringConvertible {
@@ -16,6 +17,9 @@ public enum VMMError: Error, CustomStringConvertible {
     case bus(BusError)
     case thread(String)
     case device(String)
+    case seccomp(SeccompError)
+    /// A thread class's profile did not build (named by class).
+    case seccompProfile(String, SeccompError)
 
     public var description: String {
         switch self {
@@ -29,6 +33,8 @@ public enum VMMError: Error, CustomStringConvertible {
         case .bus(let e): e.description
         case .thread(let why): why
         case .device(let why): why
+        case .seccomp(let e): e.description
+        case .seccompProfile(let c, let e): "\(e) (in the \(c) thread profile)"
         }
     }
 

@@ -1,5 +1,6 @@
 import Devices
 import Glibc
+import Seccomp
 
 /// The body of `momin-vmm`: one microVM in the foreground. Console on stdout; `vmm-setup` and
 /// `boot-complete` lines on stderr; SIGTERM, SIGINT or SIGHUP stop the guest cleanly.
@@ -9,6 +10,17 @@ public enum VMMProcess {
     public static func run(_ arguments: VMMArguments) -> Int32 {
         if arguments.newSession { _ = setsid() }
         let config = arguments.configuration
+        // Seccomp first: a profile that does not build stops start-up before anything exists.
+        var confinement = Confinement(mode: arguments.seccomp, reportsMemory: arguments.reportMemory)
+        confinement.malformedForTesting = arguments.seccompMalformedForTesting
+        do { try confinement.validate() } catch { return fail(error.description, 1) }
+        switch arguments.seccomp {
+        case .off:
+            report("momin-vmm: WARNING: seccomp is OFF (--seccomp off): every VMM thread may make any syscall; "
+                   + "a guest that breaks a device can reach the host. Use only to debug.")
+        case .trap: SeccompTrap.installHandler(prefix: "momin-vmm: seccomp: thread ")
+        case .kill, .log: break
+        }
         let payload: BootPayload
         do { payload = try Preflight.check(config) } catch { return fail(error.description, 2) }
 
@@ -40,7 +52,18 @@ public enum VMMProcess {
         // SIGUSR1 prints the devices' state to stderr (the console log of `momin start`) and
         // the VM goes on: how to see why a guest stopped answering.
         let watcherSet = watched
+        let watcherFilter: ThreadFilter?, mainFilter: ThreadFilter?
+        do {
+            watcherFilter = try confinement.prepare(.main)
+            mainFilter = try confinement.prepare(.main)
+        } catch { return fail(error.description, 1) }
         _ = try? NativeThread(name: "signals") {
+            // The watcher needs a subset of the main thread's syscalls (sigwait, stderr, the stop).
+            do throws(SeccompError) { try watcherFilter?.install() } catch {
+                report("momin-vmm: error: signal watcher: \(error)")
+                holder.machine?.requestStop()
+                return
+            }
             var set = watcherSet
             var signal: Int32 = 0
             while sigwait(&set, &signal) == 0 {
@@ -52,8 +75,13 @@ public enum VMMProcess {
                 report((["momin-vmm: state on SIGUSR1:"] + lines.map { "  " + $0 }).joined(separator: "\n"))
             }
         }
-        let exit: MachineExit
-        do { exit = try machine.run(timeoutSeconds: arguments.timeout) } catch { return fail(error.description, 1) }
+        do { try machine.start(confinement: confinement) } catch { return fail(error.description, 1) }
+        // Last, the main thread itself: it creates no threads after this.
+        do { try mainFilter?.install() } catch {
+            _ = machine.stop()
+            return fail(error.description, 1)
+        }
+        let exit = machine.wait(timeoutSeconds: arguments.timeout)
         if !machine.stuckVCPUs.isEmpty {
             // Returning would run deinits that wait on those threads; leave at once.
             report("momin-vmm: error: \(exit.description); vCPU \(machine.stuckVCPUs.map(String.init).joined(separator: ", ")) "

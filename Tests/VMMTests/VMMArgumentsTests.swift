@@ -43,3 +43,32 @@ import Testing
         #expect(bytes.map(EntropySeed.hex) == text.lowercased())
     }
 }
+
+@Suite struct VMMSeccompArgumentsTests {
+    @Test func seccompDefaultsToKillAndParsesEachMode() throws {
+        #expect(try VMMArguments.parse(["--kernel", "/k"]).seccomp == .kill)
+        for mode in ["kill", "trap", "log", "off"] {
+            #expect(try VMMArguments.parse(["--kernel", "/k", "--seccomp", mode]).seccomp.rawValue == mode)
+        }
+        #expect(throws: VMMArguments.ParseError.badSeccompMode("none")) {
+            try VMMArguments.parse(["--kernel", "/k", "--seccomp", "none"])
+        }
+        let config = MachineConfiguration(kernelPath: "/k")
+        #expect(try VMMArguments.parse(VMMArguments.render(config, timeout: nil, seccomp: .trap)).seccomp == .trap)
+        #expect(!VMMArguments.render(config, timeout: nil).contains("--seccomp"))
+    }
+
+    @Test func aMalformedProfileStopsValidationNamingTheClass() {
+        var confinement = Confinement(mode: .kill)
+        #expect(throws: Never.self) { try confinement.validate() }
+        confinement.malformedForTesting = true
+        do {
+            try confinement.validate()
+            Issue.record("a malformed profile validated")
+        } catch {
+            #expect(error.description == "seccomp: unknown syscall name \"momin_no_such_syscall\" (in the main thread profile)")
+        }
+        // Off builds nothing, so there is nothing to fail.
+        #expect(throws: Never.self) { try Confinement(mode: .off).validate() }
+    }
+}
