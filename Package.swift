@@ -61,8 +61,10 @@ let package = Package(
         .target(name: "Ledger"),
         // cgroup v2: a parent for momin, one child per VM with cpu, memory and pids limits (Linux cgroup-v2.rst).
         .target(name: "Cgroups", dependencies: ["Ledger"]),
+        // glibc calls Swift's Glibc module leaves out (they need _GNU_SOURCE): thread pinning.
+        .target(name: "CLinux"),
         // Config → builder → running machine: the only place the layers meet.
-        .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "ACPI", "LinuxBoot", "Devices", "Seccomp"]),
+        .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "ACPI", "LinuxBoot", "Devices", "Seccomp", "CLinux"]),
         // The VMM process: one microVM, no Foundation, no argument-parsing library.
         .executableTarget(name: "MominVMM", dependencies: ["VMM"]),
         // Host-side probe of a running VM's vsock path: raw and Doors latency and throughput,

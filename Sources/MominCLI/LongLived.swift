@@ -87,7 +87,7 @@ struct Start: ParsableCommand {
             if let error = error as? AuditError { throw CLIError.usage("audit log: \(error)") }
             throw error
         }
-        do { _ = try HostResources.grant(id: name, config) } catch {
+        do { config.hostCPUs = try HostResources.grant(id: name, config).cpus } catch {
             registry.remove(name)
             throw error
         }

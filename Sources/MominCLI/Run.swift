@@ -19,7 +19,8 @@ struct Run: ParsableCommand {
             shown on stderr only if the VM fails (or always with --console). Exit status: the \
             command's own, 128+N when signal N ended it, 2 on bad input, 125 when the VM or the \
             Doors connection failed, 126/127 when the command could not be run or found, 77 when \
-            the policy denied it (it never reached the guest).
+            the policy denied it (it never reached the guest), 75 when the host has no room for \
+            the VM (momin ps --tree).
             With --policy, the command goes through the tool gateway: the policy judges it \
             (paths as the guest resolves them) before it runs. With --audit, the request, the \
             decision and a digest of the result are appended to a signed audit log, with the \
@@ -158,7 +159,7 @@ struct Run: ParsableCommand {
         config.vsock = VsockConfiguration(guestCID: 3, socketPath: runtime.path + "/vsock.sock")
         let logPath = runtime.path + "/console.log"
         let vmName = runtime.path.split(separator: "/").last.map(String.init) ?? "vm"
-        do { _ = try HostResources.grant(id: vmName, config) } catch {
+        do { config.hostCPUs = try HostResources.grant(id: vmName, config).cpus } catch {
             runtime.remove()
             throw error
         }

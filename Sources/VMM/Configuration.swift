@@ -25,6 +25,9 @@ public struct MachineConfiguration: Equatable, Sendable {
     /// 32 bytes that make virtio-rng's stream reproducible (`SeededEntropy`), for sessions
     /// that will be replayed; nil: the host's CSPRNG.
     public var entropySeed: [UInt8]?
+    /// Host CPUs the vCPU threads are pinned to (vCPU i on the i-th, round robin when there
+    /// are fewer), as the resource ledger granted them; nil: not pinned.
+    public var hostCPUs: [Int]?
 
     /// The command line used when the user gives none: serial console on the 8250 at 0x3f8,
     /// reboot through the i8042 (the VMM treats it as an exit), no PCI probing on a bus we don't have.

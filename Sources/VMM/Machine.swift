@@ -241,7 +241,13 @@ public final class Machine: @unchecked Sendable {
             do throws(VMMError) {
                 let filter: ThreadFilter?
                 do { filter = try confinement.prepare(.vcpu) } catch { throw VMMError.seccomp(error) }
+                let hostCPU = configuration.hostCPUs.flatMap { $0.isEmpty ? nil : $0[vcpu.id % $0.count] }
                 threads.append(try NativeThread(name: "vcpu\(vcpu.id)") { [self] in
+                    // Pinned before the filter goes on: sched_setaffinity is not on the vCPU list.
+                    if let hostCPU, let problem = NativeThread.pinCurrentThread(to: hostCPU) {
+                        controller.finish(.vcpuFailed(vcpu: vcpu.id, "cannot pin to host CPU \(hostCPU): \(problem)"))
+                        return
+                    }
                     do throws(SeccompError) { try filter?.install() } catch {
                         controller.finish(.vcpuFailed(vcpu: vcpu.id, error.description))
                         return

@@ -1,3 +1,4 @@
+import CLinux
 import Glibc
 
 /// A joinable POSIX thread running a Swift closure: vCPUs get real threads of their own, since
@@ -33,6 +34,12 @@ final class NativeThread: @unchecked Sendable {
         guard fd >= 0 else { return }
         _ = Array(name.utf8).withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         close(fd)
+    }
+
+    /// Pins the calling thread to one host CPU (sched_setaffinity(2)); nil, or why not.
+    static func pinCurrentThread(to cpu: Int) -> String? {
+        guard let cpu = Int32(exactly: cpu), clinux_pin_current_thread(cpu) == 0 else { return String(cString: strerror(errno)) }
+        return nil
     }
 
     /// Interrupts a blocking KVM_RUN on this thread (see `VCPUKick`).

@@ -6,7 +6,7 @@ import Seccomp
 ///
 ///     momin-vmm --kernel PATH [--initrd PATH] [--cmdline STR] [--vcpus N] [--memory MiB]
 ///               [--timeout S] [--vsock-socket PATH [--vsock-cid N]] [--kvm-device PATH]
-///               [--entropy-seed HEX64] [--report-memory] [--new-session]
+///               [--entropy-seed HEX64] [--host-cpus N,N...] [--report-memory] [--new-session]
 ///               [--seccomp kill|trap|log|off]
 ///
 /// Hidden, for tests (Tests/cli/seccomp.sh): `--seccomp-check-malformed` adds a rule for a
@@ -29,6 +29,7 @@ public struct VMMArguments: Equatable, Sendable {
         case missingValue(String)
         case badNumber(option: String, value: String)
         case badSeed(String)
+        case badCPUList(String)
         case missingKernel
         case badSeccompMode(String)
 
@@ -38,6 +39,7 @@ public struct VMMArguments: Equatable, Sendable {
             case .missingValue(let o): "\(o) needs a value"
             case .badNumber(let o, let v): "\(o) \(v) is not a valid number"
             case .badSeed(let v): "--entropy-seed \(v) is not 64 hexadecimal digits"
+            case .badCPUList(let v): "--host-cpus \(v) is not a comma-separated list of CPU numbers"
             case .missingKernel: "--kernel is required"
             case .badSeccompMode(let m): "--seccomp \(m) is not one of kill, trap, log, off"
             }
@@ -83,6 +85,11 @@ public struct VMMArguments: Equatable, Sendable {
                 let text = try value(option)
                 guard let seed = EntropySeed.parse(text) else { throw .badSeed(text) }
                 config.entropySeed = seed
+            case "--host-cpus":
+                let text = try value(option)
+                let cpus = text.split(separator: ",", omittingEmptySubsequences: false).map { Int($0) }
+                guard !cpus.isEmpty, cpus.allSatisfy({ ($0 ?? -1) >= 0 && ($0 ?? 0) < 4096 }) else { throw .badCPUList(text) }
+                config.hostCPUs = cpus.map { $0! }
             case "--report-memory": reportMemory = true
             case "--new-session": newSession = true
             case "--seccomp":
@@ -110,6 +117,7 @@ public struct VMMArguments: Equatable, Sendable {
         if let timeout { args += ["--timeout", String(timeout)] }
         if let vsock = configuration.vsock { args += ["--vsock-socket", vsock.socketPath, "--vsock-cid", String(vsock.guestCID)] }
         if let seed = configuration.entropySeed { args += ["--entropy-seed", EntropySeed.hex(seed)] }
+        if let cpus = configuration.hostCPUs { args += ["--host-cpus", cpus.map(String.init).joined(separator: ",")] }
         if reportMemory { args.append("--report-memory") }
         if newSession { args.append("--new-session") }
         if seccomp != .kill { args += ["--seccomp", seccomp.rawValue] }

@@ -7,6 +7,7 @@ import Testing
                                           vcpus: 2, memoryMiB: 512, kvmPath: "/dev/kvm")
         config.vsock = VsockConfiguration(guestCID: 7, socketPath: "/run/momin/vm.x/vsock.sock")
         config.entropySeed = (0..<32).map { UInt8($0 * 9 & 0xff) }
+        config.hostCPUs = [3, 1]
         let parsed = try VMMArguments.parse(VMMArguments.render(config, timeout: 12.5, reportMemory: true))
         #expect(parsed.configuration == config)
         #expect(parsed.timeout == 12.5)
@@ -29,6 +30,9 @@ import Testing
             try VMMArguments.parse(["--kernel", "/k", "--vcpus", "two"])
         }
         #expect(throws: VMMArguments.ParseError.self) { try VMMArguments.parse(["--kernel", "/k", "--timeout", "-1"]) }
+        for list in ["", "1,", "a", "-1", "1,,2", "4096"] {
+            #expect(throws: VMMArguments.ParseError.badCPUList(list)) { try VMMArguments.parse(["--kernel", "/k", "--host-cpus", list]) }
+        }
         for seed in ["", "00", String(repeating: "0", count: 63), String(repeating: "0", count: 65), String(repeating: "g", count: 64)] {
             #expect(throws: VMMArguments.ParseError.badSeed(seed)) { try VMMArguments.parse(["--kernel", "/k", "--entropy-seed", seed]) }
         }
