@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "momin", targets: ["MominCLI"]),
         .executable(name: "momin-vmm", targets: ["MominVMM"]),
         .executable(name: "momin-probe", targets: ["MominProbe"]),
+        .executable(name: "momin-jailer", targets: ["MominJailer"]),
         // The Doors wire protocol, shared with the guest package (Guest/), which depends on it by path.
         .library(name: "Doors", targets: ["Doors"]),
     ],
@@ -56,6 +57,14 @@ let package = Package(
         .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "ACPI", "LinuxBoot", "Devices"]),
         // The VMM process: one microVM, no Foundation, no argument-parsing library.
         .executableTarget(name: "MominVMM", dependencies: ["VMM"]),
+        // libcap-ng (Debian's libcap-ng-dev), a system library. Only Jail imports it.
+        .systemLibrary(name: "CCapNG"),
+        // pivot_root, close_range and prctl, which Swift cannot call through Glibc. Only Jail imports it.
+        .target(name: "CJail"),
+        // The jail: namespaces, mounts and pivot_root, ids, rlimits, capabilities, no_new_privs.
+        .target(name: "Jail", dependencies: ["CCapNG", "CJail"]),
+        // The jailer process: builds one jail and execs a program in it; no Foundation, no argument parser.
+        .executableTarget(name: "MominJailer", dependencies: ["Jail"]),
         // Host-side probe of a running VM's vsock path: raw and Doors latency and throughput,
         // concurrent and hostile clients (benchmarks and rig scenarios).
         .executableTarget(name: "MominProbe", dependencies: ["Hands", "Doors"]),
@@ -78,6 +87,7 @@ let package = Package(
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "Doors"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "Devices", "KVM"]),
         .testTarget(name: "MerkleTests", dependencies: ["Merkle"]),
+        .testTarget(name: "JailTests", dependencies: ["Jail"]),
         .testTarget(name: "GatewayTests", dependencies: [
             "Gateway", "Hands", "Doors", "Policy", "Audit", "Merkle", "HandsTestSupport",
             .product(name: "Crypto", package: "swift-crypto"),
