@@ -107,6 +107,24 @@ jail -- /bin/nope
 check "a program missing inside the jail: status 127, named" $([ "$status" -eq 127 ] && \
   [ "$err" = "momin-jailer: exec /bin/nope: No such file or directory" ] && echo 0 || echo 1) "status $status: $err"
 
+# A step that fails is named, with errno's text, and nothing runs: the jailer without
+# CAP_SYS_ADMIN cannot unshare; without CAP_SYS_RESOURCE it cannot raise a hard limit.
+if command -v capsh >/dev/null; then
+  out=$(capsh --drop=cap_sys_admin -- -c "exec '$jailer' --id jailtest --root '$root' --uid $id --gid $id \
+        --bind '$busybox:/bin/busybox' -- /bin/busybox echo ran" 2>&1); status=$?
+  check "without CAP_SYS_ADMIN: unshare fails, named, status 125" $([ "$status" -eq 125 ] && \
+    [ "$out" = "momin-jailer: unshare namespaces (mount, pid, ipc, uts, net): Operation not permitted" ] && echo 0 || echo 1) \
+    "status $status: $out"
+  over=$(( $(ulimit -Hn) + 1 ))
+  out=$(capsh --drop=cap_sys_resource -- -c "exec '$jailer' --id jailtest --root '$root' --uid $id --gid $id \
+        --bind '$busybox:/bin/busybox' --rlimit nofile=$over -- /bin/busybox echo ran" 2>&1); status=$?
+  check "a hard limit above the caller's, without CAP_SYS_RESOURCE: setrlimit fails, named, status 125" \
+    $([ "$status" -eq 125 ] && [ "$out" = "momin-jailer: setrlimit RLIMIT_NOFILE to $over: Operation not permitted" ] \
+      && echo 0 || echo 1) "status $status: $out"
+else
+  fail "failing steps are named" "capsh not found (Debian: libcap2-bin)"
+fi
+
 # A device node: recreated with the host's major:minor, owned by the jail's ids, mode 0660.
 device=/dev/null
 [ -c /dev/kvm ] && device=/dev/kvm
