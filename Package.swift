@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "momin", targets: ["MominCLI"]),
         .executable(name: "momin-vmm", targets: ["MominVMM"]),
         .executable(name: "momin-probe", targets: ["MominProbe"]),
+        .executable(name: "momin-jailer", targets: ["MominJailer"]),
         // The Doors wire protocol, shared with the guest package (Guest/), which depends on it by path.
         .library(name: "Doors", targets: ["Doors"]),
     ],
@@ -61,12 +62,19 @@ let package = Package(
         .target(name: "Ledger"),
         // cgroup v2: a parent for momin, one child per VM with cpu, memory and pids limits (Linux cgroup-v2.rst).
         .target(name: "Cgroups", dependencies: ["Ledger"]),
-        // glibc calls Swift's Glibc module leaves out (they need _GNU_SOURCE): thread pinning.
+        // Linux calls Swift's Glibc module leaves out (no wrapper, variadic, _GNU_SOURCE): pivot_root,
+        // close_range, prctl, unshare for the jailer; thread pinning for the VMM. Only Jail and VMM import it.
         .target(name: "CLinux"),
         // Config → builder → running machine: the only place the layers meet.
         .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "ACPI", "LinuxBoot", "Devices", "Seccomp", "CLinux"]),
         // The VMM process: one microVM, no Foundation, no argument-parsing library.
         .executableTarget(name: "MominVMM", dependencies: ["VMM"]),
+        // libcap-ng (Debian's libcap-ng-dev), a system library. Only Jail imports it.
+        .systemLibrary(name: "CCapNG"),
+        // The jail: namespaces, mounts and pivot_root, ids, rlimits, capabilities, no_new_privs.
+        .target(name: "Jail", dependencies: ["CCapNG", "CLinux"]),
+        // The jailer process: builds one jail and execs a program in it; no Foundation, no argument parser.
+        .executableTarget(name: "MominJailer", dependencies: ["Jail"]),
         // Host-side probe of a running VM's vsock path: raw and Doors latency and throughput,
         // concurrent and hostile clients (benchmarks and rig scenarios).
         .executableTarget(name: "MominProbe", dependencies: ["Hands", "Doors"]),
@@ -91,6 +99,7 @@ let package = Package(
         .testTarget(name: "SeccompTests", dependencies: ["Seccomp"]),
         .testTarget(name: "MerkleTests", dependencies: ["Merkle"]),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger"]),
+        .testTarget(name: "JailTests", dependencies: ["Jail"]),
         .testTarget(name: "GatewayTests", dependencies: [
             "Gateway", "Hands", "Doors", "Policy", "Audit", "Buckets", "Merkle", "HandsTestSupport",
             .product(name: "Crypto", package: "swift-crypto"),

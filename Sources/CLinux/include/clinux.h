@@ -1,7 +1,9 @@
-// glibc calls that Swift's Glibc module leaves out because they need _GNU_SOURCE.
-// Only the VMM target imports this module.
+// CLinux: Linux and glibc calls that Swift's Glibc module leaves out (no wrapper, variadic, or
+// behind _GNU_SOURCE). Imported by Jail (the jailer's steps) and VMM (thread pinning) only.
 #ifndef CLINUX_H
 #define CLINUX_H
+
+#include "clinux_jail.h"
 
 // Pins the calling thread to one CPU (sched_setaffinity(2), pid 0 = the calling thread).
 // Returns 0, or -1 with errno set (EINVAL also for a CPU number out of cpu_set_t's range).

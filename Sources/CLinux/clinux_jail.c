@@ -1,0 +1,40 @@
+#define _GNU_SOURCE
+#include "clinux_jail.h"
+#include <errno.h>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+const int CLINUX_CLONE_NEWNS = CLONE_NEWNS;
+const int CLINUX_CLONE_NEWPID = CLONE_NEWPID;
+const int CLINUX_CLONE_NEWIPC = CLONE_NEWIPC;
+const int CLINUX_CLONE_NEWUTS = CLONE_NEWUTS;
+const int CLINUX_CLONE_NEWNET = CLONE_NEWNET;
+const int CLINUX_RLIMIT_NPROC = RLIMIT_NPROC;
+const unsigned long CLINUX_ST_NOEXEC = ST_NOEXEC;
+
+int clinux_unshare(int flags) { return unshare(flags); }
+
+int clinux_pivot_root(const char *new_root, const char *put_old) {
+    return (int)syscall(SYS_pivot_root, new_root, put_old);
+}
+
+int clinux_close_range(unsigned int first, unsigned int last) {
+#ifdef SYS_close_range
+    return (int)syscall(SYS_close_range, first, last, 0);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+int clinux_set_no_new_privs(void) { return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); }
+
+int clinux_set_parent_death_signal(int signal) { return prctl(PR_SET_PDEATHSIG, signal, 0, 0, 0); }
+
+int clinux_clear_ambient_capabilities(void) {
+    return prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+}

@@ -1,0 +1,32 @@
+import CLinux
+import Glibc
+
+/// The descriptors the jailer was handed. Everything but stdin, stdout and stderr is closed
+/// first thing, so no open file, socket or directory from the caller reaches the jail (an open
+/// directory fd alone would undo pivot_root: openat(fd, "..") walks the host).
+enum FileDescriptors {
+    /// close_range(2) from 3 up; where the kernel lacks it (before 5.9), each fd listed in
+    /// /proc/self/fd (proc(5)).
+    static func closeInherited() throws(JailFailure) {
+        if clinux_close_range(3, UInt32.max) == 0 { return }
+        guard errno == ENOSYS else { throw JailFailure(step: "close inherited file descriptors (close_range)", errno: errno) }
+        guard let dir = opendir("/proc/self/fd") else {
+            throw JailFailure(step: "close inherited file descriptors: open /proc/self/fd", errno: errno)
+        }
+        let own = dirfd(dir)
+        var open: [Int32] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+            if let fd = Int32(name), fd > 2, fd != own { open.append(fd) }
+        }
+        closedir(dir)
+        for fd in open { close(fd) }
+    }
+}
+
+/// The environment: none of the caller's survives (clearenv(3)); the program gets only `--env`.
+enum Environment {
+    static func clear() throws(JailFailure) {
+        try system("clear the environment", { clearenv() == 0 ? 0 : -1 })
+    }
+}
