@@ -144,7 +144,8 @@ build_momin() {
   command -v swift >/dev/null 2>&1 || die "swift not found (expected at /opt/swift or on PATH)"
   (cd "$MOMIN_ROOT" &&
      swift build -c release --static-swift-stdlib --product momin >&2 &&
-     swift build -c release --static-swift-stdlib --product momin-vmm >&2) || die "building momin failed"
+     swift build -c release --static-swift-stdlib --product momin-vmm >&2 &&
+     swift build -c release --static-swift-stdlib --product momin-jailer >&2) || die "building momin failed"
   echo "$MOMIN_ROOT/.build/release/momin"
 }
 

@@ -47,7 +47,7 @@ public enum JailArguments {
     }
 
     public static func parse(_ arguments: [String]) throws(ParseError) -> JailPlan {
-        var id: String?, root: String?, uid: UInt32?, gid: UInt32?, network: JailPlan.Network?
+        var id: String?, root: String?, uid: UInt32?, gid: UInt32?, network: JailPlan.Network?, cgroup: String?
         var binds: [Bind] = [], devices: [String] = [], limits: [ResourceLimit] = [], environment: [String] = []
         var command: [String]?
         var i = 0
@@ -78,6 +78,7 @@ public enum JailArguments {
                 guard let n = JailPlan.Network(rawValue: text) else { throw .badNetwork(text) }
                 network = try once(option, network, n)
             case "--rlimit": limits += try parseLimits(try value(option), after: limits)
+            case "--cgroup": cgroup = try once(option, cgroup, try path(option, try value(option)))
             case "--env":
                 let text = try value(option)
                 guard let eq = text.firstIndex(of: "="), eq != text.startIndex else { throw .badEnvironment(text) }
@@ -99,6 +100,7 @@ public enum JailArguments {
         plan.network = network ?? .new
         plan.limits = limits
         plan.environment = environment
+        plan.cgroup = cgroup
         return plan
     }
 
@@ -111,6 +113,7 @@ public enum JailArguments {
         if !plan.limits.isEmpty {
             args += ["--rlimit", plan.limits.map { "\($0.resource.rawValue)=\($0.value)" }.joined(separator: ",")]
         }
+        if let cgroup = plan.cgroup { args += ["--cgroup", cgroup] }
         for e in plan.environment { args += ["--env", e] }
         return args + ["--", plan.program] + plan.arguments
     }

@@ -13,6 +13,9 @@ public struct JailPlan: Equatable, Sendable {
     public var devices: [String] = []
     public var network: Network = .new
     public var limits: [ResourceLimit] = []
+    /// A cgroup v2 directory the jailer moves itself into before anything else, so the program
+    /// and every thread it starts are bounded by it (momin makes it, with the VM's limits).
+    public var cgroup: String?
     /// The program's whole environment, KEY=VALUE each; nothing is inherited.
     public var environment: [String] = []
     /// An absolute path inside the jail; execve(2) gets it with no PATH search.

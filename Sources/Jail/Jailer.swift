@@ -3,7 +3,7 @@ import Glibc
 
 /// Carries out a validated `JailPlan`, in this order:
 ///
-/// 1. close inherited fds (all but 0, 1, 2); clear the environment;
+/// 1. close inherited fds (all but 0, 1, 2); enter the cgroup, if any; clear the environment;
 /// 2. unshare mount, PID, IPC, UTS (and net) namespaces; fork, so the child is PID 1;
 /// 3. the parent supervises (`Supervisor`); the child builds the jail (`Mounts`): private
 ///    propagation, tmpfs root, /dev nodes, binds, /proc, pivot_root, old root detached, / read-only;
@@ -17,6 +17,7 @@ public enum Jailer {
     public static func run(_ plan: JailPlan) -> Never {
         do {
             try FileDescriptors.closeInherited()
+            if let cgroup = plan.cgroup { try enterCgroup(cgroup) }
             try Environment.clear()
             Supervisor.blockSignals()
             try Namespaces.unshare(network: plan.network)
@@ -36,6 +37,17 @@ public enum Jailer {
             close(liveness[0])
             Supervisor.wait(for: child)
         }
+    }
+
+    /// Writes this process's pid to the cgroup's cgroup.procs (cgroup-v2.rst, "Processes"):
+    /// what it forks and every thread after inherit the cgroup.
+    static func enterCgroup(_ directory: String) throws(JailFailure) {
+        let step = "enter cgroup \(directory)"
+        let fd = try system(step, { open(directory + "/cgroup.procs", O_WRONLY | O_CLOEXEC) })
+        defer { close(fd) }
+        let text = Array("\(getpid())".utf8)
+        let written = try system(step, { Int32(clamping: text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }) })
+        guard written == text.count else { throw JailFailure(step: step, detail: "short write") }
     }
 
     /// The child, PID 1 of the new namespace: builds the jail and becomes the program.

@@ -28,8 +28,27 @@ struct Boot: ParsableCommand {
 
         // The grant is this process's, and so the VMM's once it replaces this process: freed
         // (reaped) when the VM ends.
-        config.hostCPUs = try HostResources.grant(id: "boot-\(getpid())", config).cpus
-        // The microVM itself lives in momin-vmm, a small process of its own (no Foundation).
-        try VMMLauncher.exec(config, timeout: machine.timeout, reportMemory: reportMemory)
+        // The microVM itself lives in momin-vmm, a small process of its own (no Foundation), in
+        // its jail; this process waits for it, passes on the signals that would stop it, frees
+        // what it held, and exits as it did.
+        let runtime = try RuntimeDirectory.create()
+        runtime.removeAtExit()
+        let name = runtime.path.split(separator: "/").last.map(String.init) ?? "boot"
+        config.hostCPUs = try HostResources.grant(id: name, config).cpus
+        defer { HostResources.release(id: name) }
+        let jail = try machine.jail(vm: name, config, socketDirectory: runtime.path + "/sock")
+        let stopping = SignalRelay.blockStopSignals()
+        let child: pid_t
+        do { child = try VMMLauncher.spawn(config, jail: jail, timeout: machine.timeout, logFD: nil, reportMemory: reportMemory) } catch {
+            jail?.release()
+            throw error
+        }
+        jail?.launched(pid: child)
+        try? HostResources.launched(id: name, pid: child)
+        let status = SignalRelay.wait(for: child, relaying: stopping)
+        jail?.release()
+        HostResources.release(id: name)
+        if status & 0x7f == 0 { Glibc.exit((status >> 8) & 0xff) }
+        Glibc.exit(128 + (status & 0x7f))
     }
 }

@@ -87,31 +87,41 @@ struct Start: ParsableCommand {
             if let error = error as? AuditError { throw CLIError.usage("audit log: \(error)") }
             throw error
         }
-        do { config.hostCPUs = try HostResources.grant(id: name, config).cpus } catch {
+        let jail: VMJail?
+        do {
+            config.hostCPUs = try HostResources.grant(id: name, config).cpus
+            jail = try machine.jail(vm: name, config, socketDirectory: registry.socketDirectory(name))
+            if let jail { try writeSmallFile(dir + "/jail", "\(jail.id) \(jail.uid)\n") }
+        } catch {
+            HostResources.release(id: name)
             registry.remove(name)
             throw error
         }
-        let logFD = open(registry.logPath(name), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard logFD >= 0 else {
+        /// Everything this VM holds on the host, given back when it cannot start.
+        func giveBack() {
+            jail?.release()
             HostResources.release(id: name)
             registry.remove(name)
+        }
+        let logFD = open(registry.logPath(name), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard logFD >= 0 else {
+            giveBack()
             throw CLIError(message: "cannot open \(registry.logPath(name))", code: 1)
         }
         let pid: pid_t
         do {
-            pid = try VMMLauncher.spawn(config, timeout: machine.timeout, logFD: logFD, newSession: true)
+            pid = try VMMLauncher.spawn(config, jail: jail, timeout: machine.timeout, logFD: logFD, newSession: true)
         } catch {
             close(logFD)
-            HostResources.release(id: name)
-            registry.remove(name)
+            giveBack()
             throw error
         }
         close(logFD)
+        jail?.launched(pid: pid)
         // From here the grant lives as long as this VMM: `momin stop` frees it, or its death does.
         do { try HostResources.launched(id: name, pid: pid) } catch {
             _ = ChildVMM(pid: pid).stop()
-            HostResources.release(id: name)
-            registry.remove(name)
+            giveBack()
             throw error
         }
         try writeSmallFile(dir + "/pid", "\(pid)\n")
@@ -125,16 +135,14 @@ struct Start: ParsableCommand {
             try doors.ping()
         } catch {
             let status = vm.stop()
-            HostResources.release(id: name)
             Run.showTail(of: registry.logPath(name))
             try? governed.log?.append(batch: [.lifecycle(.vmStop(vm: name, reason: "did not come up: momin-vmm \(status)"))])
-            registry.remove(name)
+            giveBack()
             throw CLIError(message: "VM \(name) did not come up: \(error) (momin-vmm \(status))", code: Run.vmFailed)
         }
         do { try governed.log?.append(batch: [.lifecycle(.vmStart(vm: name))]) } catch {
             _ = vm.stop()
-            HostResources.release(id: name)
-            registry.remove(name)
+            giveBack()
             throw CLIError(message: "VM \(name): audit log: \(error); the VM was stopped", code: Run.vmFailed)
         }
         print(name)
@@ -331,6 +339,7 @@ struct Stop: ParsableCommand {
                 usleep(100_000)
                 waited += 1
             }
+            VMJail.releaseRecorded(in: registry.directory(name))
             HostResources.release(id: name)
             registry.remove(name)
         }

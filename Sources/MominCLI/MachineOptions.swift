@@ -27,8 +27,16 @@ struct MachineOptions: ParsableArguments {
     @Option(help: .hidden)
     var kvmDevice: String = "/dev/kvm"
 
+    @Flag(help: "For debugging only: run momin-vmm without its jail (namespaces, its own uid, no capabilities) and cgroup; its seccomp filters stay.")
+    var noJail = false
+
     @Option(help: "64 hexadecimal digits that seed the guest's virtio-rng, so a session can be replayed (default: the host's CSPRNG).")
     var entropySeed: String?
+
+    /// The jail for VM `vm` (`VMJail.make`).
+    func jail(vm: String, _ config: MachineConfiguration, socketDirectory: String) throws -> VMJail? {
+        try VMJail.make(noJail: noJail, vm: vm, config, socketDirectory: socketDirectory)
+    }
 
     /// The machine these options describe, with `extraCommandLine` appended to the kernel's.
     func configuration(extraCommandLine: String? = nil) throws -> MachineConfiguration {

@@ -72,6 +72,7 @@ struct Replay: ParsableCommand {
     @Option(help: "Stop the guest and fail after this many seconds (0: no limit).") var timeout: Double = 0
     @Flag(help: "Copy the guest's serial console to stderr.") var console = false
     @Flag(help: "Never go through the nested rig.") var noRig = false
+    @Flag(help: "For debugging only: run momin-vmm without its jail and cgroup.") var noJail = false
 
     func run() throws {
         let record: SessionRecord
@@ -128,7 +129,8 @@ struct Replay: ParsableCommand {
             requests.append(request)
         }
         var observations: [CallObservation] = []
-        let session = try Run.session(config, timeout: timeout, console: console, policy: loaded,
+        let session = try Run.session(config, timeout: timeout, console: console,
+                                      jailing: { [noJail] in try VMJail.make(noJail: noJail, vm: $0, $1, socketDirectory: $2) }, policy: loaded,
                                       log: nil, auditPath: nil) { gateway throws(GatewayError) in
             gateway.observe = { observations.append($0) }
             for request in requests {

@@ -92,7 +92,7 @@ struct Run: ParsableCommand {
         let request = ExecRequest(argv: argv, env: Self.defaultEnvironment,
                                   cwd: "/", timeoutMilliseconds: commandSeconds.map { UInt32(min($0 * 1000, Double(UInt32.max))) })
         var observations: [CallObservation] = []
-        let session = try Self.session(config, timeout: machine.timeout, console: console, policy: loaded,
+        let session = try Self.session(config, timeout: machine.timeout, console: console, jailing: machine.jail, policy: loaded,
                                        log: log, auditPath: audit) { gateway throws(GatewayError) in
             if record != nil { gateway.observe = { observations.append($0) } }
             return try gateway.exec(request, input: interactive ? .descriptor(0) : .none) { isStdout, bytes in
@@ -152,37 +152,50 @@ struct Run: ParsableCommand {
     /// and closes the log, signing a head over the session. The console goes to a log in the
     /// runtime directory, or to our stderr with `console`.
     static func session<T>(_ base: MachineConfiguration, timeout: Double, console: Bool,
+                           jailing: (String, MachineConfiguration, String) throws -> VMJail?,
                            policy loaded: LoadedPolicy?, log: AuditLog?, auditPath: String?,
                            _ body: (ToolGateway) throws(GatewayError) -> T) throws -> SessionEnd<T> {
         let runtime = try RuntimeDirectory.create()
         var config = base
-        config.vsock = VsockConfiguration(guestCID: 3, socketPath: runtime.path + "/vsock.sock")
+        let socketDirectory = runtime.path + "/sock"
+        config.vsock = VsockConfiguration(guestCID: 3, socketPath: socketDirectory + "/vsock.sock")
         let logPath = runtime.path + "/console.log"
         let vmName = runtime.path.split(separator: "/").last.map(String.init) ?? "vm"
-        do { config.hostCPUs = try HostResources.grant(id: vmName, config).cpus } catch {
+        let jail: VMJail?
+        do {
+            config.hostCPUs = try HostResources.grant(id: vmName, config).cpus
+            jail = try jailing(vmName, config, socketDirectory)
+        } catch {
+            HostResources.release(id: vmName)
             runtime.remove()
             throw error
         }
         let logFD = console ? dup(2) : open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard logFD >= 0 else {
+            jail?.release()
             HostResources.release(id: vmName)
             runtime.remove()
             throw CLIError(message: "cannot open \(logPath): \(String(cString: strerror(errno)))", code: vmFailed)
         }
         let child: pid_t
-        do { child = try VMMLauncher.spawn(config, timeout: timeout, logFD: logFD) } catch {
+        do { child = try VMMLauncher.spawn(config, jail: jail, timeout: timeout, logFD: logFD) } catch {
             close(logFD)
+            jail?.release()
             HostResources.release(id: vmName)
             runtime.remove()
             throw error
         }
         close(logFD)
         let vm = ChildVMM(pid: child)
+        jail?.launched(pid: child)
         // Freed however this ends: released here, or reaped once the VMM is gone.
         do { try HostResources.launched(id: vmName, pid: child) } catch {
             writeStandardError("momin: \(error); the grant stays with this process until it ends\n")
         }
-        defer { HostResources.release(id: vmName) }
+        defer {
+            jail?.release()  // after vm.stop() below: the jailer has exited
+            HostResources.release(id: vmName)
+        }
         let waitSeconds = timeout > 0 ? timeout : 300
         var gateway: ToolGateway?
         let result: Result<T, GatewayError>
@@ -246,11 +259,19 @@ final class ChildVMM: @unchecked Sendable {
     }
 
     /// Asks the VMM to stop the guest (SIGTERM) and waits for it; describes how it ended.
+    /// A VMM (or its jailer) that has not stopped 10 s after SIGTERM is killed.
     func stop() -> String {
         if status == nil {
             kill(pid, SIGTERM)
             var s: Int32 = 0
-            while waitpid(pid, &s, 0) < 0 && errno == EINTR {}
+            var waited = 0
+            while true {
+                let reaped = waitpid(pid, &s, WNOHANG)
+                if reaped == pid || (reaped < 0 && errno != EINTR) { break }
+                if waited == 100 { kill(pid, SIGKILL) }
+                usleep(100_000)
+                waited += 1
+            }
             status = s
         }
         let s = status ?? 0
@@ -295,12 +316,13 @@ struct RuntimeDirectory {
         Self.atExit.append(path)
     }
 
-    /// Removes the directory and the files in it (sockets, the log).
+    /// Removes the directory and what is in it (sockets, the log, the socket directory).
     func remove() {
         if let dir = opendir(path) {
             while let entry = readdir(dir) {
                 let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-                if name != "." && name != ".." { unlink(path + "/" + name) }
+                guard name != "." && name != ".." else { continue }
+                if entry.pointee.d_type == UInt8(DT_DIR) { RuntimeDirectory(path: path + "/" + name).remove() } else { unlink(path + "/" + name) }
             }
             closedir(dir)
         }

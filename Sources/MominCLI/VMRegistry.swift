@@ -41,13 +41,16 @@ struct VMRegistry {
     }
 
     func directory(_ name: String) -> String { root + "/" + name }
-    func socketPath(_ name: String) -> String { directory(name) + "/vsock.sock" }
+    /// Where the VM's vsock socket lives: a directory of its own, which its jail sees as /run/momin.
+    func socketDirectory(_ name: String) -> String { directory(name) + "/sock" }
+    func socketPath(_ name: String) -> String { socketDirectory(name) + "/vsock.sock" }
     func logPath(_ name: String) -> String { directory(name) + "/console.log" }
 
     enum State: Equatable { case running(pid: pid_t), stale(String), absent }
 
-    /// Running only if the recorded pid is alive and is this VM's momin-vmm (its command line
-    /// names this VM's socket), so a reused pid is not mistaken for the VM.
+    /// Running only if the recorded pid is alive and is this VM's momin-vmm or jailer (its
+    /// command line names this VM's socket or socket directory), so a reused pid is not mistaken
+    /// for the VM.
     func state(_ name: String) -> State {
         guard access(directory(name), F_OK) == 0 else { return .absent }
         guard let text = readSmallFile(directory(name) + "/pid"), let pid = pid_t(text.trimmingNewline()) else {
@@ -55,7 +58,10 @@ struct VMRegistry {
         }
         guard let cmdline = readSmallFile("/proc/\(pid)/cmdline") else { return .stale("momin-vmm (pid \(pid)) is gone") }
         let args = cmdline.split(separator: "\0").map(String.init)
-        guard args.first.map({ $0.hasSuffix("momin-vmm") }) == true, args.contains(socketPath(name)) else {
+        let vmm = args.first.map({ $0.hasSuffix("momin-vmm") }) == true && args.contains(socketPath(name))
+        let jailer = args.first.map({ $0.hasSuffix("momin-jailer") }) == true
+            && args.contains(where: { $0.hasPrefix(socketDirectory(name) + ":") })
+        guard vmm || jailer else {
             return .stale("pid \(pid) is no longer its momin-vmm")
         }
         return .running(pid: pid)
