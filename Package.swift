@@ -46,13 +46,16 @@ let package = Package(
         .target(name: "Policy", dependencies: ["Doors", .product(name: "Yams", package: "Yams")]),
         // RFC 6962 Merkle trees: tree hashes, an incremental frontier, inclusion and consistency proofs (pure).
         .target(name: "Merkle", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        // What the audit log and bucket stores share as signed SQLite Merkle logs: the file's identity,
+        // the writer's lock, heads and their signatures, resuming a writer, the verifier's walk.
+        .target(name: "SignedLog", dependencies: ["Merkle", .product(name: "GRDB", package: "GRDB.swift")]),
         // The signed, append-only audit log in SQLite: every tool request, decision, result and lifecycle event.
         .target(name: "Audit", dependencies: [
-            "Merkle", .product(name: "Crypto", package: "swift-crypto"), .product(name: "GRDB", package: "GRDB.swift"),
+            "Merkle", "SignedLog", .product(name: "Crypto", package: "swift-crypto"), .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         // Buckets: append-only, content-addressed stores per namespace, Merkle-verifiable, signed with the audit key type.
         .target(name: "Buckets", dependencies: [
-            "Audit", "Merkle", .product(name: "Crypto", package: "swift-crypto"), .product(name: "GRDB", package: "GRDB.swift"),
+            "Audit", "Merkle", "SignedLog", .product(name: "Crypto", package: "swift-crypto"), .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         // The tool gateway: every Hands call through the policy and into the audit log.
         .target(name: "Gateway", dependencies: [

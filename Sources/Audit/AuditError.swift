@@ -1,3 +1,5 @@
+import SignedLog
+
 /// Why a log could not be opened, written or read. Each case reads as a message that names the file.
 /// (What is wrong inside a log that can be read is an `AuditFinding`.)
 public enum AuditError: Error, Equatable, CustomStringConvertible {
@@ -39,6 +41,22 @@ public enum AuditError: Error, Equatable, CustomStringConvertible {
         case .invalidRequest(let why): why
         }
     }
+}
+
+extension AuditError {
+    init(_ error: LogStoreError, path: String) {
+        switch error {
+        case .notThisFormat(let why): self = .notAnAuditLog(path: path, why: why)
+        case .cannotOpen(let why): self = .cannotOpen(path: path, why: why)
+        case .busy: self = .busy(path: path)
+        case .database(let message): self = .database(path: path, message: message)
+        }
+    }
+}
+
+/// Runs SQLite work, turning its errors into `AuditError`s naming the log.
+func catchingSQL<T>(_ path: String, _ body: () throws -> T) throws(AuditError) -> T {
+    do { return try body() } catch let error as AuditError { throw error } catch { throw AuditError(LogStoreError(error), path: path) }
 }
 
 extension String {

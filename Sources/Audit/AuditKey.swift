@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Glibc
 import Merkle
+import SignedLog
 
 /// The Ed25519 key that signs a log's tree heads. The private key file holds the 32-byte seed,
 /// raw, mode 0600; it is made on first use (O_CREAT|O_EXCL, so two writers never make two keys)
@@ -108,7 +109,7 @@ public struct AuditKey: @unchecked Sendable {
 }
 
 /// An Ed25519 public key that checks tree head signatures.
-public struct AuditPublicKey: Equatable, @unchecked Sendable, CustomStringConvertible {
+public struct AuditPublicKey: Equatable, @unchecked Sendable, HeadKey {
     let key: Curve25519.Signing.PublicKey
 
     init(_ key: Curve25519.Signing.PublicKey) { self.key = key }

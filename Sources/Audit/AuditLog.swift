@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Glibc
 import Merkle
+import SignedLog
 import Synchronization
 
 /// The writer of an audit log: a SQLite database in WAL mode whose rows are the leaves of an
@@ -56,76 +57,40 @@ public final class AuditLog: Sendable {
     public let key: AuditKey
     let options: Options
     private let database: DatabaseQueue
-    /// Holds flock(LOCK_EX) on the database file while the log is open. Closed only after
-    /// SQLite has closed its own descriptors: closing any descriptor of the file drops the
-    /// process's POSIX locks, SQLite's included.
-    private let lockDescriptor: Int32
+    private let lock: WriterLock
     private let state: Mutex<State>
 
     struct State {
-        var frontier: MerkleFrontier
-        var lastHead: SignedTreeHead?
+        var tip: LogTip<SignedTreeHead>
         var closed = false
-        var signedSize: UInt64 { lastHead?.treeSize ?? 0 }
-        var nextSequence: UInt64 { lastHead.map { $0.sequence + 1 } ?? 0 }
     }
 
     /// Opens the log at `path`, creating it (and the key) if needed. An existing log is resumed:
     /// the frontier comes from its last signed head (checked against the head's root and
     /// signature) and the entries after it (each checked as `verify` does).
     public convenience init(path: String, options: Options = Options()) throws(AuditError) {
-        let lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard lock >= 0 else { throw .cannotOpen(path: path, why: errnoText()) }
-        if let code = Self.lockExclusively(lock, waiting: options.lockWait) {
-            Glibc.close(lock)
-            throw code == EWOULDBLOCK ? .busy(path: path) : .cannotOpen(path: path, why: String(cString: strerror(code)))
-        }
-        var database: DatabaseQueue?
+        let lock: WriterLock
+        do { lock = try WriterLock(path: path, waiting: options.lockWait) } catch { throw AuditError(error, path: path) }
         do {
             let key = try AuditKey.loadOrCreate(path: options.keyPath ?? path + ".key")
-            var configuration = Configuration()
-            configuration.journalMode = .wal
-            configuration.busyMode = .timeout(10)
-            let opened = try catchingSQL(path) { try DatabaseQueue(path: path, configuration: configuration) }
-            database = opened
-            let state = try catchingSQL(path) {
-                try opened.writeWithoutTransaction { db in
-                    try db.execute(sql: "PRAGMA synchronous = \(options.durability == .powerLoss ? "FULL" : "NORMAL")")
-                }
-                return try opened.write { db in
-                    if try Schema.check(db, path: path) {
-                        try db.execute(sql: Schema.create)
-                        try db.execute(sql: "PRAGMA application_id = \(Schema.applicationID)")
-                        try db.execute(sql: "PRAGMA user_version = \(Schema.version)")
-                    }
-                    return try Self.resume(db, path: path, key: key)
+            let (database, tip) = try catchingSQL(path) {
+                try Schema.file.openWriter(path: path, synchronous: options.durability == .powerLoss ? "FULL" : "NORMAL") { db in
+                    try Self.resume(db, path: path, key: key)
                 }
             }
-            self.init(path: path, key: key, options: options, database: opened, lock: lock, state: state)
+            self.init(path: path, key: key, options: options, database: database, lock: lock, state: State(tip: tip))
         } catch {
-            try? database?.close()
-            Glibc.close(lock)
+            lock.release()
             throw error
         }
     }
 
-    /// flock(LOCK_EX), retried every 2 ms for up to `wait`; nil when held, else the errno.
-    private static func lockExclusively(_ fd: Int32, waiting wait: Duration) -> Int32? {
-        let deadline = ContinuousClock.now + wait
-        while true {
-            if flock(fd, LOCK_EX | LOCK_NB) == 0 { return nil }
-            let code = errno
-            guard code == EWOULDBLOCK || code == EINTR, ContinuousClock.now < deadline else { return code }
-            usleep(2000)
-        }
-    }
-
-    private init(path: String, key: AuditKey, options: Options, database: DatabaseQueue, lock: Int32, state: State) {
+    private init(path: String, key: AuditKey, options: Options, database: DatabaseQueue, lock: WriterLock, state: State) {
         self.path = path
         self.key = key
         self.options = options
         self.database = database
-        self.lockDescriptor = lock
+        self.lock = lock
         self.state = Mutex(state)
     }
 
@@ -133,50 +98,17 @@ public final class AuditLog: Sendable {
         try? close()
     }
 
-    /// Rebuilds the frontier of an existing log without reading every leaf: the last head's
-    /// stored frontier, then the unsigned tail.
-    private static func resume(_ db: Database, path: String, key: AuditKey) throws -> State {
-        let size = try UInt64(Int64.fetchOne(db, sql: #"SELECT coalesce(max("index"), -1) + 1 FROM entries"#) ?? 0)
-        let rows = try UInt64(Int64.fetchOne(db, sql: "SELECT count(*) FROM entries") ?? 0)
-        if rows != size {
-            let gap = try Int64.fetchOne(db, sql: #"""
-                SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM entries WHERE "index" = 0) THEN 0 ELSE
-                  (SELECT min(e."index") + 1 FROM entries e
-                   WHERE NOT EXISTS (SELECT 1 FROM entries f WHERE f."index" = e."index" + 1)) END
-                """#) ?? 0
-            throw AuditError.damaged(path: path, finding: AuditFinding(
-                place: .entry(UInt64(gap)), kind: .deleted, detail: "missing: \(size - rows) of the indices below \(size) have no row"))
+    /// The tree so far, each entry of the unsigned tail checked as `verify` checks it.
+    private static func resume(_ db: Database, path: String, key: AuditKey) throws -> LogTip<SignedTreeHead> {
+        do {
+            return try Schema.rows.resume(db, key: key.publicKey, make: SignedTreeHead.init) { row, position in
+                EntryCheck.check(row, position: position).map(\.leafHash).mapError(\.finding)
+            }
+        } catch LogRows.Refusal.keyMismatch {
+            throw AuditError.keyMismatch(path: path, keyPath: key.path)
+        } catch LogRows.Refusal.damaged(let finding) {
+            throw AuditError.damaged(path: path, finding: finding)
         }
-        var frontier = MerkleFrontier()
-        var lastHead: SignedTreeHead?
-        if let row = try Row.fetchOne(db, sql: "SELECT seq, tree_size, root_hash, time, signature, frontier FROM heads ORDER BY seq DESC LIMIT 1") {
-            let stored = StoredHead(row)
-            guard let head = stored.head else {
-                throw AuditError.damaged(path: path, finding: AuditFinding(
-                    place: stored.place, kind: .forgedHead, detail: stored.problem ?? "malformed"))
-            }
-            guard head.isValid(for: key.publicKey) else { throw AuditError.keyMismatch(path: path, keyPath: key.path) }
-            guard head.treeSize <= size else {
-                throw AuditError.damaged(path: path, finding: AuditFinding(
-                    place: .entry(size), kind: .deleted, detail: "missing: head \(head.sequence) signed \(head.treeSize) entries, only \(size) remain"))
-            }
-            guard let saved = MerkleFrontier(size: head.treeSize, serialized: stored.frontier), saved.root == head.root else {
-                throw AuditError.damaged(path: path, finding: AuditFinding(
-                    place: stored.place, kind: .modified, detail: "its stored frontier does not lead to its signed root"))
-            }
-            frontier = saved
-            lastHead = head
-        }
-        // The unsigned tail is checked as verify checks it before anything is built on it.
-        let tail = try Row.fetchCursor(db, sql: #"SELECT "index", time, kind, data, leaf_hash FROM entries WHERE "index" >= ? ORDER BY "index""#,
-                                       arguments: [Int64(frontier.size)])
-        while let row = try tail.next() {
-            switch EntryCheck.check(row, position: frontier.size) {
-            case .success(let checked): frontier.append(checked.leafHash)
-            case .failure(let problem): throw AuditError.damaged(path: path, finding: problem.finding)
-            }
-        }
-        return State(frontier: frontier, lastHead: lastHead)
     }
 
     // MARK: Appending
@@ -194,7 +126,7 @@ public final class AuditLog: Sendable {
             guard !state.closed else { throw .closed(path: path) }
             guard !events.isEmpty else { return [] }
             let time = options.clock()
-            var frontier = state.frontier
+            var frontier = state.tip.frontier
             var records: [AuditRecord] = []
             var rows: [StatementArguments] = []
             records.reserveCapacity(events.count)
@@ -209,8 +141,8 @@ public final class AuditLog: Sendable {
                 frontier.append(hash)
             }
             var head: SignedTreeHead?
-            if frontier.size - state.signedSize >= options.signEvery {
-                head = try SignedTreeHead.sign(sequence: state.nextSequence, treeSize: frontier.size, root: frontier.root,
+            if frontier.size - state.tip.signedSize >= options.signEvery {
+                head = try SignedTreeHead.sign(sequence: state.tip.nextSequence, treeSize: frontier.size, root: frontier.root,
                                                time: time, key: key)
             }
             try catchingSQL(path) {
@@ -224,12 +156,12 @@ public final class AuditLog: Sendable {
                     try database.write { db in
                         let insert = try db.cachedStatement(sql: Schema.insertEntry)
                         for row in rows { try insert.execute(arguments: row) }
-                        if let head { try Self.insert(head, frontier: frontier, db) }
+                        if let head { try Schema.rows.insert(head, frontier: frontier, db) }
                     }
                 }
             }
-            state.frontier = frontier
-            if let head { state.lastHead = head }
+            state.tip.frontier = frontier
+            if let head { state.tip.lastHead = head }
             return records
         }
     }
@@ -244,20 +176,13 @@ public final class AuditLog: Sendable {
     }
 
     private func signPending(_ state: inout State) throws(AuditError) -> SignedTreeHead? {
-        let frontier = state.frontier
-        guard frontier.size > state.signedSize else { return nil }
-        let head = try SignedTreeHead.sign(sequence: state.nextSequence, treeSize: frontier.size, root: frontier.root,
+        let frontier = state.tip.frontier
+        guard state.tip.unsigned > 0 else { return nil }
+        let head = try SignedTreeHead.sign(sequence: state.tip.nextSequence, treeSize: frontier.size, root: frontier.root,
                                            time: options.clock(), key: key)
-        try catchingSQL(path) { try database.write { db in try Self.insert(head, frontier: frontier, db) } }
-        state.lastHead = head
+        try catchingSQL(path) { try database.write { db in try Schema.rows.insert(head, frontier: frontier, db) } }
+        state.tip.lastHead = head
         return head
-    }
-
-    private static func insert(_ head: SignedTreeHead, frontier: MerkleFrontier, _ db: Database) throws {
-        try db.cachedStatement(sql: Schema.insertHead).execute(arguments: [
-            Int64(head.sequence), Int64(head.treeSize), Data(head.root.bytes), Int64(bitPattern: head.time),
-            Data(head.signature), Data(frontier.serialized),
-        ])
     }
 
     /// Signs the unsigned tail, then closes the database and releases the writer's lock.
@@ -267,7 +192,7 @@ public final class AuditLog: Sendable {
             guard !state.closed else { return }
             defer {
                 try? database.close()
-                Glibc.close(lockDescriptor)
+                lock.release()
                 state.closed = true
             }
             _ = try signPending(&state)
@@ -277,10 +202,10 @@ public final class AuditLog: Sendable {
     // MARK: Reading
 
     /// Entries appended so far.
-    public var size: UInt64 { state.withLock { $0.frontier.size } }
+    public var size: UInt64 { state.withLock { $0.tip.frontier.size } }
     /// The Merkle root of all entries appended so far (signed or not).
-    public var root: MerkleHash { state.withLock { $0.frontier.root } }
-    public var lastHead: SignedTreeHead? { state.withLock { $0.lastHead } }
+    public var root: MerkleHash { state.withLock { $0.tip.frontier.root } }
+    public var lastHead: SignedTreeHead? { state.withLock { $0.tip.lastHead } }
 
     public func record(at index: UInt64) throws(AuditError) -> AuditRecord? {
         let data = try catchingSQL(path) {
@@ -294,12 +219,7 @@ public final class AuditLog: Sendable {
 
     /// Every signed head, oldest first.
     public func heads() throws(AuditError) -> [SignedTreeHead] {
-        try catchingSQL(path) {
-            try database.read { db in
-                try Row.fetchAll(db, sql: "SELECT seq, tree_size, root_hash, time, signature, frontier FROM heads ORDER BY seq")
-                    .compactMap { StoredHead($0).head }
-            }
-        }
+        try catchingSQL(path) { try database.read { db in try Schema.rows.heads(db, make: SignedTreeHead.init).compactMap(\.head) } }
     }
 
     /// PATH(index, D[treeSize]) (RFC 6962 §2.1.1) over the stored leaf hashes.
@@ -320,12 +240,7 @@ public final class AuditLog: Sendable {
 
     private func leafHashes(count: UInt64) throws(AuditError) -> [MerkleHash] {
         guard count <= size else { throw .invalidRequest("the log has \(size) entries, not \(count)") }
-        let blobs = try catchingSQL(path) {
-            try database.read { db in
-                try Data.fetchAll(db, sql: #"SELECT leaf_hash FROM entries WHERE "index" < ? ORDER BY "index""#, arguments: [Int64(count)])
-            }
-        }
-        let hashes = blobs.compactMap { MerkleHash(bytes: $0) }
+        let hashes = try catchingSQL(path) { try database.read { db in try Schema.rows.leafHashes(db, count: count) } }
         guard hashes.count == Int(count) else { throw .invalidRequest("stored leaf hashes are damaged; run momin audit verify") }
         return hashes
     }
@@ -335,18 +250,5 @@ public final class AuditLog: Sendable {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         return UInt64(max(now.tv_sec, 0)) * 1_000_000_000 + UInt64(max(now.tv_nsec, 0))
-    }
-}
-
-/// Runs SQLite work, turning its errors into `AuditError.database` naming the log.
-func catchingSQL<T>(_ path: String, _ body: () throws -> T) throws(AuditError) -> T {
-    do {
-        return try body()
-    } catch let error as AuditError {
-        throw error
-    } catch let error as DatabaseError {
-        throw .database(path: path, message: error.message ?? error.description)
-    } catch {
-        throw .database(path: path, message: "\(error)")
     }
 }

@@ -1,4 +1,5 @@
 import Merkle
+import SignedLog
 
 /// The canonical leaf bytes of a record, version 1 (docs/audit.md, "Leaf encoding"):
 ///
@@ -11,7 +12,7 @@ import Merkle
 extension AuditRecord {
     public static let encodingVersion: UInt8 = 1
     /// Bound on one string or byte field, so a hostile row cannot make the decoder allocate much.
-    public static let maximumFieldLength = 16 << 20
+    public static let maximumFieldLength = LeafWriter.maximumFieldLength
 
     enum Tag: UInt8 {
         case toolRequest = 1, decision, resultDigest, vmStart, vmStop, policyLoad
@@ -119,35 +120,6 @@ extension AuditRecord {
 public struct LeafFormatError: Error, Equatable, CustomStringConvertible {
     public let description: String
     init(_ description: String) { self.description = description }
-}
-
-/// Canonical big-endian field writer, shared with Buckets' leaf encoding.
-package struct LeafWriter {
-    package var bytes: [UInt8] = []
-    /// The length of the first field that was too long to write.
-    package var oversized: Int?
-
-    package init() { bytes.reserveCapacity(128) }
-
-    package mutating func u8(_ value: UInt8) { bytes.append(value) }
-
-    package mutating func u64(_ value: UInt64) {
-        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
-    }
-
-    package mutating func bytes(_ value: some Collection<UInt8>) {
-        guard value.count <= AuditRecord.maximumFieldLength else {
-            oversized = oversized ?? value.count
-            return
-        }
-        let count = UInt32(value.count)
-        for shift in stride(from: 24, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: count >> UInt32(shift))) }
-        bytes.append(contentsOf: value)
-    }
-
-    package mutating func string(_ value: String) { bytes(value.utf8) }
-
-    package mutating func digest(_ value: MerkleHash) { value.withUnsafeBytes { bytes.append(contentsOf: $0) } }
 }
 
 struct LeafReader {

@@ -1,12 +1,7 @@
-import GRDB
+import SignedLog
 
 /// The tables of an audit log (docs/audit.md, "Format").
 enum Schema {
-    /// PRAGMA application_id: "MoAL", so `verify` can tell an audit log from another SQLite file.
-    static let applicationID: Int32 = 0x4D6F_414C
-    /// PRAGMA user_version: the schema and leaf encoding version.
-    static let version = 1
-
     /// Both tables only grow. The triggers are a second guard behind the API (which has no
     /// update or delete): rows can be neither changed nor removed, nor inserted anywhere but
     /// at the end, not even by INSERT OR REPLACE (whose implicit delete fires no trigger).
@@ -45,24 +40,10 @@ enum Schema {
         """
 
     static let insertEntry = #"INSERT INTO entries ("index", time, kind, data, leaf_hash) VALUES (?, ?, ?, ?, ?)"#
-    static let insertHead = "INSERT INTO heads (seq, tree_size, root_hash, time, signature, frontier) VALUES (?, ?, ?, ?, ?, ?)"
 
-    /// Throws `notAnAuditLog` unless the open database is an audit log of this version;
-    /// true if it is a new, empty database (no tables, no application id).
-    static func check(_ db: Database, path: String) throws -> Bool {
-        let application = try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0
-        let tables = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table'")
-        if application == 0 && tables.isEmpty { return true }
-        guard application == applicationID else {
-            throw AuditError.notAnAuditLog(path: path, why: "its SQLite application id is \(application), not \(applicationID)")
-        }
-        let version = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
-        guard version == Self.version else {
-            throw AuditError.notAnAuditLog(path: path, why: "format version \(version), this momin reads version \(Self.version)")
-        }
-        for table in ["entries", "heads"] where !tables.contains(table) {
-            throw AuditError.notAnAuditLog(path: path, why: "it has no \(table) table")
-        }
-        return false
-    }
+    /// PRAGMA application_id "MoAL" tells an audit log from another SQLite file; user_version is
+    /// the schema and leaf encoding version.
+    static let file = LogSchema(applicationID: 0x4D6F_414C, version: 1, tables: ["entries", "heads"], create: create)
+    /// The one tree of a log: every row of both tables.
+    static let rows = LogRows(entryColumns: #""index", time, kind, data, leaf_hash"#)
 }

@@ -1,8 +1,9 @@
 import Merkle
+import SignedLog
 
 /// A signed statement that the log's first `treeSize` entries have Merkle root `root`
 /// (the signed tree head of RFC 6962 §3.5, with our own byte layout).
-public struct SignedTreeHead: Hashable, Sendable {
+public struct SignedTreeHead: SignedHead {
     /// 0, 1, 2, ... in the order the heads were signed; signed too, so a deleted head shows.
     public var sequence: UInt64
     public var treeSize: UInt64
@@ -25,18 +26,10 @@ public struct SignedTreeHead: Hashable, Sendable {
 
     /// domain ‖ u64 sequence ‖ u64 tree size ‖ 32-byte root ‖ u64 time, integers big-endian.
     public static func signedBytes(sequence: UInt64, treeSize: UInt64, root: MerkleHash, time: UInt64) -> [UInt8] {
-        var out = LeafWriter()
-        out.bytes.append(contentsOf: domain)
-        out.u64(sequence)
-        out.u64(treeSize)
-        out.digest(root)
-        out.u64(time)
-        return out.bytes
+        treeHeadBytes(domain: domain, sequence: sequence, treeSize: treeSize, root: root, time: time)
     }
 
     public var signedBytes: [UInt8] { Self.signedBytes(sequence: sequence, treeSize: treeSize, root: root, time: time) }
-
-    public func isValid(for key: AuditPublicKey) -> Bool { key.isValidSignature(signature, for: signedBytes) }
 
     static func sign(sequence: UInt64, treeSize: UInt64, root: MerkleHash, time: UInt64, key: AuditKey) throws(AuditError) -> SignedTreeHead {
         let signature = try key.sign(signedBytes(sequence: sequence, treeSize: treeSize, root: root, time: time))

@@ -1,6 +1,7 @@
 import Audit
 import Crypto
 import Merkle
+import SignedLog
 
 /// The bounds on what one put may hold. Checked before anything is written.
 public enum BucketLimits {
@@ -112,7 +113,7 @@ public struct BucketEntry: Hashable, Sendable {
 
 /// A signed statement that namespace `namespace` has `treeSize` entries with Merkle root `root`
 /// (a signed tree head, RFC 6962 §3.5, in our own byte layout).
-public struct BucketHead: Hashable, Sendable {
+public struct BucketHead: SignedHead {
     public var namespace: String
     public var sequence: UInt64
     public var treeSize: UInt64
@@ -135,17 +136,8 @@ public struct BucketHead: Hashable, Sendable {
 
     /// domain ‖ string namespace ‖ u64 sequence ‖ u64 tree size ‖ 32-byte root ‖ u64 time.
     public var signedBytes: [UInt8] {
-        var out = LeafWriter()
-        out.bytes.append(contentsOf: Self.domain)
-        out.string(namespace)
-        out.u64(sequence)
-        out.u64(treeSize)
-        out.digest(root)
-        out.u64(time)
-        return out.bytes
+        treeHeadBytes(domain: Self.domain, scope: namespace, sequence: sequence, treeSize: treeSize, root: root, time: time)
     }
-
-    public func isValid(for key: AuditPublicKey) -> Bool { key.isValidSignature(signature, for: signedBytes) }
 
     static func sign(namespace: String, sequence: UInt64, treeSize: UInt64, root: MerkleHash, time: UInt64,
                      key: AuditKey) throws(BucketError) -> BucketHead {

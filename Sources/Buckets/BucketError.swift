@@ -1,5 +1,6 @@
 import Audit
 import Merkle
+import SignedLog
 
 /// Why a bucket store could not be opened, written or read, or why a request was refused.
 /// Each case reads as a message. (What is wrong inside a readable store is a `BucketFinding`.)
@@ -47,6 +48,22 @@ public enum BucketError: Error, Equatable, CustomStringConvertible {
     }
 }
 
+extension BucketError {
+    init(_ error: LogStoreError, path: String) {
+        switch error {
+        case .notThisFormat(let why): self = .notABucketStore(path: path, why: why)
+        case .cannotOpen(let why): self = .cannotOpen(path: path, why: why)
+        case .busy: self = .busy(path: path)
+        case .database(let message): self = .database(path: path, message: message)
+        }
+    }
+}
+
+/// Runs SQLite work, turning its errors into `BucketError`s naming the store.
+func catchingSQL<T>(_ path: String, _ body: () throws -> T) throws(BucketError) -> T {
+    do { return try body() } catch let error as BucketError { throw error } catch { throw BucketError(LogStoreError(error), path: path) }
+}
+
 /// The first thing wrong in a store: where, what kind of tampering it looks like, and the detail.
 public struct BucketFinding: Error, Hashable, Sendable, CustomStringConvertible {
     public enum Place: Hashable, Sendable {
@@ -59,7 +76,7 @@ public struct BucketFinding: Error, Hashable, Sendable, CustomStringConvertible 
 
     /// The same kinds of tampering the audit verifier names, `valueModified` being the one
     /// only a bucket store has (a value whose bytes no longer hash to its content address).
-    public typealias Kind = AuditFinding.Kind
+    public typealias Kind = LogFinding.Kind
 
     public var place: Place
     public var kind: Kind
@@ -69,6 +86,16 @@ public struct BucketFinding: Error, Hashable, Sendable, CustomStringConvertible 
         self.place = place
         self.kind = kind
         self.detail = detail
+    }
+
+    /// A finding in the tree of `namespace`.
+    init(_ finding: LogFinding, namespace: String) {
+        switch finding.place {
+        case .entry(let index): place = .entry(namespace: namespace, index: index)
+        case .head(let sequence, let treeSize): place = .head(namespace: namespace, sequence: sequence, treeSize: treeSize)
+        }
+        kind = finding.kind
+        detail = finding.detail
     }
 
     public var description: String {

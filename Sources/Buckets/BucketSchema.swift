@@ -1,13 +1,10 @@
 import Foundation
 import GRDB
 import Merkle
+import SignedLog
 
 /// The tables of a bucket store (docs/buckets.md, "Format").
 enum BucketSchema {
-    /// PRAGMA application_id: "MoBK".
-    static let applicationID: Int32 = 0x4D6F_424B
-    static let version = 1
-
     /// Every table only grows. The triggers guard behind the API (which has no update or
     /// delete): no row changes or goes, entries and heads are inserted only at the end of their
     /// namespace, tags only for the newest entry, and a value already stored is never replaced
@@ -79,34 +76,19 @@ enum BucketSchema {
             BEGIN SELECT RAISE(ABORT, 'bucket heads are append-only: no delete'); END;
         """
 
-    static let triggers = ["blobs_once", "blobs_no_update", "blobs_no_delete", "entries_append_only", "entries_no_update",
-                           "entries_no_delete", "tags_append_only", "tags_no_update", "tags_no_delete",
-                           "heads_append_only", "heads_no_update", "heads_no_delete"]
-
     static let insertBlob = "INSERT INTO blobs (hash, size, data) VALUES (?, ?, ?)"
     static let insertEntry = #"INSERT INTO entries (namespace, "index", key, content_hash, size, time, leaf_hash) VALUES (?, ?, ?, ?, ?, ?, ?)"#
     static let insertTag = #"INSERT INTO tags (namespace, tag, "index") VALUES (?, ?, ?)"#
-    static let insertHead = "INSERT INTO heads (namespace, seq, tree_size, root_hash, time, signature, frontier) VALUES (?, ?, ?, ?, ?, ?, ?)"
     static let entryColumns = #""index", key, content_hash, size, time, leaf_hash"#
-    static let headColumns = "seq, tree_size, root_hash, time, signature, frontier"
 
-    /// Throws `notABucketStore` unless the open database is a bucket store of this version;
-    /// true if it is a new, empty database.
-    static func check(_ db: Database, path: String) throws -> Bool {
-        let application = try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0
-        let tables = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table'")
-        if application == 0 && tables.isEmpty { return true }
-        guard application == applicationID else {
-            throw BucketError.notABucketStore(path: path, why: "its SQLite application id is \(application), not \(applicationID)")
-        }
-        let version = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
-        guard version == Self.version else {
-            throw BucketError.notABucketStore(path: path, why: "format version \(version), this momin reads version \(Self.version)")
-        }
-        for table in ["blobs", "entries", "tags", "heads"] where !tables.contains(table) {
-            throw BucketError.notABucketStore(path: path, why: "it has no \(table) table")
-        }
-        return false
+    /// PRAGMA application_id "MoBK".
+    static let file = LogSchema(applicationID: 0x4D6F_424B, version: 1, tables: ["blobs", "entries", "tags", "heads"], create: create)
+
+    /// The tree of one namespace.
+    static func rows(_ namespace: String) -> LogRows { LogRows(entryColumns: entryColumns, scope: ("namespace", namespace)) }
+
+    static func makeHead(_ namespace: String) -> MakeHead<BucketHead> {
+        { BucketHead(namespace: namespace, sequence: $0, treeSize: $1, root: $2, time: $3, signature: $4) }
     }
 
     /// The tags stored for one entry, sorted by bytes (SQLite's BINARY order is memcmp).
@@ -143,53 +125,5 @@ struct StoredEntry {
         let entry = BucketEntry(namespace: namespace, index: UInt64(index), key: key, contentHash: contentHash,
                                 size: UInt64(size), tags: tags, time: UInt64(bitPattern: time))
         return .success(StoredEntry(entry: entry, storedLeafHash: leafHash))
-    }
-}
-
-/// A heads row (columns `headColumns`) read without trusting it.
-struct StoredHead {
-    var namespace: String
-    var sequence: UInt64
-    var head: BucketHead?
-    var frontier: [UInt8] = []
-    var problem: String?
-
-    init(_ row: Row, namespace: String, position: UInt64) {
-        self.namespace = namespace
-        let values = (0..<6).map { row[$0] as DatabaseValue }
-        if case .int64(let sequence) = values[0].storage, sequence >= 0 { self.sequence = UInt64(sequence) } else {
-            self.sequence = position
-            problem = "its sequence number is \(values[0])"
-            return
-        }
-        guard case .int64(let size) = values[1].storage, size >= 0 else { problem = "its tree size is \(values[1])"; return }
-        guard case .blob(let root) = values[2].storage, let rootHash = MerkleHash(bytes: root) else {
-            problem = "its root is not 32 bytes"
-            return
-        }
-        guard case .int64(let time) = values[3].storage else { problem = "its time is \(values[3])"; return }
-        guard case .blob(let signature) = values[4].storage, signature.count == 64 else {
-            problem = "its signature is not 64 bytes"
-            return
-        }
-        if case .blob(let frontier) = values[5].storage { self.frontier = Array(frontier) }
-        head = BucketHead(namespace: namespace, sequence: sequence, treeSize: UInt64(size), root: rootHash,
-                          time: UInt64(bitPattern: time), signature: Array(signature))
-    }
-
-    var place: BucketFinding.Place { .head(namespace: namespace, sequence: sequence, treeSize: head?.treeSize) }
-}
-
-/// Runs SQLite work, turning its errors into `BucketError.database` naming the store.
-func catchingSQL<T>(_ path: String, _ body: () throws -> T) throws(BucketError) -> T {
-    do {
-        return try body()
-    } catch let error as BucketError {
-        throw error
-    } catch let error as DatabaseError {
-        if error.resultCode == .SQLITE_NOTADB { throw .notABucketStore(path: path, why: "not a SQLite database") }
-        throw .database(path: path, message: error.message ?? error.description)
-    } catch {
-        throw .database(path: path, message: "\(error)")
     }
 }

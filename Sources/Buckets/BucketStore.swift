@@ -1,8 +1,8 @@
 import Audit
 import Foundation
 import GRDB
-import Glibc
 import Merkle
+import SignedLog
 import Synchronization
 
 /// A value and the entry that holds it.
@@ -68,20 +68,12 @@ public final class BucketStore: Sendable {
     public let key: AuditKey?
     let options: Options
     private let database: DatabaseQueue
-    /// flock(LOCK_EX) on the file while a writer has it open (-1 when read-only); closed after
-    /// SQLite's own descriptors, as closing any descriptor drops the process's POSIX locks.
-    private let lockDescriptor: Int32
+    /// The writer's lock; nil when read-only.
+    private let lock: WriterLock?
     private let state: Mutex<State>
 
-    struct Space {
-        var frontier = MerkleFrontier()
-        var lastHead: BucketHead?
-        var signedSize: UInt64 { lastHead?.treeSize ?? 0 }
-        var nextSequence: UInt64 { lastHead.map { $0.sequence + 1 } ?? 0 }
-    }
-
     struct State {
-        var spaces: [String: Space] = [:]
+        var spaces: [String: LogTip<BucketHead>] = [:]
         var closed = false
     }
 
@@ -90,65 +82,31 @@ public final class BucketStore: Sendable {
     /// head's root and signature) and the entries after it (each leaf hash recomputed).
     public convenience init(path: String, options: Options = Options()) throws(BucketError) {
         if options.readOnly {
-            var info = stat()
-            guard stat(path, &info) == 0 else { throw .cannotOpen(path: path, why: String(cString: strerror(errno))) }
-            guard info.st_mode & S_IFMT == S_IFREG else { throw .cannotOpen(path: path, why: "not a regular file") }
-            var configuration = Configuration()
-            configuration.readonly = true
-            let opened = try catchingSQL(path) { try DatabaseQueue(path: path, configuration: configuration) }
-            do {
-                try catchingSQL(path) {
-                    try opened.read { db in
-                        if try BucketSchema.check(db, path: path) { throw BucketError.notABucketStore(path: path, why: "it has no tables") }
-                    }
-                }
-            } catch {
-                try? opened.close()
-                throw error
-            }
-            self.init(path: path, key: nil, options: options, database: opened, lock: -1, state: State())
+            let opened = try catchingSQL(path) { try BucketSchema.file.openReader(path: path) }
+            self.init(path: path, key: nil, options: options, database: opened, lock: nil, state: State())
             return
         }
-        let lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard lock >= 0 else { throw .cannotOpen(path: path, why: String(cString: strerror(errno))) }
-        guard flock(lock, LOCK_EX | LOCK_NB) == 0 else {
-            let code = errno
-            Glibc.close(lock)
-            throw code == EWOULDBLOCK ? .busy(path: path) : .cannotOpen(path: path, why: String(cString: strerror(code)))
-        }
-        var database: DatabaseQueue?
+        let lock: WriterLock
+        do { lock = try WriterLock(path: path, waiting: .zero) } catch { throw BucketError(error, path: path) }
         do throws(BucketError) {
             let key: AuditKey
             do { key = try AuditKey.loadOrCreate(path: options.keyPath ?? path + ".key") } catch { throw BucketError.key(error.description) }
-            var configuration = Configuration()
-            configuration.journalMode = .wal
-            configuration.busyMode = .timeout(10)
-            let opened = try catchingSQL(path) { try DatabaseQueue(path: path, configuration: configuration) }
-            database = opened
-            let spaces = try catchingSQL(path) {
-                try opened.write { db in
-                    if try BucketSchema.check(db, path: path) {
-                        try db.execute(sql: BucketSchema.create)
-                        try db.execute(sql: "PRAGMA application_id = \(BucketSchema.applicationID)")
-                        try db.execute(sql: "PRAGMA user_version = \(BucketSchema.version)")
-                    }
-                    return try Self.resume(db, path: path, key: key)
-                }
+            let (database, spaces) = try catchingSQL(path) {
+                try BucketSchema.file.openWriter(path: path) { db in try Self.resume(db, path: path, key: key) }
             }
-            self.init(path: path, key: key, options: options, database: opened, lock: lock, state: State(spaces: spaces))
+            self.init(path: path, key: key, options: options, database: database, lock: lock, state: State(spaces: spaces))
         } catch {
-            try? database?.close()
-            Glibc.close(lock)
+            lock.release()
             throw error
         }
     }
 
-    private init(path: String, key: AuditKey?, options: Options, database: DatabaseQueue, lock: Int32, state: State) {
+    private init(path: String, key: AuditKey?, options: Options, database: DatabaseQueue, lock: WriterLock?, state: State) {
         self.path = path
         self.key = key
         self.options = options
         self.database = database
-        self.lockDescriptor = lock
+        self.lock = lock
         self.state = Mutex(state)
     }
 
@@ -156,50 +114,26 @@ public final class BucketStore: Sendable {
         try? close()
     }
 
-    private static func resume(_ db: Database, path: String, key: AuditKey) throws -> [String: Space] {
-        func damaged(_ place: BucketFinding.Place, _ kind: BucketFinding.Kind, _ detail: String) -> BucketError {
-            .damaged(path: path, finding: BucketFinding(place: place, kind: kind, detail: detail + "; run momin bucket verify"))
-        }
-        var spaces: [String: Space] = [:]
-        let names = try String.fetchAll(db, sql: "SELECT namespace FROM entries UNION SELECT namespace FROM heads")
-        for namespace in names {
-            let size = try UInt64(Int64.fetchOne(db, sql: #"SELECT coalesce(max("index"), -1) + 1 FROM entries WHERE namespace = ?"#,
-                                                 arguments: [namespace]) ?? 0)
-            let rows = try UInt64(Int64.fetchOne(db, sql: "SELECT count(*) FROM entries WHERE namespace = ?", arguments: [namespace]) ?? 0)
-            guard rows == size else {
-                throw damaged(.entry(namespace: namespace, index: 0), .deleted, "\(size - rows) of the indices below \(size) have no row")
-            }
-            var space = Space()
-            if let row = try Row.fetchOne(db, sql: "SELECT \(BucketSchema.headColumns) FROM heads WHERE namespace = ? ORDER BY seq DESC LIMIT 1",
-                                          arguments: [namespace]) {
-                let stored = StoredHead(row, namespace: namespace, position: 0)
-                guard let head = stored.head else { throw damaged(stored.place, .forgedHead, stored.problem ?? "malformed") }
-                guard head.isValid(for: key.publicKey) else { throw BucketError.keyMismatch(path: path, keyPath: key.path) }
-                guard head.treeSize <= size else {
-                    throw damaged(.entry(namespace: namespace, index: size), .deleted,
-                                  "head \(head.sequence) signed \(head.treeSize) entries, only \(size) remain")
-                }
-                guard let saved = MerkleFrontier(size: head.treeSize, serialized: stored.frontier), saved.root == head.root else {
-                    throw damaged(stored.place, .modified, "its stored frontier does not lead to its signed root")
-                }
-                space.frontier = saved
-                space.lastHead = head
-            }
-            let tail = try Row.fetchAll(db, sql: #"SELECT \#(BucketSchema.entryColumns) FROM entries WHERE namespace = ? AND "index" >= ? ORDER BY "index""#,
-                                        arguments: [namespace, Int64(space.frontier.size)])
-            for row in tail {
-                let position = space.frontier.size
-                let tags = try BucketSchema.tags(db, namespace: namespace, index: position)
-                switch StoredEntry.read(row, namespace: namespace, tags: tags) {
-                case .failure(let why): throw damaged(.entry(namespace: namespace, index: position), .modified, "\(why)")
-                case .success(let stored):
-                    guard stored.entry.index == position, stored.entry.leafHash == stored.storedLeafHash else {
-                        throw damaged(.entry(namespace: namespace, index: position), .modified, "its fields do not match its leaf hash")
+    /// Each namespace's tree, each entry of its unsigned tail checked against its leaf hash.
+    private static func resume(_ db: Database, path: String, key: AuditKey) throws -> [String: LogTip<BucketHead>] {
+        var spaces: [String: LogTip<BucketHead>] = [:]
+        for namespace in try String.fetchAll(db, sql: "SELECT namespace FROM entries UNION SELECT namespace FROM heads") {
+            do {
+                spaces[namespace] = try BucketSchema.rows(namespace).resume(db, key: key.publicKey, make: BucketSchema.makeHead(namespace)) { row, position in
+                    let tags = try BucketSchema.tags(db, namespace: namespace, index: position)
+                    return switch StoredEntry.read(row, namespace: namespace, tags: tags) {
+                    case .failure(let why): .failure(LogFinding(place: .entry(position), kind: .modified, detail: "\(why)"))
+                    case .success(let stored) where stored.entry.index == position && stored.entry.leafHash == stored.storedLeafHash:
+                        .success(stored.storedLeafHash)
+                    case .success: .failure(LogFinding(place: .entry(position), kind: .modified, detail: "its fields do not match its leaf hash"))
                     }
-                    space.frontier.append(stored.storedLeafHash)
                 }
+            } catch LogRows.Refusal.keyMismatch {
+                throw BucketError.keyMismatch(path: path, keyPath: key.path)
+            } catch LogRows.Refusal.damaged(var finding) {
+                finding.detail += "; run momin bucket verify"
+                throw BucketError.damaged(path: path, finding: BucketFinding(finding, namespace: namespace))
             }
-            spaces[namespace] = space
         }
         return spaces
     }
@@ -218,14 +152,14 @@ public final class BucketStore: Sendable {
         return try state.withLock { (state: inout State) throws(BucketError) -> BucketEntry in
             guard !state.closed else { throw .closed(path: path) }
             guard let signer = self.key else { throw .readOnly(path: path) }
-            var space = state.spaces[namespace] ?? Space()
+            var space = state.spaces[namespace] ?? LogTip()
             let time = options.clock()
             let entry = BucketEntry(namespace: namespace, index: space.frontier.size, key: key, contentHash: contentHash,
                                     size: UInt64(value.count), tags: tags, time: time)
             let leafHash = entry.leafHash
             space.frontier.append(leafHash)
             var head: BucketHead?
-            if space.frontier.size - space.signedSize >= options.signEvery {
+            if space.unsigned >= options.signEvery {
                 head = try BucketHead.sign(namespace: namespace, sequence: space.nextSequence, treeSize: space.frontier.size,
                                            root: space.frontier.root, time: time, key: signer)
             }
@@ -241,7 +175,7 @@ public final class BucketStore: Sendable {
                     ])
                     let insertTag = try db.cachedStatement(sql: BucketSchema.insertTag)
                     for tag in tags { try insertTag.execute(arguments: [namespace, tag, Int64(entry.index)]) }
-                    if let head { try Self.insert(head, frontier: frontier, db) }
+                    if let head { try BucketSchema.rows(namespace).insert(head, frontier: frontier, db) }
                 }
             }
             if let head { space.lastHead = head }
@@ -263,23 +197,16 @@ public final class BucketStore: Sendable {
         guard let signer = key else { return [] }
         var heads: [BucketHead] = []
         for namespace in state.spaces.keys.sorted() {
-            guard var space = state.spaces[namespace], space.frontier.size > space.signedSize else { continue }
+            guard var space = state.spaces[namespace], space.unsigned > 0 else { continue }
             let head = try BucketHead.sign(namespace: namespace, sequence: space.nextSequence, treeSize: space.frontier.size,
                                            root: space.frontier.root, time: options.clock(), key: signer)
             let frontier = space.frontier
-            try catchingSQL(path) { try database.write { db in try Self.insert(head, frontier: frontier, db) } }
+            try catchingSQL(path) { try database.write { db in try BucketSchema.rows(namespace).insert(head, frontier: frontier, db) } }
             space.lastHead = head
             state.spaces[namespace] = space
             heads.append(head)
         }
         return heads
-    }
-
-    private static func insert(_ head: BucketHead, frontier: MerkleFrontier, _ db: Database) throws {
-        try db.cachedStatement(sql: BucketSchema.insertHead).execute(arguments: [
-            head.namespace, Int64(head.sequence), Int64(head.treeSize), Data(head.root.bytes), Int64(bitPattern: head.time),
-            Data(head.signature), Data(frontier.serialized),
-        ])
     }
 
     /// Signs what is unsigned (a writer), then closes the database and releases the lock.
@@ -289,7 +216,7 @@ public final class BucketStore: Sendable {
             guard !state.closed else { return }
             defer {
                 try? database.close()
-                if lockDescriptor >= 0 { Glibc.close(lockDescriptor) }
+                lock?.release()
                 state.closed = true
             }
             _ = try signPending(&state)
@@ -380,15 +307,12 @@ public final class BucketStore: Sendable {
 
     /// The newest signed head of a namespace, if it has one.
     public func latestHead(namespace: String) throws(BucketError) -> BucketHead? {
-        let stored = try reading { db in
-            try Row.fetchOne(db, sql: "SELECT \(BucketSchema.headColumns) FROM heads WHERE namespace = ? ORDER BY seq DESC LIMIT 1",
-                             arguments: [namespace]).map { StoredHead($0, namespace: namespace, position: 0) }
+        let stored = try reading { db in try BucketSchema.rows(namespace).lastHead(db, make: BucketSchema.makeHead(namespace)) }
+        switch stored?.checked() {
+        case nil: return nil
+        case .success(let head): return head
+        case .failure(let finding): throw .damaged(path: path, finding: BucketFinding(finding, namespace: namespace))
         }
-        guard let stored else { return nil }
-        guard let head = stored.head else {
-            throw .damaged(path: path, finding: BucketFinding(place: stored.place, kind: .forgedHead, detail: stored.problem ?? "malformed"))
-        }
-        return head
     }
 
     /// An inclusion proof of `entry` against the newest signed head of its namespace
@@ -397,11 +321,7 @@ public final class BucketStore: Sendable {
         guard let head = try latestHead(namespace: entry.namespace), entry.index < head.treeSize else {
             throw .unsigned(namespace: entry.namespace, index: entry.index)
         }
-        let blobs = try reading { db in
-            try Data.fetchAll(db, sql: #"SELECT leaf_hash FROM entries WHERE namespace = ? AND "index" < ? ORDER BY "index""#,
-                              arguments: [entry.namespace, Int64(head.treeSize)])
-        }
-        let leaves = blobs.compactMap { MerkleHash(bytes: $0) }
+        let leaves = try reading { db in try BucketSchema.rows(entry.namespace).leafHashes(db, count: head.treeSize) }
         guard leaves.count == Int(head.treeSize) else {
             throw .damaged(path: path, finding: BucketFinding(place: .entry(namespace: entry.namespace, index: UInt64(leaves.count)),
                                                               kind: .deleted, detail: "stored leaf hashes are missing or malformed"))

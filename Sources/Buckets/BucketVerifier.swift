@@ -1,8 +1,8 @@
 import Audit
 import Foundation
 import GRDB
-import Glibc
 import Merkle
+import SignedLog
 
 /// Checks a whole store offline, with the file and the public key: per namespace, indices
 /// contiguous from 0, every leaf hash recomputed from the entry's fields and tags, every value's
@@ -40,17 +40,11 @@ public enum BucketVerifier {
     /// Throws for what is not a readable bucket store; a readable store that is wrong is `.broken`.
     /// With `strict`, entries after the last signed head are a finding.
     public static func verify(path: String, publicKey: AuditPublicKey, strict: Bool = false) throws(BucketError) -> Outcome {
-        var info = stat()
-        guard stat(path, &info) == 0 else { throw .cannotOpen(path: path, why: String(cString: strerror(errno))) }
-        guard info.st_mode & S_IFMT == S_IFREG else { throw .cannotOpen(path: path, why: "not a regular file") }
-        var configuration = Configuration()
-        configuration.readonly = true
-        return try catchingSQL(path) {
-            let queue = try DatabaseQueue(path: path, configuration: configuration)
+        try catchingSQL(path) {
+            let queue = try BucketSchema.file.openReader(path: path)
             defer { try? queue.close() }
             // One read transaction: a consistent snapshot even while a writer puts.
             return try queue.read { db in
-                if try BucketSchema.check(db, path: path) { throw BucketError.notABucketStore(path: path, why: "it has no tables") }
                 var walk = Walk(db: db, key: publicKey)
                 return try walk.run(strict: strict)
             }
@@ -75,7 +69,7 @@ private struct Walk {
             SELECT namespace FROM entries UNION SELECT namespace FROM heads UNION SELECT namespace FROM tags ORDER BY namespace
             """)
         for namespace in names {
-            if let finding = try check(namespace, strict: strict) { return .broken(finding) }
+            if let finding = try check(namespace, strict: strict) { return .broken(BucketFinding(finding, namespace: namespace)) }
             summary.namespaces += 1
         }
         if let orphan = try Data.fetchOne(db, sql: "SELECT hash FROM blobs WHERE hash NOT IN (SELECT content_hash FROM entries) LIMIT 1") {
@@ -87,53 +81,43 @@ private struct Walk {
     }
 
     /// The first problem in one namespace, or nil.
-    private mutating func check(_ namespace: String, strict: Bool) throws -> BucketFinding? {
-        func at(_ index: UInt64, _ kind: BucketFinding.Kind, _ detail: String) -> BucketFinding {
-            BucketFinding(place: .entry(namespace: namespace, index: index), kind: kind, detail: detail)
+    private mutating func check(_ namespace: String, strict: Bool) throws -> LogFinding? {
+        func at(_ index: UInt64, _ kind: LogFinding.Kind, _ detail: String) -> LogFinding {
+            LogFinding(place: .entry(index), kind: kind, detail: detail)
         }
-        let storedHeads = try Row.fetchAll(db, sql: "SELECT \(BucketSchema.headColumns) FROM heads WHERE namespace = ? ORDER BY seq",
-                                           arguments: [namespace])
-        var heads = Heads(storedHeads.enumerated().map { StoredHead($1, namespace: namespace, position: UInt64($0)) },
-                          namespace: namespace, key: key)
-        if let finding = heads.due() { return finding }
-        let rows = try Row.fetchAll(db, sql: #"SELECT \#(BucketSchema.entryColumns) FROM entries WHERE namespace = ? ORDER BY "index""#,
-                                    arguments: [namespace])
-        for (offset, row) in rows.enumerated() {
-            let position = heads.frontier.size
+        let rows = BucketSchema.rows(namespace)
+        let walked = try LogWalk.run(db, rows: rows, key: key, make: BucketSchema.makeHead(namespace)) { row, position in
             let index = row[0] as DatabaseValue
-            guard case .int64(let stored) = index.storage, stored >= 0 else { return at(position, .inserted, "a row whose index is \(index)") }
-            if UInt64(stored) > position { return at(position, .deleted, "missing; the next stored entry is \(stored)") }
+            guard case .int64(let stored) = index.storage, stored >= 0 else { return .failure(at(position, .inserted, "a row whose index is \(index)")) }
+            if UInt64(stored) > position { return .failure(at(position, .deleted, "missing; the next stored entry is \(stored)")) }
             let tags = try BucketSchema.tags(db, namespace: namespace, index: position)
             let entry: StoredEntry
             switch StoredEntry.read(row, namespace: namespace, tags: tags) {
-            case .failure(let why): return at(position, .modified, "\(why)")
+            case .failure(let why): return .failure(at(position, .modified, "\(why)"))
             case .success(let read): entry = read
             }
-            if entry.entry.leafHash != entry.storedLeafHash {
-                return try explain(entry, rest: rows[(offset + 1)...], namespace: namespace)
-            }
-            if let problem = try checkValue(entry.entry) { return at(position, problem.kind, problem.detail) }
-            heads.frontier.append(entry.storedLeafHash)
-            summary.entries += 1
-            if let finding = heads.due() { return finding }
+            if entry.entry.leafHash != entry.storedLeafHash { return .failure(try explain(entry, rest: rows.entries(db, from: position + 1))) }
+            if let problem = try checkValue(entry.entry) { return .failure(at(position, problem.kind, problem.detail)) }
+            return .success(entry.storedLeafHash)
         }
-        let size = heads.frontier.size
-        if let finding = heads.beyondEnd() { return finding }
+        let walk: LogWalk.Summary
+        switch walked {
+        case .failure(let finding): return finding
+        case .success(let summary): walk = summary
+        }
         let strayTags = try Int64.fetchOne(db, sql: #"SELECT min("index") FROM tags WHERE namespace = ? AND ("index" >= ? OR "index" < 0)"#,
-                                          arguments: [namespace, Int64(size)])
+                                          arguments: [namespace, Int64(walk.entries)])
         if let stray = strayTags {
-            return at(size, .inserted, "a tag for entry \(stray), which does not exist")
+            return at(walk.entries, .inserted, "a tag for entry \(stray), which does not exist")
         }
-        summary.signedHeads += heads.checked
-        summary.unsignedEntries += size - heads.signedSize
-        if strict && size > heads.signedSize {
-            return at(heads.signedSize, .unsigned, "\(size - heads.signedSize) entries after the last signed head")
-        }
-        return nil
+        summary.entries += walk.entries
+        summary.signedHeads += walk.signedHeads
+        summary.unsignedEntries += walk.unsignedEntries
+        return strict ? walk.unsignedFinding : nil
     }
 
     /// The value an entry names: present, of its size, hashing to its content address.
-    private mutating func checkValue(_ entry: BucketEntry) throws -> (kind: BucketFinding.Kind, detail: String)? {
+    private mutating func checkValue(_ entry: BucketEntry) throws -> (kind: LogFinding.Kind, detail: String)? {
         guard !checkedValues.contains(entry.contentHash) else { return nil }
         guard let row = try Row.fetchOne(db, sql: "SELECT size, data FROM blobs WHERE hash = ?", arguments: [Data(entry.contentHash.bytes)]) else {
             return (.deleted, "its value \(entry.contentHash.hex) is missing")
@@ -151,10 +135,11 @@ private struct Walk {
 
     /// An entry whose fields do not give its stored leaf hash: an insertion or deletion that
     /// shifted the rows by one, a swap with a later row, or a plain modification.
-    private func explain(_ bad: StoredEntry, rest: ArraySlice<Row>, namespace: String) throws -> BucketFinding {
+    private func explain(_ bad: StoredEntry, rest: RowCursor) throws -> LogFinding {
         let position = bad.entry.index
-        func at(_ index: UInt64, _ kind: BucketFinding.Kind, _ detail: String) -> BucketFinding {
-            BucketFinding(place: .entry(namespace: namespace, index: index), kind: kind, detail: detail)
+        let namespace = bad.entry.namespace
+        func at(_ index: UInt64, _ kind: LogFinding.Kind, _ detail: String) -> LogFinding {
+            LogFinding(place: .entry(index), kind: kind, detail: detail)
         }
         func leaf(_ entry: BucketEntry, as index: UInt64) -> MerkleHash {
             var moved = entry
@@ -167,7 +152,7 @@ private struct Walk {
         if leaf(bad.entry, as: position + 1) == bad.storedLeafHash {
             return at(position, .deleted, "missing: the rows after it moved down by one")
         }
-        for row in rest {
+        while let row = try rest.next() {
             guard case .int64(let other) = (row[0] as DatabaseValue).storage, other >= 0 else { continue }
             let tags = try BucketSchema.tags(db, namespace: namespace, index: UInt64(other))
             guard case .success(let later) = StoredEntry.read(row, namespace: namespace, tags: tags) else { continue }
@@ -177,74 +162,5 @@ private struct Walk {
             }
         }
         return at(position, .modified, "its key, content hash, size, tags or time do not match its leaf hash")
-    }
-}
-
-/// A namespace's signed heads, checked against its tree as the entries build it.
-private struct Heads {
-    let heads: [StoredHead]
-    let namespace: String
-    /// What is wrong with each head on its own, if anything.
-    let problems: [BucketFinding?]
-    var frontier = MerkleFrontier()
-    var next = 0
-    var checked = 0
-    var signedSize: UInt64 = 0
-
-    init(_ heads: [StoredHead], namespace: String, key: AuditPublicKey) {
-        self.heads = heads
-        self.namespace = namespace
-        var previousSize: UInt64 = 0
-        problems = heads.enumerated().map { position, stored in
-            let expected = UInt64(position)
-            guard let head = stored.head else { return BucketFinding(place: stored.place, kind: .forgedHead, detail: stored.problem ?? "malformed") }
-            defer { previousSize = max(previousSize, head.treeSize) }
-            if head.sequence > expected {
-                return BucketFinding(place: .head(namespace: namespace, sequence: expected, treeSize: nil), kind: .deleted,
-                                     detail: "missing; the next stored head is \(head.sequence)")
-            }
-            if !head.isValid(for: key) {
-                return BucketFinding(place: stored.place, kind: .forgedHead, detail: "its signature does not verify with key \(key)")
-            }
-            if head.treeSize < previousSize {
-                return BucketFinding(place: stored.place, kind: .rewritten,
-                                     detail: "it signs fewer entries than the head before it (\(previousSize)): history was rewritten")
-            }
-            return nil
-        }
-    }
-
-    /// Checks every head due at the tree's current size (a head with a problem of its own is
-    /// reported as soon as the tree reaches it, or at once if its size is unknown).
-    mutating func due() -> BucketFinding? {
-        while next < heads.count {
-            let stored = heads[next]
-            if let problem = problems[next] {
-                if let head = stored.head, head.treeSize > frontier.size { return nil }
-                return problem
-            }
-            let head = stored.head!
-            guard head.treeSize <= frontier.size else { return nil }
-            guard head.root == frontier.root else {
-                return BucketFinding(place: .entry(namespace: namespace, index: signedSize), kind: .rewritten,
-                                     detail: "the first \(head.treeSize) entries do not hash to the root signed by head \(head.sequence): an entry from \(signedSize) to \(head.treeSize - 1) was changed, added, removed or moved")
-            }
-            guard MerkleFrontier(size: head.treeSize, serialized: stored.frontier) == frontier else {
-                return BucketFinding(place: stored.place, kind: .modified, detail: "its stored frontier does not match the entries")
-            }
-            signedSize = head.treeSize
-            checked += 1
-            next += 1
-        }
-        return nil
-    }
-
-    /// After the last entry: a head that signs more entries than there are.
-    func beyondEnd() -> BucketFinding? {
-        guard next < heads.count else { return nil }
-        if let problem = problems[next] { return problem }
-        let head = heads[next].head!
-        return BucketFinding(place: .entry(namespace: namespace, index: frontier.size), kind: .deleted,
-                             detail: "missing: head \(head.sequence) signed \(head.treeSize) entries, only \(frontier.size) remain")
     }
 }

@@ -36,11 +36,7 @@ struct AuditVerify: ParsableCommand {
     func run() throws {
         guard access(db, F_OK) == 0 else { throw CLIError.usage("audit log \(db): \(String(cString: strerror(errno)))") }
         let keyPath = pubkey ?? AuditVerifier.defaultPublicKeyPath(forLog: db)
-        let key: AuditPublicKey
-        do { key = try AuditPublicKey.load(path: keyPath) } catch {
-            let hint = pubkey == nil ? " (give the signer's public key with --pubkey FILE)" : ""
-            throw CLIError.usage("\(error)\(hint)")
-        }
+        let key = try loadPublicKey(keyPath, given: pubkey != nil)
         let outcome: AuditVerifier.Outcome
         do { outcome = try AuditVerifier.verify(path: db, publicKey: key, strict: strict) } catch {
             throw CLIError.usage("\(error)")
@@ -55,6 +51,14 @@ struct AuditVerify: ParsableCommand {
         case .broken(let finding):
             throw CLIError(message: "audit log \(db): \(finding)", code: 1)
         }
+    }
+}
+
+/// The public key that verifies a log or store's heads; usage errors hint at --pubkey when
+/// the default path (beside the writer's default key) was tried.
+func loadPublicKey(_ path: String, given: Bool) throws -> AuditPublicKey {
+    do { return try AuditPublicKey.load(path: path) } catch {
+        throw CLIError.usage("\(error)" + (given ? "" : " (give the signer's public key with --pubkey FILE)"))
     }
 }
 

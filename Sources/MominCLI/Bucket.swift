@@ -88,7 +88,7 @@ struct BucketGet: ParsableCommand {
     var pubkey: String?
 
     func run() throws {
-        let publicKey = proof ? try loadPublicKey(pubkey, db: location.db) : nil
+        let publicKey = proof ? try loadPublicKey(pubkey ?? BucketVerifier.defaultPublicKeyPath(forStore: location.db), given: pubkey != nil) : nil
         let store = try openReader(location.db)
         defer { try? store.close() }
         let found: BucketValue?
@@ -185,7 +185,7 @@ struct BucketVerify: ParsableCommand {
 
     func run() throws {
         guard access(db, F_OK) == 0 else { throw CLIError.usage("bucket store \(db): \(String(cString: strerror(errno)))") }
-        let key = try loadPublicKey(pubkey, db: db)
+        let key = try loadPublicKey(pubkey ?? BucketVerifier.defaultPublicKeyPath(forStore: db), given: pubkey != nil)
         let outcome: BucketVerifier.Outcome
         do { outcome = try BucketVerifier.verify(path: db, publicKey: key, strict: strict) } catch {
             throw CLIError.usage("\(error)")
@@ -208,13 +208,6 @@ struct BucketVerify: ParsableCommand {
 private func openReader(_ db: String) throws -> BucketStore {
     do { return try BucketStore(path: db, options: BucketStore.Options(readOnly: true)) } catch {
         throw CLIError.usage("\(error)")
-    }
-}
-
-private func loadPublicKey(_ given: String?, db: String) throws -> AuditPublicKey {
-    let path = given ?? BucketVerifier.defaultPublicKeyPath(forStore: db)
-    do { return try AuditPublicKey.load(path: path) } catch {
-        throw CLIError.usage("\(error)" + (given == nil ? " (give the signer's public key with --pubkey FILE)" : ""))
     }
 }
 
