@@ -83,7 +83,7 @@ let package = Package(
         .executableTarget(name: "MominProbe", dependencies: ["Hands", "Doors"]),
         .executableTarget(
             name: "MominCLI",
-            dependencies: ["VMM", "Hands", "Doors", "Policy", "Audit", "Merkle", "Gateway", "Buckets", "Ledger", "Cgroups", "Jail",
+            dependencies: ["VMM", "Hands", "Doors", "Policy", "Audit", "Merkle", "Gateway", "Buckets", "Ledger", "Cgroups", "Jail", "Seccomp",
                            .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),

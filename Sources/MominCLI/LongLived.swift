@@ -14,13 +14,21 @@ func requireDirectKVM(_ config: MachineConfiguration, noRig: Bool) throws {
     }
 }
 
+/// Frees what a VM whose momin-vmm died still held: its cgroup and jail uid, its grant (the
+/// ledger reaps it too), and its registry directory.
+func cleanStale(_ registry: VMRegistry, _ name: String) {
+    VMJail.releaseRecorded(in: registry.directory(name))
+    HostResources.release(id: name)
+    registry.remove(name)
+}
+
 /// Connects to a running VM's momin-init.
 func connect(_ registry: VMRegistry, _ name: String, seconds: Double = 30) throws -> DoorsClient {
     try VMRegistry.validate(name)
     switch registry.state(name) {
     case .absent: throw CLIError.usage("no VM named \(name) (momin ps lists them)")
     case .stale(let why):
-        registry.remove(name)
+        cleanStale(registry, name)
         throw CLIError(message: "VM \(name) is not running (\(why)); its stale state was cleaned", code: 1)
     case .running:
         do { return try DoorsClient(socketPath: registry.socketPath(name), port: Run.doorsPort, seconds: seconds) } catch {
@@ -64,7 +72,7 @@ struct Start: ParsableCommand {
         switch registry.state(name) {
         case .running(let pid): throw CLIError.usage("VM \(name) is already running (momin-vmm pid \(pid))")
         case .stale(let why):
-            registry.remove(name)
+            cleanStale(registry, name)
             writeStandardError("momin: cleaned the stale state of VM \(name) (\(why))\n")
         case .absent: break
         }
@@ -253,7 +261,7 @@ struct PS: ParsableCommand {
             case .running(let pid):
                 print(pad(name, 20), pad(String(pid), 8), pad(vcpus, 6), pad(memory, 7), "running")
             case .stale(let why):
-                registry.remove(name)
+                cleanStale(registry, name)
                 print(pad(name, 20), pad("-", 8), pad(vcpus, 6), pad(memory, 7), "stale (\(why)); cleaned")
             case .absent:
                 continue
@@ -320,7 +328,7 @@ struct Stop: ParsableCommand {
         switch registry.state(name) {
         case .absent: throw CLIError.usage("no VM named \(name)")
         case .stale(let why):
-            registry.remove(name)
+            cleanStale(registry, name)
             writeStandardError("momin: VM \(name) was not running (\(why)); its stale state was cleaned\n")
         case .running(let pid):
             let governance = try? VMGovernance.load(from: registry.directory(name), name: name)

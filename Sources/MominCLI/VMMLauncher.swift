@@ -1,4 +1,5 @@
 import Glibc
+import Seccomp
 import VMM
 
 /// Starts `momin-vmm`, the process that holds the microVM, in its jail (`VMJail`). It is
@@ -13,11 +14,22 @@ enum VMMLauncher {
         return "momin-vmm"
     }
 
+    /// $MOMIN_SECCOMP (kill, trap, log, off; docs/seccomp.md) is for finding a syscall missing
+    /// from a thread's list; anything else there is ignored with a warning. Default: kill.
+    static func seccompMode() -> SeccompMode {
+        guard let text = getenv("MOMIN_SECCOMP").map({ String(cString: $0) }), !text.isEmpty else { return .kill }
+        guard let mode = SeccompMode(rawValue: text) else {
+            writeStandardError("momin: MOMIN_SECCOMP=\(text) is not one of kill, trap, log, off; using kill\n")
+            return .kill
+        }
+        return mode
+    }
+
     /// momin-vmm's command line for `config`, or, in `jail`, momin-jailer's ending with it.
     static func arguments(_ config: MachineConfiguration, jail: VMJail?, timeout: Double, reportMemory: Bool = false,
                           newSession: Bool = false) -> [String] {
         let vmm = VMMArguments.render(jail?.inside ?? config, timeout: timeout > 0 ? timeout : nil, reportMemory: reportMemory,
-                                      newSession: newSession)
+                                      newSession: newSession, seccomp: seccompMode())
         if let jail { return jail.argv(vmm: vmm) }
         return [executable()] + vmm
     }

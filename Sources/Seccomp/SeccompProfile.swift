@@ -26,10 +26,10 @@ public struct SeccompProfile: Equatable, Sendable {
         SyscallFilter(defaultAction: action, rules: rules)
     }
 
-    /// Every syscall name in the profile, once each, in order.
+    /// Every syscall the profile lets run, once each, in order.
     public var syscalls: [String] {
         var seen = Set<String>()
-        return rules.map(\.syscall).filter { seen.insert($0).inserted }
+        return rules.filter(\.allows).map(\.syscall).filter { seen.insert($0).inserted }
     }
 
     // MARK: - The profiles
@@ -59,7 +59,7 @@ public struct SeccompProfile: Equatable, Sendable {
     /// `readsOwnMemoryUse` adds what `--report-memory` needs: at boot-complete the vCPU that
     /// saw it reads /proc/self/smaps (read-only opens; the path cannot be checked by seccomp).
     public static func vcpu(kvmRequests: [UInt64], readsOwnMemoryUse: Bool = false) -> SeccompProfile {
-        var rules = runtime + [
+        var rules = (readsOwnMemoryUse ? runtimeCalls : runtime) + [
             SyscallRule("ioctl", .argument(1, oneOf: kvmRequests), reason: "KVM_RUN on its own vCPU fd, nothing else"),
             // A status write of DRIVER_OK activates a virtio device on the vCPU thread that made
             // it, and a status write of 0 resets it: activation serves requests already queued
@@ -82,8 +82,16 @@ public struct SeccompProfile: Equatable, Sendable {
 
     // MARK: - Shared parts
 
-    /// What every thread needs from the Swift runtime, glibc and the way threads stop.
-    public static let runtime: [SyscallRule] = [
+    /// What every thread needs from the Swift runtime, glibc and the way threads stop, and the
+    /// file probes glibc makes on its own, which fail without running.
+    public static let runtime: [SyscallRule] = runtimeCalls + [
+        // glibc reads system facts through __open_nocancel (/sys/devices/system/cpu/online and
+        // the like); seen on the device thread under load in the rig. Nothing of the kind is in
+        // the jail, so it would fail anyway: it fails here without opening anything.
+        SyscallRule("openat", failingWith: ENOENT, reason: "glibc probing /sys and /proc for system facts: ENOENT, as in the jail"),
+    ]
+
+    static let runtimeCalls: [SyscallRule] = [
         SyscallRule("futex", reason: "mutexes, condition variables, pthread_join, swift_once"),
         SyscallRule("mmap", .argument(2, masked: UInt64(PROT_EXEC), equals: 0),
                     reason: "malloc's arenas and large blocks; never executable"),

@@ -4,10 +4,13 @@ import Glibc
 /// One allowed syscall, optionally only when its arguments pass every condition.
 public struct SyscallRule: Equatable, Sendable {
     public let syscall: String
-    /// All must hold. An empty list allows the call whatever its arguments.
+    /// All must hold. An empty list applies the rule whatever the arguments.
     public let conditions: [ArgumentCondition]
     /// Why the thread class needs it (one line; docs/seccomp.md lists them).
     public let reason: String
+    /// nil: the call runs. An errno: the call does not run and fails with it (SECCOMP_RET_ERRNO),
+    /// for what a library only probes and copes without.
+    public let failsWith: Int32?
 
     public init(_ syscall: String, _ conditions: ArgumentCondition..., reason: String) {
         self.init(syscall, conditions: conditions, reason: reason)
@@ -17,7 +20,19 @@ public struct SyscallRule: Equatable, Sendable {
         self.syscall = syscall
         self.conditions = conditions
         self.reason = reason
+        failsWith = nil
     }
+
+    /// The call never runs; the thread sees it fail with `errno` and goes on.
+    public init(_ syscall: String, failingWith errno: Int32, reason: String) {
+        self.syscall = syscall
+        conditions = []
+        self.reason = reason
+        failsWith = errno
+    }
+
+    /// Whether the syscall really runs under this rule.
+    public var allows: Bool { failsWith == nil }
 }
 
 /// A test on one syscall argument (0 to 5, as the kernel passes them: ioctl's request is
@@ -154,8 +169,10 @@ public final class CompiledSyscallFilter: @unchecked Sendable {
                             ? scmp_arg_cmp(arg: UInt32($0.argument), op: SCMP_CMP_EQ, datum_a: $0.value, datum_b: 0)
                             : scmp_arg_cmp(arg: UInt32($0.argument), op: SCMP_CMP_MASKED_EQ, datum_a: $0.mask, datum_b: $0.value)
                     }
+                    // SCMP_ACT_ERRNO(e) in <seccomp.h>: SECCOMP_RET_ERRNO | e, a macro Swift cannot import.
+                    let ruleAction = rule.failsWith.map { 0x0005_0000 | (UInt32($0) & 0xffff) } ?? SCMP_ACT_ALLOW
                     let rc = comparisons.withUnsafeBufferPointer {
-                        seccomp_rule_add_array(context, SCMP_ACT_ALLOW, number, UInt32($0.count), $0.baseAddress)
+                        seccomp_rule_add_array(context, ruleAction, number, UInt32($0.count), $0.baseAddress)
                     }
                     try Self.check("seccomp_rule_add_array(\(rule.syscall))", rc)
                     count += 1

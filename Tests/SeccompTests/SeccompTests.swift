@@ -111,7 +111,12 @@ import Testing
             }
         }
         let opens = SeccompProfile.vcpu(kvmRequests: [Self.kvmRun], readsOwnMemoryUse: true).rules.filter { $0.syscall == "openat" }
-        #expect(opens.map(\.conditions) == [[.argument(2, equals: UInt64(O_RDONLY))]])
+        #expect(opens.map(\.conditions) == [[.argument(2, equals: UInt64(O_RDONLY))]] && opens.allSatisfy(\.allows))
+        // Elsewhere an open fails with ENOENT without running (glibc's probes), and is never allowed.
+        for profile in [SeccompProfile.main, .deviceLoop, .vcpu(kvmRequests: [Self.kvmRun])] {
+            let failing = profile.rules.filter { $0.syscall == "openat" }
+            #expect(failing.count == 1 && failing.first?.failsWith == ENOENT && failing.first?.conditions == [])
+        }
     }
 
     @Test func socketsAreUnixOnlyAndMemoryNeverExecutable() {
