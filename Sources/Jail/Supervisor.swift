@@ -1,13 +1,14 @@
 import Glibc
 
 /// The jailer's parent half. It stays outside the new PID namespace, forwards SIGTERM, SIGINT,
-/// SIGHUP and SIGQUIT to the jailed program, and, when the program ends, ends the same way:
+/// SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 to the jailed program (momin-vmm logs its devices' state
+/// on SIGUSR1; a signal the jailer did not forward would end it, and the program with it), and, when the program ends, ends the same way:
 /// the same exit status, or death by the same signal.
 ///
 /// The program is PID 1 of its namespace, so the kernel delivers it only the signals it
 /// handles or blocks (pid_namespaces(7)); SIGKILL from here always works.
 enum Supervisor {
-    static let forwarded: [Int32] = [SIGTERM, SIGINT, SIGHUP, SIGQUIT]
+    static let forwarded: [Int32] = [SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2]
 
     /// Blocks the forwarded signals and SIGCHLD before fork, so none arrives unseen: the
     /// parent takes them with sigwaitinfo(2). SIGCHLD gets its default action back, in case the
