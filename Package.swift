@@ -93,15 +93,17 @@ let package = Package(
         .testTarget(name: "LinuxBootTests", dependencies: ["LinuxBoot", "GuestMemory"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices"]),
         .testTarget(name: "VirtioTests", dependencies: ["Devices", "GuestMemory"]),
-        .testTarget(name: "DoorsTests", dependencies: ["Doors"]),
+        // A seeded generator (SplitMix64) for the property tests.
+        .target(name: "TestRandom", path: "Tests/TestRandom"),
+        .testTarget(name: "DoorsTests", dependencies: ["Doors", "TestRandom"]),
         // A fake VMM and guest speaking Doors over a real Unix socket, for the Hands and Gateway tests.
         .target(name: "HandsTestSupport", dependencies: ["Hands", "Doors"], path: "Tests/HandsTestSupport"),
         .testTarget(name: "HandsTests", dependencies: ["Hands", "Doors", "HandsTestSupport"]),
-        .testTarget(name: "PolicyTests", dependencies: ["Policy", "Doors"]),
+        .testTarget(name: "PolicyTests", dependencies: ["Policy", "Doors", "TestRandom"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "Devices", "KVM"]),
         .testTarget(name: "SeccompTests", dependencies: ["Seccomp"]),
         .testTarget(name: "MerkleTests", dependencies: ["Merkle"]),
-        .testTarget(name: "LedgerTests", dependencies: ["Ledger"]),
+        .testTarget(name: "LedgerTests", dependencies: ["Ledger", "TestRandom"]),
         .testTarget(name: "JailTests", dependencies: ["Jail"]),
         .testTarget(name: "GatewayTests", dependencies: [
             "Gateway", "Hands", "Doors", "Policy", "Audit", "Buckets", "Merkle", "HandsTestSupport",

@@ -1,3 +1,4 @@
+import TestRandom
 import Testing
 import Doors
 
@@ -20,7 +21,7 @@ import Doors
 
     @Test(arguments: [1, 2, 3, 0xC0FFEE, 0xDECAF, 12_345])
     func randomSplits(seed: UInt64) throws {
-        var rng = SplitMix64(seed: seed)
+        var rng = SeededGenerator(seed: seed)
         let bytes = try stream()
         var decoder = FrameDecoder()
         var frames: [Frame] = []

@@ -1,3 +1,4 @@
+import TestRandom
 import Testing
 import Doors
 
@@ -84,7 +85,7 @@ let samples: [Frame] = [
 
     @Test(arguments: [FrameType.stdinData, .stdoutData, .stderrData, .fileData])
     func dataFramesAtEmptyAndMaximumSize(type: FrameType) throws {
-        var generator = MessageGenerator(rng: SplitMix64(seed: 99))
+        var generator = MessageGenerator(rng: SeededGenerator(seed: 99))
         let full = (0..<DoorsProtocol.maxPayload).map { _ in UInt8(truncatingIfNeeded: generator.rng.next()) }
         for payload in [[], full] {
             let message: DoorsMessage =

@@ -1,18 +1,6 @@
+import TestRandom
 import Testing
 import Doors
-
-/// SplitMix64: a small seeded generator, so every "random" test replays exactly.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// A frame built by hand, independent of the encoder, for feeding the decoder bad bytes.
 func rawFrame(
@@ -91,7 +79,7 @@ func encodeProblem(_ message: DoorsMessage, requestID: UInt32? = nil) -> Payload
 
 /// Random valid messages of every type, with non-ASCII text, empty and full-size data.
 struct MessageGenerator {
-    var rng: SplitMix64
+    var rng: SeededGenerator
 
     private static let scalars: [String] = [
         "a", "Z", "0", "-", "_", ".", " ", "é", "ß", "Ω", "日", "本", "🚪", "👩‍💻", "\u{301}", "ç", "\t", "=",

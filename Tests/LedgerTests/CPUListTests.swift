@@ -1,4 +1,5 @@
 import Ledger
+import TestRandom
 import Testing
 
 @Suite struct CPUListTests {

@@ -1,4 +1,5 @@
 import Ledger
+import TestRandom
 import Testing
 
 /// Random grants, releases and reaps with fixed seeds: whatever the sequence, no CPU or GPU is

@@ -1,4 +1,5 @@
 import Policy
+import TestRandom
 import Testing
 
 @Suite struct GlobTests {

@@ -1,5 +1,6 @@
 import Doors
 import Policy
+import TestRandom
 import Testing
 
 /// Generated cases with a fixed seed each: a failure names the seed's case and reproduces.
