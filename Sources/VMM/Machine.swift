@@ -36,6 +36,8 @@ public final class Machine: @unchecked Sendable {
     let interruptEvents: [EventFD]
     let devices: DeviceEventLoop
     private var vcpuThreads: [NativeThread] = []
+    /// Opened by `release()`: no vCPU runs guest code before it.
+    private let released = Completion()
     /// Closed (host sockets and listener) once the machine stops.
     private let vsock: VirtioVsock?
     /// Every virtio transport with the name logs give it, for `diagnostics()`.
@@ -218,12 +220,14 @@ public final class Machine: @unchecked Sendable {
     /// Runs the guest until it powers off, reboots, dies, or `timeoutSeconds` pass.
     public func run(timeoutSeconds: Double?) throws(VMMError) -> MachineExit {
         try start()
+        release()
         return wait(timeoutSeconds: timeoutSeconds)
     }
 
     /// Starts the device thread and one thread per vCPU; returns at once. Each thread installs
     /// its seccomp filter from `confinement` first thing (a thread that cannot stops the machine
-    /// instead of running unconfined); the caller confines its own thread afterwards.
+    /// instead of running unconfined); the vCPUs then wait for `release()` before their first
+    /// KVM_RUN, so the caller confines its own thread before any guest instruction runs.
     public func start(confinement: Confinement = .off) throws(VMMError) {
         _ = VCPUKick.installOnce
         let controller = controller
@@ -252,6 +256,7 @@ public final class Machine: @unchecked Sendable {
                         controller.finish(.vcpuFailed(vcpu: vcpu.id, error.description))
                         return
                     }
+                    released.wait()
                     runLoop(vcpu)
                 })
             } catch {
@@ -263,6 +268,9 @@ public final class Machine: @unchecked Sendable {
         }
         vcpuThreads = threads
     }
+
+    /// Lets the vCPU threads enter the guest (once every thread, the caller's too, is confined).
+    public func release() { released.signal() }
 
     /// Waits until the guest stops by itself or `timeoutSeconds` pass, then stops every thread.
     public func wait(timeoutSeconds: Double?) -> MachineExit {
@@ -295,6 +303,7 @@ public final class Machine: @unchecked Sendable {
     /// Knocks every vCPU out of KVM_RUN (immediate_exit covers a thread about to enter, the
     /// signal one already inside), joins the threads, then stops the device thread.
     private func shutDown() {
+        released.signal()  // a vCPU still at the gate goes on to see the stop
         let threads = vcpuThreads
         vcpuThreads = []
         for (vcpu, thread) in zip(vcpus, threads) {

@@ -55,8 +55,9 @@ final class NativeThread: @unchecked Sendable {
     }
 }
 
-/// A one-shot flag a thread raises as its last act, with a timed wait on CLOCK_MONOTONIC.
-private final class Completion: @unchecked Sendable {
+/// A one-shot flag: a thread raising it as its last act, or a gate others wait at; waits are
+/// timed on CLOCK_MONOTONIC, or not.
+final class Completion: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private var raised = false
@@ -83,6 +84,12 @@ private final class Completion: @unchecked Sendable {
         pthread_mutex_lock(mutex)
         raised = true
         pthread_cond_broadcast(condition)
+        pthread_mutex_unlock(mutex)
+    }
+
+    func wait() {
+        pthread_mutex_lock(mutex)
+        while !raised { pthread_cond_wait(condition, mutex) }
         pthread_mutex_unlock(mutex)
     }
 

@@ -76,11 +76,13 @@ public enum VMMProcess {
             }
         }
         do { try machine.start(confinement: confinement) } catch { return fail(error.description, 1) }
-        // Last, the main thread itself: it creates no threads after this.
+        // Last, the main thread itself: it creates no threads after this. Only then does any
+        // vCPU enter the guest.
         do { try mainFilter?.install() } catch {
             _ = machine.stop()
             return fail(error.description, 1)
         }
+        machine.release()
         let exit = machine.wait(timeoutSeconds: arguments.timeout)
         if !machine.stuckVCPUs.isEmpty {
             // Returning would run deinits that wait on those threads; leave at once.
