@@ -58,8 +58,13 @@ struct MachineOptions: ParsableArguments {
         return config
     }
 
-    /// Reads and checks the kernel and initrd; bad input is a usage error (exit 2).
+    /// Reads and checks the kernel and initrd, and opens the KVM device; bad input is a usage
+    /// error (exit 2).
     func preflight(_ config: MachineConfiguration) throws -> BootPayload {
-        do { return try Preflight.check(config) } catch { throw CLIError.usage(error.description) }
+        do {
+            let payload = try Preflight.check(config)
+            try Preflight.checkKVMDevice(config.kvmPath)
+            return payload
+        } catch { throw CLIError.usage(error.description) }
     }
 }

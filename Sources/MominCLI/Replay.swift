@@ -116,7 +116,10 @@ struct Replay: ParsableCommand {
         var config = MachineConfiguration(kernelPath: record.kernel.path, initrdPath: record.initrd?.path,
                                           commandLine: record.commandLine, vcpus: record.vcpus, memoryMiB: record.memoryMiB)
         config.entropySeed = record.seed
-        do { _ = try Preflight.check(config) } catch { throw CLIError.usage(error.description) }
+        do {
+            _ = try Preflight.check(config)
+            try Preflight.checkKVMDevice(config.kvmPath)
+        } catch { throw CLIError.usage(error.description) }
         try Run.checkRig(config, noRig: noRig)
 
         var requests: [ExecRequest] = []

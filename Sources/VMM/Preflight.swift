@@ -1,3 +1,4 @@
+import KVM
 import Devices
 import Glibc
 import LinuxBoot
@@ -43,6 +44,14 @@ public enum Preflight {
         let cmdlineMax = LinuxLoader.maximumCommandLineLength(kernel: kernel)
         guard cmdlineLength <= cmdlineMax else { throw .boot(.commandLineTooLong(length: cmdlineLength, max: cmdlineMax)) }
         return BootPayload(kernel: kernel, kernelFile: kernelFile, initrdFile: initrdFile)
+    }
+}
+
+extension Preflight {
+    /// Opens and closes the KVM device, so that a missing one or one this user may not open is
+    /// reported before anything is set up around the VM (its jail, its cgroup).
+    public static func checkKVMDevice(_ path: String) throws(VMMError) {
+        do { _ = try KVMSystem(path: path) } catch { throw .kvm(error) }
     }
 }
 
