@@ -38,6 +38,9 @@ public struct Grant: Sendable, Equatable {
     public var parent: String?
     /// The VMM process; the grant (with its subtree) is reaped once it is gone.
     public var pid: Int32
+    /// When that process started (/proc/PID/stat field 22, clock ticks since boot): a pid the
+    /// kernel has given to another process since does not keep the grant alive. nil: unknown.
+    public var pidStart: UInt64?
     /// CPU ids, sorted; as many as the VM has vCPUs.
     public var cpus: [Int]
     public var memoryMiB: Int

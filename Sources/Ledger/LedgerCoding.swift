@@ -12,6 +12,7 @@ extension ResourceLedger {
         let grants: [JSON] = allGrants.map { grant in
             .object([
                 ("id", .string(grant.id)), ("parent", grant.parent.map(JSON.string) ?? .null), ("pid", .int(Int(grant.pid))),
+                ("pid_start", grant.pidStart.map { .int(Int(clamping: $0)) } ?? .null),
                 ("cpus", .string(CPUList.format(grant.cpus))), ("memory_mib", .int(grant.memoryMiB)),
                 ("gpus", .array(grant.gpus.map(JSON.string))), ("sub_agents", budget(grant.subAgents)),
             ])
@@ -39,15 +40,23 @@ extension ResourceLedger {
         var grants: [Grant] = []
         for (index, item) in try top.array("grants").enumerated() {
             let field = "grants[\(index)]"
-            let fields = try Fields(item, at: field, keys: ["id", "parent", "pid", "cpus", "memory_mib", "gpus", "sub_agents"])
+            let fields = try Fields(item, at: field, keys: ["id", "parent", "pid", "pid_start", "cpus", "memory_mib", "gpus", "sub_agents"])
             let spare = try Fields(try fields.value("sub_agents"), at: field + ".sub_agents", keys: ["max", "cpus", "memory_mib", "gpus"])
             let pid = try fields.int("pid")
             guard pid > 0, pid <= Int(Int32.max) else { throw LedgerDecodingError(field: field + ".pid", why: "\(pid) is not a process id") }
-            grants.append(Grant(
+            var grant = Grant(
                 id: try fields.string("id"), parent: try fields.optionalString("parent"), pid: Int32(pid),
                 cpus: try fields.cpus("cpus"), memoryMiB: try fields.int("memory_mib"), gpus: try fields.strings("gpus"),
                 subAgents: SubAgentBudget(maxCount: try spare.int("max"), cpus: try spare.cpus("cpus"),
-                                          memoryMiB: try spare.int("memory_mib"), gpus: try spare.strings("gpus"))))
+                                          memoryMiB: try spare.int("memory_mib"), gpus: try spare.strings("gpus")))
+            // Absent or null in files written before it was kept.
+            if let start = fields.members.first(where: { $0.0 == "pid_start" })?.1, start != .null {
+                guard case .int(let value) = start, value >= 0 else {
+                    throw LedgerDecodingError(field: field + ".pid_start", why: "expected a whole number ≥ 0 or null")
+                }
+                grant.pidStart = UInt64(value)
+            }
+            grants.append(grant)
         }
         do {
             return try ResourceLedger(pool: pool, maxDepth: maxDepth, grants: grants)

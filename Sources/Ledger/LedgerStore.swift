@@ -10,11 +10,11 @@ public struct LedgerStore: Sendable {
     /// Must exist; the caller makes it (mode 0700).
     public let directory: String
     public let maxDepth: Int
-    private let isAlive: @Sendable (Int32) -> Bool
+    private let isAlive: @Sendable (Grant) -> Bool
 
-    /// `isAlive` says whether a grant's pid still runs; tests pass a fake.
+    /// `isAlive` says whether a grant's process still runs; tests pass a fake.
     public init(directory: String, maxDepth: Int = ResourceLedger.defaultMaxDepth,
-                isAlive: @escaping @Sendable (Int32) -> Bool = LedgerStore.processExists) {
+                isAlive: @escaping @Sendable (Grant) -> Bool = LedgerStore.processRuns) {
         self.directory = directory
         self.maxDepth = maxDepth
         self.isAlive = isAlive
@@ -26,6 +26,14 @@ public struct LedgerStore: Sendable {
     /// kill(pid, 0): only ESRCH means gone (EPERM is another user's live process).
     public static func processExists(_ pid: Int32) -> Bool {
         kill(pid, 0) == 0 || errno != ESRCH
+    }
+
+    /// The grant's process exists and, where its start time was kept, is the same process
+    /// (a reused pid started later).
+    public static func processRuns(_ grant: Grant) -> Bool {
+        guard processExists(grant.pid) else { return false }
+        guard let kept = grant.pidStart, let now = ProcessStart.of(grant.pid) else { return true }
+        return kept == now
     }
 
     /// Under the lock: loads the ledger (an empty one on `pool` when there is no file), reaps

@@ -113,19 +113,21 @@ public struct ResourceLedger: Sendable, Equatable {
         return released
     }
 
-    /// Records the VMM's pid once it is started (the grant is first made with the launcher's).
-    public mutating func setPID(_ pid: Int32, for id: String) throws(LedgerError) {
+    /// Records the VMM's pid once it is started (the grant is first made with the launcher's),
+    /// and, where known, when that process started.
+    public mutating func setPID(_ pid: Int32, start: UInt64? = nil, for id: String) throws(LedgerError) {
         guard grants[id] != nil else { throw .unknownVM(id) }
         guard pid > 0 else { throw .invalidRequest(vm: id, why: "pid \(pid) is not a process id") }
         grants[id]?.pid = pid
+        grants[id]?.pidStart = start
     }
 
     /// Releases every grant whose process `isAlive` says is gone, with its subtree; returns
     /// the ids released.
-    public mutating func reap(isAlive: (Int32) -> Bool) -> [String] {
+    public mutating func reap(isAlive: (Grant) -> Bool) -> [String] {
         var released: [String] = []
         for id in order where grants[id] != nil {
-            guard let grant = grants[id], !isAlive(grant.pid) else { continue }
+            guard let grant = grants[id], !isAlive(grant) else { continue }
             released += (try? release(id: id)) ?? []
         }
         return released

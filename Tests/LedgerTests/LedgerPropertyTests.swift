@@ -63,7 +63,7 @@ import Testing
                     #expect(released.allSatisfy { ledger.grant($0) == nil })
                 } else if !ids.isEmpty, random.chance(5) {
                     let dead = Int32(Int.random(in: 1...max(next, 1), using: &random))
-                    _ = ledger.reap { $0 != dead }
+                    _ = ledger.reap { $0.pid != dead }
                 } else {
                     let parent: String? = ids.isEmpty || random.chance(40) ? nil : random.pick(ids)
                     let before = ledger

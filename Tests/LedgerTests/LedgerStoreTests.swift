@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import Ledger
 import Synchronization
@@ -75,7 +76,7 @@ import Testing
     @Test func reapsGrantsWhoseVMMIsGone() throws {
         let directory = TemporaryDirectory()
         let dead = Mutex<Set<Int32>>([])
-        let store = LedgerStore(directory: directory.path, isAlive: { pid in dead.withLock { !$0.contains(pid) } })
+        let store = LedgerStore(directory: directory.path, isAlive: { grant in dead.withLock { !$0.contains(grant.pid) } })
         _ = try store.update(pool: Self.pool) { ledger throws(LedgerError) in
             try ledger.grant(id: "a", request: ResourceRequest(vcpus: 1, memoryMiB: 512, subAgents: SubAgentRequest(maxCount: 1, cpus: 1, memoryMiB: 512)), pid: 100)
             try ledger.grant(id: "b", parent: "a", request: Self.small, pid: 101)
@@ -99,6 +100,40 @@ import Testing
         #expect(LedgerStore.processExists(getpid()))
         // Above any pid_max (at most 2^22).
         #expect(!LedgerStore.processExists(Int32.max))
+    }
+
+    /// A grant whose pid now belongs to a process that started at another time (the kernel
+    /// handed the pid out again) is gone; one with its start time, or none kept, is not.
+    @Test func aReusedPidDoesNotKeepAGrantAlive() throws {
+        let start = try #require(ProcessStart.of(getpid()))
+        func grant(_ pidStart: UInt64?) -> Grant {
+            var grant = Grant(id: "a", parent: nil, pid: getpid(), cpus: [0], memoryMiB: 1, gpus: [], subAgents: .none)
+            grant.pidStart = pidStart
+            return grant
+        }
+        #expect(LedgerStore.processRuns(grant(start)))
+        #expect(LedgerStore.processRuns(grant(nil)))
+        #expect(!LedgerStore.processRuns(grant(start + 1)))
+    }
+
+    @Test func startTimesAreReadPastACommandNameWithSpacesAndParentheses() {
+        let fields3to22 = (3...22).map { $0 == 22 ? "987654" : "\($0)" }.joined(separator: " ")
+        #expect(ProcessStart.parse("42 (a) b (c)) " + fields3to22 + " 23 24") == 987_654)
+        #expect(ProcessStart.parse("42 (short) S 1 2") == nil)
+        #expect(ProcessStart.parse("no parenthesis") == nil)
+    }
+
+    @Test func aPidStartSurvivesTheFileAndOldFilesWithoutItStillRead() throws {
+        var ledger = ResourceLedger(pool: HostPool(cpus: [0, 1], memoryMiB: 1024, gpus: []))
+        _ = try ledger.grant(id: "a", request: ResourceRequest(vcpus: 1, memoryMiB: 256), pid: 10)
+        try ledger.setPID(11, start: 123_456, for: "a")
+        let text = ledger.encoded()
+        #expect(text.contains("\"pid_start\": 123456"))
+        let back = try ResourceLedger.decode(Array(text.utf8))
+        #expect(back.grant("a")?.pidStart == 123_456 && back.grant("a")?.pid == 11)
+        let old = text.replacingOccurrences(of: "\"pid_start\": 123456,", with: "")
+        #expect(old != text)
+        #expect(try ResourceLedger.decode(Array(old.utf8)).grant("a")?.pidStart == nil)
     }
 
     @Test func aCorruptFileIsNamedAndLeftAlone() throws {

@@ -98,7 +98,7 @@ import Testing
     @Test func reapingReleasesTheDeadAndTheirChildren() throws {
         var ledger = try Self.twoLevels()
         try ledger.grant(id: "z", request: ResourceRequest(vcpus: 1, memoryMiB: 512), pid: 200)
-        #expect(ledger.reap { $0 != 100 } == ["b", "a"])
+        #expect(ledger.reap { $0.pid != 100 } == ["b", "a"])
         #expect(ledger.allGrants.map(\.id) == ["z"])
         #expect(ledger.reap { _ in true } == [])
         try ledger.setPID(4242, for: "z")
