@@ -39,7 +39,7 @@ struct VMJail {
             throw CLIError.usage("the jail around momin-vmm needs root (namespaces, pivot_root, a uid of its own); "
                                  + "run as root, or pass --no-jail for debugging")
         }
-        let id = String(vm.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "-" }.prefix(64))
+        let id = String(vm.map { $0.isASCII && ($0.isLetter || $0.isNumber) || $0 == "-" || $0 == "_" ? $0 : "-" }.prefix(64))
         let base = try RuntimeDirectory.base()
         let uid = try JailIdentities(directory: base + "/uids").claim()
         do {
