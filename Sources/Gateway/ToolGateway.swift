@@ -53,8 +53,7 @@ public final class ToolGateway {
         do {
             report = try client.exec(request, input: input, shouldKill: { budget.exceeded }) { isStdout, chunk in
                 result.add(stream: isStdout ? 1 : 2, chunk)
-                let passed = budget.take(chunk.count)
-                if passed > 0 { output(isStdout, passed == chunk.count ? chunk : Array(chunk[..<passed])) }
+                if let passed = budget.take(chunk) { output(isStdout, passed) }
             }
         } catch {
             try session.finish(id, status: -1, result: result)
@@ -83,8 +82,7 @@ public final class ToolGateway {
         do {
             count = try client.readFile(limited) { chunk in
                 result.add(stream: 1, chunk)
-                let passed = budget.take(chunk.count)
-                if passed > 0 { received(passed == chunk.count ? chunk : Array(chunk[..<passed])) }
+                if let passed = budget.take(chunk) { received(passed) }
             }
         } catch {
             try session.finish(id, status: -1, result: result)
@@ -124,12 +122,13 @@ struct OutputBudget {
 
     init(remaining: Int) { self.remaining = remaining }
 
-    /// Takes `count` bytes; returns how many of them may pass.
-    mutating func take(_ count: Int) -> Int {
-        let allowed = max(0, min(count, remaining - passed))
+    /// Takes a chunk; returns the part of it that may pass, or nil when none may.
+    mutating func take(_ chunk: [UInt8]) -> [UInt8]? {
+        let allowed = max(0, min(chunk.count, remaining - passed))
         passed += allowed
-        if allowed < count { exceeded = true }
-        return allowed
+        if allowed < chunk.count { exceeded = true }
+        guard allowed > 0 else { return nil }
+        return allowed == chunk.count ? chunk : Array(chunk[..<allowed])
     }
 }
 

@@ -32,7 +32,7 @@ public struct LedgerStore: Sendable {
     /// (a reused pid started later).
     public static func processRuns(_ grant: Grant) -> Bool {
         guard processExists(grant.pid) else { return false }
-        guard let kept = grant.pidStart, let now = ProcessStart.of(grant.pid) else { return true }
+        guard let kept = grant.pidStart, let now = ProcessStat.startTime(of: grant.pid) else { return true }
         return kept == now
     }
 

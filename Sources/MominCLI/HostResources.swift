@@ -50,7 +50,7 @@ enum HostResources {
         let pool = try pool()
         do {
             _ = try store().update(pool: pool) { (ledger: inout ResourceLedger) throws(LedgerError) in
-                try ledger.setPID(pid, start: ProcessStart.of(pid), for: id)
+                try ledger.setPID(pid, start: ProcessStat.startTime(of: pid), for: id)
             }
         } catch {
             throw CLIError(message: "resource ledger: \(error)", code: 1)

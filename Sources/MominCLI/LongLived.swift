@@ -14,9 +14,9 @@ func requireDirectKVM(_ config: MachineConfiguration, noRig: Bool) throws {
     }
 }
 
-/// Frees what a VM whose momin-vmm died still held: its cgroup and jail uid, its grant (the
-/// ledger reaps it too), and its registry directory.
-func cleanStale(_ registry: VMRegistry, _ name: String) {
+/// Frees what a VM held once its momin-vmm is gone (stopped, or died: the stale case): its
+/// cgroup and jail uid, its grant (the ledger would reap it too), and its registry directory.
+func freeVM(_ registry: VMRegistry, _ name: String) {
     VMJail.releaseRecorded(in: registry.directory(name))
     HostResources.release(id: name)
     registry.remove(name)
@@ -28,7 +28,7 @@ func connect(_ registry: VMRegistry, _ name: String, seconds: Double = 30) throw
     switch registry.state(name) {
     case .absent: throw CLIError.usage("no VM named \(name) (momin ps lists them)")
     case .stale(let why):
-        cleanStale(registry, name)
+        freeVM(registry, name)
         throw CLIError(message: "VM \(name) is not running (\(why)); its stale state was cleaned", code: 1)
     case .running:
         do { return try DoorsClient(socketPath: registry.socketPath(name), port: Run.doorsPort, seconds: seconds) } catch {
@@ -72,7 +72,7 @@ struct Start: ParsableCommand {
         switch registry.state(name) {
         case .running(let pid): throw CLIError.usage("VM \(name) is already running (momin-vmm pid \(pid))")
         case .stale(let why):
-            cleanStale(registry, name)
+            freeVM(registry, name)
             writeStandardError("momin: cleaned the stale state of VM \(name) (\(why))\n")
         case .absent: break
         }
@@ -261,7 +261,7 @@ struct PS: ParsableCommand {
             case .running(let pid):
                 print(pad(name, 20), pad(String(pid), 8), pad(vcpus, 6), pad(memory, 7), "running")
             case .stale(let why):
-                cleanStale(registry, name)
+                freeVM(registry, name)
                 print(pad(name, 20), pad("-", 8), pad(vcpus, 6), pad(memory, 7), "stale (\(why)); cleaned")
             case .absent:
                 continue
@@ -300,9 +300,8 @@ struct PS: ParsableCommand {
 enum ProcessFigures {
     /// utime + stime, in clock ticks (proc(5), /proc/PID/stat fields 14 and 15).
     static func cpuTicks(_ pid: Int32) -> Int? {
-        guard let stat = readSmallFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return nil }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.count > 13, let user = Int(fields[11]), let system = Int(fields[12]) else { return nil }
+        guard let fields = ProcessStat.fields(of: pid), fields.count > 13, let user = Int(fields[11]),
+              let system = Int(fields[12]) else { return nil }
         return user + system
     }
 
@@ -328,7 +327,7 @@ struct Stop: ParsableCommand {
         switch registry.state(name) {
         case .absent: throw CLIError.usage("no VM named \(name)")
         case .stale(let why):
-            cleanStale(registry, name)
+            freeVM(registry, name)
             writeStandardError("momin: VM \(name) was not running (\(why)); its stale state was cleaned\n")
         case .running(let pid):
             let governance = try? VMGovernance.load(from: registry.directory(name), name: name)
@@ -347,14 +346,12 @@ struct Stop: ParsableCommand {
                 usleep(100_000)
                 waited += 1
             }
-            VMJail.releaseRecorded(in: registry.directory(name))
-            HostResources.release(id: name)
-            registry.remove(name)
+            freeVM(registry, name)
         }
     }
 
     func isNotZombie(_ pid: pid_t) -> Bool {
-        guard let stat = readSmallFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return false }
-        return !stat[close...].hasPrefix(") Z")
+        guard let state = ProcessStat.fields(of: pid)?.first else { return false }
+        return state != "Z"
     }
 }

@@ -1,6 +1,7 @@
 import Cgroups
 import Glibc
 import Jail
+import Ledger
 import VMM
 
 /// The walls momin puts around every momin-vmm (docs/jailer.md, docs/threat-model.md): the
@@ -13,6 +14,7 @@ struct VMJail {
     let uid: UInt32
     /// Host directory for the VM's vsock socket, owned by the jail's uid, seen inside as /run/momin.
     let socketDirectory: String
+    let identities: JailIdentities
     let cgroups: CgroupV2
     /// The configuration momin-vmm gets: the same machine, with paths as the jail shows them.
     let inside: MachineConfiguration
@@ -41,7 +43,8 @@ struct VMJail {
         }
         let id = String(vm.map { $0.isASCII && ($0.isLetter || $0.isNumber) || $0 == "-" || $0 == "_" ? $0 : "-" }.prefix(64))
         let base = try RuntimeDirectory.base()
-        let uid = try JailIdentities(directory: base + "/uids").claim()
+        let identities = try JailIdentities.onThisHost()
+        let uid = try identities.claim()
         do {
             // Every jail mounts its own tmpfs on this one empty directory, each in its own mount
             // namespace: the host side stays empty.
@@ -84,9 +87,10 @@ struct VMJail {
                 ResourceLimit(.nproc, UInt64(config.vcpus + 16)),
             ]
             plan.cgroup = cgroups.path(ofVM: id)
-            return VMJail(id: id, uid: uid, socketDirectory: socketDirectory, cgroups: cgroups, inside: inside, plan: plan)
+            return VMJail(id: id, uid: uid, socketDirectory: socketDirectory, identities: identities, cgroups: cgroups,
+                          inside: inside, plan: plan)
         } catch {
-            JailIdentities(directory: base + "/uids").release(uid)
+            identities.release(uid)
             throw error
         }
     }
@@ -100,13 +104,13 @@ struct VMJail {
 
     /// The uid stays claimed as long as `pid` (the jailer) lives.
     func launched(pid: pid_t) {
-        (try? RuntimeDirectory.base()).map { JailIdentities(directory: $0 + "/uids").hold(uid, by: pid) }
+        identities.hold(uid, by: pid)
     }
 
     /// After the jailer has exited: its cgroup and uid are free again.
     func release() {
         do { try cgroups.removeVM(id) } catch { writeStandardError("momin: \(error)\n") }
-        (try? RuntimeDirectory.base()).map { JailIdentities(directory: $0 + "/uids").release(uid) }
+        identities.release(uid)
     }
 
     /// What `momin stop` frees once a started VM is gone: its cgroup and uid, from the `jail`
@@ -119,7 +123,7 @@ struct VMJail {
             return
         }
         do { try CgroupV2().removeVM(String(fields[0])) } catch { writeStandardError("momin: \(error)\n") }
-        (try? RuntimeDirectory.base()).map { JailIdentities(directory: $0 + "/uids").release(uid) }
+        do { try JailIdentities.onThisHost().release(uid) } catch { writeStandardError("momin: \(error)\n") }
     }
 
     /// momin-jailer, next to this binary (or $MOMIN_JAILER, or on PATH).
@@ -145,6 +149,11 @@ struct JailIdentities {
     let directory: String
     static let first: UInt32 = 61000, count: UInt32 = 1000
 
+    /// The claims of this host's jails, beside the resource ledger.
+    static func onThisHost() throws -> JailIdentities {
+        JailIdentities(directory: try RuntimeDirectory.base() + "/uids")
+    }
+
     func claim() throws -> UInt32 {
         if mkdir(directory, 0o700) != 0 && errno != EEXIST {
             throw CLIError(message: "cannot create \(directory): \(String(cString: strerror(errno)))", code: 1)
@@ -156,7 +165,7 @@ struct JailIdentities {
         for uid in Self.first..<(Self.first + Self.count) {
             let path = "\(directory)/\(uid)"
             if let owner = readSmallFile(path).flatMap({ pid_t($0.trimmingNewline()) }) {
-                if kill(owner, 0) == 0 || errno != ESRCH { continue }
+                if LedgerStore.processExists(owner) { continue }
                 unlink(path)
             }
             try writeSmallFile(path, "\(getpid())\n")

@@ -105,7 +105,7 @@ import Testing
     /// A grant whose pid now belongs to a process that started at another time (the kernel
     /// handed the pid out again) is gone; one with its start time, or none kept, is not.
     @Test func aReusedPidDoesNotKeepAGrantAlive() throws {
-        let start = try #require(ProcessStart.of(getpid()))
+        let start = try #require(ProcessStat.startTime(of: getpid()))
         func grant(_ pidStart: UInt64?) -> Grant {
             var grant = Grant(id: "a", parent: nil, pid: getpid(), cpus: [0], memoryMiB: 1, gpus: [], subAgents: .none)
             grant.pidStart = pidStart
@@ -118,9 +118,9 @@ import Testing
 
     @Test func startTimesAreReadPastACommandNameWithSpacesAndParentheses() {
         let fields3to22 = (3...22).map { $0 == 22 ? "987654" : "\($0)" }.joined(separator: " ")
-        #expect(ProcessStart.parse("42 (a) b (c)) " + fields3to22 + " 23 24") == 987_654)
-        #expect(ProcessStart.parse("42 (short) S 1 2") == nil)
-        #expect(ProcessStart.parse("no parenthesis") == nil)
+        #expect(ProcessStat.startTime("42 (a) b (c)) " + fields3to22 + " 23 24") == 987_654)
+        #expect(ProcessStat.startTime("42 (short) S 1 2") == nil)
+        #expect(ProcessStat.startTime("no parenthesis") == nil)
     }
 
     @Test func aPidStartSurvivesTheFileAndOldFilesWithoutItStillRead() throws {
