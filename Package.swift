@@ -61,6 +61,11 @@ let package = Package(
         .target(name: "Gateway", dependencies: [
             "Hands", "Doors", "Policy", "Audit", "Buckets", "Merkle", .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // Agents inside VMs calling out: the hands-call listener, doors between agents, sub-agents
+        // (their policies no wider than the parent's), each call through its agent's gateway.
+        .target(name: "Agents", dependencies: [
+            "Doors", "Gateway", "Policy", "Buckets", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // The resource ledger: host CPUs, memory and GPUs split among VMs, sub-agents carved from their parent's grant.
         .target(name: "Ledger"),
         // cgroup v2: a parent for momin, one child per VM with cpu, memory and pids limits (Linux cgroup-v2.rst).
@@ -84,6 +89,7 @@ let package = Package(
         .executableTarget(
             name: "MominCLI",
             dependencies: ["VMM", "Hands", "Doors", "Policy", "Audit", "Merkle", "Gateway", "Buckets", "Ledger", "Cgroups", "Jail", "Seccomp",
+                           "Agents",
                            .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
@@ -116,6 +122,9 @@ let package = Package(
             "Buckets", "Audit", "Merkle", .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .testTarget(name: "CgroupsTests", dependencies: ["Cgroups"]),
+        .testTarget(name: "AgentsTests", dependencies: [
+            "Agents", "Doors", "Gateway", "Policy", "Audit", "Buckets", "HandsTestSupport", "Hands",
+        ]),
         // Tier 2: real /dev/kvm with small hand-made guest code.
         .testTarget(name: "KVMTests", dependencies: ["KVM", "GuestMemory"]),
     ]

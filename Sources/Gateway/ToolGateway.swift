@@ -2,6 +2,7 @@ import Audit
 import Buckets
 import Crypto
 import Doors
+import Glibc
 import Hands
 import Merkle
 import Policy
@@ -13,17 +14,20 @@ import Policy
 /// still logged, when there is a log); without a log nothing is recorded.
 public final class ToolGateway {
     private let client: DoorsClient
-    private let session: GovernedSession
 
-    /// `limits` defaults to counting in this process (`InProcessLimits` of the policy's limits).
+    /// `limits` defaults to counting in this process (`InProcessLimits` of the policy's limits);
+    /// `requestIDs`, to numbering this session's calls from 1.
     public init(agent: String, client: DoorsClient, policy: AgentPolicy?, log: (any AuditSink)?,
-                limits: (any SessionLimits)? = nil) {
+                limits: (any SessionLimits)? = nil, requestIDs: RequestNumbers? = nil) {
         self.client = client
         session = GovernedSession(agent: agent, policy: policy, log: log, resolver: GuestResolver(client: client),
-                                  limits: limits)
+                                  limits: limits, requestIDs: requestIDs)
     }
 
     public var agent: String { session.agent }
+
+    /// The session this gateway's calls count against, shared with the agent's hands calls.
+    public let session: GovernedSession
 
     /// Hears each call's outcome; see `GovernedSession.observe`.
     public var observe: ((CallObservation) -> Void)? {
@@ -137,13 +141,17 @@ struct OutputBudget {
 /// and decision together, then the result.
 /// `ToolGateway` puts each call through `admit` before the guest sees it and `finish` after;
 /// the gateway benchmark drives it directly.
-public final class GovernedSession {
+///
+/// Thread-safe: an agent's exec and the hands calls it makes from inside its VM share one
+/// session, from several threads; each admit, finish and record runs under one lock.
+public final class GovernedSession: @unchecked Sendable {
     public let agent: String
     public let policy: AgentPolicy?
     private let log: (any AuditSink)?
     private let resolver: any PathResolver
     private let limits: (any SessionLimits)?
-    private var nextRequest: UInt64 = 1
+    private let requestIDs: RequestNumbers
+    private let lock = SessionLock()
     /// Hears each call's outcome (what `momin run --record` keeps), after the log has it.
     public var observe: ((CallObservation) -> Void)?
     private var pending: [UInt64: CallObservation] = [:]
@@ -151,32 +159,44 @@ public final class GovernedSession {
     private var overLimit: [UInt64: Policy.Decision] = [:]
 
     /// Without `limits`, the policy's limits are counted in this process.
+    /// Without `requestIDs`, calls are numbered from 1; agents sharing one log share one
+    /// `RequestNumbers`, so a result digest names its request unambiguously.
     public init(agent: String, policy: AgentPolicy?, log: (any AuditSink)?, resolver: any PathResolver,
-                limits: (any SessionLimits)? = nil) {
+                limits: (any SessionLimits)? = nil, requestIDs: RequestNumbers? = nil) {
         self.agent = agent
         self.policy = policy
         self.log = log
         self.resolver = resolver
         self.limits = limits ?? policy.map { InProcessLimits($0.limits) }
+        self.requestIDs = requestIDs ?? RequestNumbers()
     }
 
     public func record(_ event: Lifecycle) throws(GatewayError) {
-        try append([.lifecycle(event)])
+        try lock.holding { () throws(GatewayError) in try append([.lifecycle(event)]) }
     }
 
     /// Counts the call against the limits and asks the policy, then logs the request and the
     /// decision together (one transaction: both are in the log before anything runs, or
     /// neither is and nothing runs); returns the request's id when allowed, throws `.denied`
     /// when not.
-    public func admit(_ call: ToolCall, tool: String, arguments: [UInt8]) throws(GatewayError) -> UInt64 {
-        let id = nextRequest
-        nextRequest += 1
+    ///
+    /// `peer`, asked only when the limits and the policy allow the call, may still deny it: the
+    /// other side of a door, or the check of a sub-agent's policy against this one.
+    public func admit(_ call: ToolCall, tool: String, arguments: [UInt8],
+                      peer: (() -> Policy.Decision?)? = nil) throws(GatewayError) -> UInt64 {
+        try lock.holding { () throws(GatewayError) in try admitLocked(call, tool: tool, arguments: arguments, peer: peer) }
+    }
+
+    private func admitLocked(_ call: ToolCall, tool: String, arguments: [UInt8],
+                             peer: (() -> Policy.Decision?)?) throws(GatewayError) -> UInt64 {
+        let id = requestIDs.next()
         var decision: Policy.Decision?
         if let limits {
             let admitted = try limits.admitCall()
             if !admitted.isAllowed { decision = admitted }
         }
         if decision == nil, let policy { decision = policy.evaluate(call, resolver: resolver) }
+        if decision?.isAllowed ?? true, let peer, let refused = peer(), !refused.isAllowed { decision = refused }
         let verdict: Audit.Decision.Verdict = decision.map { $0.isAllowed ? .allow : .deny } ?? .allow
         try append([
             .toolRequest(ToolRequest(requestID: id, agent: agent, tool: tool, arguments: arguments)),
@@ -199,13 +219,17 @@ public final class GovernedSession {
 
     /// How much output the next call may pass to the agent.
     func outputBudget() throws(GatewayError) -> OutputBudget {
-        OutputBudget(remaining: try limits?.remainingOutputBytes() ?? .max)
+        try lock.holding { () throws(GatewayError) in OutputBudget(remaining: try limits?.remainingOutputBytes() ?? .max) }
     }
 
     /// Counts the call's output against the limits (unless it is input the agent sent, as for
     /// a file write) and logs its digest. Output that went over the limit ends the call
     /// `.denied` by the limit, after the log has the result.
     public func finish(_ id: UInt64, status: Int64, result: ResultHasher, countsAsOutput: Bool = true) throws(GatewayError) {
+        try lock.holding { () throws(GatewayError) in try finishLocked(id, status: status, result: result, countsAsOutput: countsAsOutput) }
+    }
+
+    private func finishLocked(_ id: UInt64, status: Int64, result: ResultHasher, countsAsOutput: Bool) throws(GatewayError) {
         var over: Policy.Decision?
         if countsAsOutput, let limits {
             let counted = try limits.recordOutput(bytes: Int(clamping: result.byteCount))
@@ -232,6 +256,35 @@ public final class GovernedSession {
     /// protocol cannot carry is an error, never an empty record.
     public static func arguments(_ message: DoorsMessage) throws(DoorsError) -> [UInt8] {
         try FrameEncoder().encode(Frame(requestID: 1, message))
+    }
+}
+
+/// Request ids for the sessions that share one log: each call gets the next, from 1.
+public final class RequestNumbers: @unchecked Sendable {
+    private let lock = SessionLock()
+    private var last: UInt64 = 0
+
+    public init() {}
+
+    public func next() -> UInt64 {
+        lock.holding { last += 1; return last }
+    }
+}
+
+/// A pthread mutex held for the length of a closure.
+final class SessionLock: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+
+    init() { pthread_mutex_init(mutex, nil) }
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    func holding<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body()
     }
 }
 

@@ -1,5 +1,6 @@
 import Glibc
 import Ledger
+import Policy
 import VMM
 
 /// The host's share-out among VMs (docs/ledger.md): every VM that `momin run` or `momin start`
@@ -30,16 +31,19 @@ enum HostResources {
 
     /// Grants `config`'s vCPUs and memory to the VM `id`, held by this process until
     /// `launched` hands it to the VMM's pid.
-    static func grant(id: String, _ config: MachineConfiguration) throws -> Grant {
-        let request = ResourceRequest(vcpus: config.vcpus, memoryMiB: Int(config.memoryMiB))
+    /// `parent` names the VM whose sub-agent budget it comes out of (nil: the host's pool);
+    /// `budget` is what it holds for sub-agents of its own.
+    static func grant(id: String, parent: String? = nil, _ config: MachineConfiguration,
+                      budget: SubAgentRequest = .none) throws -> Grant {
+        let request = ResourceRequest(vcpus: config.vcpus, memoryMiB: Int(config.memoryMiB), subAgents: budget)
         let pool = try pool()
         let store = try store()
         do {
             return try store.update(pool: pool) { (ledger: inout ResourceLedger) throws(LedgerError) in
-                try ledger.grant(id: id, request: request, pid: getpid())
+                try ledger.grant(id: id, parent: parent, request: request, pid: getpid())
             }.value
         } catch .refused(let why) {
-            throw CLIError(message: "no room for VM \(id) on this host: \(why)", code: noRoom)
+            throw CLIError(message: "no room for VM \(id) \(parent == nil ? "on this host" : "under \(parent!)"): \(why)", code: noRoom)
         } catch {
             throw CLIError(message: "resource ledger: \(error)", code: 1)
         }
@@ -68,6 +72,14 @@ enum HostResources {
         } catch {
             writeStandardError("momin: could not free VM \(id)'s resources in the ledger: \(error)\n")
         }
+    }
+
+    /// What a VM governed by `policy` holds for its sub-agents: the policy's resources less the
+    /// VM's own share, for at most `resources.sub_agents` children at a time (none without them).
+    static func budget(_ policy: AgentPolicy?, _ config: MachineConfiguration) -> SubAgentRequest {
+        guard let resources = policy?.resources, resources.subAgents > 0 else { return .none }
+        return SubAgentRequest(maxCount: resources.subAgents, cpus: max(0, resources.vcpus - config.vcpus),
+                               memoryMiB: max(0, resources.memoryMiB - Int(config.memoryMiB)))
     }
 
     private static func environmentInt(_ name: String) throws -> Int? {

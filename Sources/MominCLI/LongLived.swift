@@ -315,17 +315,24 @@ enum ProcessFigures {
     }
 }
 
-/// `momin stop NAME`: stops a VM (SIGTERM to its momin-vmm, SIGKILL after 10 s) and removes its state.
+/// `momin stop NAME`: stops a VM and every sub-agent under it, deepest first (SIGTERM to each
+/// momin-vmm, SIGKILL after 10 s), and removes their state.
 struct Stop: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Stop a named microVM.")
+    static let configuration = CommandConfiguration(abstract: "Stop a named microVM and the sub-agents it started.")
 
     @Argument(help: "The VM's name.") var name: String
 
     func run() throws {
         try VMRegistry.validate(name)
         let registry = try VMRegistry.open()
+        if case .absent = registry.state(name) { throw CLIError.usage("no VM named \(name)") }
+        for descendant in registry.descendants(of: name) { stopOne(registry, descendant) }
+        stopOne(registry, name)
+    }
+
+    func stopOne(_ registry: VMRegistry, _ name: String) {
         switch registry.state(name) {
-        case .absent: throw CLIError.usage("no VM named \(name)")
+        case .absent: return
         case .stale(let why):
             freeVM(registry, name)
             writeStandardError("momin: VM \(name) was not running (\(why)); its stale state was cleaned\n")

@@ -132,7 +132,7 @@ struct Replay: ParsableCommand {
             requests.append(request)
         }
         var observations: [CallObservation] = []
-        let session = try Run.session(config, timeout: timeout, console: console,
+        let session = try Run.session(config, name: "replay-\(getpid())", timeout: timeout, console: console,
                                       jailing: { [noJail] in try VMJail.make(noJail: noJail, vm: $0, $1, socketDirectory: $2) }, policy: loaded,
                                       log: nil, auditPath: nil) { gateway throws(GatewayError) in
             gateway.observe = { observations.append($0) }

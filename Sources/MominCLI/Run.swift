@@ -1,5 +1,7 @@
 import ArgumentParser
+import Agents
 import Audit
+import Buckets
 import Crypto
 import Doors
 import Gateway
@@ -45,6 +47,12 @@ struct Run: ParsableCommand {
     @Option(help: "Keep the session (machine, entropy seed, every call and its result digest) in FILE for momin replay.")
     var record: String?
 
+    @Option(help: "The VM's name, which its sub-agents' names start with and momin ps and momin stop know it by (default: the policy's agent, or run, then -PID).")
+    var name: String?
+
+    @Option(help: "A bucket store (SQLite, docs/buckets.md) for the hands bucket calls made inside the VM and its sub-agents.")
+    var buckets: String?
+
     /// Exit status of a call the policy denied (sysexits' EX_NOPERM).
     static let denied: Int32 = 77
 
@@ -69,7 +77,9 @@ struct Run: ParsableCommand {
             config.entropySeed = seed
         }
         _ = try machine.preflight(config)  // refuses bad input here, before any rig or child
-        try Self.checkRig(config, noRig: machine.noRig, outputs: [audit, record].compactMap { $0 })
+        try Self.checkRig(config, noRig: machine.noRig, outputs: [audit, record, buckets].compactMap { $0 })
+        let vmName = name ?? "\(loaded?.policy.agent ?? "run")-\(getpid())"
+        try VMRegistry.validate(vmName)
         // Opened only now, so that a command refused above leaves no log behind.
         let log: AuditLog?
         do {
@@ -81,6 +91,11 @@ struct Run: ParsableCommand {
         }
         // Closed (and its head signed) explicitly by `session`: the exits below skip defers.
         defer { try? log?.close() }
+        let store: BucketStore?
+        do { store = try buckets.map { path throws(BucketError) in try BucketStore(path: path) } } catch {
+            throw CLIError.usage("bucket store \(buckets ?? ""): \(error)")
+        }
+        defer { try? store?.close() }
 
         // The command may run as long as the VM (--timeout), and no longer than the policy's
         // per-call limit: --timeout is the VM's budget, not a request for more than the policy gives.
@@ -92,8 +107,8 @@ struct Run: ParsableCommand {
         let request = ExecRequest(argv: argv, env: Self.defaultEnvironment,
                                   cwd: "/", timeoutMilliseconds: commandSeconds.map { UInt32(min($0 * 1000, Double(UInt32.max))) })
         var observations: [CallObservation] = []
-        let session = try Self.session(config, timeout: machine.timeout, console: console, jailing: machine.jail, policy: loaded,
-                                       log: log, auditPath: audit) { gateway throws(GatewayError) in
+        let session = try Self.session(config, name: vmName, timeout: machine.timeout, console: console, jailing: machine.jail,
+                                       policy: loaded, log: log, auditPath: audit, agents: AgentHosting(store: store)) { gateway throws(GatewayError) in
             if record != nil { gateway.observe = { observations.append($0) } }
             return try gateway.exec(request, input: interactive ? .descriptor(0) : .none) { isStdout, bytes in
                 FileDescriptorOutput(fd: isStdout ? 1 : 2).write(bytes)
@@ -147,83 +162,63 @@ struct Run: ParsableCommand {
         var consoleLog: String
     }
 
-    /// Boots `config` in a momin-vmm child, connects to its Doors server and runs `body`
-    /// with a gateway (policy and log as given, lifecycle entries included), then stops the VM
-    /// and closes the log, signing a head over the session. The console goes to a log in the
-    /// runtime directory, or to our stderr with `console`.
-    static func session<T>(_ base: MachineConfiguration, timeout: Double, console: Bool,
-                           jailing: (String, MachineConfiguration, String) throws -> VMJail?,
-                           policy loaded: LoadedPolicy?, log: AuditLog?, auditPath: String?,
+    /// Boots `config` as VM `name` in a momin-vmm child, connects to its Doors server and runs
+    /// `body` with a gateway (policy and log as given, lifecycle entries included), then stops
+    /// the VM and closes the log, signing a head over the session. The console goes to the
+    /// VM's log, or to our stderr with `console`.
+    ///
+    /// With `agents`, the VM's hands calls are served (momin.hands on its kernel command line):
+    /// buckets, doors and sub-agents, each sub-agent its own VM under this one; every
+    /// sub-agent is stopped before the VM is.
+    static func session<T>(_ base: MachineConfiguration, name: String, timeout: Double, console: Bool,
+                           jailing: @escaping (String, MachineConfiguration, String) throws -> VMJail?,
+                           policy loaded: LoadedPolicy?, log: AuditLog?, auditPath: String?, agents: AgentHosting? = nil,
                            _ body: (ToolGateway) throws(GatewayError) -> T) throws -> SessionEnd<T> {
-        let runtime = try RuntimeDirectory.create()
+        let registry = try VMRegistry.open()
         var config = base
-        let socketDirectory = runtime.path + "/sock"
-        config.vsock = VsockConfiguration(guestCID: 3, socketPath: socketDirectory + "/vsock.sock")
-        let logPath = runtime.path + "/console.log"
-        let vmName = runtime.path.split(separator: "/").last.map(String.init) ?? "vm"
-        let jail: VMJail?
-        do {
-            config.hostCPUs = try HostResources.grant(id: vmName, config).cpus
-            jail = try jailing(vmName, config, socketDirectory)
-        } catch {
-            HostResources.release(id: vmName)
-            runtime.remove()
-            throw error
-        }
-        let logFD = console ? dup(2) : open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard logFD >= 0 else {
-            jail?.release()
-            HostResources.release(id: vmName)
-            runtime.remove()
-            throw CLIError(message: "cannot open \(logPath): \(String(cString: strerror(errno)))", code: vmFailed)
-        }
-        let child: pid_t
-        do { child = try VMMLauncher.spawn(config, jail: jail, timeout: timeout, logFD: logFD) } catch {
-            close(logFD)
-            jail?.release()
-            HostResources.release(id: vmName)
-            runtime.remove()
-            throw error
-        }
-        close(logFD)
-        let vm = ChildVMM(pid: child)
-        jail?.launched(pid: child)
-        // Freed however this ends: released here, or reaped once the VMM is gone.
-        do { try HostResources.launched(id: vmName, pid: child) } catch {
-            writeStandardError("momin: \(error); the grant stays with this process until it ends\n")
-        }
-        defer {
-            jail?.release()  // after vm.stop() below: the jailer has exited
-            HostResources.release(id: vmName)
-        }
+        if agents != nil { config.commandLine += " momin.hands=\(HandsCallProtocol.port)" }
+        let hosted = try HostedVM.launch(name: name, parent: nil, registry: registry, config: config,
+                                         budget: HostResources.budget(loaded?.policy, config), jailing: jailing,
+                                         timeout: timeout, console: console)
+        // The directory goes when the process exits (it exits with the command's status, which
+        // skips defers); until then its console log can still be shown.
+        let logPath = registry.logPath(name)
+        RuntimeDirectory(path: registry.directory(name)).removeAtExit()
         let waitSeconds = timeout > 0 ? timeout : 300
         var gateway: ToolGateway?
+        var tree: AgentTree?
         let result: Result<T, GatewayError>
         do throws(GatewayError) {
             let doors: DoorsClient
-            do {
-                doors = try DoorsClient(socketPath: config.vsock!.socketPath, port: doorsPort, seconds: waitSeconds,
-                                        giveUp: { !vm.isRunning })
-            } catch { throw .hands(error) }
-            let through = ToolGateway(agent: loaded?.policy.agent ?? vmName, client: doors, policy: loaded?.policy, log: log)
+            do { doors = try hosted.connect(seconds: waitSeconds) } catch { throw .hands(error) }
+            let requestIDs = RequestNumbers()
+            let through = ToolGateway(agent: name, client: doors, policy: loaded?.policy, log: log, requestIDs: requestIDs)
             gateway = through
             if let loaded { try through.record(loaded.loadEvent) }
-            try through.record(.vmStart(vm: vmName))
+            try through.record(.vmStart(vm: name))
+            if let agents {
+                let launcher = SubAgentVMs(registry: registry, base: config, jailing: jailing, log: log, requestIDs: requestIDs)
+                let agentTree = AgentTree(store: agents.store, launcher: launcher, requestIDs: requestIDs)
+                do {
+                    try agentTree.addRoot(Agent(name: name, parent: nil, session: through.session),
+                                          handsSocket: hosted.hostPortSocket(HandsCallProtocol.port))
+                } catch { throw .limitState("cannot serve the VM's hands calls: \(error)") }
+                tree = agentTree
+            }
             result = .success(try body(through))
         } catch {
             result = .failure(error)
         }
-        let vmStatus = vm.stop()
+        tree?.shutDown(root: name, reason: "the run ended")
+        let vmStatus = hosted.halt(keepDirectory: true)
         do {
-            try gateway?.record(.vmStop(vm: vmName, reason: "momin-vmm \(vmStatus)"))
+            try gateway?.record(.vmStop(vm: name, reason: "momin-vmm \(vmStatus)"))
             try log?.close()  // signs a head over everything this session appended
+            try agents?.store?.close()  // signs each namespace's head
         } catch {
             // The calls have run, but their record is incomplete: that is a failure to report.
             throw CLIError(message: "audit log \(auditPath ?? ""): \(error)", code: vmFailed)
         }
-        // The runtime directory goes when the process exits (it exits with the command's status,
-        // which skips defers); until then its console log can still be shown.
-        runtime.removeAtExit()
         return SessionEnd(result: result, vmStatus: vmStatus, consoleLog: logPath)
     }
 
@@ -241,6 +236,11 @@ struct Run: ParsableCommand {
         writeStandardError("momin: the VM's console and log ended with:\n")
         for line in tail { FileDescriptorOutput(fd: 2).write(Array(line) + [UInt8(ascii: "\n")]) }
     }
+}
+
+/// What a session serves its VM's hands calls with.
+struct AgentHosting {
+    var store: BucketStore?
 }
 
 /// The momin-vmm child of `momin run`.

@@ -83,6 +83,23 @@ struct VMRegistry {
         RuntimeDirectory(path: directory(name)).remove()
     }
 
+    /// The VM a sub-agent was started under (its `parent` file), or nil.
+    func parent(of name: String) -> String? { readSmallFile(directory(name) + "/parent")?.trimmingNewline() }
+
+    /// Every VM under `name`, each after its own descendants: the order to stop them in.
+    func descendants(of name: String) -> [String] {
+        let parents = Dictionary(uniqueKeysWithValues: names().map { ($0, parent(of: $0)) })
+        var order: [String] = []
+        func visit(_ vm: String) {
+            for child in parents.keys.sorted() where parents[child] == vm {
+                visit(child)
+                order.append(child)
+            }
+        }
+        visit(name)
+        return order
+    }
+
     func info(_ name: String) -> String { readSmallFile(directory(name) + "/info")?.trimmingNewline() ?? "" }
 }
 

@@ -1,0 +1,99 @@
+/// Agent-to-agent messages ("doors"), held by the host: agents share no memory, and every
+/// message goes through here after both sides' policies have allowed it (`AgentTree`).
+///
+/// Each (door, recipient) pair has its own first-in first-out queue, bounded by the depth the
+/// recipient's policy gives: a sender waits for room up to its timeout (back-pressure) and is
+/// refused after it, so nothing buffers without bound. Messages from one sender on one door
+/// arrive in the order it sent them; each carries a per-door sequence number.
+public final class DoorBroker: @unchecked Sendable {
+    public struct Message: Sendable, Equatable {
+        public let door: String
+        public let from: String
+        public let to: String
+        public let bytes: [UInt8]
+        /// 1, 2, ... per door, in the order messages were queued.
+        public let sequence: UInt64
+    }
+
+    private struct Key: Hashable {
+        let door: String
+        let recipient: String
+    }
+
+    private let monitor = Monitor()
+    private var queues: [Key: [Message]] = [:]
+    private var live: Set<String> = []
+    private var sequences: [String: UInt64] = [:]
+
+    public init() {}
+
+    /// From now on `agent` may be sent to and may receive.
+    public func open(agent: String) {
+        monitor.holding { _ = live.insert(agent) }
+    }
+
+    /// `agent` has stopped: what was queued for it is dropped, and senders waiting for room in
+    /// its queues and its own waiting receives fail.
+    public func close(agent: String) {
+        monitor.holding {
+            live.remove(agent)
+            for key in queues.keys where key.recipient == agent { queues[key] = nil }
+            monitor.broadcast()
+        }
+    }
+
+    /// Queues `bytes` for `to` on `door`, waiting up to `timeoutMilliseconds` while its queue
+    /// holds `depth` messages. Returns the message's sequence number.
+    public func send(door: String, from: String, to: String, bytes: [UInt8], depth: Int,
+                     timeoutMilliseconds: UInt32) throws(DoorFailure) -> UInt64 {
+        let key = Key(door: door, recipient: to)
+        let deadline = Monitor.deadline(milliseconds: timeoutMilliseconds)
+        return try monitor.holding { () throws(DoorFailure) -> UInt64 in
+            guard live.contains(to) else { throw .recipientGone(to) }
+            let room = monitor.wait(until: deadline) { !live.contains(to) || queues[key, default: []].count < depth }
+            guard live.contains(to) else { throw .recipientGone(to) }
+            guard room else { throw .queueFull(door: door, to: to, depth: depth) }
+            let sequence = sequences[door, default: 0] + 1
+            sequences[door] = sequence
+            queues[key, default: []].append(Message(door: door, from: from, to: to, bytes: bytes, sequence: sequence))
+            monitor.broadcast()
+            return sequence
+        }
+    }
+
+    /// The oldest message for `agent` on `door`, waiting up to `timeoutMilliseconds` for one.
+    public func receive(door: String, by agent: String, timeoutMilliseconds: UInt32) throws(DoorFailure) -> Message {
+        let key = Key(door: door, recipient: agent)
+        let deadline = Monitor.deadline(milliseconds: timeoutMilliseconds)
+        return try monitor.holding { () throws(DoorFailure) -> Message in
+            guard live.contains(agent) else { throw .recipientGone(agent) }
+            let arrived = monitor.wait(until: deadline) { !live.contains(agent) || !(queues[key]?.isEmpty ?? true) }
+            guard live.contains(agent) else { throw .recipientGone(agent) }
+            guard arrived, var queue = queues[key], !queue.isEmpty else { throw .nothingArrived(door: door, milliseconds: timeoutMilliseconds) }
+            let message = queue.removeFirst()
+            queues[key] = queue.isEmpty ? nil : queue
+            monitor.broadcast()  // a sender may be waiting for this room
+            return message
+        }
+    }
+
+    /// Messages waiting for `agent` on `door`.
+    public func queued(door: String, for agent: String) -> Int {
+        monitor.holding { queues[Key(door: door, recipient: agent)]?.count ?? 0 }
+    }
+}
+
+public enum DoorFailure: Error, Equatable, CustomStringConvertible {
+    case recipientGone(String)
+    case queueFull(door: String, to: String, depth: Int)
+    case nothingArrived(door: String, milliseconds: UInt32)
+
+    public var description: String {
+        switch self {
+        case .recipientGone(let agent): "agent \(agent) is not running"
+        case .queueFull(let door, let to, let depth):
+            "door \(door): \(to)'s queue stayed full (\(depth) message\(depth == 1 ? "" : "s") waiting) for the whole timeout"
+        case .nothingArrived(let door, let milliseconds): "door \(door): no message arrived in \(milliseconds) ms"
+        }
+    }
+}

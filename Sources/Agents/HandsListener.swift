@@ -1,0 +1,167 @@
+import Doors
+import Glibc
+
+/// Serves the hands calls of one VM: momin-init's relay reaches the host at the VMM's
+/// `PATH_PORT` socket (Firecracker's convention for guest-initiated vsock connections,
+/// docs/vsock.md), where this listens. One call per connection, each on a thread of its own
+/// (door receives and waits block), at most `maxConnections` at once; the frame is read with
+/// its bounds checked before anything is allocated, and a malformed one is answered, not run.
+public final class HandsListener: @unchecked Sendable {
+    public let path: String
+    public static let maxConnections = 64
+    private let fd: Int32
+    private let handler: @Sendable (HandsCall) -> HandsReply
+    private let active = Monitor()
+    private var connections = 0
+    private var stopped = false
+
+    /// Binds `path` (a socket file left there is replaced; anything else is an error) and starts
+    /// accepting.
+    public init(path: String, handler: @escaping @Sendable (HandsCall) -> HandsReply) throws(AgentError) {
+        self.path = path
+        self.handler = handler
+        var st = stat()
+        if lstat(path, &st) == 0 {
+            guard st.st_mode & S_IFMT == S_IFSOCK else { throw .io("\(path) exists and is not a socket") }
+            unlink(path)
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw .io("socket: \(String(cString: strerror(errno)))") }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            close(fd)
+            throw .io("socket path \(path) is too long")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        // The jailed VMM connects as its own uid; the socket directory (the VM's, mode 0700)
+        // is what keeps everyone else out.
+        guard bound == 0, chmod(path, 0o666) == 0, listen(fd, 64) == 0 else {
+            let why = String(cString: strerror(errno))
+            close(fd)
+            throw .io("cannot listen on \(path): \(why)")
+        }
+        self.fd = fd
+        try detach(name: "hands-accept") { [self] in acceptLoop() }
+    }
+
+    /// Stops accepting and removes the socket file; calls already running finish.
+    public func stop() {
+        let first = active.holding { () -> Bool in
+            defer { stopped = true }
+            return !stopped
+        }
+        guard first else { return }
+        shutdown(fd, Int32(SHUT_RDWR))
+        unlink(path)
+    }
+
+    private func acceptLoop() {
+        while true {
+            let client = accept4(fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
+            if client < 0 {
+                if errno == EINTR || errno == ECONNABORTED { continue }
+                break  // the listener was shut down
+            }
+            let admitted = active.holding { () -> Bool in
+                guard connections < Self.maxConnections else { return false }
+                connections += 1
+                return true
+            }
+            guard admitted else {
+                Self.reply(client, .failed(.failed, "the host is already serving \(Self.maxConnections) hands calls of this VM"))
+                close(client)
+                continue
+            }
+            do {
+                try detach(name: "hands-call") { [self] in
+                    serve(client)
+                    active.holding { connections -= 1 }
+                }
+            } catch {
+                active.holding { connections -= 1 }
+                close(client)
+            }
+        }
+        close(fd)
+    }
+
+    private func serve(_ client: Int32) {
+        defer { close(client) }
+        guard let header = Self.read(client, count: HandsCallProtocol.headerSize) else { return }
+        let call: HandsCall
+        do {
+            let (kind, length) = try HandsCallCodec.payloadLength(header: header)
+            guard let payload = Self.read(client, count: length) else { return }
+            call = try HandsCallCodec.decodeCall(kind: kind, payload: payload)
+        } catch {
+            Self.reply(client, .failed(.invalid, "malformed hands call: \(error)"))
+            return
+        }
+        Self.reply(client, handler(call))
+    }
+
+    static func read(_ fd: Int32, count: Int) -> [UInt8]? {
+        var bytes = [UInt8](repeating: 0, count: count)
+        var done = 0
+        while done < count {
+            let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + done, count - done) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return nil }
+            done += n
+        }
+        return bytes
+    }
+
+    static func reply(_ fd: Int32, _ reply: HandsReply) {
+        let bytes = HandsCallCodec.encode(reply)
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL)) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return }
+            done += n
+        }
+    }
+}
+
+/// Runs `body` on a detached POSIX thread named `name`.
+func detach(name: String, _ body: @escaping @Sendable () -> Void) throws(AgentError) {
+    final class Box { let body: () -> Void; init(_ body: @escaping () -> Void) { self.body = body } }
+    let label = String(name.prefix(15))
+    let box = Unmanaged.passRetained(Box({
+        let fd = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
+        if fd >= 0 {
+            _ = Array(label.utf8).withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            close(fd)
+        }
+        body()
+    })).toOpaque()
+    var attributes = pthread_attr_t()
+    pthread_attr_init(&attributes)
+    pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+    defer { pthread_attr_destroy(&attributes) }
+    var thread = pthread_t()
+    let rc = pthread_create(&thread, &attributes, { raw in
+        Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().body()
+        return nil
+    }, box)
+    guard rc == 0 else {
+        Unmanaged<Box>.fromOpaque(box).release()
+        throw .io("cannot start a thread: \(String(cString: strerror(rc)))")
+    }
+}
+
+public enum AgentError: Error, CustomStringConvertible {
+    case io(String)
+
+    public var description: String {
+        switch self {
+        case .io(let why): why
+        }
+    }
+}

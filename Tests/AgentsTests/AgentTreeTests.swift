@@ -1,0 +1,329 @@
+@testable import Agents
+import Audit
+import Buckets
+import Doors
+import Foundation
+import Gateway
+import Glibc
+import Hands
+@testable import HandsTestSupport
+import Policy
+import Testing
+
+/// Hands calls through the tree: both sides' policies for doors, the narrowing check and the
+/// parent's budget for spawn, wait and stop over the subtree, and every call in the log. The
+/// sub-agents' VMs are fakes (a scripted Doors guest); everything else is real.
+@Suite(.serialized) struct AgentTreeTests {
+    static let parentPolicy = """
+        version: 1
+        agent: boss
+        tools:
+          exec:
+            - program: /bin/analyse
+              args: any
+          buckets:
+            - namespace: cases/**
+              operations: [put, get, query]
+          doors:
+            - door: findings
+              receive: ["boss.*"]
+              max_message_bytes: 64
+              queue_depth: 2
+            - door: orders
+              send: ["boss.*"]
+        limits:
+          cycles: 50
+        resources: { vcpus: 4, memory_mib: 2048, sub_agents: 2 }
+        """
+
+    static let childPolicy = """
+        version: 1
+        agent: worker
+        tools:
+          exec:
+            - program: /bin/analyse
+              args: any
+          buckets:
+            - namespace: cases/**
+              operations: [put]
+          doors:
+            - door: findings
+              send: [boss]
+        limits:
+          cycles: 20
+        resources: { vcpus: 1, memory_mib: 256 }
+        """
+
+    /// Boots nothing: each sub-agent is a scripted guest that answers one exec with
+    /// "analysed" on stdout and exit 3, then waits until the connection ends.
+    final class FakeLauncher: SubAgentLauncher, @unchecked Sendable {
+        let log: any AuditSink
+        let requestIDs: RequestNumbers
+        let directory: String
+        var booted: [SpawnPlan] = []
+        var halted: [String] = []
+        var refuse: SpawnRefusal?
+        /// When set, each guest answers its exec only once this is signalled.
+        var hold: DispatchSemaphore?
+        var guests: [Running<Int>] = []
+        let lock = NSLock()
+
+        init(log: any AuditSink, requestIDs: RequestNumbers, directory: String) {
+            self.log = log
+            self.requestIDs = requestIDs
+            self.directory = directory
+        }
+
+        func boot(_ plan: SpawnPlan) throws(SpawnRefusal) -> (gateway: ToolGateway, handsSocket: String) {
+            if let refuse { throw refuse }
+            let connected: (DoorsClient, Running<Int>)
+            let hold = self.hold
+            do {
+                connected = try connect { peer in
+                    guard let frame = try? peer.receive() else { return 0 }
+                    if case .exec = frame.message {
+                        _ = hold?.wait(timeout: .now() + 10)
+                        try peer.send(Frame(requestID: frame.requestID, .started(pid: 5)),
+                                      Frame(requestID: frame.requestID, .stdoutData(Array("analysed".utf8))),
+                                      Frame(requestID: frame.requestID, .stderrData(Array("note".utf8))),
+                                      Frame(requestID: frame.requestID, .exit(ExitReport(status: .exited(code: 3)))))
+                    }
+                    while (try? peer.receive()) != nil {}
+                    return 1
+                }
+            } catch { throw .failed("\(error)") }
+            lock.lock()
+            booted.append(plan)
+            guests.append(connected.1)
+            lock.unlock()
+            let gateway = ToolGateway(agent: plan.name, client: connected.0, policy: plan.policy, log: log, requestIDs: requestIDs)
+            return (gateway, directory + "/" + plan.name + ".hands")
+        }
+
+        func halt(_ name: String, reason: String) {
+            lock.lock()
+            halted.append(name)
+            lock.unlock()
+        }
+    }
+
+    final class Fixture {
+        let directory: String
+        let log: AuditLog
+        let store: BucketStore
+        let launcher: FakeLauncher
+        let tree: AgentTree
+        let root: Agent
+
+        init(parentPolicy: String = AgentTreeTests.parentPolicy) throws {
+            var template = Array("/tmp/agents-test.XXXXXX".utf8CString)
+            directory = String(cString: mkdtemp(&template)!)
+            log = try AuditLog(path: directory + "/audit.db")
+            store = try BucketStore(path: directory + "/buckets.db")
+            let ids = RequestNumbers()
+            launcher = FakeLauncher(log: log, requestIDs: ids, directory: directory)
+            tree = AgentTree(store: store, launcher: launcher, requestIDs: ids)
+            let policy = try AgentPolicy.parse(parentPolicy, format: .yaml, file: "boss.yaml")
+            root = Agent(name: "boss", parent: nil,
+                         session: GovernedSession(agent: "boss", policy: policy, log: log, resolver: AsWritten(), requestIDs: ids))
+            try tree.addRoot(root, handsSocket: directory + "/boss.hands")
+        }
+
+        deinit {
+            tree.shutDown(root: "boss", reason: "test over")
+            try? log.close()
+            try? store.close()
+            _ = try? FileManager.default.removeItem(atPath: directory)
+        }
+
+        func spawn(_ name: String, policy: String = AgentTreeTests.childPolicy, by caller: String = "boss",
+                   vcpus: UInt32 = 1, memory: UInt32 = 256) -> HandsReply {
+            tree.handle(.spawn(SpawnRequest(name: name, policy: Array(policy.utf8), policyFormat: "yaml", vcpus: vcpus,
+                                            memoryMiB: memory, argv: ["/bin/analyse", name])), from: caller)
+        }
+
+        func events() throws -> [AuditEvent] {
+            var events: [AuditEvent] = []
+            var index: UInt64 = 0
+            while let record = try log.record(at: index) {
+                events.append(record.event)
+                index += 1
+            }
+            return events
+        }
+
+        /// The decisions logged for calls of `tool`.
+        func decisions(tool: String) throws -> [Audit.Decision] {
+            let events = try events()
+            let ids = Set(events.compactMap { event -> UInt64? in
+                if case .toolRequest(let request) = event, request.tool == tool { return request.requestID }
+                return nil
+            })
+            return events.compactMap { event in
+                if case .decision(let decision) = event, ids.contains(decision.requestID) { return decision }
+                return nil
+            }
+        }
+    }
+
+    struct AsWritten: PathResolver {
+        func canonicalPath(_ path: String, followFinalSymlink: Bool) -> String? { path }
+    }
+
+    func failure(_ reply: HandsReply) -> (HandsFailure, String)? {
+        if case .failed(let code, let message) = reply { return (code, message) }
+        return nil
+    }
+
+    @Test func aSubAgentRunsItsCommandAndItsParentWaitsForItsResult() throws {
+        let fixture = try Fixture()
+        #expect(fixture.spawn("a") == .ok(fields: ["boss.a"], data: []))
+        let plan = try #require(fixture.launcher.booted.first)
+        #expect(plan.parent == "boss" && plan.vcpus == 1 && plan.memoryMiB == 256 && plan.argv == ["/bin/analyse", "a"])
+        let waited = fixture.tree.handle(.wait(agent: "a", timeoutMilliseconds: 5000), from: "boss")
+        #expect(waited == .ok(fields: ["exited", "3", "note"], data: Array("analysed".utf8)))
+        // Its command over, its VM was stopped; a late wait still has the result.
+        #expect(fixture.launcher.halted == ["boss.a"])
+        #expect(fixture.tree.handle(.wait(agent: "boss.a", timeoutMilliseconds: 0), from: "boss") == waited)
+        #expect(try fixture.decisions(tool: "spawn").map(\.verdict) == [.allow])
+        #expect(try fixture.decisions(tool: "exec").map(\.verdict) == [.allow])
+    }
+
+    @Test func aSubAgentWiderThanItsParentIsRefusedWithTheReasonAndNothingBoots() throws {
+        let fixture = try Fixture()
+        let wider = Self.childPolicy.replacingOccurrences(of: "/bin/analyse", with: "/bin/sh")
+        let (code, message) = try #require(failure(fixture.spawn("a", policy: wider)))
+        #expect(code == .denied)
+        #expect(message.contains("/bin/sh"), "\(message)")
+        let morePower = Self.childPolicy.replacingOccurrences(of: "vcpus: 1,", with: "vcpus: 8,")
+        let (code2, message2) = try #require(failure(fixture.spawn("b", policy: morePower)))
+        #expect(code2 == .denied && message2.contains("vcpus"), "\(message2)")
+        #expect(fixture.launcher.booted.isEmpty)
+        let denials = try fixture.decisions(tool: "spawn")
+        #expect(denials.count == 2 && denials.allSatisfy { $0.verdict == .deny })
+    }
+
+    @Test func aParentWithoutSubAgentsCannotSpawnAndBadRequestsAreRefused() throws {
+        let fixture = try Fixture(parentPolicy: Self.parentPolicy.replacingOccurrences(of: "sub_agents: 2", with: "sub_agents: 0"))
+        #expect(failure(fixture.spawn("a"))?.0 == .denied)
+        let open = try Fixture()
+        #expect(failure(open.spawn("no.dots"))?.0 == .denied)
+        #expect(failure(open.spawn("a", policy: "version: 1\nagent: [broken"))?.0 == .denied)
+        #expect(failure(open.spawn("a", vcpus: 2))?.0 == .denied)  // over its own policy's resources.vcpus
+        #expect(open.launcher.booted.isEmpty)
+    }
+
+    @Test func theLedgersRefusalReachesTheCallerAsNoRoom() throws {
+        let fixture = try Fixture()
+        fixture.launcher.refuse = .noRoom("VM \"boss.a\" asks for 1 CPU, 0 are free under \"boss\"")
+        let (code, message) = try #require(failure(fixture.spawn("a")))
+        #expect(code == .noRoom && message.contains("0 are free"))
+        #expect(code.exitStatus == 75)
+    }
+
+    @Test func aDoorDeliversOnlyWhenBothSidesAllowItAndKeepsOrder() throws {
+        let fixture = try Fixture()
+        _ = fixture.spawn("a")
+        let child = "boss.a"
+        // The child may send on findings to boss, and boss may receive from boss.*.
+        for text in ["one", "two"] {
+            let sent = fixture.tree.handle(.doorSend(door: "findings", to: "boss", message: Array(text.utf8), timeoutMilliseconds: 0), from: child)
+            guard case .ok = sent else { Issue.record("send \(text): \(sent)"); return }
+        }
+        // Depth 2 (boss's rule): a third waits, then is refused.
+        let third = fixture.tree.handle(.doorSend(door: "findings", to: "boss", message: [1], timeoutMilliseconds: 50), from: child)
+        #expect(failure(third)?.0 == .timedOut)
+        let first = fixture.tree.handle(.doorReceive(door: "findings", timeoutMilliseconds: 0), from: "boss")
+        let second = fixture.tree.handle(.doorReceive(door: "findings", timeoutMilliseconds: 0), from: "boss")
+        #expect(first == .ok(fields: [child, "1"], data: Array("one".utf8)))
+        #expect(second == .ok(fields: [child, "2"], data: Array("two".utf8)))
+    }
+
+    @Test func aDoorEitherSideDoesNotListIsRefusedAndNothingIsQueued() throws {
+        let fixture = try Fixture()
+        _ = fixture.spawn("a")
+        // The child's policy lists no "orders" door to receive on: boss's send is refused by the peer.
+        let toChild = fixture.tree.handle(.doorSend(door: "orders", to: "boss.a", message: [1], timeoutMilliseconds: 0), from: "boss")
+        let (code, message) = try #require(failure(toChild))
+        #expect(code == .denied && message.contains("boss.a"), "\(message)")
+        #expect(fixture.tree.broker.queued(door: "orders", for: "boss.a") == 0)
+        // Boss lists no door "gossip" at all.
+        #expect(failure(fixture.tree.handle(.doorSend(door: "gossip", to: "boss.a", message: [1], timeoutMilliseconds: 0), from: "boss"))?.0 == .denied)
+        // Over the size limit (64 bytes on boss's side).
+        let big = fixture.tree.handle(.doorSend(door: "findings", to: "boss", message: [UInt8](repeating: 1, count: 65), timeoutMilliseconds: 0),
+                                      from: "boss.a")
+        #expect(failure(big)?.0 == .denied)
+        #expect(fixture.tree.broker.queued(door: "findings", for: "boss") == 0)
+        let sends = try fixture.decisions(tool: "door-send")
+        #expect(sends.count == 3 && sends.allSatisfy { $0.verdict == .deny })
+    }
+
+    @Test func messageContentIsLoggedOnlyWhenAPolicySaysSo() throws {
+        let fixture = try Fixture()
+        _ = fixture.spawn("a")
+        _ = fixture.tree.handle(.doorSend(door: "findings", to: "boss", message: Array("secret".utf8), timeoutMilliseconds: 0), from: "boss.a")
+        let logged = try fixture.events().compactMap { event -> String? in
+            if case .toolRequest(let request) = event, request.tool == "door-send" { return String(decoding: request.arguments, as: UTF8.self) }
+            return nil
+        }
+        #expect(logged.count == 1)
+        #expect(logged.first?.contains("message-sha256=") == true)
+        #expect(logged.first?.contains("secret") == false)
+
+        let loud = try Fixture(parentPolicy: Self.parentPolicy.replacingOccurrences(of: "queue_depth: 2", with: "queue_depth: 2\n      log_content: true"))
+        _ = loud.spawn("a")
+        _ = loud.tree.handle(.doorSend(door: "findings", to: "boss", message: Array("secret".utf8), timeoutMilliseconds: 0), from: "boss.a")
+        let loudLogged = try loud.events().compactMap { event -> String? in
+            if case .toolRequest(let request) = event, request.tool == "door-send" { return String(decoding: request.arguments, as: UTF8.self) }
+            return nil
+        }
+        #expect(loudLogged.first?.contains("message=secret") == true)
+    }
+
+    @Test func bucketsGoThroughEachAgentsOwnPolicy() throws {
+        let fixture = try Fixture()
+        _ = fixture.spawn("a")
+        #expect(fixture.tree.handle(.bucketPut(namespace: "cases/1", key: "a", value: Array("finding".utf8)), from: "boss.a") == .ok(fields: [], data: []))
+        // The child may only put.
+        #expect(failure(fixture.tree.handle(.bucketGet(namespace: "cases/1", key: "a"), from: "boss.a"))?.0 == .denied)
+        #expect(fixture.tree.handle(.bucketGet(namespace: "cases/1", key: "a"), from: "boss") == .ok(fields: [], data: Array("finding".utf8)))
+        #expect(failure(fixture.tree.handle(.bucketGet(namespace: "cases/1", key: "zzz"), from: "boss"))?.0 == .notFound)
+        guard case .ok(let fields, _) = fixture.tree.handle(.bucketQuery(namespace: "cases/1", keyPrefix: ""), from: "boss") else {
+            Issue.record("query failed")
+            return
+        }
+        #expect(fields.count == 1 && fields[0].hasPrefix("a\t7\t"))
+        #expect(failure(fixture.tree.handle(.bucketPut(namespace: "other", key: "a", value: [1]), from: "boss"))?.0 == .denied)
+    }
+
+    @Test func stopEndsTheSubtreeDeepestFirstAndOnlyAnAncestorMayStop() throws {
+        let fixture = try Fixture()
+        let hold = DispatchSemaphore(value: 0)
+        fixture.launcher.hold = hold
+        // A child that may itself start one sub-agent, with the same powers.
+        let middle = Self.childPolicy.replacingOccurrences(of: "resources: { vcpus: 1, memory_mib: 256 }",
+                                                           with: "resources: { vcpus: 1, memory_mib: 256, sub_agents: 1 }")
+        #expect(fixture.spawn("a", policy: middle) == .ok(fields: ["boss.a"], data: []))
+        #expect(fixture.spawn("b", by: "boss.a") == .ok(fields: ["boss.a.b"], data: []))
+        #expect(fixture.spawn("c") == .ok(fields: ["boss.c"], data: []))
+        // A sibling is not a sub-agent.
+        #expect(failure(fixture.tree.handle(.stop(agent: "boss.c"), from: "boss.a"))?.0 == .denied)
+        #expect(fixture.tree.handle(.stop(agent: "a"), from: "boss") == .ok(fields: [], data: []))
+        #expect(fixture.launcher.halted == ["boss.a.b", "boss.a"])
+        let (code, message) = try #require(failure(fixture.tree.handle(.wait(agent: "a", timeoutMilliseconds: 1000), from: "boss")))
+        #expect(code == .failed && message.contains("stopped by boss"), "\(message)")
+        #expect(failure(fixture.tree.handle(.stop(agent: "a"), from: "boss"))?.0 == .notFound)
+        // The still-running sibling is stopped with the rest at shutdown.
+        fixture.tree.shutDown(root: "boss", reason: "test over")
+        #expect(fixture.launcher.halted == ["boss.a.b", "boss.a", "boss.c"])
+        for _ in 0..<3 { hold.signal() }
+    }
+
+    @Test func whoamiNamesTheAgentAndItsParent() throws {
+        let fixture = try Fixture()
+        _ = fixture.spawn("a")
+        #expect(fixture.tree.handle(.whoami, from: "boss") == .ok(fields: ["boss", ""], data: []))
+        #expect(fixture.tree.handle(.whoami, from: "boss.a") == .ok(fields: ["boss.a", "boss"], data: []))
+        #expect(failure(fixture.tree.handle(.whoami, from: "ghost"))?.0 == .failed)
+    }
+}
