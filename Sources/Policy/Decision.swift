@@ -11,6 +11,12 @@ public enum ToolCall: Sendable, Hashable {
     case mkdir(path: String, parents: Bool)
     case remove(path: String, recursive: Bool)
     case bucket(namespace: String, operation: BucketOperation)
+    /// A message to agent `to` on a door.
+    case doorSend(door: String, to: String)
+    /// Taking a message from agent `from` off a door.
+    case doorReceive(door: String, from: String)
+    /// Starting a sub-agent (its own microVM); the resource ledger bounds how many.
+    case spawn
 
     /// The call a Doors request makes; nil for frames that are not requests.
     public init?(_ message: DoorsMessage) {
@@ -76,6 +82,8 @@ public enum Reason: Sendable, Equatable, CustomStringConvertible {
     case timeoutTooLong(requestedMilliseconds: UInt32, limit: Duration)
     case namespaceInvalid(String)
     case bucketNotAllowed(namespace: String, operation: BucketOperation)
+    case doorNotAllowed(door: String, peer: String, direction: DoorDirection)
+    case subAgentsNotAllowed
     case cyclesExhausted(limit: Int)
     case wallTimeExceeded(limit: Duration)
     case outputExceeded(limit: Int)
@@ -103,6 +111,9 @@ public enum Reason: Sendable, Equatable, CustomStringConvertible {
         case .timeoutTooLong(let ms, let limit): "timeout \(ms) ms is longer than the per-call limit of \(formatDuration(limit))"
         case .namespaceInvalid(let namespace): "bucket namespace \(quoted(namespace)) is malformed"
         case .bucketNotAllowed(let namespace, let operation): "\(operation.rawValue) on bucket namespace \(quoted(namespace)) is not allowed"
+        case .doorNotAllowed(let door, let peer, .send): "sending on door \(quoted(door)) to \(quoted(peer)) is not allowed"
+        case .doorNotAllowed(let door, let peer, .receive): "receiving on door \(quoted(door)) from \(quoted(peer)) is not allowed"
+        case .subAgentsNotAllowed: "the policy allows no sub-agents (resources.sub_agents is 0)"
         case .cyclesExhausted(let limit): "the limit of \(limit) tool calls is used up"
         case .wallTimeExceeded(let limit): "the wall time limit of \(formatDuration(limit)) has passed"
         case .outputExceeded(let limit): "the output limit of \(limit) bytes is used up"

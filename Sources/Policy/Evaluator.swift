@@ -15,6 +15,10 @@ extension AgentPolicy {
         case .mkdir(let path, let parents): judgeFile(path, write: true, followFinal: true, parents: parents, resolver)
         case .remove(let path, let recursive): judgeFile(path, write: true, followFinal: false, subtree: recursive, resolver)
         case .bucket(let namespace, let operation): judgeBucket(namespace, operation)
+        case .doorSend(let door, let to): judgeDoor(door, peer: to, .send)
+        case .doorReceive(let door, let from): judgeDoor(door, peer: from, .receive)
+        case .spawn:
+            resources.subAgents > 0 ? .allow(resources.rules.subAgents) : .deny(resources.rules.subAgents, .subAgentsNotAllowed)
         }
     }
 
@@ -207,5 +211,38 @@ extension AgentPolicy {
             return .allow(rule.rule)
         }
         return .deny(list, .bucketNotAllowed(namespace: namespace, operation: operation))
+    }
+
+    // MARK: Doors
+
+    /// The rule that lets this agent send to `agent` on `door` (the first that does), for its
+    /// max_message_bytes, queue_depth and log_content; nil when none does or a name is malformed.
+    public func doorRule(door: String, sendingTo agent: String) -> DoorRule? {
+        firstDoorRule(door, agent, .send)
+    }
+
+    /// The rule that lets this agent receive from `agent` on `door`; nil when none does.
+    public func doorRule(door: String, receivingFrom agent: String) -> DoorRule? {
+        firstDoorRule(door, agent, .receive)
+    }
+
+    private func firstDoorRule(_ door: String, _ peer: String, _ direction: DoorDirection) -> DoorRule? {
+        guard PolicyBuilder.isValidName(door), PolicyBuilder.isValidName(peer) else { return nil }
+        return tools.doors.first { rule in
+            rule.door.matches(door) && (direction == .send ? rule.send : rule.receive).contains { $0.matches(peer) }
+        }
+    }
+
+    private func judgeDoor(_ door: String, peer: String, _ direction: DoorDirection) -> Decision {
+        func notAName(_ what: String, _ name: String) -> Decision {
+            .deny(.defaultDeny, .malformedCall("\(what) \(quoted(name)) is not a name: 1 to 64 of A-Z a-z 0-9 . _ -, starting with a letter or digit"))
+        }
+        guard PolicyBuilder.isValidName(door) else { return notAName("door name", door) }
+        guard PolicyBuilder.isValidName(peer) else { return notAName("agent name", peer) }
+        guard !tools.doors.isEmpty, let list = tools.doorList else { return .deny(.defaultDeny, .nothingAllowed("doors")) }
+        guard let rule = firstDoorRule(door, peer, direction) else {
+            return .deny(list, .doorNotAllowed(door: door, peer: peer, direction: direction))
+        }
+        return .allow(rule.rule)
     }
 }

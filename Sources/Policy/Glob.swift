@@ -289,6 +289,79 @@ public struct Glob: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
+// MARK: Containment
+
+extension Glob {
+    /// Whether everything this glob matches, `other` matches too. Conservative: true only where
+    /// that is certain (docs/policy.md, "Sub-agent policies"), so false proves nothing.
+    public func isWithin(_ other: Glob) -> Bool {
+        guard kind == other.kind else { return false }
+        if pattern == other.pattern || other.matchesEverything { return true }
+        if let literal { return other.matches(literal) }
+        switch kind {
+        case .text:
+            // other is "PREFIX*": whatever self matches starts with its leading literal bytes.
+            guard case .tokens(let tokens) = other.segments[0], case .star = tokens.last else { return false }
+            var prefix: [UInt8] = []
+            for token in tokens.dropLast() {
+                guard case .byte(let b) = token else { return false }
+                prefix.append(b)
+            }
+            return leadingLiteral.starts(with: prefix)
+        case .path, .namespace:
+            // other is "PREFIX/**": "/" always ends a segment, so self's first segments are PREFIX's.
+            guard other.pattern.hasSuffix("/**") else { return false }
+            return pattern.hasPrefix(other.pattern.dropLast(2))
+        }
+    }
+
+    /// "*" (text), "/**" (path) or "**" (namespace).
+    var matchesEverything: Bool {
+        switch kind {
+        case .text:
+            if case .tokens(let tokens) = segments[0], tokens.count == 1, case .star = tokens[0] { return true }
+            return false
+        case .path, .namespace:
+            if segments.count == 1, case .doubleStar = segments[0] { return true }
+            return false
+        }
+    }
+
+    /// The one text a glob without wildcards matches (escapes undone); nil when it has any.
+    var literal: String? {
+        var parts: [String] = []
+        for segment in segments {
+            guard case .literal(let bytes) = segment else { return nil }
+            parts.append(String(decoding: bytes, as: UTF8.self))
+        }
+        switch kind {
+        case .text: return parts[0]
+        case .path: return "/" + parts.joined(separator: "/")
+        case .namespace: return parts.joined(separator: "/")
+        }
+    }
+
+    /// The leading literal segments of a path or namespace glob, escapes undone.
+    var literalSegments: [[UInt8]] {
+        segments.prefix(literalPrefixDepth).map { if case .literal(let bytes) = $0 { bytes } else { [] } }
+    }
+
+    /// A text glob's bytes before its first wildcard.
+    private var leadingLiteral: [UInt8] {
+        switch segments[0] {
+        case .literal(let bytes): return bytes
+        case .doubleStar: return []
+        case .tokens(let tokens):
+            var bytes: [UInt8] = []
+            for token in tokens {
+                guard case .byte(let b) = token else { break }
+                bytes.append(b)
+            }
+            return bytes
+        }
+    }
+}
+
 /// 128 bits, one per ASCII code.
 struct ASCIISet: Sendable, Hashable {
     private var low: UInt64 = 0

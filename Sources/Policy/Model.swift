@@ -52,6 +52,8 @@ public struct Tools: Sendable, Equatable {
     public var write: [PathRule] = []
     public var bucketList: RuleRef?
     public var buckets: [BucketRule] = []
+    public var doorList: RuleRef?
+    public var doors: [DoorRule] = []
 
     public init() {}
 }
@@ -118,6 +120,33 @@ public struct BucketRule: Sendable, Equatable {
     public var operations: Set<BucketOperation>
 }
 
+/// One entry of `tools.doors`: which agents this one may message, and how, on the doors whose
+/// names match `door`. Agent names are matched by text globs (`*` crosses ".").
+public struct DoorRule: Sendable, Equatable {
+    public var rule: RuleRef
+    public var door: Glob
+    /// Agents it may send to on these doors; empty: none.
+    public var send: [Glob]
+    /// Agents it may receive from; empty: none.
+    public var receive: [Glob]
+    /// The largest message, in bytes, either way.
+    public var maxMessageBytes: Int
+    /// Messages that may wait for this agent on one door.
+    public var queueDepth: Int
+    /// Whether the audit log keeps each message's bytes; its digest is always kept.
+    public var logContent: Bool
+
+    public static let defaultMaxMessageBytes = 64 << 10
+    public static let maximumMessageBytes = 1 << 20
+    public static let defaultQueueDepth = 16
+    public static let maximumQueueDepth = 1024
+}
+
+/// Which way a door message goes, seen from the agent whose policy judges it.
+public enum DoorDirection: String, Sendable, Hashable {
+    case send, receive
+}
+
 /// What one agent's session may use up. Every limit is positive.
 public struct Limits: Sendable, Equatable {
     /// Tool calls, allowed or not.
@@ -152,6 +181,8 @@ public struct Resources: Sendable, Equatable {
     public var gpus: Int
     /// How many sub-agents (each its own microVM) it may start.
     public var subAgents: Int
+    /// Where each was written; ids "resources.vcpus" and so on, lines nil for defaults.
+    public var rules = ResourceRules()
 
     public static let maximumVCPUs = 254
 
@@ -162,4 +193,15 @@ public struct Resources: Sendable, Equatable {
         self.subAgents = subAgents
     }
     public static let defaults = Resources(vcpus: 1, memoryMiB: 512, gpus: 0, subAgents: 0)
+
+    public static func == (a: Resources, b: Resources) -> Bool {
+        a.vcpus == b.vcpus && a.memoryMiB == b.memoryMiB && a.gpus == b.gpus && a.subAgents == b.subAgents
+    }
+}
+
+public struct ResourceRules: Sendable {
+    public var vcpus = RuleRef("resources.vcpus", line: nil)
+    public var memoryMiB = RuleRef("resources.memory_mib", line: nil)
+    public var gpus = RuleRef("resources.gpus", line: nil)
+    public var subAgents = RuleRef("resources.sub_agents", line: nil)
 }

@@ -84,7 +84,7 @@ struct PolicyBuilder {
     }
 
     private func tools(_ node: SourceNode) throws(PolicyError) -> Tools {
-        let fields = try mapping(node, "tools", keys: ["exec", "files", "buckets"])
+        let fields = try mapping(node, "tools", keys: ["exec", "files", "buckets", "doors"])
         var tools = Tools()
         if let exec = fields["exec"] {
             tools.execList = RuleRef("tools.exec", line: exec.line)
@@ -107,6 +107,12 @@ struct PolicyBuilder {
             tools.bucketList = RuleRef("tools.buckets", line: buckets.line)
             for (index, item) in try sequence(buckets.node, "tools.buckets").enumerated() {
                 tools.buckets.append(try bucketRule(item, "tools.buckets[\(index)]"))
+            }
+        }
+        if let doors = fields["doors"] {
+            tools.doorList = RuleRef("tools.doors", line: doors.line)
+            for (index, item) in try sequence(doors.node, "tools.doors").enumerated() {
+                tools.doors.append(try doorRule(item, "tools.doors[\(index)]"))
             }
         }
         return tools
@@ -205,6 +211,39 @@ struct PolicyBuilder {
         return BucketRule(rule: RuleRef(field, line: node.line), namespace: try glob(namespace.node, field + ".namespace", kind: .namespace), operations: set)
     }
 
+    private func doorRule(_ node: SourceNode, _ field: String) throws(PolicyError) -> DoorRule {
+        let fields = try mapping(node, field, keys: ["door", "send", "receive", "max_message_bytes", "queue_depth", "log_content"])
+        guard let door = fields["door"] else { throw fail(node, field + ".door", "missing (a door name or glob)") }
+        var rule = DoorRule(
+            rule: RuleRef(field, line: node.line), door: try glob(door.node, field + ".door", kind: .text), send: [], receive: [],
+            maxMessageBytes: DoorRule.defaultMaxMessageBytes, queueDepth: DoorRule.defaultQueueDepth, logContent: false)
+        // Agent names are text globs: "triage.*" matches triage.a and triage.a.b.
+        for (key, list) in [("send", \DoorRule.send), ("receive", \DoorRule.receive)] {
+            guard let entry = fields[key] else { continue }
+            for (index, item) in try sequence(entry.node, field + "." + key).enumerated() {
+                rule[keyPath: list].append(try glob(item, field + ".\(key)[\(index)]", kind: .text))
+            }
+        }
+        guard !rule.send.isEmpty || !rule.receive.isEmpty else {
+            throw fail(node, field, "allows nothing: give send or receive a list of agent names")
+        }
+        if let entry = fields["max_message_bytes"] {
+            rule.maxMessageBytes = try size(entry.node, field + ".max_message_bytes")
+            guard rule.maxMessageBytes <= DoorRule.maximumMessageBytes else {
+                throw fail(entry.node, field + ".max_message_bytes",
+                           "\(formatSize(rule.maxMessageBytes)) is more than \(formatSize(DoorRule.maximumMessageBytes))")
+            }
+        }
+        if let entry = fields["queue_depth"] {
+            rule.queueDepth = try positive(entry.node, field + ".queue_depth")
+            guard rule.queueDepth <= DoorRule.maximumQueueDepth else {
+                throw fail(entry.node, field + ".queue_depth", "\(rule.queueDepth) is more than \(DoorRule.maximumQueueDepth)")
+            }
+        }
+        if let entry = fields["log_content"] { rule.logContent = try boolean(entry.node, field + ".log_content") }
+        return rule
+    }
+
     private func limits(_ node: SourceNode) throws(PolicyError) -> Limits {
         let fields = try mapping(node, "limits", keys: ["cycles", "wall_time", "call_timeout", "output_bytes"])
         var limits = Limits.defaults
@@ -239,10 +278,20 @@ struct PolicyBuilder {
             guard resources.vcpus <= Resources.maximumVCPUs else {
                 throw fail(entry.node, "resources.vcpus", "\(resources.vcpus) is more than \(Resources.maximumVCPUs)")
             }
+            resources.rules.vcpus = RuleRef("resources.vcpus", line: entry.line)
         }
-        if let entry = fields["memory_mib"] { resources.memoryMiB = try positive(entry.node, "resources.memory_mib") }
-        if let entry = fields["gpus"] { resources.gpus = try nonNegative(entry.node, "resources.gpus") }
-        if let entry = fields["sub_agents"] { resources.subAgents = try nonNegative(entry.node, "resources.sub_agents") }
+        if let entry = fields["memory_mib"] {
+            resources.memoryMiB = try positive(entry.node, "resources.memory_mib")
+            resources.rules.memoryMiB = RuleRef("resources.memory_mib", line: entry.line)
+        }
+        if let entry = fields["gpus"] {
+            resources.gpus = try nonNegative(entry.node, "resources.gpus")
+            resources.rules.gpus = RuleRef("resources.gpus", line: entry.line)
+        }
+        if let entry = fields["sub_agents"] {
+            resources.subAgents = try nonNegative(entry.node, "resources.sub_agents")
+            resources.rules.subAgents = RuleRef("resources.sub_agents", line: entry.line)
+        }
         return resources
     }
 
@@ -288,6 +337,12 @@ struct PolicyBuilder {
         let value = try integer(node, field)
         guard value > 0 else { throw fail(node, field, "must be at least 1, not \(value)") }
         return value
+    }
+
+    /// true or false; YAML's True/TRUE too, but not its 1.1 yes/no/on/off.
+    private func boolean(_ node: SourceNode, _ field: String) throws(PolicyError) -> Bool {
+        guard case .scalar(let text, .boolean) = node.value else { throw fail(node, field, "expected true or false, found \(kind(node))") }
+        return text.lowercased() == "true"
     }
 
     private func nonNegative(_ node: SourceNode, _ field: String) throws(PolicyError) -> Int {
