@@ -1,9 +1,11 @@
 // swift-tools-version:6.0
 // The code that runs inside the guest, built apart from the host package: `momin-init`,
-// the guest's PID 1, as one fully static ELF (Glibc only, no Foundation).
+// the guest's PID 1, and `hands`, an agent's client for calls to the host, each one fully
+// static ELF (Glibc only, no Foundation).
 //
-//   swift build -c release --static-swift-stdlib     →  .build/release/momin-init
-//   swift test                                       →  the Doors server over socketpairs
+//   swift build -c release --static-swift-stdlib     →  .build/release/momin-init, hands
+//   swift test                                       →  the Doors server and the hands relay
+//                                                       over socketpairs, the hands command line
 import PackageDescription
 
 let staticExecutable: [String] = ["-static-executable"]
@@ -12,6 +14,7 @@ let package = Package(
     name: "MominGuest",
     products: [
         .executable(name: "momin-init", targets: ["momin-init"]),
+        .executable(name: "hands", targets: ["hands"]),
     ],
     dependencies: [
         // The root package, for its pure-Swift `Doors` library (the wire protocol). Named, so
@@ -25,7 +28,8 @@ let package = Package(
         // waitid(2), and a constructor that runs before the Swift runtime's own.
         .target(name: "CGuestSys"),
         // The guest's Doors server over any connected stream socket: exec, files, ping; the
-        // child reaper. momin-init adds the vsock listener.
+        // child reaper; the hands relay (one call from a local socket to the host's port).
+        // momin-init adds the vsock listener and the relay's socket.
         .target(
             name: "GuestDoors",
             dependencies: ["CGuestSys", .product(name: "Doors", package: "MominAI")]
@@ -36,10 +40,28 @@ let package = Package(
             swiftSettings: [.unsafeFlags(staticExecutable)],
             linkerSettings: [.unsafeFlags(staticExecutable)]
         ),
-        // The server over socketpairs on the host, with a small client built on the Doors codec.
+        // What `hands` does apart from its I/O: the command line into a HandsCall, a reply into
+        // output and an exit status; and the one-call exchange with momin-init's socket.
+        .target(
+            name: "HandsClient",
+            dependencies: ["CGuestSys", .product(name: "Doors", package: "MominAI")]
+        ),
+        .executableTarget(
+            name: "hands",
+            dependencies: ["HandsClient", .product(name: "Doors", package: "MominAI")],
+            swiftSettings: [.unsafeFlags(staticExecutable)],
+            linkerSettings: [.unsafeFlags(staticExecutable)]
+        ),
+        // The server and the relay over socketpairs on the host, with a small client built on
+        // the Doors codec; the relay end to end with the hands client.
         .testTarget(
             name: "GuestDoorsTests",
-            dependencies: ["GuestDoors", "CGuestSys", .product(name: "Doors", package: "MominAI")]
+            dependencies: ["GuestDoors", "CGuestSys", "HandsClient", .product(name: "Doors", package: "MominAI")]
+        ),
+        // The hands command line and reply mapping: pure, no sockets.
+        .testTarget(
+            name: "HandsClientTests",
+            dependencies: ["HandsClient", .product(name: "Doors", package: "MominAI")]
         ),
     ]
 )

@@ -3,7 +3,8 @@
 // Mounts /proc, /sys and /dev, loads the kernel modules named in /lib/modules/momin.order,
 // signals the VMM's boot timer, prints one status line and powers the machine off (or, with
 // `momin.shell=1` on the kernel command line, hands the console to /bin/sh). With
-// `momin.doors[=PORT]` it serves the host's Doors connections over vsock instead, forever.
+// `momin.doors[=PORT]` it serves the host's Doors connections over vsock instead, forever;
+// `momin.hands[=PORT]` then also relays the guest's hands calls to the host.
 // `momin.baseline=PORT` adds raw vsock echo/sink/source services for benchmarks.
 // Errors are printed and the boot goes on; the only fatal error is not being PID 1.
 import GuestDoors
@@ -42,6 +43,7 @@ let baselineRunning = BaselineService.startIfAsked(commandLine: commandLine)
 if let (port, problem) = DoorsParameter.port(commandLine: commandLine) {
     // Serve mode: listen first, so that the host may connect as soon as the boot timer fires.
     if let problem { Console.error(problem) }
+    HandsService.startIfAsked(commandLine: commandLine)
     let listener = DoorsService.listen(port: port)
     Console.print(statusLine())
     BootTimer.signalBootComplete()

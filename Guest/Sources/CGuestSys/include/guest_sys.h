@@ -31,6 +31,20 @@ int guest_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path);
 /// Returns the descriptor, or -1.
 int guest_vsock_listen(unsigned int port, int backlog);
 
+/// An AF_VSOCK stream socket connected to (cid, port), close-on-exec. Returns the descriptor,
+/// or -1 (ECONNRESET or ECONNREFUSED when nothing listens there).
+int guest_vsock_connect(unsigned int cid, unsigned int port);
+
+/// An AF_UNIX stream socket listening at `path`, close-on-exec. A socket file already at the
+/// path (left from before) is removed first; anything else there is left, and bind fails with
+/// EADDRINUSE. The new file gets `mode` with chmod(2), so the umask does not narrow it.
+/// Returns the descriptor, or -1 (ENAMETOOLONG when the path does not fit sun_path).
+int guest_unix_listen(const char *path, unsigned int mode, int backlog);
+
+/// An AF_UNIX stream socket connected to `path`, close-on-exec. Returns the descriptor, or -1
+/// (ENAMETOOLONG when the path does not fit sun_path).
+int guest_unix_connect(const char *path);
+
 /// waitid(P_ALL, 0, &info, WEXITED | WNOWAIT [| WNOHANG]): the pid of a child that has
 /// terminated, left a zombie so its pid cannot be reused yet; 0 when `block` is 0 and no
 /// child has terminated; -1 with errno (ECHILD: no children at all).

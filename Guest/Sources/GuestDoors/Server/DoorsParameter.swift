@@ -1,3 +1,5 @@
+import Doors
+
 /// The kernel command-line parameter that turns on serve mode: `momin.doors` (port 1024) or
 /// `momin.doors=PORT`.
 public enum DoorsParameter {
@@ -10,22 +12,42 @@ public enum DoorsParameter {
     /// (not a number, or `VMADDR_PORT_ANY`, 0xFFFFFFFF) gives the default port and a problem
     /// to report.
     public static func port(commandLine words: [String]) -> (port: UInt32, problem: String?)? {
-        var result: (port: UInt32, problem: String?)?
-        for word in words {
-            if word == name {
-                result = (defaultPort, nil)
-                continue
-            }
-            guard word.hasPrefix(name + "=") else { continue }
-            let value = word.dropFirst(name.count + 1)
-            if value.isEmpty {
-                result = (defaultPort, nil)
-            } else if let number = UInt32(value), number != UInt32.max {
-                result = (number, nil)
-            } else {
-                result = (defaultPort, "\(word): not a vsock port, using \(defaultPort)")
-            }
-        }
-        return result
+        vsockPort(named: name, defaultPort: defaultPort, commandLine: words)
     }
+}
+
+/// The kernel command-line parameter that turns on the hands relay in serve mode: `momin.hands`
+/// (the host's port `HandsCallProtocol.port`, 1025) or `momin.hands=PORT`, read as
+/// `momin.doors` is.
+public enum HandsParameter {
+    public static let name = "momin.hands"
+    /// The host's vsock port when the parameter has no value.
+    public static let defaultPort = HandsCallProtocol.port
+
+    /// nil when the command line does not mention the parameter, else the host's port (and a
+    /// problem to report when the value was not a usable port), as `DoorsParameter.port`.
+    public static func port(commandLine words: [String]) -> (port: UInt32, problem: String?)? {
+        vsockPort(named: name, defaultPort: defaultPort, commandLine: words)
+    }
+}
+
+/// `NAME`, `NAME=` or `NAME=PORT` on the kernel command line; the last mention wins.
+private func vsockPort(named name: String, defaultPort: UInt32, commandLine words: [String]) -> (port: UInt32, problem: String?)? {
+    var result: (port: UInt32, problem: String?)?
+    for word in words {
+        if word == name {
+            result = (defaultPort, nil)
+            continue
+        }
+        guard word.hasPrefix(name + "=") else { continue }
+        let value = word.dropFirst(name.count + 1)
+        if value.isEmpty {
+            result = (defaultPort, nil)
+        } else if let number = UInt32(value), number != UInt32.max {
+            result = (number, nil)
+        } else {
+            result = (defaultPort, "\(word): not a vsock port, using \(defaultPort)")
+        }
+    }
+    return result
 }

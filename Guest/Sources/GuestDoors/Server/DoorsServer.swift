@@ -126,7 +126,7 @@ public final class DoorsServer: Sendable {
 }
 
 /// A counter shared between threads.
-private final class Counter: @unchecked Sendable {
+final class Counter: @unchecked Sendable {
     private let lock = Lock()
     private var count = 0
 
