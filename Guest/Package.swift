@@ -36,7 +36,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "momin-init",
-            dependencies: ["CGuestSys", "GuestDoors"],
+            dependencies: ["CGuestSys", "GuestDoors", "HandsClient"],
             swiftSettings: [.unsafeFlags(staticExecutable)],
             linkerSettings: [.unsafeFlags(staticExecutable)]
         ),

@@ -115,7 +115,7 @@ guest_image_inputs() {
     sha256sum /bin/busybox "$MOMIN_ROOT/Scripts/guest-image" "$MOMIN_ROOT/Scripts/lib/common.sh"
     (cd "$MOMIN_ROOT/Guest" && find Package.swift Sources -type f -print0 | LC_ALL=C sort -z |
        xargs -0 sha256sum)
-    # momin-init and hands link the root package's Doors module.
+    # momin-init (also the hands client) links the root package's Doors module.
     (cd "$MOMIN_ROOT" && find Sources/Doors -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
     swift --version 2>/dev/null
   } | sha256sum | cut -d' ' -f1

@@ -199,18 +199,17 @@ public final class AgentTree: @unchecked Sendable {
             return nil
         }
         var result = ResultHasher()
-        do {
-            let sequence = try broker.send(door: door, from: sender.name, to: to, bytes: message, depth: depth, timeoutMilliseconds: timeout)
-            result.add(stream: 1, Array("\(sequence)".utf8))
-            try sender.session.finish(id, status: 0, result: result, countsAsOutput: false)
-            return .ok(fields: ["\(sequence)"], data: [])
-        } catch let failure {
+        let sequence: UInt64
+        do { sequence = try broker.send(door: door, from: sender.name, to: to, bytes: message, depth: depth, timeoutMilliseconds: timeout) } catch {
             try sender.session.finish(id, status: -1, result: result, countsAsOutput: false)
-            switch failure {
-            case .recipientGone: return .failed(.notFound, "door \(door): \(failure)")
-            case .queueFull, .nothingArrived: return .failed(.timedOut, failure.description)
+            switch error {
+            case .recipientGone: return .failed(.notFound, "door \(door): \(error)")
+            case .queueFull, .nothingArrived: return .failed(.timedOut, error.description)
             }
         }
+        result.add(stream: 1, Array("\(sequence)".utf8))
+        try sender.session.finish(id, status: 0, result: result, countsAsOutput: false)
+        return .ok(fields: ["\(sequence)"], data: [])
     }
 
     private func receive(by agent: Agent, door: String, timeout: UInt32) throws(GatewayError) -> HandsReply {
@@ -239,10 +238,10 @@ public final class AgentTree: @unchecked Sendable {
         var child: AgentPolicy?
         let id = try parent.session.admit(.spawn, tool: "spawn", arguments: Self.text(fields)) {
             switch self.check(request, name: name, parent: parent) {
-            case .success(let policy):
+            case .allowed(let policy):
                 child = policy
                 return nil
-            case .failure(let refusal): return refusal
+            case .refused(let refusal): return refusal
             }
         }
         guard let child else { throw .limitState("spawn admitted without a policy") }
@@ -264,7 +263,8 @@ public final class AgentTree: @unchecked Sendable {
             try parent.session.finish(id, status: -1, result: result, countsAsOutput: false)
             return .failed(.failed, "sub-agent \(name): \(error)")
         }
-        do { try detach(name: "agent-run") { [self] in run(plan, in: agent, gateway: booted.gateway) } } catch {
+        let gateway = booted.gateway
+        do { try detach(name: "agent-run") { [self] in run(plan, in: agent, gateway: gateway) } } catch {
             stopSubtree(name, reason: "its command could not start: \(error)")
             try parent.session.finish(id, status: -1, result: result, countsAsOutput: false)
             return .failed(.failed, "sub-agent \(name): \(error)")
@@ -274,9 +274,9 @@ public final class AgentTree: @unchecked Sendable {
     }
 
     /// The child's policy, or the denial that names what is wrong with it.
-    private func check(_ request: SpawnRequest, name: String, parent: Agent) -> Result<AgentPolicy, Decision> {
+    private func check(_ request: SpawnRequest, name: String, parent: Agent) -> Checked {
         let rule = RuleRef("spawn", line: nil)
-        func refuse(_ why: String) -> Result<AgentPolicy, Decision> { .failure(Decision.refused(rule, because: why)) }
+        func refuse(_ why: String) -> Checked { .refused(Decision.refused(rule, because: why)) }
         guard Self.isValidChildName(request.name) else {
             return refuse("sub-agent name \"\(request.name)\" is invalid: use 1–32 letters, digits, '_' or '-'")
         }
@@ -296,7 +296,7 @@ public final class AgentTree: @unchecked Sendable {
             return refuse("the sub-agent's policy does not load: \(error)")
         }
         if let parentPolicy = parent.policy {
-            let widenings = policy.widenings(over: parentPolicy)
+            let widenings = policy.widenings(over: parentPolicy, subtree: parent.name)
             if !widenings.isEmpty {
                 return refuse("the sub-agent's policy is wider than its parent's: "
                               + widenings.map(\.description).joined(separator: "; "))
@@ -308,7 +308,12 @@ public final class AgentTree: @unchecked Sendable {
         if request.memoryMiB < 1 || Int(request.memoryMiB) > policy.resources.memoryMiB {
             return refuse("--memory \(request.memoryMiB) MiB is outside 1 and the sub-agent policy's resources.memory_mib (\(policy.resources.memoryMiB))")
         }
-        return .success(policy)
+        return .allowed(policy)
+    }
+
+    private enum Checked {
+        case allowed(AgentPolicy)
+        case refused(Decision)
     }
 
     static func isValidChildName(_ name: String) -> Bool {
@@ -354,14 +359,15 @@ public final class AgentTree: @unchecked Sendable {
         }
         var result = ResultHasher()
         let deadline: UInt64? = timeout == 0 ? nil : Monitor.deadline(milliseconds: timeout)
-        let outcome: ChildOutcome? = monitor.holding {
-            _ = monitor.wait(until: deadline) { agents[name]?.outcome != nil || agents[name] == nil }
-            return agents[name]?.outcome ?? finished[name]
+        // Over once its VM is gone too, so what it held is free for the next spawn.
+        let (outcome, running): (ChildOutcome?, Bool) = monitor.holding {
+            _ = monitor.wait(until: deadline) { agents[name] == nil }
+            return (finished[name], agents[name] != nil)
         }
         guard let outcome else {
             try caller.session.finish(id, status: -1, result: result, countsAsOutput: false)
-            if monitor.holding({ agents[name] == nil }) { return .failed(.notFound, "no sub-agent \(name)") }
-            return .failed(.timedOut, "sub-agent \(name) was still running after \(timeout) ms")
+            if running { return .failed(.timedOut, "sub-agent \(name) was still running after \(timeout) ms") }
+            return .failed(.notFound, "no sub-agent \(name)")
         }
         result.add(stream: 1, outcome.stdout)
         result.add(stream: 2, outcome.stderr)

@@ -62,11 +62,12 @@ public final class HandsListener: @unchecked Sendable {
 
     private func acceptLoop() {
         while true {
-            let client = accept4(fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
+            let client = accept(fd, nil, nil)
             if client < 0 {
                 if errno == EINTR || errno == ECONNABORTED { continue }
                 break  // the listener was shut down
             }
+            _ = fcntl(client, F_SETFD, FD_CLOEXEC)
             let admitted = active.holding { () -> Bool in
                 guard connections < Self.maxConnections else { return false }
                 connections += 1

@@ -129,7 +129,7 @@ public enum HandsFailure: UInt16, CaseIterable, Sendable {
 public enum HandsReply: Hashable, Sendable {
     /// Text fields (a key list, a sender's name, an exit status) and one data blob (a value, a message).
     case ok(fields: [String], data: [UInt8])
-    case failed(HandsFailure, message: String)
+    case failed(HandsFailure, String)
 }
 
 public enum HandsCallError: Error, Hashable, Sendable, CustomStringConvertible {
@@ -230,7 +230,7 @@ public enum HandsCallCodec {
             let message = try f.text(max: DoorsLimits.maxMessageLength)
             try f.finish()
             // A code this build does not know still fails the call.
-            return .failed(HandsFailure(rawValue: UInt16(clamping: raw)) ?? .failed, message: message)
+            return .failed(HandsFailure(rawValue: UInt16(clamping: raw)) ?? .failed, message)
         default:
             throw .malformed(kind, "a call is not a reply")
         }

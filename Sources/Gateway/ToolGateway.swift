@@ -12,7 +12,8 @@ import Policy
 /// the decision are logged, and only an allowed call reaches the guest; its result is logged
 /// by digest before the caller sees it. Without a policy every call is allowed (and
 /// still logged, when there is a log); without a log nothing is recorded.
-public final class ToolGateway {
+/// One caller at a time: each agent's gateway is used by the one thread that runs its command.
+public final class ToolGateway: @unchecked Sendable {
     private let client: DoorsClient
 
     /// `limits` defaults to counting in this process (`InProcessLimits` of the policy's limits);

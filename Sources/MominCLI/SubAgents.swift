@@ -4,6 +4,7 @@ import Crypto
 import Doors
 import Gateway
 import Glibc
+import Hands
 import Merkle
 import VMM
 
@@ -57,10 +58,10 @@ final class SubAgentVMs: SubAgentLauncher, @unchecked Sendable {
             throw .failed("\(error) (momin-vmm \(status))")
         }
         let gateway = ToolGateway(agent: plan.name, client: doors, policy: plan.policy, log: log, requestIDs: requestIDs)
-        do {
-            let digest = MerkleHash(bytes: Array(SHA256.hash(data: plan.policySource)))!
-            try gateway.record(.policyLoad(source: "hands spawn by \(plan.parent)", sha256: digest))
-            try gateway.record(.vmStart(vm: plan.name))
+        let digest = MerkleHash(bytes: Array(SHA256.hash(data: plan.policySource)))!
+        do throws(GatewayError) {
+            try gateway.record(Lifecycle.policyLoad(source: "hands spawn by \(plan.parent)", sha256: digest))
+            try gateway.record(Lifecycle.vmStart(vm: plan.name))
         } catch {
             _ = stop(plan.name)
             throw .failed(error.description)

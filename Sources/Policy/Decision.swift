@@ -15,6 +15,9 @@ public enum ToolCall: Sendable, Hashable {
     case doorSend(door: String, to: String)
     /// Taking a message from agent `from` off a door.
     case doorReceive(door: String, from: String)
+    /// Waiting for a message on a door, from any agent the policy lets it receive from there
+    /// (each message was checked against both sides' policies when it was sent).
+    case doorListen(door: String)
     /// Starting a sub-agent (its own microVM); the resource ledger bounds how many.
     case spawn
 
@@ -47,6 +50,16 @@ public struct Decision: Sendable, Equatable, CustomStringConvertible {
 
     static func allow(_ rule: RuleRef) -> Decision { Decision(verdict: .allow, rule: rule, why: .allowed) }
     static func deny(_ rule: RuleRef, _ why: Reason) -> Decision { Decision(verdict: .deny, rule: rule, why: why) }
+
+    /// A denial decided outside this policy's rules, by the host that serves the call: a
+    /// message over a door's size limit, a sub-agent's policy that is wider than its parent's.
+    public static func refused(_ rule: RuleRef, because why: String) -> Decision { .deny(rule, .refused(why)) }
+
+    /// The other side of a door said no: `decision` is the peer's own, and the rule named is
+    /// the peer's, prefixed with its name ("triage.a: tools.doors").
+    public static func refused(byPeer peer: String, _ decision: Decision) -> Decision {
+        .deny(RuleRef("\(peer): \(decision.rule.id)", line: decision.rule.line), .peerRefused(peer: peer, decision.reason))
+    }
 
     /// "allow tools.exec[0]" or "deny tools.exec: /bin/rm is not among the allowed programs".
     public var description: String {
@@ -84,6 +97,10 @@ public enum Reason: Sendable, Equatable, CustomStringConvertible {
     case bucketNotAllowed(namespace: String, operation: BucketOperation)
     case doorNotAllowed(door: String, peer: String, direction: DoorDirection)
     case subAgentsNotAllowed
+    /// Refused by the host for a reason outside the rules (`Decision.refused(_:because:)`).
+    case refused(String)
+    /// Refused by the other side's policy.
+    case peerRefused(peer: String, String)
     case cyclesExhausted(limit: Int)
     case wallTimeExceeded(limit: Duration)
     case outputExceeded(limit: Int)
@@ -113,6 +130,8 @@ public enum Reason: Sendable, Equatable, CustomStringConvertible {
         case .bucketNotAllowed(let namespace, let operation): "\(operation.rawValue) on bucket namespace \(quoted(namespace)) is not allowed"
         case .doorNotAllowed(let door, let peer, .send): "sending on door \(quoted(door)) to \(quoted(peer)) is not allowed"
         case .doorNotAllowed(let door, let peer, .receive): "receiving on door \(quoted(door)) from \(quoted(peer)) is not allowed"
+        case .refused(let why): why
+        case .peerRefused(let peer, let why): "the policy of \(peer) refuses: \(why)"
         case .subAgentsNotAllowed: "the policy allows no sub-agents (resources.sub_agents is 0)"
         case .cyclesExhausted(let limit): "the limit of \(limit) tool calls is used up"
         case .wallTimeExceeded(let limit): "the wall time limit of \(formatDuration(limit)) has passed"

@@ -17,6 +17,7 @@ extension AgentPolicy {
         case .bucket(let namespace, let operation): judgeBucket(namespace, operation)
         case .doorSend(let door, let to): judgeDoor(door, peer: to, .send)
         case .doorReceive(let door, let from): judgeDoor(door, peer: from, .receive)
+        case .doorListen(let door): judgeListen(door)
         case .spawn:
             resources.subAgents > 0 ? .allow(resources.rules.subAgents) : .deny(resources.rules.subAgents, .subAgentsNotAllowed)
         }
@@ -231,6 +232,18 @@ extension AgentPolicy {
         return tools.doors.first { rule in
             rule.door.matches(door) && (direction == .send ? rule.send : rule.receive).contains { $0.matches(peer) }
         }
+    }
+
+    /// Allowed by the first rule whose door glob matches and that lets it receive from anyone.
+    private func judgeListen(_ door: String) -> Decision {
+        guard PolicyBuilder.isValidName(door) else {
+            return .deny(.defaultDeny, .malformedCall("door name \(quoted(door)) is not a name: 1 to 64 of A-Z a-z 0-9 . _ -, starting with a letter or digit"))
+        }
+        guard !tools.doors.isEmpty, let list = tools.doorList else { return .deny(.defaultDeny, .nothingAllowed("doors")) }
+        guard let rule = tools.doors.first(where: { $0.door.matches(door) && !$0.receive.isEmpty }) else {
+            return .deny(list, .doorNotAllowed(door: door, peer: "any agent", direction: .receive))
+        }
+        return .allow(rule.rule)
     }
 
     private func judgeDoor(_ door: String, peer: String, _ direction: DoorDirection) -> Decision {

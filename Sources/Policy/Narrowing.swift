@@ -19,7 +19,11 @@ extension AgentPolicy {
     /// Where this policy, a sub-agent's, may allow more than `parent`; empty when it is no
     /// wider. Conservative: a rule not proven to lie within one of the parent's (by
     /// `Glob.isWithin`) is reported. The checks are in docs/policy.md ("Sub-agent policies").
-    public func widenings(over parent: AgentPolicy) -> [Widening] {
+    ///
+    /// `subtree` is the parent agent's name, when known: the child may then also talk, on a
+    /// door the parent has, to the parent itself and to agents under it (`NAME` and `NAME.*`),
+    /// which reaches nobody the parent could not.
+    public func widenings(over parent: AgentPolicy, subtree: String? = nil) -> [Widening] {
         var found: [Widening] = []
         for rule in tools.exec { found += Self.execWidening(rule, parent.tools.exec) }
         found += Self.pathWidenings(tools.read, parent.tools.read, "files.read", write: false)
@@ -34,7 +38,10 @@ extension AgentPolicy {
                 }
             }
         }
-        for rule in tools.doors { found += Self.doorWidening(rule, parent.tools.doors) }
+        let inside = subtree.flatMap { name in
+            (try? Glob(name, kind: .text)).flatMap { own in (try? Glob(name + ".*", kind: .text)).map { [own, $0] } }
+        } ?? []
+        for rule in tools.doors { found += Self.doorWidening(rule, parent.tools.doors, inside: inside) }
         found += limitWidenings(parent.limits)
         found += resourceWidenings(parent.resources)
         return found
@@ -166,21 +173,21 @@ extension AgentPolicy {
 
     // MARK: Doors
 
-    private static func doorWidening(_ child: DoorRule, _ parents: [DoorRule]) -> [Widening] {
+    private static func doorWidening(_ child: DoorRule, _ parents: [DoorRule], inside: [Glob]) -> [Widening] {
         var first: Widening?
         for parent in parents where child.door.isWithin(parent.door) {
-            guard let shortfall = doorShortfall(child, parent) else { return [] }
+            guard let shortfall = doorShortfall(child, parent, inside: inside) else { return [] }
             if first == nil { first = shortfall }
         }
         return [first ?? Widening(rule: child.rule, reason: "door \(quoted(child.door.pattern)) is not within any of the parent's door rules")]
     }
 
-    private static func doorShortfall(_ child: DoorRule, _ parent: DoorRule) -> Widening? {
+    private static func doorShortfall(_ child: DoorRule, _ parent: DoorRule, inside: [Glob]) -> Widening? {
         func unlike(_ what: String, _ allowed: String) -> Widening {
             Widening(rule: child.rule, reason: "\(what) is not within the parent's \(parent.rule), which allows \(allowed)")
         }
         for (key, globs, parentGlobs) in [("send", child.send, parent.send), ("receive", child.receive, parent.receive)] {
-            for glob in globs where !parentGlobs.contains(where: { glob.isWithin($0) }) {
+            for glob in globs where !(parentGlobs + inside).contains(where: { glob.isWithin($0) }) {
                 return unlike("\(key) \(quoted(glob.pattern))", patternList(parentGlobs.map(\.pattern)))
             }
         }

@@ -21,6 +21,7 @@ import Testing
           exec:
             - program: /bin/analyse
               args: any
+              env: [PATH, HOME]
           buckets:
             - namespace: cases/**
               operations: [put, get, query]
@@ -43,12 +44,15 @@ import Testing
           exec:
             - program: /bin/analyse
               args: any
+              env: [PATH, HOME]
           buckets:
             - namespace: cases/**
               operations: [put]
           doors:
             - door: findings
               send: [boss]
+              max_message_bytes: 64
+              queue_depth: 2
         limits:
           cycles: 20
         resources: { vcpus: 1, memory_mib: 256 }
@@ -80,15 +84,20 @@ import Testing
             let hold = self.hold
             do {
                 connected = try connect { peer in
-                    guard let frame = try? peer.receive() else { return 0 }
-                    if case .exec = frame.message {
-                        _ = hold?.wait(timeout: .now() + 10)
-                        try peer.send(Frame(requestID: frame.requestID, .started(pid: 5)),
-                                      Frame(requestID: frame.requestID, .stdoutData(Array("analysed".utf8))),
-                                      Frame(requestID: frame.requestID, .stderrData(Array("note".utf8))),
-                                      Frame(requestID: frame.requestID, .exit(ExitReport(status: .exited(code: 3)))))
+                    while let frame = try? peer.receive() {
+                        switch frame.message {
+                        case .resolve(let path):
+                            try peer.send(Frame(requestID: frame.requestID, .resolved(path: path)))
+                        case .exec:
+                            _ = hold?.wait(timeout: .now() + 10)
+                            try peer.send(Frame(requestID: frame.requestID, .started(pid: 5)),
+                                          Frame(requestID: frame.requestID, .stdoutData(Array("analysed".utf8))),
+                                          Frame(requestID: frame.requestID, .stderrData(Array("note".utf8))),
+                                          Frame(requestID: frame.requestID, .exit(ExitReport(status: .exited(code: 3)))))
+                        default:
+                            break
+                        }
                     }
-                    while (try? peer.receive()) != nil {}
                     return 1
                 }
             } catch { throw .failed("\(error)") }
@@ -114,6 +123,10 @@ import Testing
         let launcher: FakeLauncher
         let tree: AgentTree
         let root: Agent
+        let hold = DispatchSemaphore(value: 0)
+
+        /// Lets `count` held sub-agent commands answer.
+        func release(_ count: Int = 1) { for _ in 0..<count { hold.signal() } }
 
         init(parentPolicy: String = AgentTreeTests.parentPolicy) throws {
             var template = Array("/tmp/agents-test.XXXXXX".utf8CString)
@@ -122,6 +135,8 @@ import Testing
             store = try BucketStore(path: directory + "/buckets.db")
             let ids = RequestNumbers()
             launcher = FakeLauncher(log: log, requestIDs: ids, directory: directory)
+            // Sub-agents' commands run until a test lets them end.
+            launcher.hold = hold
             tree = AgentTree(store: store, launcher: launcher, requestIDs: ids)
             let policy = try AgentPolicy.parse(parentPolicy, format: .yaml, file: "boss.yaml")
             root = Agent(name: "boss", parent: nil,
@@ -131,6 +146,7 @@ import Testing
 
         deinit {
             tree.shutDown(root: "boss", reason: "test over")
+            release(8)
             try? log.close()
             try? store.close()
             _ = try? FileManager.default.removeItem(atPath: directory)
@@ -180,6 +196,8 @@ import Testing
         #expect(fixture.spawn("a") == .ok(fields: ["boss.a"], data: []))
         let plan = try #require(fixture.launcher.booted.first)
         #expect(plan.parent == "boss" && plan.vcpus == 1 && plan.memoryMiB == 256 && plan.argv == ["/bin/analyse", "a"])
+        #expect(failure(fixture.tree.handle(.wait(agent: "a", timeoutMilliseconds: 50), from: "boss"))?.0 == .timedOut)
+        fixture.release()
         let waited = fixture.tree.handle(.wait(agent: "a", timeoutMilliseconds: 5000), from: "boss")
         #expect(waited == .ok(fields: ["exited", "3", "note"], data: Array("analysed".utf8)))
         // Its command over, its VM was stopped; a late wait still has the result.
@@ -270,8 +288,10 @@ import Testing
         #expect(logged.first?.contains("message-sha256=") == true)
         #expect(logged.first?.contains("secret") == false)
 
-        let loud = try Fixture(parentPolicy: Self.parentPolicy.replacingOccurrences(of: "queue_depth: 2", with: "queue_depth: 2\n      log_content: true"))
-        _ = loud.spawn("a")
+        // Either side may ask: here the sender's rule does.
+        let loud = try Fixture()
+        #expect(loud.spawn("a", policy: Self.childPolicy.replacingOccurrences(of: "queue_depth: 2", with: "queue_depth: 2\n      log_content: true"))
+                == .ok(fields: ["boss.a"], data: []))
         _ = loud.tree.handle(.doorSend(door: "findings", to: "boss", message: Array("secret".utf8), timeoutMilliseconds: 0), from: "boss.a")
         let loudLogged = try loud.events().compactMap { event -> String? in
             if case .toolRequest(let request) = event, request.tool == "door-send" { return String(decoding: request.arguments, as: UTF8.self) }
@@ -298,8 +318,6 @@ import Testing
 
     @Test func stopEndsTheSubtreeDeepestFirstAndOnlyAnAncestorMayStop() throws {
         let fixture = try Fixture()
-        let hold = DispatchSemaphore(value: 0)
-        fixture.launcher.hold = hold
         // A child that may itself start one sub-agent, with the same powers.
         let middle = Self.childPolicy.replacingOccurrences(of: "resources: { vcpus: 1, memory_mib: 256 }",
                                                            with: "resources: { vcpus: 1, memory_mib: 256, sub_agents: 1 }")
@@ -316,7 +334,6 @@ import Testing
         // The still-running sibling is stopped with the rest at shutdown.
         fixture.tree.shutDown(root: "boss", reason: "test over")
         #expect(fixture.launcher.halted == ["boss.a.b", "boss.a", "boss.c"])
-        for _ in 0..<3 { hold.signal() }
     }
 
     @Test func whoamiNamesTheAgentAndItsParent() throws {

@@ -367,3 +367,32 @@ import Testing
         ])
     }
 }
+
+/// Doors inside the parent's own subtree: a child reporting back to its parent.
+@Suite struct SubtreeDoorTests {
+    static let parent = """
+        version: 1
+        agent: lead
+        tools:
+          doors:
+            - door: findings
+              receive: ["lead.*"]
+        """
+
+    func child(_ send: String, door: String = "findings") throws -> AgentPolicy {
+        try AgentPolicy.parse("version: 1\nagent: worker\ntools:\n  doors:\n    - door: \(door)\n      send: [\(send)]\n",
+                              format: .yaml, file: "child.yaml")
+    }
+
+    @Test func aChildMaySendToItsParentAndSiblingsOnlyWhenTheSubtreeIsKnown() throws {
+        let parent = try AgentPolicy.parse(Self.parent, format: .yaml, file: "lead.yaml")
+        // Without the parent's name the send side is not covered: the parent has none.
+        #expect(!(try child("lead")).widenings(over: parent).isEmpty)
+        #expect((try child("lead")).widenings(over: parent, subtree: "lead").isEmpty)
+        #expect((try child("\"lead.*\"")).widenings(over: parent, subtree: "lead").isEmpty)
+        // Outside the subtree, or on a door the parent lacks, it is still a widening.
+        #expect(!(try child("boss")).widenings(over: parent, subtree: "lead").isEmpty)
+        #expect(!(try child("\"*\"")).widenings(over: parent, subtree: "lead").isEmpty)
+        #expect(!(try child("lead", door: "other")).widenings(over: parent, subtree: "lead").isEmpty)
+    }
+}

@@ -4,11 +4,14 @@ import Doors
 /// (after `hands: `), and its exit status.
 public struct HandsOutcome: Equatable, Sendable {
     public var standardOutput: [UInt8]
+    /// Bytes for stderr as they are (a sub-agent's own stderr, from `wait`).
+    public var standardError: [UInt8]
     public var errorLine: String?
     public var exitStatus: Int32
 
-    public init(standardOutput: [UInt8] = [], errorLine: String? = nil, exitStatus: Int32 = 0) {
+    public init(standardOutput: [UInt8] = [], standardError: [UInt8] = [], errorLine: String? = nil, exitStatus: Int32 = 0) {
         self.standardOutput = standardOutput
+        self.standardError = standardError
         self.errorLine = errorLine
         self.exitStatus = exitStatus
     }
@@ -38,13 +41,15 @@ public struct HandsOutcome: Equatable, Sendable {
                 let parent = fields.count > 1 && !fields[1].isEmpty ? "parent \(fields[1])\n" : ""
                 return HandsOutcome(standardOutput: Array((name + "\n" + parent).utf8))
             case .childStatus:
-                // ["exited", CODE] or ["signaled", SIGNAL], as a shell reports a child.
-                guard fields.count == 2, let number = Int32(fields[1]) else { return malformed("wait", fields) }
+                // ["exited", CODE] or ["signaled", SIGNAL], as a shell reports a child, and the
+                // tail of the child's stderr when the host sends it.
+                guard fields.count == 2 || fields.count == 3, let number = Int32(fields[1]) else { return malformed("wait", fields) }
+                let stderr = fields.count == 3 ? Array(fields[2].utf8) : []
                 switch fields[0] {
                 case "exited" where (0...255).contains(number):
-                    return HandsOutcome(standardOutput: data, exitStatus: number)
+                    return HandsOutcome(standardOutput: data, standardError: stderr, exitStatus: number)
                 case "signaled" where (1...127).contains(number):
-                    return HandsOutcome(standardOutput: data, exitStatus: 128 + number)
+                    return HandsOutcome(standardOutput: data, standardError: stderr, exitStatus: 128 + number)
                 default:
                     return malformed("wait", fields)
                 }

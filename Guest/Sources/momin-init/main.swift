@@ -4,11 +4,18 @@
 // signals the VMM's boot timer, prints one status line and powers the machine off (or, with
 // `momin.shell=1` on the kernel command line, hands the console to /bin/sh). With
 // `momin.doors[=PORT]` it serves the host's Doors connections over vsock instead, forever;
-// `momin.hands[=PORT]` then also relays the guest's hands calls to the host.
+// `momin.hands[=PORT]` then also relays the guest's hands calls to the host. Run as `hands`
+// (the image's /usr/bin/hands links here), it is the agent's hands client instead.
 // `momin.baseline=PORT` adds raw vsock echo/sink/source services for benchmarks.
 // Errors are printed and the boot goes on; the only fatal error is not being PID 1.
 import GuestDoors
 import Glibc
+import HandsClient
+
+// Reached through the image's /usr/bin/hands link, it is the hands client, not an init.
+if getpid() != 1, let name = CommandLine.arguments.first, name == "hands" || name.hasSuffix("/hands") {
+    HandsMain.run(Array(CommandLine.arguments.dropFirst()))
+}
 
 /// Where the image lists its modules, one absolute path per line, in load order.
 let moduleOrderFile = "/lib/modules/momin.order"

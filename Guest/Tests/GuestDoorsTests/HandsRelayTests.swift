@@ -48,7 +48,7 @@ extension ServerTests {
             ]
             for (frame, message) in cases {
                 let reply = try relayOnce(relay, frame)
-                #expect(reply == .failed(.invalid, message: message))
+                #expect(reply == .failed(.invalid, message))
             }
             #expect(host.connections == 0)
             #expect(eventually { relay.activeCalls == 0 })
@@ -62,13 +62,13 @@ extension ServerTests {
             var oversized = [UInt8](HandsCallCodec.encode(HandsCall.whoami).prefix(HandsCallProtocol.headerSize))
             oversized.replaceSubrange(4..<8, with: littleEndian(UInt32(HandsCallProtocol.maxPayload + 1)))
             let tooLarge = try relayOnce(relay, oversized, halfClose: false)
-            #expect(tooLarge == .failed(.invalid, message: "a \(HandsCallProtocol.maxPayload + 1)-byte payload is over the \(HandsCallProtocol.maxPayload)-byte limit"))
+            #expect(tooLarge == .failed(.invalid, "a \(HandsCallProtocol.maxPayload + 1)-byte payload is over the \(HandsCallProtocol.maxPayload)-byte limit"))
 
             let badMagic = try relayOnce(relay, [0x47, 0x45, 0x54, 0x20, 0, 0, 0, 0], halfClose: false)
-            #expect(badMagic == .failed(.invalid, message: "bad magic 0x4547, expected 0x484d"))
+            #expect(badMagic == .failed(.invalid, "bad magic 0x4547, expected 0x484d"))
 
             let short = try relayOnce(relay, [0x4d, 0x48, 1])
-            #expect(short == .failed(.invalid, message: "the call ends after 3 of its 8 header bytes"))
+            #expect(short == .failed(.invalid, "the call ends after 3 of its 8 header bytes"))
             #expect(host.connections == 0)
             #expect(eventually { relay.activeCalls == 0 })
         }
@@ -79,7 +79,7 @@ extension ServerTests {
                 return -1
             }
             let reply = try relayOnce(relay, HandsCallCodec.encode(HandsCall.whoami))
-            #expect(reply == .failed(.failed, message: "the host serves no hands calls for this VM (Connection reset by peer)"))
+            #expect(reply == .failed(.failed, "the host serves no hands calls for this VM (Connection reset by peer)"))
             #expect(eventually { relay.activeCalls == 0 })
         }
 
@@ -93,7 +93,7 @@ extension ServerTests {
             try writeAll(fd: caller, HandsCallCodec.encode(HandsCall.stop(agent: "child")))
             _ = try readExactly(silent.end, count: HandsCallCodec.encode(HandsCall.stop(agent: "child")).count)
             silent.hangUp()
-            #expect(try decodeReply(readUntilEnd(caller)) == .failed(.failed, message: "momin-init: the host closed the hands connection without a reply"))
+            #expect(try decodeReply(readUntilEnd(caller)) == .failed(.failed, "momin-init: the host closed the hands connection without a reply"))
 
             // The host answers with a call, not a reply.
             let confused = try FakeHost()
@@ -104,7 +104,7 @@ extension ServerTests {
             try writeAll(fd: caller2, HandsCallCodec.encode(HandsCall.whoami))
             _ = try readExactly(confused.end, count: HandsCallCodec.encode(HandsCall.whoami).count)
             try writeAll(fd: confused.end, HandsCallCodec.encode(HandsCall.whoami))
-            #expect(try decodeReply(readUntilEnd(caller2)) == .failed(.failed, message: "momin-init: the host answered with a whoami frame, not a reply"))
+            #expect(try decodeReply(readUntilEnd(caller2)) == .failed(.failed, "momin-init: the host answered with a whoami frame, not a reply"))
             #expect(eventually { relay.activeCalls == 0 && second.activeCalls == 0 })
             #expect(silent.connections == 1 && confused.connections == 1)
         }
@@ -155,7 +155,7 @@ extension ServerTests {
             #expect(relay.activeCalls == 1)
 
             let reply = try relayOnce(relay, frame)
-            #expect(reply == .failed(.failed, message: "momin-init: too many hands calls at once"))
+            #expect(reply == .failed(.failed, "momin-init: too many hands calls at once"))
             #expect(host.connections == 1)
             close(first)
             #expect(eventually { relay.activeCalls == 0 })
@@ -234,7 +234,7 @@ extension ServerTests {
             // A megabyte does not fit the socket's buffers: the relay closes before taking it.
             let call = HandsCall.bucketPut(namespace: "n", key: "k", value: [UInt8](repeating: 7, count: HandsCallProtocol.maxData))
             let reply = try HandsConnection.call(call, socketPath: path)
-            #expect(reply == .failed(.failed, message: "momin-init: too many hands calls at once"))
+            #expect(reply == .failed(.failed, "momin-init: too many hands calls at once"))
         }
 
         @Test func theClientAndTheRelayAgreeOnThePath() {

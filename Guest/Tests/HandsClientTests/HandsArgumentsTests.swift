@@ -212,7 +212,7 @@ func failure(_ body: () throws(HandsClientError) -> HandsCommand) -> HandsClient
     @Test func failuresExitWithTheirCodesStatus() {
         let statuses: [(HandsFailure, Int32)] = [(.denied, 77), (.notFound, 2), (.invalid, 64), (.timedOut, 124), (.noRoom, 75), (.failed, 70)]
         for (code, status) in statuses {
-            let outcome = HandsOutcome.of(.failed(code, message: "no \(code)"), output: .data)
+            let outcome = HandsOutcome.of(.failed(code, "no \(code)"), output: .data)
             #expect(outcome == HandsOutcome(errorLine: "no \(code)", exitStatus: status))
         }
     }
@@ -236,6 +236,9 @@ func failure(_ body: () throws(HandsClientError) -> HandsCommand) -> HandsClient
         #expect(HandsOutcome.of(.ok(fields: ["exited", "0"], data: output), output: .childStatus) == HandsOutcome(standardOutput: output))
         #expect(HandsOutcome.of(.ok(fields: ["exited", "3"], data: output), output: .childStatus) == HandsOutcome(standardOutput: output, exitStatus: 3))
         #expect(HandsOutcome.of(.ok(fields: ["signaled", "9"], data: []), output: .childStatus).exitStatus == 137)
+        // The host's third field is the child's stderr, passed on as it is.
+        #expect(HandsOutcome.of(.ok(fields: ["exited", "1", "oops\n"], data: output), output: .childStatus)
+                == HandsOutcome(standardOutput: output, standardError: Array("oops\n".utf8), exitStatus: 1))
         for fields in [["exited"], ["exited", "256"], ["signaled", "0"], ["stopped", "1"], ["exited", "x"]] {
             let outcome = HandsOutcome.of(.ok(fields: fields, data: output), output: .childStatus)
             #expect(outcome.exitStatus == 70, "\(fields)")

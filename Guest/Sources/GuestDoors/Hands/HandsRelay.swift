@@ -101,7 +101,7 @@ public final class HandsRelay: Sendable {
         } catch {
             callCount.decrement()
             configuration.log("hands: cannot start a call thread: \(error)")
-            answer(Descriptor(fd), .failed(.failed, message: "momin-init: cannot start a thread for the call: \(error)"))
+            answer(Descriptor(fd), .failed(.failed, "momin-init: cannot start a thread for the call: \(error)"))
         }
     }
 
@@ -146,7 +146,7 @@ public final class HandsRelay: Sendable {
     /// Over the limit: the failure, best effort, without reading the call; then close.
     private func refuse(_ caller: Descriptor) {
         let message = "momin-init: too many hands calls at once"
-        let bytes = HandsCallCodec.encode(HandsReply.failed(.failed, message: message))
+        let bytes = HandsCallCodec.encode(HandsReply.failed(.failed, message))
         _ = bytes.withUnsafeBytes { Glibc.send(caller.raw, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
         caller.close()
         configuration.log("hands: refused a call: \(configuration.maxCalls) are being relayed already")
@@ -162,7 +162,7 @@ public final class HandsRelay: Sendable {
     /// to answer (the caller hung up, or connected and closed without a call).
     private func exchange(_ caller: Descriptor) -> [UInt8]? {
         func failure(_ code: HandsFailure, _ message: String) -> [UInt8] {
-            HandsCallCodec.encode(HandsReply.failed(code, message: boundedMessage(message)))
+            HandsCallCodec.encode(HandsReply.failed(code, boundedMessage(message)))
         }
 
         // The call: one frame, checked as the host would check it.
