@@ -9,7 +9,7 @@ struct AuditCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audit",
         abstract: "Check or exercise a signed audit log.",
-        subcommands: [AuditVerify.self, AuditWriteTest.self])
+        subcommands: [AuditVerify.self, AuditShow.self, AuditWriteTest.self])
 }
 
 /// `momin audit verify --db PATH [--pubkey FILE] [--strict]`.
@@ -51,6 +51,62 @@ struct AuditVerify: ParsableCommand {
         case .broken(let finding):
             throw CLIError(message: "audit log \(db): \(finding)", code: 1)
         }
+    }
+}
+
+/// `momin audit show --db PATH [--agent NAME]`: the entries, one line each.
+struct AuditShow: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "show",
+        abstract: "Print an audit log's entries, one line each (it checks nothing: momin audit verify does).",
+        discussion: """
+            Lines: INDEX request #ID AGENT TOOL ARGUMENTS; INDEX decision #ID allow|deny RULE[: REASON]; \
+            INDEX result #ID status N, B bytes, sha256 H; INDEX vm-start VM; INDEX vm-stop VM REASON; \
+            INDEX policy-load SOURCE sha256 H. Arguments that are text (bucket, door and spawn calls) \
+            are shown with each newline as '; ', others as their size. With --agent, only that \
+            agent's requests, decisions and results.
+            """)
+
+    @Option(help: ArgumentHelp("The audit log (SQLite).", valueName: "path"))
+    var db: String
+
+    @Option(help: "Only the calls of this agent.")
+    var agent: String?
+
+    func run() throws {
+        guard access(db, F_OK) == 0 else { throw CLIError.usage("audit log \(db): \(String(cString: strerror(errno)))") }
+        let records: [AuditRecord]
+        do { records = try AuditReader.records(path: db) } catch { throw CLIError.usage("\(error)") }
+        var agents: [UInt64: String] = [:]
+        var out = ""
+        for record in records {
+            let line: String
+            var owner: String?
+            switch record.event {
+            case .toolRequest(let request):
+                agents[request.requestID] = request.agent
+                owner = request.agent
+                let text = String(validating: request.arguments, as: UTF8.self)
+                let shown = text.map { $0.split(separator: "\n").joined(separator: "; ") } ?? "(\(request.arguments.count) bytes)"
+                line = "request #\(request.requestID) \(request.agent) \(request.tool) \(shown)"
+            case .decision(let decision):
+                owner = agents[decision.requestID]
+                let verdict = decision.verdict == .allow ? "allow" : "deny"
+                line = "decision #\(decision.requestID) \(verdict) \(decision.rule)" + (decision.reason.isEmpty ? "" : ": \(decision.reason)")
+            case .resultDigest(let result):
+                owner = agents[result.requestID]
+                line = "result #\(result.requestID) status \(result.status), \(result.byteCount) bytes, sha256 \(result.sha256.hex)"
+            case .lifecycle(.vmStart(let vm)):
+                line = "vm-start \(vm)"
+            case .lifecycle(.vmStop(let vm, let reason)):
+                line = "vm-stop \(vm) \(reason)"
+            case .lifecycle(.policyLoad(let source, let sha256)):
+                line = "policy-load \(source) sha256 \(sha256.hex)"
+            }
+            if let agent, owner != agent { continue }
+            out += "\(record.index) \(line)\n"
+        }
+        FileDescriptorOutput(fd: 1).write(Array(out.utf8))
     }
 }
 

@@ -76,7 +76,9 @@ struct Start: ParsableCommand {
             writeStandardError("momin: cleaned the stale state of VM \(name) (\(why))\n")
         case .absent: break
         }
-        var config = try machine.configuration(extraCommandLine: "momin.doors=\(Run.doorsPort)")
+        // momin.hands: a hands call inside this VM is answered "the host serves no hands calls"
+        // (long-lived VMs do not serve them yet), not left without a relay.
+        var config = try machine.configuration(extraCommandLine: "momin.doors=\(Run.doorsPort) momin.hands=\(HandsCallProtocol.port)")
         config.vsock = VsockConfiguration(guestCID: 3, socketPath: registry.socketPath(name))
         _ = try machine.preflight(config)
         try requireDirectKVM(config, noRig: machine.noRig)

@@ -69,7 +69,8 @@ struct Run: ParsableCommand {
         let loaded = try governance.loadPolicy(for: machine)
         let agentPolicy = loaded?.policy
         let audit = governance.audit
-        var config = try machine.configuration(extraCommandLine: "momin.doors=\(Self.doorsPort)")
+        // momin.hands: momin-init relays hands calls from inside the VM to this process.
+        var config = try machine.configuration(extraCommandLine: "momin.doors=\(Self.doorsPort) momin.hands=\(HandsCallProtocol.port)")
         if record != nil, config.entropySeed == nil {
             // A recorded session needs a seed to be replayed with: make one.
             var seed = [UInt8](repeating: 0, count: EntropySeed.byteCount)
@@ -167,16 +168,15 @@ struct Run: ParsableCommand {
     /// the VM and closes the log, signing a head over the session. The console goes to the
     /// VM's log, or to our stderr with `console`.
     ///
-    /// With `agents`, the VM's hands calls are served (momin.hands on its kernel command line):
-    /// buckets, doors and sub-agents, each sub-agent its own VM under this one; every
+    /// With `agents`, the VM's hands calls are served (given momin.hands on its kernel command
+    /// line): buckets, doors and sub-agents, each sub-agent its own VM under this one; every
     /// sub-agent is stopped before the VM is.
     static func session<T>(_ base: MachineConfiguration, name: String, timeout: Double, console: Bool,
                            jailing: @escaping (String, MachineConfiguration, String) throws -> VMJail?,
                            policy loaded: LoadedPolicy?, log: AuditLog?, auditPath: String?, agents: AgentHosting? = nil,
                            _ body: (ToolGateway) throws(GatewayError) -> T) throws -> SessionEnd<T> {
         let registry = try VMRegistry.open()
-        var config = base
-        if agents != nil { config.commandLine += " momin.hands=\(HandsCallProtocol.port)" }
+        let config = base
         let hosted = try HostedVM.launch(name: name, parent: nil, registry: registry, config: config,
                                          budget: HostResources.budget(loaded?.policy, config), jailing: jailing,
                                          timeout: timeout, console: console)

@@ -1,0 +1,22 @@
+import Foundation
+import GRDB
+import SignedLog
+
+/// Reads a log's entries in index order, beside its writer if there is one (a read-only
+/// connection, one read transaction: a consistent snapshot). It checks nothing: `AuditVerifier`
+/// says whether the entries can be trusted.
+public enum AuditReader {
+    public static func records(path: String) throws(AuditError) -> [AuditRecord] {
+        try catchingSQL(path) {
+            let queue = try Schema.file.openReader(path: path)
+            defer { try? queue.close() }
+            return try queue.read { db in
+                try Data.fetchAll(db, sql: #"SELECT data FROM entries ORDER BY "index""#).map { data in
+                    do { return try AuditRecord(leafData: Array(data)) } catch {
+                        throw AuditError.database(path: path, message: "an entry does not decode: \(error) (momin audit verify says which)")
+                    }
+                }
+            }
+        }
+    }
+}
