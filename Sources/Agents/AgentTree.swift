@@ -223,7 +223,7 @@ public final class AgentTree: @unchecked Sendable {
         }
         result.add(stream: 1, message.bytes)
         // The message's bytes are output the agent received.
-        try agent.session.finish(id, status: Int64(message.sequence), result: result)
+        try agent.session.finish(id, status: 0, result: result)
         return .ok(fields: [message.from, "\(message.sequence)"], data: message.bytes)
     }
 
