@@ -105,9 +105,9 @@ public final class AgentTree: @unchecked Sendable {
         monitor.holding { agents[agent.name] = agent }
         broker.open(agent: agent.name)
         let name = agent.name
-        agent.listener = try HandsListener(path: handsSocket) { [weak self] call in
-            guard let self else { return .failed(.failed, "the host is shutting down") }
-            return self.handle(call, from: name)
+        agent.listener = try HandsListener(path: handsSocket) { [weak self] call, caller in
+            guard let self else { return HandsAnswer(.failed(.failed, "the host is shutting down")) }
+            return self.answer(call, from: name, caller: caller)
         }
     }
 
@@ -124,9 +124,33 @@ public final class AgentTree: @unchecked Sendable {
 
     // MARK: Calls
 
-    /// Answers one hands call from `caller`; what it did is in the log before the reply.
+    /// Answers one hands call from `caller`, made in-process; see `answer`.
     public func handle(_ call: HandsCall, from caller: String) -> HandsReply {
-        guard let agent = agent(caller) else { return .failed(.failed, "agent \(caller) is not running") }
+        answer(call, from: caller, caller: .inProcess).reply
+    }
+
+    /// Answers one hands call from agent `name`; what it did is in the log before the reply.
+    /// A call that blocks stops waiting, having taken nothing, when `caller` hangs up.
+    public func answer(_ call: HandsCall, from name: String, caller: HandsCaller) -> HandsAnswer {
+        guard let agent = agent(name) else { return HandsAnswer(.failed(.failed, "agent \(name) is not running")) }
+        do {
+            switch call {
+            case .doorSend(let door, let to, let message, let timeout):
+                return HandsAnswer(try send(from: agent, door: door, to: to, message: message, timeout: timeout, caller: caller))
+            case .doorReceive(let door, let timeout):
+                return try receive(by: agent, door: door, timeout: timeout, caller: caller)
+            case .wait(let target, let timeout):
+                return HandsAnswer(try wait(for: target, by: agent, timeout: timeout, caller: caller))
+            default:
+                return HandsAnswer(try answerAtOnce(call, from: agent))
+            }
+        } catch {
+            return HandsAnswer(Self.reply(for: error))
+        }
+    }
+
+    /// The calls that never wait.
+    private func answerAtOnce(_ call: HandsCall, from agent: Agent) throws(GatewayError) -> HandsReply {
         do {
             switch call {
             case .whoami:
@@ -143,19 +167,13 @@ public final class AgentTree: @unchecked Sendable {
                 let entries = try buckets(for: agent).query(
                     BucketQuery(namespace: namespace, keyPrefix: prefix.isEmpty ? nil : prefix, latestOnly: true))
                 return .ok(fields: entries.map { "\($0.key)\t\($0.size)\t\($0.contentHash)" }, data: [])
-            case .doorSend(let door, let to, let message, let timeout):
-                return try send(from: agent, door: door, to: to, message: message, timeout: timeout)
-            case .doorReceive(let door, let timeout):
-                return try receive(by: agent, door: door, timeout: timeout)
             case .spawn(let request):
                 return try spawn(request, parent: agent)
-            case .wait(let name, let timeout):
-                return try wait(for: name, by: agent, timeout: timeout)
             case .stop(let name):
                 return try stop(name, by: agent)
+            case .doorSend, .doorReceive, .wait:
+                return .failed(.failed, "\(call.kind) waits and is answered elsewhere")
             }
-        } catch {
-            return Self.reply(for: error)
         }
     }
 
@@ -176,7 +194,8 @@ public final class AgentTree: @unchecked Sendable {
 
     // MARK: Doors
 
-    private func send(from sender: Agent, door: String, to: String, message: [UInt8], timeout: UInt32) throws(GatewayError) -> HandsReply {
+    private func send(from sender: Agent, door: String, to: String, message: [UInt8], timeout: UInt32,
+                      caller: HandsCaller) throws(GatewayError) -> HandsReply {
         let recipient = agent(to)
         // The door's terms: the smaller size limit of the two sides, the recipient's depth,
         // content logged when either side asks for it.
@@ -200,11 +219,15 @@ public final class AgentTree: @unchecked Sendable {
         }
         var result = ResultHasher()
         let sequence: UInt64
-        do { sequence = try broker.send(door: door, from: sender.name, to: to, bytes: message, depth: depth, timeoutMilliseconds: timeout) } catch {
+        do {
+            sequence = try broker.send(door: door, from: sender.name, to: to, bytes: message, depth: depth, timeoutMilliseconds: timeout,
+                                       abandoned: { caller.hasHungUp })
+        } catch {
             try sender.session.finish(id, status: -1, result: result, countsAsOutput: false)
             switch error {
             case .recipientGone: return .failed(.notFound, "door \(door): \(error)")
             case .queueFull, .nothingArrived: return .failed(.timedOut, error.description)
+            case .abandoned: return .failed(.failed, error.description)
             }
         }
         result.add(stream: 1, Array("\(sequence)".utf8))
@@ -212,19 +235,21 @@ public final class AgentTree: @unchecked Sendable {
         return .ok(fields: ["\(sequence)"], data: [])
     }
 
-    private func receive(by agent: Agent, door: String, timeout: UInt32) throws(GatewayError) -> HandsReply {
+    private func receive(by agent: Agent, door: String, timeout: UInt32, caller: HandsCaller) throws(GatewayError) -> HandsAnswer {
         let id = try agent.session.admit(.doorListen(door: door), tool: "door-receive",
                                          arguments: Self.text(["door=\(door)", "to=\(agent.name)", "timeout-ms=\(timeout)"]))
         var result = ResultHasher()
         let message: DoorBroker.Message
-        do { message = try broker.receive(door: door, by: agent.name, timeoutMilliseconds: timeout) } catch let failure {
+        do { message = try broker.receive(door: door, by: agent.name, timeoutMilliseconds: timeout, abandoned: { caller.hasHungUp }) } catch {
             try agent.session.finish(id, status: -1, result: result, countsAsOutput: false)
-            return .failed(.timedOut, failure.description)
+            return HandsAnswer(.failed(.timedOut, error.description))
         }
         result.add(stream: 1, message.bytes)
         // The message's bytes are output the agent received.
         try agent.session.finish(id, status: 0, result: result)
-        return .ok(fields: [message.from, "\(message.sequence)"], data: message.bytes)
+        let broker = self.broker
+        return HandsAnswer(.ok(fields: [message.from, "\(message.sequence)"], data: message.bytes),
+                           undelivered: { broker.putBack(message) })
     }
 
     // MARK: Sub-agents
@@ -351,7 +376,7 @@ public final class AgentTree: @unchecked Sendable {
         stopSubtree(plan.name, reason: "its command ended")
     }
 
-    private func wait(for target: String, by caller: Agent, timeout: UInt32) throws(GatewayError) -> HandsReply {
+    private func wait(for target: String, by caller: Agent, timeout: UInt32, caller connection: HandsCaller) throws(GatewayError) -> HandsReply {
         let name = resolve(target, under: caller)
         let id = try caller.session.admit(.spawn, tool: "wait", arguments: Self.text(["agent=\(name)", "timeout-ms=\(timeout)"])) {
             self.isDescendant(name, of: caller.name) ? nil
@@ -361,7 +386,7 @@ public final class AgentTree: @unchecked Sendable {
         let deadline: UInt64? = timeout == 0 ? nil : Monitor.deadline(milliseconds: timeout)
         // Over once its VM is gone too, so what it held is free for the next spawn.
         let (outcome, running): (ChildOutcome?, Bool) = monitor.holding {
-            _ = monitor.wait(until: deadline) { agents[name] == nil }
+            _ = monitor.wait(until: deadline, giveUp: { connection.hasHungUp }) { agents[name] == nil }
             return (finished[name], agents[name] != nil)
         }
         guard let outcome else {

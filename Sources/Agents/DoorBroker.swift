@@ -44,14 +44,16 @@ public final class DoorBroker: @unchecked Sendable {
 
     /// Queues `bytes` for `to` on `door`, waiting up to `timeoutMilliseconds` while its queue
     /// holds `depth` messages. Returns the message's sequence number.
+    /// `abandoned` ends the wait early (the caller has gone), with nothing queued.
     public func send(door: String, from: String, to: String, bytes: [UInt8], depth: Int,
-                     timeoutMilliseconds: UInt32) throws(DoorFailure) -> UInt64 {
+                     timeoutMilliseconds: UInt32, abandoned: (() -> Bool)? = nil) throws(DoorFailure) -> UInt64 {
         let key = Key(door: door, recipient: to)
         let deadline = Monitor.deadline(milliseconds: timeoutMilliseconds)
         return try monitor.holding { () throws(DoorFailure) -> UInt64 in
             guard live.contains(to) else { throw .recipientGone(to) }
-            let room = monitor.wait(until: deadline) { !live.contains(to) || queues[key, default: []].count < depth }
+            let room = monitor.wait(until: deadline, giveUp: abandoned) { !live.contains(to) || queues[key, default: []].count < depth }
             guard live.contains(to) else { throw .recipientGone(to) }
+            if !room, abandoned?() == true { throw .abandoned }
             guard room else { throw .queueFull(door: door, to: to, depth: depth) }
             let sequence = sequences[door, default: 0] + 1
             sequences[door] = sequence
@@ -61,19 +63,32 @@ public final class DoorBroker: @unchecked Sendable {
         }
     }
 
-    /// The oldest message for `agent` on `door`, waiting up to `timeoutMilliseconds` for one.
-    public func receive(door: String, by agent: String, timeoutMilliseconds: UInt32) throws(DoorFailure) -> Message {
+    /// The oldest message for `agent` on `door`, waiting up to `timeoutMilliseconds` for one;
+    /// `abandoned` ends the wait early (the caller has gone), with nothing taken.
+    public func receive(door: String, by agent: String, timeoutMilliseconds: UInt32,
+                        abandoned: (() -> Bool)? = nil) throws(DoorFailure) -> Message {
         let key = Key(door: door, recipient: agent)
         let deadline = Monitor.deadline(milliseconds: timeoutMilliseconds)
         return try monitor.holding { () throws(DoorFailure) -> Message in
             guard live.contains(agent) else { throw .recipientGone(agent) }
-            let arrived = monitor.wait(until: deadline) { !live.contains(agent) || !(queues[key]?.isEmpty ?? true) }
+            let arrived = monitor.wait(until: deadline, giveUp: abandoned) { !live.contains(agent) || !(queues[key]?.isEmpty ?? true) }
             guard live.contains(agent) else { throw .recipientGone(agent) }
+            if !arrived, abandoned?() == true { throw .abandoned }
             guard arrived, var queue = queues[key], !queue.isEmpty else { throw .nothingArrived(door: door, milliseconds: timeoutMilliseconds) }
             let message = queue.removeFirst()
             queues[key] = queue.isEmpty ? nil : queue
             monitor.broadcast()  // a sender may be waiting for this room
             return message
+        }
+    }
+
+    /// Puts a message taken by `receive` back at the front of its queue: its reply never
+    /// reached the agent. Dropped if the agent has stopped meanwhile.
+    public func putBack(_ message: Message) {
+        monitor.holding {
+            guard live.contains(message.to) else { return }
+            queues[Key(door: message.door, recipient: message.to), default: []].insert(message, at: 0)
+            monitor.broadcast()
         }
     }
 
@@ -87,6 +102,8 @@ public enum DoorFailure: Error, Equatable, CustomStringConvertible {
     case recipientGone(String)
     case queueFull(door: String, to: String, depth: Int)
     case nothingArrived(door: String, milliseconds: UInt32)
+    /// The caller went away while it waited.
+    case abandoned
 
     public var description: String {
         switch self {
@@ -94,6 +111,7 @@ public enum DoorFailure: Error, Equatable, CustomStringConvertible {
         case .queueFull(let door, let to, let depth):
             "door \(door): \(to)'s queue stayed full (\(depth) message\(depth == 1 ? "" : "s") waiting) for the whole timeout"
         case .nothingArrived(let door, let milliseconds): "door \(door): no message arrived in \(milliseconds) ms"
+        case .abandoned: "the caller went away while it waited"
         }
     }
 }

@@ -10,14 +10,14 @@ public final class HandsListener: @unchecked Sendable {
     public let path: String
     public static let maxConnections = 64
     private let fd: Int32
-    private let handler: @Sendable (HandsCall) -> HandsReply
+    private let handler: @Sendable (HandsCall, HandsCaller) -> HandsAnswer
     private let active = Monitor()
     private var connections = 0
     private var stopped = false
 
     /// Binds `path` (a socket file left there is replaced; anything else is an error) and starts
     /// accepting.
-    public init(path: String, handler: @escaping @Sendable (HandsCall) -> HandsReply) throws(AgentError) {
+    public init(path: String, handler: @escaping @Sendable (HandsCall, HandsCaller) -> HandsAnswer) throws(AgentError) {
         self.path = path
         self.handler = handler
         var st = stat()
@@ -103,7 +103,8 @@ public final class HandsListener: @unchecked Sendable {
             Self.reply(client, .failed(.invalid, "malformed hands call: \(error)"))
             return
         }
-        Self.reply(client, handler(call))
+        let answer = handler(call, HandsCaller(fd: client))
+        if !Self.reply(client, answer.reply) { answer.undelivered?() }
     }
 
     static func read(_ fd: Int32, count: Int) -> [UInt8]? {
@@ -118,15 +119,54 @@ public final class HandsListener: @unchecked Sendable {
         return bytes
     }
 
-    static func reply(_ fd: Int32, _ reply: HandsReply) {
+    /// Writes the reply; false when the caller is gone.
+    @discardableResult
+    static func reply(_ fd: Int32, _ reply: HandsReply) -> Bool {
         let bytes = HandsCallCodec.encode(reply)
         var done = 0
         while done < bytes.count {
             let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL)) }
             if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return }
+            if n <= 0 { return false }
             done += n
         }
+        return true
+    }
+}
+
+/// A reply, and what to undo when it cannot be delivered (a door message taken off its queue
+/// for a caller that has gone goes back to the front).
+public struct HandsAnswer: Sendable {
+    public var reply: HandsReply
+    public var undelivered: (@Sendable () -> Void)?
+
+    public init(_ reply: HandsReply, undelivered: (@Sendable () -> Void)? = nil) {
+        self.reply = reply
+        self.undelivered = undelivered
+    }
+}
+
+/// POLLRDHUP (<poll.h>, a GNU extension Swift's Glibc module leaves out): the peer closed its
+/// writing side.
+private let pollReadHangUp: Int16 = 0x2000
+
+/// The connection a call came on, for calls that block: momin-init's relay closes it when the
+/// agent gives up (docs/hands.md), and then nothing should be taken on the agent's behalf.
+public final class HandsCaller: Sendable {
+    private let fd: Int32
+
+    init(fd: Int32) { self.fd = fd }
+
+    /// A caller that is never gone (calls made in-process).
+    public static let inProcess = HandsCaller(fd: -1)
+
+    /// True once the other end has closed: after its one frame the caller sends nothing more,
+    /// so anything readable is end of file (or an error).
+    public var hasHungUp: Bool {
+        guard fd >= 0 else { return false }
+        var entry = pollfd(fd: fd, events: Int16(POLLIN) | pollReadHangUp, revents: 0)
+        guard poll(&entry, 1, 0) == 1 else { return false }
+        return entry.revents & (Int16(POLLIN) | pollReadHangUp | Int16(POLLHUP) | Int16(POLLERR)) != 0
     }
 }
 

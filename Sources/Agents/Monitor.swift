@@ -29,16 +29,20 @@ final class Monitor: @unchecked Sendable {
     }
 
     /// Called with the mutex held: waits until `ready` holds or `deadline` (monotonic
-    /// nanoseconds; nil: none) passes. Returns whether `ready` holds.
-    func wait(until deadline: UInt64?, _ ready: () -> Bool) -> Bool {
+    /// nanoseconds; nil: none) passes, or `giveUp` says to (asked every 250 ms). Returns
+    /// whether `ready` holds.
+    func wait(until deadline: UInt64?, giveUp: (() -> Bool)? = nil, _ ready: () -> Bool) -> Bool {
         while !ready() {
-            if let deadline {
-                let now = Self.now()
-                if now >= deadline { return false }
-                var limit = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
-                _ = pthread_cond_timedwait(condition, mutex, &limit)
-            } else {
+            if let giveUp, giveUp() { return false }
+            let now = Self.now()
+            if let deadline, now >= deadline { return false }
+            var wake = deadline ?? .max
+            if giveUp != nil { wake = min(wake, now + 250_000_000) }
+            if wake == .max {
                 pthread_cond_wait(condition, mutex)
+            } else {
+                var limit = timespec(tv_sec: Int(wake / 1_000_000_000), tv_nsec: Int(wake % 1_000_000_000))
+                _ = pthread_cond_timedwait(condition, mutex, &limit)
             }
         }
         return true

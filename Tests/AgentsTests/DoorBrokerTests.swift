@@ -103,6 +103,30 @@ import Testing
     }
 }
 
+extension DoorBrokerTests {
+    @Test func aReceiverThatGoesAwayTakesNothingAndAMessagePutBackIsNextInLine() throws {
+        let doors = broker("a", "b")
+        let gone = Box<Bool>()
+        let outcome = Box<Result<DoorBroker.Message, DoorFailure>>()
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            outcome.value = Result { () throws(DoorFailure) in
+                try doors.receive(door: "d", by: "b", timeoutMilliseconds: 10_000, abandoned: { gone.value == true })
+            }
+            done.signal()
+        }
+        gone.value = true
+        #expect(done.wait(timeout: .now() + 5) == .success)
+        #expect(throws: DoorFailure.abandoned) { try outcome.value?.get() }
+        _ = try doors.send(door: "d", from: "a", to: "b", bytes: [1], depth: 4, timeoutMilliseconds: 0)
+        _ = try doors.send(door: "d", from: "a", to: "b", bytes: [2], depth: 4, timeoutMilliseconds: 0)
+        let first = try doors.receive(door: "d", by: "b", timeoutMilliseconds: 0)
+        doors.putBack(first)
+        #expect(try doors.receive(door: "d", by: "b", timeoutMilliseconds: 0) == first)
+        #expect(try doors.receive(door: "d", by: "b", timeoutMilliseconds: 0).bytes == [2])
+    }
+}
+
 /// A value one thread sets and another reads after a semaphore.
 final class Box<T>: @unchecked Sendable {
     var value: T?

@@ -40,9 +40,9 @@ import Testing
 
     @Test func aCallIsHandledAndAnsweredOnce() throws {
         let seen = Box<HandsCall>()
-        let listener = try HandsListener(path: path()) { call in
+        let listener = try HandsListener(path: path()) { call, _ in
             seen.value = call
-            return .ok(fields: ["done"], data: [1, 2])
+            return HandsAnswer(.ok(fields: ["done"], data: [1, 2]))
         }
         defer { listener.stop() }
         let reply = try decode(try exchange(listener.path, HandsCallCodec.encode(.stop(agent: "x"))))
@@ -55,9 +55,9 @@ import Testing
 
     @Test func aMalformedFrameIsAnsweredWithoutReachingTheHandler() throws {
         let reached = Box<Bool>()
-        let listener = try HandsListener(path: path()) { _ in
+        let listener = try HandsListener(path: path()) { _, _ in
             reached.value = true
-            return .ok(fields: [], data: [])
+            return HandsAnswer(.ok(fields: [], data: []))
         }
         defer { listener.stop() }
         let bad: [UInt8] = [0x4D, 0x48, 1, 0x22, 3, 0, 0, 0, 9, 9, 9]
@@ -76,13 +76,41 @@ import Testing
 
     @Test func stopRemovesTheSocketAndAnotherFileIsNeverReplaced() throws {
         let where_ = path()
-        let listener = try HandsListener(path: where_) { _ in .ok(fields: [], data: []) }
+        let listener = try HandsListener(path: where_) { _, _ in HandsAnswer(.ok(fields: [], data: [])) }
         listener.stop()
         #expect(access(where_, F_OK) != 0)
         let fd = open(where_, O_CREAT | O_WRONLY, 0o600)
         close(fd)
         defer { unlink(where_) }
-        #expect(throws: AgentError.self) { try HandsListener(path: where_) { _ in .ok(fields: [], data: []) } }
+        #expect(throws: AgentError.self) { try HandsListener(path: where_) { _, _ in HandsAnswer(.ok(fields: [], data: [])) } }
         #expect(access(where_, F_OK) == 0)
+    }
+
+    @Test func aCallerThatHangsUpIsSeenAndItsUndeliveredReplyUndone() throws {
+        let hungUp = Box<Bool>()
+        let undone = DispatchSemaphore(value: 0)
+        let listener = try HandsListener(path: path()) { _, caller in
+            // Blocks as a door receive would, until the caller is gone.
+            for _ in 0..<100 where !caller.hasHungUp { usleep(50_000) }
+            hungUp.value = caller.hasHungUp
+            return HandsAnswer(.ok(fields: [], data: [1])) { undone.signal() }
+        }
+        defer { listener.stop() }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(listener.path.utf8)) }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        try #require(connected == 0)
+        let frame = HandsCallCodec.encode(.doorReceive(door: "d", timeoutMilliseconds: 60_000))
+        _ = frame.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        usleep(200_000)
+        // Still there: not hung up yet.
+        #expect(hungUp.value == nil)
+        close(fd)
+        #expect(undone.wait(timeout: .now() + 5) == .success)
+        #expect(hungUp.value == true)
     }
 }
