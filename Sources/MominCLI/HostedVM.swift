@@ -28,14 +28,19 @@ final class HostedVM: @unchecked Sendable {
     func hostPortSocket(_ port: UInt32) -> String { registry.socketPath(name) + "_\(port)" }
 
     /// Boots `base` as VM `name`. The console goes to the VM's console.log, or to our stderr
-    /// with `console`.
+    /// with `console`. `detached`: the VMM gets a session of its own and outlives this process
+    /// (`momin start`). `prepare` runs on the new registry directory before anything else is
+    /// taken (`momin start` keeps the VM's governance there).
     static func launch(name: String, parent: String?, registry: VMRegistry, config base: MachineConfiguration,
                        budget: SubAgentRequest, jailing: (String, MachineConfiguration, String) throws -> VMJail?,
-                       timeout: Double, console: Bool) throws -> HostedVM {
+                       timeout: Double, console: Bool, detached: Bool = false,
+                       prepare: ((String) throws -> Void)? = nil) throws -> HostedVM {
         try VMRegistry.validate(name)
         switch registry.state(name) {
-        case .running(let pid): throw CLIError.usage("a VM named \(name) is already running (momin-vmm pid \(pid)); choose another --name")
-        case .stale: freeVM(registry, name)
+        case .running(let pid): throw CLIError.usage("a VM named \(name) is already running (momin-vmm pid \(pid)); choose another name")
+        case .stale(let why):
+            freeVM(registry, name)
+            writeStandardError("momin: cleaned the stale state of VM \(name) (\(why))\n")
         case .absent: break
         }
         let dir = registry.directory(name)
@@ -46,6 +51,7 @@ final class HostedVM: @unchecked Sendable {
         config.vsock = VsockConfiguration(guestCID: 3, socketPath: registry.socketPath(name))
         let jail: VMJail?
         do {
+            try prepare?(dir)
             if let parent { try writeSmallFile(dir + "/parent", parent + "\n") }
             config.hostCPUs = try HostResources.grant(id: name, parent: parent, config, budget: budget).cpus
             jail = try jailing(name, config, registry.socketDirectory(name))
@@ -66,7 +72,7 @@ final class HostedVM: @unchecked Sendable {
             throw CLIError(message: "cannot open \(registry.logPath(name)): \(String(cString: strerror(errno)))", code: Run.vmFailed)
         }
         let pid: pid_t
-        do { pid = try VMMLauncher.spawn(config, jail: jail, timeout: timeout, logFD: logFD) } catch {
+        do { pid = try VMMLauncher.spawn(config, jail: jail, timeout: timeout, logFD: logFD, newSession: detached) } catch {
             close(logFD)
             giveBack()
             throw error
@@ -76,6 +82,12 @@ final class HostedVM: @unchecked Sendable {
         jail?.launched(pid: pid)
         // Freed however this ends: released at halt, or reaped once the VMM is gone.
         do { try HostResources.launched(id: name, pid: pid) } catch {
+            // A detached VM would outlive the grant held by this process: it does not start.
+            if detached {
+                _ = vm.stop()
+                giveBack()
+                throw error
+            }
             writeStandardError("momin: \(error); the grant stays with this process until it ends\n")
         }
         do {

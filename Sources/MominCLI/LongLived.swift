@@ -38,7 +38,12 @@ func connect(_ registry: VMRegistry, _ name: String, seconds: Double = 30) throw
 }
 
 /// Connects to a running VM through the tool gateway, with the governance it was started with.
+/// A sub-agent's calls go through the run or agent host that started it, under its own policy
+/// and its parent's log, and nowhere else.
 func governedGateway(_ registry: VMRegistry, _ name: String) throws -> ToolGateway {
+    if let parent = registry.parent(of: name) {
+        throw CLIError.usage("VM \(name) is a sub-agent of \(parent): its tools are reached only through its parent (hands, docs/hands.md)")
+    }
     let doors = try connect(registry, name)
     let governance = try VMGovernance.load(from: registry.directory(name), name: name)
         ?? VMGovernance(agent: name)
@@ -65,95 +70,56 @@ struct Start: ParsableCommand {
     @OptionGroup var machine: MachineOptions
     @OptionGroup var governance: GovernanceOptions
 
+    @Option(help: "A bucket store (SQLite, docs/buckets.md) for the hands bucket calls made inside the VM and its sub-agents.")
+    var buckets: String?
+
     func run() throws {
         try VMRegistry.validate(name)
         let loaded = try governance.loadPolicy(for: machine)
         let registry = try VMRegistry.open()
-        switch registry.state(name) {
-        case .running(let pid): throw CLIError.usage("VM \(name) is already running (momin-vmm pid \(pid))")
-        case .stale(let why):
-            freeVM(registry, name)
-            writeStandardError("momin: cleaned the stale state of VM \(name) (\(why))\n")
-        case .absent: break
-        }
-        // momin.hands: a hands call inside this VM is answered "the host serves no hands calls"
-        // (long-lived VMs do not serve them yet), not left without a relay.
+        if case .running(let pid) = registry.state(name) { throw CLIError.usage("VM \(name) is already running (momin-vmm pid \(pid))") }
+        // momin.hands: momin-init relays hands calls to the VM's agent host (momin agent-host).
         var config = try machine.configuration(extraCommandLine: "momin.doors=\(Run.doorsPort) momin.hands=\(HandsCallProtocol.port)")
-        config.vsock = VsockConfiguration(guestCID: 3, socketPath: registry.socketPath(name))
+        config.vsock = VsockConfiguration(guestCID: 3, socketPath: registry.socketPath(name))  // what preflight checks
         _ = try machine.preflight(config)
         try requireDirectKVM(config, noRig: machine.noRig)
 
-        let dir = registry.directory(name)
-        guard mkdir(dir, 0o700) == 0 else { throw CLIError(message: "cannot create \(dir): \(String(cString: strerror(errno)))", code: 1) }
         let governed = VMGovernance(agent: loaded?.policy.agent ?? name, policy: loaded,
                                     auditPath: governance.audit.map(Rig.absolute), auditKey: governance.auditKey.map(Rig.absolute))
-        do {
+        let settings = HostSettings(kernel: Rig.absolute(config.kernelPath), initrd: config.initrdPath.map(Rig.absolute),
+                                    commandLine: config.commandLine, kvm: config.kvmPath, jail: !machine.noJail,
+                                    buckets: buckets.map(Rig.absolute))
+        let hosted = try HostedVM.launch(
+            name: name, parent: nil, registry: registry, config: config, budget: HostResources.budget(loaded?.policy, config),
+            jailing: machine.jail, timeout: machine.timeout, console: false, detached: true
+        ) { dir in
             // In place before the VM exists: no call can come through ungoverned. The policy
             // load is logged now, so a log that cannot be written fails the start before boot.
             try VMGovernance.save(governed, in: dir)
-            if let log = governed.log { try log.append(batch: loaded.map { [.lifecycle($0.loadEvent)] } ?? []) }
-        } catch {
-            registry.remove(name)
-            if let error = error as? AuditError { throw CLIError.usage("audit log: \(error)") }
-            throw error
+            try HostSettings.save(settings, in: dir)
+            do { try governed.log?.append(batch: loaded.map { [.lifecycle($0.loadEvent)] } ?? []) } catch {
+                throw CLIError.usage("audit log: \(error)")
+            }
         }
-        let jail: VMJail?
-        do {
-            config.hostCPUs = try HostResources.grant(id: name, config).cpus
-            jail = try machine.jail(vm: name, config, socketDirectory: registry.socketDirectory(name))
-            if let jail { try writeSmallFile(dir + "/jail", "\(jail.id) \(jail.uid)\n") }
-        } catch {
-            HostResources.release(id: name)
-            registry.remove(name)
-            throw error
-        }
-        /// Everything this VM holds on the host, given back when it cannot start.
-        func giveBack() {
-            jail?.release()
-            HostResources.release(id: name)
-            registry.remove(name)
-        }
-        let logFD = open(registry.logPath(name), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard logFD >= 0 else {
-            giveBack()
-            throw CLIError(message: "cannot open \(registry.logPath(name))", code: 1)
-        }
-        let pid: pid_t
-        do {
-            pid = try VMMLauncher.spawn(config, jail: jail, timeout: machine.timeout, logFD: logFD, newSession: true)
-        } catch {
-            close(logFD)
-            giveBack()
-            throw error
-        }
-        close(logFD)
-        jail?.launched(pid: pid)
-        // From here the grant lives as long as this VMM: `momin stop` frees it, or its death does.
-        do { try HostResources.launched(id: name, pid: pid) } catch {
-            _ = ChildVMM(pid: pid).stop()
-            giveBack()
-            throw error
-        }
-        try writeSmallFile(dir + "/pid", "\(pid)\n")
-        try writeSmallFile(dir + "/info", "\(config.vcpus) \(config.memoryMiB)\n")
-        let vm = ChildVMM(pid: pid)
 
         // Ready means momin-init answers a ping.
         do {
-            let doors = try DoorsClient(socketPath: registry.socketPath(name), port: Run.doorsPort,
-                                        seconds: machine.timeout > 0 ? machine.timeout : 300, giveUp: { !vm.isRunning })
+            let doors = try hosted.connect(seconds: machine.timeout > 0 ? machine.timeout : 300)
             try doors.ping()
         } catch {
-            let status = vm.stop()
             Run.showTail(of: registry.logPath(name))
+            let status = hosted.halt()
             try? governed.log?.append(batch: [.lifecycle(.vmStop(vm: name, reason: "did not come up: momin-vmm \(status)"))])
-            giveBack()
             throw CLIError(message: "VM \(name) did not come up: \(error) (momin-vmm \(status))", code: Run.vmFailed)
         }
         do { try governed.log?.append(batch: [.lifecycle(.vmStart(vm: name))]) } catch {
-            _ = vm.stop()
-            giveBack()
+            hosted.halt()
             throw CLIError(message: "VM \(name): audit log: \(error); the VM was stopped", code: Run.vmFailed)
+        }
+        do { try AgentHostCommand.start(name, registry: registry) } catch {
+            let status = hosted.halt()
+            try? governed.log?.append(batch: [.lifecycle(.vmStop(vm: name, reason: "its agent host did not start: momin-vmm \(status)"))])
+            throw error
         }
         print(name)
     }
@@ -355,6 +321,9 @@ struct Stop: ParsableCommand {
                 usleep(100_000)
                 waited += 1
             }
+            // A long-lived VM's agent host stops what is left of its sub-agents and closes its
+            // bucket store before the VM's state goes.
+            AgentHostCommand.awaitExit(in: registry.directory(name))
             freeVM(registry, name)
         }
     }

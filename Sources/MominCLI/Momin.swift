@@ -8,7 +8,7 @@ struct Momin: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "momin",
         abstract: "MominAI: one hardware-isolated microVM per agent.",
-        subcommands: [Boot.self, Run.self, Start.self, Exec.self, Copy.self, PS.self, Stop.self, PolicyCommand.self, AuditCommand.self,
+        subcommands: [Boot.self, Run.self, Start.self, Exec.self, Copy.self, PS.self, Stop.self, AgentHostCommand.self, PolicyCommand.self, AuditCommand.self,
                       BucketCommand.self, Replay.self, GatewayBench.self])
 
     /// Bad input exits 2 with one line; the guest failing exits 1.
