@@ -87,6 +87,9 @@ public final class AgentTree: @unchecked Sendable {
 
     private let monitor = Monitor()
     private var agents: [String: Agent] = [:]
+    /// Sub-agents whose VMs are booting, and whether the tree has been shut down.
+    private var booting: Set<String> = []
+    private var closed = false
     private let store: BucketStore?
     private let launcher: any SubAgentLauncher
 
@@ -102,19 +105,28 @@ public final class AgentTree: @unchecked Sendable {
     }
 
     private func add(_ agent: Agent, handsSocket: String) throws(AgentError) {
-        monitor.holding { agents[agent.name] = agent }
-        broker.open(agent: agent.name)
         let name = agent.name
-        agent.listener = try HandsListener(path: handsSocket) { [weak self] call, caller in
+        let listener = try HandsListener(path: handsSocket) { [weak self] call, caller in
             guard let self else { return HandsAnswer(.failed(.failed, "the host is shutting down")) }
             return self.answer(call, from: name, caller: caller)
         }
+        agent.listener = listener
+        broker.open(agent: name)
+        monitor.holding { agents[name] = agent }
     }
 
     public func agent(_ name: String) -> Agent? { monitor.holding { agents[name] } }
 
-    /// Stops every sub-agent (deepest first) and the root's listener: the run is over.
+    /// Stops every sub-agent (deepest first) and the root's listener: the run is over. A spawn
+    /// still booting is stopped too, and waited for (up to 30 s), so no VM outlives the run.
     public func shutDown(root: String, reason: String) {
+        let inFlight: Set<String> = monitor.holding {
+            closed = true
+            return booting
+        }
+        for name in inFlight { launcher.halt(name, reason: reason) }
+        let deadline = Monitor.deadline(milliseconds: 30_000)
+        monitor.holding { _ = monitor.wait(until: deadline) { booting.isEmpty } }
         for child in children(of: root) { stopSubtree(child.name, reason: reason) }
         if let root = agent(root) {
             root.listener?.stop()
@@ -274,13 +286,29 @@ public final class AgentTree: @unchecked Sendable {
                              vcpus: Int(request.vcpus), memoryMiB: Int(request.memoryMiB), argv: request.argv, env: request.env)
         var result = ResultHasher()
         result.add(stream: 1, Array(name.utf8))
+        // Counted while it boots, so that a shut-down does not leave it behind.
+        let open = monitor.holding { () -> Bool in
+            guard !closed else { return false }
+            booting.insert(name)
+            return true
+        }
+        guard open else {
+            try parent.session.finish(id, status: -1, result: result, countsAsOutput: false)
+            return .failed(.failed, "sub-agent \(name): the run is ending")
+        }
         let booted: (gateway: ToolGateway, handsSocket: String)
         do { booted = try launcher.boot(plan) } catch let refusal {
+            doneBooting(name)
             try parent.session.finish(id, status: -1, result: result, countsAsOutput: false)
             switch refusal {
             case .noRoom(let why): return .failed(.noRoom, "sub-agent \(name): \(why)")
             case .failed(let why): return .failed(.failed, "sub-agent \(name) did not start: \(why)")
             }
+        }
+        if doneBooting(name) {
+            launcher.halt(name, reason: "the run ended while it booted")
+            try parent.session.finish(id, status: -1, result: result, countsAsOutput: false)
+            return .failed(.failed, "sub-agent \(name): the run is ending")
         }
         let agent = Agent(name: name, parent: parent.name, session: booted.gateway.session)
         do { try add(agent, handsSocket: booted.handsSocket) } catch {
@@ -296,6 +324,16 @@ public final class AgentTree: @unchecked Sendable {
         }
         try parent.session.finish(id, status: 0, result: result, countsAsOutput: false)
         return .ok(fields: [name], data: [])
+    }
+
+    /// Ends a spawn's boot; true when the tree was shut down meanwhile.
+    @discardableResult
+    private func doneBooting(_ name: String) -> Bool {
+        monitor.holding {
+            booting.remove(name)
+            monitor.broadcast()
+            return closed
+        }
     }
 
     /// The child's policy, or the denial that names what is wrong with it.

@@ -20,6 +20,9 @@ final class SubAgentVMs: SubAgentLauncher, @unchecked Sendable {
     private let requestIDs: RequestNumbers
     private let lock = SessionMutex()
     private var running: [String: HostedVM] = [:]
+    /// VMs being launched, and halts that came meanwhile: such a VM stops as soon as it exists.
+    private var launching: Set<String> = []
+    private var halting: Set<String> = []
     /// How long a sub-agent's guest may take to answer its first Doors call.
     static let bootSeconds = 300.0
 
@@ -39,18 +42,30 @@ final class SubAgentVMs: SubAgentLauncher, @unchecked Sendable {
         config.hostCPUs = nil
         config.entropySeed = nil  // each guest its own entropy from the host's CSPRNG
         let hosted: HostedVM
+        lock.holding { _ = launching.insert(plan.name) }
         do {
             hosted = try HostedVM.launch(name: plan.name, parent: plan.parent, registry: registry, config: config,
                                          budget: HostResources.budget(plan.policy, config), jailing: jailing,
                                          timeout: 0, console: false)
         } catch let error as CLIError where error.code == HostResources.noRoom {
+            forgetLaunch(plan.name)
             throw .noRoom(error.message)
         } catch let error as CLIError {
+            forgetLaunch(plan.name)
             throw .failed(error.message)
         } catch {
+            forgetLaunch(plan.name)
             throw .failed("\(error)")
         }
-        lock.holding { running[plan.name] = hosted }
+        let cancelled = lock.holding { () -> Bool in
+            launching.remove(plan.name)
+            running[plan.name] = hosted
+            return halting.remove(plan.name) != nil
+        }
+        if cancelled {
+            let status = stop(plan.name) ?? "gone"
+            throw .failed("stopped while it booted (momin-vmm \(status))")
+        }
         let doors: DoorsClient
         do { doors = try hosted.connect(seconds: Self.bootSeconds) } catch {
             Run.showTail(of: registry.logPath(plan.name))
@@ -70,9 +85,19 @@ final class SubAgentVMs: SubAgentLauncher, @unchecked Sendable {
     }
 
     func halt(_ name: String, reason: String) {
-        guard let status = stop(name) else { return }
+        guard let status = stop(name) else {
+            lock.holding { if launching.contains(name) { halting.insert(name) } }
+            return
+        }
         do { try log?.append(batch: [.lifecycle(.vmStop(vm: name, reason: "\(reason); momin-vmm \(status)"))]) } catch {
             writeStandardError("momin: sub-agent \(name) stopped, but the audit log did not take the stop: \(error)\n")
+        }
+    }
+
+    private func forgetLaunch(_ name: String) {
+        lock.holding {
+            launching.remove(name)
+            halting.remove(name)
         }
     }
 

@@ -78,8 +78,16 @@ import Testing
             self.directory = directory
         }
 
+        /// When set, boot signals `bootStarted` and then waits for this (halt signals it).
+        var bootGate: DispatchSemaphore?
+        let bootStarted = DispatchSemaphore(value: 0)
+
         func boot(_ plan: SpawnPlan) throws(SpawnRefusal) -> (gateway: ToolGateway, handsSocket: String) {
             if let refuse { throw refuse }
+            if let bootGate {
+                bootStarted.signal()
+                _ = bootGate.wait(timeout: .now() + 10)
+            }
             let connected: (DoorsClient, Running<Int>)
             let hold = self.hold
             do {
@@ -113,6 +121,7 @@ import Testing
             lock.lock()
             halted.append(name)
             lock.unlock()
+            bootGate?.signal()
         }
     }
 
@@ -334,6 +343,29 @@ import Testing
         // The still-running sibling is stopped with the rest at shutdown.
         fixture.tree.shutDown(root: "boss", reason: "test over")
         #expect(fixture.launcher.halted == ["boss.a.b", "boss.a", "boss.c"])
+    }
+
+    @Test func aSpawnStillBootingWhenTheRunEndsIsStoppedAndNeverJoinsTheTree() throws {
+        let fixture = try Fixture()
+        fixture.launcher.bootGate = DispatchSemaphore(value: 0)
+        let reply = Box<HandsReply>()
+        let done = DispatchSemaphore(value: 0)
+        let tree = fixture.tree
+        let request = SpawnRequest(name: "late", policy: Array(Self.childPolicy.utf8), policyFormat: "yaml", vcpus: 1, memoryMiB: 256,
+                                   argv: ["/bin/analyse"])
+        Thread.detachNewThread {
+            reply.value = tree.handle(.spawn(request), from: "boss")
+            done.signal()
+        }
+        #expect(fixture.launcher.bootStarted.wait(timeout: .now() + 5) == .success)
+        fixture.tree.shutDown(root: "boss", reason: "test over")
+        #expect(done.wait(timeout: .now() + 5) == .success)
+        let (code, message) = try #require(reply.value.flatMap(failure))
+        #expect(code == .failed && message.contains("the run is ending"), "\(message)")
+        #expect(fixture.launcher.halted.contains("boss.late"))
+        #expect(fixture.tree.children(of: "boss").isEmpty)
+        // And nothing more is started.
+        #expect(failure(fixture.spawn("after"))?.1.contains("the run is ending") == true)
     }
 
     @Test func whoamiNamesTheAgentAndItsParent() throws {
