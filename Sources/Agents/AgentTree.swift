@@ -163,31 +163,35 @@ public final class AgentTree: @unchecked Sendable {
 
     /// The calls that never wait.
     private func answerAtOnce(_ call: HandsCall, from agent: Agent) throws(GatewayError) -> HandsReply {
-        do {
-            switch call {
-            case .whoami:
-                return .ok(fields: [agent.name, agent.parent ?? ""], data: [])
-            case .bucketPut(let namespace, let key, let value):
-                _ = try buckets(for: agent).put(namespace: namespace, key: key, value: value)
-                return .ok(fields: [], data: [])
-            case .bucketGet(let namespace, let key):
-                guard let found = try buckets(for: agent).get(namespace: namespace, key: key) else {
-                    return .failed(.notFound, "no key \(key) in bucket namespace \(namespace)")
-                }
-                return .ok(fields: [], data: found.value)
-            case .bucketQuery(let namespace, let prefix):
-                let entries = try buckets(for: agent).query(
-                    BucketQuery(namespace: namespace, keyPrefix: prefix.isEmpty ? nil : prefix, latestOnly: true))
-                return .ok(fields: entries.map { "\($0.key)\t\($0.size)\t\($0.contentHash)" }, data: [])
-            case .spawn(let request):
-                return try spawn(request, parent: agent)
-            case .stop(let name):
-                return try stop(name, by: agent)
-            case .doorSend, .doorReceive, .wait:
-                return .failed(.failed, "\(call.kind) waits and is answered elsewhere")
+        switch call {
+        case .whoami:
+            return .ok(fields: [agent.name, agent.parent ?? ""], data: [])
+        case .bucketPut(let namespace, let key, let value):
+            guard let buckets = buckets(for: agent) else { return Self.noStore }
+            _ = try buckets.put(namespace: namespace, key: key, value: value)
+            return .ok(fields: [], data: [])
+        case .bucketGet(let namespace, let key):
+            guard let buckets = buckets(for: agent) else { return Self.noStore }
+            guard let found = try buckets.get(namespace: namespace, key: key) else {
+                return .failed(.notFound, "no key \(key) in bucket namespace \(namespace)")
             }
+            return .ok(fields: [], data: found.value)
+        case .bucketQuery(let namespace, let prefix):
+            guard let buckets = buckets(for: agent) else { return Self.noStore }
+            let entries = try buckets.query(BucketQuery(namespace: namespace, keyPrefix: prefix.isEmpty ? nil : prefix, latestOnly: true))
+            return .ok(fields: entries.map { "\($0.key)\t\($0.size)\t\($0.contentHash)" }, data: [])
+        case .spawn(let request):
+            return try spawn(request, parent: agent)
+        case .stop(let name):
+            return try stop(name, by: agent)
+        case .doorSend, .doorReceive, .wait:
+            return .failed(.failed, "\(call.kind) waits and is answered elsewhere")
         }
     }
+
+    /// A bucket call where the run was given no store: nothing to judge or log, as no call
+    /// could have an effect.
+    static let noStore = HandsReply.failed(.failed, "this run has no bucket store (momin run or momin start --buckets DB)")
 
     static func reply(for error: GatewayError) -> HandsReply {
         switch error {
@@ -197,11 +201,8 @@ public final class AgentTree: @unchecked Sendable {
         }
     }
 
-    private func buckets(for agent: Agent) throws(GatewayError) -> GovernedBuckets {
-        guard let store else {
-            throw .limitState("this run has no bucket store (give momin run --buckets DB)")
-        }
-        return GovernedBuckets(session: agent.session, store: store)
+    private func buckets(for agent: Agent) -> GovernedBuckets? {
+        store.map { GovernedBuckets(session: agent.session, store: $0) }
     }
 
     // MARK: Doors
@@ -281,7 +282,7 @@ public final class AgentTree: @unchecked Sendable {
             case .refused(let refusal): return refusal
             }
         }
-        guard let child else { throw .limitState("spawn admitted without a policy") }
+        guard let child else { preconditionFailure("a spawn was admitted without its checked policy") }
         let plan = SpawnPlan(name: name, parent: parent.name, policy: child, policySource: request.policy,
                              vcpus: Int(request.vcpus), memoryMiB: Int(request.memoryMiB), argv: request.argv, env: request.env)
         var result = ResultHasher()

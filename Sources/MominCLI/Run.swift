@@ -214,10 +214,12 @@ struct Run: ParsableCommand {
         do {
             try gateway?.record(.vmStop(vm: name, reason: "momin-vmm \(vmStatus)"))
             try log?.close()  // signs a head over everything this session appended
-            try agents?.store?.close()  // signs each namespace's head
         } catch {
             // The calls have run, but their record is incomplete: that is a failure to report.
             throw CLIError(message: "audit log \(auditPath ?? ""): \(error)", code: vmFailed)
+        }
+        do { try agents?.store?.close() } catch {  // signs each namespace's head
+            throw CLIError(message: "bucket store: \(error)", code: vmFailed)
         }
         return SessionEnd(result: result, vmStatus: vmStatus, consoleLog: logPath)
     }
