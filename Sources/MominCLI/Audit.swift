@@ -64,7 +64,8 @@ struct AuditShow: ParsableCommand {
             INDEX result #ID status N, B bytes, sha256 H; INDEX vm-start VM; INDEX vm-stop VM REASON; \
             INDEX policy-load SOURCE sha256 H. Arguments that are text (bucket, door and spawn calls) \
             are shown with each newline as '; ', others as their size. With --agent, only that \
-            agent's requests, decisions and results.
+            agent's requests, decisions and results. With --elapsed, each line begins with +S.mmm, \
+            the seconds since the first entry.
             """)
 
     @Option(help: ArgumentHelp("The audit log (SQLite).", valueName: "path"))
@@ -72,6 +73,9 @@ struct AuditShow: ParsableCommand {
 
     @Option(help: "Only the calls of this agent.")
     var agent: String?
+
+    @Flag(help: "Begin each line with the seconds since the first entry (entries' wall-clock times).")
+    var elapsed = false
 
     func run() throws {
         guard access(db, F_OK) == 0 else { throw CLIError.usage("audit log \(db): \(String(cString: strerror(errno)))") }
@@ -104,6 +108,12 @@ struct AuditShow: ParsableCommand {
                 line = "policy-load \(source) sha256 \(sha256.hex)"
             }
             if let agent, owner != agent { continue }
+            if elapsed, let first = records.first {
+                // Wall-clock times: one set back is shown as +0.000, not as a negative.
+                let ms = max(0, (Int64(bitPattern: record.time) - Int64(bitPattern: first.time)) / 1_000_000)
+                let fraction = String(ms % 1000)
+                out += "+\(ms / 1000).\(String(repeating: "0", count: 3 - fraction.count) + fraction) "
+            }
             out += "\(record.index) \(line)\n"
         }
         FileDescriptorOutput(fd: 1).write(Array(out.utf8))
