@@ -93,6 +93,9 @@ public final class HandsListener: @unchecked Sendable {
 
     private func serve(_ client: Int32) {
         defer { close(client) }
+        // momin-init writes a call whole: a frame that has not arrived in 30 s never will, and
+        // its thread is not kept waiting for it. Once read, the call may block as long as it asks.
+        Self.setReceiveTimeout(client, seconds: Self.frameSeconds)
         guard let header = Self.read(client, count: HandsCallProtocol.headerSize) else { return }
         let call: HandsCall
         do {
@@ -103,8 +106,18 @@ public final class HandsListener: @unchecked Sendable {
             Self.reply(client, .failed(.invalid, "malformed hands call: \(error)"))
             return
         }
+        Self.setReceiveTimeout(client, seconds: 0)
         let answer = handler(call, HandsCaller(fd: client))
         if !Self.reply(client, answer.reply) { answer.undelivered?() }
+    }
+
+    /// How long a caller may take to send its one frame.
+    static let frameSeconds = 30
+
+    /// SO_RCVTIMEO; 0 waits without limit.
+    static func setReceiveTimeout(_ fd: Int32, seconds: Int) {
+        var limit = timeval(tv_sec: seconds, tv_usec: 0)
+        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
     }
 
     static func read(_ fd: Int32, count: Int) -> [UInt8]? {
