@@ -183,8 +183,8 @@ public final class HandsCaller: Sendable {
     }
 }
 
-/// Runs `body` on a detached POSIX thread named `name`.
-func detach(name: String, _ body: @escaping @Sendable () -> Void) throws(AgentError) {
+/// Runs `body` on a detached POSIX thread named `name` (15 characters are kept).
+public func detach(name: String, _ body: @escaping @Sendable () -> Void) throws(AgentError) {
     final class Box { let body: () -> Void; init(_ body: @escaping () -> Void) { self.body = body } }
     let label = String(name.prefix(15))
     let box = Unmanaged.passRetained(Box({

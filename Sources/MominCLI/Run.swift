@@ -171,15 +171,26 @@ struct Run: ParsableCommand {
     /// With `agents`, the VM's hands calls are served (given momin.hands on its kernel command
     /// line): buckets, doors and sub-agents, each sub-agent its own VM under this one; every
     /// sub-agent is stopped before the VM is.
-    static func session<T>(_ base: MachineConfiguration, name: String, timeout: Double, console: Bool,
+    static func session<T>(_ config: MachineConfiguration, name: String, timeout: Double, console: Bool,
                            jailing: @escaping (String, MachineConfiguration, String) throws -> VMJail?,
                            policy loaded: LoadedPolicy?, log: AuditLog?, auditPath: String?, agents: AgentHosting? = nil,
                            _ body: (ToolGateway) throws(GatewayError) -> T) throws -> SessionEnd<T> {
         let registry = try VMRegistry.open()
-        let config = base
+        // SIGINT, SIGTERM and SIGHUP stop the VM, and so the run, which then stops every
+        // sub-agent and frees what the tree held: blocked here before any thread starts (each
+        // inherits the mask; the VMMs get theirs cleared), and taken by one thread below.
+        let stops = SignalRelay.blockStopSignals()
         let hosted = try HostedVM.launch(name: name, parent: nil, registry: registry, config: config,
                                          budget: HostResources.budget(loaded?.policy, config), jailing: jailing,
                                          timeout: timeout, console: console)
+        let vmPID = hosted.vm.pid
+        try? detach(name: "signals") {
+            var set = stops
+            var signal: Int32 = 0
+            guard sigwait(&set, &signal) == 0 else { return }
+            writeStandardError("momin: signal \(signal): stopping VM \(name) and every sub-agent under it\n")
+            kill(vmPID, SIGTERM)
+        }
         // The directory goes when the process exits (it exits with the command's status, which
         // skips defers); until then its console log can still be shown.
         let logPath = registry.logPath(name)
