@@ -27,6 +27,9 @@ struct Run: ParsableCommand {
             (paths as the guest resolves them) before it runs. With --audit, the request, the \
             decision and a digest of the result are appended to a signed audit log, with the \
             VM's start and stop and the policy's load.
+            Inside the VM, `hands` reaches buckets (--buckets), doors and sub-agents, each \
+            sub-agent a microVM of its own (docs/hands.md). SIGINT, SIGTERM or SIGHUP stop the \
+            VM and every sub-agent under it.
             """)
 
     /// Where momin-init serves Doors (kernel parameter momin.doors).
