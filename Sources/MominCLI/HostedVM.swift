@@ -14,7 +14,7 @@ final class HostedVM: @unchecked Sendable {
     let vm: ChildVMM
     private let jail: VMJail?
     private var halted: String?
-    private let lock = SessionMutex()
+    private let lock = ProcessMutex()
 
     private init(name: String, registry: VMRegistry, config: MachineConfiguration, vm: ChildVMM, jail: VMJail?) {
         self.name = name
@@ -125,7 +125,7 @@ final class HostedVM: @unchecked Sendable {
 }
 
 /// A pthread mutex held for the length of a closure.
-final class SessionMutex: @unchecked Sendable {
+final class ProcessMutex: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
 
     init() { pthread_mutex_init(mutex, nil) }

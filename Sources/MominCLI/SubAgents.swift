@@ -18,7 +18,7 @@ final class SubAgentVMs: SubAgentLauncher, @unchecked Sendable {
     private let jailing: (String, MachineConfiguration, String) throws -> VMJail?
     private let log: (any AuditSink)?
     private let requestIDs: RequestNumbers
-    private let lock = SessionMutex()
+    private let lock = ProcessMutex()
     private var running: [String: HostedVM] = [:]
     /// VMs being launched, and halts that came meanwhile: such a VM stops as soon as it exists.
     private var launching: Set<String> = []
