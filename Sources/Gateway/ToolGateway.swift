@@ -2,10 +2,10 @@ import Audit
 import Buckets
 import Crypto
 import Doors
-import Glibc
 import Hands
 import Merkle
 import Policy
+import Synchronization
 
 /// The one path every Hands call takes (ARCHITECTURE: the gateway is the only way an agent's
 /// request gets a side effect): the session's limits and the policy decide, the request and
@@ -152,7 +152,7 @@ public final class GovernedSession: @unchecked Sendable {
     private let resolver: any PathResolver
     private let limits: (any SessionLimits)?
     private let requestIDs: RequestNumbers
-    private let lock = SessionLock()
+    private let lock = Mutex(())
     /// Hears each call's outcome (what `momin run --record` keeps), after the log has it.
     public var observe: ((CallObservation) -> Void)?
     private var pending: [UInt64: CallObservation] = [:]
@@ -173,7 +173,7 @@ public final class GovernedSession: @unchecked Sendable {
     }
 
     public func record(_ event: Lifecycle) throws(GatewayError) {
-        try lock.holding { () throws(GatewayError) in try append([.lifecycle(event)]) }
+        try lock.withLock { _ throws(GatewayError) in try append([.lifecycle(event)]) }
     }
 
     /// Counts the call against the limits and asks the policy, then logs the request and the
@@ -185,7 +185,7 @@ public final class GovernedSession: @unchecked Sendable {
     /// other side of a door, or the check of a sub-agent's policy against this one.
     public func admit(_ call: ToolCall, tool: String, arguments: [UInt8],
                       peer: (() -> Policy.Decision?)? = nil) throws(GatewayError) -> UInt64 {
-        try lock.holding { () throws(GatewayError) in try admitLocked(call, tool: tool, arguments: arguments, peer: peer) }
+        try lock.withLock { _ throws(GatewayError) in try admitLocked(call, tool: tool, arguments: arguments, peer: peer) }
     }
 
     private func admitLocked(_ call: ToolCall, tool: String, arguments: [UInt8],
@@ -220,14 +220,14 @@ public final class GovernedSession: @unchecked Sendable {
 
     /// How much output the next call may pass to the agent.
     func outputBudget() throws(GatewayError) -> OutputBudget {
-        try lock.holding { () throws(GatewayError) in OutputBudget(remaining: try limits?.remainingOutputBytes() ?? .max) }
+        try lock.withLock { _ throws(GatewayError) in OutputBudget(remaining: try limits?.remainingOutputBytes() ?? .max) }
     }
 
     /// Counts the call's output against the limits (unless it is input the agent sent, as for
     /// a file write) and logs its digest. Output that went over the limit ends the call
     /// `.denied` by the limit, after the log has the result.
     public func finish(_ id: UInt64, status: Int64, result: ResultHasher, countsAsOutput: Bool = true) throws(GatewayError) {
-        try lock.holding { () throws(GatewayError) in try finishLocked(id, status: status, result: result, countsAsOutput: countsAsOutput) }
+        try lock.withLock { _ throws(GatewayError) in try finishLocked(id, status: status, result: result, countsAsOutput: countsAsOutput) }
     }
 
     private func finishLocked(_ id: UInt64, status: Int64, result: ResultHasher, countsAsOutput: Bool) throws(GatewayError) {
@@ -261,31 +261,13 @@ public final class GovernedSession: @unchecked Sendable {
 }
 
 /// Request ids for the sessions that share one log: each call gets the next, from 1.
-public final class RequestNumbers: @unchecked Sendable {
-    private let lock = SessionLock()
-    private var last: UInt64 = 0
+public final class RequestNumbers: Sendable {
+    private let last = Atomic<UInt64>(0)
 
     public init() {}
 
     public func next() -> UInt64 {
-        lock.holding { last += 1; return last }
-    }
-}
-
-/// A pthread mutex held for the length of a closure.
-final class SessionLock: @unchecked Sendable {
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-
-    init() { pthread_mutex_init(mutex, nil) }
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-    }
-
-    func holding<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return try body()
+        last.wrappingAdd(1, ordering: .relaxed).newValue
     }
 }
 

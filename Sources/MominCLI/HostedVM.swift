@@ -1,6 +1,7 @@
 import Glibc
 import Hands
 import Ledger
+import Synchronization
 import VMM
 
 /// One microVM this process launches and owns, in the order every launch takes: a registry
@@ -13,8 +14,8 @@ final class HostedVM: @unchecked Sendable {
     let config: MachineConfiguration
     let vm: ChildVMM
     private let jail: VMJail?
-    private var halted: String?
-    private let lock = ProcessMutex()
+    /// How momin-vmm ended, once `halt` has stopped it; the lock makes a second halt wait for the first.
+    private let halted = Mutex<String?>(nil)
 
     private init(name: String, registry: VMRegistry, config: MachineConfiguration, vm: ChildVMM, jail: VMJail?) {
         self.name = name
@@ -112,7 +113,7 @@ final class HostedVM: @unchecked Sendable {
     /// Returns how momin-vmm ended. Safe to call more than once.
     @discardableResult
     func halt(keepDirectory: Bool = false) -> String {
-        lock.holding {
+        halted.withLock { halted in
             if let halted { return halted }
             let status = vm.stop()
             jail?.release()
@@ -121,22 +122,5 @@ final class HostedVM: @unchecked Sendable {
             halted = status
             return status
         }
-    }
-}
-
-/// A pthread mutex held for the length of a closure.
-final class ProcessMutex: @unchecked Sendable {
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-
-    init() { pthread_mutex_init(mutex, nil) }
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-    }
-
-    func holding<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return try body()
     }
 }

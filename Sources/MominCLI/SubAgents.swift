@@ -6,6 +6,7 @@ import Gateway
 import Glibc
 import Hands
 import Merkle
+import Synchronization
 import VMM
 
 /// Boots and stops the sub-agents of one `momin run`: each is a VM of its own, launched the
@@ -18,11 +19,14 @@ final class SubAgentVMs: SubAgentLauncher, @unchecked Sendable {
     private let jailing: (String, MachineConfiguration, String) throws -> VMJail?
     private let log: (any AuditSink)?
     private let requestIDs: RequestNumbers
-    private let lock = ProcessMutex()
-    private var running: [String: HostedVM] = [:]
-    /// VMs being launched, and halts that came meanwhile: such a VM stops as soon as it exists.
-    private var launching: Set<String> = []
-    private var halting: Set<String> = []
+    private let state = Mutex(State())
+
+    private struct State {
+        var running: [String: HostedVM] = [:]
+        /// VMs being launched, and halts that came meanwhile: such a VM stops as soon as it exists.
+        var launching: Set<String> = []
+        var halting: Set<String> = []
+    }
     /// How long a sub-agent's guest may take to answer its first Doors call.
     static let bootSeconds = 300.0
 
@@ -42,7 +46,7 @@ final class SubAgentVMs: SubAgentLauncher, @unchecked Sendable {
         config.hostCPUs = nil
         config.entropySeed = nil  // each guest its own entropy from the host's CSPRNG
         let hosted: HostedVM
-        lock.holding { _ = launching.insert(plan.name) }
+        state.withLock { _ = $0.launching.insert(plan.name) }
         do {
             hosted = try HostedVM.launch(name: plan.name, parent: plan.parent, registry: registry, config: config,
                                          budget: HostResources.budget(plan.policy, config), jailing: jailing,
@@ -57,10 +61,10 @@ final class SubAgentVMs: SubAgentLauncher, @unchecked Sendable {
             forgetLaunch(plan.name)
             throw .failed("\(error)")
         }
-        let cancelled = lock.holding { () -> Bool in
-            launching.remove(plan.name)
-            running[plan.name] = hosted
-            return halting.remove(plan.name) != nil
+        let cancelled = state.withLock { state in
+            state.launching.remove(plan.name)
+            state.running[plan.name] = hosted
+            return state.halting.remove(plan.name) != nil
         }
         if cancelled {
             let status = stop(plan.name) ?? "gone"
@@ -86,7 +90,7 @@ final class SubAgentVMs: SubAgentLauncher, @unchecked Sendable {
 
     func halt(_ name: String, reason: String) {
         guard let status = stop(name) else {
-            lock.holding { if launching.contains(name) { halting.insert(name) } }
+            state.withLock { state in if state.launching.contains(name) { state.halting.insert(name) } }
             return
         }
         do { try log?.append(batch: [.lifecycle(.vmStop(vm: name, reason: "\(reason); momin-vmm \(status)"))]) } catch {
@@ -95,15 +99,15 @@ final class SubAgentVMs: SubAgentLauncher, @unchecked Sendable {
     }
 
     private func forgetLaunch(_ name: String) {
-        lock.holding {
-            launching.remove(name)
-            halting.remove(name)
+        state.withLock { state in
+            state.launching.remove(name)
+            state.halting.remove(name)
         }
     }
 
     /// Stops the VM if this launcher still holds it; how its VMM ended, or nil.
     private func stop(_ name: String) -> String? {
-        guard let hosted = lock.holding({ running.removeValue(forKey: name) }) else { return nil }
+        guard let hosted = state.withLock({ $0.running.removeValue(forKey: name) }) else { return nil }
         return hosted.halt()
     }
 }
