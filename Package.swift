@@ -64,7 +64,7 @@ let package = Package(
         // Agents inside VMs calling out: the hands-call listener, doors between agents, sub-agents
         // (their policies no wider than the parent's), each call through its agent's gateway.
         .target(name: "Agents", dependencies: [
-            "Doors", "Gateway", "Policy", "Buckets", .product(name: "Crypto", package: "swift-crypto"),
+            "Doors", "Hands", "Gateway", "Policy", "Buckets", "Merkle", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // The resource ledger: host CPUs, memory and GPUs split among VMs, sub-agents carved from their parent's grant.
         .target(name: "Ledger"),

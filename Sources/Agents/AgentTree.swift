@@ -2,6 +2,7 @@ import Buckets
 import Crypto
 import Doors
 import Gateway
+import Merkle
 import Policy
 
 /// One agent as the host sees it: a VM with its governed session (the one its commands count
@@ -221,7 +222,7 @@ public final class AgentTree: @unchecked Sendable {
         if logContent { fields.append("message=\(Self.escaped(message))") }
         let id = try sender.session.admit(.doorSend(door: door, to: to), tool: "door-send", arguments: Self.text(fields)) {
             if let recipient, let policy = recipient.policy {
-                let verdict = policy.evaluate(.doorReceive(door: door, from: sender.name), resolver: NoPaths())
+                let verdict = policy.evaluate(.doorReceive(door: door, from: sender.name), resolver: NoGuestPaths())
                 if !verdict.isAllowed { return Decision.refused(byPeer: recipient.name, verdict) }
             }
             if message.count > limit {
@@ -505,9 +506,7 @@ public final class AgentTree: @unchecked Sendable {
     /// Logged arguments: one `name=value` line each, in the order given.
     static func text(_ fields: [String]) -> [UInt8] { Array((fields.joined(separator: "\n") + "\n").utf8) }
 
-    static func sha256(_ bytes: [UInt8]) -> String {
-        SHA256.hash(data: bytes).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
-    }
+    static func sha256(_ bytes: [UInt8]) -> String { Hex.encode(SHA256.hash(data: bytes)) }
 
     /// Bytes as one line: printable ASCII as is, `\\`, and `\xHH` for the rest.
     static func escaped(_ bytes: [UInt8]) -> String {
@@ -537,6 +536,7 @@ struct OutputTail {
 }
 
 /// Hands calls name no guest paths: a policy never needs to resolve one for them.
-struct NoPaths: PathResolver {
-    func canonicalPath(_ path: String, followFinalSymlink: Bool) -> String? { nil }
+public struct NoGuestPaths: PathResolver {
+    public init() {}
+    public func canonicalPath(_ path: String, followFinalSymlink: Bool) -> String? { nil }
 }

@@ -1,4 +1,5 @@
 import Doors
+import Hands
 import Glibc
 
 /// Serves the hands calls of one VM: momin-init's relay reaches the host at the VMM's
@@ -135,15 +136,7 @@ public final class HandsListener: @unchecked Sendable {
     /// Writes the reply; false when the caller is gone.
     @discardableResult
     static func reply(_ fd: Int32, _ reply: HandsReply) -> Bool {
-        let bytes = HandsCallCodec.encode(reply)
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL)) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return false }
-            done += n
-        }
-        return true
+        writeAll(fd, HandsCallCodec.encode(reply)[...])
     }
 }
 

@@ -1,5 +1,6 @@
 import Buckets
 import Crypto
+import Merkle
 import Policy
 
 /// Bucket calls through the gateway: the session's limits and the policy's `buckets` rules
@@ -20,7 +21,7 @@ public final class GovernedBuckets {
     }
 
     public func put(namespace: String, key: String, value: [UInt8], tags: [String] = []) throws(GatewayError) -> BucketEntry {
-        let digest = SHA256.hash(data: value).map { String($0, radix: 16).leftPadded(2) }.joined()
+        let digest = Hex.encode(SHA256.hash(data: value))
         let id = try admit(.put, namespace, ["key=\(key)", "value-sha256=\(digest)", "tags=\(tags.joined(separator: ","))"])
         var result = ResultHasher()
         let entry: BucketEntry
@@ -68,11 +69,5 @@ public final class GovernedBuckets {
         let text = (["op=\(operation.rawValue)", "namespace=\(namespace)"] + fields).joined(separator: "\n") + "\n"
         return try session.admit(.bucket(namespace: namespace, operation: operation), tool: "bucket-\(operation.rawValue)",
                                  arguments: Array(text.utf8))
-    }
-}
-
-extension String {
-    fileprivate func leftPadded(_ width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }

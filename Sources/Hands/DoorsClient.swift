@@ -302,7 +302,7 @@ public final class DoorsClient {
 /// Sends all of `bytes` on a socket; false if the peer went away. MSG_NOSIGNAL: a peer that
 /// closed (the VMM refusing a connection while the guest is not listening yet) must be an
 /// error to handle, not a SIGPIPE that kills the CLI.
-func writeAll(_ fd: Int32, _ bytes: ArraySlice<UInt8>) -> Bool {
+public func writeAll(_ fd: Int32, _ bytes: ArraySlice<UInt8>) -> Bool {
     var offset = bytes.startIndex
     while offset < bytes.endIndex {
         let n = bytes.withUnsafeBytes {

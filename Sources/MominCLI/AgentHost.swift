@@ -148,8 +148,3 @@ struct AgentHostCommand: ParsableCommand {
         }
     }
 }
-
-/// Hands calls name no guest paths: the agent host never resolves one.
-struct NoGuestPaths: PathResolver {
-    func canonicalPath(_ path: String, followFinalSymlink: Bool) -> String? { nil }
-}
