@@ -102,26 +102,11 @@ struct AgentHostCommand: ParsableCommand {
     static func start(_ name: String, registry: VMRegistry) throws {
         let dir = registry.directory(name)
         let logPath = dir + "/agent-host.log"
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o600)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK) | 0x80)  // POSIX_SPAWN_SETSID
+        let logFD = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        guard logFD >= 0 else { throw CLIError(message: "cannot open \(logPath): \(String(cString: strerror(errno)))", code: Run.vmFailed) }
+        defer { close(logFD) }
         guard let me = Rig.selfPath() else { throw CLIError(message: "cannot find this momin binary (/proc/self/exe)", code: Run.vmFailed) }
-        let argv = [me, "agent-host", name]
-        let cargs = argv.map { strdup($0) } + [nil]
-        defer { for p in cargs { free(p) } }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, argv[0], &actions, &attributes, cargs, environ)
-        guard rc == 0 else { throw CLIError(message: "cannot start \(argv[0]) agent-host: \(String(cString: strerror(rc)))", code: Run.vmFailed) }
+        let pid = try spawnProcess([me, "agent-host", name], output: logFD, setsid: true)
         let socket = registry.socketPath(name) + "_\(HandsCallProtocol.port)"
         for _ in 0..<100 {
             if access(dir + "/agent-host", F_OK) == 0, access(socket, F_OK) == 0 { return }
@@ -135,16 +120,11 @@ struct AgentHostCommand: ParsableCommand {
         throw CLIError(message: "VM \(name): its agent host did not come up in 5 s", code: Run.vmFailed)
     }
 
-    /// Waits (up to 10 s, then SIGKILL) for the VM's agent host to have stopped its sub-agents
-    /// and exited, once the VM is stopped.
+    /// Ends the VM's agent host once the VM is stopped: SIGTERM makes it stop its sub-agents
+    /// and exit (SIGKILL after 10 s).
     static func awaitExit(in directory: String) {
         guard let text = readSmallFile(directory + "/agent-host"), let pid = pid_t(text.trimmingNewline()) else { return }
         guard let cmdline = readSmallFile("/proc/\(pid)/cmdline"), cmdline.contains("agent-host") else { return }
-        kill(pid, SIGTERM)
-        for waited in 0..<200 {
-            guard kill(pid, 0) == 0, ProcessStat.fields(of: pid)?.first != "Z" else { return }
-            if waited == 100 { kill(pid, SIGKILL) }
-            usleep(100_000)
-        }
+        terminate(pid)
     }
 }

@@ -314,22 +314,23 @@ struct Stop: ParsableCommand {
                     }
                 }
             }
-            kill(pid, SIGTERM)
-            var waited = 0
-            while kill(pid, 0) == 0 && access("/proc/\(pid)/cmdline", F_OK) == 0 && isNotZombie(pid) {
-                if waited == 100 { kill(pid, SIGKILL) }
-                usleep(100_000)
-                waited += 1
-            }
+            terminate(pid)
             // A long-lived VM's agent host stops what is left of its sub-agents and closes its
             // bucket store before the VM's state goes.
             AgentHostCommand.awaitExit(in: registry.directory(name))
             freeVM(registry, name)
         }
     }
+}
 
-    func isNotZombie(_ pid: pid_t) -> Bool {
-        guard let state = ProcessStat.fields(of: pid)?.first else { return false }
-        return state != "Z"
+/// Stops a process that is not our child (a VM's jailer, an agent host): SIGTERM, SIGKILL
+/// after 10 s, and waits until it is gone or a zombie its own parent has yet to reap.
+func terminate(_ pid: pid_t) {
+    kill(pid, SIGTERM)
+    var waited = 0
+    while kill(pid, 0) == 0, let state = ProcessStat.fields(of: pid)?.first, state != "Z" {
+        if waited == 100 { kill(pid, SIGKILL) }
+        usleep(100_000)
+        waited += 1
     }
 }

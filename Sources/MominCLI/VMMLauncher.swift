@@ -38,29 +38,36 @@ enum VMMLauncher {
     /// going to `logFD` (ours when nil), and every signal unblocked whatever our mask is.
     static func spawn(_ config: MachineConfiguration, jail: VMJail?, timeout: Double, logFD: Int32?,
                       reportMemory: Bool = false, newSession: Bool = false) throws -> pid_t {
-        let argv = arguments(config, jail: jail, timeout: timeout, reportMemory: reportMemory, newSession: newSession)
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        if let logFD {
-            posix_spawn_file_actions_adddup2(&actions, logFD, 1)
-            posix_spawn_file_actions_adddup2(&actions, logFD, 2)
-        }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
-        var pid: pid_t = 0
-        let cargs = argv.map { strdup($0) } + [nil]
-        defer { for p in cargs { free(p) } }
-        let rc = posix_spawnp(&pid, argv[0], &actions, &attributes, cargs, environ)
-        guard rc == 0 else { throw CLIError(message: "cannot start \(argv[0]): \(String(cString: strerror(rc)))", code: 125) }
-        return pid
+        try spawnProcess(arguments(config, jail: jail, timeout: timeout, reportMemory: reportMemory, newSession: newSession),
+                         output: logFD)
     }
+}
+
+/// Starts `argv` (looked up on PATH when not a path): stdin /dev/null, stdout and stderr to
+/// `output` (ours when nil), no signal blocked; with `setsid`, in a session of its own.
+func spawnProcess(_ argv: [String], output: Int32?, setsid: Bool = false) throws -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    if let output {
+        posix_spawn_file_actions_adddup2(&actions, output, 1)
+        posix_spawn_file_actions_adddup2(&actions, output, 2)
+    }
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var none = sigset_t()
+    sigemptyset(&none)
+    posix_spawnattr_setsigmask(&attributes, &none)
+    // POSIX_SPAWN_SETSID (0x80, glibc 2.26), which Swift's Glibc module leaves out.
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK) | (setsid ? 0x80 : 0))
+    var pid: pid_t = 0
+    let cargs = argv.map { strdup($0) } + [nil]
+    defer { for p in cargs { free(p) } }
+    let rc = posix_spawnp(&pid, argv[0], &actions, &attributes, cargs, environ)
+    guard rc == 0 else { throw CLIError(message: "cannot start \(argv[0]): \(String(cString: strerror(rc)))", code: 125) }
+    return pid
 }
 
 /// Waiting for a VMM in the foreground (`momin boot`): the signals that would stop us go to
