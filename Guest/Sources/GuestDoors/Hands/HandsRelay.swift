@@ -12,17 +12,6 @@ public struct HandsRelayConfiguration: Sendable {
     public init() {}
 }
 
-/// A failed system call while setting up the relay.
-public struct HandsRelayError: Error, CustomStringConvertible {
-    public let description: String
-    public let errno: Int32
-
-    init(_ error: SystemError) {
-        description = error.description
-        errno = error.errno
-    }
-}
-
 /// The guest end of hands calls (docs/hands.md): a process in the guest connects to the local
 /// socket and writes one call frame; the relay checks it, connects to the host's hands port,
 /// passes the frame on, and passes the host's one reply frame back. Each call runs on its own
@@ -62,16 +51,16 @@ public final class HandsRelay: Sendable {
     /// The listening socket at `path` (backlog 64, mode 0666: any process in the guest may call;
     /// the host's policy is the gate). Missing directories above it are made with mode 0755; a
     /// socket left there from before is replaced. `path` is absolute.
-    public static func listen(path: String) throws(HandsRelayError) -> Int32 {
+    public static func listen(path: String) throws(SetupError) -> Int32 {
         var parent = ""
         for component in path.split(separator: "/").dropLast() {
             parent += "/" + component
             if mkdir(parent, 0o755) != 0 && errno != EEXIST {
-                throw HandsRelayError(SystemError("mkdir", subject: parent))
+                throw SetupError(SystemError("mkdir", subject: parent))
             }
         }
         let fd = guest_unix_listen(path, 0o666, 64)
-        guard fd >= 0 else { throw HandsRelayError(SystemError("listen on", subject: path)) }
+        guard fd >= 0 else { throw SetupError(SystemError("listen on", subject: path)) }
         return fd
     }
 
@@ -126,11 +115,11 @@ public final class HandsRelay: Sendable {
     }
 
     /// Runs `acceptForever` on a thread of its own.
-    public func startAccepting(listener: Int32) throws(HandsRelayError) {
+    public func startAccepting(listener: Int32) throws(SetupError) {
         do throws(SystemError) {
             try startThread(stackSize: 256 << 10) { [self] in self.acceptForever(listener: listener) }
         } catch {
-            throw HandsRelayError(error)
+            throw SetupError(error)
         }
     }
 

@@ -30,17 +30,6 @@ public struct DoorsServerConfiguration: Sendable {
     public init() {}
 }
 
-/// A failed system call, as the server reports it to its caller.
-public struct DoorsServerError: Error, CustomStringConvertible {
-    public let description: String
-    public let errno: Int32
-
-    init(_ error: SystemError) {
-        description = error.description
-        errno = error.errno
-    }
-}
-
 /// The guest side of Doors: serves Hands requests (exec, files, ping) from the host over
 /// stream connections, each on its own thread.
 ///
@@ -50,16 +39,16 @@ public final class DoorsServer: Sendable {
     public let configuration: DoorsServerConfiguration
     private let connectionCount = Counter()
 
-    public init(configuration: DoorsServerConfiguration = DoorsServerConfiguration()) throws(DoorsServerError) {
+    public init(configuration: DoorsServerConfiguration = DoorsServerConfiguration()) throws(SetupError) {
         self.configuration = configuration
         var ignore = sigaction()
         ignore.__sigaction_handler.sa_handler = SIG_IGN
         sigemptyset(&ignore.sa_mask)
-        guard sigaction(SIGPIPE, &ignore, nil) == 0 else { throw DoorsServerError(SystemError("sigaction(SIGPIPE)")) }
+        guard sigaction(SIGPIPE, &ignore, nil) == 0 else { throw SetupError(SystemError("sigaction(SIGPIPE)")) }
         do throws(SystemError) {
             try ChildReaper.shared.start()
         } catch {
-            throw DoorsServerError(error)
+            throw SetupError(error)
         }
     }
 

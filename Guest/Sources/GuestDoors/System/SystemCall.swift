@@ -2,6 +2,18 @@ import CGuestSys
 import Doors
 import Glibc
 
+/// A failed system call while a server (the Doors server, the hands relay) sets up, as its
+/// caller sees it.
+public struct SetupError: Error, CustomStringConvertible {
+    public let description: String
+    public let errno: Int32
+
+    init(_ error: SystemError) {
+        description = error.description
+        errno = error.errno
+    }
+}
+
 /// A failed system call: which call, on what, and the errno it set.
 struct SystemError: Error, CustomStringConvertible {
     var call: String
