@@ -364,8 +364,9 @@ import Testing
         #expect(code == .failed && message.contains("the run is ending"), "\(message)")
         #expect(fixture.launcher.halted.contains("boss.late"))
         #expect(fixture.tree.children(of: "boss").isEmpty)
-        // And nothing more is started.
+        // And nothing more is started: refused before any VM boots.
         #expect(failure(fixture.spawn("after"))?.1.contains("the run is ending") == true)
+        #expect(!fixture.launcher.booted.contains { $0.name == "boss.after" })
     }
 
     @Test func whoamiNamesTheAgentAndItsParent() throws {
