@@ -13,6 +13,8 @@ let package = Package(
         .executable(name: "momin-jailer", targets: ["MominJailer"]),
         // The Doors wire protocol, shared with the guest package (Guest/), which depends on it by path.
         .library(name: "Doors", targets: ["Doors"]),
+        // The POSIX helpers (locks, waits, threads, the EINTR funnel, whole reads and writes), shared with Guest/ too.
+        .library(name: "POSIX", targets: ["POSIX"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -21,6 +23,9 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
+        // Foundation-free POSIX helpers for host and guest: errno errors, the EINTR funnel, whole
+        // reads and writes, a heap-allocated mutex, a monitor with monotonic deadlines, threads.
+        .target(name: "POSIX"),
         // The only code that includes <linux/kvm.h> or calls ioctl(2). Internal: only KVM imports it.
         .target(name: "CKVM"),
         // Typed KVM wrapper: KVMSystem → VirtualMachine → VCPU, exits as an enum.
@@ -37,13 +42,13 @@ let package = Package(
         // bzImage loading, boot_params, e820, page tables, GDT (Linux x86 boot protocol).
         .target(name: "LinuxBoot", dependencies: ["GuestMemory"]),
         // Emulated devices: each folder one device, testable without KVM; virtio transport and queues.
-        .target(name: "Devices", dependencies: ["GuestMemory"]),
+        .target(name: "Devices", dependencies: ["GuestMemory", "POSIX"]),
         // The Doors wire protocol: versioned, length-prefixed frames (no Foundation; host and guest).
         .target(name: "Doors"),
         // Hands: the host side of tool calls; for now the Doors client that reaches a guest's init.
-        .target(name: "Hands", dependencies: ["Doors"]),
+        .target(name: "Hands", dependencies: ["Doors", "POSIX"]),
         // Policy files (YAML, JSON) → a compiled policy; a pure evaluator of Hands calls and limits.
-        .target(name: "Policy", dependencies: ["Doors", .product(name: "Yams", package: "Yams")]),
+        .target(name: "Policy", dependencies: ["Doors", "POSIX", .product(name: "Yams", package: "Yams")]),
         // RFC 6962 Merkle trees: tree hashes, an incremental frontier, inclusion and consistency proofs (pure).
         .target(name: "Merkle", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         // What the audit log and bucket stores share as signed SQLite Merkle logs: the file's identity,
@@ -51,7 +56,7 @@ let package = Package(
         .target(name: "SignedLog", dependencies: ["Merkle", .product(name: "GRDB", package: "GRDB.swift")]),
         // The signed, append-only audit log in SQLite: every tool request, decision, result and lifecycle event.
         .target(name: "Audit", dependencies: [
-            "Merkle", "SignedLog", .product(name: "Crypto", package: "swift-crypto"), .product(name: "GRDB", package: "GRDB.swift"),
+            "Merkle", "SignedLog", "POSIX", .product(name: "Crypto", package: "swift-crypto"), .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         // Buckets: append-only, content-addressed stores per namespace, Merkle-verifiable, signed with the audit key type.
         .target(name: "Buckets", dependencies: [
@@ -59,22 +64,22 @@ let package = Package(
         ]),
         // The tool gateway: every Hands call through the policy and into the audit log.
         .target(name: "Gateway", dependencies: [
-            "Hands", "Doors", "Policy", "Audit", "Buckets", "Merkle", .product(name: "Crypto", package: "swift-crypto"),
+            "Hands", "Doors", "Policy", "Audit", "Buckets", "Merkle", "POSIX", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // Agents inside VMs calling out: the hands-call listener, doors between agents, sub-agents
         // (their policies no wider than the parent's), each call through its agent's gateway.
         .target(name: "Agents", dependencies: [
-            "Doors", "Hands", "Gateway", "Policy", "Buckets", "Merkle", .product(name: "Crypto", package: "swift-crypto"),
+            "Doors", "Hands", "Gateway", "Policy", "Buckets", "Merkle", "POSIX", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // The resource ledger: host CPUs, memory and GPUs split among VMs, sub-agents carved from their parent's grant.
-        .target(name: "Ledger"),
+        .target(name: "Ledger", dependencies: ["POSIX"]),
         // cgroup v2: a parent for momin, one child per VM with cpu, memory and pids limits (Linux cgroup-v2.rst).
-        .target(name: "Cgroups", dependencies: ["Ledger"]),
+        .target(name: "Cgroups", dependencies: ["Ledger", "POSIX"]),
         // Linux calls Swift's Glibc module leaves out (no wrapper, variadic, _GNU_SOURCE): pivot_root,
         // close_range, prctl, unshare for the jailer; thread pinning for the VMM. Only Jail and VMM import it.
         .target(name: "CLinux"),
         // Config → builder → running machine: the only place the layers meet.
-        .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "ACPI", "LinuxBoot", "Devices", "Seccomp", "CLinux"]),
+        .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "ACPI", "LinuxBoot", "Devices", "Seccomp", "CLinux", "POSIX"]),
         // The VMM process: one microVM, no Foundation, no argument-parsing library.
         .executableTarget(name: "MominVMM", dependencies: ["VMM"]),
         // libcap-ng (Debian's libcap-ng-dev), a system library. Only Jail imports it.
@@ -85,28 +90,29 @@ let package = Package(
         .executableTarget(name: "MominJailer", dependencies: ["Jail"]),
         // Host-side probe of a running VM's vsock path: raw and Doors latency and throughput,
         // concurrent and hostile clients (benchmarks and rig scenarios).
-        .executableTarget(name: "MominProbe", dependencies: ["Hands", "Doors"]),
+        .executableTarget(name: "MominProbe", dependencies: ["Hands", "Doors", "POSIX"]),
         .executableTarget(
             name: "MominCLI",
             dependencies: ["VMM", "Hands", "Doors", "Policy", "Audit", "Merkle", "Gateway", "Buckets", "Ledger", "Cgroups", "Jail", "Seccomp",
-                           "Agents",
+                           "Agents", "POSIX",
                            .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
         // Tier 1: pure tests, fakes only.
+        .testTarget(name: "POSIXTests", dependencies: ["POSIX"]),
         .testTarget(name: "ACPITests", dependencies: ["ACPI"]),
         .testTarget(name: "LinuxBootTests", dependencies: ["LinuxBoot", "GuestMemory"]),
-        .testTarget(name: "DevicesTests", dependencies: ["Devices"]),
-        .testTarget(name: "VirtioTests", dependencies: ["Devices", "GuestMemory"]),
+        .testTarget(name: "DevicesTests", dependencies: ["Devices", "POSIX"]),
+        .testTarget(name: "VirtioTests", dependencies: ["Devices", "GuestMemory", "POSIX"]),
         // A seeded generator (SplitMix64) for the property tests.
         .target(name: "TestRandom", path: "Tests/TestRandom"),
         .testTarget(name: "DoorsTests", dependencies: ["Doors", "TestRandom"]),
         // A fake VMM and guest speaking Doors over a real Unix socket, for the Hands and Gateway tests.
-        .target(name: "HandsTestSupport", dependencies: ["Hands", "Doors"], path: "Tests/HandsTestSupport"),
-        .testTarget(name: "HandsTests", dependencies: ["Hands", "Doors", "HandsTestSupport"]),
+        .target(name: "HandsTestSupport", dependencies: ["Hands", "Doors", "POSIX"], path: "Tests/HandsTestSupport"),
+        .testTarget(name: "HandsTests", dependencies: ["Hands", "Doors", "HandsTestSupport", "POSIX"]),
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "Doors", "TestRandom"]),
-        .testTarget(name: "VMMTests", dependencies: ["VMM", "Devices", "KVM"]),
+        .testTarget(name: "VMMTests", dependencies: ["VMM", "Devices", "KVM", "POSIX"]),
         .testTarget(name: "SeccompTests", dependencies: ["Seccomp"]),
         .testTarget(name: "MerkleTests", dependencies: ["Merkle"]),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "TestRandom"]),

@@ -32,11 +32,11 @@ let package = Package(
         // momin-init adds the vsock listener and the relay's socket.
         .target(
             name: "GuestDoors",
-            dependencies: ["CGuestSys", .product(name: "Doors", package: "MominAI")]
+            dependencies: ["CGuestSys", .product(name: "Doors", package: "MominAI"), .product(name: "POSIX", package: "MominAI")]
         ),
         .executableTarget(
             name: "momin-init",
-            dependencies: ["CGuestSys", "GuestDoors", "HandsClient"],
+            dependencies: ["CGuestSys", "GuestDoors", "HandsClient", .product(name: "POSIX", package: "MominAI")],
             swiftSettings: [.unsafeFlags(staticExecutable)],
             linkerSettings: [.unsafeFlags(staticExecutable)]
         ),
@@ -44,7 +44,7 @@ let package = Package(
         // output and an exit status; and the one-call exchange with momin-init's socket.
         .target(
             name: "HandsClient",
-            dependencies: ["CGuestSys", .product(name: "Doors", package: "MominAI")]
+            dependencies: ["CGuestSys", .product(name: "Doors", package: "MominAI"), .product(name: "POSIX", package: "MominAI")]
         ),
         .executableTarget(
             name: "hands",
@@ -56,7 +56,8 @@ let package = Package(
         // the Doors codec; the relay end to end with the hands client.
         .testTarget(
             name: "GuestDoorsTests",
-            dependencies: ["GuestDoors", "CGuestSys", "HandsClient", .product(name: "Doors", package: "MominAI")]
+            dependencies: ["GuestDoors", "CGuestSys", "HandsClient", .product(name: "Doors", package: "MominAI"),
+                           .product(name: "POSIX", package: "MominAI")]
         ),
         // The hands command line and reply mapping: pure, no sockets.
         .testTarget(

@@ -4,6 +4,7 @@ import Doors
 import Gateway
 import Merkle
 import Policy
+import POSIX
 
 /// One agent as the host sees it: a VM with its governed session (the one its commands count
 /// against too), where it stands in the tree, and, for a sub-agent, how its command ended.
@@ -126,7 +127,7 @@ public final class AgentTree: @unchecked Sendable {
             return booting
         }
         for name in inFlight { launcher.halt(name, reason: reason) }
-        let deadline = Monitor.deadline(milliseconds: 30_000)
+        let deadline = MonotonicClock.deadline(milliseconds: 30_000)
         monitor.holding { _ = monitor.wait(until: deadline) { booting.isEmpty } }
         for child in children(of: root) { stopSubtree(child.name, reason: reason) }
         if let root = agent(root) {
@@ -319,7 +320,7 @@ public final class AgentTree: @unchecked Sendable {
             return .failed(.failed, "sub-agent \(name): \(error)")
         }
         let gateway = booted.gateway
-        do { try detach(name: "agent-run") { [self] in run(plan, in: agent, gateway: gateway) } } catch {
+        do { try POSIXThread.detach(name: "agent-run") { [self] in run(plan, in: agent, gateway: gateway) } } catch {
             stopSubtree(name, reason: "its command could not start: \(error)")
             try parent.session.finish(id, status: -1, result: result, countsAsOutput: false)
             return .failed(.failed, "sub-agent \(name): \(error)")
@@ -423,7 +424,7 @@ public final class AgentTree: @unchecked Sendable {
                 : Decision.refused(RuleRef("spawn", line: nil), because: "\(name) is not a sub-agent of \(caller.name)")
         }
         var result = ResultHasher()
-        let deadline: UInt64? = timeout == 0 ? nil : Monitor.deadline(milliseconds: timeout)
+        let deadline: UInt64? = timeout == 0 ? nil : MonotonicClock.deadline(milliseconds: timeout)
         // Over once its VM is gone too, so what it held is free for the next spawn.
         let (outcome, running): (ChildOutcome?, Bool) = monitor.holding {
             _ = monitor.wait(until: deadline, giveUp: { connection.hasHungUp }) { agents[name] == nil }

@@ -5,6 +5,8 @@
 /// recipient's policy gives: a sender waits for room up to its timeout (back-pressure) and is
 /// refused after it, so nothing buffers without bound. Messages from one sender on one door
 /// arrive in the order it sent them; each carries a per-door sequence number.
+import POSIX
+
 public final class DoorBroker: @unchecked Sendable {
     public struct Message: Sendable, Equatable {
         public let door: String
@@ -48,7 +50,7 @@ public final class DoorBroker: @unchecked Sendable {
     public func send(door: String, from: String, to: String, bytes: [UInt8], depth: Int,
                      timeoutMilliseconds: UInt32, abandoned: (() -> Bool)? = nil) throws(DoorFailure) -> UInt64 {
         let key = Key(door: door, recipient: to)
-        let deadline = Monitor.deadline(milliseconds: timeoutMilliseconds)
+        let deadline = MonotonicClock.deadline(milliseconds: timeoutMilliseconds)
         return try monitor.holding { () throws(DoorFailure) -> UInt64 in
             guard live.contains(to) else { throw .recipientGone(to) }
             let room = monitor.wait(until: deadline, giveUp: abandoned) { !live.contains(to) || queues[key, default: []].count < depth }
@@ -68,7 +70,7 @@ public final class DoorBroker: @unchecked Sendable {
     public func receive(door: String, by agent: String, timeoutMilliseconds: UInt32,
                         abandoned: (() -> Bool)? = nil) throws(DoorFailure) -> Message {
         let key = Key(door: door, recipient: agent)
-        let deadline = Monitor.deadline(milliseconds: timeoutMilliseconds)
+        let deadline = MonotonicClock.deadline(milliseconds: timeoutMilliseconds)
         return try monitor.holding { () throws(DoorFailure) -> Message in
             guard live.contains(agent) else { throw .recipientGone(agent) }
             let arrived = monitor.wait(until: deadline, giveUp: abandoned) { !live.contains(agent) || !(queues[key]?.isEmpty ?? true) }

@@ -1,6 +1,7 @@
 import Doors
-import Hands
 import Glibc
+import Hands
+import POSIX
 
 /// Serves the hands calls of one VM: momin-init's relay reaches the host at the VMM's
 /// `PATH_PORT` socket (Firecracker's convention for guest-initiated vsock connections,
@@ -47,7 +48,10 @@ public final class HandsListener: @unchecked Sendable {
             throw .io("cannot listen on \(path): \(why)")
         }
         self.fd = fd
-        try detach(name: "hands-accept") { [self] in acceptLoop() }
+        do { try POSIXThread.detach(name: "hands-accept") { [self] in acceptLoop() } } catch {
+            close(fd)
+            throw .io("cannot start the hands listener: \(error)")
+        }
     }
 
     /// Stops accepting and removes the socket file; calls already running finish.
@@ -80,7 +84,7 @@ public final class HandsListener: @unchecked Sendable {
                 continue
             }
             do {
-                try detach(name: "hands-call") { [self] in
+                try POSIXThread.detach(name: "hands-call") { [self] in
                     serve(client)
                     active.holding { connections -= 1 }
                 }
@@ -125,8 +129,7 @@ public final class HandsListener: @unchecked Sendable {
         var bytes = [UInt8](repeating: 0, count: count)
         var done = 0
         while done < count {
-            let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + done, count - done) }
-            if n < 0 && errno == EINTR { continue }
+            let n = bytes.withUnsafeMutableBytes { raw in retryingEINTR { Glibc.read(fd, raw.baseAddress! + done, count - done) } }
             if n <= 0 { return nil }
             done += n
         }
@@ -136,7 +139,7 @@ public final class HandsListener: @unchecked Sendable {
     /// Writes the reply; false when the caller is gone.
     @discardableResult
     static func reply(_ fd: Int32, _ reply: HandsReply) -> Bool {
-        writeAll(fd, HandsCallCodec.encode(reply)[...])
+        (try? FileIO.sendAll(fd, HandsCallCodec.encode(reply))) != nil
     }
 }
 
@@ -173,33 +176,6 @@ public final class HandsCaller: Sendable {
         var entry = pollfd(fd: fd, events: Int16(POLLIN) | pollReadHangUp, revents: 0)
         guard poll(&entry, 1, 0) == 1 else { return false }
         return entry.revents & (Int16(POLLIN) | pollReadHangUp | Int16(POLLHUP) | Int16(POLLERR)) != 0
-    }
-}
-
-/// Runs `body` on a detached POSIX thread named `name` (15 characters are kept).
-public func detach(name: String, _ body: @escaping @Sendable () -> Void) throws(AgentError) {
-    final class Box { let body: () -> Void; init(_ body: @escaping () -> Void) { self.body = body } }
-    let label = String(name.prefix(15))
-    let box = Unmanaged.passRetained(Box({
-        let fd = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
-        if fd >= 0 {
-            _ = Array(label.utf8).withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            close(fd)
-        }
-        body()
-    })).toOpaque()
-    var attributes = pthread_attr_t()
-    pthread_attr_init(&attributes)
-    pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
-    defer { pthread_attr_destroy(&attributes) }
-    var thread = pthread_t()
-    let rc = pthread_create(&thread, &attributes, { raw in
-        Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().body()
-        return nil
-    }, box)
-    guard rc == 0 else {
-        Unmanaged<Box>.fromOpaque(box).release()
-        throw .io("cannot start a thread: \(String(cString: strerror(rc)))")
     }
 }
 

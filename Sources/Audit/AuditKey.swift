@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Glibc
 import Merkle
+import POSIX
 import SignedLog
 
 /// The Ed25519 key that signs a log's tree heads. The private key file holds the 32-byte seed,
@@ -32,15 +33,15 @@ public struct AuditKey: @unchecked Sendable {
     /// Loads an existing private key file, checking its mode first.
     public static func load(path: String) throws(AuditError) -> AuditKey {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-        guard fd >= 0 else { throw .keyFile(path: path, problem: "cannot open: \(errnoText())") }
+        guard fd >= 0 else { throw .keyFile(path: path, problem: "cannot open: \(describeErrno())") }
         defer { close(fd) }
         var info = stat()
-        guard fstat(fd, &info) == 0 else { throw .keyFile(path: path, problem: "cannot stat: \(errnoText())") }
+        guard fstat(fd, &info) == 0 else { throw .keyFile(path: path, problem: "cannot stat: \(describeErrno())") }
         guard info.st_mode & S_IFMT == S_IFREG else { throw .keyFile(path: path, problem: "not a regular file") }
         let mode = info.st_mode & 0o777
         guard mode & 0o077 == 0 else { throw .keyTooOpen(path: path, mode: mode) }
         let bytes: [UInt8]
-        do { bytes = try readAll(fd, limit: 64) } catch { throw .keyFile(path: path, problem: "cannot read: \(error)") }
+        do { bytes = try FileIO.readAll(fd, limit: 64) } catch { throw .keyFile(path: path, problem: "cannot read: \(error)") }
         guard bytes.count == 32 else {
             throw .keyFile(path: path, problem: "holds \(bytes.count) bytes, not a 32-byte Ed25519 seed")
         }
@@ -56,20 +57,20 @@ public struct AuditKey: @unchecked Sendable {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
         if fd < 0 {
             if errno == EEXIST { return nil }
-            throw .keyFile(path: path, problem: "cannot create: \(errnoText())")
+            throw .keyFile(path: path, problem: "cannot create: \(describeErrno())")
         }
         defer { close(fd) }
         let key = Curve25519.Signing.PrivateKey()
         do {
             // The umask may only have taken bits away; make sure of 0600 anyway.
-            guard fchmod(fd, 0o600) == 0 else { throw FileError("fchmod", errno) }
-            try writeAll(fd, Array(key.rawRepresentation))
-            guard fsync(fd) == 0 else { throw FileError("fsync", errno) }
+            guard fchmod(fd, 0o600) == 0 else { throw SystemError("fchmod") }
+            try FileIO.writeAll(fd, Array(key.rawRepresentation))
+            guard fsync(fd) == 0 else { throw SystemError("fsync") }
         } catch {
             unlink(path)
             throw .keyFile(path: path, problem: "cannot write: \(error)")
         }
-        syncDirectory(of: path)
+        FileIO.syncDirectory(of: path)
         return AuditKey(path: path, privateKey: key)
     }
 
@@ -86,18 +87,18 @@ public struct AuditKey: @unchecked Sendable {
         // Written under a temporary name and renamed, so a reader never sees half a key.
         let temporary = pubPath + ".tmp.\(getpid())"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
-        guard fd >= 0 else { throw .publicKeyFile(path: pubPath, problem: "cannot create: \(errnoText())") }
+        guard fd >= 0 else { throw .publicKeyFile(path: pubPath, problem: "cannot create: \(describeErrno())") }
         do {
-            try writeAll(fd, Array((publicKey.hex + "\n").utf8))
-            guard fsync(fd) == 0 else { throw FileError("fsync", errno) }
+            try FileIO.writeAll(fd, Array((publicKey.hex + "\n").utf8))
+            guard fsync(fd) == 0 else { throw SystemError("fsync") }
             close(fd)
-            guard rename(temporary, pubPath) == 0 else { throw FileError("rename", errno) }
+            guard rename(temporary, pubPath) == 0 else { throw SystemError("rename") }
         } catch {
             close(fd)
             unlink(temporary)
             throw .publicKeyFile(path: pubPath, problem: "cannot write: \(error)")
         }
-        syncDirectory(of: pubPath)
+        FileIO.syncDirectory(of: pubPath)
     }
 
     /// Ed25519 over `message`; package-wide so buckets sign their heads with the same key type.
@@ -131,10 +132,10 @@ public struct AuditPublicKey: Equatable, @unchecked Sendable, HeadKey {
     /// Reads a public key file: 64 hex digits (surrounding white space allowed) or 32 raw bytes.
     public static func load(path: String) throws(AuditError) -> AuditPublicKey {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw .publicKeyFile(path: path, problem: "cannot open: \(errnoText())") }
+        guard fd >= 0 else { throw .publicKeyFile(path: path, problem: "cannot open: \(describeErrno())") }
         defer { close(fd) }
         let bytes: [UInt8]
-        do { bytes = try readAll(fd, limit: 256) } catch {
+        do { bytes = try FileIO.readAll(fd, limit: 256) } catch {
             throw .publicKeyFile(path: path, problem: "cannot read: \(error)")
         }
         if bytes.count == 32, let key = AuditPublicKey(rawRepresentation: bytes) { return key }
@@ -148,55 +149,4 @@ public struct AuditPublicKey: Equatable, @unchecked Sendable, HeadKey {
     public func isValidSignature(_ signature: [UInt8], for message: [UInt8]) -> Bool {
         signature.count == 64 && key.isValidSignature(signature, for: message)
     }
-}
-
-// MARK: Files
-
-struct FileError: Error, CustomStringConvertible {
-    let call: String
-    let code: Int32
-    init(_ call: String, _ code: Int32) {
-        self.call = call
-        self.code = code
-    }
-    var description: String { "\(call): \(String(cString: strerror(code)))" }
-}
-
-func errnoText() -> String { String(cString: strerror(errno)) }
-
-/// Reads to end of file, failing past `limit` bytes (key files are tiny).
-func readAll(_ fd: Int32, limit: Int) throws(FileError) -> [UInt8] {
-    var out: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if count < 0 {
-            if errno == EINTR { continue }
-            throw FileError("read", errno)
-        }
-        if count == 0 { return out }
-        out.append(contentsOf: buffer[..<count])
-        if out.count > limit { throw FileError("read", EFBIG) }
-    }
-}
-
-func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws(FileError) {
-    var offset = 0
-    while offset < bytes.count {
-        let count = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        if count < 0 {
-            if errno == EINTR { continue }
-            throw FileError("write", errno)
-        }
-        offset += count
-    }
-}
-
-/// fsync of the directory that holds `path`, so a new name survives power loss.
-func syncDirectory(of path: String) {
-    let directory = path.lastIndex(of: "/").map { String(path[..<$0]) }.map { $0.isEmpty ? "/" : $0 } ?? "."
-    let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    guard fd >= 0 else { return }
-    _ = fsync(fd)
-    close(fd)
 }

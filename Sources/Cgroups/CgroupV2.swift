@@ -1,5 +1,6 @@
 import Glibc
 import Ledger
+import POSIX
 
 /// What one VM's cgroup allows (Linux Documentation/admin-guide/cgroup-v2.rst).
 public struct CgroupLimits: Sendable, Equatable {
@@ -150,19 +151,9 @@ public struct CgroupV2: Sendable {
         }
     }
 
+    /// A cgroup file's text (they are small: 16 KiB at most is read); nil when it cannot be read.
     static func readText(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: 16384)
-        var total = 0
-        while total < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + total, $0.count - total) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            total += n
-        }
-        return String(decoding: bytes[..<total], as: UTF8.self)
+        (try? FileIO.readFile(path, limit: 16384)).map { String(decoding: $0, as: UTF8.self) }
     }
 
     /// One write(2) of the whole value: cgroup files take a value per write.

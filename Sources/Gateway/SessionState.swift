@@ -1,6 +1,7 @@
 import Audit
 import Glibc
 import Policy
+import POSIX
 
 /// Where a session's entries go: one open log (`momin run`, which holds it for the session),
 /// or a log shared by many short-lived writers (`SharedAuditLog`).
@@ -122,9 +123,7 @@ public final class PersistedLimits: SessionLimits {
         let fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else { throw .limitState("cannot open \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }  // closing drops the lock
-        while flock(fd, LOCK_EX) != 0 {
-            guard errno == EINTR else { throw .limitState("cannot lock \(path): \(String(cString: strerror(errno)))") }
-        }
+        guard retryingEINTR({ flock(fd, LOCK_EX) }) == 0 else { throw .limitState("cannot lock \(path): \(describeErrno())") }
         let usage = try Self.read(fd, path: path)
         var tracker = LimitTracker(limits: limits, cyclesUsed: usage.cycles, outputBytesUsed: usage.outputBytes)
         let now = Self.bootTime()

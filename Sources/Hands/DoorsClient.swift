@@ -1,5 +1,6 @@
 import Doors
 import Glibc
+import POSIX
 
 /// The host end of one Doors connection to a guest's momin-init, reached through the VMM's
 /// vsock Unix socket (Firecracker's convention: connect, send `CONNECT <port>\n`, read
@@ -14,13 +15,13 @@ public final class DoorsClient {
     /// Connects to guest vsock `port` through `socketPath`, retrying until the guest listens or
     /// `seconds` pass (or `giveUp` says the VM is gone), then exchanges Hello frames.
     public init(socketPath: String, port: UInt32, seconds: Double, giveUp: () -> Bool = { false }) throws(HandsError) {
-        let deadline = monotonicSeconds() + seconds
+        let deadline = MonotonicClock.seconds() + seconds
         var connected: Int32 = -1
         while connected < 0 {
-            let left = max(deadline - monotonicSeconds(), 1)
+            let left = max(deadline - MonotonicClock.seconds(), 1)
             connected = try VsockHostSocket.connect(socketPath: socketPath, port: port, answerSeconds: left) ?? -1
             if connected >= 0 { break }
-            guard monotonicSeconds() < deadline, !giveUp() else { throw .guestNotListening(port: port, seconds: seconds) }
+            guard MonotonicClock.seconds() < deadline, !giveUp() else { throw .guestNotListening(port: port, seconds: seconds) }
             usleep(50_000)
         }
         fd = connected
@@ -28,7 +29,7 @@ public final class DoorsClient {
         do {
             // The guest's Hello must come within what is left of `seconds`; after that, reads
             // wait as long as the guest's programs run.
-            VsockHostSocket.setReceiveTimeout(fd, seconds: max(deadline - monotonicSeconds(), 1))
+            VsockHostSocket.setReceiveTimeout(fd, seconds: max(deadline - MonotonicClock.seconds(), 1))
             let local = Hello(software: "momin")
             try send(Frame(requestID: 0, .hello(local)))
             let frame = try receive(waitingFor: "the guest's Doors Hello on vsock port \(port)")
@@ -171,8 +172,7 @@ public final class DoorsClient {
         try send(Frame(requestID: id, .writeFile(request)))
         var buffer = [UInt8](repeating: 0, count: session.maxPayload)
         while true {
-            let n = buffer.withUnsafeMutableBytes { read(source, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
+            let n = buffer.withUnsafeMutableBytes { raw in retryingEINTR { read(source, raw.baseAddress, raw.count) } }
             if n < 0 { throw .socket("read", errno: errno) }
             if n == 0 { break }
             let chunk = Array(buffer[0..<n])
@@ -191,7 +191,8 @@ public final class DoorsClient {
     public func readFile(_ request: ReadFileRequest, to destination: Int32) throws(HandsError) -> UInt64 {
         var failed: Int32?
         let total = try readFile(request) { bytes in
-            if failed == nil, !writeFully(destination, bytes) { failed = errno }
+            guard failed == nil else { return }
+            do throws(SystemError) { try FileIO.writeAll(destination, bytes) } catch { failed = error.errno }
         }
         if let failed { throw .socket("write", errno: failed) }
         return total
@@ -274,7 +275,7 @@ public final class DoorsClient {
     private func send(_ frame: Frame) throws(HandsError) {
         let bytes: [UInt8]
         do { bytes = try encoder.encode(frame) } catch { throw .protocolError(error) }
-        guard writeAll(fd, bytes[...]) else { throw .connectionClosed }
+        do { try FileIO.sendAll(fd, bytes) } catch { throw .connectionClosed }
     }
 
     /// `receive()`, where a read that ran past SO_RCVTIMEO is a timeout waiting for `what`.
@@ -290,49 +291,12 @@ public final class DoorsClient {
         while true {
             do { if let frame = try decoder.next() { return frame } } catch { throw .protocolError(error) }
             let room = min(buffer.count, decoder.freeCapacity)
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, room) }
-            if n < 0 && errno == EINTR { continue }
+            let n = buffer.withUnsafeMutableBytes { raw in retryingEINTR { read(fd, raw.baseAddress, room) } }
             if n < 0 { throw .socket("read", errno: errno) }
             if n == 0 { throw .connectionClosed }
             decoder.append(buffer[0..<n])
         }
     }
-}
-
-/// Sends all of `bytes` on a socket; false if the peer went away. MSG_NOSIGNAL: a peer that
-/// closed (the VMM refusing a connection while the guest is not listening yet) must be an
-/// error to handle, not a SIGPIPE that kills the CLI.
-public func writeAll(_ fd: Int32, _ bytes: ArraySlice<UInt8>) -> Bool {
-    var offset = bytes.startIndex
-    while offset < bytes.endIndex {
-        let n = bytes.withUnsafeBytes {
-            send(fd, $0.baseAddress! + (offset - bytes.startIndex), bytes.endIndex - offset, Int32(MSG_NOSIGNAL))
-        }
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { return false }
-        offset += n
-    }
-    return true
-}
-
-func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
-
-func errnoText(_ e: Int32) -> String { String(cString: strerror(e)) }
-
-/// write(2) until done, for host files and pipes; false if the descriptor refused.
-public func writeFully(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
-    var offset = 0
-    while offset < bytes.count {
-        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, bytes.count - offset) }
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { return false }
-        offset += n
-    }
-    return true
 }
 
 /// Encoded frames waiting for room in the socket, sent from the front.

@@ -1,4 +1,5 @@
 import Doors
+import POSIX
 
 /// Why a Hands call over Doors failed, as the one line a user sees.
 public enum HandsError: Error, CustomStringConvertible {
@@ -17,7 +18,7 @@ public enum HandsError: Error, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .socket(let call, let e): "\(call): \(errnoText(e))"
+        case .socket(let call, let e): "\(call): \(describeErrno(e))"
         case .guestNotListening(let port, let s): "the guest did not accept Doors connections on vsock port \(port) within \(s) s"
         case .handshake(let line): "vsock CONNECT refused: \(line)"
         case .protocolError(let e): "Doors protocol error: \(e)"

@@ -1,4 +1,5 @@
 import Glibc
+import POSIX
 
 /// The host end of a guest vsock port, through the VMM's Unix socket (Firecracker's convention):
 /// connect to the socket, send `CONNECT <port>\n`, read `OK <host port>\n`; after that the
@@ -32,14 +33,13 @@ public enum VsockHostSocket {
             throw .socket("connect \(socketPath)", errno: e)
         }
         let request = Array("CONNECT \(port)\n".utf8)
-        guard writeAll(fd, request[...]) else { close(fd); return nil }
+        do { try FileIO.sendAll(fd, request) } catch { close(fd); return nil }
         // Read the answer a byte at a time: nothing past its newline belongs to us.
         setReceiveTimeout(fd, seconds: answerSeconds)
         var line: [UInt8] = []
         var byte: UInt8 = 0
         while line.count < 64 {
-            let n = read(fd, &byte, 1)
-            if n < 0 && errno == EINTR { continue }
+            let n = retryingEINTR { read(fd, &byte, 1) }
             if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
                 close(fd)
                 throw .timedOut("the VMM's answer to CONNECT \(port) (\(answerSeconds) s)")

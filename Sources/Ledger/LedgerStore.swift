@@ -1,4 +1,5 @@
 import Glibc
+import POSIX
 
 /// The ledger across processes (each `momin start` is its own): `ledger.json` in a runtime
 /// directory, changed only under an exclusive flock(2) on `ledger.lock` beside it, and
@@ -81,12 +82,11 @@ public struct LedgerStore: Sendable {
 
     private func locked<T>(_ body: () throws(LedgerStoreError) -> T) throws(LedgerStoreError) -> T {
         let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else { throw .cannotOpen(path: lockPath, why: SystemCallError("open", lockPath).reason) }
+        guard fd >= 0 else { throw .cannotOpen(path: lockPath, why: SystemError("open", subject: lockPath).reason) }
         // Closing the descriptor drops the lock.
         defer { close(fd) }
-        while flock(fd, LOCK_EX) != 0 {
-            if errno == EINTR { continue }
-            throw .cannotOpen(path: lockPath, why: "flock: " + SystemCallError("flock", lockPath).reason)
+        if retryingEINTR({ flock(fd, LOCK_EX) }) != 0 {
+            throw .cannotOpen(path: lockPath, why: "flock: " + SystemError("flock", subject: lockPath).reason)
         }
         return try body()
     }
@@ -94,8 +94,8 @@ public struct LedgerStore: Sendable {
     private func load() throws(LedgerStoreError) -> ResourceLedger? {
         let bytes: [UInt8]
         do { bytes = try Files.read(path, limit: Self.maximumFileSize) } catch {
-            if error.code == ENOENT { return nil }
-            throw .cannotOpen(path: path, why: error.code == EFBIG ? "larger than \(Self.maximumFileSize) bytes" : error.reason)
+            if error.errno == ENOENT { return nil }
+            throw .cannotOpen(path: path, why: error.errno == EFBIG ? "larger than \(Self.maximumFileSize) bytes" : error.reason)
         }
         // The file is only ever replaced whole, so an empty one was not written by a store.
         guard !bytes.isEmpty else { throw .corrupt(path: path, why: "the file is empty") }
@@ -105,20 +105,20 @@ public struct LedgerStore: Sendable {
     private func save(_ ledger: ResourceLedger) throws(LedgerStoreError) {
         let temporary = path + ".tmp.\(getpid())"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else { throw .cannotWrite(path: path, why: SystemCallError("open", temporary).description) }
+        guard fd >= 0 else { throw .cannotWrite(path: path, why: SystemError("open", subject: temporary).description) }
         var open = true
-        do throws(SystemCallError) {
-            try Files.writeAll(fd, Array(ledger.encoded().utf8), path: temporary)
-            guard fsync(fd) == 0 else { throw SystemCallError("fsync", temporary) }
+        do throws(SystemError) {
+            do { try FileIO.writeAll(fd, Array(ledger.encoded().utf8)) } catch { throw SystemError(error.call, errno: error.errno, subject: temporary) }
+            guard fsync(fd) == 0 else { throw SystemError("fsync", subject: temporary) }
             open = false
-            guard close(fd) == 0 else { throw SystemCallError("close", temporary) }
-            guard rename(temporary, path) == 0 else { throw SystemCallError("rename", temporary) }
+            guard close(fd) == 0 else { throw SystemError("close", subject: temporary) }
+            guard rename(temporary, path) == 0 else { throw SystemError("rename", subject: temporary) }
         } catch {
             if open { close(fd) }
             unlink(temporary)
             throw .cannotWrite(path: path, why: error.description)
         }
-        Files.syncDirectory(of: path)
+        FileIO.syncDirectory(of: path)
     }
 }
 

@@ -6,6 +6,7 @@ import Glibc
 import Hands
 import Merkle
 import Policy
+import POSIX
 
 /// `--policy`, `--audit` and `--audit-key`, as `momin run` and `momin start` take them.
 struct GovernanceOptions: ParsableArguments {
@@ -121,7 +122,7 @@ struct VMGovernance {
 
     private static func writeBytes(_ path: String, _ bytes: [UInt8]) throws {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0, writeFully(fd, bytes) else {
+        guard fd >= 0, (try? FileIO.writeAll(fd, bytes)) != nil else {
             throw CLIError(message: "cannot write \(path): \(String(cString: strerror(errno)))", code: 1)
         }
         close(fd)

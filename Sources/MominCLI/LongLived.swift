@@ -5,6 +5,7 @@ import Gateway
 import Glibc
 import Hands
 import Ledger
+import POSIX
 import VMM
 
 /// Long-lived VMs cannot go through the rig: each rig run is its own L2, gone when it ends.
@@ -189,7 +190,8 @@ struct Copy: ParsableCommand {
             var failed: Int32?
             do {
                 _ = try gateway.readFile(ReadFileRequest(path: guest.path)) { bytes in
-                    if failed == nil, !writeFully(fd, bytes) { failed = errno }
+                    guard failed == nil else { return }
+                    do throws(SystemError) { try FileIO.writeAll(fd, bytes) } catch { failed = error.errno }
                 }
             } catch {
                 throw copyFailure(error, vm: guest.name, what: source)

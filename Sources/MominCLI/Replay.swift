@@ -6,6 +6,7 @@ import Glibc
 import Hands
 import Merkle
 import Policy
+import POSIX
 import VMM
 
 /// Reading and writing session records (`momin run --record`, `momin replay`).
@@ -46,7 +47,7 @@ enum SessionFiles {
         let temporary = path + ".partial"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw Problem(description: String(cString: strerror(errno))) }
-        let written = writeFully(fd, Array(record.text.utf8)) && fsync(fd) == 0
+        let written = (try? FileIO.writeAll(fd, Array(record.text.utf8))) != nil && fsync(fd) == 0
         close(fd)
         guard written, rename(temporary, path) == 0 else {
             let why = String(cString: strerror(errno))

@@ -1,5 +1,5 @@
-import ArgumentParser
 import Agents
+import ArgumentParser
 import Audit
 import Buckets
 import Crypto
@@ -9,6 +9,7 @@ import Glibc
 import Hands
 import Merkle
 import Policy
+import POSIX
 import VMM
 
 /// `momin run -- CMD [ARGS...]`: a fresh microVM runs one command through Hands exec and is torn
@@ -187,7 +188,7 @@ struct Run: ParsableCommand {
                                          budget: HostResources.budget(loaded?.policy, config), jailing: jailing,
                                          timeout: timeout, console: console)
         let vmPID = hosted.vm.pid
-        try? detach(name: "signals") {
+        try? POSIXThread.detach(name: "signals") {
             var set = stops
             var signal: Int32 = 0
             guard sigwait(&set, &signal) == 0 else { return }

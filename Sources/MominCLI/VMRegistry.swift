@@ -1,5 +1,6 @@
 import Glibc
 import Hands
+import POSIX
 import VMM
 
 /// Long-lived microVMs by name: one directory each under the runtime directory, holding the
@@ -120,7 +121,7 @@ func readSmallFile(_ path: String, limit: Int = 65536) -> String? {
 
 func writeSmallFile(_ path: String, _ text: String) throws {
     let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-    guard fd >= 0, writeFully(fd, Array(text.utf8)) else {
+    guard fd >= 0, (try? FileIO.writeAll(fd, Array(text.utf8))) != nil else {
         throw CLIError(message: "cannot write \(path): \(String(cString: strerror(errno)))", code: 1)
     }
     close(fd)

@@ -1,6 +1,7 @@
 import Doors
 import Glibc
 import Hands
+import POSIX
 
 /// Round-trip latency: raw vsock (1 byte to the baseline echo and back) against Doors requests
 /// made by the Hands client, the code path `momin exec` and `momin cp` use.
@@ -17,7 +18,7 @@ enum RoundTrips {
         samples.reserveCapacity(count)
         for i in 0..<(warmup + count) {
             message[0] = UInt8(truncatingIfNeeded: i)
-            let start = Clock.nanoseconds()
+            let start = MonotonicClock.nanoseconds()
             try stream.send(message)
             var filled = 0
             while filled < bytes {
@@ -25,7 +26,7 @@ enum RoundTrips {
                 if n == 0 { throw .closed("by the echo after \(filled) of \(bytes) bytes") }
                 filled += n
             }
-            let elapsed = Clock.nanoseconds() - start
+            let elapsed = MonotonicClock.nanoseconds() - start
             guard echoed == message else { throw .unexpected("the echo sent back other bytes than it got") }
             if i >= warmup { samples.append(elapsed) }
         }
@@ -78,10 +79,10 @@ enum RoundTrips {
         var samples: [UInt64] = []
         samples.reserveCapacity(count)
         for i in 0..<(warmup + count) {
-            let start = Clock.nanoseconds()
+            let start = MonotonicClock.nanoseconds()
             try link.sendRaw(frame)
             guard let answer = try link.receive() else { throw .closed("instead of a Pong") }
-            let elapsed = Clock.nanoseconds() - start
+            let elapsed = MonotonicClock.nanoseconds() - start
             guard answer.requestID == 1, case .pong(0x1234) = answer.message else { throw .unexpected("got \(answer.type), not Pong") }
             if i >= warmup { samples.append(elapsed) }
         }
@@ -93,9 +94,9 @@ enum RoundTrips {
         var samples: [UInt64] = []
         samples.reserveCapacity(count)
         for i in 0..<(warmup + count) {
-            let start = Clock.nanoseconds()
+            let start = MonotonicClock.nanoseconds()
             try body()
-            let elapsed = Clock.nanoseconds() - start
+            let elapsed = MonotonicClock.nanoseconds() - start
             if i >= warmup { samples.append(elapsed) }
         }
         return Latency(nanoseconds: samples)

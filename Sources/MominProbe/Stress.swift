@@ -1,5 +1,6 @@
 import Doors
 import Glibc
+import POSIX
 
 /// Many clients at once, half of them crashing mid-transfer: the guest must finish the others'
 /// transfers byte for byte, clean up after the dropped ones (their children killed, their
@@ -53,11 +54,11 @@ struct Stress {
         // --- All connections open at once, then all transfers start together.
         let outcomes = OutcomeTable(count: connections)
         let gate = Gate(parties: connections)
-        var threads: [ProbeThread] = []
+        var threads: [POSIXThread] = []
         for i in 0..<connections {
             let job = self
             do {
-                threads.append(try ProbeThread { job.client(i, gate: gate, outcomes: outcomes) })
+                threads.append(try probeThread("probe-client") { job.client(i, gate: gate, outcomes: outcomes) })
             } catch {
                 checks.check("start client thread \(i)", false, error.description)
                 for _ in i..<connections { gate.arrive() }  // the threads already started must not wait for ever
@@ -202,7 +203,7 @@ struct Stress {
     /// Retries `probe` for up to 20 s: the guest cleans up a dropped connection on its own
     /// thread, a moment after the drop.
     func settle(_ probe: () throws(ProbeError) -> Bool) -> (Bool, String) {
-        let deadline = Clock.seconds() + 20
+        let deadline = MonotonicClock.seconds() + 20
         var last = "not checked"
         while true {
             do throws(ProbeError) {
@@ -211,7 +212,7 @@ struct Stress {
             } catch {
                 last = error.description
             }
-            if Clock.seconds() > deadline { return (false, last) }
+            if MonotonicClock.seconds() > deadline { return (false, last) }
             usleep(250_000)
         }
     }

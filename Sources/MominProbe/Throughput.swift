@@ -1,6 +1,7 @@
 import Doors
 import Glibc
 import Hands
+import POSIX
 
 /// Bulk transfer rates, raw vsock against Doors file transfers, each way.
 enum Throughput {
@@ -12,7 +13,7 @@ enum Throughput {
         // when the guest has read the last byte.
         let block = (0..<chunk).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
         let sink = try VsockStream(target, port: port + 1)
-        var start = Clock.nanoseconds()
+        var start = MonotonicClock.nanoseconds()
         var sent = 0
         while sent < total {
             let n = min(block.count, total - sent)
@@ -21,13 +22,13 @@ enum Throughput {
         }
         sink.shutdownWrite()
         let count = littleEndian(try sink.receiveExactly(8))
-        let up = Clock.nanoseconds() - start
+        let up = MonotonicClock.nanoseconds() - start
         guard count == UInt64(total) else { throw .unexpected("the sink counted \(count) bytes of \(total)") }
 
         // Guest → host: ask the source for the bytes and read them to its close.
         let source = try VsockStream(target, port: port + 2)
         var buffer = [UInt8](repeating: 0, count: chunk)
-        start = Clock.nanoseconds()
+        start = MonotonicClock.nanoseconds()
         try source.send(littleEndianBytes(UInt64(total)))
         var received = 0
         while true {
@@ -35,7 +36,7 @@ enum Throughput {
             if n == 0 { break }
             received += n
         }
-        let down = Clock.nanoseconds() - start
+        let down = MonotonicClock.nanoseconds() - start
         guard received == total else { throw .unexpected("the source sent \(received) bytes of \(total)") }
         report("raw", mib: mib, up: up, down: down)
     }
@@ -56,16 +57,16 @@ enum Throughput {
         let (writePath, readPath) = end == .file
             ? ("/tmp/momin-probe-throughput", "/tmp/momin-probe-throughput") : ("/dev/null", "/dev/zero")
         do throws(HandsError) {
-            var start = Clock.nanoseconds()
+            var start = MonotonicClock.nanoseconds()
             let written = try client.writeFile(WriteFileRequest(path: writePath), from: file)
-            let up = Clock.nanoseconds() - start
+            let up = MonotonicClock.nanoseconds() - start
             guard written == UInt64(total) else { throw HandsError.unexpected(.ok(count: written)) }
 
             let sink = open("/dev/null", O_WRONLY | O_CLOEXEC)
             defer { close(sink) }
-            start = Clock.nanoseconds()
+            start = MonotonicClock.nanoseconds()
             let read = try client.readFile(ReadFileRequest(path: readPath, length: UInt64(total)), to: sink)
-            let down = Clock.nanoseconds() - start
+            let down = MonotonicClock.nanoseconds() - start
             guard read == UInt64(total) else { throw HandsError.unexpected(.ok(count: read)) }
             if end == .file {
                 // Give the guest its memory back (its /tmp is RAM).
@@ -92,13 +93,12 @@ enum Throughput {
         let block = (0..<chunk).map { UInt8(truncatingIfNeeded: $0 &* 11 &+ 5) }
         var written = 0
         while written < bytes {
-            let n = block.withUnsafeBytes { write(fd, $0.baseAddress, min($0.count, bytes - written)) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else {
+            let count = min(block.count, bytes - written)
+            do { try FileIO.writeAll(fd, block[..<count]) } catch {
                 close(fd)
-                throw .system("write to a temporary file", errno: errno)
+                throw .system("write to a temporary file", errno: error.errno)
             }
-            written += n
+            written += count
         }
         lseek(fd, 0, SEEK_SET)
         return fd

@@ -1,5 +1,6 @@
 import Glibc
 import Hands
+import POSIX
 
 /// One byte stream to a guest vsock port through the VMM's Unix socket (Firecracker's host
 /// convention: connect, send `CONNECT <port>\n`, read `OK <host port>\n`; after that the bytes
@@ -13,13 +14,13 @@ final class VsockStream {
     /// stream before its OK line), for at most `connectSeconds`.
     init(socketPath: String, port: UInt32, connectSeconds: Double = 10, ioSeconds: Double) throws(ProbeError) {
         self.ioSeconds = ioSeconds
-        let deadline = Clock.seconds() + connectSeconds
+        let deadline = MonotonicClock.seconds() + connectSeconds
         while true {
             if let fd = try Self.attempt(socketPath: socketPath, port: port, answerSeconds: ioSeconds) {
                 self.fd = fd
                 break
             }
-            guard Clock.seconds() < deadline else { throw .notListening(port: port, seconds: connectSeconds) }
+            guard MonotonicClock.seconds() < deadline else { throw .notListening(port: port, seconds: connectSeconds) }
             usleep(50_000)
         }
         setTimeouts(seconds: ioSeconds)
@@ -55,8 +56,9 @@ final class VsockStream {
         let range = range ?? 0..<bytes.count
         var offset = range.lowerBound
         while offset < range.upperBound {
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, range.upperBound - offset, Int32(MSG_NOSIGNAL)) }
-            if n < 0 && errno == EINTR { continue }
+            let n = bytes.withUnsafeBytes { raw in
+                retryingEINTR { Glibc.send(fd, raw.baseAddress! + offset, range.upperBound - offset, Int32(MSG_NOSIGNAL)) }
+            }
             if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { throw .timedOut("the guest to take more bytes") }
             if n <= 0 { throw .system("send", errno: n < 0 ? errno : EPIPE) }
             offset += n
@@ -67,13 +69,10 @@ final class VsockStream {
     func receive(into buffer: inout [UInt8], at start: Int = 0, count: Int? = nil) throws(ProbeError) -> Int {
         let wanted = min(count ?? buffer.count - start, buffer.count - start)
         let fd = fd
-        while true {
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + start, wanted, 0) }
-            if n >= 0 { return n }
-            if errno == EINTR { continue }
-            if errno == EAGAIN || errno == EWOULDBLOCK { throw .timedOut("bytes from the guest") }
-            throw .system("recv", errno: errno)
-        }
+        let n = buffer.withUnsafeMutableBytes { raw in retryingEINTR { recv(fd, raw.baseAddress! + start, wanted, 0) } }
+        if n >= 0 { return n }
+        if errno == EAGAIN || errno == EWOULDBLOCK { throw .timedOut("bytes from the guest") }
+        throw .system("recv", errno: errno)
     }
 
     /// Exactly `count` bytes; throws when the stream ends first.
@@ -98,27 +97,4 @@ final class VsockStream {
         if fd >= 0 { close(fd) }
         fd = -1
     }
-}
-
-/// send(2) of all of `bytes`, MSG_NOSIGNAL; false when the peer is gone.
-private func sendBytes(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
-    var offset = 0
-    while offset < bytes.count {
-        let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL)) }
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { return false }
-        offset += n
-    }
-    return true
-}
-
-/// CLOCK_MONOTONIC readings.
-enum Clock {
-    static func nanoseconds() -> UInt64 {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return UInt64(now.tv_sec) &* 1_000_000_000 &+ UInt64(now.tv_nsec)
-    }
-
-    static func seconds() -> Double { Double(nanoseconds()) / 1e9 }
 }

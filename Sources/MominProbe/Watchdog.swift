@@ -1,4 +1,5 @@
 import Glibc
+import POSIX
 
 /// Bounds a whole probe run: after `seconds`, prints what every tracked step was doing and
 /// exits 1, so a wedged guest or VMM fails a check with a reason instead of stalling the
@@ -8,9 +9,9 @@ enum Watchdog {
     static let board = ProgressBoard()
 
     static func start(seconds: Double) throws(ProbeError) {
-        _ = try ProbeThread {
-            let deadline = Clock.seconds() + seconds
-            while Clock.seconds() < deadline { usleep(100_000) }
+        _ = try probeThread("watchdog") {
+            let deadline = MonotonicClock.seconds() + seconds
+            while MonotonicClock.seconds() < deadline { usleep(100_000) }
             var lines = "momin-probe: gave up after \(seconds) s (--deadline); still in progress:\n"
             let steps = board.snapshot()
             if steps.isEmpty { lines += "  (no step registered)\n" }

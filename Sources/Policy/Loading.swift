@@ -1,4 +1,5 @@
 import Glibc
+import POSIX
 
 extension AgentPolicy {
     /// The largest policy file read.
@@ -39,19 +40,9 @@ extension AgentPolicy {
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw failure("cannot stat") }
         guard info.st_mode & S_IFMT == S_IFREG else { throw PolicyError(file: path, line: nil, field: "", message: "not a regular file") }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw failure("cannot read")
-            }
-            if count == 0 { return bytes }
-            bytes.append(contentsOf: chunk[0..<count])
-            if bytes.count > maximumFileSize {
-                throw PolicyError(file: path, line: nil, field: "", message: "larger than \(maximumFileSize) bytes")
-            }
+        do { return try FileIO.readAll(fd, limit: maximumFileSize) } catch {
+            let message = error.errno == EFBIG ? "larger than \(maximumFileSize) bytes" : "cannot read: \(error.reason)"
+            throw PolicyError(file: path, line: nil, field: "", message: message)
         }
     }
 }

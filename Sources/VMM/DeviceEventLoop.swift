@@ -1,6 +1,7 @@
 import Devices
 import Glibc
 import KVM
+import POSIX
 
 /// The device thread: one poll(2) loop over the ioeventfds that KVM signals when the guest
 /// writes a queue's notify register, and over whatever host descriptors devices watch (vsock's
@@ -20,7 +21,7 @@ final class DeviceEventLoop: EventRegistry, @unchecked Sendable {
     private var stopping = false
     /// Wakes the loop when the watch table or the scheduled work changes, or to stop it.
     private let wake: EventFD
-    private var thread: NativeThread?
+    private var thread: POSIXThread?
 
     init() throws(VMMError) {
         do { wake = try EventFD(nonBlocking: true) } catch { throw .kvm(error) }
@@ -69,7 +70,7 @@ final class DeviceEventLoop: EventRegistry, @unchecked Sendable {
     /// Starts the loop's thread. `prologue` runs first on it (the thread's seccomp filter); if it
     /// returns false the loop does not run.
     func start(prologue: @escaping @Sendable () -> Bool = { true }) throws(VMMError) {
-        thread = try NativeThread(name: "devices") { [self] in
+        thread = try POSIXThread.vmm("devices") { [self] in
             guard prologue() else { return }
             loop()
         }

@@ -1,5 +1,6 @@
 import Glibc
 import GuestMemory
+import POSIX
 
 /// A kernel or initrd file, opened once at preflight and copied straight into guest RAM at
 /// boot, so the VMM never holds a second copy of either (they are tens of MiB).
@@ -34,8 +35,8 @@ public final class BootFile: @unchecked Sendable {
     /// The first `count` bytes (fewer if the file is shorter).
     func prefix(_ count: Int) throws(VMMError) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: min(count, size))
-        let n = bytes.withUnsafeMutableBytes { buffer in readFully(into: buffer, at: 0) }
-        guard n == bytes.count else { throw failure(n) }
+        let n = try bytes.withUnsafeMutableBytes { buffer in Result { () throws(VMMError) in try readFully(into: buffer, at: 0) } }.get()
+        guard n == bytes.count else { throw shrank }
         return bytes
     }
 
@@ -43,24 +44,16 @@ public final class BootFile: @unchecked Sendable {
     func copy(offset: Int, count: Int, into memory: GuestMemory, at address: UInt64) throws(VMMError) {
         let destination: UnsafeMutableRawPointer
         do { destination = try memory.hostAddress(address, length: UInt64(count)) } catch { throw .memory(error) }
-        let n = readFully(into: UnsafeMutableRawBufferPointer(start: destination, count: count), at: offset)
-        guard n == count else { throw failure(n) }
+        let n = try readFully(into: UnsafeMutableRawBufferPointer(start: destination, count: count), at: offset)
+        guard n == count else { throw shrank }
     }
 
-    private func failure(_ n: Int) -> VMMError {
-        .fileUnreadable(role: role, path: path, reason: n < 0 ? String(cString: strerror(errno)) : "file shrank while reading")
-    }
+    private var shrank: VMMError { .fileUnreadable(role: role, path: path, reason: "file shrank while reading") }
 
-    /// pread(2) until `buffer` is full or the file ends; -1 on error.
-    private func readFully(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) -> Int {
-        var done = 0
-        while done < buffer.count {
-            let n = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset + done))
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 { return -1 }
-            if n == 0 { break }
-            done += n
+    /// pread(2) until `buffer` is full or the file ends; the byte count.
+    private func readFully(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(VMMError) -> Int {
+        do { return try FileIO.preadFully(fd, into: buffer, at: offset) } catch {
+            throw .fileUnreadable(role: role, path: path, reason: error.reason)
         }
-        return done
     }
 }

@@ -4,6 +4,7 @@ import Glibc
 import GuestMemory
 import KVM
 import LinuxBoot
+import POSIX
 import Seccomp
 
 /// Hooks through which a running machine reports to its owner (the CLI).
@@ -35,7 +36,7 @@ public final class Machine: @unchecked Sendable {
     /// Kept alive for as long as the irqfds and ioeventfds they back are registered.
     let interruptEvents: [EventFD]
     let devices: DeviceEventLoop
-    private var vcpuThreads: [NativeThread] = []
+    private var vcpuThreads: [POSIXThread] = []
     /// Opened by `release()`: no vCPU runs guest code before it.
     private let released = Completion()
     /// Closed (host sockets and listener) once the machine stops.
@@ -240,15 +241,15 @@ public final class Machine: @unchecked Sendable {
             }
             return true
         }
-        var threads: [NativeThread] = []
+        var threads: [POSIXThread] = []
         for vcpu in vcpus {
             do throws(VMMError) {
                 let filter: ThreadFilter?
                 do { filter = try confinement.prepare(.vcpu) } catch { throw VMMError.seccomp(error) }
                 let hostCPU = configuration.hostCPUs.flatMap { $0.isEmpty ? nil : $0[vcpu.id % $0.count] }
-                threads.append(try NativeThread(name: "vcpu\(vcpu.id)") { [self] in
+                threads.append(try POSIXThread.vmm("vcpu\(vcpu.id)") { [self] in
                     // Pinned before the filter goes on: sched_setaffinity is not on the vCPU list.
-                    if let hostCPU, let problem = NativeThread.pinCurrentThread(to: hostCPU) {
+                    if let hostCPU, let problem = POSIXThread.pinCurrentThread(to: hostCPU) {
                         controller.finish(.vcpuFailed(vcpu: vcpu.id, "cannot pin to host CPU \(hostCPU): \(problem)"))
                         return
                     }
@@ -362,12 +363,6 @@ public struct FileDescriptorOutput: SerialOutput {
     public init(fd: Int32) { self.fd = fd }
 
     public func write(_ bytes: [UInt8]) {
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, bytes.count - done) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return }  // a closed stdout must not stop the guest
-            done += n
-        }
+        try? FileIO.writeAll(fd, bytes)  // a closed stdout must not stop the guest
     }
 }

@@ -1,5 +1,6 @@
 import Glibc
 import KVM
+import POSIX
 import Seccomp
 
 /// `momin-vmm --seccomp-check CLASS CALL [--seccomp MODE]`: installs CLASS's real filter on a
@@ -38,7 +39,7 @@ public enum SeccompSelfTest {
         let harmless = event.pollDescriptor
         let outcome = Outcome()
         do {
-            let thread = try NativeThread(name: "seccomp-check") {
+            let thread = try POSIXThread.vmm("seccomp-check") {
                 do throws(SeccompError) { try filter?.install() } catch {
                     outcome.set(-1, 0, "cannot install: \(error)")
                     return

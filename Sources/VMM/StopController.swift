@@ -1,4 +1,4 @@
-import Glibc
+import POSIX
 
 /// How a machine's run ended.
 public enum MachineExit: Equatable, Sendable, CustomStringConvertible {
@@ -35,58 +35,28 @@ public enum MachineExit: Equatable, Sendable, CustomStringConvertible {
     public var isClean: Bool { self == .poweredOff || self == .reset || self == .stoppedByHost }
 }
 
-/// Records the first reason a machine stopped and wakes whoever waits for it.
+/// Records the first reason a machine stopped and wakes whoever waits for it. Its mutex and
+/// condition live on the heap (`Monitor`): a pthread object must not move.
 final class StopController: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    private var condition = pthread_cond_t()
+    private let monitor = Monitor()
     private var result: MachineExit?
-
-    init() {
-        pthread_mutex_init(&mutex, nil)
-        var attributes = pthread_condattr_t()
-        pthread_condattr_init(&attributes)
-        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
-        pthread_cond_init(&condition, &attributes)
-        pthread_condattr_destroy(&attributes)
-    }
-
-    deinit {
-        pthread_cond_destroy(&condition)
-        pthread_mutex_destroy(&mutex)
-    }
 
     /// The first caller wins; later reasons are ignored.
     func finish(_ exit: MachineExit) {
-        pthread_mutex_lock(&mutex)
-        if result == nil { result = exit }
-        pthread_cond_broadcast(&condition)
-        pthread_mutex_unlock(&mutex)
+        monitor.holding {
+            if result == nil { result = exit }
+            monitor.broadcast()
+        }
     }
 
-    var isStopped: Bool {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return result != nil
-    }
+    var isStopped: Bool { monitor.holding { result != nil } }
 
     /// Waits for `finish`, up to `seconds` (forever when nil). Nil on timeout.
     func wait(seconds: Double?) -> MachineExit? {
-        var deadline = timespec()
-        if let seconds {
-            clock_gettime(CLOCK_MONOTONIC, &deadline)
-            let total = Double(deadline.tv_sec) + Double(deadline.tv_nsec) / 1e9 + seconds
-            deadline.tv_sec = Int(total)
-            deadline.tv_nsec = Int((total - Double(Int(total))) * 1e9)
+        let deadline = seconds.map { MonotonicClock.deadline(after: $0) }
+        return monitor.holding {
+            _ = monitor.wait(until: deadline) { result != nil }
+            return result
         }
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        while result == nil {
-            if seconds == nil {
-                pthread_cond_wait(&condition, &mutex)
-            } else if pthread_cond_timedwait(&condition, &mutex, &deadline) == ETIMEDOUT {
-                break
-            }
-        }
-        return result
     }
 }

@@ -1,5 +1,6 @@
 import Devices
 import Glibc
+import POSIX
 import Seccomp
 
 /// The body of `momin-vmm`: one microVM in the foreground. Console on stdout; `vmm-setup` and
@@ -57,7 +58,7 @@ public enum VMMProcess {
             watcherFilter = try confinement.prepare(.main)
             mainFilter = try confinement.prepare(.main)
         } catch { return fail(error.description, 1) }
-        _ = try? NativeThread(name: "signals") {
+        _ = try? POSIXThread.vmm("signals") {
             // The watcher needs a subset of the main thread's syscalls (sigwait, stderr, the stop).
             do throws(SeccompError) { try watcherFilter?.install() } catch {
                 report("momin-vmm: error: signal watcher: \(error)")

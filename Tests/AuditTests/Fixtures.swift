@@ -1,7 +1,7 @@
 import Audit
 import Foundation
-import GRDB
 import Glibc
+import GRDB
 import Merkle
 import Testing
 

@@ -1,6 +1,7 @@
-import Dispatch
-import Testing
 import Devices
+import Dispatch
+import POSIX
+import Testing
 
 @Suite struct BusTests {
     @Test func resolvesEveryAddressToItsDeviceAndOffset() throws {

@@ -1,4 +1,5 @@
 import Devices
+import POSIX
 
 /// An interrupt line that counts its edges.
 final class CountingLine: InterruptLine, @unchecked Sendable {

@@ -2,6 +2,7 @@ import Doors
 import Foundation
 import Glibc
 import Hands
+import POSIX
 import Testing
 
 /// A failure inside the fake VMM or guest; the test sees it when it joins the fake.
@@ -224,7 +225,7 @@ final class TempFile {
         fd = mkstemp(&template)
         guard fd >= 0 else { throw FakeError("mkstemp: errno \(errno)") }
         path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-        guard writeFully(fd, contents), lseek(fd, 0, SEEK_SET) == 0 else { throw FakeError("writing \(path)") }
+        guard (try? FileIO.writeAll(fd, contents)) != nil, lseek(fd, 0, SEEK_SET) == 0 else { throw FakeError("writing \(path)") }
     }
 
     deinit {

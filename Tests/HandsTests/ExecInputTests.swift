@@ -2,8 +2,9 @@ import Doors
 import Foundation
 import Glibc
 import Hands
-import Testing
 @testable import HandsTestSupport
+import POSIX
+import Testing
 
 /// Standard input for exec: streamed while output comes back, from bytes or a host descriptor.
 @Suite struct ExecInputTests {
@@ -65,7 +66,7 @@ import Testing
             var offset = 0
             while offset < stdin.count {
                 let end = min(offset + 10_000, stdin.count)  // odd sizes: frames need not match writes
-                guard writeFully(writeEnd, Array(stdin[offset..<end])) else { break }
+                guard (try? FileIO.writeAll(writeEnd, stdin[offset..<end])) != nil else { break }
                 offset = end
             }
             close(writeEnd)
@@ -90,7 +91,7 @@ import Testing
         var fds: [Int32] = [0, 0]
         try #require(pipe(&fds) == 0)
         defer { close(fds[0]); close(fds[1]) }  // the write end stays open: no EOF ever
-        _ = writeFully(fds[1], Array("partial".utf8))
+        try FileIO.writeAll(fds[1], Array("partial".utf8))
         let (client, guest) = try connect { peer in
             let request = try peer.receive()
             try peer.send(

@@ -1,6 +1,7 @@
-import Testing
 import Devices
 import KVM
+import POSIX
+import Testing
 import VMM
 
 /// A device whose reads count up (so repeated reads are told apart from a copied one) and

@@ -1,5 +1,6 @@
 import Devices
 import GuestMemory
+import POSIX
 import Testing
 
 /// An interrupt line that counts its edges.

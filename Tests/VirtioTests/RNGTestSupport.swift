@@ -1,5 +1,6 @@
 import Devices
 import GuestMemory
+import POSIX
 import Testing
 
 /// A deterministic entropy source: one endless, predictable byte stream, handed out in order

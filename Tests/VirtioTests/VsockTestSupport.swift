@@ -1,6 +1,7 @@
 import Devices
 import Glibc
 import GuestMemory
+import POSIX
 import Testing
 
 /// An `EventRegistry` that does nothing until the test asks: `poll()` runs one poll(2) round

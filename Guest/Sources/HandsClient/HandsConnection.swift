@@ -1,6 +1,7 @@
 import CGuestSys
 import Doors
 import Glibc
+import POSIX
 
 /// The `hands` client's side of one call: a connection to momin-init's local socket, one call
 /// frame out, one reply frame back (docs/hands.md).
@@ -18,7 +19,7 @@ public enum HandsConnection {
     /// decides how long a door receive or a wait may take.
     public static func call(_ call: HandsCall, socketPath path: String) throws(HandsClientError) -> HandsReply {
         let fd = guest_unix_connect(path)
-        guard fd >= 0 else { throw .unreachable("cannot reach momin-init at \(path): \(errnoText(errno))") }
+        guard fd >= 0 else { throw .unreachable("cannot reach momin-init at \(path): \(describeErrno(errno))") }
         defer { close(fd) }
         // A send the relay cut short (it answers some calls without reading them all: a refusal,
         // a bad header) still leaves its reply to read.
@@ -49,17 +50,17 @@ public enum HandsConnection {
                 do throws(ReadError) {
                     return try readAll(STDIN_FILENO, limit: limit)
                 } catch {
-                    throw .inputFailed("reading standard input: \(errnoText(error.errno))")
+                    throw .inputFailed("reading standard input: \(describeErrno(error.errno))")
                 }
             },
             file: { (path, limit) throws(HandsClientError) in
                 let fd = open(path, O_RDONLY | O_CLOEXEC)
-                guard fd >= 0 else { throw .noInput("cannot read \(path): \(errnoText(errno))") }
+                guard fd >= 0 else { throw .noInput("cannot read \(path): \(describeErrno(errno))") }
                 defer { close(fd) }
                 do throws(ReadError) {
                     return try readAll(fd, limit: limit)
                 } catch {
-                    throw .noInput("cannot read \(path): \(errnoText(error.errno))")
+                    throw .noInput("cannot read \(path): \(describeErrno(error.errno))")
                 }
             })
     }
@@ -76,8 +77,7 @@ public enum HandsConnection {
         var chunk = [UInt8](repeating: 0, count: 64 << 10)
         while bytes.count < limit {
             let wanted = min(chunk.count, limit - bytes.count)
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, wanted) }
-            if n < 0 && errno == EINTR { continue }
+            let n = chunk.withUnsafeMutableBytes { raw in retryingEINTR { read(fd, raw.baseAddress, wanted) } }
             guard n >= 0 else { throw ReadError(errno: errno) }
             if n == 0 { break }
             bytes += chunk[0..<n]
@@ -87,14 +87,7 @@ public enum HandsConnection {
 
     /// Writes all of `bytes`; the errno that stopped it, or nil.
     private static func sendAll(_ fd: Int32, _ bytes: [UInt8]) -> Int32? {
-        var offset = 0
-        while offset < bytes.count {
-            let start = offset
-            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + start, $0.count - start, Int32(MSG_NOSIGNAL)) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return n < 0 ? errno : EPIPE }
-            offset += n
-        }
+        do { try FileIO.sendAll(fd, bytes) } catch { return error.errno }
         return nil
     }
 
@@ -103,24 +96,18 @@ public enum HandsConnection {
         var filled = 0
         while filled < buffer.count {
             let start = filled
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + start, $0.count - start, 0) }
-            if n < 0 && errno == EINTR { continue }
+            let n = buffer.withUnsafeMutableBytes { raw in retryingEINTR { recv(fd, raw.baseAddress! + start, raw.count - start, 0) } }
             if n > 0 {
                 filled += n
                 continue
             }
             let error = n < 0 ? errno : 0
             if filled == 0 && what == "header" {
-                if let sendError { throw .unreachable("momin-init closed the connection while the call was sent: \(errnoText(sendError))") }
-                throw .unreachable("momin-init closed the connection without a reply" + (error == 0 ? "" : ": \(errnoText(error))"))
+                if let sendError { throw .unreachable("momin-init closed the connection while the call was sent: \(describeErrno(sendError))") }
+                throw .unreachable("momin-init closed the connection without a reply" + (error == 0 ? "" : ": \(describeErrno(error))"))
             }
             throw .unreachable("momin-init's reply ends after \(filled) of its \(buffer.count) \(what) bytes"
-                + (error == 0 ? "" : ": \(errnoText(error))"))
+                + (error == 0 ? "" : ": \(describeErrno(error))"))
         }
     }
-}
-
-/// strerror(3)'s text, e.g. "No such file or directory".
-func errnoText(_ code: Int32) -> String {
-    String(cString: strerror(code))
 }

@@ -2,19 +2,12 @@
 // through the /usr/bin/hands link (one static binary in the image instead of two).
 import Doors
 import Glibc
+import POSIX
 
 public enum HandsMain {
     /// Writes all of `bytes`; false when the descriptor fails.
     static func write(_ bytes: [UInt8], to fd: Int32) -> Bool {
-        var offset = 0
-        while offset < bytes.count {
-            let start = offset
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + start, $0.count - start) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return false }
-            offset += n
-        }
-        return true
+        (try? FileIO.writeAll(fd, bytes)) != nil
     }
 
     static func fail(_ error: HandsClientError) -> Never {

@@ -1,5 +1,6 @@
 import CGuestSys
 import Glibc
+import POSIX
 
 /// Raw vsock services for benchmarks (`momin.baseline=PORT` on the kernel command line): what
 /// the transport costs without Doors framing, measured against the same guest. Off unless
@@ -52,7 +53,7 @@ enum BaselineService {
             let vsockPort = port + role.rawValue
             let listener = guest_vsock_listen(vsockPort, 16)
             guard listener >= 0 else {
-                Console.error("baseline: listen on vsock port \(vsockPort) (\(role.name)): \(describeErrno(errno))")
+                Console.error("baseline: listen on vsock port \(vsockPort) (\(role.name)): \(errnoDetail(errno))")
                 continue
             }
             if startThread({ acceptForever(listener: listener, role: role) }) {
@@ -74,7 +75,7 @@ enum BaselineService {
             }
             let error = errno
             if error == EINTR || error == ECONNABORTED { continue }
-            Console.error("baseline: accept (\(role.name)): \(describeErrno(error))")
+            Console.error("baseline: accept (\(role.name)): \(errnoDetail(error))")
             usleep(100_000)
         }
     }
@@ -145,23 +146,14 @@ enum BaselineService {
     }
 
     private static func receive(_ fd: Int32, into buffer: inout [UInt8]) -> Received {
-        while true {
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n >= 0 { return .success(n) }
-            if errno == EINTR { continue }
-            return .failure("recv: \(describeErrno(errno))")
-        }
+        let n = buffer.withUnsafeMutableBytes { raw in retryingEINTR { recv(fd, raw.baseAddress, raw.count, 0) } }
+        if n >= 0 { return .success(n) }
+        return .failure("recv: \(errnoDetail(errno))")
     }
 
     /// Sends the first `count` bytes of `bytes`; a message when the socket fails.
     private static func sendAll(_ fd: Int32, _ bytes: [UInt8], count: Int) -> String? {
-        var offset = 0
-        while offset < count {
-            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, count - offset, Int32(MSG_NOSIGNAL)) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return "send: \(describeErrno(n < 0 ? errno : EPIPE))" }
-            offset += n
-        }
+        do { try FileIO.sendAll(fd, bytes[..<count]) } catch { return "send: \(errnoDetail(error.errno))" }
         return nil
     }
 
@@ -172,30 +164,10 @@ enum BaselineService {
     /// Runs `body` on a new detached thread (256 KiB of stack; the buffers are on the heap).
     /// False, with the error printed, when no thread could be made.
     private static func startThread(_ body: @escaping @Sendable () -> Void) -> Bool {
-        var attributes = pthread_attr_t()
-        guard pthread_attr_init(&attributes) == 0 else {
-            Console.error("baseline: pthread_attr_init failed")
-            return false
-        }
-        defer { pthread_attr_destroy(&attributes) }
-        _ = pthread_attr_setstacksize(&attributes, 256 << 10)
-        _ = pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
-        let box = Unmanaged.passRetained(ThreadEntry(body)).toOpaque()
-        var thread = pthread_t()
-        let result = pthread_create(&thread, &attributes, { raw in
-            if let raw { Unmanaged<ThreadEntry>.fromOpaque(raw).takeRetainedValue().body() }
-            return nil
-        }, box)
-        guard result == 0 else {
-            Unmanaged<ThreadEntry>.fromOpaque(box).release()
-            Console.error("baseline: pthread_create: \(describeErrno(result))")
+        do { try POSIXThread.detach(name: "baseline", stackSize: 256 << 10, body) } catch {
+            Console.error("baseline: \(error.call): \(errnoDetail(error.errno))")
             return false
         }
         return true
     }
-}
-
-private final class ThreadEntry {
-    let body: @Sendable () -> Void
-    init(_ body: @escaping @Sendable () -> Void) { self.body = body }
 }

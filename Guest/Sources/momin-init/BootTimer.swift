@@ -10,7 +10,7 @@ enum BootTimer {
 
     static func signalBootComplete() {
         if guest_outb(port, bootCompleteValue) != 0 {
-            Console.error("boot timer: ioperm(0x440): \(describeErrno(errno))")
+            Console.error("boot timer: ioperm(0x440): \(errnoDetail(errno))")
         }
     }
 }

@@ -1,4 +1,5 @@
 import Glibc
+import POSIX
 
 /// Unbuffered writes to the console: the kernel gives /init fds 0, 1 and 2 on /dev/console.
 enum Console {
@@ -25,20 +26,11 @@ enum Console {
     }
 
     private static func write(_ text: String, to fd: Int32) {
-        var text = text
-        text.withUTF8 { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return }
-                offset += n
-            }
-        }
+        try? FileIO.writeAll(fd, text.utf8)
     }
 }
 
 /// strerror(3)'s text and the number, e.g. "No such file or directory (errno 2)".
-func describeErrno(_ code: Int32) -> String {
-    String(cString: strerror(code)) + " (errno \(code))"
+func errnoDetail(_ code: Int32) -> String {
+    describeErrno(code) + " (errno \(code))"
 }

@@ -9,7 +9,7 @@ enum DoorsService {
     static func listen(port: UInt32) -> Int32? {
         let fd = guest_vsock_listen(port, 64)
         guard fd >= 0 else {
-            Console.error("doors: listen on vsock port \(port): \(describeErrno(errno))")
+            Console.error("doors: listen on vsock port \(port): \(errnoDetail(errno))")
             return nil
         }
         return fd
@@ -37,7 +37,7 @@ enum DoorsService {
         guard getrlimit(resource, &limit) == 0 else { return }
         limit.rlim_cur = limit.rlim_max
         if setrlimit(resource, &limit) != 0 {
-            Console.error("setrlimit(RLIMIT_NOFILE): \(describeErrno(errno))")
+            Console.error("setrlimit(RLIMIT_NOFILE): \(errnoDetail(errno))")
         }
     }
 }

@@ -11,11 +11,11 @@ func loadModules(listedIn orderFile: String) {
         if path.isEmpty || path.hasPrefix("#") { continue }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
-            Console.error("module \(path): open: \(describeErrno(errno))")
+            Console.error("module \(path): open: \(errnoDetail(errno))")
             continue
         }
         if guest_finit_module(fd, "", 0) != 0 && errno != EEXIST {
-            Console.error("module \(path): finit_module: \(describeErrno(errno))")
+            Console.error("module \(path): finit_module: \(errnoDetail(errno))")
         }
         close(fd)
     }

@@ -5,11 +5,11 @@ import Glibc
 func mountEarlyFilesystems() {
     for (type, target) in [("proc", "/proc"), ("sysfs", "/sys"), ("devtmpfs", "/dev")] {
         if mkdir(target, 0o755) != 0 && errno != EEXIST {
-            Console.error("mkdir \(target): \(describeErrno(errno))")
+            Console.error("mkdir \(target): \(errnoDetail(errno))")
         }
         // mount(2): source, target, filesystem type, flags, data.
         if mount(type, target, type, UInt(MS_NOSUID), nil) != 0 && errno != EBUSY {
-            Console.error("mount \(type) on \(target): \(describeErrno(errno))")
+            Console.error("mount \(type) on \(target): \(errnoDetail(errno))")
         }
     }
 }

@@ -11,7 +11,7 @@ enum Power {
         _ = tcdrain(STDERR_FILENO)
         sync()
         if reboot(RB_POWER_OFF) != 0 {
-            Console.error("reboot(RB_POWER_OFF): \(describeErrno(errno))")
+            Console.error("reboot(RB_POWER_OFF): \(errnoDetail(errno))")
         }
         while true { pause() }
     }
@@ -20,7 +20,7 @@ enum Power {
     static func execShell() -> Never {
         var argv: [UnsafeMutablePointer<CChar>?] = [strdup("sh"), nil]
         execv("/bin/sh", &argv)
-        Console.error("exec /bin/sh: \(describeErrno(errno))")
+        Console.error("exec /bin/sh: \(errnoDetail(errno))")
         off()
     }
 }

@@ -1,4 +1,5 @@
 import Glibc
+import POSIX
 
 /// Read-only facts about the running system.
 enum System {
@@ -33,21 +34,12 @@ enum System {
 func readFile(_ path: String) -> String? {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else {
-        Console.error("open \(path): \(describeErrno(errno))")
+        Console.error("open \(path): \(errnoDetail(errno))")
         return nil
     }
     defer { close(fd) }
-    var content: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 && errno == EINTR { continue }
-        if n < 0 {
-            Console.error("read \(path): \(describeErrno(errno))")
-            return nil
-        }
-        if n == 0 { break }
-        content.append(contentsOf: chunk[0..<n])
+    do { return String(decoding: try FileIO.readAll(fd, limit: 1 << 20), as: UTF8.self) } catch {
+        Console.error("read \(path): \(errnoDetail(error.errno))")
+        return nil
     }
-    return String(decoding: content, as: UTF8.self)
 }

@@ -3,6 +3,7 @@ import Doors
 import Glibc
 @testable import GuestDoors
 import HandsClient
+import POSIX
 import Testing
 
 /// The hands relay over socketpairs: the test holds the caller's end and the host's end. These

@@ -2,6 +2,7 @@ import CGuestSys
 import Doors
 import Glibc
 @testable import GuestDoors
+import POSIX
 
 /// One server for the whole test process, as in the guest (there is one reaper per process).
 let sharedServer: DoorsServer = {
@@ -348,8 +349,8 @@ func processExists(_ pid: Int32) -> Bool {
 
 /// Waits up to `seconds` for `condition`.
 func eventually(seconds: Double = 10, _ condition: () -> Bool) -> Bool {
-    let deadline = monotonicNanoseconds() + UInt64(seconds * 1e9)
-    while monotonicNanoseconds() < deadline {
+    let deadline = MonotonicClock.nanoseconds() + UInt64(seconds * 1e9)
+    while MonotonicClock.nanoseconds() < deadline {
         if condition() { return true }
         usleep(20_000)
     }
@@ -404,7 +405,7 @@ func readSmallFile(_ path: String) -> String? {
 /// Runs `body` on a new thread.
 func background(_ body: @escaping @Sendable () -> Void) {
     do {
-        try startThread(body)
+        try POSIXThread.detach(name: "test", body)
     } catch {
         fatalError("cannot start a thread: \(error)")
     }

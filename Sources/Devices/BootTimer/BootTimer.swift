@@ -2,6 +2,8 @@
 /// is up, and the VMM reports the time since its own start (after Firecracker's boot timer, which
 /// uses an MMIO write of 123). MominAI's guest init writes through /dev/port, so no driver is
 /// needed in the guest.
+import POSIX
+
 public final class BootTimer: BusDevice, @unchecked Sendable {
     public static let port: UInt64 = 0x440
     public static let magic: UInt8 = 123

@@ -13,19 +13,6 @@ public protocol BusDevice: AnyObject, Sendable {
     func write(offset: UInt64, data: [UInt8])
 }
 
-/// A mutual-exclusion lock over pthread_mutex, for device state touched by several vCPU threads.
-public final class Lock: @unchecked Sendable {
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    public init() { pthread_mutex_init(mutex, nil) }
-    deinit { pthread_mutex_destroy(mutex); mutex.deallocate() }
-
-    public func withLock<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return try body()
-    }
-}
-
 /// Why a device could not be placed on a bus.
 public enum BusError: Error, Equatable, Sendable, CustomStringConvertible {
     case overlap(base: UInt64, length: UInt64)

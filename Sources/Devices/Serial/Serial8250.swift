@@ -1,4 +1,6 @@
 /// Where a serial port's transmitted bytes go.
+import POSIX
+
 public protocol SerialOutput: Sendable {
     func write(_ bytes: [UInt8])
 }

@@ -1,6 +1,8 @@
 /// A deterministic entropy stream for sessions that must be replayed: the ChaCha20 keystream
 /// (RFC 8439 §2.3) under a 32-byte seed as the key, nonce zero, block counter from 0. The same
 /// seed gives the guest the same bytes in the same order; different seeds give unrelated ones.
+import POSIX
+
 public final class SeededEntropy: EntropySource, @unchecked Sendable {
     public static let seedSize = 32
 

@@ -1,4 +1,5 @@
 import Glibc
+import POSIX
 
 /// Where a device gets random bytes. The host's getrandom(2) by default; a seeded generator
 /// when a session must be replayed.

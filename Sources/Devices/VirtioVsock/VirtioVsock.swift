@@ -14,6 +14,8 @@
 /// Threads: queue notifications and host-socket readiness arrive on the event loop; config
 /// reads, `activate` and `reset` on vCPU threads. All state sits under `lock`, which is held
 /// across non-blocking socket calls and guest-memory copies only.
+import POSIX
+
 public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
     public static let queueSize: UInt16 = 256
     /// Seconds a host-initiated connection waits for the guest's RESPONSE (see `VsockMuxer`).

@@ -1,5 +1,6 @@
 import Doors
 import Glibc
+import POSIX
 
 /// The file requests of the protocol as plain system calls. Each throws the failing call's
 /// errno, which the connection turns into an Error frame.

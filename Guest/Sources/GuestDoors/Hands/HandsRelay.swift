@@ -1,6 +1,7 @@
 import CGuestSys
 import Doors
 import Glibc
+import POSIX
 
 /// Settings and limits of the hands relay. The defaults are what momin-init uses.
 public struct HandsRelayConfiguration: Sendable {
@@ -83,7 +84,7 @@ public final class HandsRelay: Sendable {
             return
         }
         do throws(SystemError) {
-            try startThread { [self] in
+            try POSIXThread.detach(name: "hands-relay") { [self] in
                 defer { self.callCount.decrement() }
                 self.relay(Descriptor(fd))
             }
@@ -117,7 +118,7 @@ public final class HandsRelay: Sendable {
     /// Runs `acceptForever` on a thread of its own.
     public func startAccepting(listener: Int32) throws(SetupError) {
         do throws(SystemError) {
-            try startThread(stackSize: 256 << 10) { [self] in self.acceptForever(listener: listener) }
+            try POSIXThread.detach(name: "hands-accept", stackSize: 256 << 10) { [self] in self.acceptForever(listener: listener) }
         } catch {
             throw SetupError(error)
         }

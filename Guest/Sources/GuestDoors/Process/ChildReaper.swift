@@ -1,5 +1,6 @@
 import CGuestSys
 import Glibc
+import POSIX
 
 /// Where the reaper leaves the wait statuses of one connection's children, and the pipe that
 /// wakes that connection's poll loop.
@@ -69,7 +70,7 @@ final class ChildReaper: @unchecked Sendable {
             try pipe.read.setNonBlocking()
             try pipe.write.setNonBlocking()
             nudge = pipe
-            try startThread(stackSize: 256 << 10) { [self] in self.reapForever() }
+            try POSIXThread.detach(name: "reaper", stackSize: 256 << 10) { [self] in self.reapForever() }
             started = true
         }
     }

@@ -1,6 +1,7 @@
 import CGuestSys
 import Doors
 import Glibc
+import POSIX
 
 /// A started child: its pid and this side's ends of its pipes (all non-blocking).
 struct LaunchedProcess {

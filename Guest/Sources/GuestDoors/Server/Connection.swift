@@ -1,5 +1,6 @@
 import Doors
 import Glibc
+import POSIX
 
 /// One Doors connection, served by one thread: a poll(2) loop over the stream socket, the
 /// pipes of this connection's children, and the wake pipe of its exit mailbox.
@@ -136,7 +137,7 @@ final class Connection {
             finishExecs()
         }
         flush()
-        if case .closing(let deadline) = state, outboundPending == 0 || monotonicNanoseconds() >= deadline {
+        if case .closing(let deadline) = state, outboundPending == 0 || MonotonicClock.nanoseconds() >= deadline {
             state = .closed
         }
     }
@@ -161,7 +162,7 @@ final class Connection {
             }
         }
         guard let nearest else { return -1 }
-        let now = monotonicNanoseconds()
+        let now = MonotonicClock.nanoseconds()
         guard nearest > now else { return 0 }
         let milliseconds = (nearest - now + 999_999) / 1_000_000
         return Int32(min(milliseconds, 60_000))
@@ -248,7 +249,7 @@ final class Connection {
         configuration.log("doors: closing a connection: \(message)")
         abortAll()
         send(0, code, message)
-        state = .closing(deadline: monotonicNanoseconds() + UInt64(configuration.closeFlushMilliseconds) * 1_000_000)
+        state = .closing(deadline: MonotonicClock.nanoseconds() + UInt64(configuration.closeFlushMilliseconds) * 1_000_000)
     }
 
     /// A frame the decoder refused. A broken header is fatal; a broken payload costs only its
@@ -444,7 +445,7 @@ final class Connection {
                 request, defaultSearchPath: configuration.defaultSearchPath, reaper: reaper, mailbox: mailbox)
             let exec = ExecJob(launched)
             if let timeout = request.timeoutMilliseconds {
-                exec.deadline = monotonicNanoseconds() + UInt64(timeout) * 1_000_000
+                exec.deadline = MonotonicClock.nanoseconds() + UInt64(timeout) * 1_000_000
             }
             jobs[id] = .exec(exec)
             requestByPID[exec.pid] = id
@@ -528,7 +529,7 @@ final class Connection {
     }
 
     private func enforceDeadlines() {
-        let now = monotonicNanoseconds()
+        let now = MonotonicClock.nanoseconds()
         for job in jobs.values {
             guard case .exec(let exec) = job, let deadline = exec.deadline, deadline <= now else { continue }
             exec.deadline = nil

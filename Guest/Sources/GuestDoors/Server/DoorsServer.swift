@@ -1,6 +1,7 @@
 import CGuestSys
 import Doors
 import Glibc
+import POSIX
 
 /// Settings and limits of the guest's Doors server. The defaults are what momin-init uses.
 public struct DoorsServerConfiguration: Sendable {
@@ -74,7 +75,7 @@ public final class DoorsServer: Sendable {
     /// (or at once when no thread can be started).
     public func startConnection(_ fd: Int32) {
         do throws(SystemError) {
-            try startThread { [self] in self.serveConnection(fd) }
+            try POSIXThread.detach(name: "doors-conn") { [self] in self.serveConnection(fd) }
         } catch {
             configuration.log("doors: cannot start a connection thread: \(error)")
             _ = close(fd)

@@ -1,6 +1,7 @@
 import CGuestSys
 import Doors
 import Glibc
+import POSIX
 
 /// A failed system call while a server (the Doors server, the hands relay) sets up, as its
 /// caller sees it.
@@ -14,24 +15,7 @@ public struct SetupError: Error, CustomStringConvertible {
     }
 }
 
-/// A failed system call: which call, on what, and the errno it set.
-struct SystemError: Error, CustomStringConvertible {
-    var call: String
-    var errno: Int32
-    /// What the call was about (a path, a program), for the message; may be empty.
-    var subject: String
-
-    init(_ call: String, errno: Int32 = Glibc.errno, subject: String = "") {
-        self.call = call
-        self.errno = errno
-        self.subject = subject
-    }
-
-    var description: String {
-        let what = subject.isEmpty ? call : "\(call) \(subject)"
-        return "\(what): \(String(cString: strerror(errno)))"
-    }
-
+extension SystemError {
     /// The Error payload for the host: the code follows from the errno.
     var reply: ErrorReply {
         ErrorReply(linuxErrno: errno, message: boundedMessage(description))
@@ -56,16 +40,6 @@ func truncated(_ text: String, toBytes limit: Int) -> String {
         size += length
     }
     return result + "..."
-}
-
-/// Runs `body` until it does not fail with EINTR; returns its result (-1 with errno on failure).
-@inline(__always)
-func retryingEINTR<T: FixedWidthInteger>(_ body: () -> T) -> T {
-    while true {
-        let result = body()
-        if result == -1 && errno == EINTR { continue }
-        return result
-    }
 }
 
 /// An open file descriptor this code owns: closed exactly once, when `close()` is called or
@@ -153,13 +127,6 @@ func makePipe() throws(SystemError) -> (read: Descriptor, write: Descriptor) {
     var fds: [Int32] = [-1, -1]
     guard guest_pipe_cloexec(&fds) == 0 else { throw SystemError("pipe2") }
     return (Descriptor(fds[0]), Descriptor(fds[1]))
-}
-
-/// CLOCK_MONOTONIC in nanoseconds.
-func monotonicNanoseconds() -> UInt64 {
-    var now = timespec()
-    _ = clock_gettime(CLOCK_MONOTONIC, &now)
-    return UInt64(now.tv_sec) &* 1_000_000_000 &+ UInt64(now.tv_nsec)
 }
 
 /// Makes a C string array (NULL-terminated) for the duration of `body`.

@@ -1,6 +1,8 @@
 /// The part of a transport's state its device may touch from another thread: status,
 /// interrupt status, config generation and the live queues. Guarded by its own lock, which is
 /// never held while calling into the device.
+import POSIX
+
 final class TransportSignals: @unchecked Sendable {
     static let usedBufferInterrupt: UInt32 = 0x1
     static let configChangeInterrupt: UInt32 = 0x2

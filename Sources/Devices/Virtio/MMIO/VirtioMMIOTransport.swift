@@ -1,4 +1,5 @@
 import GuestMemory
+import POSIX
 
 /// The virtio-mmio transport, version 2 (virtio 1.2 §4.2): the register window a guest driver
 /// (Linux `drivers/virtio/virtio_mmio.c`) uses to find a device, negotiate features, set up its

@@ -1,4 +1,5 @@
 import GuestMemory
+import POSIX
 import Synchronization
 
 /// The device side of a split virtqueue (virtio 1.2 §2.7): pops descriptor chains the driver

@@ -1,12 +1,14 @@
 import Glibc
 
-/// A mutex and a condition variable on CLOCK_MONOTONIC, for the waits hands calls make (a door
-/// message, room in a queue, a sub-agent's end), each bounded by a deadline.
-final class Monitor: @unchecked Sendable {
+/// A mutex and a condition variable on CLOCK_MONOTONIC, both heap-allocated, for waits bounded
+/// by a deadline (a door message, room in a queue, a machine's stop).
+public final class Monitor: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
-    init() {
+    public init() {
+        mutex.initialize(to: pthread_mutex_t())
+        condition.initialize(to: pthread_cond_t())
         pthread_mutex_init(mutex, nil)
         var attributes = pthread_condattr_t()
         pthread_condattr_init(&attributes)
@@ -22,7 +24,8 @@ final class Monitor: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    func holding<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+    /// Runs `body` with the mutex held.
+    public func holding<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return try body()
@@ -31,10 +34,10 @@ final class Monitor: @unchecked Sendable {
     /// Called with the mutex held: waits until `ready` holds or `deadline` (monotonic
     /// nanoseconds; nil: none) passes, or `giveUp` says to (asked every 250 ms). Returns
     /// whether `ready` holds.
-    func wait(until deadline: UInt64?, giveUp: (() -> Bool)? = nil, _ ready: () -> Bool) -> Bool {
+    public func wait(until deadline: UInt64?, giveUp: (() -> Bool)? = nil, _ ready: () -> Bool) -> Bool {
         while !ready() {
             if let giveUp, giveUp() { return false }
-            let now = Self.now()
+            let now = MonotonicClock.nanoseconds()
             if let deadline, now >= deadline { return false }
             var wake = deadline ?? .max
             if giveUp != nil { wake = min(wake, now + 250_000_000) }
@@ -49,14 +52,32 @@ final class Monitor: @unchecked Sendable {
     }
 
     /// Wakes every waiter, to look again at what it waits for. Call with the mutex held.
-    func broadcast() { pthread_cond_broadcast(condition) }
+    public func broadcast() { pthread_cond_broadcast(condition) }
+}
 
-    static func now() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+/// A one-shot flag: a thread raising it as its last act, or a gate others wait at.
+public final class Completion: @unchecked Sendable {
+    private let monitor = Monitor()
+    private var raised = false
+
+    public init() {}
+
+    public func signal() {
+        monitor.holding {
+            raised = true
+            monitor.broadcast()
+        }
     }
 
-    /// The deadline `milliseconds` from now.
-    static func deadline(milliseconds: UInt32) -> UInt64 { now() + UInt64(milliseconds) * 1_000_000 }
+    public var isSignalled: Bool { monitor.holding { raised } }
+
+    public func wait() {
+        monitor.holding { _ = monitor.wait(until: nil) { raised } }
+    }
+
+    /// Waits up to `seconds`; whether the flag was raised.
+    public func wait(seconds: Double) -> Bool {
+        let deadline = MonotonicClock.deadline(after: seconds)
+        return monitor.holding { monitor.wait(until: deadline) { raised } }
+    }
 }

@@ -1,0 +1,77 @@
+import Glibc
+
+/// Whole reads and writes on a blocking descriptor, each through the EINTR funnel.
+public enum FileIO {
+    /// Reads to end of file; a file longer than `limit` bytes fails with EFBIG before more than
+    /// `limit` + one chunk is held.
+    public static func readAll(_ fd: Int32, limit: Int) throws(SystemError) -> [UInt8] {
+        var out: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { raw in retryingEINTR { read(fd, raw.baseAddress, raw.count) } }
+            if count < 0 { throw SystemError("read") }
+            if count == 0 { return out }
+            out.append(contentsOf: buffer[..<count])
+            if out.count > limit { throw SystemError("read", errno: EFBIG) }
+        }
+    }
+
+    /// The whole file at `path`, refused past `limit` bytes.
+    public static func readFile(_ path: String, limit: Int) throws(SystemError) -> [UInt8] {
+        let fd = retryingEINTR { open(path, O_RDONLY | O_CLOEXEC) }
+        guard fd >= 0 else { throw SystemError("open", subject: path) }
+        defer { close(fd) }
+        do { return try readAll(fd, limit: limit) } catch { throw SystemError(error.call, errno: error.errno, subject: path) }
+    }
+
+    /// write(2) until all of `bytes` is written. A descriptor that takes nothing (a write of 0)
+    /// fails with EIO rather than spinning.
+    public static func writeAll(_ fd: Int32, _ bytes: some Collection<UInt8>) throws(SystemError) {
+        let contiguous = ContiguousArray(bytes)
+        var offset = 0
+        while offset < contiguous.count {
+            let count = contiguous.withUnsafeBytes { all in
+                retryingEINTR { write(fd, all.baseAddress! + offset, all.count - offset) }
+            }
+            if count < 0 { throw SystemError("write") }
+            if count == 0 { throw SystemError("write", errno: EIO) }
+            offset += count
+        }
+    }
+
+    /// send(2) with MSG_NOSIGNAL until all of `bytes` is sent: a peer that has gone is an error
+    /// to handle, not a SIGPIPE that kills the process.
+    public static func sendAll(_ socket: Int32, _ bytes: some Collection<UInt8>) throws(SystemError) {
+        let contiguous = ContiguousArray(bytes)
+        var offset = 0
+        while offset < contiguous.count {
+            let count = contiguous.withUnsafeBytes { all in
+                retryingEINTR { send(socket, all.baseAddress! + offset, all.count - offset, Int32(MSG_NOSIGNAL)) }
+            }
+            if count < 0 { throw SystemError("send") }
+            if count == 0 { throw SystemError("send", errno: EPIPE) }
+            offset += count
+        }
+    }
+
+    /// pread(2) at `offset` until `buffer` is full or the file ends; the byte count read.
+    public static func preadFully(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(SystemError) -> Int {
+        var done = 0
+        while done < buffer.count {
+            let count = retryingEINTR { pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset + done)) }
+            if count < 0 { throw SystemError("pread") }
+            if count == 0 { break }
+            done += count
+        }
+        return done
+    }
+
+    /// fsync of the directory that holds `path`, so that a new name survives power loss.
+    public static func syncDirectory(of path: String) {
+        let directory = path.lastIndex(of: "/").map { String(path[..<$0]) }.map { $0.isEmpty ? "/" : $0 } ?? "."
+        let fd = retryingEINTR { open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        guard fd >= 0 else { return }
+        _ = fsync(fd)
+        close(fd)
+    }
+}

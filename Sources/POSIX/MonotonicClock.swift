@@ -1,0 +1,26 @@
+import Glibc
+
+/// CLOCK_MONOTONIC: the clock every wait and deadline here is on.
+public enum MonotonicClock {
+    public static func nanoseconds() -> UInt64 {
+        var now = timespec()
+        _ = clock_gettime(CLOCK_MONOTONIC, &now)
+        return UInt64(now.tv_sec) &* 1_000_000_000 &+ UInt64(now.tv_nsec)
+    }
+
+    public static func seconds() -> Double { Double(nanoseconds()) / 1e9 }
+
+    /// The deadline `seconds` from now, in nanoseconds; a negative or NaN span is now, a huge
+    /// one saturates.
+    public static func deadline(after seconds: Double) -> UInt64 {
+        let span = seconds.isNaN || seconds <= 0 ? 0 : min(seconds * 1e9, Double(UInt64.max / 2))
+        let now = nanoseconds()
+        let (sum, overflow) = now.addingReportingOverflow(UInt64(span))
+        return overflow ? .max : sum
+    }
+}
+
+extension MonotonicClock {
+    /// The deadline `milliseconds` from now, in nanoseconds.
+    public static func deadline(milliseconds: UInt32) -> UInt64 { nanoseconds() + UInt64(milliseconds) * 1_000_000 }
+}

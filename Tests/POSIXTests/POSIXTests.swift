@@ -1,0 +1,143 @@
+import Glibc
+import POSIX
+import Testing
+
+@Suite struct FileIOTests {
+    /// A pipe whose ends close when the test ends.
+    final class Pipe {
+        let read: Int32, write: Int32
+        init() throws {
+            var fds: [Int32] = [-1, -1]
+            try #require(pipe(&fds) == 0)
+            read = fds[0]
+            write = fds[1]
+        }
+        deinit { close(read); close(write) }
+    }
+
+    @Test func readAllReturnsEverythingUpToTheLimit() throws {
+        let pipe = try Pipe()
+        let bytes = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        try FileIO.writeAll(pipe.write, bytes)
+        close(pipe.write)
+        #expect(try FileIO.readAll(pipe.read, limit: 10_000) == bytes)
+    }
+
+    @Test func readAllRefusesMoreThanTheLimitWithEFBIG() throws {
+        let pipe = try Pipe()
+        try FileIO.writeAll(pipe.write, [UInt8](repeating: 1, count: 5000))
+        close(pipe.write)
+        #expect(throws: SystemError("read", errno: EFBIG)) { try FileIO.readAll(pipe.read, limit: 4999) }
+    }
+
+    @Test func readFileNamesThePathItCannotOpen() {
+        #expect(throws: SystemError("open", errno: ENOENT, subject: "/nonexistent/momin")) {
+            try FileIO.readFile("/nonexistent/momin", limit: 10)
+        }
+        let error = SystemError("open", errno: ENOENT, subject: "/nonexistent/momin")
+        #expect(error.description == "open /nonexistent/momin: No such file or directory")
+    }
+
+    @Test func writeAllToAClosedPipeFailsWithEPIPE() throws {
+        let pipe = try Pipe()
+        close(pipe.read)
+        var ignore = sigaction()
+        ignore.__sigaction_handler.sa_handler = SIG_IGN
+        var previous = sigaction()
+        sigaction(SIGPIPE, &ignore, &previous)
+        defer { sigaction(SIGPIPE, &previous, nil) }
+        #expect(throws: SystemError("write", errno: EPIPE)) { try FileIO.writeAll(pipe.write, [1, 2, 3]) }
+    }
+
+    /// MSG_NOSIGNAL: a peer that has gone is an error, and the process lives on without
+    /// ignoring SIGPIPE.
+    @Test func sendAllToAGonePeerIsAnErrorNotASignal() throws {
+        var fds: [Int32] = [-1, -1]
+        try #require(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
+        defer { close(fds[0]) }
+        close(fds[1])
+        #expect(throws: SystemError("send", errno: EPIPE)) { try FileIO.sendAll(fds[0], [UInt8](repeating: 0, count: 100)) }
+    }
+
+    @Test func preadFullyReadsAtAnOffsetAndStopsAtTheEnd() throws {
+        var template = Array("/tmp/momin-posix-XXXXXX".utf8CString)
+        let fd = mkstemp(&template)
+        try #require(fd >= 0)
+        defer { close(fd); template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) } }
+        try FileIO.writeAll(fd, Array("0123456789".utf8))
+        var buffer = [UInt8](repeating: 0, count: 8)
+        let count = try buffer.withUnsafeMutableBytes { try FileIO.preadFully(fd, into: $0, at: 6) }
+        #expect(count == 4)
+        #expect(Array(buffer[..<4]) == Array("6789".utf8))
+    }
+}
+
+@Suite struct WaitTests {
+    @Test func aDeadlineInThePastDoesNotWait() {
+        let monitor = Monitor()
+        let start = MonotonicClock.nanoseconds()
+        let ready = monitor.holding { monitor.wait(until: start) { false } }
+        #expect(!ready)
+        #expect(MonotonicClock.nanoseconds() - start < 1_000_000_000)
+    }
+
+    @Test func deadlinesSaturateInsteadOfOverflowing() {
+        #expect(MonotonicClock.deadline(after: .infinity) > MonotonicClock.nanoseconds())
+        #expect(MonotonicClock.deadline(after: -5) <= MonotonicClock.nanoseconds())
+        #expect(MonotonicClock.deadline(after: .nan) <= MonotonicClock.nanoseconds())
+    }
+
+    @Test func giveUpEndsAWaitWithoutADeadline() {
+        let monitor = Monitor()
+        var asked = 0
+        let ready = monitor.holding { monitor.wait(until: nil, giveUp: { asked += 1; return asked > 1 }) { false } }
+        #expect(!ready)
+        #expect(asked == 2)
+    }
+
+    @Test func aCompletionWakesItsWaiterFromAnotherThread() throws {
+        let done = Completion()
+        #expect(!done.wait(seconds: 0.01))
+        try POSIXThread.detach(name: "signaller") { done.signal() }
+        #expect(done.wait(seconds: 30))
+        #expect(done.isSignalled)
+    }
+
+    @Test func aThreadIsJoinedOnlyOnceItsBodyReturns() throws {
+        let release = Completion()
+        let thread = try POSIXThread(name: "held") { release.wait() }
+        #expect(!thread.join(seconds: 0.05))
+        release.signal()
+        #expect(thread.join(seconds: 30))
+        thread.join()  // a second join is a no-op, not undefined behaviour
+    }
+
+    @Test func aThreadIsNamedInProc() throws {
+        final class Seen: @unchecked Sendable {
+            let lock = Lock()
+            var name = ""
+        }
+        let seen = Seen()
+        let thread = try POSIXThread(name: "a-very-long-thread-name") {
+            let text = (try? FileIO.readFile("/proc/thread-self/comm", limit: 64)) ?? []
+            seen.lock.withLock { seen.name = String(decoding: text, as: UTF8.self) }
+        }
+        #expect(thread.join(seconds: 30))
+        #expect(seen.lock.withLock { seen.name } == "a-very-long-thr\n")
+    }
+}
+
+@Suite struct RetryTests {
+    @Test func eintrIsRetriedAndOtherErrorsReturned() {
+        var calls = 0
+        let result: Int32 = retryingEINTR {
+            calls += 1
+            if calls < 3 { errno = EINTR; return -1 }
+            errno = EBADF
+            return -1
+        }
+        #expect(result == -1)
+        #expect(calls == 3)
+        #expect(errno == EBADF)
+    }
+}
