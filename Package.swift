@@ -78,10 +78,13 @@ let package = Package(
         // Linux calls Swift's Glibc module leaves out (no wrapper, variadic, _GNU_SOURCE): pivot_root,
         // close_range, prctl, unshare for the jailer; thread pinning for the VMM. Only Jail and VMM import it.
         .target(name: "CLinux"),
+        // What a microVM is made of (machine, files, vsock, entropy seed, seccomp mode) and
+        // momin-vmm's command line, shared by momin and momin-vmm (pure, no KVM).
+        .target(name: "MachineConfig"),
         // Config → builder → running machine: the only place the layers meet.
-        .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "ACPI", "LinuxBoot", "Devices", "Seccomp", "CLinux", "POSIX"]),
+        .target(name: "VMM", dependencies: ["MachineConfig", "KVM", "GuestMemory", "ACPI", "LinuxBoot", "Devices", "Seccomp", "CLinux", "POSIX"]),
         // The VMM process: one microVM, no Foundation, no argument-parsing library.
-        .executableTarget(name: "MominVMM", dependencies: ["VMM"]),
+        .executableTarget(name: "MominVMM", dependencies: ["VMM", "MachineConfig"]),
         // libcap-ng (Debian's libcap-ng-dev), a system library. Only Jail imports it.
         .systemLibrary(name: "CCapNG"),
         // The jail: namespaces, mounts and pivot_root, ids, rlimits, capabilities, no_new_privs.
@@ -91,16 +94,24 @@ let package = Package(
         // Host-side probe of a running VM's vsock path: raw and Doors latency and throughput,
         // concurrent and hostile clients (benchmarks and rig scenarios).
         .executableTarget(name: "MominProbe", dependencies: ["Hands", "Doors", "POSIX"]),
+        // The host's side of MominAI as a library, one code path for the CLI, `momin serve` and
+        // `momin mcp`: launch through jail and cgroup, the VM registry, ledger glue, governance,
+        // sessions, agent trees and sub-agent VMs, the agent host. Links no VMM code: momin-vmm
+        // checks and runs machines.
+        .target(name: "Host", dependencies: [
+            "MachineConfig", "Hands", "Doors", "Policy", "Audit", "Merkle", "Gateway", "Buckets", "Ledger", "Cgroups", "Jail",
+            "Agents", "POSIX", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        // `momin`: one file per command over the Host library.
         .executableTarget(
             name: "MominCLI",
-            dependencies: ["VMM", "Hands", "Doors", "Policy", "Audit", "Merkle", "Gateway", "Buckets", "Ledger", "Cgroups", "Jail", "Seccomp",
-                           "Agents", "POSIX",
-                           .product(name: "Crypto", package: "swift-crypto"),
+            dependencies: ["Host", "MachineConfig", "Doors", "Policy", "Audit", "Merkle", "Gateway", "Buckets", "Ledger", "POSIX",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
         // Tier 1: pure tests, fakes only.
         .testTarget(name: "POSIXTests", dependencies: ["POSIX"]),
+        .testTarget(name: "MachineConfigTests", dependencies: ["MachineConfig"]),
         .testTarget(name: "ACPITests", dependencies: ["ACPI"]),
         .testTarget(name: "LinuxBootTests", dependencies: ["LinuxBoot", "GuestMemory"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "POSIX"]),
@@ -112,7 +123,7 @@ let package = Package(
         .target(name: "HandsTestSupport", dependencies: ["Hands", "Doors", "POSIX"], path: "Tests/HandsTestSupport"),
         .testTarget(name: "HandsTests", dependencies: ["Hands", "Doors", "HandsTestSupport", "POSIX"]),
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "Doors", "TestRandom"]),
-        .testTarget(name: "VMMTests", dependencies: ["VMM", "Devices", "KVM", "POSIX"]),
+        .testTarget(name: "VMMTests", dependencies: ["VMM", "MachineConfig", "Devices", "KVM", "POSIX", "Seccomp"]),
         .testTarget(name: "SeccompTests", dependencies: ["Seccomp"]),
         .testTarget(name: "MerkleTests", dependencies: ["Merkle"]),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "TestRandom"]),

@@ -13,6 +13,8 @@ public enum JailArguments {
         + "[--env KEY=VALUE]... -- PROGRAM [ARGS...]"
 
     public enum ParseError: Error, Equatable, CustomStringConvertible {
+        /// `--help` or `-h` before `--`: the usage to print, not an error.
+        case helpRequested
         case unknownOption(String)
         case missingValue(String)
         case missingOption(String)
@@ -29,6 +31,7 @@ public enum JailArguments {
 
         public var description: String {
             switch self {
+            case .helpRequested: "usage: \(JailArguments.usage)"
             case .unknownOption(let o): "unknown option \(o) (usage: \(JailArguments.usage))"
             case .missingValue(let o): "\(o) needs a value"
             case .missingOption(let o): "\(o) is required"
@@ -67,6 +70,7 @@ public enum JailArguments {
                 command = Array(arguments[(i + 1)...])
                 i = arguments.count
                 continue
+            case "--help", "-h": throw .helpRequested
             case "--id": id = try once(option, id, parseName(try value(option)))
             case "--root": root = try once(option, root, try path(option, try value(option)))
             case "--uid": uid = try once(option, uid, try parseID(option, try value(option)))

@@ -2,7 +2,7 @@ import ArgumentParser
 import Audit
 import Glibc
 import Merkle
-import VMM
+import POSIX
 
 /// `momin audit`: the signed audit log (docs/audit.md).
 struct AuditCommand: ParsableCommand {
@@ -34,7 +34,7 @@ struct AuditVerify: ParsableCommand {
     var strict = false
 
     func run() throws {
-        guard access(db, F_OK) == 0 else { throw CLIError.usage("audit log \(db): \(String(cString: strerror(errno)))") }
+        guard access(db, F_OK) == 0 else { throw CLIError.usage("audit log \(db): \(describeErrno())") }
         let keyPath = pubkey ?? AuditVerifier.defaultPublicKeyPath(forLog: db)
         let key = try loadPublicKey(keyPath, given: pubkey != nil)
         let outcome: AuditVerifier.Outcome
@@ -47,9 +47,9 @@ struct AuditVerify: ParsableCommand {
             if summary.signedHeads > 0 { line += " (last at tree size \(summary.signedSize))" }
             if summary.unsignedEntries > 0 { line += ", \(summary.unsignedEntries) unsigned after the last head" }
             line += ", root \(summary.root.hex), key \(key) from \(keyPath)\n"
-            FileDescriptorOutput(fd: 1).write(Array(line.utf8))
+            emit(Array(line.utf8))
         case .broken(let finding):
-            throw CLIError(message: "audit log \(db): \(finding)", code: 1)
+            throw CLIError("audit log \(db): \(finding)", .failure)
         }
     }
 }
@@ -78,7 +78,7 @@ struct AuditShow: ParsableCommand {
     var elapsed = false
 
     func run() throws {
-        guard access(db, F_OK) == 0 else { throw CLIError.usage("audit log \(db): \(String(cString: strerror(errno)))") }
+        guard access(db, F_OK) == 0 else { throw CLIError.usage("audit log \(db): \(describeErrno())") }
         let records: [AuditRecord]
         do { records = try AuditReader.records(path: db) } catch { throw CLIError.usage("\(error)") }
         var agents: [UInt64: String] = [:]
@@ -116,7 +116,7 @@ struct AuditShow: ParsableCommand {
             }
             out += "\(record.index) \(line)\n"
         }
-        FileDescriptorOutput(fd: 1).write(Array(out.utf8))
+        emit(Array(out.utf8))
     }
 }
 
@@ -171,15 +171,14 @@ struct AuditWriteTest: ParsableCommand {
         } catch {
             throw CLIError.usage("\(error)")
         }
-        let out = FileDescriptorOutput(fd: 1)
-        let start = ProcessClock.now()
+        let start = MonotonicClock.nanoseconds()
         for n in 0..<count {
             let record: AuditRecord
-            do { record = try log.append(Self.event(n)) } catch { throw CLIError(message: "\(error)", code: 1) }
-            if !quiet { out.write(Array("\(record.index)\n".utf8)) }
+            do { record = try log.append(Self.event(n)) } catch { throw CLIError("\(error)", .failure) }
+            if !quiet { emit(Array("\(record.index)\n".utf8)) }
         }
-        let elapsed = Double(ProcessClock.now() - start) / 1_000_000
-        do { try log.close() } catch { throw CLIError(message: "\(error)", code: 1) }
+        let elapsed = Double(MonotonicClock.nanoseconds() - start) / 1e9
+        do { try log.close() } catch { throw CLIError("\(error)", .failure) }
         if quiet {
             let rate = elapsed > 0 ? Int(Double(count) / elapsed) : 0
             writeStandardError("momin audit write-test: \(count) entries in \(Int(elapsed * 1000)) ms (\(rate)/s)\n")

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Glibc
-import VMM
+import Host
 
 /// `momin boot`: boot a kernel in a fresh microVM with its serial console on stdout.
 struct Boot: ParsableCommand {
@@ -20,34 +20,33 @@ struct Boot: ParsableCommand {
 
     func run() throws {
         var config = try machine.configuration()
-        _ = try machine.preflight(config)  // refuses bad input here, before any rig or child
-        if let reason = KVMHost.needsRig(kvmPath: config.kvmPath) {
-            if machine.noRig { throw CLIError.usage("\(reason); it cannot boot stock kernels (drop --no-rig to use the nested rig)") }
-            try Rig.reexec(reason: reason, files: [config.kernelPath, config.initrdPath].compactMap { $0 })
-        }
+        let host = hostEnvironment()
+        try VMMLauncher(host).preflight(config)  // refuses bad input here, before any rig or child
+        try Rig.check(config, noRig: machine.noRig)
 
-        // The grant is this process's, and so the VMM's once it replaces this process: freed
-        // (reaped) when the VM ends.
         // The microVM itself lives in momin-vmm, a small process of its own (no Foundation), in
-        // its jail; this process waits for it, passes on the signals that would stop it, frees
-        // what it held, and exits as it did.
-        let runtime = try RuntimeDirectory.create()
+        // its jail; this process holds its grant, waits for it, passes on the signals that would
+        // stop it, frees what it held, and exits as it did.
+        let runtime = try RuntimeDirectory.create(in: host)
         runtime.removeAtExit()
         let name = runtime.path.split(separator: "/").last.map(String.init) ?? "boot"
-        config.hostCPUs = try HostResources.grant(id: name, config).cpus
-        defer { HostResources.release(id: name) }
-        let jail = try machine.jail(vm: name, config, socketDirectory: runtime.path + "/sock")
+        let resources = HostResources(host)
+        config.hostCPUs = try resources.grant(id: name, config).cpus
+        defer { resources.release(id: name) }
+        let jail = try VMJail.make(machine.jail, vm: name, config, socketDirectory: runtime.path + "/sock", environment: host)
         let stopping = SignalRelay.blockStopSignals()
         let child: pid_t
-        do { child = try VMMLauncher.spawn(config, jail: jail, timeout: machine.timeout, logFD: nil, reportMemory: reportMemory) } catch {
+        do {
+            child = try VMMLauncher(host).spawn(config, jail: jail, timeout: machine.timeout, logFD: nil, reportMemory: reportMemory)
+        } catch {
             jail?.release()
             throw error
         }
         jail?.launched(pid: child)
-        try? HostResources.launched(id: name, pid: child)
+        try? resources.launched(id: name, pid: child)
         let status = SignalRelay.wait(for: child, relaying: stopping)
         jail?.release()
-        HostResources.release(id: name)
+        resources.release(id: name)
         if status & 0x7f == 0 { Glibc.exit((status >> 8) & 0xff) }
         Glibc.exit(128 + (status & 0x7f))
     }

@@ -3,7 +3,7 @@ import Audit
 import Buckets
 import Glibc
 import Merkle
-import VMM
+import POSIX
 
 /// `momin bucket`: append-only, content-addressed bucket stores (docs/buckets.md).
 struct BucketCommand: ParsableCommand {
@@ -57,10 +57,10 @@ struct BucketPut: ParsableCommand {
         do { entry = try store.put(namespace: location.namespace, key: key, value: value, tags: tags) } catch {
             try? store.close()
             if case .invalid = error { throw CLIError.usage("\(error)") }
-            throw CLIError(message: "\(error)", code: 1)
+            throw CLIError("\(error)", .failure)
         }
-        do { try store.close() } catch { throw CLIError(message: "\(error)", code: 1) }
-        FileDescriptorOutput(fd: 1).write(Array((entryLine(entry) + "\n").utf8))
+        do { try store.close() } catch { throw CLIError("\(error)", .failure) }
+        emit(Array((entryLine(entry) + "\n").utf8))
     }
 }
 
@@ -94,9 +94,9 @@ struct BucketGet: ParsableCommand {
         let found: BucketValue?
         do { found = try store.get(namespace: location.namespace, key: key) } catch {
             if case .invalid = error { throw CLIError.usage("\(error)") }
-            throw CLIError(message: "\(error)", code: 1)
+            throw CLIError("\(error)", .failure)
         }
-        guard let found else { throw CLIError(message: "\(BucketError.notFound(namespace: location.namespace, key: key))", code: 1) }
+        guard let found else { throw CLIError("\(BucketError.notFound(namespace: location.namespace, key: key))", .failure) }
         if let publicKey {
             do {
                 let proof = try store.inclusionProof(for: found.entry)
@@ -106,10 +106,10 @@ struct BucketGet: ParsableCommand {
                 for node in proof.path { text += "  \(node.hex)\n" }
                 writeStandardError(text)
             } catch {
-                throw CLIError(message: "\(error)", code: 1)
+                throw CLIError("\(error)", .failure)
             }
         }
-        FileDescriptorOutput(fd: 1).write(found.value)
+        emit(found.value)
     }
 }
 
@@ -155,11 +155,11 @@ struct BucketQueryCommand: ParsableCommand {
         let entries: [BucketEntry]
         do { entries = try store.query(query) } catch {
             if case .invalid = error { throw CLIError.usage("\(error)") }
-            throw CLIError(message: "\(error)", code: 1)
+            throw CLIError("\(error)", .failure)
         }
         var text = ""
         for entry in entries { text += entryLine(entry) + "\n" }
-        FileDescriptorOutput(fd: 1).write(Array(text.utf8))
+        emit(Array(text.utf8))
     }
 }
 
@@ -184,7 +184,7 @@ struct BucketVerify: ParsableCommand {
     var strict = false
 
     func run() throws {
-        guard access(db, F_OK) == 0 else { throw CLIError.usage("bucket store \(db): \(String(cString: strerror(errno)))") }
+        guard access(db, F_OK) == 0 else { throw CLIError.usage("bucket store \(db): \(describeErrno())") }
         let key = try loadPublicKey(pubkey ?? BucketVerifier.defaultPublicKeyPath(forStore: db), given: pubkey != nil)
         let outcome: BucketVerifier.Outcome
         do { outcome = try BucketVerifier.verify(path: db, publicKey: key, strict: strict) } catch {
@@ -196,9 +196,9 @@ struct BucketVerify: ParsableCommand {
                 + "\(summary.values) values, \(summary.signedHeads) signed heads"
             if summary.unsignedEntries > 0 { line += ", \(summary.unsignedEntries) unsigned after the last heads" }
             line += ", key \(key)\n"
-            FileDescriptorOutput(fd: 1).write(Array(line.utf8))
+            emit(Array(line.utf8))
         case .broken(let finding):
-            throw CLIError(message: "bucket store \(db): \(finding)", code: 1)
+            throw CLIError("bucket store \(db): \(finding)", .failure)
         }
     }
 }
@@ -221,21 +221,13 @@ private func entryLine(_ entry: BucketEntry) -> String {
 private func readValue(_ file: String?) throws -> [UInt8] {
     let fd = file.map { open($0, O_RDONLY | O_CLOEXEC) } ?? 0
     let name = file ?? "stdin"
-    guard fd >= 0 else { throw CLIError.usage("cannot read \(name): \(String(cString: strerror(errno)))") }
+    guard fd >= 0 else { throw CLIError.usage("cannot read \(name): \(describeErrno())") }
     defer { if file != nil { close(fd) } }
-    var out: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 1 << 16)
-    while true {
-        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if count < 0 {
-            if errno == EINTR { continue }
-            throw CLIError.usage("cannot read \(name): \(String(cString: strerror(errno)))")
-        }
-        if count == 0 { return out }
-        out.append(contentsOf: buffer[..<count])
-        guard out.count <= BucketLimits.valueBytes else {
+    do { return try FileIO.readAll(fd, limit: BucketLimits.valueBytes) } catch {
+        if error.errno == EFBIG {
             throw CLIError.usage("the value in \(name) is over \(BucketLimits.valueBytes) bytes (16 MiB), the limit")
         }
+        throw CLIError.usage("cannot read \(name): \(error.reason)")
     }
 }
 

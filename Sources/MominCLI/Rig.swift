@@ -1,23 +1,23 @@
 import Glibc
-import VMM
-
-/// Where the default guest image lives (built by Scripts/guest-image).
-struct GuestImage {
-    let kernel: String
-    let initrd: String
-
-    static var `default`: GuestImage {
-        let cache: String
-        if let c = getenv("MOMIN_CACHE"), c.pointee != 0 { cache = String(cString: c) } else {
-            let home = getenv("HOME").map { String(cString: $0) } ?? "/root"
-            cache = home + "/.cache/momin"
-        }
-        return GuestImage(kernel: cache + "/guest/vmlinuz", initrd: cache + "/guest/initrd.cpio")
-    }
-}
+import Host
+import MachineConfig
 
 /// Hands a command to the nested rig when this host's KVM cannot boot a stock kernel.
 enum Rig {
+    /// Goes through the rig (re-executing this command there) when this host's KVM cannot boot
+    /// stock kernels, or refuses with `noRig`. `outputs` names files the command writes (an
+    /// audit log, a record): the rig's L2 is a throwaway machine whose files never come back, so
+    /// such a command is refused there rather than have its output silently lost.
+    static func check(_ config: MachineConfiguration, noRig: Bool, outputs: [String] = []) throws {
+        guard let reason = KVMHost.needsRig(kvmPath: config.kvmPath) else { return }
+        if noRig { throw CLIError.usage("\(reason); it cannot boot stock kernels (drop --no-rig to use the nested rig)") }
+        if let output = outputs.first {
+            throw CLIError.usage("\(reason), and \(output) would be written inside the nested rig and lost; "
+                                 + "run the whole job inside it instead (Scripts/rig -- momin ...)")
+        }
+        try reexec(reason: reason, files: config.files.map(\.path))
+    }
+
     /// Replaces this process with `Scripts/rig --with FILE... -- momin ARGS... --no-rig`.
     static func reexec(reason: String, files: [String]) throws -> Never {
         guard let script = locateScript() else {
@@ -25,23 +25,23 @@ enum Rig {
         }
         writeStandardError("momin: \(reason): booting inside the nested rig (\(script))\n")
         var argv = [script]
-        for f in files { argv += ["--with", absolute(f)] }
+        for f in files { argv += ["--with", Paths.absolute(f)] }
         argv += ["--", "momin"]
         // Paths given on the command line must name the same files inside the rig. `--no-rig`
         // goes right after the subcommand, before any `--` that starts a guest command line.
-        let original = CommandLine.arguments.dropFirst().map { files.contains($0) ? absolute($0) : $0 }
+        let original = CommandLine.arguments.dropFirst().map { files.contains($0) ? Paths.absolute($0) : $0 }
         argv += original.prefix(1) + ["--no-rig"] + original.dropFirst()
         // The rig carries this very binary in, so the same build runs on both sides.
-        if let exe = selfPath() { setenv("MOMIN_BIN", exe, 0) }
+        if let exe = Paths.ownExecutable() { setenv("MOMIN_BIN", exe, 0) }
         let cargs = argv.map { strdup($0) } + [nil]
         execv(script, cargs)
-        throw CLIError.guest("cannot start \(script): \(String(cString: strerror(errno)))")
+        throw CLIError("cannot start \(script): \(String(cString: strerror(errno)))", .failure)
     }
 
     static func locateScript() -> String? {
         if let env = getenv("MOMIN_RIG"), env.pointee != 0 { return String(cString: env) }
         // Walk up from the binary (…/.build/<config>/momin) to the checkout holding Scripts/rig.
-        guard var dir = selfPath() else { return nil }
+        guard var dir = Paths.ownExecutable() else { return nil }
         for _ in 0..<6 {
             guard let slash = dir.lastIndex(of: "/"), slash != dir.startIndex else { break }
             dir = String(dir[..<slash])
@@ -50,19 +50,11 @@ enum Rig {
         }
         return nil
     }
+}
 
-    static func selfPath() -> String? {
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let n = readlink("/proc/self/exe", &buffer, Int(PATH_MAX))
-        guard n > 0 else { return nil }
-        return String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
-    static func absolute(_ path: String) -> String {
-        if path.hasPrefix("/") { return path }
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        guard getcwd(&buffer, buffer.count) != nil else { return path }
-        let length = buffer.firstIndex(of: 0) ?? buffer.count
-        return String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self) + "/" + path
+/// Long-lived VMs cannot go through the rig: each rig run is its own L2, gone when it ends.
+func requireDirectKVM(_ config: MachineConfiguration) throws {
+    if let reason = KVMHost.needsRig(kvmPath: config.kvmPath) {
+        throw CLIError.usage("\(reason); a long-lived VM needs a KVM that boots stock kernels, so start it inside one rig run, e.g. Scripts/rig -- sh -c 'momin start NAME; momin exec NAME -- CMD'")
     }
 }

@@ -8,6 +8,9 @@ let plan: JailPlan
 do {
     plan = try JailArguments.parse(Array(CommandLine.arguments.dropFirst()))
     try plan.validate(against: HostPaths())
+} catch JailArguments.ParseError.helpRequested {
+    print(JailArguments.ParseError.helpRequested)
+    exit(0)
 } catch {
     Jailer.die("\(error)")
 }

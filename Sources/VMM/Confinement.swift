@@ -1,4 +1,5 @@
 import KVM
+import MachineConfig
 import Seccomp
 
 /// The seccomp side of momin-vmm: each thread class's profile, in the chosen mode.
@@ -68,5 +69,17 @@ public final class ThreadFilter: Sendable {
     public func install() throws(SeccompError) {
         if trap { SeccompTrap.register(threadClass) }
         try compiled.install()
+    }
+}
+
+extension SeccompMode {
+    /// The filters' default action; nil when off.
+    var action: SyscallFilter.Action? {
+        switch self {
+        case .kill: .killProcess
+        case .trap: .trap
+        case .log: .log
+        case .off: nil
+        }
     }
 }

@@ -4,6 +4,7 @@ import Glibc
 import GuestMemory
 import KVM
 import LinuxBoot
+import MachineConfig
 import POSIX
 import Seccomp
 

@@ -1,5 +1,6 @@
 import Glibc
 import KVM
+import MachineConfig
 import POSIX
 import Seccomp
 

@@ -1,5 +1,6 @@
 import Devices
 import Glibc
+import MachineConfig
 import POSIX
 import Seccomp
 
@@ -9,6 +10,7 @@ import Seccomp
 /// died or timed out, 2 on bad input.
 public enum VMMProcess {
     public static func run(_ arguments: VMMArguments) -> Int32 {
+        if arguments.preflightOnly { return preflight(arguments.configuration) }
         if arguments.newSession { _ = setsid() }
         let config = arguments.configuration
         // Seccomp first: a profile that does not build stops start-up before anything exists.
@@ -92,6 +94,16 @@ public enum VMMProcess {
             _exit(1)
         }
         return exit.isClean ? 0 : fail(exit.description, 1)
+    }
+
+    /// `--preflight`: what a boot would check before taking anything (the kernel and initrd,
+    /// memory and vCPUs, the KVM device), and nothing else. 0, or 2 with the reason.
+    static func preflight(_ config: MachineConfiguration) -> Int32 {
+        do {
+            _ = try Preflight.check(config)
+            try Preflight.checkKVMDevice(config.kvmPath)
+        } catch { return fail(error.description, 2) }
+        return 0
     }
 
     static func report(_ line: String) { FileDescriptorOutput(fd: 2).write(Array((line + "\n").utf8)) }

@@ -12,6 +12,13 @@ import Testing
         do { _ = try parse(extra, program: program); return nil } catch { return error.description }
     }
 
+    @Test func helpBeforeTheProgramIsOursAndAfterItIsTheProgramsOwn() throws {
+        #expect(throws: JailArguments.ParseError.helpRequested) { try JailArguments.parse(["--help"]) }
+        #expect(throws: JailArguments.ParseError.helpRequested) { try parse(["-h"]) }
+        #expect(try parse([], program: ["--", "/bin/momin-vmm", "--help"]).arguments == ["--help"])
+        #expect(JailArguments.ParseError.helpRequested.description.hasPrefix("usage: momin-jailer --id NAME"))
+    }
+
     @Test func aFullCommandLine() throws {
         let plan = try parse(["--bind", "/opt/momin/momin-vmm:/bin/momin-vmm", "--bind", "/run/momin/vm-1::rw",
                               "--device", "/dev/kvm", "--netns", "host", "--rlimit", "nofile=1024,fsize=0",

@@ -64,14 +64,6 @@ import Testing
         let compiled = try SyscallFilter(defaultAction: .killProcess, rules: [ioctl, SyscallRule("read", reason: "r")]).compile()
         #expect(compiled.ruleCount == 3)
     }
-
-    @Test func modesMapToActions() {
-        #expect(SeccompMode(rawValue: "kill")?.action == .killProcess)
-        #expect(SeccompMode(rawValue: "trap")?.action == .trap)
-        #expect(SeccompMode(rawValue: "log")?.action == .log)
-        #expect(SeccompMode(rawValue: "off")?.action == nil)
-        #expect(SeccompMode(rawValue: "KILL") == nil)
-    }
 }
 
 @Suite struct SeccompProfileTests {

@@ -1,6 +1,7 @@
 import Foundation
-import Testing
 import LinuxBoot
+import MachineConfig
+import Testing
 import VMM
 
 /// A synthetic bzImage with the setup-header fields the loader reads (a copy of the helper in

@@ -1,5 +1,3 @@
-import Seccomp
-
 /// The command line of `momin-vmm`, the process that holds one microVM: a fixed, internal
 /// interface written by `momin` (which has already checked what the user typed), parsed here
 /// without Foundation or an argument-parsing library so the VMM process stays small.
@@ -7,7 +5,11 @@ import Seccomp
 ///     momin-vmm --kernel PATH [--initrd PATH] [--cmdline STR] [--vcpus N] [--memory MiB]
 ///               [--timeout S] [--vsock-socket PATH [--vsock-cid N]] [--kvm-device PATH]
 ///               [--entropy-seed HEX64] [--host-cpus N,N...] [--report-memory] [--new-session]
-///               [--seccomp kill|trap|log|off]
+///               [--seccomp kill|trap|log|off] [--preflight]
+///
+/// `--preflight` checks the machine (kernel, initrd, memory, vCPUs, the KVM device) the way a
+/// boot would, and exits: 0 when it would start, 2 with one line naming what is wrong. It is
+/// how `momin` refuses bad input without linking the VMM itself. `--help` prints the usage.
 ///
 /// Hidden, for tests (Tests/cli/seccomp.sh): `--seccomp-check-malformed` adds a rule for a
 /// syscall that does not exist, so start-up must stop; and, instead of a VM,
@@ -23,8 +25,12 @@ public struct VMMArguments: Equatable, Sendable {
     public var seccomp: SeccompMode = .kill
     /// Adds a rule no kernel can satisfy to every profile (tests that start-up stops).
     public var seccompMalformedForTesting = false
+    /// Check the machine and exit, booting nothing.
+    public var preflightOnly = false
 
     public enum ParseError: Error, Equatable, CustomStringConvertible {
+        /// `--help` or `-h`: not an error to report, but the usage to print.
+        case helpRequested
         case unknownOption(String)
         case missingValue(String)
         case badNumber(option: String, value: String)
@@ -35,6 +41,7 @@ public struct VMMArguments: Equatable, Sendable {
 
         public var description: String {
             switch self {
+            case .helpRequested: VMMArguments.usage
             case .unknownOption(let o): "unknown option \(o)"
             case .missingValue(let o): "\(o) needs a value"
             case .badNumber(let o, let v): "\(o) \(v) is not a valid number"
@@ -46,6 +53,17 @@ public struct VMMArguments: Equatable, Sendable {
         }
     }
 
+    /// What `momin-vmm --help` prints.
+    public static let usage = """
+        usage: momin-vmm --kernel PATH [--initrd PATH] [--cmdline STR] [--vcpus N] [--memory MiB]
+                         [--timeout S] [--vsock-socket PATH [--vsock-cid N]] [--kvm-device PATH]
+                         [--entropy-seed HEX64] [--host-cpus N,N...] [--report-memory] [--new-session]
+                         [--seccomp kill|trap|log|off] [--preflight]
+        Holds one microVM: boots the kernel with its console on stdout, until the guest powers off
+        or reboots, SIGTERM, or --timeout. Started by momin (momin boot, run, start), which checks
+        what the user typed first; --preflight checks the machine and exits without booting.
+        """
+
     public static func parse(_ arguments: [String]) throws(ParseError) -> VMMArguments {
         var config = MachineConfiguration(kernelPath: "")
         var timeout: Double?
@@ -53,6 +71,7 @@ public struct VMMArguments: Equatable, Sendable {
         var newSession = false
         var seccomp = SeccompMode.kill
         var seccompMalformed = false
+        var preflightOnly = false
         var vsockPath: String?
         var vsockCID: UInt64 = 3
         var i = 0
@@ -97,6 +116,8 @@ public struct VMMArguments: Equatable, Sendable {
                 guard let mode = SeccompMode(rawValue: text) else { throw .badSeccompMode(text) }
                 seccomp = mode
             case "--seccomp-check-malformed": seccompMalformed = true
+            case "--preflight": preflightOnly = true
+            case "--help", "-h": throw .helpRequested
             default: throw .unknownOption(option)
             }
             i += 1
@@ -104,12 +125,12 @@ public struct VMMArguments: Equatable, Sendable {
         guard !config.kernelPath.isEmpty else { throw .missingKernel }
         if let vsockPath { config.vsock = VsockConfiguration(guestCID: vsockCID, socketPath: vsockPath) }
         return VMMArguments(configuration: config, timeout: timeout, reportMemory: reportMemory, newSession: newSession,
-                            seccomp: seccomp, seccompMalformedForTesting: seccompMalformed)
+                            seccomp: seccomp, seccompMalformedForTesting: seccompMalformed, preflightOnly: preflightOnly)
     }
 
     /// The command line that makes `momin-vmm` run `configuration` (what `parse` reads back).
     public static func render(_ configuration: MachineConfiguration, timeout: Double?, reportMemory: Bool = false,
-                              newSession: Bool = false, seccomp: SeccompMode = .kill) -> [String] {
+                              newSession: Bool = false, seccomp: SeccompMode = .kill, preflightOnly: Bool = false) -> [String] {
         var args = ["--kernel", configuration.kernelPath]
         if let initrd = configuration.initrdPath { args += ["--initrd", initrd] }
         args += ["--cmdline", configuration.commandLine, "--vcpus", String(configuration.vcpus),
@@ -121,37 +142,7 @@ public struct VMMArguments: Equatable, Sendable {
         if reportMemory { args.append("--report-memory") }
         if newSession { args.append("--new-session") }
         if seccomp != .kill { args += ["--seccomp", seccomp.rawValue] }
+        if preflightOnly { args.append("--preflight") }
         return args
-    }
-}
-
-/// The text form of an entropy seed: 64 hexadecimal digits (32 bytes).
-public enum EntropySeed {
-    public static let byteCount = 32
-
-    public static func parse(_ text: String) -> [UInt8]? {
-        let digits = Array(text.utf8)
-        guard digits.count == 64 else { return nil }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(32)
-        for i in stride(from: 0, to: 64, by: 2) {
-            guard let high = nibble(digits[i]), let low = nibble(digits[i + 1]) else { return nil }
-            bytes.append(high << 4 | low)
-        }
-        return bytes
-    }
-
-    public static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        return String(decoding: bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0xf)]] }, as: UTF8.self)
-    }
-
-    private static func nibble(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 }

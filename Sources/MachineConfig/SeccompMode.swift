@@ -1,4 +1,5 @@
-/// `momin-vmm --seccomp MODE`: what a thread's filter does with a syscall not on its list.
+/// `momin-vmm --seccomp MODE`: what a thread's filter does with a syscall not on its list
+/// (the filters themselves are the Seccomp target's; VMM maps a mode to their action).
 public enum SeccompMode: String, CaseIterable, Equatable, Sendable {
     /// The process dies of SIGSYS (the default).
     case kill
@@ -8,14 +9,4 @@ public enum SeccompMode: String, CaseIterable, Equatable, Sendable {
     case log
     /// No filters at all (a loud warning on stderr).
     case off
-
-    /// The filters' default action; nil when off.
-    public var action: SyscallFilter.Action? {
-        switch self {
-        case .kill: .killProcess
-        case .trap: .trap
-        case .log: .log
-        case .off: nil
-        }
-    }
 }

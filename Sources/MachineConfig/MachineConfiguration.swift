@@ -34,6 +34,8 @@ public struct MachineConfiguration: Equatable, Sendable {
     public static let defaultCommandLine = "console=ttyS0 reboot=k pci=off quiet"
 
     public static let maximumMemoryMiB: UInt64 = 1 << 20  // 1 TiB
+    /// xAPIC ids are 8 bits and 0xff is broadcast; the IOAPIC takes the id after the last CPU.
+    public static let maximumVCPUs = 254
 
     public init(kernelPath: String, initrdPath: String? = nil, commandLine: String = defaultCommandLine,
                 vcpus: Int = 1, memoryMiB: UInt64 = 256, kvmPath: String = "/dev/kvm") {
@@ -43,5 +45,53 @@ public struct MachineConfiguration: Equatable, Sendable {
         self.vcpus = vcpus
         self.memoryMiB = memoryMiB
         self.kvmPath = kvmPath
+    }
+}
+
+/// A host file the VMM opens once, at start-up, before its seccomp filters go on: the one way
+/// files reach momin-vmm (docs/jailer.md). The launcher binds each into the VMM's jail at
+/// `/vm/ROLE` (read-only unless `writable`) and hands momin-vmm those paths; momin-vmm opens
+/// nothing after its filters are installed. Kernel and initrd today; disks, memory files and
+/// VFIO devices join `Role` as their devices arrive.
+public struct MachineFile: Equatable, Sendable {
+    public enum Role: Hashable, Sendable, CustomStringConvertible {
+        case kernel, initrd
+
+        /// Its name in messages and inside the jail.
+        public var description: String {
+            switch self {
+            case .kernel: "kernel"
+            case .initrd: "initrd"
+            }
+        }
+    }
+
+    public var role: Role
+    public var path: String
+    public var writable: Bool
+
+    public init(_ role: Role, path: String, writable: Bool = false) {
+        self.role = role
+        self.path = path
+        self.writable = writable
+    }
+}
+
+extension MachineConfiguration {
+    /// Every host file this machine opens.
+    public var files: [MachineFile] {
+        [MachineFile(.kernel, path: kernelPath)] + (initrdPath.map { [MachineFile(.initrd, path: $0)] } ?? [])
+    }
+
+    /// The same machine with each file's path replaced by `place(file)` (where a jail shows it).
+    public func relocatingFiles(_ place: (MachineFile) -> String) -> MachineConfiguration {
+        var moved = self
+        for file in files {
+            switch file.role {
+            case .kernel: moved.kernelPath = place(file)
+            case .initrd: moved.initrdPath = place(file)
+            }
+        }
+        return moved
     }
 }

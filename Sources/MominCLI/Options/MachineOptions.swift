@@ -1,5 +1,6 @@
 import ArgumentParser
-import VMM
+import Host
+import MachineConfig
 
 /// The options every command that boots a microVM shares.
 struct MachineOptions: ParsableArguments {
@@ -33,10 +34,7 @@ struct MachineOptions: ParsableArguments {
     @Option(help: "64 hexadecimal digits that seed the guest's virtio-rng, so a session can be replayed (default: the host's CSPRNG).")
     var entropySeed: String?
 
-    /// The jail for VM `vm` (`VMJail.make`).
-    func jail(vm: String, _ config: MachineConfiguration, socketDirectory: String) throws -> VMJail? {
-        try VMJail.make(noJail: noJail, vm: vm, config, socketDirectory: socketDirectory)
-    }
+    var jail: VMJail.Mode { noJail ? .unjailed : .jailed }
 
     /// The machine these options describe, with `extraCommandLine` appended to the kernel's.
     func configuration(extraCommandLine: String? = nil) throws -> MachineConfiguration {
@@ -56,15 +54,5 @@ struct MachineOptions: ParsableArguments {
             config.entropySeed = seed
         }
         return config
-    }
-
-    /// Reads and checks the kernel and initrd, and opens the KVM device; bad input is a usage
-    /// error (exit 2).
-    func preflight(_ config: MachineConfiguration) throws -> BootPayload {
-        do {
-            let payload = try Preflight.check(config)
-            try Preflight.checkKVMDevice(config.kvmPath)
-            return payload
-        } catch { throw CLIError.usage(error.description) }
     }
 }

@@ -1,5 +1,5 @@
 import Testing
-@testable import VMM
+@testable import MachineConfig
 
 @Suite struct VMMArgumentsTests {
     @Test func renderThenParseGivesTheSameMachine() throws {
@@ -61,18 +61,39 @@ import Testing
         #expect(try VMMArguments.parse(VMMArguments.render(config, timeout: nil, seccomp: .trap)).seccomp == .trap)
         #expect(!VMMArguments.render(config, timeout: nil).contains("--seccomp"))
     }
+}
 
-    @Test func aMalformedProfileStopsValidationNamingTheClass() {
-        var confinement = Confinement(mode: .kill)
-        #expect(throws: Never.self) { try confinement.validate() }
-        confinement.malformedForTesting = true
-        do {
-            try confinement.validate()
-            Issue.record("a malformed profile validated")
-        } catch {
-            #expect(error.description == "seccomp: unknown syscall name \"momin_no_such_syscall\" (in the main thread profile)")
+@Suite struct VMMPreflightAndHelpArgumentsTests {
+    @Test func preflightRoundTrips() throws {
+        let config = MachineConfiguration(kernelPath: "/k")
+        #expect(try !VMMArguments.parse(VMMArguments.render(config, timeout: nil)).preflightOnly)
+        #expect(try VMMArguments.parse(VMMArguments.render(config, timeout: nil, preflightOnly: true)).preflightOnly)
+    }
+
+    @Test func helpIsAskedForAnywhereOnTheLine() {
+        for line in [["--help"], ["-h"], ["--kernel", "/k", "--help"], ["--vcpus", "2", "-h", "--bogus"]] {
+            #expect(throws: VMMArguments.ParseError.helpRequested) { try VMMArguments.parse(line) }
         }
-        // Off builds nothing, so there is nothing to fail.
-        #expect(throws: Never.self) { try Confinement(mode: .off).validate() }
+        #expect(VMMArguments.ParseError.helpRequested.description.hasPrefix("usage: momin-vmm --kernel PATH"))
+    }
+}
+
+@Suite struct MachineFilesTests {
+    @Test func kernelAloneOrWithAnInitrd() {
+        #expect(MachineConfiguration(kernelPath: "/k").files == [MachineFile(.kernel, path: "/k")])
+        #expect(MachineConfiguration(kernelPath: "/k", initrdPath: "/i").files
+                == [MachineFile(.kernel, path: "/k"), MachineFile(.initrd, path: "/i")])
+    }
+
+    @Test func relocatingMovesEveryFileAndNothingElse() {
+        var config = MachineConfiguration(kernelPath: "/boot/k", initrdPath: "/img/i", vcpus: 2, memoryMiB: 512)
+        config.vsock = VsockConfiguration(socketPath: "/run/x")
+        let moved = config.relocatingFiles { "/vm/\($0.role)" }
+        #expect(moved.files.map(\.path) == ["/vm/kernel", "/vm/initrd"])
+        var expected = config
+        expected.kernelPath = "/vm/kernel"
+        expected.initrdPath = "/vm/initrd"
+        #expect(moved == expected)
+        #expect(MachineConfiguration(kernelPath: "/k").relocatingFiles { "/vm/\($0.role)" }.initrdPath == nil)
     }
 }

@@ -1,22 +1,21 @@
 import Agents
 import Audit
-import Crypto
 import Doors
 import Gateway
 import Glibc
 import Hands
-import Merkle
+import MachineConfig
 import Synchronization
-import VMM
 
-/// Boots and stops the sub-agents of one `momin run`: each is a VM of its own, launched the
-/// way every VM is (`HostedVM`: registry entry, grant carved from its parent's sub-agent
-/// budget, jail, momin-vmm), booted from the same kernel and image as the run's VM, and
-/// governed by its own policy through a gateway that appends to the run's log.
-final class SubAgentVMs: SubAgentLauncher, @unchecked Sendable {
+/// Boots and stops the sub-agents of one agent tree: each is a VM of its own, launched the way
+/// every VM is (`HostedVM`: registry entry, grant carved from its parent's sub-agent budget,
+/// jail, momin-vmm), booted from the same kernel and image as the tree's root, and governed by
+/// its own policy through a gateway that appends to the tree's log.
+public final class SubAgentVMs: SubAgentLauncher, @unchecked Sendable {
     private let registry: VMRegistry
+    private let environment: HostEnvironment
     private let base: MachineConfiguration
-    private let jailing: (String, MachineConfiguration, String) throws -> VMJail?
+    private let jail: VMJail.Mode
     private let log: (any AuditSink)?
     private let requestIDs: RequestNumbers
     private let state = Mutex(State())
@@ -30,36 +29,32 @@ final class SubAgentVMs: SubAgentLauncher, @unchecked Sendable {
     /// How long a sub-agent's guest may take to answer its first Doors call.
     static let bootSeconds = 300.0
 
-    init(registry: VMRegistry, base: MachineConfiguration, jailing: @escaping (String, MachineConfiguration, String) throws -> VMJail?,
-         log: (any AuditSink)?, requestIDs: RequestNumbers) {
+    public init(registry: VMRegistry, environment: HostEnvironment, base: MachineConfiguration, jail: VMJail.Mode,
+                log: (any AuditSink)?, requestIDs: RequestNumbers) {
         self.registry = registry
+        self.environment = environment
         self.base = base
-        self.jailing = jailing
+        self.jail = jail
         self.log = log
         self.requestIDs = requestIDs
     }
 
-    func boot(_ plan: SpawnPlan) throws(SpawnRefusal) -> (gateway: ToolGateway, handsSocket: String) {
+    public func boot(_ plan: SpawnPlan) throws(SpawnRefusal) -> (gateway: ToolGateway, handsSocket: String) {
         var config = base
         config.vcpus = plan.vcpus
         config.memoryMiB = UInt64(plan.memoryMiB)
         config.hostCPUs = nil
         config.entropySeed = nil  // each guest its own entropy from the host's CSPRNG
+        var launch = HostedVM.Launch(name: plan.name, parent: plan.parent)
+        launch.budget = HostResources.budget(plan.policy, config)
+        launch.jail = jail
         let hosted: HostedVM
         state.withLock { _ = $0.launching.insert(plan.name) }
         do {
-            hosted = try HostedVM.launch(name: plan.name, parent: plan.parent, registry: registry, config: config,
-                                         budget: HostResources.budget(plan.policy, config), jailing: jailing,
-                                         timeout: 0, console: false)
-        } catch let error as CLIError where error.code == HostResources.noRoom {
-            forgetLaunch(plan.name)
-            throw .noRoom(error.message)
-        } catch let error as CLIError {
-            forgetLaunch(plan.name)
-            throw .failed(error.message)
+            hosted = try HostedVM.launch(launch, config: config, registry: registry, environment: environment)
         } catch {
             forgetLaunch(plan.name)
-            throw .failed("\(error)")
+            throw error.kind == .noRoom ? .noRoom(error.message) : .failed(error.message)
         }
         let cancelled = state.withLock { state in
             state.launching.remove(plan.name)
@@ -72,14 +67,14 @@ final class SubAgentVMs: SubAgentLauncher, @unchecked Sendable {
         }
         let doors: DoorsClient
         do { doors = try hosted.connect(seconds: Self.bootSeconds) } catch {
-            Run.showTail(of: registry.logPath(plan.name))
+            ConsoleLog.showTail(of: registry.logPath(plan.name), warn: environment.warn)
             let status = stop(plan.name) ?? "gone"
             throw .failed("\(error) (momin-vmm \(status))")
         }
         let gateway = ToolGateway(agent: plan.name, client: doors, policy: plan.policy, log: log, requestIDs: requestIDs)
-        let digest = MerkleHash(bytes: Array(SHA256.hash(data: plan.policySource)))!
+        let policy = LoadedPolicy(policy: plan.policy, source: plan.policySource, path: "hands spawn by \(plan.parent)")
         do throws(GatewayError) {
-            try gateway.record(Lifecycle.policyLoad(source: "hands spawn by \(plan.parent)", sha256: digest))
+            try gateway.record(policy.loadEvent)
             try gateway.record(Lifecycle.vmStart(vm: plan.name))
         } catch {
             _ = stop(plan.name)
@@ -88,13 +83,13 @@ final class SubAgentVMs: SubAgentLauncher, @unchecked Sendable {
         return (gateway, hosted.hostPortSocket(HandsCallProtocol.port))
     }
 
-    func halt(_ name: String, reason: String) {
+    public func halt(_ name: String, reason: String) {
         guard let status = stop(name) else {
             state.withLock { state in if state.launching.contains(name) { state.halting.insert(name) } }
             return
         }
         do { try log?.append(batch: [.lifecycle(.vmStop(vm: name, reason: "\(reason); momin-vmm \(status)"))]) } catch {
-            writeStandardError("momin: sub-agent \(name) stopped, but the audit log did not take the stop: \(error)\n")
+            environment.warn("sub-agent \(name) stopped, but the audit log did not take the stop: \(error)")
         }
     }
 

@@ -1,0 +1,43 @@
+import Agents
+import Audit
+import Buckets
+import Doors
+import Gateway
+import MachineConfig
+
+/// The one wiring of an agent tree, shared by a run (`VMSession`) and a long-lived VM's agent
+/// host (`AgentHost`): the root agent's hands calls served at its VM's hands socket, its
+/// sub-agents booted from `base` as VMs of their own (`SubAgentVMs`), every call of the tree
+/// judged by its agent's session and appended to `log`, with request ids from `requestIDs`.
+public enum AgentTreeHost {
+    public struct Wiring: Sendable {
+        /// The root's VM, as its registry knows it.
+        public var root: String
+        public var registry: VMRegistry
+        public var environment: HostEnvironment
+        /// The machine sub-agents boot from (their vCPUs and memory are their own).
+        public var base: MachineConfiguration
+        public var jail: VMJail.Mode
+
+        public init(root: String, registry: VMRegistry, environment: HostEnvironment, base: MachineConfiguration,
+                    jail: VMJail.Mode) {
+            self.root = root
+            self.registry = registry
+            self.environment = environment
+            self.base = base
+            self.jail = jail
+        }
+    }
+
+    /// Starts serving: the tree, its root added and listening. Stop it with
+    /// `shutDown(root:reason:)`, which stops every sub-agent first.
+    public static func start(_ wiring: Wiring, session: GovernedSession, store: BucketStore?, log: (any AuditSink)?,
+                             requestIDs: RequestNumbers) throws(AgentError) -> AgentTree {
+        let launcher = SubAgentVMs(registry: wiring.registry, environment: wiring.environment, base: wiring.base,
+                                   jail: wiring.jail, log: log, requestIDs: requestIDs)
+        let tree = AgentTree(store: store, launcher: launcher, requestIDs: requestIDs)
+        try tree.addRoot(Agent(name: wiring.root, parent: nil, session: session),
+                         handsSocket: wiring.registry.hostPortSocket(wiring.root, port: HandsCallProtocol.port))
+        return tree
+    }
+}

@@ -1,0 +1,88 @@
+import Audit
+import Gateway
+import Glibc
+import Hands
+import Policy
+
+/// The governance a long-lived VM was started with, kept in its registry directory so that
+/// every later `momin exec`, `momin cp` and `momin stop` applies the same policy (a copy of
+/// the exact bytes loaded at `momin start`: editing the file later changes nothing for this
+/// VM), appends to the same log, and counts against the same limits.
+///
+/// Files: `policy.yaml` or `.json` (the copy), `governance` (`agent`, `policy-source`,
+/// `policy-copy`, `audit`, `audit-key` lines, each only when it applies) and `limits`
+/// (`PersistedLimits`).
+public struct VMGovernance: Sendable {
+    public var agent: String
+    public var policy: LoadedPolicy?
+    public var auditPath: String?
+    public var auditKey: String?
+    /// The usage file, when there is a policy to count against.
+    public var limitsPath: String?
+
+    public init(agent: String, policy: LoadedPolicy? = nil, auditPath: String? = nil, auditKey: String? = nil) {
+        self.agent = agent
+        self.policy = policy
+        self.auditPath = auditPath
+        self.auditKey = auditKey
+    }
+
+    public var log: SharedAuditLog? { auditPath.map { SharedAuditLog(path: $0, keyPath: auditKey) } }
+
+    public var limits: PersistedLimits? {
+        guard let policy, let limitsPath else { return nil }
+        return PersistedLimits(path: limitsPath, limits: policy.policy.limits)
+    }
+
+    /// The gateway for one call into the VM.
+    public func gateway(client: DoorsClient) -> ToolGateway {
+        ToolGateway(agent: agent, client: client, policy: policy?.policy, log: log, limits: limits)
+    }
+
+    /// Writes the VM's governance when it is started, before the VM is reachable.
+    public static func save(_ governance: VMGovernance, in directory: String) throws(HostError) {
+        var lines = ["agent \(governance.agent)"]
+        if let policy = governance.policy {
+            // The copy keeps the original's extension, which says how it parses.
+            let copy = "policy." + (policy.path.split(separator: ".").last.map(String.init) ?? "yaml")
+            try SmallFiles.create(directory + "/" + copy, policy.source)
+            lines.append("policy-source \(Paths.absolute(policy.path))")
+            lines.append("policy-copy \(copy)")
+            do { try PersistedLimits.create(path: directory + "/limits") } catch { throw .failed("\(error)") }
+        }
+        if let audit = governance.auditPath {
+            lines.append("audit \(audit)")
+            if let key = governance.auditKey { lines.append("audit-key \(key)") }
+        }
+        try SmallFiles.write(directory + "/governance", lines.joined(separator: "\n") + "\n")
+    }
+
+    /// Reads it back; a VM started without governance has none (nil). Damage is an error.
+    public static func load(from directory: String, name: String) throws(HostError) -> VMGovernance? {
+        guard let text = SmallFiles.read(directory + "/governance") else { return nil }
+        var fields: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            guard let space = line.firstIndex(of: " ") else {
+                throw .failed("VM \(name): \(directory)/governance is damaged (line '\(line)')")
+            }
+            fields[String(line[..<space])] = String(line[line.index(after: space)...])
+        }
+        guard let agent = fields["agent"] else {
+            throw .failed("VM \(name): \(directory)/governance names no agent")
+        }
+        var governance = VMGovernance(agent: agent, auditPath: fields["audit"], auditKey: fields["audit-key"])
+        if let source = fields["policy-source"] {
+            guard let copyName = fields["policy-copy"], !copyName.contains("/") else {
+                throw .failed("VM \(name): \(directory)/governance names no policy copy")
+            }
+            let copy = directory + "/" + copyName
+            let policy: (policy: AgentPolicy, source: [UInt8])
+            do { policy = try AgentPolicy.loadWithSource(path: copy) } catch {
+                throw .failed("VM \(name): its policy copy \(copy) no longer loads: \(error)")
+            }
+            governance.policy = LoadedPolicy(policy: policy.policy, source: policy.source, path: source)
+            governance.limitsPath = directory + "/limits"
+        }
+        return governance
+    }
+}
