@@ -28,6 +28,28 @@ check() { # check NAME STATUS DETAILS: passes when STATUS is 0
   if [ "$2" -eq 0 ]; then pass "$1"; else fail "$1" "$3"; fi
 }
 
+# expect_refusal NAME PATTERN ARGS...: bad input exits 2 with exactly one stderr line matching PATTERN.
+expect_refusal() {
+  local name=$1 pattern=$2 out status; shift 2
+  out=$("$@" 2>&1 >/dev/null); status=$?
+  if [ "$status" -eq 2 ] && [ "$(printf '%s\n' "$out" | wc -l)" -eq 1 ] && grep -q -- "$pattern" <<<"$out"; then
+    pass "$name"
+  else
+    fail "$name" "status $status, stderr: $out"
+  fi
+}
+
+# expect_decision NAME STATUS PATTERN ARGS...: exits STATUS with PATTERN in stdout or stderr.
+expect_decision() {
+  local name=$1 want=$2 pattern=$3 out status; shift 3
+  out=$("$@" 2>&1); status=$?
+  if [ "$status" -eq "$want" ] && grep -q -- "$pattern" <<<"$out"; then
+    pass "$name"
+  else
+    fail "$name" "status $status, output: $out"
+  fi
+}
+
 # absolute PATH: PATH made absolute against the current directory.
 absolute() {
   case $1 in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac
