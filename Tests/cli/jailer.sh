@@ -8,31 +8,20 @@
 # busybox, bound alone into the jail: Debian's busybox-static installs one at /bin/busybox
 # (MOMIN_BUSYBOX overrides). Uses uid:gid 61234 (MOMIN_JAIL_ID overrides), which should own
 # nothing on the host.
-set -uo pipefail
+prefix=jailer
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 jailer=${1:?usage: jailer.sh PATH/TO/momin-jailer}
 busybox=${MOMIN_BUSYBOX:-/bin/busybox}
 id=${MOMIN_JAIL_ID:-61234}
-passed=0 failed=0
-pass() { passed=$((passed + 1)); echo "PASS jailer: $1"; }
-fail() { # one line, at most 600 characters
-  local line="FAIL jailer: $1: $2"
-  failed=$((failed + 1)); line=${line//$'\n'/ }; echo "${line:0:600}"
-}
-check() { # check NAME CONDITION-STATUS DETAILS
-  if [ "$2" -eq 0 ]; then pass "$1"; else fail "$1" "$3"; fi
-}
 
-if [ "$(id -u)" -ne 0 ]; then fail "setup" "must run as root"; exit 1; fi
-if [ ! -x "$jailer" ]; then fail "setup" "$jailer is not executable"; exit 1; fi
+if [ "$(id -u)" -ne 0 ]; then fail "setup" "must run as root"; finish; fi
+if [ ! -x "$jailer" ]; then fail "setup" "$jailer is not executable"; finish; fi
 if [ ! -x "$busybox" ] || ldd "$busybox" >/dev/null 2>&1; then
-  fail "setup" "$busybox is missing or not static (apt-get install busybox-static)"; exit 1
+  fail "setup" "$busybox is missing or not static (apt-get install busybox-static)"; finish
 fi
-work=$(mktemp -d "${TMPDIR:-/tmp}/momin-jailer.XXXXXX")
 chmod 0755 "$work"
 root=$work/root
 mkdir "$root"
-cleanup() { rm -rf "$work"; }
-trap cleanup EXIT
 
 # jail [JAILER-OPTIONS...] -- PROGRAM ARGS: the jailer with a fixed id, root, uid, gid and the
 # busybox bind; stdout in $out, stderr in $err, exit status in $status.
@@ -173,5 +162,4 @@ left=$(findmnt -rn -o TARGET | grep -F "$work" || true)
 check "no jail mounts are left on the host" $([ -z "$left" ] && echo 0 || echo 1) "$left"
 check "the jail's root directory is still empty on the host" $([ -z "$(ls -A "$root")" ] && echo 0 || echo 1) "$(ls -A "$root")"
 
-echo "jailer: $passed passed, $failed failed" >&2
-[ "$failed" -eq 0 ]
+finish

@@ -9,28 +9,22 @@
 #
 # One line per check on stdout: "PASS seccomp: NAME" or "FAIL seccomp: NAME: details" (a check
 # this host cannot run, for want of /dev/kvm or python3, is a FAIL). Exits 1 if anything failed.
-set -uo pipefail
-vmm=${1:?usage: seccomp.sh MOMIN_VMM_PATH}
-case $vmm in /*) ;; *) vmm=$PWD/$vmm ;; esac
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-work=$(mktemp -d "${TMPDIR:-/tmp}/momin-seccomp.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+prefix=seccomp
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+vmm=$(absolute "${1:?usage: seccomp.sh MOMIN_VMM_PATH}")
 ulimit -c 0   # SIGSYS dumps core by default; nothing to keep here
-failed=0
-pass() { echo "PASS seccomp: $1"; }
-fail() { echo "FAIL seccomp: $1: $2"; failed=1; }
 
-# check NAME WANT_STATUS PATTERN ARGS...: runs momin-vmm ARGS, wants the status and PATTERN in stderr.
-check() {
+# vmm_check NAME WANT_STATUS PATTERN ARGS...: runs momin-vmm ARGS, wants the status and PATTERN in stderr.
+vmm_check() {
   local name=$1 want=$2 pattern=$3 out status; shift 3
   out=$(cd "$work" && "$vmm" "$@" 2>&1 >/dev/null); status=$?
   if [ "$status" -eq "$want" ] && grep -q -- "$pattern" <<<"$out"; then pass "$name"
   else fail "$name" "status $status (want $want), stderr: $(head -c 300 <<<"$out")"; fi
 }
-survives() { check "$1 thread survives $2" 0 "thread $1 survived $2" --seccomp-check "$1" "$2"; }
-dies() { check "$1 thread is killed for $2" 159 "" --seccomp-check "$1" "$2"; }
+survives() { vmm_check "$1 thread survives $2" 0 "thread $1 survived $2" --seccomp-check "$1" "$2"; }
+dies() { vmm_check "$1 thread is killed for $2" 159 "" --seccomp-check "$1" "$2"; }
 # The call does not run: it fails with ENOENT (2), whatever exists (/etc/passwd does).
-refused() { check "$1 thread's $2 fails with ENOENT without running" 0 "thread $1 survived $2 (returned -1, errno 2)" \
+refused() { vmm_check "$1 thread's $2 fails with ENOENT without running" 0 "thread $1 survived $2 (returned -1, errno 2)" \
   --seccomp-check "$1" "$2"; }
 
 for class in main devices vcpu; do
@@ -48,9 +42,9 @@ dies devices ioctl-kvm-run
 dies main ioctl-kvm-run
 
 # Trap mode names the class and the syscall number (execve is 59, socket 41 on x86-64).
-check "trap mode names the vcpu class and socket" 159 "^momin-vmm: seccomp: thread vcpu made forbidden syscall 41$" \
+vmm_check "trap mode names the vcpu class and socket" 159 "^momin-vmm: seccomp: thread vcpu made forbidden syscall 41$" \
   --seccomp-check vcpu socket-inet --seccomp trap
-check "trap mode names the devices class and execve" 159 "^momin-vmm: seccomp: thread devices made forbidden syscall 59$" \
+vmm_check "trap mode names the devices class and execve" 159 "^momin-vmm: seccomp: thread devices made forbidden syscall 59$" \
   --seccomp-check devices execve --seccomp trap
 
 # A malformed profile stops start-up before anything else (here, before the kernel is read).
@@ -61,16 +55,16 @@ if [ "$status" -eq 1 ] && [ "$(printf '%s\n' "$out" | wc -l)" -eq 1 ] \
 else
   fail "a malformed filter stops start-up with its error" "status $status, stderr: $out"
 fi
-check "a bad --seccomp mode is refused" 2 "seccomp bogus is not one of kill, trap, log, off" --kernel /k --seccomp bogus
-check "--seccomp off warns" 2 "WARNING: seccomp is OFF" --kernel /nonexistent/vmlinuz --seccomp off
+vmm_check "a bad --seccomp mode is refused" 2 "seccomp bogus is not one of kill, trap, log, off" --kernel /k --seccomp bogus
+vmm_check "--seccomp off warns" 2 "WARNING: seccomp is OFF" --kernel /nonexistent/vmlinuz --seccomp off
 
 # Real vCPU, device and main threads under their filters, with hand-made guests.
 # Nothing is skipped quietly (docs/testing.md): without /dev/kvm these count as one failure.
 if ! { [ -r /dev/kvm ] && [ -w /dev/kvm ]; }; then
   fail "guests under the real filters" "no usable /dev/kvm"
-  exit $failed
+  finish
 fi
-make_kernel=$root/Tests/rig/make-test-kernel
+make_kernel=$MOMIN_ROOT/Tests/rig/make-test-kernel
 le32() { printf '%02x %02x %02x %02x' $(( $1 & 255 )) $(( ($1 >> 8) & 255 )) $(( ($1 >> 16) & 255 )) $(( ($1 >> 24) & 255 )); }
 mem() { echo "c7 04 25 $(le32 "$1") $(le32 "$2")"; }          # mov dword [abs32], imm32
 rbx() { echo "48 bb $(le32 "$1") 00 00 00 00"; }              # mov rbx, imm64 (below 4 GiB)
@@ -145,4 +139,4 @@ PY
 else
   fail "vsock checks" "python3 is needed for the host side of vsock"
 fi
-exit $failed
+finish

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The audit log against the real binary (docs/audit.md).
+#
+#   Tests/cli/audit.sh PATH/TO/momin
+#
+# Crash safety: a writer of 10,000 entries is killed with SIGKILL at a random point, five
+# times, resuming the same log each time; after each kill the log must verify and hold every
+# index the writer had reported committed (it prints each one after its commit), losing at
+# most the entry in flight. Then tampering (with sqlite3): each edit must make verify exit 1
+# naming the right entry or head. Then verify's and the writer's refusals of bad input.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+momin=$(absolute "${1:?usage: audit.sh PATH/TO/momin}")
+db=$work/crash.db
+
+committed=0                                                   # entries the log must hold
+for round in 1 2 3 4 5; do
+  out=$work/written.$round
+  : > "$out"
+  "$momin" audit write-test --db "$db" --count 10000 --sign-every 500 > "$out" 2> "$work/writer.$round" &
+  writer=$!
+  target=$(( (RANDOM * 32768 + RANDOM) % 9990 + 1 ))          # committed lines before the kill
+  while kill -0 "$writer" 2>/dev/null && [ "$(wc -l < "$out")" -lt "$target" ]; do sleep 0.001; done
+  kill -9 "$writer" 2>/dev/null
+  wait "$writer" 2>/dev/null; writer_status=$?
+  first=$(head -n 1 "$out") last=$(tail -n 1 "$out")
+  report=$("$momin" audit verify --db "$db" 2>&1); status=$?
+  entries=$(sed -n 's/^audit log .*: intact: \([0-9]*\) entries.*/\1/p' <<<"$report")
+  name="audit: kill -9 of the writer after ~$target commits (round $round)"
+  if [ "$writer_status" -ne 137 ]; then
+    fail "$name" "the writer was not killed (status $writer_status): $(head -c 300 "$work/writer.$round")"
+  elif [ "$status" -ne 0 ] || [ -z "$entries" ]; then
+    fail "$name" "verify exited $status: $report"
+  elif [ "$first" != "$committed" ]; then
+    fail "$name" "the writer resumed at index $first, not $committed"
+  elif [ "$entries" -lt $((last + 1)) ] || [ "$entries" -gt $((last + 2)) ]; then
+    fail "$name" "the writer reported index $last committed, the log holds $entries entries"
+  else
+    pass "$name"
+  fi
+  committed=${entries:-$committed}
+done
+
+"$momin" audit write-test --db "$db" --count 100 --sign-every 500 > "$work/written.last" 2>&1
+report=$("$momin" audit verify --db "$db" --strict 2>&1); status=$?
+[ "$status" -eq 0 ] && grep -q "intact: $((committed + 100)) entries" <<<"$report" && ! grep -q unsigned <<<"$report"
+check "audit: a writer that finishes leaves every entry signed (verify --strict)" $? "status $status: $report"
+
+expect_tamper() { # NAME PATTERN SQL: edits a copy of the log, then verify must exit 1 with PATTERN
+  local name=$1 pattern=$2 sql=$3 copy=$work/tampered.db out status
+  cp "$db" "$copy" && cp "$db.key.pub" "$copy.key.pub"
+  sqlite3 "$copy" "DROP TRIGGER entries_append_only; DROP TRIGGER entries_no_update; DROP TRIGGER entries_no_delete;
+                   DROP TRIGGER heads_no_update; DROP TRIGGER heads_no_delete; $sql" || { fail "$name" "sqlite3 failed"; return; }
+  out=$("$momin" audit verify --db "$copy" 2>&1 >/dev/null); status=$?
+  [ "$status" -eq 1 ] && [ "$(printf '%s\n' "$out" | wc -l)" -eq 1 ] && grep -q -- "^momin: error: audit log $copy: $pattern" <<<"$out"
+  check "$name" $? "status $status, stderr: $out"
+}
+expect_tamper "audit: a modified row" "entry 1234: modified" \
+  'UPDATE entries SET data = CAST(substr(data, 1, 20) || x'"'"'ff'"'"' || substr(data, 22) AS BLOB) WHERE "index" = 1234'
+expect_tamper "audit: a deleted row" "entry 4321: deleted" 'DELETE FROM entries WHERE "index" = 4321'
+expect_tamper "audit: an inserted row" "entry 2000: inserted" \
+  'UPDATE entries SET "index" = "index" + 1000000 WHERE "index" >= 2000;
+   UPDATE entries SET "index" = "index" - 999999 WHERE "index" >= 1000000;
+   INSERT INTO entries SELECT 2000, time, kind, data, leaf_hash FROM entries WHERE "index" = 100'
+expect_tamper "audit: two rows swapped" "entry 3000: reordered" \
+  'UPDATE entries SET "index" = 1000000 WHERE "index" = 3000; UPDATE entries SET "index" = 3000 WHERE "index" = 3001;
+   UPDATE entries SET "index" = 3001 WHERE "index" = 1000000'
+expect_tamper "audit: a forged head" "head 3 (tree size [0-9]*): forged head" \
+  'UPDATE heads SET root_hash = randomblob(32) WHERE seq = 3'
+
+expect_refusal "audit verify: missing log" "audit log /nonexistent/audit.db: No such file" \
+  "$momin" audit verify --db /nonexistent/audit.db
+expect_refusal "audit verify: missing public key" "audit public key /nonexistent/key.pub: cannot open" \
+  "$momin" audit verify --db "$db" --pubkey /nonexistent/key.pub
+expect_refusal "audit verify: not an audit log" "is not a MominAI audit log" \
+  "$momin" audit verify --db /bin/sh --pubkey "$db.key.pub"
+cp "$db.key" "$work/loose.key" && chmod 0644 "$work/loose.key"
+expect_refusal "audit: a signing key others can read" "audit key $work/loose.key has mode 0644" \
+  "$momin" audit write-test --db "$work/loose.db" --count 1 --key "$work/loose.key"
+finish

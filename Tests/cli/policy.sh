@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# momin policy against the triage example (docs/policies/triage.yaml): check summarises it,
+# eval exits 0 on allow and 1 on deny, naming the rule that decided.
+#
+#   Tests/cli/policy.sh PATH/TO/momin
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+momin=$(absolute "${1:?usage: policy.sh PATH/TO/momin}")
+triage=$MOMIN_ROOT/docs/policies/triage.yaml
+
+expect_decision "policy check" 0 "agent triage, version 1: 4 exec rules" "$momin" policy check "$triage"
+expect_decision "policy eval allows" 0 "^allow tools.exec\[3\]" "$momin" policy eval "$triage" --env LANG=C.UTF-8 --cwd /evidence \
+  --exec /usr/bin/grep -i -e secret /evidence/disk/notes.txt
+# A path that climbs out with .. is resolved before the rules see it.
+expect_decision "policy eval denies" 1 "^deny tools.files.read (line [0-9]*): /etc/shadow is not readable" \
+  "$momin" policy eval "$triage" --read /evidence/../etc/shadow
+finish

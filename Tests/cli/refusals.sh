@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Bad input to momin boot, start, replay and policy check fails with one line naming the
+# problem and exit status 2, before anything boots.
+#
+#   Tests/cli/refusals.sh PATH/TO/momin
+#
+# Uses the guest kernel at $MOMIN_CACHE/guest/vmlinuz (Scripts/setup); as root with /dev/kvm,
+# also checks an unprivileged user's refusal (nobody, 65534).
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+momin=$(absolute "${1:?usage: refusals.sh PATH/TO/momin}")
+kernel=$MOMIN_CACHE/guest/vmlinuz
+
+truncate -s 300M "$work/big.initrd"
+expect_refusal "missing kernel" "cannot read kernel /nonexistent/vmlinuz: No such file" \
+  "$momin" boot --kernel /nonexistent/vmlinuz
+expect_refusal "unreadable kernel (a directory)" "not a regular file" "$momin" boot --kernel /tmp
+expect_refusal "not a bzImage (an ELF)" "not a bzImage: .*no 0xAA55" "$momin" boot --kernel /bin/sh
+printf 'not a kernel\n' > "$work/short"
+expect_refusal "not a bzImage (too short)" "too short for a setup header" "$momin" boot --kernel "$work/short"
+expect_refusal "missing initrd" "cannot read initrd" "$momin" boot --kernel "$kernel" --initrd /nonexistent/initrd
+expect_refusal "initrd too large for memory" "initrd (300 MiB) does not fit" \
+  "$momin" boot --kernel "$kernel" --initrd "$work/big.initrd" --memory 256
+expect_refusal "--memory too small" "memory 32 MiB is too small" "$momin" boot --kernel "$kernel" --memory 32
+expect_refusal "--vcpus 0" "vcpus 0 is out of range" "$momin" boot --kernel "$kernel" --vcpus 0
+expect_refusal "--vcpus above the limit" "vcpus 255 is out of range" "$momin" boot --kernel "$kernel" --vcpus 255
+expect_refusal "no KVM device" "cannot open /nonexistent/kvm: ENOENT" \
+  "$momin" boot --kernel "$kernel" --kvm-device /nonexistent/kvm
+expect_refusal "unknown option" "Unknown option '--bogus'" "$momin" boot --bogus
+printf 'momin-record 1\nbogus 1\n' > "$work/bad.rec"
+expect_refusal "malformed session record" "bad.rec: line 2: unknown line 'bogus'" "$momin" replay "$work/bad.rec"
+expect_refusal "--entropy-seed not 64 hex digits" "entropy-seed 12ab is not 64 hexadecimal digits" \
+  "$momin" boot --kernel "$kernel" --entropy-seed 12ab
+if ! host_has_hw_virt; then
+  expect_refusal "--no-rig on a PVM-only host" "cannot boot stock kernels" "$momin" boot --kernel "$kernel" --no-rig
+fi
+
+# No permission: an unprivileged user cannot open /dev/kvm (mode 0600 root).
+if [ "$(id -u)" -eq 0 ] && [ -c /dev/kvm ]; then
+  install -m 0755 "$momin" "$work/momin" && install -m 0755 "$(dirname "$momin")/momin-vmm" "$work/momin-vmm"
+  cp "$kernel" "$work/vmlinuz" && chmod 0755 "$work" && chmod 0644 "$work/vmlinuz"
+  expect_refusal "no permission on /dev/kvm" "cannot open /dev/kvm: EACCES" \
+    setpriv --reuid=65534 --regid=65534 --clear-groups env MOMIN_IN_RIG=1 "$work/momin" boot --kernel "$work/vmlinuz"
+fi
+
+# A malformed policy is bad input naming FILE:LINE: FIELD, for policy check and for momin start.
+printf 'version: 1\nagent: t\nlimits:\n  cycels: 10\n' > "$work/typo.yaml"
+expect_refusal "malformed policy" "typo.yaml:4: limits.cycels: unknown key" "$momin" policy check "$work/typo.yaml"
+expect_refusal "momin start with a malformed policy" "typo.yaml:4: limits.cycels: unknown key" \
+  env MOMIN_RUNTIME_DIR="$work/vms" "$momin" start governed --kernel "$kernel" --policy "$work/typo.yaml"
+finish
