@@ -45,8 +45,8 @@ let package = Package(
         .target(name: "Devices", dependencies: ["GuestMemory", "POSIX"]),
         // The Doors wire protocol: versioned, length-prefixed frames (no Foundation; host and guest).
         .target(name: "Doors"),
-        // Hands: the host side of tool calls; for now the Doors client that reaches a guest's init.
-        .target(name: "Hands", dependencies: ["Doors", "POSIX"]),
+X
+        .target(name: "GuestClient", dependencies: ["Doors", "POSIX"]),
         // Policy files (YAML, JSON) → a compiled policy; a pure evaluator of Hands calls and limits.
         .target(name: "Policy", dependencies: ["Doors", "POSIX", .product(name: "Yams", package: "Yams")]),
         // RFC 6962 Merkle trees: tree hashes, an incremental frontier, inclusion and consistency proofs (pure).
@@ -64,12 +64,12 @@ let package = Package(
         ]),
         // The tool gateway: every Hands call through the policy and into the audit log.
         .target(name: "Gateway", dependencies: [
-            "Hands", "Doors", "Policy", "Audit", "Buckets", "Merkle", "POSIX", .product(name: "Crypto", package: "swift-crypto"),
+            "GuestClient", "Doors", "Policy", "Audit", "Buckets", "Merkle", "POSIX", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // Agents inside VMs calling out: the hands-call listener, doors between agents, sub-agents
         // (their policies no wider than the parent's), each call through its agent's gateway.
         .target(name: "Agents", dependencies: [
-            "Doors", "Hands", "Gateway", "Policy", "Buckets", "Merkle", "POSIX", .product(name: "Crypto", package: "swift-crypto"),
+            "Doors", "GuestClient", "Gateway", "Policy", "Buckets", "Merkle", "POSIX", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // The resource ledger: host CPUs, memory and GPUs split among VMs, sub-agents carved from their parent's grant.
         .target(name: "Ledger", dependencies: ["POSIX"]),
@@ -93,13 +93,13 @@ let package = Package(
         .executableTarget(name: "MominJailer", dependencies: ["Jail"]),
         // Host-side probe of a running VM's vsock path: raw and Doors latency and throughput,
         // concurrent and hostile clients (benchmarks and rig scenarios).
-        .executableTarget(name: "MominProbe", dependencies: ["Hands", "Doors", "POSIX"]),
+        .executableTarget(name: "MominProbe", dependencies: ["GuestClient", "Doors", "POSIX"]),
         // The host's side of MominAI as a library, one code path for the CLI, `momin serve` and
         // `momin mcp`: launch through jail and cgroup, the VM registry, ledger glue, governance,
         // sessions, agent trees and sub-agent VMs, the agent host. Links no VMM code: momin-vmm
         // checks and runs machines.
         .target(name: "Host", dependencies: [
-            "MachineConfig", "Hands", "Doors", "Policy", "Audit", "Merkle", "Gateway", "Buckets", "Ledger", "Cgroups", "Jail",
+            "MachineConfig", "GuestClient", "Doors", "Policy", "Audit", "Merkle", "Gateway", "Buckets", "Ledger", "Cgroups", "Jail",
             "Agents", "POSIX", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // `momin`: one file per command over the Host library.
@@ -119,9 +119,9 @@ let package = Package(
         // A seeded generator (SplitMix64) for the property tests.
         .target(name: "TestRandom", path: "Tests/TestRandom"),
         .testTarget(name: "DoorsTests", dependencies: ["Doors", "TestRandom"]),
-        // A fake VMM and guest speaking Doors over a real Unix socket, for the Hands and Gateway tests.
-        .target(name: "HandsTestSupport", dependencies: ["Hands", "Doors", "POSIX"], path: "Tests/HandsTestSupport"),
-        .testTarget(name: "HandsTests", dependencies: ["Hands", "Doors", "HandsTestSupport", "POSIX"]),
+        // A fake VMM and guest speaking Doors over a real Unix socket, for the GuestClient, Gateway, Agents and Host tests.
+        .target(name: "GuestClientTestSupport", dependencies: ["GuestClient", "Doors", "POSIX"], path: "Tests/GuestClientTestSupport"),
+        .testTarget(name: "GuestClientTests", dependencies: ["GuestClient", "Doors", "GuestClientTestSupport", "POSIX"]),
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "Doors", "TestRandom"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "MachineConfig", "Devices", "KVM", "POSIX", "Seccomp"]),
         .testTarget(name: "SeccompTests", dependencies: ["Seccomp"]),
@@ -129,7 +129,7 @@ let package = Package(
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "TestRandom"]),
         .testTarget(name: "JailTests", dependencies: ["Jail"]),
         .testTarget(name: "GatewayTests", dependencies: [
-            "Gateway", "Hands", "Doors", "Policy", "Audit", "Buckets", "Merkle", "HandsTestSupport",
+            "Gateway", "GuestClient", "Doors", "Policy", "Audit", "Buckets", "Merkle", "GuestClientTestSupport",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .testTarget(name: "AuditTests", dependencies: [
@@ -140,7 +140,7 @@ let package = Package(
         ]),
         .testTarget(name: "CgroupsTests", dependencies: ["Cgroups"]),
         .testTarget(name: "AgentsTests", dependencies: [
-            "Agents", "Doors", "Gateway", "Policy", "Audit", "Buckets", "HandsTestSupport", "Hands",
+            "Agents", "Doors", "Gateway", "Policy", "Audit", "Buckets", "GuestClientTestSupport", "GuestClient",
         ]),
         // Tier 2: real /dev/kvm with small hand-made guest code.
         .testTarget(name: "KVMTests", dependencies: ["KVM", "GuestMemory"]),

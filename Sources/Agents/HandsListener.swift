@@ -1,6 +1,6 @@
 import Doors
 import Glibc
-import Hands
+import GuestClient
 import POSIX
 
 /// Serves the hands calls of one VM: momin-init's relay reaches the host at the VMM's

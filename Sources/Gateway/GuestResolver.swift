@@ -1,5 +1,5 @@
 import Doors
-import Hands
+import GuestClient
 import Policy
 
 /// Resolves paths the way the guest's kernel will walk them, by asking the guest (Doors

@@ -2,7 +2,7 @@ import Audit
 import Buckets
 import Crypto
 import Doors
-import Hands
+import GuestClient
 import Merkle
 import Policy
 import Synchronization
@@ -62,7 +62,7 @@ public final class ToolGateway: @unchecked Sendable {
             }
         } catch {
             try session.finish(id, status: -1, result: result)
-            throw .hands(error)
+            throw .guest(error)
         }
         let status: Int64 = switch report.status {
         case .exited(let code): Int64(code)
@@ -91,7 +91,7 @@ public final class ToolGateway: @unchecked Sendable {
             }
         } catch {
             try session.finish(id, status: -1, result: result)
-            throw .hands(error)
+            throw .guest(error)
         }
         try session.finish(id, status: 0, result: result)
         return min(count, UInt64(clamping: budget.passed))
@@ -108,14 +108,14 @@ public final class ToolGateway: @unchecked Sendable {
             count = try client.writeFile(request, from: source) { result.add(stream: 0, $0) }
         } catch {
             try session.finish(id, status: -1, result: result, countsAsOutput: false)
-            throw .hands(error)
+            throw .guest(error)
         }
         try session.finish(id, status: 0, result: result, countsAsOutput: false)
         return count
     }
 
     private static func arguments(_ message: DoorsMessage) throws(GatewayError) -> [UInt8] {
-        do { return try GovernedSession.arguments(message) } catch { throw .hands(.protocolError(error)) }
+        do { return try GovernedSession.arguments(message) } catch { throw .guest(.protocolError(error)) }
     }
 }
 
@@ -292,7 +292,7 @@ public struct ResultHasher {
 public enum GatewayError: Error, CustomStringConvertible {
     /// The policy or a limit said no; the guest never saw the call.
     case denied(Policy.Decision)
-    case hands(HandsError)
+    case guest(GuestCallError)
     /// The log could not record the call: nothing runs unrecorded.
     case audit(AuditError)
     /// The session's usage of its limits could not be read or kept.
@@ -304,7 +304,7 @@ public enum GatewayError: Error, CustomStringConvertible {
         switch self {
         case .denied(let decision):
             "denied by policy (\(decision.rule.id)\(decision.rule.line.map { ", line \($0)" } ?? "")): \(decision.reason)"
-        case .hands(let error): error.description
+        case .guest(let error): error.description
         case .audit(let error): "audit log: \(error)"
         case .limitState(let why): "session limits: \(why)"
         case .bucket(let error): "bucket: \(error)"

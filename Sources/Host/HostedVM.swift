@@ -1,6 +1,6 @@
 import Doors
 import Glibc
-import Hands
+import GuestClient
 import Ledger
 import MachineConfig
 import POSIX
@@ -134,7 +134,7 @@ public final class HostedVM: @unchecked Sendable {
     }
 
     /// Connects to momin-init's Doors server, waiting for the guest to come up.
-    public func connect(seconds: Double) throws(HandsError) -> DoorsClient {
+    public func connect(seconds: Double) throws(GuestCallError) -> DoorsClient {
         let vm = self.vm
         return try DoorsClient(socketPath: config.vsock!.socketPath, port: guestDoorsPort, seconds: seconds, giveUp: { !vm.isRunning })
     }

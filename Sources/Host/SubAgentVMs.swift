@@ -3,7 +3,7 @@ import Audit
 import Doors
 import Gateway
 import Glibc
-import Hands
+import GuestClient
 import MachineConfig
 import Synchronization
 

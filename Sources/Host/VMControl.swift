@@ -1,7 +1,7 @@
 import Audit
 import Gateway
 import Glibc
-import Hands
+import GuestClient
 import POSIX
 
 /// What can be done to a VM someone else launched (`momin start`): connect to it, stop it and

@@ -1,7 +1,7 @@
 import Audit
 import Gateway
 import Glibc
-import Hands
+import GuestClient
 import Policy
 
 /// The governance a long-lived VM was started with, kept in its registry directory so that

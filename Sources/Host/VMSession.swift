@@ -4,7 +4,7 @@ import Buckets
 import Doors
 import Gateway
 import Glibc
-import Hands
+import GuestClient
 import MachineConfig
 import POSIX
 
@@ -80,7 +80,7 @@ public enum VMSession {
         let result: Result<T, GatewayError>
         do throws(GatewayError) {
             let doors: DoorsClient
-            do { doors = try hosted.connect(seconds: waitSeconds) } catch { throw .hands(error) }
+            do { doors = try hosted.connect(seconds: waitSeconds) } catch { throw .guest(error) }
             let requestIDs = RequestNumbers()
             let through = ToolGateway(agent: name, client: doors, policy: options.policy?.policy, log: log, requestIDs: requestIDs)
             gateway = through

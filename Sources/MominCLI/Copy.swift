@@ -53,7 +53,7 @@ struct Copy: ParsableCommand {
     /// A denial exits 77, a failed VM or log 125, and a guest-side failure (no such file) 1.
     func copyFailure(_ error: GatewayError, vm name: String, what: String) -> CLIError {
         switch error {
-        case .hands(.remote): CLIError("\(what): \(error)", .failure)
+        case .guest(.remote): CLIError("\(what): \(error)", .failure)
         default: gatewayFailure(error, vm: name, what: what)
         }
     }

@@ -39,8 +39,8 @@ struct Exec: ParsableCommand {
 func gatewayFailure(_ error: GatewayError, vm name: String, what: String) -> CLIError {
     switch error {
     case .denied: CLIError("\(what): \(error)", .denied)
-    case .hands(.remote(let reply)) where reply.code == .notFound: CLIError("\(what): not found in VM \(name)", .notFound)
-    case .hands(.remote(let reply)) where reply.code == .permissionDenied:
+    case .guest(.remote(let reply)) where reply.code == .notFound: CLIError("\(what): not found in VM \(name)", .notFound)
+    case .guest(.remote(let reply)) where reply.code == .permissionDenied:
         CLIError("\(what): permission denied in VM \(name)", .cannotRun)
     default: CLIError("VM \(name): \(error)", .vmFailed)
     }

@@ -125,9 +125,9 @@ struct Run: ParsableCommand {
         switch session.result {
         case .success(let report):
             exitWith(report.status)
-        case .failure(.hands(.remote(let reply))) where reply.code == .notFound:
+        case .failure(.guest(.remote(let reply))) where reply.code == .notFound:
             throw CLIError("\(argv[0]): command not found in the guest", .notFound)
-        case .failure(.hands(.remote(let reply))) where reply.code == .permissionDenied:
+        case .failure(.guest(.remote(let reply))) where reply.code == .permissionDenied:
             throw CLIError("\(argv[0]): permission denied in the guest", .cannotRun)
         case .failure(.denied(let decision)):
             throw CLIError("\(argv[0]): \(GatewayError.denied(decision))", .denied)

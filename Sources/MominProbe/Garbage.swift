@@ -1,6 +1,6 @@
 import Doors
 import Glibc
-import Hands
+import GuestClient
 
 /// Hostile bytes on fresh Doors connections. A broken header is fatal for its connection: the
 /// guest must answer Error on request 0 and close. A whole frame with a bad payload costs only
@@ -44,14 +44,14 @@ struct Garbage {
         let after = checks.attempt("a fresh Hands connection after the garbage") { () throws(ProbeError) -> String in
             let client = try connectHands(target)
             var output: [UInt8] = []
-            do throws(HandsError) {
+            do throws(GuestCallError) {
                 try client.ping()
                 let report = try client.exec(ExecRequest(argv: ["echo", "ok"], env: ["PATH=/usr/bin:/bin"])) { isStdout, bytes in
                     if isStdout { output += bytes }
                 }
-                guard report.status == .exited(code: 0) else { throw HandsError.unexpected(.exit(report)) }
+                guard report.status == .exited(code: 0) else { throw GuestCallError.unexpected(.exit(report)) }
             } catch {
-                throw .hands(error)
+                throw .guest(error)
             }
             return String(decoding: output, as: UTF8.self)
         }

@@ -1,6 +1,6 @@
 import Doors
 import Glibc
-import Hands
+import GuestClient
 
 /// Why a probe step failed, as the line a person reads.
 enum ProbeError: Error, CustomStringConvertible {
@@ -13,7 +13,7 @@ enum ProbeError: Error, CustomStringConvertible {
     case timedOut(String)
     case closed(String)
     case doors(DoorsError)
-    case hands(HandsError)
+    case guest(GuestCallError)
     case remote(ErrorReply)
     case unexpected(String)
 
@@ -26,7 +26,7 @@ enum ProbeError: Error, CustomStringConvertible {
         case .timedOut(let what): "timed out waiting for \(what)"
         case .closed(let what): "the connection closed \(what)"
         case .doors(let error): "Doors: \(error)"
-        case .hands(let error): "Hands: \(error)"
+        case .guest(let error): "Hands: \(error)"
         case .remote(let reply): "guest error \(reply.code)\(reply.message.isEmpty ? "" : ": \(reply.message)")"
         case .unexpected(let what): what
         }

@@ -1,6 +1,6 @@
 import Doors
 import Glibc
-import Hands
+import GuestClient
 import POSIX
 
 /// Round-trip latency: raw vsock (1 byte to the baseline echo and back) against Doors requests
@@ -37,14 +37,14 @@ enum RoundTrips {
     static func doors(_ target: Target, count: Int) throws(ProbeError) {
         let client = try connectHands(target)
         let pipe = try makePipe()
-        do throws(HandsError) {
-            let ping = try time(count) { () throws(HandsError) in try client.ping() }
+        do throws(GuestCallError) {
+            let ping = try time(count) { () throws(GuestCallError) in try client.ping() }
             report("doors-ping-rtt", ping)
 
             let request = ExecRequest(argv: ["true"], env: ["PATH=/usr/bin:/bin:/usr/sbin:/sbin"], cwd: "/")
-            let exec = try time(count) { () throws(HandsError) in
+            let exec = try time(count) { () throws(GuestCallError) in
                 let report = try client.exec(request) { _, _ in }
-                guard report.status == .exited(code: 0) else { throw HandsError.unexpected(.exit(report)) }
+                guard report.status == .exited(code: 0) else { throw GuestCallError.unexpected(.exit(report)) }
             }
             report("doors-exec-true-rtt", exec)
 
@@ -55,16 +55,16 @@ enum RoundTrips {
             close(pipe.write)
             let written = try client.writeFile(WriteFileRequest(path: path), from: pipe.read)
             close(pipe.read)
-            guard written == 4096 else { throw HandsError.unexpected(.ok(count: written)) }
+            guard written == 4096 else { throw GuestCallError.unexpected(.ok(count: written)) }
             let sink = open("/dev/null", O_WRONLY | O_CLOEXEC)
             defer { close(sink) }
-            let read = try time(count) { () throws(HandsError) in
+            let read = try time(count) { () throws(GuestCallError) in
                 let got = try client.readFile(ReadFileRequest(path: path), to: sink)
-                guard got == 4096 else { throw HandsError.unexpected(.ok(count: got)) }
+                guard got == 4096 else { throw GuestCallError.unexpected(.ok(count: got)) }
             }
             report("doors-read-4k-rtt", read)
         } catch {
-            throw .hands(error)
+            throw .guest(error)
         }
         try leanPing(target, count: count)
     }
@@ -90,7 +90,7 @@ enum RoundTrips {
     }
 
     /// Runs `body` `warmup + count` times and keeps the last `count` durations.
-    static func time(_ count: Int, _ body: () throws(HandsError) -> Void) throws(HandsError) -> Latency {
+    static func time(_ count: Int, _ body: () throws(GuestCallError) -> Void) throws(GuestCallError) -> Latency {
         var samples: [UInt64] = []
         samples.reserveCapacity(count)
         for i in 0..<(warmup + count) {
@@ -111,7 +111,7 @@ enum RoundTrips {
 
 /// The Hands client on the guest's Doors port.
 func connectHands(_ target: Target) throws(ProbeError) -> DoorsClient {
-    do { return try DoorsClient(socketPath: target.socketPath, port: target.doorsPort, seconds: 10) } catch { throw .hands(error) }
+    do { return try DoorsClient(socketPath: target.socketPath, port: target.doorsPort, seconds: 10) } catch { throw .guest(error) }
 }
 
 func makePipe() throws(ProbeError) -> (read: Int32, write: Int32) {

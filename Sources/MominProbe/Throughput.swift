@@ -1,6 +1,6 @@
 import Doors
 import Glibc
-import Hands
+import GuestClient
 import POSIX
 
 /// Bulk transfer rates, raw vsock against Doors file transfers, each way.
@@ -56,25 +56,25 @@ enum Throughput {
         let client = try connectHands(target)
         let (writePath, readPath) = end == .file
             ? ("/tmp/momin-probe-throughput", "/tmp/momin-probe-throughput") : ("/dev/null", "/dev/zero")
-        do throws(HandsError) {
+        do throws(GuestCallError) {
             var start = MonotonicClock.nanoseconds()
             let written = try client.writeFile(WriteFileRequest(path: writePath), from: file)
             let up = MonotonicClock.nanoseconds() - start
-            guard written == UInt64(total) else { throw HandsError.unexpected(.ok(count: written)) }
+            guard written == UInt64(total) else { throw GuestCallError.unexpected(.ok(count: written)) }
 
             let sink = open("/dev/null", O_WRONLY | O_CLOEXEC)
             defer { close(sink) }
             start = MonotonicClock.nanoseconds()
             let read = try client.readFile(ReadFileRequest(path: readPath, length: UInt64(total)), to: sink)
             let down = MonotonicClock.nanoseconds() - start
-            guard read == UInt64(total) else { throw HandsError.unexpected(.ok(count: read)) }
+            guard read == UInt64(total) else { throw GuestCallError.unexpected(.ok(count: read)) }
             if end == .file {
                 // Give the guest its memory back (its /tmp is RAM).
                 _ = try client.exec(ExecRequest(argv: ["/bin/rm", "-f", writePath])) { _, _ in }
             }
             report(end == .file ? "doors" : "doors-devices", mib: mib, up: up, down: down)
         } catch {
-            throw .hands(error)
+            throw .guest(error)
         }
     }
 

@@ -1,5 +1,5 @@
 import Glibc
-import Hands
+import GuestClient
 import POSIX
 
 /// One byte stream to a guest vsock port through the VMM's Unix socket (Firecracker's host

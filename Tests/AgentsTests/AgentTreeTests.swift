@@ -5,8 +5,8 @@ import Doors
 import Foundation
 import Gateway
 import Glibc
-import Hands
-@testable import HandsTestSupport
+import GuestClient
+@testable import GuestClientTestSupport
 import Policy
 import Testing
 

@@ -3,8 +3,8 @@ import Doors
 import Foundation
 import Gateway
 import Glibc
-import Hands
-@testable import HandsTestSupport
+import GuestClient
+@testable import GuestClientTestSupport
 import Policy
 import Synchronization
 import Testing

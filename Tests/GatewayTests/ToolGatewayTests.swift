@@ -4,8 +4,8 @@ import Doors
 import Foundation
 import Gateway
 import Glibc
-import Hands
-@testable import HandsTestSupport
+import GuestClient
+@testable import GuestClientTestSupport
 import Merkle
 import Policy
 import Testing

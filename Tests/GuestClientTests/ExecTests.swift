@@ -1,7 +1,7 @@
 import Doors
-import Hands
+import GuestClient
+@testable import GuestClientTestSupport
 import Testing
-@testable import HandsTestSupport
 
 /// Output chunks as the client's callback saw them: true for stdout, false for stderr.
 struct Chunk: Equatable, Sendable, CustomTestStringConvertible {

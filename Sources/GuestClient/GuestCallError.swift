@@ -1,8 +1,8 @@
 import Doors
 import POSIX
 
-/// Why a Hands call over Doors failed, as the one line a user sees.
-public enum HandsError: Error, CustomStringConvertible {
+/// Why a call into the guest over Doors failed, as the one line a user sees.
+public enum GuestCallError: Error, CustomStringConvertible {
     case socket(String, errno: Int32)
     /// Nothing in the guest accepted a connection on the Doors port before the deadline.
     case guestNotListening(port: UInt32, seconds: Double)

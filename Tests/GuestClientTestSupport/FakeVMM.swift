@@ -1,7 +1,7 @@
 import Doors
 import Foundation
 import Glibc
-import Hands
+import GuestClient
 import POSIX
 import Testing
 
@@ -278,20 +278,20 @@ func concatenated(_ chunks: [[UInt8]]) -> [UInt8] {
     return all
 }
 
-/// The error a Hands call threw, or nil when it returned.
-func handsError(_ body: () throws -> Void) -> HandsError? {
+/// The error a call into the guest threw, or nil when it returned.
+func handsError(_ body: () throws -> Void) -> GuestCallError? {
     do {
         try body()
         return nil
-    } catch let error as HandsError {
+    } catch let error as GuestCallError {
         return error
     } catch {
-        Issue.record("not a HandsError: \(error)")
+        Issue.record("not a GuestCallError: \(error)")
         return nil
     }
 }
 
-extension HandsError {
+extension GuestCallError {
     var remoteReply: ErrorReply? { if case .remote(let reply) = self { reply } else { nil } }
     var handshakeLine: String? { if case .handshake(let line) = self { line } else { nil } }
     var doorsError: DoorsError? { if case .protocolError(let error) = self { error } else { nil } }

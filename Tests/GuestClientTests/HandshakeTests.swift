@@ -1,9 +1,9 @@
 import Doors
 import Foundation
 import Glibc
-import Hands
+import GuestClient
+@testable import GuestClientTestSupport
 import Testing
-@testable import HandsTestSupport
 
 /// Connecting through the VMM's vsock socket: CONNECT/OK, retries, deadlines, the Hello exchange.
 @Suite struct HandshakeTests {

@@ -14,7 +14,7 @@ public final class DoorsClient {
 
     /// Connects to guest vsock `port` through `socketPath`, retrying until the guest listens or
     /// `seconds` pass (or `giveUp` says the VM is gone), then exchanges Hello frames.
-    public init(socketPath: String, port: UInt32, seconds: Double, giveUp: () -> Bool = { false }) throws(HandsError) {
+    public init(socketPath: String, port: UInt32, seconds: Double, giveUp: () -> Bool = { false }) throws(GuestCallError) {
         let deadline = MonotonicClock.seconds() + seconds
         var connected: Int32 = -1
         while connected < 0 {
@@ -35,13 +35,13 @@ public final class DoorsClient {
             let frame = try receive(waitingFor: "the guest's Doors Hello on vsock port \(port)")
             VsockHostSocket.setReceiveTimeout(fd, seconds: 0)
             guard case .hello(let remote) = frame.message else {
-                if case .error(let reply) = frame.message { throw HandsError.remote(reply) }
-                throw HandsError.unexpected(frame.message)
+                if case .error(let reply) = frame.message { throw GuestCallError.remote(reply) }
+                throw GuestCallError.unexpected(frame.message)
             }
-            do { session = try Session.negotiate(local: local, remote: remote) } catch { throw HandsError.protocolError(error) }
+            do { session = try Session.negotiate(local: local, remote: remote) } catch { throw GuestCallError.protocolError(error) }
             encoder = FrameEncoder(session: session)
             decoder.apply(session)
-        } catch let error as HandsError {
+        } catch let error as GuestCallError {
             // Every stored property is set by now, so deinit runs and closes the socket: closing
             // it here too could close another thread's descriptor that reused the number.
             throw error
@@ -56,7 +56,7 @@ public final class DoorsClient {
     /// stdout, `false` for stderr), and returns how it ended. `stdin`, when given, is sent as the
     /// program's standard input, then its end.
     public func exec(_ request: ExecRequest, stdin: [UInt8]? = nil,
-                     output: (Bool, [UInt8]) -> Void) throws(HandsError) -> ExitReport {
+                     output: (Bool, [UInt8]) -> Void) throws(GuestCallError) -> ExitReport {
         try exec(request, input: stdin.map { .bytes($0) } ?? .none, output: output)
     }
 
@@ -76,7 +76,7 @@ public final class DoorsClient {
     /// output), the exec is cancelled (the guest kills its process group) and what it sends
     /// until its Exit is still read.
     public func exec(_ request: ExecRequest, input: ExecInput, shouldKill: () -> Bool = { false },
-                     output: (Bool, [UInt8]) -> Void) throws(HandsError) -> ExitReport {
+                     output: (Bool, [UInt8]) -> Void) throws(GuestCallError) -> ExitReport {
         var request = request
         if case .none = input { request.sendsStdin = false } else { request.sendsStdin = true }
         let id = allocateRequest()
@@ -167,7 +167,7 @@ public final class DoorsClient {
     /// Streams everything readable from `source` (a host file descriptor) into the guest file
     /// `path`; returns the bytes the guest wrote. `sent` sees each chunk as it goes.
     public func writeFile(_ request: WriteFileRequest, from source: Int32,
-                          sent: ([UInt8]) -> Void = { _ in }) throws(HandsError) -> UInt64 {
+                          sent: ([UInt8]) -> Void = { _ in }) throws(GuestCallError) -> UInt64 {
         let id = allocateRequest()
         try send(Frame(requestID: id, .writeFile(request)))
         var buffer = [UInt8](repeating: 0, count: session.maxPayload)
@@ -180,7 +180,7 @@ public final class DoorsClient {
             try send(Frame(requestID: id, .fileData(chunk)))
         }
         try send(Frame(requestID: id, .fileEnd))
-        return try awaitReply(id) { message throws(HandsError) in
+        return try awaitReply(id) { message throws(GuestCallError) in
             guard case .ok(let count) = message else { throw .unexpected(message) }
             return count
         }
@@ -188,7 +188,7 @@ public final class DoorsClient {
 
     /// Streams the guest file `path` into `destination` (a host file descriptor); returns the
     /// bytes copied.
-    public func readFile(_ request: ReadFileRequest, to destination: Int32) throws(HandsError) -> UInt64 {
+    public func readFile(_ request: ReadFileRequest, to destination: Int32) throws(GuestCallError) -> UInt64 {
         var failed: Int32?
         let total = try readFile(request) { bytes in
             guard failed == nil else { return }
@@ -199,11 +199,11 @@ public final class DoorsClient {
     }
 
     /// Streams the guest file `path` to `received`, chunk by chunk; returns the bytes read.
-    public func readFile(_ request: ReadFileRequest, received: ([UInt8]) -> Void) throws(HandsError) -> UInt64 {
+    public func readFile(_ request: ReadFileRequest, received: ([UInt8]) -> Void) throws(GuestCallError) -> UInt64 {
         let id = allocateRequest()
         try send(Frame(requestID: id, .readFile(request)))
         var total: UInt64 = 0
-        return try awaitReply(id) { message throws(HandsError) in
+        return try awaitReply(id) { message throws(GuestCallError) in
             switch message {
             case .fileData(let bytes):
                 received(bytes)
@@ -216,31 +216,31 @@ public final class DoorsClient {
     }
 
     /// Stat of a guest path (symlinks not followed).
-    public func stat(_ path: String) throws(HandsError) -> FileStat {
+    public func stat(_ path: String) throws(GuestCallError) -> FileStat {
         let id = allocateRequest()
         try send(Frame(requestID: id, .stat(StatRequest(path: path))))
-        return try awaitReply(id) { message throws(HandsError) in
+        return try awaitReply(id) { message throws(GuestCallError) in
             guard case .statResult(let result) = message else { throw .unexpected(message) }
             return result
         }
     }
 
     /// The canonical path the guest's kernel reaches for `path` (realpath(3) in the guest).
-    public func resolve(_ path: String) throws(HandsError) -> String {
+    public func resolve(_ path: String) throws(GuestCallError) -> String {
         let id = allocateRequest()
         try send(Frame(requestID: id, .resolve(path: path)))
-        return try awaitReply(id) { message throws(HandsError) in
+        return try awaitReply(id) { message throws(GuestCallError) in
             guard case .resolved(let resolved) = message else { throw .unexpected(message) }
             return resolved
         }
     }
 
     /// A Ping/Pong round trip.
-    public func ping() throws(HandsError) {
+    public func ping() throws(GuestCallError) {
         let id = allocateRequest()
         let nonce = UInt64(id) << 32 | 0x5a5a
         try send(Frame(requestID: id, .ping(nonce: nonce)))
-        try awaitReply(id) { message throws(HandsError) in
+        try awaitReply(id) { message throws(GuestCallError) in
             guard case .pong(nonce) = message else { throw .unexpected(message) }
             return ()
         }
@@ -248,7 +248,7 @@ public final class DoorsClient {
 
     /// Reads frames until `handle` returns a value for request `id`; an Error frame for it is
     /// thrown, as is a connection-level Error (request 0); frames for other requests are skipped.
-    private func awaitReply<T>(_ id: UInt32, _ handle: (DoorsMessage) throws(HandsError) -> T?) throws(HandsError) -> T {
+    private func awaitReply<T>(_ id: UInt32, _ handle: (DoorsMessage) throws(GuestCallError) -> T?) throws(GuestCallError) -> T {
         while true {
             let frame = try receive()
             // An Error on request 0 is about the whole connection: the guest closes right after.
@@ -264,29 +264,29 @@ public final class DoorsClient {
         return nextRequest
     }
 
-    private func encode(_ frame: Frame, into outgoing: inout OutgoingFrames) throws(HandsError) {
+    private func encode(_ frame: Frame, into outgoing: inout OutgoingFrames) throws(GuestCallError) {
         do { try encoder.encode(frame, into: &outgoing.bytes) } catch { throw .protocolError(error) }
     }
 
-    private func nextBufferedFrame() throws(HandsError) -> Frame? {
+    private func nextBufferedFrame() throws(GuestCallError) -> Frame? {
         do { return try decoder.next() } catch { throw .protocolError(error) }
     }
 
-    private func send(_ frame: Frame) throws(HandsError) {
+    private func send(_ frame: Frame) throws(GuestCallError) {
         let bytes: [UInt8]
         do { bytes = try encoder.encode(frame) } catch { throw .protocolError(error) }
         do { try FileIO.sendAll(fd, bytes) } catch { throw .connectionClosed }
     }
 
     /// `receive()`, where a read that ran past SO_RCVTIMEO is a timeout waiting for `what`.
-    private func receive(waitingFor what: String) throws(HandsError) -> Frame {
+    private func receive(waitingFor what: String) throws(GuestCallError) -> Frame {
         do { return try receive() } catch {
             if case .socket(_, let e) = error, e == EAGAIN || e == EWOULDBLOCK { throw .timedOut(what) }
             throw error
         }
     }
 
-    private func receive() throws(HandsError) -> Frame {
+    private func receive() throws(GuestCallError) -> Frame {
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
             do { if let frame = try decoder.next() { return frame } } catch { throw .protocolError(error) }

@@ -1,8 +1,8 @@
 import Doors
 import Foundation
 import Glibc
-import Hands
-@testable import HandsTestSupport
+import GuestClient
+@testable import GuestClientTestSupport
 import POSIX
 import Testing
 

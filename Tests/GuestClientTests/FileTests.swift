@@ -1,8 +1,8 @@
 import Doors
 import Foundation
-import Hands
+import GuestClient
+@testable import GuestClientTestSupport
 import Testing
-@testable import HandsTestSupport
 
 /// What the fake guest saw of a WriteFile request.
 struct WriteSeen: Sendable {

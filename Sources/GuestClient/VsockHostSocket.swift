@@ -9,7 +9,7 @@ public enum VsockHostSocket {
     /// stream before its OK line) or the VMM's socket is not there yet; a connected descriptor
     /// otherwise, which the caller closes. The answer must come within `answerSeconds`: a VMM
     /// whose guest never answers the request must not hold the caller for ever.
-    public static func connect(socketPath: String, port: UInt32, answerSeconds: Double) throws(HandsError) -> Int32? {
+    public static func connect(socketPath: String, port: UInt32, answerSeconds: Double) throws(GuestCallError) -> Int32? {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .socket("socket", errno: errno) }
         var address = sockaddr_un()
