@@ -45,7 +45,7 @@ let package = Package(
         .target(name: "Devices", dependencies: ["GuestMemory", "POSIX"]),
         // The Doors wire protocol: versioned, length-prefixed frames (no Foundation; host and guest).
         .target(name: "Doors"),
-X
+        // The host's client of a guest's momin-init: Doors over the VMM's vsock socket (exec, files, ping).
         .target(name: "GuestClient", dependencies: ["Doors", "POSIX"]),
         // Policy files (YAML, JSON) → a compiled policy; a pure evaluator of Hands calls and limits.
         .target(name: "Policy", dependencies: ["Doors", "POSIX", .product(name: "Yams", package: "Yams")]),

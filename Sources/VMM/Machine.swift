@@ -45,171 +45,26 @@ public final class Machine: @unchecked Sendable {
     /// Every virtio transport with the name logs give it, for `diagnostics()`.
     private let virtioTransports: [(name: String, transport: VirtioMMIOTransport)]
 
-    /// The legacy COM1 serial port and its ISA interrupt.
-    static let com1Port: UInt64 = 0x3f8
-    static let com1GSI: UInt32 = 4
-    /// virtio-mmio devices: one 0x200-byte register window each, 4 KiB apart from
-    /// `Layout.deviceMMIOStart`, with GSIs from 5 (IOAPIC pins 5–23).
-    static let virtioWindowStride: UInt64 = 0x1000
-    static let firstVirtioGSI: UInt32 = 5
-
-    /// How logs name a virtio device (virtio 1.2 §5 device IDs).
-    static func deviceName(_ type: UInt32) -> String {
-        switch type {
-        case VirtioDeviceType.entropy: "virtio-rng"
-        case VirtioDeviceType.vsock: "virtio-vsock"
-        default: "virtio device \(type)"
-        }
-    }
-
-    /// Creates the VM and lays out the guest from a preflighted payload. Nothing runs yet.
+    /// Creates the VM and lays out the guest from a preflighted payload, one builder step at a
+    /// time (`MachineBuilder`). Nothing runs yet.
     public init(_ config: MachineConfiguration, payload: BootPayload, observer: MachineObserver) throws(VMMError) {
-        let system: KVMSystem
-        do {
-            system = try KVMSystem(path: config.kvmPath)
-            try system.require([.irqchip, .userMemory, .irqfd, .ioeventfd, .pit2, .extendedCPUID, .immediateExit])
-        } catch { throw .kvm(error) }
-        let limit = min(system.maximumVCPUs, Preflight.maximumVCPUs)
-        guard config.vcpus <= limit else { throw .invalidVCPUCount(requested: config.vcpus, hostLimit: limit) }
-
-        self.configuration = config
+        var builder = try MachineBuilder(config, observer: observer)
+        try builder.attachLegacyDevices()
+        try builder.attachEntropyDevice()
+        try builder.attachVsockDevice()
+        let rsdp = try builder.writeACPITables()
+        let setup = try builder.loadKernel(payload, rsdpAddress: rsdp)
+        vcpus = try builder.createVCPUs(entry: setup.cpu)
+        configuration = config
         self.observer = observer
-        let controller = StopController()
-        self.controller = controller
-
-        do {
-            memory = try GuestMemory(layout: Layout.ramRegions(bytes: config.memoryMiB << 20))
-        } catch { throw .memory(error) }
-
-        do {
-            vm = try system.createVirtualMachine()
-            try vm.setTSSAddress(Layout.kvmTSS)
-            try vm.setIdentityMapAddress(Layout.kvmIdentityMap)
-            try vm.createInterruptController()
-            try vm.createProgrammableIntervalTimer()
-            for (slot, region) in memory.regions.enumerated() {
-                try vm.setUserMemoryRegion(slot: UInt32(slot), guestAddress: region.guestAddress,
-                                           size: region.size, hostAddress: region.host)
-            }
-        } catch { throw .kvm(error) }
-
-        // Devices and the buses that route exits to them.
-        var portIO = Bus()
-        let serialInterrupt: EventFD
-        do {
-            serialInterrupt = try EventFD()
-            try vm.registerInterruptEvent(serialInterrupt, gsi: Self.com1GSI)
-        } catch { throw .kvm(error) }
-        let serial = Serial8250(output: observer.console, interrupt: EventLine(event: serialInterrupt))
-        let power = PowerControl { request in controller.finish(request == .powerOff ? .poweredOff : .reset) }
-        let bootComplete = observer.bootComplete
-        do {
-            try portIO.insert(serial, base: Self.com1Port, length: 8)
-            try portIO.insert(I8042 { controller.finish(.reset) }, base: I8042.base, length: I8042.length)
-            try portIO.insert(BootTimer { bootComplete(ProcessClock.microsecondsSinceStart()) },
-                              base: BootTimer.port, length: 1)
-            try portIO.insert(power, base: power.base, length: power.length)
-        } catch { throw .bus(error) }
-
-        // virtio-mmio devices: interrupts through irqfd, queue notifications through ioeventfd
-        // (one per queue, matched on the queue index written to QueueNotify) to the device thread.
-        var mmio = Bus()
-        var events = [serialInterrupt]
-        let eventLoop = try DeviceEventLoop()
-        var virtioDescriptors: [VirtioMMIODescriptor] = []
-        var transports: [(name: String, transport: VirtioMMIOTransport)] = []
-        // Preflight refused seeds of the wrong size; a nil seed means the host's CSPRNG.
-        var entropy: any EntropySource = SystemEntropy()
-        if let seed = config.entropySeed {
-            guard let seeded = SeededEntropy(seed: seed) else { throw .device("an entropy seed is \(SeededEntropy.seedSize) bytes, not \(seed.count)") }
-            entropy = seeded
-        }
-        var virtioDevices: [any VirtioDevice] = [VirtioRNG(entropy: entropy)]
-        var vsockDevice: VirtioVsock?
-        if let vsock = config.vsock {
-            do {
-                let device = try VirtioVsock(guestCID: vsock.guestCID, socketPath: vsock.socketPath, events: eventLoop)
-                virtioDevices.append(device)
-                vsockDevice = device
-            } catch {
-                throw .device("virtio-vsock at \(vsock.socketPath): \(error)")
-            }
-        }
-        for (index, device) in virtioDevices.enumerated() {
-            let base = Layout.deviceMMIOStart + UInt64(index) * Self.virtioWindowStride
-            let gsi = Self.firstVirtioGSI + UInt32(index)
-            do {
-                let interrupt = try EventFD()
-                try vm.registerInterruptEvent(interrupt, gsi: gsi)
-                events.append(interrupt)
-                let name = "\(Self.deviceName(device.deviceType)) at 0x\(String(base, radix: 16))"
-                let transport = VirtioMMIOTransport(device: device, memory: memory, interrupt: EventLine(event: interrupt)) { reason in
-                    controller.finish(.deviceFailed(device: name, reason: reason))
-                }
-                try mmio.insert(transport, base: base, length: VirtioMMIOTransport.windowSize)
-                transports.append((name, transport))
-                for queue in device.queueMaxSizes.indices {
-                    let notify = try EventFD(nonBlocking: true)
-                    try vm.registerIOEvent(notify, address: base + VirtioMMIOTransport.queueNotifyOffset, length: 4,
-                                           match: UInt64(queue))
-                    events.append(notify)
-                    eventLoop.watch(notify) { transport.queueNotified(queue) }
-                }
-            } catch let error as KVMError { throw .kvm(error) } catch let error as BusError { throw .bus(error) } catch {
-                fatalError("unreachable: \(error)")
-            }
-            virtioDescriptors.append(VirtioMMIODescriptor(base: base, size: VirtioMMIOTransport.windowSize, gsi: gsi))
-        }
-        interruptEvents = events
-        devices = eventLoop
-        self.vsock = vsockDevice
-        virtioTransports = transports
-        handler = ExitHandler(portIO: portIO, mmio: mmio)
-
-        // ACPI tables (RSDP, XSDT, FADT, DSDT, MADT) in the BIOS area, then the kernel.
-        var acpiConfig = ACPIConfiguration(vcpuCount: config.vcpus, virtioMMIO: virtioDescriptors)
-        acpiConfig.sleepControlPort = UInt16(power.sleepControlPort)
-        acpiConfig.sleepStatusPort = UInt16(power.sleepStatusPort)
-        acpiConfig.resetPort = UInt16(power.resetPort)
-        acpiConfig.resetValue = power.resetValue
-        acpiConfig.serialPorts = [SerialPortDescriptor(port: UInt16(Self.com1Port), gsi: Self.com1GSI)]
-        let tables: ACPITables
-        do { tables = try ACPIBuilder.build(acpiConfig, at: Layout.acpiTables) } catch { throw .acpi(error) }
-        let setup: LinuxLoader.Setup
-        do { try memory.write(tables.bytes, at: tables.base) } catch { throw .memory(error) }
-        var copyError: VMMError?
-        let ram = memory
-        do throws(BootError) {
-            setup = try LinuxLoader.load(kernel: payload.kernel, initrdSize: payload.initrdFile?.size,
-                                         commandLine: config.commandLine, rsdpAddress: tables.rsdpAddress,
-                                         into: memory) { placement throws(GuestMemoryError) in
-                // Straight from the files into guest RAM; a file error is kept and rethrown below.
-                do throws(VMMError) {
-                    try payload.kernelFile.copy(offset: payload.kernel.payloadOffset, count: payload.kernel.payloadSize,
-                                                into: ram, at: placement.kernelPayload)
-                    if let initrd = payload.initrdFile, let address = placement.initrd {
-                        try initrd.copy(offset: 0, count: initrd.size, into: ram, at: address)
-                    }
-                } catch {
-                    copyError = error
-                }
-            }
-        } catch { throw .boot(error) }
-        if let copyError { throw copyError }
-
-        // vCPUs: all get CPUID, MSRs and LAPIC wiring; only the boot vCPU gets entry state.
-        // The others wait in the in-kernel LAPIC for the guest's INIT/SIPI.
-        do {
-            let supported = try system.supportedCPUID()
-            var made: [VCPU] = []
-            for id in 0..<config.vcpus {
-                let vcpu = try vm.createVCPU(id: id)
-                try CPUSetup.configure(vcpu, supportedCPUID: supported, count: config.vcpus)
-                made.append(vcpu)
-            }
-            try CPUSetup.enterLinux(made[0], state: setup.cpu)
-            vcpus = made
-        } catch { throw .kvm(error) }
+        vm = builder.vm
+        memory = builder.memory
+        controller = builder.controller
+        interruptEvents = builder.interruptEvents
+        devices = builder.eventLoop
+        vsock = builder.vsock
+        virtioTransports = builder.transports
+        handler = ExitHandler(portIO: builder.portIO, mmio: builder.mmio)
     }
 
     /// Resident memory of this process outside guest RAM, in KiB.
