@@ -1,0 +1,24 @@
+import Gateway
+import Policy
+
+/// One agent as the host sees it: a VM with its governed session (the one its commands count
+/// against too), where it stands in the tree, and, for a sub-agent, how its command ended.
+public final class Agent: @unchecked Sendable {
+    public let name: String
+    public let parent: String?
+    public let session: GovernedSession
+    public var policy: AgentPolicy? { session.policy }
+    var listener: HandsListener?
+    /// Guarded by the tree's monitor.
+    var outcome: ChildOutcome?
+    var stopping: String?
+
+    public init(name: String, parent: String?, session: GovernedSession) {
+        self.name = name
+        self.parent = parent
+        self.session = session
+    }
+
+    /// 1 for a top-level VM, 2 for its sub-agents, ...
+    public var depth: Int { name.split(separator: ".").count }
+}
