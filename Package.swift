@@ -142,6 +142,10 @@ let package = Package(
         .testTarget(name: "AgentsTests", dependencies: [
             "Agents", "Doors", "Gateway", "Policy", "Audit", "Buckets", "GuestClientTestSupport", "GuestClient",
         ]),
+        // The Host library with a fake momin-vmm (a shell script) and a fake guest at its socket.
+        .testTarget(name: "HostTests", dependencies: [
+            "Host", "MachineConfig", "Ledger", "Audit", "Gateway", "Doors", "Policy", "POSIX", "GuestClient", "GuestClientTestSupport",
+        ]),
         // Tier 2: real /dev/kvm with small hand-made guest code.
         .testTarget(name: "KVMTests", dependencies: ["KVM", "GuestMemory"]),
     ]

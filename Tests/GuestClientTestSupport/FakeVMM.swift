@@ -25,9 +25,20 @@ final class FakeVMM: @unchecked Sendable {
     /// Touched only by the script's thread.
     private var peers: [Peer] = []
 
-    init() throws {
-        directory = try makeTempDirectory()
-        socketPath = directory + "/vsock.sock"
+    /// Whether the socket's directory was made here (and is removed with the socket).
+    private let ownDirectory: Bool
+
+    /// Listens at `socketPath` (a fresh temp directory's vsock.sock by default).
+    init(socketPath given: String? = nil) throws {
+        if let given {
+            socketPath = given
+            directory = String(given[..<(given.lastIndex(of: "/") ?? given.endIndex)])
+            ownDirectory = false
+        } else {
+            directory = try makeTempDirectory()
+            socketPath = directory + "/vsock.sock"
+            ownDirectory = true
+        }
         listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard listener >= 0 else { throw FakeError("socket: errno \(errno)") }
         var address = unixAddress(socketPath)
@@ -46,7 +57,7 @@ final class FakeVMM: @unchecked Sendable {
         shut = true
         close(listener)
         unlink(socketPath)
-        rmdir(directory)
+        if ownDirectory { rmdir(directory) }
     }
 
     /// Runs `script` on a new thread; every connection it accepted is closed when it returns, and
@@ -89,6 +100,13 @@ final class Running<T: Sendable>: @unchecked Sendable {
     fileprivate func finish(_ result: Result<T, any Error>) {
         self.result = result
         done.signal()
+    }
+
+    /// A fake that never started: joining it throws `why`.
+    static func failed(_ why: String) -> Running<T> {
+        let running = Running<T>()
+        running.finish(.failure(FakeError(why)))
+        return running
     }
 
     /// Waits for the script to end and returns what it returned, or throws what it threw.

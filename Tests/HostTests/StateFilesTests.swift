@@ -1,0 +1,97 @@
+import Audit
+import Glibc
+import Ledger
+@testable import Host
+import MachineConfig
+import Policy
+import Testing
+
+/// What a long-lived VM keeps in its registry directory: its host settings and its governance.
+@Suite struct StateFilesTests {
+    static let policy = """
+        version: 1
+        agent: keeper
+        tools:
+          exec:
+            - program: /bin/true
+        resources:
+          vcpus: 2
+          memory_mib: 512
+          sub_agents: 1
+        """
+
+    @Test func hostSettingsRoundTrip() throws {
+        let host = try TestHost()
+        let dir = host.root + "/vms"
+        var config = testMachine()
+        config.commandLine = "console=ttyS0 momin.doors=1024"
+        let settings = HostSettings(config, jail: .unjailed, buckets: "relative/buckets.db")
+        #expect(settings.buckets?.hasPrefix("/") == true)
+        try HostSettings.save(settings, in: dir)
+        let loaded = try HostSettings.load(from: dir, name: "vm")
+        #expect(loaded == settings)
+        #expect(loaded.configuration.kernelPath == "/nonexistent/vmlinuz")
+        #expect(loaded.configuration.commandLine == "console=ttyS0 momin.doors=1024")
+        #expect(loaded.jail == .unjailed)
+    }
+
+    @Test func damagedHostSettingsAreNamed() throws {
+        let host = try TestHost()
+        let dir = host.root + "/vms"
+        #expect(throws: HostError.failed("VM vm: \(dir)/host is missing")) { try HostSettings.load(from: dir, name: "vm") }
+        try SmallFiles.write(dir + "/host", "kernel /k\nnospace\n")
+        #expect(throws: HostError.failed("VM vm: \(dir)/host is damaged")) { try HostSettings.load(from: dir, name: "vm") }
+        try SmallFiles.write(dir + "/host", "kernel /k\ncmdline x\n")
+        #expect(throws: HostError.failed("VM vm: \(dir)/host lacks a field")) { try HostSettings.load(from: dir, name: "vm") }
+    }
+
+    @Test func governanceKeepsTheExactPolicyBytesTheLogAndTheLimits() throws {
+        let host = try TestHost()
+        let dir = host.root + "/vms"
+        let path = host.root + "/keeper.yaml"
+        try SmallFiles.write(path, Self.policy)
+        let loaded = try LoadedPolicy.load(path: path, vcpus: 1, memoryMiB: 256)
+        let governance = VMGovernance(agent: "keeper", policy: loaded, auditPath: host.root + "/audit.db")
+        try VMGovernance.save(governance, in: dir)
+        // Editing the original later changes nothing for the VM: it runs under its copy.
+        try SmallFiles.write(path, "not: a policy\n")
+        let back = try #require(try VMGovernance.load(from: dir, name: "vm"))
+        #expect(back.agent == "keeper")
+        #expect(back.policy?.source == Array(Self.policy.utf8))
+        #expect(back.policy?.path == path)
+        #expect(back.auditPath == host.root + "/audit.db")
+        #expect(back.limitsPath == dir + "/limits")
+        #expect(back.limits != nil)
+        #expect(access(dir + "/policy.yaml", F_OK) == 0)
+    }
+
+    @Test func aVMWithoutGovernanceHasNoneAndDamageIsAnError() throws {
+        let host = try TestHost()
+        let dir = host.root + "/vms"
+        #expect(try VMGovernance.load(from: dir, name: "vm") == nil)
+        try SmallFiles.write(dir + "/governance", "audit /a.db\n")
+        #expect(throws: HostError.failed("VM vm: \(dir)/governance names no agent")) { try VMGovernance.load(from: dir, name: "vm") }
+        try SmallFiles.write(dir + "/governance", "agent a\npolicy-source /p.yaml\npolicy-copy ../escape.yaml\n")
+        #expect(throws: HostError.failed("VM vm: \(dir)/governance names no policy copy")) { try VMGovernance.load(from: dir, name: "vm") }
+        try SmallFiles.write(dir + "/governance", "agent a\npolicy-source /p.yaml\npolicy-copy policy.yaml\n")
+        try SmallFiles.write(dir + "/policy.yaml", "version: 1\nagent: a\nbogus: 1\n")
+        #expect(throws: HostError.self) { try VMGovernance.load(from: dir, name: "vm") }
+    }
+
+    @Test func aPolicyMustHoldTheMachine() throws {
+        let host = try TestHost()
+        let path = host.root + "/keeper.yaml"
+        try SmallFiles.write(path, Self.policy)
+        #expect(throws: HostError.badInput("--vcpus 3 is over the policy's cap of 2 (resources.vcpus)")) {
+            try LoadedPolicy.load(path: path, vcpus: 3, memoryMiB: 256)
+        }
+        #expect(throws: HostError.badInput("--memory 1024 MiB is over the policy's cap of 512 MiB (resources.memory_mib)")) {
+            try LoadedPolicy.load(path: path, vcpus: 1, memoryMiB: 1024)
+        }
+        let loaded = try LoadedPolicy.load(path: path, vcpus: 1, memoryMiB: 256)
+        // What it holds for sub-agents: its resources less the VM's own share.
+        #expect(HostResources.budget(loaded.policy, testMachine(vcpus: 1, memoryMiB: 256))
+                == SubAgentRequest(maxCount: 1, cpus: 1, memoryMiB: 256))
+        #expect(HostResources.budget(nil, testMachine()) == .none)
+    }
+}

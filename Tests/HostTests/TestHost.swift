@@ -1,0 +1,95 @@
+import Foundation
+import Glibc
+import Host
+import MachineConfig
+import POSIX
+import Synchronization
+
+/// A host in a temp directory, for the Host library's tests: its runtime and registry
+/// directories, a fake /proc and /sys (4 CPUs, 8 GiB, no GPUs) for the ledger's pool, and a
+/// fake momin-vmm.
+///
+/// The fake momin-vmm is a shell script. Run with `--preflight`, it answers what
+/// `preflight(status:line:)` set (exit 0 by default). Otherwise it writes its arguments to
+/// `args.PID`, then stays up until SIGTERM, which it obeys at once (exit 0): its command line
+/// is a VMM's (the script's own path first, then the arguments it was given), which is how the
+/// registry knows a running VM.
+final class TestHost: @unchecked Sendable {
+    let root: String
+    var environment: HostEnvironment
+    private let said = Said()
+
+    /// What the host said, kept across threads.
+    final class Said: Sendable {
+        let lines = Mutex<[String]>([])
+    }
+
+    init() throws {
+        var template = Array("/tmp/momin-host-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw SystemError("mkdtemp") }
+        root = String(cString: made)
+        for directory in ["bin", "runtime", "vms", "fake/sys/devices/system/cpu", "fake/proc"] {
+            try FileManager.default.createDirectory(atPath: root + "/" + directory, withIntermediateDirectories: true)
+        }
+        try "0-3\n".write(toFile: root + "/fake/sys/devices/system/cpu/online", atomically: true, encoding: .utf8)
+        try "MemTotal:        8388608 kB\n".write(toFile: root + "/fake/proc/meminfo", atomically: true, encoding: .utf8)
+        let vmm = root + "/bin/momin-vmm"
+        try Self.script(fakeDirectory: root + "/fake").write(toFile: vmm, atomically: true, encoding: .utf8)
+        chmod(vmm, 0o755)
+        environment = HostEnvironment(runtimeDirectory: root + "/runtime", registryDirectory: root + "/vms", momin: nil,
+                                      vmm: vmm, jailer: root + "/bin/momin-jailer", seccomp: .kill, reserveCPUs: 0, reserveMiB: 256)
+        environment.inventoryRoot = root + "/fake"
+        let said = self.said
+        environment.warn = { text in said.lines.withLock { $0.append(text) } }
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: root) }
+
+    /// What the host said on the side (`HostEnvironment.warn`), in order.
+    var warnings: [String] { said.lines.withLock { $0 } }
+
+    var registry: VMRegistry { VMRegistry(root: environment.registryDirectory) }
+
+    /// What the fake momin-vmm answers to `--preflight` from now on.
+    func preflight(status: Int32, line: String) throws {
+        try "\(status)\n".write(toFile: root + "/fake/preflight-status", atomically: true, encoding: .utf8)
+        try line.write(toFile: root + "/fake/preflight-line", atomically: true, encoding: .utf8)
+    }
+
+    /// The arguments the fake momin-vmm with pid `pid` was started with.
+    func vmmArguments(_ pid: pid_t) -> [String]? {
+        guard let text = try? String(contentsOfFile: root + "/fake/args.\(pid)", encoding: .utf8) else { return nil }
+        return text.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
+    }
+
+    static func script(fakeDirectory fake: String) -> String {
+        """
+        #!/bin/bash
+        case " $* " in
+          *" --preflight "*)
+            if [ -f \(fake)/preflight-status ]; then
+              cat \(fake)/preflight-line >&2
+              exit "$(cat \(fake)/preflight-status)"
+            fi
+            exit 0 ;;
+        esac
+        printf '%s\\n' "$@" > \(fake)/args.$$
+        exec -a "$0" /bin/bash -c 'trap "kill \\$child 2>/dev/null; exit 0" TERM; sleep 1000 & child=$!; wait $child' "$0" "$@"
+        """
+    }
+}
+
+/// A machine whose files need not exist: the fake momin-vmm opens nothing.
+func testMachine(vcpus: Int = 1, memoryMiB: UInt64 = 256) -> MachineConfiguration {
+    MachineConfiguration(kernelPath: "/nonexistent/vmlinuz", initrdPath: "/nonexistent/initrd", vcpus: vcpus, memoryMiB: memoryMiB)
+}
+
+/// Waits up to `seconds` for `condition`.
+func eventually(seconds: Double = 10, _ condition: () -> Bool) -> Bool {
+    let deadline = MonotonicClock.deadline(after: seconds)
+    while !condition() {
+        if MonotonicClock.nanoseconds() > deadline { return false }
+        usleep(10_000)
+    }
+    return true
+}
