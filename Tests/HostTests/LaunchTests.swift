@@ -14,6 +14,7 @@ import Testing
         launch.jail = .unjailed
         let hosted = try HostedVM.launch(launch, config: testMachine(vcpus: 2, memoryMiB: 512), registry: registry,
                                          environment: host.environment)
+        let arguments = try #require(host.waitForVMM(hosted.vm.pid))
         #expect(registry.state("vm") == .running(pid: hosted.vm.pid))
         #expect(registry.info("vm") == "2 512")
         #expect(host.warnings.contains { $0.hasPrefix("WARNING: --no-jail") })
@@ -21,8 +22,6 @@ import Testing
         let grant = try #require(try HostResources(host.environment).store().read()?.ledger.grant("vm"))
         #expect(grant.pid == hosted.vm.pid)
         #expect(grant.cpus.count == 2)
-        #expect(eventually { host.vmmArguments(hosted.vm.pid) != nil })
-        let arguments = try #require(host.vmmArguments(hosted.vm.pid))
         let parsed = try VMMArguments.parse(arguments)
         #expect(parsed.configuration.hostCPUs == grant.cpus)
         #expect(parsed.configuration.vsock?.socketPath == registry.socketPath("vm"))
@@ -41,6 +40,7 @@ import Testing
         launch.jail = .unjailed
         let first = try HostedVM.launch(launch, config: testMachine(), registry: registry, environment: host.environment)
         defer { first.halt() }
+        #expect(host.waitForVMM(first.vm.pid) != nil)
         #expect(throws: HostError.badInput("a VM named twice is already running (momin-vmm pid \(first.vm.pid)); choose another name")) {
             try HostedVM.launch(launch, config: testMachine(), registry: registry, environment: host.environment)
         }
@@ -50,6 +50,7 @@ import Testing
         #expect(registry.state("twice") == .stale("momin-vmm (pid \(first.vm.pid)) is gone"))
         let second = try HostedVM.launch(launch, config: testMachine(), registry: registry, environment: host.environment)
         defer { second.halt() }
+        #expect(host.waitForVMM(second.vm.pid) != nil)
         #expect(host.warnings.contains("cleaned the stale state of VM twice (momin-vmm (pid \(first.vm.pid)) is gone)"))
         #expect(registry.state("twice") == .running(pid: second.vm.pid))
     }

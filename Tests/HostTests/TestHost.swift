@@ -56,6 +56,13 @@ final class TestHost: @unchecked Sendable {
         try line.write(toFile: root + "/fake/preflight-line", atomically: true, encoding: .utf8)
     }
 
+    /// Waits until the fake momin-vmm with pid `pid` is up (it looks like a VMM and takes
+    /// SIGTERM), and returns its arguments; nil if it did not come up in 10 s.
+    func waitForVMM(_ pid: pid_t) -> [String]? {
+        _ = eventually { vmmArguments(pid) != nil }
+        return vmmArguments(pid)
+    }
+
     /// The arguments the fake momin-vmm with pid `pid` was started with.
     func vmmArguments(_ pid: pid_t) -> [String]? {
         guard let text = try? String(contentsOfFile: root + "/fake/args.\(pid)", encoding: .utf8) else { return nil }
@@ -73,8 +80,11 @@ final class TestHost: @unchecked Sendable {
             fi
             exit 0 ;;
         esac
-        printf '%s\\n' "$@" > \(fake)/args.$$
-        exec -a "$0" /bin/bash -c 'trap "kill \\$child 2>/dev/null; exit 0" TERM; sleep 1000 & child=$!; wait $child' "$0" "$@"
+        # The VMM's command line first, then its trap, then the arguments it got: once
+        # args.PID exists, it looks like a VMM and stops cleanly on SIGTERM.
+        exec -a "$0" /bin/bash -c 'trap "kill \\$child 2>/dev/null; exit 0" TERM
+          printf "%s\\n" "$@" > \(fake)/args.$$
+          sleep 1000 & child=$!; wait $child' "$0" "$@"
         """
     }
 }

@@ -58,6 +58,12 @@ import Testing
         return guest
     }
 
+    /// Waits until the VM's fake momin-vmm is up, so that its stop is a clean one.
+    static func waitForVMM(of name: String, in registry: VMRegistry, host: TestHost) -> [String]? {
+        guard let text = SmallFiles.read(registry.directory(name) + "/pid"), let pid = pid_t(text.trimmingNewline()) else { return nil }
+        return host.waitForVMM(pid)
+    }
+
     final class FakeGuest: @unchecked Sendable {
         let ready = Completion()
         var running: Running<[ExecRequest]>?
@@ -87,6 +93,7 @@ import Testing
         let end = try VMSession.run(testMachine(), options, log: log, agents: AgentHosting(store: nil), registry: registry,
                                     environment: host.environment) { gateway throws(GatewayError) in
             handsSocketServed = access(registry.hostPortSocket("runner-1", port: HandsCallProtocol.port), F_OK) == 0
+            _ = Self.waitForVMM(of: "runner-1", in: registry, host: host)
             return try gateway.exec(ExecRequest(argv: ["/bin/echo", "hi"], env: [], cwd: "/"), input: .none) { _, bytes in output += bytes }
         }
         let report = try end.result.get()
