@@ -47,7 +47,7 @@ let package = Package(
         .target(name: "Doors"),
         // The host's client of a guest's momin-init: Doors over the VMM's vsock socket (exec, files, ping).
         .target(name: "GuestClient", dependencies: ["Doors", "POSIX"]),
-        // Policy files (YAML, JSON) → a compiled policy; a pure evaluator of Hands calls and limits.
+        // Policy files (YAML, JSON) → a compiled policy; a pure evaluator of tool calls and limits.
         .target(name: "Policy", dependencies: ["Doors", "POSIX", .product(name: "Yams", package: "Yams")]),
         // RFC 6962 Merkle trees: tree hashes, an incremental frontier, inclusion and consistency proofs (pure).
         .target(name: "Merkle", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
@@ -62,7 +62,7 @@ let package = Package(
         .target(name: "Buckets", dependencies: [
             "Audit", "Merkle", "SignedLog", .product(name: "Crypto", package: "swift-crypto"), .product(name: "GRDB", package: "GRDB.swift"),
         ]),
-        // The tool gateway: every Hands call through the policy and into the audit log.
+        // The tool gateway: every tool call through the policy and into the audit log.
         .target(name: "Gateway", dependencies: [
             "GuestClient", "Doors", "Policy", "Audit", "Buckets", "Merkle", "POSIX", .product(name: "Crypto", package: "swift-crypto"),
         ]),

@@ -5,7 +5,7 @@ import Policy
 /// What the gateway costs per call without the guest: the governance a call goes through
 /// before and after the guest runs it (limits, policy evaluation with lexical resolution,
 /// three log entries, a signed head every `signEvery`), timed over `calls` allowed calls.
-/// `Scripts/bench-gateway` prints its figures; nothing here is asserted in tests.
+/// `Scripts/bench/gateway` prints its figures; nothing here is asserted in tests.
 public enum GatewayBenchmark {
     public struct Figures: Sendable {
         public var calls: Int

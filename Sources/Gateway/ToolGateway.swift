@@ -3,7 +3,7 @@ import Doors
 import GuestClient
 import Policy
 
-/// The one path every Hands call takes (ARCHITECTURE: the gateway is the only way an agent's
+/// The one path every tool call takes (ARCHITECTURE: the gateway is the only way an agent's
 /// request gets a side effect): the session's limits and the policy decide, the request and
 /// the decision are logged, and only an allowed call reaches the guest; its result is logged
 /// by digest before the caller sees it. Without a policy every call is allowed (and

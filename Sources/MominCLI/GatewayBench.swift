@@ -5,7 +5,7 @@ import Gateway
 import Glibc
 import Policy
 
-/// `momin bench-gateway`: the governance cost per tool call (Scripts/bench-gateway).
+/// `momin bench-gateway`: the governance cost per tool call (Scripts/bench/gateway).
 struct GatewayBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-gateway", abstract: "Time the tool gateway's policy and audit work per call.",

@@ -7,7 +7,7 @@ import Glibc
 import Host
 import MachineConfig
 
-/// `momin run -- CMD [ARGS...]`: a fresh microVM runs one command through Hands exec and is torn
+/// `momin run -- CMD [ARGS...]`: a fresh microVM runs one command through Doors exec and is torn
 /// down. The command's stdout and stderr are ours byte for byte; its exit status is ours.
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(

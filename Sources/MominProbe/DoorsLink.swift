@@ -2,7 +2,7 @@ import Doors
 import Glibc
 
 /// A Doors connection the probe drives frame by frame, over its own `VsockStream`: unlike the
-/// Hands client it can send raw bytes, keep several requests in flight, and drop the stream
+/// guest client it can send raw bytes, keep several requests in flight, and drop the stream
 /// abruptly mid-request.
 final class DoorsLink {
     let stream: VsockStream

@@ -4,7 +4,7 @@ import GuestClient
 import POSIX
 
 /// Round-trip latency: raw vsock (1 byte to the baseline echo and back) against Doors requests
-/// made by the Hands client, the code path `momin exec` and `momin cp` use.
+/// made by GuestClient's DoorsClient, the code path `momin exec` and `momin cp` use.
 enum RoundTrips {
     /// Round trips before timing starts, on both paths alike.
     static let warmup = 20
@@ -70,7 +70,7 @@ enum RoundTrips {
     }
 
     /// Ping/Pong again, on the probe's own minimal client: one encoded frame sent over and over,
-    /// no allocation per round trip. Against `doors-ping-rtt` it shows what the Hands client
+    /// no allocation per round trip. Against `doors-ping-rtt` it shows what GuestClient's DoorsClient
     /// itself adds; against `raw-rtt`, what is left for the guest's server and the framing.
     static func leanPing(_ target: Target, count: Int) throws(ProbeError) {
         let link = try DoorsLink(target)
@@ -109,7 +109,7 @@ enum RoundTrips {
     }
 }
 
-/// The Hands client on the guest's Doors port.
+/// GuestClient's DoorsClient on the guest's Doors port.
 func connectHands(_ target: Target) throws(ProbeError) -> DoorsClient {
     do { return try DoorsClient(socketPath: target.socketPath, port: target.doorsPort, seconds: 10) } catch { throw .guest(error) }
 }

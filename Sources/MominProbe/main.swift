@@ -2,7 +2,7 @@
 // VMM's vsock Unix socket (`momin start NAME` keeps it at $MOMIN_RUNTIME_DIR/NAME/vsock.sock).
 //
 //   rtt, throughput        raw vsock, against momin-init's baseline services (momin.baseline=PORT)
-//   doors-rtt, -throughput the same through Doors, with the Hands client
+//   doors-rtt, -throughput the same through Doors, with GuestClient's DoorsClient
 //   stress, garbage        hostile and crashing clients; exit 0 only if every check passed
 //
 // Figures go to stdout as `name: value` lines; problems to stderr. Exit status: 0 done (or

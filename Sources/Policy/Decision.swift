@@ -1,6 +1,6 @@
 import Doors
 
-/// One Hands call as the policy sees it.
+/// One tool call as the policy sees it (exec and files made in the guest for an agent, or an agent's hands call).
 public enum ToolCall: Sendable, Hashable {
     case exec(ExecRequest)
     case readFile(path: String)
