@@ -88,7 +88,7 @@ let package = Package(
         // libcap-ng (Debian's libcap-ng-dev), a system library. Only Jail imports it.
         .systemLibrary(name: "CCapNG"),
         // The jail: namespaces, mounts and pivot_root, ids, rlimits, capabilities, no_new_privs.
-        .target(name: "Jail", dependencies: ["CCapNG", "CLinux"]),
+        .target(name: "Jail", dependencies: ["CCapNG", "CLinux", "POSIX"]),
         // The jailer process: builds one jail and execs a program in it; no Foundation, no argument parser.
         .executableTarget(name: "MominJailer", dependencies: ["Jail"]),
         // Host-side probe of a running VM's vsock path: raw and Doors latency and throughput,

@@ -1,4 +1,5 @@
 import Glibc
+import POSIX
 
 /// A step of building the jail that failed: the step, as a message names it ("pivot_root into
 /// /run/momin/jail/a"), and errno's text or a detail. The jailer stops at the first one.
@@ -38,14 +39,7 @@ func system(_ step: @autoclosure () -> String, _ call: () -> Int32) throws(JailF
 /// Lines on stderr, written straight to fd 2 (no buffering to lose at _exit or execve).
 public enum Diagnostics {
     public static func report(_ line: String) {
-        var bytes = Array(("momin-jailer: " + line + "\n").utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress! + offset, $0.count - offset) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return }
-            offset += n
-        }
+        try? FileIO.writeAll(2, Array(("momin-jailer: " + line + "\n").utf8))
     }
 }
 

@@ -19,7 +19,7 @@ struct Boot: ParsableCommand {
     var reportMemory = false
 
     func run() throws {
-        var config = try machine.configuration()
+        let config = try machine.configuration()
         let host = hostEnvironment()
         try VMMLauncher(host).preflight(config)  // refuses bad input here, before any rig or child
         try Rig.check(config, noRig: machine.noRig)
@@ -27,26 +27,8 @@ struct Boot: ParsableCommand {
         // The microVM itself lives in momin-vmm, a small process of its own (no Foundation), in
         // its jail; this process holds its grant, waits for it, passes on the signals that would
         // stop it, frees what it held, and exits as it did.
-        let runtime = try RuntimeDirectory.create(in: host)
-        runtime.removeAtExit()
-        let name = runtime.path.split(separator: "/").last.map(String.init) ?? "boot"
-        let resources = HostResources(host)
-        config.hostCPUs = try resources.grant(id: name, config).cpus
-        defer { resources.release(id: name) }
-        let jail = try VMJail.make(machine.jail, vm: name, config, socketDirectory: runtime.path + "/sock", environment: host)
-        let stopping = SignalRelay.blockStopSignals()
-        let child: pid_t
-        do {
-            child = try VMMLauncher(host).spawn(config, jail: jail, timeout: machine.timeout, logFD: nil, reportMemory: reportMemory)
-        } catch {
-            jail?.release()
-            throw error
-        }
-        jail?.launched(pid: child)
-        try? resources.launched(id: name, pid: child)
-        let status = SignalRelay.wait(for: child, relaying: stopping)
-        jail?.release()
-        resources.release(id: name)
+        let status = try ForegroundVM.run(config, jail: machine.jail, timeout: machine.timeout, reportMemory: reportMemory,
+                                          environment: host)
         if status & 0x7f == 0 { Glibc.exit((status >> 8) & 0xff) }
         Glibc.exit(128 + (status & 0x7f))
     }

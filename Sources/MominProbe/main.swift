@@ -13,8 +13,8 @@ let usage = """
     usage: momin-probe COMMAND --socket PATH [OPTIONS]
       rtt --port P [--count N] [--bytes B]
                                          B-byte (1) round trips to the baseline echo on port P
-      doors-rtt [--count N]              Doors Ping, exec of `true`, read of a 4 KiB file (Hands
-                                         client), and Ping on the probe's own minimal client
+      doors-rtt [--count N]              Doors Ping, exec of `true`, read of a 4 KiB file (through
+                                         GuestClient), and Ping on the probe's own minimal client
       throughput --port P [--mib M]      raw MiB/s: host->guest (sink P+1), guest->host (source P+2)
       doors-throughput [--mib M] [--through file|devices]
                                          Doors writeFile and readFile of M MiB: a guest file,

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # --help of any command prints help and boots nothing: `momin --help`, every subcommand and
 # nested subcommand that `momin --help` and `momin help SUB` list, the hidden agent-host and
-# bench-gateway, and momin-vmm and momin-jailer. Each must exit 0 with its usage on stdout
-# (momin: "USAGE:"; momin-vmm and momin-jailer: a line starting "usage:", any case), must not
+# bench-gateway, momin-vmm, momin-jailer and momin-probe, and the guest's momin-init and hands
+# (momin-init run outside a guest, and under the name hands). Each must exit 0 with its usage
+# on stdout (momin: "USAGE:"; the others: a line starting "usage:", any case), must not
 # go to the nested rig, and must leave nothing behind: it runs with MOMIN_RIG=/bin/false, in an
 # empty working directory, with empty runtime directories of its own (MOMIN_RUNTIME_DIR,
 # XDG_RUNTIME_DIR) that must stay empty, within 20 s, and no process it started may be left.
 #
-#   Tests/cli/help.sh MOMIN_DIR      (holding momin, momin-vmm and momin-jailer)
+#   Tests/cli/help.sh MOMIN_DIR MOMIN_INIT
+#     MOMIN_DIR   holds momin, momin-vmm, momin-jailer and momin-probe
+#     MOMIN_INIT  the guest's momin-init (Guest/.build/release/momin-init)
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-dir=$(absolute "${1:?usage: help.sh MOMIN_DIR}")
+dir=$(absolute "${1:?usage: help.sh MOMIN_DIR MOMIN_INIT}")
+init=$(absolute "${2:?usage: help.sh MOMIN_DIR MOMIN_INIT}")
 momin=$dir/momin
 
 # sandboxed COMMAND...: runs COMMAND in a fresh box $box ($box/cwd, $box/momin and $box/xdg,
@@ -83,6 +87,10 @@ for path in "${paths[@]}"; do
   # shellcheck disable=SC2086
   expect_help 'USAGE:' "$momin" $path
 done
-expect_help '^[Uu][Ss][Aa][Gg][Ee]:' "$dir/momin-vmm"
-expect_help '^[Uu][Ss][Aa][Gg][Ee]:' "$dir/momin-jailer"
+for program in "$dir/momin-vmm" "$dir/momin-jailer" "$dir/momin-probe" "$init"; do
+  expect_help '^[Uu][Ss][Aa][Gg][Ee]:' "$program"
+done
+# The image's /usr/bin/hands is a link to momin-init, which run by that name is the hands client.
+ln -s "$init" "$work/hands"
+expect_help '^[Uu][Ss][Aa][Gg][Ee]:' "$work/hands"
 finish

@@ -23,6 +23,15 @@ let moduleOrderFile = "/lib/modules/momin.order"
 // As PID 1 the arguments are never read: /proc is not mounted when the program starts, and
 // Swift's CommandLine on Linux finds argv through /proc/self/maps, so it would be empty anyway.
 let dryRun = getpid() != 1
+if dryRun && CommandLine.arguments.dropFirst().contains(where: { $0 == "--help" || $0 == "-h" }) {
+    Console.print("""
+        usage: momin-init                  the guest's /init (PID 1); kernel parameters momin.doors[=PORT],
+                                           momin.hands[=PORT], momin.baseline=PORT, momin.shell=1 (docs/guest.md)
+               momin-init --not-pid1-test  outside a guest: print the status line, change nothing
+               hands ...                   run through the image's /usr/bin/hands link: the agent's hands client
+        """)
+    exit(0)
+}
 if dryRun && !CommandLine.arguments.dropFirst().contains("--not-pid1-test") {
     Console.error("must run as PID 1 (the guest's /init); pass --not-pid1-test to try it elsewhere")
     exit(2)

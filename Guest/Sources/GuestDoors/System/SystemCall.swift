@@ -110,15 +110,7 @@ final class Descriptor {
 
     /// Writes all of `bytes` to a blocking descriptor (a regular file).
     func writeAll(_ bytes: [UInt8]) throws(SystemError) {
-        let fd = raw
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { all in
-                retryingEINTR { Glibc.write(fd, all.baseAddress! + offset, all.count - offset) }
-            }
-            guard n > 0 else { throw SystemError("write", errno: n == 0 ? EIO : errno) }
-            offset += n
-        }
+        try FileIO.writeAll(raw, bytes)
     }
 }
 
