@@ -10,13 +10,11 @@ public enum MonotonicClock {
 
     public static func seconds() -> Double { Double(nanoseconds()) / 1e9 }
 
-    /// The deadline `seconds` from now, in nanoseconds; a negative or NaN span is now, a huge
-    /// one saturates.
+    /// The deadline `seconds` from now, in nanoseconds; a negative or NaN span is now, and a
+    /// huge one (infinity included) is capped at 2^63 ns, past any uptime, so nothing overflows.
     public static func deadline(after seconds: Double) -> UInt64 {
         let span = seconds.isNaN || seconds <= 0 ? 0 : min(seconds * 1e9, Double(UInt64.max / 2))
-        let now = nanoseconds()
-        let (sum, overflow) = now.addingReportingOverflow(UInt64(span))
-        return overflow ? .max : sum
+        return nanoseconds() + UInt64(span)
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Host
+import Ledger
 import MachineConfig
 import POSIX
 import Synchronization
@@ -49,6 +50,12 @@ final class TestHost: @unchecked Sendable {
     var warnings: [String] { said.lines.withLock { $0 } }
 
     var registry: VMRegistry { VMRegistry(root: environment.registryDirectory) }
+
+    /// The ledger as its file holds it, without the reaping of dead VMMs a store's read does.
+    func ledgerOnDisk() throws -> ResourceLedger {
+        let store = try HostResources(environment).store()
+        return try ResourceLedger.decode(try FileIO.readFile(store.path, limit: 1 << 20))
+    }
 
     /// What the fake momin-vmm answers to `--preflight` from now on.
     func preflight(status: Int32, line: String) throws {
