@@ -35,6 +35,8 @@ struct SyntaxError: Error {
 
 enum YAMLReader {
     static func read(_ text: String) throws(SyntaxError) -> SourceNode? {
+        // Bounded first, on libyaml's events: the composer below recurses per level.
+        try YAMLShape.check(text, maximumDepth: SourceNode.maximumDepth, maximumNodes: SourceNode.maximumNodes)
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)
