@@ -112,7 +112,10 @@ public final class AgentTree: @unchecked Sendable {
         case .bucketQuery(let namespace, let prefix):
             guard let buckets = buckets(for: agent) else { return Self.noStore }
             let entries = try buckets.query(BucketQuery(namespace: namespace, keyPrefix: prefix.isEmpty ? nil : prefix, latestOnly: true))
-            return .ok(fields: entries.map { "\($0.key)\t\($0.size)\t\($0.contentHash)" }, data: [])
+            let lines = entries.map { "\($0.key)\t\($0.size)\t\($0.contentHash)" }
+            return .fitting(lines: lines) { shown in
+                "truncated: \(shown) of \(lines.count) keys shown (a reply holds at most 1.25 MiB); narrow the key prefix"
+            }
         case .spawn(let request):
             return try spawn(request, parent: agent)
         case .stop(let name):

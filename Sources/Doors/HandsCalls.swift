@@ -130,6 +130,23 @@ public enum HandsReply: Hashable, Sendable {
     /// Text fields (a key list, a sender's name, an exit status) and one data blob (a value, a message).
     case ok(fields: [String], data: [UInt8])
     case failed(HandsFailure, String)
+
+    /// An `ok` reply of `lines`, as many as a frame carries: when they do not all fit, the
+    /// first ones that do, with `more(shown)` as the reply's data, the marker the caller shows.
+    public static func fitting(lines: [String], more: (Int) -> String) -> HandsReply {
+        if HandsCallCodec.excess(fields: lines, data: []) == nil { return .ok(fields: lines, data: []) }
+        // Room kept for the marker: a line of text.
+        let reserve = 4 + DoorsLimits.maxMessageLength
+        var size = 2 + reserve
+        var shown = 0
+        for line in lines {
+            let next = size + 4 + line.utf8.count
+            guard shown + 2 <= HandsCallProtocol.maxFields, next <= HandsCallProtocol.maxPayload else { break }
+            size = next
+            shown += 1
+        }
+        return .ok(fields: Array(lines.prefix(shown)), data: Array(more(shown).utf8.prefix(DoorsLimits.maxMessageLength)))
+    }
 }
 
 public enum HandsCallError: Error, Hashable, Sendable, CustomStringConvertible {
@@ -161,12 +178,40 @@ public enum HandsCallCodec {
         frame(call.kind, fields(of: call))
     }
 
+    /// A reply the caller's decoder will take. One that would not (more fields, data or payload
+    /// than a frame may carry: a bucket value put by the operator can be 16 MiB) is sent as a
+    /// failure that says what was over, never as a frame the caller refuses or a count that
+    /// does not fit its 16 bits.
     public static func encode(_ reply: HandsReply) -> [UInt8] {
         switch reply {
-        case .ok(let fields, let data): frame(.ok, fields.map { Array($0.utf8) } + [data])
+        case .ok(let fields, let data):
+            if let excess = excess(fields: fields, data: data) {
+                return encode(.failed(.failed, "the host's reply is over what a hands frame carries: \(excess)"))
+            }
+            return frame(.ok, fields.map { Array($0.utf8) } + [data])
         case .failed(let failure, let message):
-            frame(.failed, [le(UInt32(failure.rawValue)), Array(message.utf8.prefix(DoorsLimits.maxMessageLength))])
+            return frame(.failed, [le(UInt32(failure.rawValue)), Array(message.utf8.prefix(DoorsLimits.maxMessageLength))])
         }
+    }
+
+    /// What an `ok` reply has past the decoder's bounds, or nil when it fits.
+    static func excess(fields: [String], data: [UInt8]) -> String? {
+        if fields.count + 1 > HandsCallProtocol.maxFields {
+            return "\(fields.count + 1) fields (at most \(HandsCallProtocol.maxFields))"
+        }
+        if data.count > HandsCallProtocol.maxData {
+            return "\(data.count) bytes of data (at most \(HandsCallProtocol.maxData))"
+        }
+        let payload = okPayloadSize(fields: fields, data: data)
+        if payload > HandsCallProtocol.maxPayload {
+            return "a \(payload)-byte payload (at most \(HandsCallProtocol.maxPayload))"
+        }
+        return nil
+    }
+
+    /// The payload size of an `ok` reply: the field count, then each field's length and bytes.
+    static func okPayloadSize(fields: [String], data: [UInt8]) -> Int {
+        fields.reduce(2 + 4 + data.count) { $0 + 4 + $1.utf8.count }
     }
 
     /// The payload length a header announces, checked against the limit; the caller then
@@ -253,7 +298,10 @@ public enum HandsCallCodec {
         }
     }
 
+    /// Callers keep `fields` within `maxFields` (replies through `excess`, calls through the
+    /// hands client's argument checks), so the count fits its 16 bits.
     private static func frame(_ kind: HandsCallKind, _ fields: [[UInt8]]) -> [UInt8] {
+        precondition(fields.count <= Int(UInt16.max), "a hands frame of \(fields.count) fields")
         var payload: [UInt8] = [UInt8(fields.count & 0xff), UInt8(fields.count >> 8)]
         for field in fields {
             payload += le(UInt32(field.count))

@@ -325,6 +325,24 @@ import Testing
         #expect(failure(fixture.tree.handle(.bucketPut(namespace: "other", key: "a", value: [1]), from: "boss"))?.0 == .denied)
     }
 
+    @Test func aQueryOverMoreKeysThanAReplyHoldsIsTruncatedWithAMarker() throws {
+        let fixture = try Fixture()
+        // 1,500 keys of 1,000 bytes: their lines are over the 1.25 MiB a hands reply may carry.
+        for i in 0..<1500 {
+            _ = try fixture.store.put(namespace: "cases/big", key: String(format: "%04d", i) + String(repeating: "k", count: 996),
+                                      value: [1])
+        }
+        let reply = fixture.tree.handle(.bucketQuery(namespace: "cases/big", keyPrefix: ""), from: "boss")
+        let bytes = HandsCallCodec.encode(reply)
+        let (kind, _) = try HandsCallCodec.payloadLength(header: Array(bytes.prefix(HandsCallProtocol.headerSize)))
+        let decoded = try HandsCallCodec.decodeReply(kind: kind, payload: Array(bytes.dropFirst(HandsCallProtocol.headerSize)))
+        guard case .ok(let fields, let data) = decoded else { Issue.record("query failed: \(decoded)"); return }
+        #expect(fields.count > 1000 && fields.count < 1500)
+        #expect(fields.first?.hasPrefix("0000k") == true)
+        #expect(String(decoding: data, as: UTF8.self)
+                == "truncated: \(fields.count) of 1500 keys shown (a reply holds at most 1.25 MiB); narrow the key prefix")
+    }
+
     @Test func stopEndsTheSubtreeDeepestFirstAndOnlyAnAncestorMayStop() throws {
         let fixture = try Fixture()
         // A child that may itself start one sub-agent, with the same powers.

@@ -96,3 +96,47 @@ import Testing
         #expect(HandsFailure.denied.exitStatus == 77 && HandsFailure.noRoom.exitStatus == 75)
     }
 }
+
+/// A reply the host builds from what a guest or a store holds is bounded when it is encoded:
+/// it never traps and never exceeds what the caller's decoder accepts.
+@Suite struct HandsReplyBoundsTests {
+    static func roundTrip(_ reply: HandsReply) throws -> HandsReply {
+        let bytes = HandsCallCodec.encode(reply)
+        let (kind, length) = try HandsCallCodec.payloadLength(header: Array(bytes.prefix(HandsCallProtocol.headerSize)))
+        #expect(length == bytes.count - HandsCallProtocol.headerSize)
+        return try HandsCallCodec.decodeReply(kind: kind, payload: Array(bytes.dropFirst(HandsCallProtocol.headerSize)))
+    }
+
+    @Test func seventyThousandFieldsAreAFailureNotATrap() throws {
+        // The field count is 16 bits on the wire: 65,536 fields or more trapped the host.
+        let reply = try Self.roundTrip(.ok(fields: Array(repeating: "k", count: 70_000), data: []))
+        guard case .failed(.failed, let message) = reply else { Issue.record("got \(reply)"); return }
+        #expect(message.contains("70001 fields"))
+    }
+
+    @Test func moreFieldsThanTheDecoderTakesAreAFailure() throws {
+        let reply = try Self.roundTrip(.ok(fields: Array(repeating: "k", count: HandsCallProtocol.maxFields), data: []))
+        guard case .failed(.failed, _) = reply else { Issue.record("got \(reply)"); return }
+        // One fewer, with the data field, is exactly the most there may be.
+        let most = try Self.roundTrip(.ok(fields: Array(repeating: "k", count: HandsCallProtocol.maxFields - 1), data: []))
+        #expect(most == .ok(fields: Array(repeating: "k", count: HandsCallProtocol.maxFields - 1), data: []))
+    }
+
+    @Test func dataOverTheLimitIsAFailureNamingItsSize() throws {
+        // A bucket value put by the operator can be 16 MiB; a reply carries 1 MiB of data.
+        let reply = try Self.roundTrip(.ok(fields: [], data: [UInt8](repeating: 7, count: HandsCallProtocol.maxData + 1)))
+        guard case .failed(.failed, let message) = reply else { Issue.record("got \(reply)"); return }
+        #expect(message.contains("\(HandsCallProtocol.maxData + 1) bytes of data"))
+    }
+
+    @Test func fittingLinesStopsBeforeTheLimitsAndSaysSo() throws {
+        let line = String(repeating: "x", count: 1000)
+        let lines = Array(repeating: line, count: 2000)  // ~2 MB: over the payload limit
+        let reply = HandsReply.fitting(lines: lines, more: { "showed \($0) of \(lines.count)" })
+        guard case .ok(let fields, let data) = try Self.roundTrip(reply) else { Issue.record("not ok"); return }
+        #expect(fields.count > 1000 && fields.count < 2000)
+        #expect(String(decoding: data, as: UTF8.self) == "showed \(fields.count) of 2000")
+        // Lines that fit come back whole, with no marker.
+        #expect(HandsReply.fitting(lines: ["a", "b"], more: { "\($0)" }) == .ok(fields: ["a", "b"], data: []))
+    }
+}

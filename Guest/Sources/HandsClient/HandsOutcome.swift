@@ -32,7 +32,10 @@ public struct HandsOutcome: Equatable, Sendable {
                 guard let sender = fields.first else { return malformed("door recv", fields) }
                 return HandsOutcome(standardOutput: Array((sender + "\n").utf8) + data)
             case .fieldLines:
-                return HandsOutcome(standardOutput: Array(fields.map { $0 + "\n" }.joined().utf8))
+                // Data beside the lines is the host's marker that they were cut short (a query
+                // over more keys than a reply holds): said on stderr, the lines still printed.
+                let marker = data.isEmpty ? nil : String(decoding: data, as: UTF8.self)
+                return HandsOutcome(standardOutput: Array(fields.map { $0 + "\n" }.joined().utf8), errorLine: marker)
             case .firstField:
                 guard let first = fields.first else { return malformed("spawn", fields) }
                 return HandsOutcome(standardOutput: Array((first + "\n").utf8))

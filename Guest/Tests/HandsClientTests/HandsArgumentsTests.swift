@@ -222,12 +222,16 @@ func failure(_ body: () throws(HandsClientError) -> HandsCommand) -> HandsClient
         #expect(HandsOutcome.of(reply, output: .nothing) == HandsOutcome())
         #expect(HandsOutcome.of(reply, output: .data) == HandsOutcome(standardOutput: Array("bytes".utf8)))
         #expect(HandsOutcome.of(reply, output: .senderAndData) == HandsOutcome(standardOutput: Array("alice\nbytes".utf8)))
-        #expect(HandsOutcome.of(reply, output: .fieldLines) == HandsOutcome(standardOutput: Array("alice\nroot\n".utf8)))
+        // Data beside field lines is the host's marker that the list was cut short.
+        #expect(HandsOutcome.of(reply, output: .fieldLines) == HandsOutcome(standardOutput: Array("alice\nroot\n".utf8), errorLine: "bytes"))
         #expect(HandsOutcome.of(reply, output: .firstField) == HandsOutcome(standardOutput: Array("alice\n".utf8)))
         #expect(HandsOutcome.of(reply, output: .identity) == HandsOutcome(standardOutput: Array("alice\nparent root\n".utf8)))
         let orphan = HandsReply.ok(fields: ["root", ""], data: [])
         #expect(HandsOutcome.of(orphan, output: .identity) == HandsOutcome(standardOutput: Array("root\n".utf8)))
         #expect(HandsOutcome.of(.ok(fields: [], data: []), output: .fieldLines) == HandsOutcome())
+        // A list the host cut short: the lines it sent, and its marker on stderr; still exit 0.
+        #expect(HandsOutcome.of(.ok(fields: ["a"], data: Array("truncated: 1 of 9 keys shown".utf8)), output: .fieldLines)
+                == HandsOutcome(standardOutput: Array("a\n".utf8), errorLine: "truncated: 1 of 9 keys shown"))
         #expect(HandsOutcome.of(.ok(fields: [], data: []), output: .firstField).exitStatus == 70)
     }
 
