@@ -121,7 +121,7 @@ public enum DoorsField: String, Hashable, Sendable {
     case versions, maxPayload, software
     case errorCode, errno, message
     case count, nonce
-    case argv, env, cwd, sendsStdin, timeout
+    case argv, env, cwd, sendsStdin, timeout, program
     case pid, exitKind, exitCode, signal, timedOut
     case path, permissions, writeOptions, offset, length
     case followSymlinks, fileType, size, mtimeSeconds, mtimeNanoseconds, nlink, uid, gid

@@ -9,9 +9,12 @@ public enum DoorsProtocol {
     /// offers, so that a peer of any version can read it.
     public static let handshakeVersion: UInt8 = 1
     /// The versions this build speaks, lowest first.
-    public static let supportedVersions: [UInt8] = [1]
+    /// Version 2 walks every path the host sends without following symlinks and adds Exec's
+    /// `program`; version 1, which followed them, is no longer spoken (a guest that did would
+    /// reopen the symlink hole version 2 closes).
+    public static let supportedVersions: [UInt8] = [2]
     /// The highest version this build speaks.
-    public static let currentVersion: UInt8 = 1
+    public static let currentVersion: UInt8 = 2
     /// The largest payload any v1 peer sends or accepts (256 KiB).
     public static let maxPayload = 262_144
     /// The smallest receive limit a Hello may advertise (64 KiB); every request with a path fits.
@@ -99,6 +102,12 @@ struct FrameHeader: Hashable, Sendable {
         self.payloadLength = payloadLength
     }
 
+    /// Whether a frame's header says `DoorsProtocol.handshakeVersion` whatever the session's:
+    /// a Hello, and an Error for the whole connection (request id 0).
+    static func carriesHandshakeVersion(type: UInt8, requestID: UInt32) -> Bool {
+        type == FrameType.hello.rawValue || (type == FrameType.error.rawValue && UInt32(littleEndian: requestID) == 0)
+    }
+
     /// Reads and checks a header from the first `DoorsProtocol.headerSize` bytes of `bytes`.
     /// Every error it throws is fatal to the connection: the stream can no longer be split into frames.
     static func parse(
@@ -110,7 +119,13 @@ struct FrameHeader: Hashable, Sendable {
         let magic = UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 0, as: UInt16.self))
         guard magic == DoorsProtocol.magic else { throw .badMagic(magic) }
         let version = bytes[2]
-        guard acceptedVersions.contains(version) else { throw .unsupportedVersion(version) }
+        // A Hello's header, and a connection-level Error's (request id 0: the refusal of a
+        // handshake), always say the handshake version: frozen, so that any two builds can read
+        // each other's Hello and refusal. Every other frame says a version this side speaks.
+        let handshaking = FrameHeader.carriesHandshakeVersion(type: bytes[3],
+                                                              requestID: bytes.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
+        let accepted = handshaking ? [DoorsProtocol.handshakeVersion] : acceptedVersions
+        guard accepted.contains(version) else { throw .unsupportedVersion(version) }
         guard let type = FrameType(rawValue: bytes[3]) else { throw .unknownFrameType(bytes[3]) }
         let flags = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
         guard flags == 0 else { throw .unknownFlags(flags) }

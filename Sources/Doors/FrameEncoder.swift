@@ -1,7 +1,8 @@
 /// Turns frames into bytes for one connection. Before the handshake use the defaults; after it,
 /// `init(session:)`, so frames carry the agreed version and stay within the peer's limit.
 public struct FrameEncoder: Hashable, Sendable {
-    /// The version written into every header except a Hello's (always `handshakeVersion`).
+    /// The version written into every header except a Hello's and a connection-level Error's
+    /// (always `handshakeVersion`).
     public var version: UInt8
     /// The largest payload the peer accepts.
     public var maxPayload: Int
@@ -35,7 +36,8 @@ public struct FrameEncoder: Hashable, Sendable {
             try Check.requestID(frame.requestID, for: type)
             buffer.reserveCapacity(start + DoorsProtocol.headerSize + hint)
             let header = FrameHeader(
-                version: type == .hello ? DoorsProtocol.handshakeVersion : version,
+                version: FrameHeader.carriesHandshakeVersion(type: type.rawValue, requestID: frame.requestID.littleEndian)
+                    ? DoorsProtocol.handshakeVersion : version,
                 type: type,
                 requestID: frame.requestID,
                 payloadLength: 0)

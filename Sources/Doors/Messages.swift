@@ -164,30 +164,38 @@ public struct ErrorReply: Hashable, Sendable {
 
 /// Run a program in the guest.
 public struct ExecRequest: Hashable, Sendable {
-    /// The program (looked up in PATH when it has no "/") and its arguments; at least one
-    /// entry, and argv[0] not empty.
+    /// The arguments, argv[0] included as the program sees it; at least one entry, and argv[0]
+    /// not empty. Without `program`, argv[0] also names the file (looked up in PATH when it has
+    /// no "/").
     public var argv: [String]
     /// "KEY=VALUE" entries: the whole environment of the program.
     public var env: [String]
-    /// Absolute working directory; the guest's default (/) when nil.
+    /// Absolute working directory, walked without following symlinks (docs/doors-protocol.md,
+    /// "Paths"); the guest's default (/) when nil.
     public var cwd: String?
     /// Whether StdinData/StdinEnd frames will follow; when false stdin is /dev/null.
     public var sendsStdin: Bool
     /// Kill the process (SIGKILL) after this many milliseconds; at least 1.
     public var timeoutMilliseconds: UInt32?
+    /// The file to execute, absolute and walked without following symlinks: the program as the
+    /// policy judged it, resolved. Nil when nothing judged it (an ungoverned call): the guest
+    /// then finds the file from argv[0] as execvp would.
+    public var program: String?
 
     public init(
         argv: [String],
         env: [String] = [],
         cwd: String? = nil,
         sendsStdin: Bool = false,
-        timeoutMilliseconds: UInt32? = nil
+        timeoutMilliseconds: UInt32? = nil,
+        program: String? = nil
     ) {
         self.argv = argv
         self.env = env
         self.cwd = cwd
         self.sendsStdin = sendsStdin
         self.timeoutMilliseconds = timeoutMilliseconds
+        self.program = program
     }
 }
 

@@ -61,6 +61,12 @@ extension DoorsMessage {
             } else {
                 out.append(0)
             }
+            if let program = request.program {
+                out.append(1)
+                try out.appendPath(program, .program)
+            } else {
+                out.append(0)
+            }
         case .started(let pid):
             guard pid > 0 else { throw .outOfRange(.pid, Int64(pid)) }
             out.appendLittleEndian(pid)
@@ -211,7 +217,9 @@ extension PayloadReader {
                 guard value > 0 else { throw .outOfRange(.timeout, 0) }
                 return value
             }
-            return .exec(ExecRequest(argv: argv, env: env, cwd: cwd, sendsStdin: sendsStdin, timeoutMilliseconds: timeout))
+            let program = try optional(.program) { (r: inout PayloadReader) throws(PayloadProblem) in try r.path(.program) }
+            return .exec(ExecRequest(argv: argv, env: env, cwd: cwd, sendsStdin: sendsStdin, timeoutMilliseconds: timeout,
+                                     program: program))
         case .started:
             let pid = try integer(Int32.self, .pid)
             guard pid > 0 else { throw .outOfRange(.pid, Int64(pid)) }

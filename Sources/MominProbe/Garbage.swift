@@ -127,7 +127,7 @@ struct Garbage {
     }
 
     /// A frame header with any field set as given (all little-endian).
-    func header(magic: UInt16 = DoorsProtocol.magic, version: UInt8 = 1, type: UInt8, flags: UInt32 = 0,
+    func header(magic: UInt16 = DoorsProtocol.magic, version: UInt8 = DoorsProtocol.currentVersion, type: UInt8, flags: UInt32 = 0,
                 id: UInt32 = 1, length: UInt32) -> [UInt8] {
         var bytes: [UInt8] = []
         func put<T: FixedWidthInteger>(_ value: T) {

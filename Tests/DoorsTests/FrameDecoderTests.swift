@@ -102,8 +102,16 @@ import Doors
 
     @Test func unsupportedVersionIsRejected() {
         var decoder = FrameDecoder()
-        decoder.append(rawFrame(type: 0x04, version: 2, length: 8))
-        #expect(throws: DoorsError.unsupportedVersion(2)) { try decoder.next() }
+        decoder.append(rawFrame(type: 0x04, version: 3, length: 8))
+        #expect(throws: DoorsError.unsupportedVersion(3)) { try decoder.next() }
+        // Version 1 followed symlinks in the paths it walked: no longer spoken.
+        var one = FrameDecoder()
+        one.append(rawFrame(type: 0x04, version: 1, length: 8))
+        #expect(throws: DoorsError.unsupportedVersion(1)) { try one.next() }
+        // A Hello's header and a connection-level Error's say version 1, and nothing else.
+        var hello = FrameDecoder()
+        hello.append(rawFrame(type: 0x01, requestID: 0, version: 2, length: 8))
+        #expect(throws: DoorsError.unsupportedVersion(2)) { try hello.next() }
         var zero = FrameDecoder()
         zero.append(rawFrame(type: 0x04, version: 0, length: 8))
         #expect(throws: DoorsError.unsupportedVersion(0)) { try zero.next() }

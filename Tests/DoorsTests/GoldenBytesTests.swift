@@ -9,7 +9,7 @@ import Doors
         #expect(
             bytes == [
                 0x4D, 0x44,  // magic "MD"
-                0x01,  // version
+                0x02,  // version
                 0x04,  // type: ping
                 0x00, 0x00, 0x00, 0x00,  // flags
                 0x04, 0x03, 0x02, 0x01,  // request id
@@ -34,7 +34,7 @@ import Doors
         let bytes = try encode(Frame(requestID: 7, .exec(request)))
         #expect(
             bytes == [
-                0x4D, 0x44, 0x01, 0x10, 0, 0, 0, 0, 0x07, 0, 0, 0, 0x29, 0, 0, 0,
+                0x4D, 0x44, 0x02, 0x10, 0, 0, 0, 0, 0x07, 0, 0, 0, 0x2A, 0, 0, 0,
                 0x02, 0, 0, 0,  // argc
                 0x02, 0, 0, 0, 0x6C, 0x73,  // "ls"
                 0x01, 0, 0, 0, 0x2F,  // "/"
@@ -43,12 +43,30 @@ import Doors
                 0x01, 0x04, 0, 0, 0, 0x2F, 0x74, 0x6D, 0x70,  // cwd present, "/tmp"
                 0x01,  // sends stdin
                 0x01, 0xE8, 0x03, 0, 0,  // timeout present, 1000 ms
+                0x00,  // no program: the guest finds argv[0] (version 2)
+            ])
+    }
+
+    /// Version 2: the judged program, walked without symlinks, after the timeout.
+    @Test func execWithProgram() throws {
+        let request = ExecRequest(argv: ["ls"], program: "/bin/busybox")
+        let bytes = try encode(Frame(requestID: 7, .exec(request)))
+        #expect(
+            bytes == [
+                0x4D, 0x44, 0x02, 0x10, 0, 0, 0, 0, 0x07, 0, 0, 0, 0x22, 0, 0, 0,
+                0x01, 0, 0, 0,  // argc
+                0x02, 0, 0, 0, 0x6C, 0x73,  // "ls"
+                0x00, 0, 0, 0,  // envc
+                0x00,  // no cwd
+                0x00,  // no stdin
+                0x00,  // no timeout
+                0x01, 0x0C, 0, 0, 0, 0x2F, 0x62, 0x69, 0x6E, 0x2F, 0x62, 0x75, 0x73, 0x79, 0x62, 0x6F, 0x78,  // "/bin/busybox"
             ])
     }
 
     @Test func exitAndError() throws {
         let exit = try encode(Frame(requestID: 7, .exit(ExitReport(status: .signaled(signal: 9), timedOut: true))))
-        #expect(exit == [0x4D, 0x44, 0x01, 0x16, 0, 0, 0, 0, 0x07, 0, 0, 0, 0x03, 0, 0, 0, 0x01, 0x09, 0x01])
+        #expect(exit == [0x4D, 0x44, 0x02, 0x16, 0, 0, 0, 0, 0x07, 0, 0, 0, 0x03, 0, 0, 0, 0x01, 0x09, 0x01])
 
         let error = try encode(Frame(requestID: 0, .error(ErrorReply(code: .unsupportedVersion, errno: 95, message: "v"))))
         #expect(

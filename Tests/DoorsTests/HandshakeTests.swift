@@ -13,8 +13,8 @@ import Doors
     @Test func theSmallerPayloadLimitWins() throws {
         let small = Hello(maxPayload: 65_536)
         let large = Hello(maxPayload: 262_144)
-        #expect(try Session.negotiate(local: small, remote: large) == Session(version: 1, maxPayload: 65_536))
-        #expect(try Session.negotiate(local: large, remote: small) == Session(version: 1, maxPayload: 65_536))
+        #expect(try Session.negotiate(local: small, remote: large) == Session(version: 2, maxPayload: 65_536))
+        #expect(try Session.negotiate(local: large, remote: small) == Session(version: 2, maxPayload: 65_536))
         // A future peer offering more still gets this build's ceiling.
         #expect(try Session.negotiate(local: Hello(maxPayload: .max), remote: Hello(maxPayload: .max)).maxPayload
             == DoorsProtocol.maxPayload)
@@ -55,10 +55,10 @@ import Doors
         let guestSession = try Session.negotiate(local: guestHello, remote: seenByGuest)
         let hostSession = try Session.negotiate(local: hostHello, remote: seenByHost)
         #expect(guestSession == hostSession)
-        #expect(hostSession == Session(version: 1, maxPayload: 131_072))
+        #expect(hostSession == Session(version: 2, maxPayload: 131_072))
         guestDecoder.apply(guestSession)
         #expect(guestDecoder.maxPayload == 131_072)
-        #expect(guestDecoder.acceptedVersions == [1])
+        #expect(guestDecoder.acceptedVersions == [2])
 
         let hostEncoder = FrameEncoder(session: hostSession)
         #expect(throws: DoorsError.payloadTooLarge(length: 131_073, limit: 131_072)) {
@@ -80,7 +80,7 @@ import Doors
         var decoder = FrameDecoder()
         let big = try encode(Frame(requestID: 1, .stdoutData([UInt8](repeating: 3, count: 100_000))))
         decoder.append(big.prefix(90_000))
-        decoder.apply(Session(version: 1, maxPayload: 65_536))
+        decoder.apply(Session(version: 2, maxPayload: 65_536))
         #expect(decoder.freeCapacity == 0)
         decoder.append(big[90_000...])
         #expect(throws: DoorsError.payloadTooLarge(length: 100_000, limit: 65_536)) { try decoder.next() }

@@ -7,14 +7,17 @@ func rawFrame(
     type: UInt8,
     requestID: UInt32 = 1,
     payload: [UInt8] = [],
-    version: UInt8 = 1,
+    version: UInt8? = nil,
     magic: UInt16 = 0x444D,
     flags: UInt32 = 0,
     length: UInt32? = nil
 ) -> [UInt8] {
     var bytes: [UInt8] = []
     bytes += le(magic)
-    bytes += [version, type]
+    // Hello's header, and a connection-level Error's, say the handshake version; every other
+    // frame's, the session's.
+    let handshaking = type == 0x01 || (type == 0x02 && requestID == 0)
+    bytes += [version ?? (handshaking ? DoorsProtocol.handshakeVersion : DoorsProtocol.currentVersion), type]
     bytes += le(flags) + le(requestID) + le(length ?? UInt32(payload.count))
     return bytes + payload
 }

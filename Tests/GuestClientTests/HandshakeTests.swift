@@ -16,8 +16,8 @@ import Testing
         }
         let client = try DoorsClient(socketPath: vmm.socketPath, port: testPort, seconds: 5)
         let clientHello = try guest.join()
-        #expect(client.session == Session(version: 1, maxPayload: guestLimit))
-        #expect(clientHello == Hello(versions: [1], maxPayload: UInt32(DoorsProtocol.maxPayload), software: "momin"))
+        #expect(client.session == Session(version: DoorsProtocol.currentVersion, maxPayload: guestLimit))
+        #expect(clientHello == Hello(versions: DoorsProtocol.supportedVersions, maxPayload: UInt32(DoorsProtocol.maxPayload), software: "momin"))
     }
 
     @Test func aRefusalOtherThanOKIsAHandshakeError() throws {
@@ -61,7 +61,7 @@ import Testing
             return 3
         }
         var client: DoorsClient? = try DoorsClient(socketPath: vmm.socketPath, port: testPort, seconds: 5)
-        #expect(client?.session == Session(version: 1, maxPayload: DoorsProtocol.maxPayload))
+        #expect(client?.session == Session(version: DoorsProtocol.currentVersion, maxPayload: DoorsProtocol.maxPayload))
         client = nil  // closes the connection, which the fake waits for
         #expect(try guest.join() == 3)
     }
@@ -211,13 +211,13 @@ import Testing
         let guest = vmm.serve { vmm in
             let peer = try vmm.accept()
             try peer.acceptConnect()
-            let hello = Hello(versions: [2, 3], software: "future-init")
+            let hello = Hello(versions: [3, 4], software: "future-init")
             try peer.write(Array("OK 1\n".utf8) + FrameEncoder().encode(Frame(requestID: 0, .hello(hello))))
             _ = try peer.receive()
         }
         let error = handsError { _ = try DoorsClient(socketPath: vmm.socketPath, port: testPort, seconds: 5) }
         try guest.join()
-        #expect(error?.doorsError == .noCommonVersion(local: [1], remote: [2, 3]), "got \(String(describing: error))")
+        #expect(error?.doorsError == .noCommonVersion(local: [2], remote: [3, 4]), "got \(String(describing: error))")
     }
 
     @Test func aBadMagicInsteadOfHelloIsAProtocolError() throws {

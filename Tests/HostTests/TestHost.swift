@@ -34,9 +34,13 @@ final class TestHost: @unchecked Sendable {
         }
         try "0-3\n".write(toFile: root + "/fake/sys/devices/system/cpu/online", atomically: true, encoding: .utf8)
         try "MemTotal:        8388608 kB\n".write(toFile: root + "/fake/proc/meminfo", atomically: true, encoding: .utf8)
+        // Written through a close-on-exec descriptor: a fake VMM another test spawns meanwhile
+        // must not inherit it open for writing, or this script's exec fails with ETXTBSY.
         let vmm = root + "/bin/momin-vmm"
-        try Self.script(fakeDirectory: root + "/fake").write(toFile: vmm, atomically: true, encoding: .utf8)
-        chmod(vmm, 0o755)
+        let fd = open(vmm, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o755)
+        guard fd >= 0 else { throw SystemError("open", subject: vmm) }
+        defer { close(fd) }
+        try FileIO.writeAll(fd, Array(Self.script(fakeDirectory: root + "/fake").utf8))
         environment = HostEnvironment(runtimeDirectory: root + "/runtime", registryDirectory: root + "/vms", momin: nil,
                                       vmm: vmm, jailer: root + "/bin/momin-jailer", seccomp: .kill, reserveCPUs: 0, reserveMiB: 256)
         environment.inventoryRoot = root + "/fake"

@@ -12,7 +12,7 @@ import Testing
             let client = try DoorsClient()
             #expect(client.serverHello?.software == "momin-init")
             #expect(client.serverHello?.versions == DoorsProtocol.supportedVersions)
-            #expect(client.session == Session(version: 1, maxPayload: DoorsProtocol.maxPayload))
+            #expect(client.session == Session(version: DoorsProtocol.currentVersion, maxPayload: DoorsProtocol.maxPayload))
             #expect(try client.call(.ping(nonce: 0x1122_3344_5566_7788)) == .pong(nonce: 0x1122_3344_5566_7788))
         }
 
@@ -85,7 +85,7 @@ import Testing
         @Test func oversizedFrameIsFatal() throws {
             let client = try DoorsClient()
             // A FileData header announcing 1 MiB: over the limit, refused from the header alone.
-            var header: [UInt8] = [0x4D, 0x44, 1, FrameType.fileData.rawValue, 0, 0, 0, 0, 1, 0, 0, 0]
+            var header: [UInt8] = [0x4D, 0x44, DoorsProtocol.currentVersion, FrameType.fileData.rawValue, 0, 0, 0, 0, 1, 0, 0, 0]
             withUnsafeBytes(of: UInt32(1 << 20).littleEndian) { header += $0 }
             try client.sendRaw(header)
             let frames = try client.receiveUntilClosed()
@@ -99,7 +99,7 @@ import Testing
             var payload: [UInt8] = []
             withUnsafeBytes(of: UInt32(3).littleEndian) { payload += $0 }
             payload += Array("etc".utf8) + [0]
-            var frame: [UInt8] = [0x4D, 0x44, 1, FrameType.stat.rawValue, 0, 0, 0, 0, 9, 0, 0, 0]
+            var frame: [UInt8] = [0x4D, 0x44, DoorsProtocol.currentVersion, FrameType.stat.rawValue, 0, 0, 0, 0, 9, 0, 0, 0]
             withUnsafeBytes(of: UInt32(payload.count).littleEndian) { frame += $0 }
             try client.sendRaw(frame + payload)
             let answer = try client.receive()
@@ -113,7 +113,7 @@ import Testing
                 Issue.record("expected Started")
                 return
             }
-            let badKill: [UInt8] = [0x4D, 0x44, 1, FrameType.kill.rawValue, 0, 0, 0, 0] + littleEndian(id) + littleEndian(UInt32(1)) + [99]
+            let badKill: [UInt8] = [0x4D, 0x44, DoorsProtocol.currentVersion, FrameType.kill.rawValue, 0, 0, 0, 0] + littleEndian(id) + littleEndian(UInt32(1)) + [99]
             try client.sendRaw(badKill)
             let error = try client.receive()
             #expect(error.requestID == id)
