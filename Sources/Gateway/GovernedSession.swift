@@ -51,18 +51,36 @@ public final class GovernedSession: @unchecked Sendable {
     /// other side of a door, or the check of a sub-agent's policy against this one.
     public func admit(_ call: ToolCall, tool: String, arguments: [UInt8],
                       peer: (() -> Policy.Decision?)? = nil) throws(GatewayError) -> UInt64 {
-        try lock.withLock { _ throws(GatewayError) in try admitLocked(call, tool: tool, arguments: arguments, peer: peer) }
+        try admission(call, tool: tool, arguments: arguments, peer: peer).id
     }
 
-    private func admitLocked(_ call: ToolCall, tool: String, arguments: [UInt8],
-                             peer: (() -> Policy.Decision?)?) throws(GatewayError) -> UInt64 {
+    /// An admitted call: its request id, and the resolved paths the policy judged (what the
+    /// guest must be sent); nil without a policy, or for a call with no paths.
+    public struct Admission: Sendable, Equatable {
+        public let id: UInt64
+        public let judged: JudgedPaths?
+    }
+
+    /// `admit`, with the paths the policy judged.
+    public func admission(_ call: ToolCall, tool: String, arguments: [UInt8],
+                          peer: (() -> Policy.Decision?)? = nil) throws(GatewayError) -> Admission {
+        // The policy is asked outside the lock: judging a path may wait on the guest's Resolve,
+        // and the agent's other calls (its hands calls) must not wait behind a slow guest.
+        let verdict = policy?.evaluate(call, resolver: resolver)
+        return try lock.withLock { _ throws(GatewayError) in
+            try admitLocked(call, verdict: verdict, tool: tool, arguments: arguments, peer: peer)
+        }
+    }
+
+    private func admitLocked(_ call: ToolCall, verdict policyDecision: Policy.Decision?, tool: String, arguments: [UInt8],
+                             peer: (() -> Policy.Decision?)?) throws(GatewayError) -> Admission {
         let id = requestIDs.next()
         var decision: Policy.Decision?
         if let limits {
             let admitted = try limits.admitCall()
             if !admitted.isAllowed { decision = admitted }
         }
-        if decision == nil, let policy { decision = policy.evaluate(call, resolver: resolver) }
+        if decision == nil { decision = policyDecision }
         if decision?.isAllowed ?? true, let peer, let refused = peer(), !refused.isAllowed { decision = refused }
         let verdict: Audit.Decision.Verdict = decision.map { $0.isAllowed ? .allow : .deny } ?? .allow
         try append([
@@ -81,7 +99,7 @@ public final class GovernedSession: @unchecked Sendable {
             observation.status = nil
             pending[id] = observation
         }
-        return id
+        return Admission(id: id, judged: decision?.judged)
     }
 
     /// How much output the next call may pass to the agent.

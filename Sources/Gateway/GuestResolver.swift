@@ -22,12 +22,15 @@ final class GuestResolver: PathResolver {
             do { return try client.resolve(path) } catch {
                 guard case .remote(let reply) = error, reply.code == .notFound else { return nil }
             }
-            // Missing: a dangling symlink must not be taken for a name yet to be created.
-            if (try? client.stat(path)) != nil { return nil }
         }
         let (parent, name) = Self.split(path)
         guard let resolvedParent = canonicalPath(parent, followFinalSymlink: true) else { return nil }
-        return resolvedParent == "/" ? "/" + name : resolvedParent + "/" + name
+        let candidate = resolvedParent == "/" ? "/" + name : resolvedParent + "/" + name
+        // Missing as a whole: the last name is yet to be created, or is a dangling symlink,
+        // which must not be taken for a new name. Asked of the resolved parent (an lstat, and the
+        // guest walks no symlink on the way), so a symlink in the path cannot hide one.
+        if followFinalSymlink, (try? client.stat(candidate)) != nil { return nil }
+        return candidate
     }
 
     /// "/a/b/c" → ("/a/b", "c"); "/c" → ("/", "c"). The path is normalised (no trailing slash).

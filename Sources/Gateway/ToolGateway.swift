@@ -47,12 +47,26 @@ public final class ToolGateway: @unchecked Sendable {
             request.timeoutMilliseconds = UInt32(clamping: timeout.components.seconds * 1000
                                                  + timeout.components.attoseconds / 1_000_000_000_000_000)
         }
-        let id = try session.admit(.exec(request), tool: "exec", arguments: try Self.arguments(.exec(request)))
+        let admission = try session.admission(.exec(request), tool: "exec", arguments: try Self.arguments(.exec(request)))
+        let id = admission.id
         var result = ResultHasher()
         var budget = try session.outputBudget()
+        // What the guest runs is what was judged: the resolved program, from its file, in the
+        // resolved directory (Doors version 2 walks them without symlinks). Without a policy the
+        // guest finds the program itself, and the directory is resolved here.
+        var sent = request
+        if case .exec(let program, let cwd)? = admission.judged {
+            sent.program = program
+            sent.cwd = cwd
+        } else if let cwd = request.cwd {
+            do throws(GatewayError) { sent.cwd = try resolved(cwd, followFinal: true, what: "cwd") } catch {
+                try session.finish(id, status: -1, result: result)
+                throw error
+            }
+        }
         let report: ExitReport
         do {
-            report = try client.exec(request, input: input, shouldKill: { budget.exceeded }) { isStdout, chunk in
+            report = try client.exec(sent, input: input, shouldKill: { budget.exceeded }) { isStdout, chunk in
                 result.add(stream: isStdout ? 1 : 2, chunk)
                 if let passed = budget.take(chunk) { output(isStdout, passed) }
             }
@@ -71,10 +85,15 @@ public final class ToolGateway: @unchecked Sendable {
     /// Copies a guest file to `received`, if the policy lets the agent read it. Bytes past the
     /// output limit are not asked for; a file longer than that ends the call `.denied`.
     public func readFile(_ request: ReadFileRequest, received: ([UInt8]) -> Void) throws(GatewayError) -> UInt64 {
-        let id = try session.admit(.readFile(path: request.path), tool: "read-file",
-                                   arguments: try Self.arguments(.readFile(request)))
+        let admission = try session.admission(.readFile(path: request.path), tool: "read-file",
+                                              arguments: try Self.arguments(.readFile(request)))
+        let id = admission.id
         var budget = try session.outputBudget()
         var limited = request
+        do throws(GatewayError) { limited.path = try path(request.path, judged: admission.judged) } catch {
+            try session.finish(id, status: -1, result: ResultHasher())
+            throw error
+        }
         // One byte more than may pass, to learn whether the file goes on past the limit.
         let cap = UInt64(clamping: budget.remaining) &+ 1
         limited.length = min(request.length ?? .max, cap)
@@ -96,18 +115,46 @@ public final class ToolGateway: @unchecked Sendable {
     /// Writes `source` (a host descriptor, read to its end) into a guest file, if the policy
     /// lets the agent write there. The result digest covers the bytes sent.
     public func writeFile(_ request: WriteFileRequest, from source: Int32) throws(GatewayError) -> UInt64 {
-        let id = try session.admit(.writeFile(path: request.path), tool: "write-file",
-                                   arguments: try Self.arguments(.writeFile(request)))
+        let admission = try session.admission(.writeFile(path: request.path), tool: "write-file",
+                                              arguments: try Self.arguments(.writeFile(request)))
+        let id = admission.id
         var result = ResultHasher()
+        var sent = request
+        do throws(GatewayError) { sent.path = try path(request.path, judged: admission.judged) } catch {
+            try session.finish(id, status: -1, result: result, countsAsOutput: false)
+            throw error
+        }
         let count: UInt64
         do {
-            count = try client.writeFile(request, from: source) { result.add(stream: 0, $0) }
+            count = try client.writeFile(sent, from: source) { result.add(stream: 0, $0) }
         } catch {
             try session.finish(id, status: -1, result: result, countsAsOutput: false)
             throw .guest(error)
         }
         try session.finish(id, status: 0, result: result, countsAsOutput: false)
         return count
+    }
+
+    /// The path to send the guest for a file call: the one the policy judged, resolved; or,
+    /// with no policy, `raw` resolved here the same way (normalised, then every symlink followed
+    /// by the guest's Resolve), since the guest walks what it is sent without symlinks.
+    private func path(_ raw: String, judged: JudgedPaths?) throws(GatewayError) -> String {
+        if case .file(let path)? = judged { return path }
+        return try resolved(raw, followFinal: true, what: "path")
+    }
+
+    private func resolved(_ raw: String, followFinal: Bool, what: String) throws(GatewayError) -> String {
+        let normal: String
+        switch PathNormalization.normalize(raw) {
+        case .success(let path): normal = path
+        case .failure(let problem):
+            throw .guest(.remote(ErrorReply(code: .invalidRequest, message: "\(what) \(raw) \(problem)")))
+        }
+        guard let canonical = GuestResolver(client: client).canonicalPath(normal, followFinalSymlink: followFinal) else {
+            throw .guest(.remote(ErrorReply(code: .notFound,
+                                            message: "\(what) \(raw) cannot be resolved (symlink loop, missing directory or error)")))
+        }
+        return canonical
     }
 
     private static func arguments(_ message: DoorsMessage) throws(GatewayError) -> [UInt8] {

@@ -36,6 +36,15 @@ public enum ToolCall: Sendable, Hashable {
     }
 }
 
+/// The paths an allowed call was judged by, as the guest resolved them (every symlink
+/// followed): what the guest must be sent, to walk without following any (Doors version 2).
+public enum JudgedPaths: Sendable, Equatable {
+    /// A file call's path.
+    case file(String)
+    /// An exec's program and working directory.
+    case exec(program: String, cwd: String)
+}
+
 /// The evaluator's answer: allow or deny, the rule that decided, and why.
 public struct Decision: Sendable, Equatable, CustomStringConvertible {
     public enum Verdict: Sendable, Equatable { case allow, deny }
@@ -43,12 +52,23 @@ public struct Decision: Sendable, Equatable, CustomStringConvertible {
     public let verdict: Verdict
     public let rule: RuleRef
     public let why: Reason
+    /// For an allowed file or exec call: the resolved paths the rules matched.
+    public let judged: JudgedPaths?
 
     public var isAllowed: Bool { verdict == .allow }
     /// A sentence for people and logs.
     public var reason: String { why.description }
 
-    static func allow(_ rule: RuleRef) -> Decision { Decision(verdict: .allow, rule: rule, why: .allowed) }
+    init(verdict: Verdict, rule: RuleRef, why: Reason, judged: JudgedPaths? = nil) {
+        self.verdict = verdict
+        self.rule = rule
+        self.why = why
+        self.judged = judged
+    }
+
+    static func allow(_ rule: RuleRef, judged: JudgedPaths? = nil) -> Decision {
+        Decision(verdict: .allow, rule: rule, why: .allowed, judged: judged)
+    }
     static func deny(_ rule: RuleRef, _ why: Reason) -> Decision { Decision(verdict: .deny, rule: rule, why: why) }
 
     /// A denial decided outside this policy's rules, by the host that serves the call: a

@@ -76,7 +76,7 @@ extension AgentPolicy {
                 }
             }
         }
-        return .allow(rule.rule)
+        return .allow(rule.rule, judged: .file(path.canonical))
     }
 
     /// mkdir -p may create any ancestor; those deeper than the allowing glob's literal prefix
@@ -133,7 +133,7 @@ extension AgentPolicy {
                 case .success(let dir) where request.cwd.map({ $0 != dir.normal }) ?? false:
                     denial = .deny(rule.cwdRule, .notNormal(what: "cwd", path: request.cwd!, normal: dir.normal))
                 case .success(let dir):
-                    if Self.cwdAllowed(dir, rule.cwd) { return .allow(rule.rule) }
+                    if Self.cwdAllowed(dir, rule.cwd) { return .allow(rule.rule, judged: .exec(program: program.canonical, cwd: dir.canonical)) }
                     denial = .deny(rule.cwdRule, .cwdNotAllowed(dir.normal))
                 }
             }

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <linux/vm_sockets.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -47,8 +48,21 @@ int guest_accept_cloexec(int fd) {
     return accept4(fd, NULL, NULL, SOCK_CLOEXEC);
 }
 
-int guest_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path) {
-    return posix_spawn_file_actions_addchdir_np(actions, path);
+int guest_spawn_addfchdir(posix_spawn_file_actions_t *actions, int fd) {
+    return posix_spawn_file_actions_addfchdir_np(actions, fd);
+}
+
+const int guest_o_path = O_PATH;
+
+int guest_open_no_symlinks(int dirfd, const char *path, int flags, unsigned int mode) {
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = (unsigned long long)(unsigned int)flags;
+    // openat2 refuses a mode without O_CREAT or O_TMPFILE (EINVAL).
+    if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE)
+        how.mode = mode;
+    how.resolve = RESOLVE_NO_SYMLINKS;
+    return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
 }
 
 int guest_vsock_listen(unsigned int port, int backlog) {

@@ -136,11 +136,10 @@ extension ServerTests {
             } else {
                 Issue.record("lstat of a symlink failed")
             }
-            if case .statResult(let target) = try client.call(.stat(StatRequest(path: scratch.path + "/link", followSymlinks: true))) {
-                #expect(target.type == .regular && target.size == 3)
-            } else {
-                Issue.record("stat through a symlink failed")
-            }
+            // Version 2: the host resolves a path before it sends it, and a symlink met here is
+            // refused rather than followed.
+            let through = try client.call(.stat(StatRequest(path: scratch.path + "/link", followSymlinks: true)))
+            #expect(through.errorReply?.errno == ELOOP)
             if case .statResult(let directory) = try client.call(.stat(StatRequest(path: scratch.path))) {
                 #expect(directory.type == .directory)
             } else {

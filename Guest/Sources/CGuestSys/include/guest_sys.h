@@ -24,8 +24,19 @@ int guest_pipe_cloexec(int fds[2]);
 /// accept4(fd, NULL, NULL, SOCK_CLOEXEC).
 int guest_accept_cloexec(int fd);
 
-/// posix_spawn_file_actions_addchdir_np(3): the child changes directory before exec.
-int guest_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path);
+/// posix_spawn_file_actions_addfchdir_np(3): the child changes to the directory open as `fd`
+/// before exec.
+int guest_spawn_addfchdir(posix_spawn_file_actions_t *actions, int fd);
+
+/// O_PATH (a GNU flag Swift's Glibc module hides): a descriptor that names a file without
+/// opening it for reading or writing.
+extern const int guest_o_path;
+
+/// openat2(2) with RESOLVE_NO_SYMLINKS (glibc 2.36 has no wrapper): opens `path` under `dirfd`
+/// (AT_FDCWD for an absolute path) without following a symlink anywhere in it; with O_NOFOLLOW
+/// and O_PATH in `flags`, a final symlink is opened as itself. `mode` counts only with O_CREAT.
+/// Returns the descriptor, or -1 with errno (ELOOP where a symlink is met).
+int guest_open_no_symlinks(int dirfd, const char *path, int flags, unsigned int mode);
 
 /// An AF_VSOCK stream socket bound to (VMADDR_CID_ANY, port) and listening, close-on-exec.
 /// Returns the descriptor, or -1.

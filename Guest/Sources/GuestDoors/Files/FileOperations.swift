@@ -1,35 +1,47 @@
+import CGuestSys
 import Doors
 import Glibc
 import POSIX
 
 /// The file requests of the protocol as plain system calls. Each throws the failing call's
 /// errno, which the connection turns into an Error frame.
+///
+/// Every path the host sends has been resolved (and, for a governed call, judged) on the host:
+/// it is walked here without following any symlink (openat2 with RESOLVE_NO_SYMLINKS, and
+/// O_NOFOLLOW on the last name), so that what is opened is what was judged. A symlink met on
+/// the way means the path changed since it was resolved: the call fails with ELOOP
+/// (docs/doors-protocol.md, "Paths").
 enum FileOperations {
+    /// Opens `path` without following a symlink anywhere in it; close-on-exec.
+    static func openWithoutSymlinks(_ path: String, _ flags: Int32, mode: mode_t = 0, call: String = "open") throws(SystemError) -> Descriptor {
+        let fd = retryingEINTR { guest_open_no_symlinks(AT_FDCWD, path, flags | O_CLOEXEC, UInt32(mode)) }
+        guard fd >= 0 else { throw SystemError(call, subject: path) }
+        return Descriptor(fd)
+    }
+
     /// Opens (and maybe creates) the file of a WriteFile request for writing.
     static func openForWriting(_ request: WriteFileRequest) throws(SystemError) -> Descriptor {
-        var flags = O_WRONLY | O_CLOEXEC | O_NOCTTY
+        var flags = O_WRONLY | O_NOCTTY | O_NOFOLLOW
         if request.options.contains(.create) { flags |= O_CREAT }
         if request.options.contains(.truncate) { flags |= O_TRUNC }
         if request.options.contains(.exclusive) { flags |= O_EXCL }
         if request.options.contains(.append) { flags |= O_APPEND }
-        let fd = retryingEINTR { open(request.path, flags, mode_t(request.permissions)) }
-        guard fd >= 0 else { throw SystemError("open", subject: request.path) }
-        return Descriptor(fd)
+        return try openWithoutSymlinks(request.path, flags, mode: mode_t(request.permissions))
     }
 
     /// Opens a file for ReadFile. O_NONBLOCK keeps a FIFO from blocking the open; it does not
     /// change reads of a regular file.
     static func openForReading(_ path: String) throws(SystemError) -> Descriptor {
-        let fd = retryingEINTR { open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK) }
-        guard fd >= 0 else { throw SystemError("open", subject: path) }
-        return Descriptor(fd)
+        try openWithoutSymlinks(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW)
     }
 
-    /// stat(2) or lstat(2), as the request asks.
+    /// stat(2) or lstat(2), as the request asks: the path is opened as itself (O_PATH), with
+    /// O_NOFOLLOW for lstat so that a final symlink is described rather than refused.
     static func stat(_ request: StatRequest) throws(SystemError) -> FileStat {
+        let call = request.followSymlinks ? "stat" : "lstat"
+        let file = try openWithoutSymlinks(request.path, guest_o_path | (request.followSymlinks ? 0 : O_NOFOLLOW), call: call)
         var info = Glibc.stat()
-        let result = fstatat(AT_FDCWD, request.path, &info, request.followSymlinks ? 0 : AT_SYMLINK_NOFOLLOW)
-        guard result == 0 else { throw SystemError(request.followSymlinks ? "stat" : "lstat", subject: request.path) }
+        guard fstat(file.raw, &info) == 0 else { throw SystemError(call, subject: request.path) }
         return FileStat(
             type: fileType(mode: info.st_mode),
             permissions: UInt32(info.st_mode) & DoorsLimits.maxPermissions,
@@ -42,10 +54,21 @@ enum FileOperations {
     }
 
     /// realpath(3): the canonical path the kernel reaches for `path`, every symlink followed.
+    /// The one request that follows symlinks: it is how the host learns what a path names.
     static func resolve(_ path: String) throws(SystemError) -> String {
         guard let resolved = realpath(path, nil) else { throw SystemError("realpath", subject: path) }
         defer { free(resolved) }
         return String(cString: resolved)
+    }
+
+    /// The directory that holds `path` (opened as itself, without symlinks) and the last name.
+    /// The root has no parent: EINVAL, as the calls below can do nothing with it.
+    static func parent(of path: String, call: String) throws(SystemError) -> (Descriptor, String) {
+        guard let slash = path.lastIndex(of: "/"), path != "/" else { throw SystemError(call, errno: EINVAL, subject: path) }
+        let name = String(path[path.index(after: slash)...])
+        guard !name.isEmpty, name != ".", name != ".." else { throw SystemError(call, errno: EINVAL, subject: path) }
+        let directory = slash == path.startIndex ? "/" : String(path[..<slash])
+        return (try openWithoutSymlinks(directory, guest_o_path | O_DIRECTORY, call: call), name)
     }
 
     static func fileType(mode: mode_t) -> FileType {
@@ -57,46 +80,52 @@ enum FileOperations {
         }
     }
 
-    /// mkdir(2); with `parents`, every missing ancestor too (mode 0755), and an existing
-    /// directory is success.
+    /// mkdir(2) in the directory that holds the path; with `parents`, every missing ancestor too
+    /// (mode 0755), each made in the one before it, and an existing directory is success. No
+    /// symlink is followed on the way.
     static func makeDirectory(_ request: MkdirRequest) throws(SystemError) {
         let mode = mode_t(request.permissions)
         guard request.parents else {
-            guard mkdir(request.path, mode) == 0 else { throw SystemError("mkdir", subject: request.path) }
+            let (parent, name) = try parent(of: request.path, call: "mkdir")
+            guard mkdirat(parent.raw, name, mode) == 0 else { throw SystemError("mkdir", subject: request.path) }
             return
         }
-        let components = request.path.split(separator: "/")
+        let components = request.path.split(separator: "/").map(String.init)
+        var directory = try openWithoutSymlinks("/", guest_o_path | O_DIRECTORY, call: "mkdir")
         var prefix = ""
         for (index, component) in components.enumerated() {
             prefix += "/" + component
             let last = index == components.count - 1
-            if mkdir(prefix, last ? mode : 0o755) == 0 { continue }
-            let error = errno
-            guard error == EEXIST else { throw SystemError("mkdir", errno: error, subject: prefix) }
-            // Something is there: fine if it is (or links to) a directory.
-            var info = Glibc.stat()
-            guard fstatat(AT_FDCWD, prefix, &info, 0) == 0 else { throw SystemError("stat", subject: prefix) }
-            guard info.st_mode & S_IFMT == S_IFDIR else {
-                throw SystemError("mkdir", errno: last ? EEXIST : ENOTDIR, subject: last ? prefix : request.path)
+            if mkdirat(directory.raw, component, last ? mode : 0o755) != 0 {
+                let error = errno
+                guard error == EEXIST else { throw SystemError("mkdir", errno: error, subject: prefix) }
             }
+            // Something is there now: go on only if it is a directory, and not through a symlink.
+            let next = retryingEINTR { guest_open_no_symlinks(directory.raw, component, guest_o_path | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0) }
+            guard next >= 0 else {
+                let error = errno == ENOTDIR ? (last ? EEXIST : ENOTDIR) : errno
+                throw SystemError("mkdir", errno: error, subject: last ? prefix : request.path)
+            }
+            directory = Descriptor(next)
         }
     }
 
     /// Removes a file, symlink or empty directory; with `recursive`, a whole tree. Symlinks are
-    /// removed, never followed.
+    /// removed, never followed, and the directory that holds the path is reached without one.
     static func remove(_ request: RemoveRequest) throws(SystemError) {
+        let (parent, name) = try parent(of: request.path, call: "remove")
         var info = Glibc.stat()
-        guard lstat(request.path, &info) == 0 else { throw SystemError("lstat", subject: request.path) }
+        guard fstatat(parent.raw, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { throw SystemError("lstat", subject: request.path) }
         guard info.st_mode & S_IFMT == S_IFDIR else {
-            guard unlink(request.path) == 0 else { throw SystemError("unlink", subject: request.path) }
+            guard unlinkat(parent.raw, name, 0) == 0 else { throw SystemError("unlink", subject: request.path) }
             return
         }
         if request.recursive {
-            let fd = retryingEINTR { open(request.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
+            let fd = retryingEINTR { openat(parent.raw, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
             guard fd >= 0 else { throw SystemError("open", subject: request.path) }
             try removeContents(of: Descriptor(fd), path: request.path, depth: 0)
         }
-        guard rmdir(request.path) == 0 else { throw SystemError("rmdir", subject: request.path) }
+        guard unlinkat(parent.raw, name, AT_REMOVEDIR) == 0 else { throw SystemError("rmdir", subject: request.path) }
     }
 
     /// How deep `remove` descends. Each level holds one descriptor and a stack frame; deeper
@@ -132,10 +161,10 @@ final class DirectoryReader {
     private var stream: OpaquePointer?
     private let path: String
 
-    init(path: String) throws(SystemError) {
-        self.path = path
-        guard let stream = opendir(path) else { throw SystemError("opendir", subject: path) }
-        self.stream = stream
+    /// Opens the directory at `path` without following a symlink anywhere in it.
+    convenience init(path: String) throws(SystemError) {
+        let directory = try FileOperations.openWithoutSymlinks(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, call: "opendir")
+        try self.init(duplicating: directory, path: path)
     }
 
     /// Reads the directory open as `directory` through a duplicate, leaving `directory` open.

@@ -12,11 +12,20 @@ struct LaunchedProcess {
     var stderr: Descriptor
 }
 
-/// Starts the program of an Exec request with posix_spawn(3).
+/// Starts the program of an Exec request with posix_spawn(3), from a descriptor.
 ///
 /// posix_spawn rather than fork: this process is multithreaded, and glibc's posix_spawn
 /// (clone with CLONE_VM | CLONE_VFORK) runs nothing but async-signal-safe steps before exec,
 /// and returns exec's errno (ENOENT, EACCES, ...) to the caller instead of a child that exits 127.
+///
+/// The file is opened here first (`program`, without following a symlink, when the host judged
+/// one; else found from argv[0] as execvp would) and executed through `/proc/self/fd/N`, the
+/// way fexecve(3) does: the kernel runs that open file, whatever its path names by then, and
+/// argv[0] stays as written (busybox picks its applet by it). The working directory is opened
+/// the same way and entered with fchdir. A `#!` script cannot run from a close-on-exec
+/// descriptor (its interpreter opens `/proc/self/fd/N` after the exec), so for a file that
+/// starts with `#!` the child keeps the descriptor open across the exec: the interpreter reads
+/// the script through it, and the interpreter named on the `#!` line is found by the kernel.
 enum ProcessLauncher {
     /// The search path for a bare program name when the request's environment has no PATH.
     static let defaultSearchPath = "/usr/bin:/bin:/usr/sbin:/sbin"
@@ -27,8 +36,10 @@ enum ProcessLauncher {
         reaper: ChildReaper,
         mailbox: ExitMailbox
     ) throws(SystemError) -> LaunchedProcess {
-        let searchPath = request.env.first { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? defaultSearchPath
-        let program = try resolve(request.argv[0], searchPath: searchPath)
+        let file = try openProgram(request, defaultSearchPath: defaultSearchPath)
+        let directory = try request.cwd.map { cwd throws(SystemError) in
+            try FileOperations.openWithoutSymlinks(cwd, guest_o_path | O_DIRECTORY, call: "chdir")
+        }
 
         let stdout = try makePipe()
         let stderr = try makePipe()
@@ -48,10 +59,16 @@ enum ProcessLauncher {
         guard result == 0 else { throw SystemError("posix_spawn_file_actions (stdout)", errno: result) }
         result = posix_spawn_file_actions_adddup2(&actions, stderr.write.raw, STDERR_FILENO)
         guard result == 0 else { throw SystemError("posix_spawn_file_actions (stderr)", errno: result) }
-        if let cwd = request.cwd {
-            result = guest_spawn_addchdir(&actions, cwd)
+        if let directory {
+            result = guest_spawn_addfchdir(&actions, directory.raw)
             guard result == 0 else { throw SystemError("posix_spawn_file_actions (cwd)", errno: result) }
         }
+        if try isScript(file) {
+            // dup2 onto itself clears close-on-exec, in the child only.
+            result = posix_spawn_file_actions_adddup2(&actions, file.raw, file.raw)
+            guard result == 0 else { throw SystemError("posix_spawn_file_actions (script)", errno: result) }
+        }
+        let program = "/proc/self/fd/\(file.raw)"
 
         // The child gets its own process group (so a timeout can kill what it started too), an
         // empty signal mask, and default dispositions: this process ignores SIGPIPE, and an
@@ -97,6 +114,30 @@ enum ProcessLauncher {
             throw error
         }
         return launched
+    }
+
+    /// The open file to execute: the judged `program`, opened without following a symlink; or,
+    /// when nothing judged one, the file argv[0] names as execvp finds it. O_NONBLOCK keeps a
+    /// FIFO from blocking the open (the exec then fails with EACCES).
+    static func openProgram(_ request: ExecRequest, defaultSearchPath: String) throws(SystemError) -> Descriptor {
+        if let program = request.program {
+            do { return try FileOperations.openWithoutSymlinks(program, O_RDONLY | O_NONBLOCK | O_NOFOLLOW) } catch {
+                throw SystemError("exec", errno: error.errno, subject: program)
+            }
+        }
+        let searchPath = request.env.first { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? defaultSearchPath
+        let path = try resolve(request.argv[0], searchPath: searchPath)
+        let fd = retryingEINTR { open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC) }
+        guard fd >= 0 else { throw SystemError("exec", subject: request.argv[0]) }
+        return Descriptor(fd)
+    }
+
+    /// Whether the file starts with "#!", the kernel's mark of a script (binfmt_script).
+    static func isScript(_ file: Descriptor) throws(SystemError) -> Bool {
+        var mark: [UInt8] = [0, 0]
+        let n = mark.withUnsafeMutableBytes { raw in retryingEINTR { pread(file.raw, raw.baseAddress, 2, 0) } }
+        // A file that cannot be read (a directory) is no script; the exec will say what it is.
+        return n == 2 && mark == [UInt8(ascii: "#"), UInt8(ascii: "!")]
     }
 
     /// The file to exec for `program`: itself when it contains a "/", else the first
