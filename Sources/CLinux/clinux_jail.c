@@ -1,6 +1,8 @@
 #define _GNU_SOURCE
 #include "clinux_jail.h"
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -37,4 +39,21 @@ int clinux_set_parent_death_signal(int signal) { return prctl(PR_SET_PDEATHSIG, 
 
 int clinux_clear_ambient_capabilities(void) {
     return prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+}
+
+int clinux_signal_on_hangup(int fd) {
+    if (fcntl(fd, F_SETFD, FD_CLOEXEC) != 0 || fcntl(fd, F_SETOWN, getpid()) != 0)
+        return -1;
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0)
+        return -1;
+    return fcntl(fd, F_SETFL, flags | O_ASYNC);
+}
+
+int clinux_has_hung_up(int fd) {
+    struct pollfd entry = { .fd = fd, .events = POLLIN };
+    int ready = poll(&entry, 1, 0);
+    if (ready < 0)
+        return -1;
+    return ready > 0 && (entry.revents & POLLHUP) ? 1 : 0;
 }

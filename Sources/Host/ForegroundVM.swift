@@ -21,14 +21,17 @@ public enum ForegroundVM {
             throw error
         }
         let stopping = SignalRelay.blockStopSignals()
-        let child: pid_t
-        do {
-            child = try VMMLauncher(environment).spawn(config, jail: jail, timeout: timeout, logFD: nil, reportMemory: reportMemory)
+        let started: VMMLauncher.Started
+        do throws(HostError) {
+            started = try VMMLauncher(environment).spawn(config, jail: jail, timeout: timeout, logFD: nil, reportMemory: reportMemory)
         } catch {
             jail?.release()
             resources.release(id: name)
             throw error
         }
+        // Open until the VM has ended: if this process is killed, the VM stops with it.
+        defer { if let liveness = started.liveness { close(liveness) } }
+        let child = started.pid
         jail?.launched(pid: child)
         try? resources.launched(id: name, pid: child)
         let status = SignalRelay.wait(for: child, relaying: stopping)

@@ -20,18 +20,24 @@ public final class HostedVM: @unchecked Sendable {
     public let vm: ChildVMM
     private let jail: VMJail?
     private let resources: HostResources
+    /// This process's end of the VM's liveness pair: while it is open the VM runs; the process
+    /// dying closes it, and the VM stops (nil for a detached VM).
+    private let liveness: Int32?
     /// How momin-vmm ended, once `halt` has stopped it; the lock makes a second halt wait for the first.
     private let halted = Mutex<String?>(nil)
 
     private init(name: String, registry: VMRegistry, config: MachineConfiguration, vm: ChildVMM, jail: VMJail?,
-                 resources: HostResources) {
+                 resources: HostResources, liveness: Int32?) {
         self.name = name
         self.registry = registry
         self.config = config
         self.vm = vm
         self.jail = jail
         self.resources = resources
+        self.liveness = liveness
     }
+
+    deinit { if let liveness { close(liveness) } }
 
     /// The socket directory's path for a guest-initiated vsock port (docs/vsock.md).
     public func hostPortSocket(_ port: UInt32) -> String { registry.hostPortSocket(name, port: port) }
@@ -100,24 +106,29 @@ public final class HostedVM: @unchecked Sendable {
             giveBack()
             throw .vmFailed("cannot open \(registry.logPath(name)): \(why)")
         }
-        let pid: pid_t
-        do {
-            pid = try VMMLauncher(environment).spawn(config, jail: jail, timeout: launch.timeout, logFD: logFD,
-                                                     newSession: launch.detached)
+        let started: VMMLauncher.Started
+        do throws(HostError) {
+            started = try VMMLauncher(environment).spawn(config, jail: jail, timeout: launch.timeout, logFD: logFD,
+                                                         newSession: launch.detached)
         } catch {
             close(logFD)
             giveBack()
             throw error
         }
         close(logFD)
+        let pid = started.pid
         let vm = ChildVMM(pid: pid)
         jail?.launched(pid: pid)
         // Freed however this ends: released at halt, or reaped once the VMM is gone.
+        func stopAndGiveBack() {
+            _ = vm.stop()
+            if let liveness = started.liveness { close(liveness) }
+            giveBack()
+        }
         do throws(HostError) { try resources.launched(id: name, pid: pid) } catch {
             // A detached VM would outlive the grant held by this process: it does not start.
             if launch.detached {
-                _ = vm.stop()
-                giveBack()
+                stopAndGiveBack()
                 throw error
             }
             environment.warn("\(error); the grant stays with this process until it ends")
@@ -126,11 +137,11 @@ public final class HostedVM: @unchecked Sendable {
             try SmallFiles.write(dir + "/pid", "\(pid)\n")
             try SmallFiles.write(dir + "/info", "\(config.vcpus) \(config.memoryMiB)\n")
         } catch {
-            _ = vm.stop()
-            giveBack()
+            stopAndGiveBack()
             throw error
         }
-        return HostedVM(name: name, registry: registry, config: config, vm: vm, jail: jail, resources: resources)
+        return HostedVM(name: name, registry: registry, config: config, vm: vm, jail: jail, resources: resources,
+                        liveness: started.liveness)
     }
 
     /// Connects to momin-init's Doors server, waiting for the guest to come up.

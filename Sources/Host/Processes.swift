@@ -4,9 +4,13 @@ import POSIX
 
 /// Starting and stopping the processes momin runs: momin-vmm (in its jail), the agent host.
 public enum Processes {
+    /// The descriptor number a child gets its end of a liveness pair as.
+    public static let livenessDescriptor: Int32 = 3
+
     /// Starts `argv` (looked up on PATH when not a path): stdin /dev/null, stdout and stderr to
-    /// `output` (ours when nil), no signal blocked; with `setsid`, in a session of its own.
-    public static func spawn(_ argv: [String], output: Int32?, setsid: Bool = false) throws(HostError) -> pid_t {
+    /// `output` (ours when nil), no signal blocked; with `setsid`, in a session of its own;
+    /// with `liveness`, that descriptor as the child's `livenessDescriptor`.
+    public static func spawn(_ argv: [String], output: Int32?, setsid: Bool = false, liveness: Int32? = nil) throws(HostError) -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -15,6 +19,8 @@ public enum Processes {
             posix_spawn_file_actions_adddup2(&actions, output, 1)
             posix_spawn_file_actions_adddup2(&actions, output, 2)
         }
+        // dup2 clears close-on-exec on the copy: the child keeps its end, and only that one.
+        if let liveness { posix_spawn_file_actions_adddup2(&actions, liveness, livenessDescriptor) }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -29,6 +35,18 @@ public enum Processes {
         let rc = posix_spawnp(&pid, argv[0], &actions, &attributes, cargs, environ)
         guard rc == 0 else { throw .vmFailed("cannot start \(argv[0]): \(describeErrno(rc))") }
         return pid
+    }
+
+    /// A connected pair of close-on-exec sockets (made so atomically: no child started
+    /// meanwhile by another thread inherits either). The launcher keeps `ours` open for as long
+    /// as it lives and hands `theirs` to a child, which learns of the launcher's death, however
+    /// it died, from the hang-up.
+    public static func livenessPair() throws(HostError) -> (ours: Int32, theirs: Int32) {
+        var fds: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
+            throw .vmFailed("socketpair: \(describeErrno())")
+        }
+        return (fds[0], fds[1])
     }
 
     /// Stops a process that is not our child (a VM's jailer, an agent host): SIGTERM, SIGKILL

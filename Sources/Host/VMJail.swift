@@ -108,9 +108,10 @@ public struct VMJail: Sendable {
     }
 
     /// momin-jailer's command line, ending with momin-vmm's.
-    public func argv(vmm arguments: [String]) -> [String] {
+    public func argv(vmm arguments: [String], livenessFD: Int32? = nil) -> [String] {
         var plan = plan
         plan.arguments = arguments
+        plan.livenessFD = livenessFD
         return [environment.jailer] + JailArguments.render(plan)
     }
 

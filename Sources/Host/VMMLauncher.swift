@@ -9,20 +9,41 @@ public struct VMMLauncher: Sendable {
     public init(_ environment: HostEnvironment) { self.environment = environment }
 
     /// momin-vmm's command line for `config`, or, in `jail`, momin-jailer's ending with it.
+    /// `liveness`: the child watches `Processes.livenessDescriptor` (the jailer when jailed,
+    /// else momin-vmm) and stops the VM when it hangs up.
     public func arguments(_ config: MachineConfiguration, jail: VMJail?, timeout: Double, reportMemory: Bool = false,
-                          newSession: Bool = false) -> [String] {
+                          newSession: Bool = false, liveness: Bool = false) -> [String] {
+        let watcher = liveness ? Processes.livenessDescriptor : nil
         let vmm = VMMArguments.render(jail?.inside ?? config, timeout: timeout > 0 ? timeout : nil, reportMemory: reportMemory,
-                                      newSession: newSession, seccomp: environment.seccomp)
-        if let jail { return jail.argv(vmm: vmm) }
+                                      newSession: newSession, seccomp: environment.seccomp,
+                                      livenessFD: jail == nil ? watcher : nil)
+        if let jail { return jail.argv(vmm: vmm, livenessFD: watcher) }
         return [environment.vmm] + vmm
     }
 
+    /// A started momin-vmm, and the end of its liveness pair this process keeps open while the
+    /// VM is its own (nil for a detached VM, which outlives its launcher).
+    public struct Started: Sendable {
+        public let pid: pid_t
+        public let liveness: Int32?
+    }
+
     /// Starts momin-vmm (in its jail) as a child, its stdin /dev/null, its stdout and stderr
-    /// going to `logFD` (ours when nil), and every signal unblocked whatever our mask is.
+    /// going to `logFD` (ours when nil), and every signal unblocked whatever our mask is. Unless
+    /// `newSession` (a VM that outlives this process), the VM stops when this process dies,
+    /// however it dies: it watches the other end of a pair only this process holds.
     public func spawn(_ config: MachineConfiguration, jail: VMJail?, timeout: Double, logFD: Int32?,
-                      reportMemory: Bool = false, newSession: Bool = false) throws(HostError) -> pid_t {
-        try Processes.spawn(arguments(config, jail: jail, timeout: timeout, reportMemory: reportMemory, newSession: newSession),
-                            output: logFD)
+                      reportMemory: Bool = false, newSession: Bool = false) throws(HostError) -> Started {
+        let pair = newSession ? nil : try Processes.livenessPair()
+        defer { if let pair { close(pair.theirs) } }
+        do {
+            let argv = arguments(config, jail: jail, timeout: timeout, reportMemory: reportMemory, newSession: newSession,
+                                 liveness: pair != nil)
+            return Started(pid: try Processes.spawn(argv, output: logFD, liveness: pair?.theirs), liveness: pair?.ours)
+        } catch {
+            if let pair { close(pair.ours) }
+            throw error
+        }
     }
 
     /// momin-vmm's own check of the machine, run before anything is set up around a VM: the

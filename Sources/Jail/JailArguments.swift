@@ -3,14 +3,14 @@
 ///
 ///     momin-jailer --id NAME --root DIR --uid U --gid G [--bind SRC[:DST[:ro|rw]]]...
 ///                  [--device /dev/PATH]... [--netns new|host] [--rlimit nofile=N,fsize=B,nproc=N]...
-///                  [--env KEY=VALUE]... -- PROGRAM [ARGS...]
+///                  [--env KEY=VALUE]... [--liveness-fd N] -- PROGRAM [ARGS...]
 ///
 /// Only the shape of each value is checked here; `JailPlan.validate(against:)` checks the file
 /// system.
 public enum JailArguments {
     public static let usage = "momin-jailer --id NAME --root DIR --uid U --gid G [--bind SRC[:DST[:ro|rw]]]... "
         + "[--device /dev/PATH]... [--netns new|host] [--rlimit nofile=N,fsize=BYTES,nproc=N]... "
-        + "[--env KEY=VALUE]... -- PROGRAM [ARGS...]"
+        + "[--env KEY=VALUE]... [--liveness-fd N] -- PROGRAM [ARGS...]"
 
     public enum ParseError: Error, Equatable, CustomStringConvertible {
         /// `--help` or `-h` before `--`: the usage to print, not an error.
@@ -28,6 +28,7 @@ public enum JailArguments {
         case badNetwork(String)
         case badLimit(spec: String, problem: String)
         case badEnvironment(String)
+        case badDescriptor(String)
 
         public var description: String {
             switch self {
@@ -45,12 +46,13 @@ public enum JailArguments {
             case .badNetwork(let v): "--netns \(v) must be new or host"
             case .badLimit(let s, let p): "--rlimit \(s): \(p)"
             case .badEnvironment(let v): "--env \(v) is not KEY=VALUE"
+            case .badDescriptor(let v): "--liveness-fd \(v) is not an inherited descriptor above 2"
             }
         }
     }
 
     public static func parse(_ arguments: [String]) throws(ParseError) -> JailPlan {
-        var id: String?, root: String?, uid: UInt32?, gid: UInt32?, network: JailPlan.Network?, cgroup: String?
+        var id: String?, root: String?, uid: UInt32?, gid: UInt32?, network: JailPlan.Network?, cgroup: String?, liveness: Int32?
         var binds: [Bind] = [], devices: [String] = [], limits: [ResourceLimit] = [], environment: [String] = []
         var command: [String]?
         var i = 0
@@ -83,6 +85,10 @@ public enum JailArguments {
                 network = try once(option, network, n)
             case "--rlimit": limits += try parseLimits(try value(option), after: limits)
             case "--cgroup": cgroup = try once(option, cgroup, try path(option, try value(option)))
+            case "--liveness-fd":
+                let text = try value(option)
+                guard let fd = Int32(text), fd > 2, fd < 1024 else { throw .badDescriptor(text) }
+                liveness = try once(option, liveness, fd)
             case "--env":
                 let text = try value(option)
                 guard let eq = text.firstIndex(of: "="), eq != text.startIndex else { throw .badEnvironment(text) }
@@ -105,6 +111,7 @@ public enum JailArguments {
         plan.limits = limits
         plan.environment = environment
         plan.cgroup = cgroup
+        plan.livenessFD = liveness
         return plan
     }
 
@@ -119,6 +126,7 @@ public enum JailArguments {
         }
         if let cgroup = plan.cgroup { args += ["--cgroup", cgroup] }
         for e in plan.environment { args += ["--env", e] }
+        if let fd = plan.livenessFD { args += ["--liveness-fd", String(fd)] }
         return args + ["--", plan.program] + plan.arguments
     }
 

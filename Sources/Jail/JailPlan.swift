@@ -18,6 +18,11 @@ public struct JailPlan: Equatable, Sendable {
     public var cgroup: String?
     /// The program's whole environment, KEY=VALUE each; nothing is inherited.
     public var environment: [String] = []
+    /// A descriptor the jailer is handed whose other end its launcher holds open for as long as
+    /// it lives (a pipe): when it hangs up, the launcher has died, however it died, and the
+    /// jailer passes SIGTERM to the program as if the launcher had sent it. The one descriptor
+    /// above 2 the jailer keeps; the program never gets it.
+    public var livenessFD: Int32?
     /// An absolute path inside the jail; execve(2) gets it with no PATH search.
     public var program: String
     /// argv[1...] of the program (argv[0] is `program`).

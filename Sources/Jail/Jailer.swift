@@ -3,7 +3,8 @@ import Glibc
 
 /// Carries out a validated `JailPlan`, in this order:
 ///
-/// 1. close inherited fds (all but 0, 1, 2); enter the cgroup, if any; clear the environment;
+/// 1. close inherited fds (all but 0, 1, 2 and the launcher's liveness pipe); enter the cgroup,
+///    if any; clear the environment; watch the liveness pipe;
 /// 2. unshare mount, PID, IPC, UTS (and net) namespaces; fork, so the child is PID 1;
 /// 3. the parent supervises (`Supervisor`); the child builds the jail (`Mounts`): private
 ///    propagation, tmpfs root, /dev nodes, binds, /proc, pivot_root, old root detached, / read-only;
@@ -16,10 +17,11 @@ import Glibc
 public enum Jailer {
     public static func run(_ plan: JailPlan) -> Never {
         do {
-            try FileDescriptors.closeInherited()
+            try FileDescriptors.closeInherited(keeping: plan.livenessFD)
             if let cgroup = plan.cgroup { try enterCgroup(cgroup) }
             try Environment.clear()
             Supervisor.blockSignals()
+            if let fd = plan.livenessFD { try watchLauncher(fd) }
             try Namespaces.unshare(network: plan.network)
         } catch {
             die("\(error)")
@@ -35,7 +37,17 @@ public enum Jailer {
             enter(plan, liveness: liveness[0])
         default:
             close(liveness[0])
-            Supervisor.wait(for: child)
+            Supervisor.wait(for: child, launcher: plan.livenessFD)
+        }
+    }
+
+    /// The launcher's liveness pipe (`JailPlan.livenessFD`): SIGIO when it hangs up, which the
+    /// supervisor takes as the launcher's SIGTERM. A launcher already gone stops the jail here.
+    static func watchLauncher(_ fd: Int32) throws(JailFailure) {
+        let step = "watch the launcher's liveness pipe (fd \(fd))"
+        try system(step, { clinux_signal_on_hangup(fd) })
+        if try system(step, { clinux_has_hung_up(fd) }) == 1 {
+            throw JailFailure(step: step, detail: "the launcher is already gone")
         }
     }
 

@@ -1,3 +1,4 @@
+import CLinux
 import Glibc
 
 /// The jailer's parent half. It stays outside the new PID namespace, forwards SIGTERM, SIGINT,
@@ -39,16 +40,28 @@ enum Supervisor {
     static func watched() -> sigset_t {
         var set = sigset_t()
         sigemptyset(&set)
-        for s in forwarded + [SIGCHLD] { sigaddset(&set, s) }
+        for s in forwarded + [SIGCHLD, SIGIO] { sigaddset(&set, s) }
         return set
     }
 
-    /// Waits for `child`, forwarding signals, then exits as it did.
-    static func wait(for child: pid_t) -> Never {
+    /// Waits for `child`, forwarding signals, then exits as it did. When `launcher` (the
+    /// liveness pipe) hangs up, the launcher is gone: the child gets SIGTERM, once, as the
+    /// launcher would have sent it.
+    static func wait(for child: pid_t, launcher: Int32? = nil) -> Never {
         var set = watched()
+        var launcher = launcher
         while true {
             let signal = sigwaitinfo(&set, nil)
             if signal < 0 { continue }
+            if signal == SIGIO {
+                if let fd = launcher, clinux_has_hung_up(fd) == 1 {
+                    Diagnostics.report("the launcher is gone (its liveness pipe hung up): stopping the program")
+                    kill(child, SIGTERM)
+                    close(fd)
+                    launcher = nil
+                }
+                continue
+            }
             if signal != SIGCHLD {
                 kill(child, signal)
                 continue

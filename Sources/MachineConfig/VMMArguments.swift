@@ -5,7 +5,7 @@
 ///     momin-vmm --kernel PATH [--initrd PATH] [--cmdline STR] [--vcpus N] [--memory MiB]
 ///               [--timeout S] [--vsock-socket PATH [--vsock-cid N]] [--kvm-device PATH]
 ///               [--entropy-seed HEX64] [--host-cpus N,N...] [--report-memory] [--new-session]
-///               [--seccomp kill|trap|log|off] [--preflight]
+///               [--seccomp kill|trap|log|off] [--liveness-fd N] [--preflight]
 ///
 /// `--preflight` checks the machine (kernel, initrd, memory, vCPUs, the KVM device) the way a
 /// boot would, and exits: 0 when it would start, 2 with one line naming what is wrong. It is
@@ -27,6 +27,9 @@ public struct VMMArguments: Equatable, Sendable {
     public var seccompMalformedForTesting = false
     /// Check the machine and exit, booting nothing.
     public var preflightOnly = false
+    /// An inherited pipe whose other end the launcher holds while it lives: when it hangs up,
+    /// the VM stops as on SIGTERM (a launcher killed with SIGKILL leaves no VM behind).
+    public var livenessFD: Int32?
 
     public enum ParseError: Error, Equatable, CustomStringConvertible {
         /// `--help` or `-h`: not an error to report, but the usage to print.
@@ -38,6 +41,7 @@ public struct VMMArguments: Equatable, Sendable {
         case badCPUList(String)
         case missingKernel
         case badSeccompMode(String)
+        case badDescriptor(String)
 
         public var description: String {
             switch self {
@@ -49,6 +53,7 @@ public struct VMMArguments: Equatable, Sendable {
             case .badCPUList(let v): "--host-cpus \(v) is not a comma-separated list of CPU numbers"
             case .missingKernel: "--kernel is required"
             case .badSeccompMode(let m): "--seccomp \(m) is not one of kill, trap, log, off"
+            case .badDescriptor(let v): "--liveness-fd \(v) is not an inherited descriptor above 2"
             }
         }
     }
@@ -58,7 +63,7 @@ public struct VMMArguments: Equatable, Sendable {
         usage: momin-vmm --kernel PATH [--initrd PATH] [--cmdline STR] [--vcpus N] [--memory MiB]
                          [--timeout S] [--vsock-socket PATH [--vsock-cid N]] [--kvm-device PATH]
                          [--entropy-seed HEX64] [--host-cpus N,N...] [--report-memory] [--new-session]
-                         [--seccomp kill|trap|log|off] [--preflight]
+                         [--seccomp kill|trap|log|off] [--liveness-fd N] [--preflight]
         Holds one microVM: boots the kernel with its console on stdout, until the guest powers off
         or reboots, SIGTERM, or --timeout. Started by momin (momin boot, run, start), which checks
         what the user typed first; --preflight checks the machine and exits without booting.
@@ -72,6 +77,7 @@ public struct VMMArguments: Equatable, Sendable {
         var seccomp = SeccompMode.kill
         var seccompMalformed = false
         var preflightOnly = false
+        var livenessFD: Int32?
         var vsockPath: String?
         var vsockCID: UInt64 = 3
         var i = 0
@@ -117,6 +123,10 @@ public struct VMMArguments: Equatable, Sendable {
                 seccomp = mode
             case "--seccomp-check-malformed": seccompMalformed = true
             case "--preflight": preflightOnly = true
+            case "--liveness-fd":
+                let text = try value(option)
+                guard let fd = Int32(text), fd > 2, fd < 1024 else { throw .badDescriptor(text) }
+                livenessFD = fd
             case "--help", "-h": throw .helpRequested
             default: throw .unknownOption(option)
             }
@@ -125,12 +135,14 @@ public struct VMMArguments: Equatable, Sendable {
         guard !config.kernelPath.isEmpty else { throw .missingKernel }
         if let vsockPath { config.vsock = VsockConfiguration(guestCID: vsockCID, socketPath: vsockPath) }
         return VMMArguments(configuration: config, timeout: timeout, reportMemory: reportMemory, newSession: newSession,
-                            seccomp: seccomp, seccompMalformedForTesting: seccompMalformed, preflightOnly: preflightOnly)
+                            seccomp: seccomp, seccompMalformedForTesting: seccompMalformed, preflightOnly: preflightOnly,
+                            livenessFD: livenessFD)
     }
 
     /// The command line that makes `momin-vmm` run `configuration` (what `parse` reads back).
     public static func render(_ configuration: MachineConfiguration, timeout: Double?, reportMemory: Bool = false,
-                              newSession: Bool = false, seccomp: SeccompMode = .kill, preflightOnly: Bool = false) -> [String] {
+                              newSession: Bool = false, seccomp: SeccompMode = .kill, preflightOnly: Bool = false,
+                              livenessFD: Int32? = nil) -> [String] {
         var args = ["--kernel", configuration.kernelPath]
         if let initrd = configuration.initrdPath { args += ["--initrd", initrd] }
         args += ["--cmdline", configuration.commandLine, "--vcpus", String(configuration.vcpus),
@@ -143,6 +155,7 @@ public struct VMMArguments: Equatable, Sendable {
         if newSession { args.append("--new-session") }
         if seccomp != .kill { args += ["--seccomp", seccomp.rawValue] }
         if preflightOnly { args.append("--preflight") }
+        if let livenessFD { args += ["--liveness-fd", String(livenessFD)] }
         return args
     }
 }

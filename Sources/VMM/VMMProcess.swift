@@ -1,3 +1,4 @@
+import CLinux
 import Devices
 import Glibc
 import MachineConfig
@@ -32,8 +33,14 @@ public enum VMMProcess {
         // SIGUSR1 too: it asks for the devices' state (below).
         var watched = sigset_t()
         sigemptyset(&watched)
-        for s in [SIGTERM, SIGINT, SIGHUP, SIGUSR1] { sigaddset(&watched, s) }
+        for s in [SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGIO] { sigaddset(&watched, s) }
         pthread_sigmask(SIG_BLOCK, &watched, nil)
+        // The launcher's liveness pipe: its hang-up (SIGIO) stops the VM as SIGTERM would, so a
+        // launcher killed with SIGKILL leaves no VM running. Set up before any filter.
+        if let fd = arguments.livenessFD {
+            guard clinux_signal_on_hangup(fd) == 0 else { return fail("--liveness-fd \(fd): \(describeErrno())", 2) }
+            if clinux_has_hung_up(fd) == 1 { return fail("the launcher is already gone (its liveness pipe hung up)", 1) }
+        }
 
         let holder = MachineHolder()
         let machine: Machine
@@ -71,6 +78,7 @@ public enum VMMProcess {
             var signal: Int32 = 0
             while sigwait(&set, &signal) == 0 {
                 guard signal == SIGUSR1 else {
+                    if signal == SIGIO { report("momin-vmm: the launcher is gone (its liveness pipe hung up): stopping the guest") }
                     holder.machine?.requestStop()
                     return
                 }

@@ -34,6 +34,38 @@ import Testing
         #expect(try host.ledgerOnDisk().grant("vm") == nil)
     }
 
+    @Test func aVMStopsWhenItsLauncherGoesAwayWithoutAHalt() throws {
+        let host = try TestHost()
+        let registry = try VMRegistry.open(host.environment)
+        var launch = HostedVM.Launch(name: "orphan")
+        launch.jail = .unjailed
+        var hosted: HostedVM? = try HostedVM.launch(launch, config: testMachine(), registry: registry, environment: host.environment)
+        let pid = hosted!.vm.pid
+        let arguments = try #require(host.waitForVMM(pid))
+        #expect(try VMMArguments.parse(arguments).livenessFD == Processes.livenessDescriptor)
+        // What a launcher killed with SIGKILL leaves: no halt, only its descriptors closed.
+        hosted = nil
+        let ended = eventually { ProcessStat.fields(of: pid)?.first.map { $0 == "Z" } ?? true }
+        #expect(ended)
+        if !ended { kill(pid, SIGKILL) }
+        var status: Int32 = 0
+        #expect(waitpid(pid, &status, 0) == pid)
+        #expect(Processes.describe(status: status) == "exited 0")
+    }
+
+    @Test func aDetachedVMHasNoLivenessPairToOutliveItsLauncher() throws {
+        let host = try TestHost()
+        let registry = try VMRegistry.open(host.environment)
+        var launch = HostedVM.Launch(name: "detached")
+        launch.jail = .unjailed
+        launch.detached = true
+        let hosted = try HostedVM.launch(launch, config: testMachine(), registry: registry, environment: host.environment)
+        defer { hosted.halt() }
+        let arguments = try #require(host.waitForVMM(hosted.vm.pid))
+        #expect(try VMMArguments.parse(arguments).livenessFD == nil)
+        #expect(try VMMArguments.parse(arguments).newSession)
+    }
+
     @Test func aSecondVMOfTheSameNameIsRefusedAndAStaleOneIsCleanedFirst() throws {
         let host = try TestHost()
         let registry = try VMRegistry.open(host.environment)

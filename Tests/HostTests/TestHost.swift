@@ -93,7 +93,9 @@ final class TestHost: @unchecked Sendable {
         esac
         # The VMM's command line first, then its trap, then the arguments it got: once
         # args.PID exists, it looks like a VMM and stops cleanly on SIGTERM.
+        # Given a liveness descriptor, it stops (as on SIGTERM) once the other end hangs up.
         exec -a "$0" /bin/bash -c 'trap "kill \\$child 2>/dev/null; exit 0" TERM
+          case " $* " in *" --liveness-fd 3 "*) { cat <&3 > /dev/null; kill -TERM $$; } & ;; esac
           printf "%s\\n" "$@" > \(fake)/args.$$
           sleep 1000 & child=$!; wait $child' "$0" "$@"
         """

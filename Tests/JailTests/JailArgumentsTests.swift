@@ -19,6 +19,17 @@ import Testing
         #expect(JailArguments.ParseError.helpRequested.description.hasPrefix("usage: momin-jailer --id NAME"))
     }
 
+    @Test func theLivenessDescriptorRoundTripsAndMustBeAbove2() throws {
+        let plan = try parse(["--liveness-fd", "3"])
+        #expect(plan.livenessFD == 3)
+        #expect(try JailArguments.parse(JailArguments.render(plan)).livenessFD == 3)
+        #expect(try parse([]).livenessFD == nil)
+        for bad in ["2", "0", "-1", "x", "1024"] {
+            #expect(refusal(["--liveness-fd", bad]) == "--liveness-fd \(bad) is not an inherited descriptor above 2")
+        }
+        #expect(refusal(["--liveness-fd", "3", "--liveness-fd", "4"]) == "--liveness-fd is given twice")
+    }
+
     @Test func aFullCommandLine() throws {
         let plan = try parse(["--bind", "/opt/momin/momin-vmm:/bin/momin-vmm", "--bind", "/run/momin/vm-1::rw",
                               "--device", "/dev/kvm", "--netns", "host", "--rlimit", "nofile=1024,fsize=0",

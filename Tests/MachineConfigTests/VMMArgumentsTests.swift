@@ -70,6 +70,13 @@ import Testing
         #expect(try VMMArguments.parse(VMMArguments.render(config, timeout: nil, preflightOnly: true)).preflightOnly)
     }
 
+    @Test func theLivenessDescriptorRoundTrips() throws {
+        let config = MachineConfiguration(kernelPath: "/k")
+        #expect(try VMMArguments.parse(VMMArguments.render(config, timeout: nil, livenessFD: 3)).livenessFD == 3)
+        #expect(try VMMArguments.parse(VMMArguments.render(config, timeout: nil)).livenessFD == nil)
+        #expect(throws: VMMArguments.ParseError.badDescriptor("2")) { try VMMArguments.parse(["--kernel", "/k", "--liveness-fd", "2"]) }
+    }
+
     @Test func helpIsAskedForAnywhereOnTheLine() {
         for line in [["--help"], ["-h"], ["--kernel", "/k", "--help"], ["--vcpus", "2", "-h", "--bogus"]] {
             #expect(throws: VMMArguments.ParseError.helpRequested) { try VMMArguments.parse(line) }

@@ -157,6 +157,29 @@ for i in $(seq 40); do [ -n "$child" ] && [ -e "/proc/$child" ] && sleep 0.05; d
 check "the program dies with a killed jailer (parent-death signal)" $([ -n "$child" ] && [ ! -e "/proc/$child" ] && echo 0 || echo 1) \
   "child '$child' still there: $(cat "/proc/$child/comm" 2>/dev/null)"
 
+# The launcher's liveness descriptor (--liveness-fd): the jailer keeps it (the one fd above 2),
+# the program does not get it, and when the launcher is gone (here the writer of a FIFO,
+# killed) the jailer passes SIGTERM to the program, whose trap exits 7 (issue 12: a momin run
+# killed with SIGKILL left its VMM running).
+mkfifo "$work/live"
+sleep 600 > "$work/live" & holder=$!
+"$jailer" --id jailtest --root "$root" --uid "$id" --gid "$id" --bind "$busybox:/bin/busybox" --liveness-fd 3 \
+  -- /bin/busybox sh -c 'ls /proc/self/fd > /tmp/fds 2>&1; trap "exit 7" TERM; while :; do /bin/busybox sleep 0.05; done' \
+  3< "$work/live" 2> "$work/live.err" &
+pid=$!; child=$(wait_child "$pid"); sleep 0.3
+jailer_fds=$(ls "/proc/$pid/fd" 2>/dev/null | tr '\n' ' ')
+child_fds=$(ls "/proc/$child/fd" 2>/dev/null | tr '\n' ' ')
+kill -KILL "$holder"; wait "$holder" 2>/dev/null
+for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; fi
+wait "$pid"; status=$?
+check "a jailer whose launcher is gone (its liveness pipe hung up) stops the program with SIGTERM (trap exits 7)" \
+  $([ "$status" -eq 7 ] && grep -q "the launcher is gone" "$work/live.err" && echo 0 || echo 1) \
+  "status $status: $(cat "$work/live.err")"
+check "the jailer keeps the liveness fd (3) and the program does not get it" \
+  $(grep -qw 3 <<<"$jailer_fds" && [ -n "$child" ] && [ "$child_fds" = "0 1 2 " ] && echo 0 || echo 1) \
+  "jailer fds: $jailer_fds; program fds: $child_fds"
+
 # Nothing stays behind on the host.
 left=$(findmnt -rn -o TARGET | grep -F "$work" || true)
 check "no jail mounts are left on the host" $([ -z "$left" ] && echo 0 || echo 1) "$left"

@@ -32,4 +32,12 @@ int clinux_set_parent_death_signal(int signal);
 // prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL).
 int clinux_clear_ambient_capabilities(void);
 
+// The read end of a liveness pipe: close-on-exec, and O_ASYNC with this process as its owner
+// (F_SETOWN), so that SIGIO comes when the last writer closes (pipe(7): a hang-up wakes
+// asynchronous readers). Returns 0, or -1 with errno set.
+int clinux_signal_on_hangup(int fd);
+
+// Whether the pipe's writers are all gone: 1 (POLLHUP), 0 (not yet), -1 with errno set.
+int clinux_has_hung_up(int fd);
+
 #endif
