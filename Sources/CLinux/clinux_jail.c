@@ -57,3 +57,10 @@ int clinux_has_hung_up(int fd) {
         return -1;
     return ready > 0 && (entry.revents & POLLHUP) ? 1 : 0;
 }
+
+int clinux_make_undumpable(void) {
+    struct rlimit none = { 0, 0 };
+    if (setrlimit(RLIMIT_CORE, &none) != 0)
+        return -1;
+    return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}

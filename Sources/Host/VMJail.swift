@@ -97,6 +97,8 @@ public struct VMJail: Sendable {
                 // The console log is the only file momin-vmm writes (on the fd it inherits).
                 ResourceLimit(.fsize, 1 << 30),
                 ResourceLimit(.nproc, UInt64(config.vcpus + 16)),
+                // A crash must not write guest memory to a core file.
+                ResourceLimit(.core, 0),
             ]
             plan.cgroup = cgroups.path(ofVM: id)
             return VMJail(id: id, uid: uid, socketDirectory: socketDirectory, identities: identities, cgroups: cgroups,

@@ -2,14 +2,14 @@
 /// without Foundation or an argument-parsing library (like momin-vmm's).
 ///
 ///     momin-jailer --id NAME --root DIR --uid U --gid G [--bind SRC[:DST[:ro|rw]]]...
-///                  [--device /dev/PATH]... [--netns new|host] [--rlimit nofile=N,fsize=B,nproc=N]...
+///                  [--device /dev/PATH]... [--netns new|host] [--rlimit nofile=N,fsize=B,nproc=N,core=N]...
 ///                  [--env KEY=VALUE]... [--liveness-fd N] -- PROGRAM [ARGS...]
 ///
 /// Only the shape of each value is checked here; `JailPlan.validate(against:)` checks the file
 /// system.
 public enum JailArguments {
     public static let usage = "momin-jailer --id NAME --root DIR --uid U --gid G [--bind SRC[:DST[:ro|rw]]]... "
-        + "[--device /dev/PATH]... [--netns new|host] [--rlimit nofile=N,fsize=BYTES,nproc=N]... "
+        + "[--device /dev/PATH]... [--netns new|host] [--rlimit nofile=N,fsize=BYTES,nproc=N,core=N]... "
         + "[--env KEY=VALUE]... [--liveness-fd N] -- PROGRAM [ARGS...]"
 
     public enum ParseError: Error, Equatable, CustomStringConvertible {
@@ -178,7 +178,7 @@ public enum JailArguments {
         return Bind(source: source, destination: destination, writable: writable, spec: spec)
     }
 
-    /// nofile=N,fsize=BYTES,nproc=N (any of them); a resource may be named once in all.
+    /// nofile=N,fsize=BYTES,nproc=N,core=N (any of them); a resource may be named once in all.
     static func parseLimits(_ spec: String, after earlier: [ResourceLimit]) throws(ParseError) -> [ResourceLimit] {
         var limits: [ResourceLimit] = []
         for item in spec.split(separator: ",", omittingEmptySubsequences: false) {

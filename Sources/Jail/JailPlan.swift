@@ -70,6 +70,8 @@ public struct ResourceLimit: Equatable, Sendable {
         case fsize
         /// RLIMIT_NPROC: processes (threads included) of the jail's uid.
         case nproc
+        /// RLIMIT_CORE: the largest core file; 0 for none (a crash leaves no guest memory on disk).
+        case core
     }
 
     public var resource: Resource

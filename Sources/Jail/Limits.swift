@@ -19,6 +19,7 @@ public enum Limits {
         case .nofile: "RLIMIT_NOFILE"
         case .fsize: "RLIMIT_FSIZE"
         case .nproc: "RLIMIT_NPROC"
+        case .core: "RLIMIT_CORE"
         }
     }
 
@@ -27,6 +28,7 @@ public enum Limits {
         case .nofile: __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
         case .fsize: __rlimit_resource_t(RLIMIT_FSIZE.rawValue)
         case .nproc: __rlimit_resource_t(UInt32(CLINUX_RLIMIT_NPROC))
+        case .core: __rlimit_resource_t(RLIMIT_CORE.rawValue)
         }
     }
 }

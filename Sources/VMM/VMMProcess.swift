@@ -12,6 +12,9 @@ import Seccomp
 public enum VMMProcess {
     public static func run(_ arguments: VMMArguments) -> Int32 {
         if arguments.preflightOnly { return preflight(arguments.configuration) }
+        // Guest memory lives in this process: no core file of it, and no other process of the
+        // same uid may read or trace it (another VMM, were uids ever shared).
+        guard clinux_make_undumpable() == 0 else { return fail("cannot make the VMM undumpable: \(describeErrno())", 1) }
         if arguments.newSession { _ = setsid() }
         let config = arguments.configuration
         // Seccomp first: a profile that does not build stops start-up before anything exists.

@@ -33,7 +33,7 @@ import Testing
     @Test func aFullCommandLine() throws {
         let plan = try parse(["--bind", "/opt/momin/momin-vmm:/bin/momin-vmm", "--bind", "/run/momin/vm-1::rw",
                               "--device", "/dev/kvm", "--netns", "host", "--rlimit", "nofile=1024,fsize=0",
-                              "--rlimit", "nproc=64", "--env", "LANG=C"])
+                              "--rlimit", "nproc=64,core=0", "--env", "LANG=C"])
         #expect(plan.id == "vm-1")
         #expect(plan.root == "/run/momin/jail/vm-1")
         #expect(plan.uid == 61234 && plan.gid == 61235)
@@ -43,7 +43,7 @@ import Testing
                                     spec: "/run/momin/vm-1::rw")])
         #expect(plan.devices == ["/dev/kvm"])
         #expect(plan.network == .host)
-        #expect(plan.limits == [ResourceLimit(.nofile, 1024), ResourceLimit(.fsize, 0), ResourceLimit(.nproc, 64)])
+        #expect(plan.limits == [ResourceLimit(.nofile, 1024), ResourceLimit(.fsize, 0), ResourceLimit(.nproc, 64), ResourceLimit(.core, 0)])
         #expect(plan.environment == ["LANG=C"])
         #expect(plan.program == "/bin/momin-vmm")
         #expect(plan.arguments == ["--kernel", "/vmlinuz"])
@@ -128,7 +128,7 @@ import Testing
     }
 
     @Test func badLimits() {
-        #expect(refusal(["--rlimit", "stack=1"]) == "--rlimit stack=1: unknown resource 'stack' (nofile, fsize, nproc)")
+        #expect(refusal(["--rlimit", "stack=1"]) == "--rlimit stack=1: unknown resource 'stack' (nofile, fsize, nproc, core)")
         #expect(refusal(["--rlimit", "nofile=many"]) == "--rlimit nofile=many: nofile value 'many' is not a number")
         #expect(refusal(["--rlimit", "nofile"]) == "--rlimit nofile: expected NAME=VALUE, not 'nofile'")
         #expect(refusal(["--rlimit", "nofile=1,nofile=2"]) == "--rlimit nofile=1,nofile=2: nofile is given twice")

@@ -71,11 +71,11 @@ check "--env is all the program gets" $([ "$status" -eq 0 ] && [ "$out" = "A=1 B
   "status $status, environ: $out"
 
 # Limits.
-jail --rlimit nofile=64,fsize=1048576,nproc=50 -- /bin/busybox cat /proc/self/limits
-check "--rlimit shows in /proc/self/limits (nofile, fsize, nproc)" \
+jail --rlimit nofile=64,fsize=1048576,nproc=50,core=0 -- /bin/busybox cat /proc/self/limits
+check "--rlimit shows in /proc/self/limits (nofile, fsize, nproc, core)" \
   $(grep -qE '^Max open files +64 +64 ' <<<"$out" && grep -qE '^Max file size +1048576 +1048576 ' <<<"$out" \
-    && grep -qE '^Max processes +50 +50 ' <<<"$out"; echo $?) \
-  "status $status: $(grep -E 'open files|file size|processes' <<<"$out" | tr -s ' ' | tr '\n' ';') $err"
+    && grep -qE '^Max processes +50 +50 ' <<<"$out" && grep -qE '^Max core file size +0 +0 ' <<<"$out"; echo $?) \
+  "status $status: $(grep -E 'open files|file size|processes|core' <<<"$out" | tr -s ' ' | tr '\n' ';') $err"
 
 # Binds: read-only by default, rw when asked, a missing source refused before anything runs.
 mkdir "$work/data" && chown "$id:$id" "$work/data"

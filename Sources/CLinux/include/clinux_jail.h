@@ -29,6 +29,10 @@ int clinux_set_no_new_privs(void);
 // prctl(PR_SET_PDEATHSIG, signal): the kernel sends `signal` when the parent exits.
 int clinux_set_parent_death_signal(int signal);
 
+// prctl(PR_SET_DUMPABLE, 0) and RLIMIT_CORE 0: no core file, and /proc/self no longer readable
+// or ptrace-able by the process's own uid (proc(5), "Dumpable"). Returns 0, or -1 with errno.
+int clinux_make_undumpable(void);
+
 // prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL).
 int clinux_clear_ambient_capabilities(void);
 
