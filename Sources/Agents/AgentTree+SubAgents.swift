@@ -36,7 +36,7 @@ extension AgentTree {
             try parent.session.finish(id, status: -1, result: result, countsAsOutput: false)
             return .failed(.failed, "sub-agent \(name): the run is ending")
         }
-        let booted: (gateway: ToolGateway, handsSocket: String)
+        let booted: (gateway: ToolGateway, handsSocket: HandsSocketPlace)
         do { booted = try launcher.boot(plan) } catch let refusal {
             doneBooting(name)
             try parent.session.finish(id, status: -1, result: result, countsAsOutput: false)

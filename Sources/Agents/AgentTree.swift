@@ -33,13 +33,13 @@ public final class AgentTree: @unchecked Sendable {
     }
 
     /// Adds the top-level agent and serves its hands calls at `handsSocket`.
-    public func addRoot(_ agent: Agent, handsSocket: String) throws(AgentError) {
+    public func addRoot(_ agent: Agent, handsSocket: HandsSocketPlace) throws(AgentError) {
         try add(agent, handsSocket: handsSocket)
     }
 
-    func add(_ agent: Agent, handsSocket: String) throws(AgentError) {
+    func add(_ agent: Agent, handsSocket: HandsSocketPlace) throws(AgentError) {
         let name = agent.name
-        let listener = try HandsListener(path: handsSocket) { [weak self] call, caller in
+        let listener = try HandsListener(place: handsSocket) { [weak self] call, caller in
             guard let self else { return HandsAnswer(.failed(.failed, "the host is shutting down")) }
             return self.answer(call, from: name, caller: caller)
         }

@@ -1,4 +1,5 @@
 import Doors
+import Synchronization
 import Glibc
 import GuestClient
 import POSIX
@@ -11,30 +12,50 @@ import POSIX
 public final class HandsListener: @unchecked Sendable {
     public let path: String
     public static let maxConnections = 64
+    /// Numbers the sockets this process stages, so that two never share a name.
+    private static let staged = Atomic<Int>(0)
     private let fd: Int32
+    /// How long a caller has to send its whole frame, and to take its whole reply.
+    let frameDeadline: Duration
+    let replyDeadline: Duration
     private let handler: @Sendable (HandsCall, HandsCaller) -> HandsAnswer
     private let active = Monitor()
     private var connections = 0
     private var stopped = false
 
-    /// Binds `path` (a socket file left there is replaced; anything else is an error) and starts
-    /// accepting.
-    public init(path: String, handler: @escaping @Sendable (HandsCall, HandsCaller) -> HandsAnswer) throws(AgentError) {
+    /// Listens at `place.path` (a socket file left there is replaced; anything else is an error)
+    /// and starts accepting.
+    ///
+    /// The socket is made in `place.staging`, a directory only the host can write, given its
+    /// mode there (the jailed VMM, another uid, must be able to connect), and then renamed into
+    /// place. Made in place, the chmod(2) by path would run in a directory the jail owns, where
+    /// the VMM could have swapped the new socket for a symlink to any host file; rename(2)
+    /// never follows a symlink, and replaces whatever the jail put at the path.
+    ///
+    /// A caller has `frameDeadline` from being accepted to send its whole call, and
+    /// `replyDeadline` to take its whole reply (a reply it did not take is undelivered).
+    public init(place: HandsSocketPlace, frameDeadline: Duration = .seconds(30), replyDeadline: Duration = .seconds(30),
+                handler: @escaping @Sendable (HandsCall, HandsCaller) -> HandsAnswer) throws(AgentError) {
+        let path = place.path
         self.path = path
         self.handler = handler
+        self.frameDeadline = frameDeadline
+        self.replyDeadline = replyDeadline
         var st = stat()
         if lstat(path, &st) == 0 {
             guard st.st_mode & S_IFMT == S_IFSOCK else { throw .io("\(path) exists and is not a socket") }
             unlink(path)
         }
+        let staged = place.staging + "/.hands-\(getpid())-\(Self.staged.add(1, ordering: .relaxed).newValue).sock"
+        unlink(staged)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .io("socket: \(String(cString: strerror(errno)))") }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+        let bytes = Array(staged.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path), path.utf8.count < MemoryLayout.size(ofValue: address.sun_path) else {
             close(fd)
-            throw .io("socket path \(path) is too long")
+            throw .io("socket path \(path) or \(staged) is too long")
         }
         withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
         let bound = withUnsafePointer(to: &address) {
@@ -42,9 +63,10 @@ public final class HandsListener: @unchecked Sendable {
         }
         // The jailed VMM connects as its own uid; the socket directory (the VM's, mode 0700)
         // is what keeps everyone else out.
-        guard bound == 0, chmod(path, 0o666) == 0, listen(fd, 64) == 0 else {
+        guard bound == 0, chmod(staged, 0o666) == 0, listen(fd, 64) == 0, rename(staged, path) == 0 else {
             let why = String(cString: strerror(errno))
             close(fd)
+            unlink(staged)
             throw .io("cannot listen on \(path): \(why)")
         }
         self.fd = fd
@@ -79,7 +101,9 @@ public final class HandsListener: @unchecked Sendable {
                 return true
             }
             guard admitted else {
-                Self.reply(client, .failed(.failed, "the host is already serving \(Self.maxConnections) hands calls of this VM"))
+                // On the accepting thread: the refusal is small and gets a short deadline.
+                Self.reply(client, .failed(.failed, "the host is already serving \(Self.maxConnections) hands calls of this VM"),
+                           until: MonotonicClock.deadline(after: 1))
                 close(client)
                 continue
             }
@@ -98,48 +122,51 @@ public final class HandsListener: @unchecked Sendable {
 
     private func serve(_ client: Int32) {
         defer { close(client) }
-        // momin-init writes a call whole: a frame that has not arrived in 30 s never will, and
-        // its thread is not kept waiting for it. Once read, the call may block as long as it asks.
-        Self.setReceiveTimeout(client, seconds: Self.frameSeconds)
-        guard let header = Self.read(client, count: HandsCallProtocol.headerSize) else { return }
+        // momin-init writes a call whole: the frame must be here within `frameDeadline` of the
+        // connection, however its bytes trickle in. Once read, the call may block as long as
+        // it asks; then the reply has `replyDeadline` to be taken.
+        let frameBy = MonotonicClock.deadline(after: Self.seconds(frameDeadline))
+        guard let header = FileIO.readExactly(client, count: HandsCallProtocol.headerSize, until: frameBy) else { return }
         let call: HandsCall
         do {
             let (kind, length) = try HandsCallCodec.payloadLength(header: header)
-            guard let payload = Self.read(client, count: length) else { return }
+            guard let payload = FileIO.readExactly(client, count: length, until: frameBy) else { return }
             call = try HandsCallCodec.decodeCall(kind: kind, payload: payload)
         } catch {
-            Self.reply(client, .failed(.invalid, "malformed hands call: \(error)"))
+            reply(client, .failed(.invalid, "malformed hands call: \(error)"))
             return
         }
-        Self.setReceiveTimeout(client, seconds: 0)
         let answer = handler(call, HandsCaller(fd: client))
-        if !Self.reply(client, answer.reply) { answer.undelivered?() }
+        if !reply(client, answer.reply) { answer.undelivered?() }
     }
 
-    /// How long a caller may take to send its one frame.
-    static let frameSeconds = 30
-
-    /// SO_RCVTIMEO; 0 waits without limit.
-    static func setReceiveTimeout(_ fd: Int32, seconds: Int) {
-        var limit = timeval(tv_sec: seconds, tv_usec: 0)
-        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+    static func seconds(_ span: Duration) -> Double {
+        Double(span.components.seconds) + Double(span.components.attoseconds) / 1e18
     }
 
-    static func read(_ fd: Int32, count: Int) -> [UInt8]? {
-        var bytes = [UInt8](repeating: 0, count: count)
-        var done = 0
-        while done < count {
-            let n = bytes.withUnsafeMutableBytes { raw in retryingEINTR { Glibc.read(fd, raw.baseAddress! + done, count - done) } }
-            if n <= 0 { return nil }
-            done += n
-        }
-        return bytes
-    }
-
-    /// Writes the reply; false when the caller is gone.
+    /// Writes the reply within `replyDeadline`; false when the caller is gone or did not take it
+    /// in time.
     @discardableResult
-    static func reply(_ fd: Int32, _ reply: HandsReply) -> Bool {
-        (try? FileIO.sendAll(fd, HandsCallCodec.encode(reply))) != nil
+    func reply(_ fd: Int32, _ reply: HandsReply) -> Bool {
+        Self.reply(fd, reply, until: MonotonicClock.deadline(after: Self.seconds(replyDeadline)))
+    }
+
+    @discardableResult
+    static func reply(_ fd: Int32, _ reply: HandsReply, until deadline: UInt64) -> Bool {
+        (try? FileIO.sendAll(fd, HandsCallCodec.encode(reply), until: deadline)) != nil
+    }
+}
+
+/// Where an agent's hands calls arrive: the socket's path, in the directory its VM's jailed
+/// VMM owns, and a directory on the same file system that only the host can write, where the
+/// socket is made before it is moved into place (`HandsListener.init`).
+public struct HandsSocketPlace: Sendable, Equatable {
+    public var path: String
+    public var staging: String
+
+    public init(path: String, staging: String) {
+        self.path = path
+        self.staging = staging
     }
 }
 

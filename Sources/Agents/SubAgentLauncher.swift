@@ -31,7 +31,7 @@ public enum SpawnRefusal: Error, CustomStringConvertible {
 public protocol SubAgentLauncher: AnyObject, Sendable {
     /// Boots the VM, its grant carved from the parent's, and returns the gateway for its
     /// session (sharing the tree's log and request numbers) and the path its hands calls arrive at.
-    func boot(_ plan: SpawnPlan) throws(SpawnRefusal) -> (gateway: ToolGateway, handsSocket: String)
+    func boot(_ plan: SpawnPlan) throws(SpawnRefusal) -> (gateway: ToolGateway, handsSocket: HandsSocketPlace)
     /// Stops the VM and frees what it held; returns once its VMM is gone.
     func halt(_ name: String, reason: String)
 }

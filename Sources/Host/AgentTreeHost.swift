@@ -37,7 +37,7 @@ public enum AgentTreeHost {
                                    jail: wiring.jail, log: log, requestIDs: requestIDs)
         let tree = AgentTree(store: store, launcher: launcher, requestIDs: requestIDs)
         try tree.addRoot(Agent(name: wiring.root, parent: nil, session: session),
-                         handsSocket: wiring.registry.hostPortSocket(wiring.root, port: HandsCallProtocol.port))
+                         handsSocket: wiring.registry.handsSocket(wiring.root))
         return tree
     }
 }

@@ -39,7 +39,7 @@ public final class SubAgentVMs: SubAgentLauncher, @unchecked Sendable {
         self.requestIDs = requestIDs
     }
 
-    public func boot(_ plan: SpawnPlan) throws(SpawnRefusal) -> (gateway: ToolGateway, handsSocket: String) {
+    public func boot(_ plan: SpawnPlan) throws(SpawnRefusal) -> (gateway: ToolGateway, handsSocket: HandsSocketPlace) {
         var config = base
         config.vcpus = plan.vcpus
         config.memoryMiB = UInt64(plan.memoryMiB)
@@ -80,7 +80,7 @@ public final class SubAgentVMs: SubAgentLauncher, @unchecked Sendable {
             _ = stop(plan.name)
             throw .failed(error.description)
         }
-        return (gateway, hosted.hostPortSocket(HandsCallProtocol.port))
+        return (gateway, registry.handsSocket(plan.name))
     }
 
     public func halt(_ name: String, reason: String) {

@@ -1,3 +1,5 @@
+import Agents
+import Doors
 import Glibc
 import POSIX
 
@@ -42,6 +44,11 @@ public struct VMRegistry: Sendable {
     /// Where momin-init's guest-initiated connections to host port `port` arrive (docs/vsock.md).
     public func hostPortSocket(_ name: String, port: UInt32) -> String { socketPath(name) + "_\(port)" }
     public func logPath(_ name: String) -> String { directory(name) + "/console.log" }
+    /// Where the VM's hands calls arrive (momin-init's relay, through the VMM's host-port
+    /// socket), made in the VM's own directory, which only the host writes, then moved there.
+    public func handsSocket(_ name: String) -> HandsSocketPlace {
+        HandsSocketPlace(path: hostPortSocket(name, port: HandsCallProtocol.port), staging: directory(name))
+    }
 
     public enum State: Equatable, Sendable { case running(pid: pid_t), stale(String), absent }
 

@@ -54,6 +54,51 @@ public enum FileIO {
         }
     }
 
+    /// `sendAll`, finished by `deadline` (monotonic nanoseconds) however slowly the peer reads:
+    /// each send waits in poll(2) for what is left of the deadline, and then fails ETIMEDOUT.
+    public static func sendAll(_ socket: Int32, _ bytes: some Collection<UInt8>, until deadline: UInt64) throws(SystemError) {
+        let contiguous = ContiguousArray(bytes)
+        var offset = 0
+        while offset < contiguous.count {
+            try wait(socket, for: Int16(POLLOUT), until: deadline, "send")
+            let count = contiguous.withUnsafeBytes { all in
+                retryingEINTR { send(socket, all.baseAddress! + offset, all.count - offset, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+            }
+            if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { continue }
+            if count < 0 { throw SystemError("send") }
+            if count == 0 { throw SystemError("send", errno: EPIPE) }
+            offset += count
+        }
+    }
+
+    /// Exactly `count` bytes from `fd`, all of them by `deadline` (monotonic nanoseconds): a peer
+    /// that sends a byte now and then cannot stretch the wait. Nil at end of file, on an error,
+    /// or once the deadline passes.
+    public static func readExactly(_ fd: Int32, count: Int, until deadline: UInt64) -> [UInt8]? {
+        var bytes = [UInt8](repeating: 0, count: count)
+        var done = 0
+        while done < count {
+            do throws(SystemError) { try wait(fd, for: Int16(POLLIN), until: deadline, "read") } catch { return nil }
+            let n = bytes.withUnsafeMutableBytes { raw in retryingEINTR { recv(fd, raw.baseAddress! + done, count - done, Int32(MSG_DONTWAIT)) } }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { continue }
+            if n <= 0 { return nil }
+            done += n
+        }
+        return bytes
+    }
+
+    /// poll(2) for `events` on `fd` until `deadline`; ETIMEDOUT once it has passed.
+    private static func wait(_ fd: Int32, for events: Int16, until deadline: UInt64, _ call: String) throws(SystemError) {
+        while true {
+            let left = MonotonicClock.pollTimeout(until: deadline)
+            guard left > 0 else { throw SystemError(call, errno: ETIMEDOUT) }
+            var entry = pollfd(fd: fd, events: events, revents: 0)
+            let ready = poll(&entry, 1, left)
+            if ready > 0 { return }
+            if ready < 0 && errno != EINTR { throw SystemError("poll") }
+        }
+    }
+
     /// pread(2) at `offset` until `buffer` is full or the file ends; the byte count read.
     public static func preadFully(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(SystemError) -> Int {
         var done = 0

@@ -21,4 +21,12 @@ public enum MonotonicClock {
 extension MonotonicClock {
     /// The deadline `milliseconds` from now, in nanoseconds.
     public static func deadline(milliseconds: UInt32) -> UInt64 { nanoseconds() + UInt64(milliseconds) * 1_000_000 }
+
+    /// What is left until `deadline` (nanoseconds), as a poll(2) timeout: rounded up to a whole
+    /// millisecond, 0 once it has passed, at most Int32.max.
+    public static func pollTimeout(until deadline: UInt64) -> Int32 {
+        let now = nanoseconds()
+        guard deadline > now else { return 0 }
+        return Int32(clamping: (deadline - now + 999_999) / 1_000_000)
+    }
 }

@@ -82,7 +82,7 @@ import Testing
         var bootGate: DispatchSemaphore?
         let bootStarted = DispatchSemaphore(value: 0)
 
-        func boot(_ plan: SpawnPlan) throws(SpawnRefusal) -> (gateway: ToolGateway, handsSocket: String) {
+        func boot(_ plan: SpawnPlan) throws(SpawnRefusal) -> (gateway: ToolGateway, handsSocket: HandsSocketPlace) {
             if let refuse { throw refuse }
             if let bootGate {
                 bootStarted.signal()
@@ -114,7 +114,7 @@ import Testing
             guests.append(connected.1)
             lock.unlock()
             let gateway = ToolGateway(agent: plan.name, client: connected.0, policy: plan.policy, log: log, requestIDs: requestIDs)
-            return (gateway, directory + "/" + plan.name + ".hands")
+            return (gateway, HandsSocketPlace(path: directory + "/" + plan.name + ".hands", staging: directory))
         }
 
         func halt(_ name: String, reason: String) {
@@ -150,7 +150,7 @@ import Testing
             let policy = try AgentPolicy.parse(parentPolicy, format: .yaml, file: "boss.yaml")
             root = Agent(name: "boss", parent: nil,
                          session: GovernedSession(agent: "boss", policy: policy, log: log, resolver: AsWritten(), requestIDs: ids))
-            try tree.addRoot(root, handsSocket: directory + "/boss.hands")
+            try tree.addRoot(root, handsSocket: HandsSocketPlace(path: directory + "/boss.hands", staging: directory))
         }
 
         deinit {
