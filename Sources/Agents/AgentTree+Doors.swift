@@ -38,7 +38,7 @@ extension AgentTree {
             try sender.session.finish(id, status: -1, result: result, countsAsOutput: false)
             switch error {
             case .recipientGone: return .failed(.notFound, "door \(door): \(error)")
-            case .queueFull, .nothingArrived: return .failed(.timedOut, error.description)
+            case .queueFull, .recipientFull, .nothingArrived: return .failed(.timedOut, error.description)
             case .abandoned: return .failed(.failed, error.description)
             }
         }

@@ -127,6 +127,69 @@ extension DoorBrokerTests {
     }
 }
 
+/// What one recipient may have waiting over all its doors: a sender that uses a new door name
+/// for every message (door rules are globs) still meets the recipient's bounds.
+extension DoorBrokerTests {
+    @Test func everythingWaitingForARecipientIsBoundedInBytesOverAllItsDoors() throws {
+        let doors = DoorBroker(maxQueuedBytes: 10_000, maxQueuedMessages: 1_000)
+        doors.open(agent: "a")
+        doors.open(agent: "b")
+        doors.open(agent: "c")
+        for index in 0..<10 {
+            _ = try doors.send(door: "d\(index)", from: "a", to: "b", bytes: [UInt8](repeating: 1, count: 1_000), depth: 16, timeoutMilliseconds: 0)
+        }
+        #expect(doors.queued(for: "b") == (bytes: 10_000, messages: 10))
+        #expect(throws: DoorFailure.recipientFull(to: "b", bytes: 10_000, messages: 1_000)) {
+            try doors.send(door: "fresh", from: "a", to: "b", bytes: [1], depth: 16, timeoutMilliseconds: 50)
+        }
+        // Another recipient has room of its own.
+        _ = try doors.send(door: "fresh", from: "a", to: "c", bytes: [1], depth: 16, timeoutMilliseconds: 0)
+        // Taking one makes room for one more; putting it back fills it again.
+        let taken = try doors.receive(door: "d3", by: "b", timeoutMilliseconds: 0)
+        #expect(doors.queued(for: "b") == (bytes: 9_000, messages: 9))
+        doors.putBack(taken)
+        #expect(doors.queued(for: "b") == (bytes: 10_000, messages: 10))
+        _ = try doors.receive(door: "d3", by: "b", timeoutMilliseconds: 0)
+        _ = try doors.send(door: "fresh", from: "a", to: "b", bytes: [UInt8](repeating: 2, count: 1_000), depth: 16, timeoutMilliseconds: 0)
+        // A stopped recipient holds nothing.
+        doors.close(agent: "b")
+        #expect(doors.queued(for: "b") == (bytes: 0, messages: 0))
+    }
+
+    @Test func emptyMessagesAreBoundedInNumberAndSequenceNumbersRiseOverAllDoors() throws {
+        let doors = DoorBroker(maxQueuedBytes: 1 << 20, maxQueuedMessages: 3)
+        doors.open(agent: "a")
+        doors.open(agent: "b")
+        var numbers: [UInt64] = []
+        for door in ["x", "y", "z"] { numbers.append(try doors.send(door: door, from: "a", to: "b", bytes: [], depth: 16, timeoutMilliseconds: 0)) }
+        #expect(numbers == [1, 2, 3])
+        #expect(throws: DoorFailure.recipientFull(to: "b", bytes: 1 << 20, messages: 3)) {
+            try doors.send(door: "w", from: "a", to: "b", bytes: [], depth: 16, timeoutMilliseconds: 0)
+        }
+        #expect(try doors.receive(door: "y", by: "b", timeoutMilliseconds: 0).sequence == 2)
+        #expect(try doors.send(door: "x", from: "a", to: "b", bytes: [], depth: 16, timeoutMilliseconds: 0) == 4)
+    }
+
+    @Test func aSenderWaitingForTheRecipientsRoomGoesOnWhenAnyOfItsDoorsIsRead() throws {
+        let doors = DoorBroker(maxQueuedBytes: 100, maxQueuedMessages: 100)
+        doors.open(agent: "a")
+        doors.open(agent: "b")
+        _ = try doors.send(door: "x", from: "a", to: "b", bytes: [UInt8](repeating: 0, count: 100), depth: 16, timeoutMilliseconds: 0)
+        let sent = DispatchSemaphore(value: 0)
+        let outcome = Box<Result<UInt64, DoorFailure>>()
+        Thread.detachNewThread {
+            outcome.value = Result { () throws(DoorFailure) in
+                try doors.send(door: "y", from: "a", to: "b", bytes: [1], depth: 16, timeoutMilliseconds: 10_000)
+            }
+            sent.signal()
+        }
+        #expect(sent.wait(timeout: .now() + 0.2) == .timedOut)
+        _ = try doors.receive(door: "x", by: "b", timeoutMilliseconds: 0)
+        #expect(sent.wait(timeout: .now() + 5) == .success)
+        #expect(try outcome.value?.get() == 2)
+    }
+}
+
 /// A value one thread sets and another reads after a semaphore.
 final class Box<T>: @unchecked Sendable {
     var value: T?
