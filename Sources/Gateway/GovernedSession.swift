@@ -107,6 +107,11 @@ public final class GovernedSession: @unchecked Sendable {
         try lock.withLock { _ throws(GatewayError) in OutputBudget(remaining: try limits?.remainingOutputBytes() ?? .max) }
     }
 
+    /// What is left of the session's wall time; nil when it has no limits.
+    func remainingWallTime() throws(GatewayError) -> Duration? {
+        try lock.withLock { _ throws(GatewayError) in try limits?.remainingWallTime() }
+    }
+
     /// Counts the call's output against the limits (unless it is input the agent sent, as for
     /// a file write) and logs its digest. Output that went over the limit ends the call
     /// `.denied` by the limit, after the log has the result.

@@ -45,6 +45,12 @@ public final class PersistedLimits: SessionLimits {
         return remaining
     }
 
+    public func remainingWallTime() throws(GatewayError) -> Duration {
+        var remaining = Duration.zero
+        try update { tracker, elapsed in remaining = tracker.remainingWallTime(elapsed: elapsed) }
+        return remaining
+    }
+
     struct Usage: Equatable {
         var started: UInt64
         var cycles: Int

@@ -10,6 +10,8 @@ public protocol SessionLimits: AnyObject {
     func recordOutput(bytes: Int) throws(GatewayError) -> Policy.Decision
     /// How much more output may reach the agent.
     func remainingOutputBytes() throws(GatewayError) -> Int
+    /// What is left of the session's wall time (`LimitTracker.remainingWallTime`).
+    func remainingWallTime() throws(GatewayError) -> Duration
 }
 
 /// The limits of a session that lives in one process (`momin run`): counted in memory, its
@@ -25,4 +27,5 @@ public final class InProcessLimits: SessionLimits {
     public func admitCall() -> Policy.Decision { tracker.admitCall(elapsed: elapsed) }
     public func recordOutput(bytes: Int) -> Policy.Decision { tracker.recordOutput(bytes: bytes, elapsed: elapsed) }
     public func remainingOutputBytes() -> Int { tracker.remainingOutputBytes }
+    public func remainingWallTime() -> Duration { tracker.remainingWallTime(elapsed: elapsed) }
 }

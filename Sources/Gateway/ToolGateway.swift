@@ -2,6 +2,7 @@ import Audit
 import Doors
 import GuestClient
 import Policy
+import POSIX
 
 /// The one path every tool call takes (ARCHITECTURE: the gateway is the only way an agent's
 /// request gets a side effect): the session's limits and the policy decide, the request and
@@ -37,9 +38,18 @@ public final class ToolGateway: @unchecked Sendable {
         try session.record(event)
     }
 
+    /// How long past an exec's own timeout the host waits before cancelling it itself: a guest
+    /// that keeps to the timeout it was sent never meets this.
+    public static let execSlack = Duration.seconds(1)
+    /// How long the host waits for an exec's Exit after cancelling it at its deadline, before
+    /// it gives up on the guest (`DoorsClient.ExecDeadline`).
+    public var exitGrace = Duration.seconds(5)
+
     /// Runs a program in the guest, if the policy allows it. An exec without a timeout gets
     /// the policy's per-call timeout. Output past the session's output limit is not passed on:
     /// the exec is cancelled there, its result logged, and the call ends `.denied` by the limit.
+    /// The host holds the exec to its timeout and to the session's wall time itself
+    /// (`hostDeadline`), whatever the guest does.
     public func exec(_ request: ExecRequest, input: DoorsClient.ExecInput,
                      output: (Bool, [UInt8]) -> Void) throws(GatewayError) -> ExitReport {
         var request = request
@@ -64,9 +74,14 @@ public final class ToolGateway: @unchecked Sendable {
                 throw error
             }
         }
+        let deadline: DoorsClient.ExecDeadline?
+        do throws(GatewayError) { deadline = try hostDeadline(sent) } catch {
+            try session.finish(id, status: -1, result: result)
+            throw error
+        }
         let report: ExitReport
         do {
-            report = try client.exec(sent, input: input, shouldKill: { budget.exceeded }) { isStdout, chunk in
+            report = try client.exec(sent, input: input, deadline: deadline, shouldKill: { budget.exceeded }) { isStdout, chunk in
                 result.add(stream: isStdout ? 1 : 2, chunk)
                 if let passed = budget.take(chunk) { output(isStdout, passed) }
             }
@@ -80,6 +95,26 @@ public final class ToolGateway: @unchecked Sendable {
         }
         try session.finish(id, status: status, result: result)
         return report
+    }
+
+    /// When the host cancels an exec and when it stops waiting for it: the exec's timeout plus
+    /// `execSlack`, or the end of the session's wall time if that comes first; nil when neither
+    /// applies (no policy and no timeout asked for).
+    func hostDeadline(_ request: ExecRequest) throws(GatewayError) -> DoorsClient.ExecDeadline? {
+        var spans: [Duration] = []
+        if let milliseconds = request.timeoutMilliseconds { spans.append(.milliseconds(milliseconds) + Self.execSlack) }
+        if let left = try session.remainingWallTime() { spans.append(left) }
+        guard let span = spans.min() else { return nil }
+        let cancel = MonotonicClock.nanoseconds() &+ Self.nanoseconds(span)
+        return DoorsClient.ExecDeadline(cancel: cancel, abandon: cancel &+ Self.nanoseconds(exitGrace))
+    }
+
+    /// `span` in nanoseconds: 0 for none or less, and a century or more capped at 2^32 s.
+    static func nanoseconds(_ span: Duration) -> UInt64 {
+        guard span > .zero else { return 0 }
+        let (seconds, attoseconds) = span.components
+        guard seconds < 1 << 32 else { return (1 << 32) * 1_000_000_000 }
+        return UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
     }
 
     /// Copies a guest file to `received`, if the policy lets the agent read it. Bytes past the

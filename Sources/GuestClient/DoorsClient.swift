@@ -60,6 +60,20 @@ public final class DoorsClient {
         try exec(request, input: stdin.map { .bytes($0) } ?? .none, output: output)
     }
 
+    /// When the host stops waiting for an exec, whatever the guest does: the guest enforces an
+    /// exec's timeout itself, but a guest is not trusted to. At `cancel` (monotonic nanoseconds)
+    /// the exec is cancelled as if `shouldKill` had said so; if its Exit has not come by
+    /// `abandon`, the connection is shut down and the call fails `.timedOut`.
+    public struct ExecDeadline: Sendable, Equatable {
+        public var cancel: UInt64
+        public var abandon: UInt64
+
+        public init(cancel: UInt64, abandon: UInt64) {
+            self.cancel = cancel
+            self.abandon = max(cancel, abandon)
+        }
+    }
+
     /// What an exec reads as its standard input.
     public enum ExecInput {
         /// /dev/null in the guest.
@@ -73,9 +87,10 @@ public final class DoorsClient {
     /// poll(2) loop: a program that writes more than the buffers hold before it reads its
     /// input (or the other way round) must not wedge both sides. Input still unsent when the
     /// program exits is dropped. Once `shouldKill` says so (it is asked after each chunk of
-    /// output), the exec is cancelled (the guest kills its process group) and what it sends
-    /// until its Exit is still read.
-    public func exec(_ request: ExecRequest, input: ExecInput, shouldKill: () -> Bool = { false },
+    /// output), or `deadline.cancel` passes, the exec is cancelled (the guest kills its process
+    /// group) and what it sends until its Exit is still read; an exec the host cancelled at its
+    /// deadline is reported `timedOut`.
+    public func exec(_ request: ExecRequest, input: ExecInput, deadline: ExecDeadline? = nil, shouldKill: () -> Bool = { false },
                      output: (Bool, [UInt8]) -> Void) throws(GuestCallError) -> ExitReport {
         var request = request
         if case .none = input { request.sendsStdin = false } else { request.sendsStdin = true }
@@ -88,6 +103,7 @@ public final class DoorsClient {
         // Queue input only while little is waiting to go, so a slow guest bounds our memory.
         let lowWater = 4 * session.maxPayload
         var killSent = false
+        var cancelledAtDeadline = false
         while true {
             while let frame = try nextBufferedFrame() {
                 if frame.requestID == 0, case .error(let reply) = frame.message { throw .remote(reply) }
@@ -96,7 +112,9 @@ public final class DoorsClient {
                 case .started: break
                 case .stdoutData(let bytes): output(true, bytes)
                 case .stderrData(let bytes): output(false, bytes)
-                case .exit(let report): return report
+                case .exit(var report):
+                    if cancelledAtDeadline { report.timedOut = true }
+                    return report
                 case .error(let reply): throw .remote(reply)
                 default: throw .unexpected(frame.message)
                 }
@@ -120,11 +138,27 @@ public final class DoorsClient {
                 }
                 continue
             }
+            var wait: Int32 = -1
+            if let deadline {
+                if !killSent, MonotonicClock.nanoseconds() >= deadline.cancel {
+                    killSent = true
+                    cancelledAtDeadline = true
+                    inputOpen = false
+                    try encode(Frame(requestID: id, .cancel), into: &outgoing)
+                }
+                if killSent, MonotonicClock.nanoseconds() >= deadline.abandon {
+                    // The guest neither ended the program nor said so: this connection can no
+                    // longer be trusted to be in step, so no later call uses it.
+                    shutdown(fd, Int32(SHUT_RDWR))
+                    throw .timedOut("the exec's Exit, which the guest did not send in time after its deadline")
+                }
+                wait = MonotonicClock.pollTimeout(until: killSent ? deadline.abandon : deadline.cancel)
+            }
             var fds = [pollfd(fd: fd, events: Int16(POLLIN) | (outgoing.isEmpty ? 0 : Int16(POLLOUT)), revents: 0)]
             if inputOpen, outgoing.count < lowWater, case .descriptor(let source) = input {
                 fds.append(pollfd(fd: source, events: Int16(POLLIN), revents: 0))
             }
-            let ready = poll(&fds, nfds_t(fds.count), -1)
+            let ready = poll(&fds, nfds_t(fds.count), wait)
             if ready < 0 && errno == EINTR { continue }
             if ready < 0 { throw .socket("poll", errno: errno) }
             if fds[0].revents & Int16(POLLOUT) != 0 {

@@ -39,5 +39,7 @@ public struct LimitTracker: Sendable {
     }
 
     public var remainingOutputBytes: Int { max(0, limits.outputBytes - outputBytesUsed) }
+    /// What is left of the wall time, `elapsed` into the session; zero once it has passed.
+    public func remainingWallTime(elapsed: Duration) -> Duration { max(.zero, limits.wallTime - elapsed) }
     public var remainingCycles: Int { max(0, limits.cycles - cyclesUsed) }
 }

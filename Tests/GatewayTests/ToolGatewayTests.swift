@@ -120,6 +120,97 @@ import Testing
         #expect(result.sha256 == MerkleHash(bytes: Array(SHA256.hash(data: [1] + Array("hello\n".utf8)))))
     }
 
+    /// A guest that resolves paths as written, starts an exec and then neither ends it nor
+    /// answers its Cancel; it returns what it was sent after the exec.
+    static func stallingGuest() throws -> (DoorsClient, Running<[DoorsMessage]>) {
+        try connect { peer in
+            var request = try peer.receive()
+            while case .resolve(let path) = request.message {
+                try peer.send(Frame(requestID: request.requestID, .resolved(path: path)))
+                request = try peer.receive()
+            }
+            try peer.send(Frame(requestID: request.requestID, .started(pid: 7)))
+            var seen: [DoorsMessage] = []
+            while let frame = try? peer.receive() { seen.append(frame.message) }
+            return seen
+        }
+    }
+
+    /// The host holds an exec to its timeout and to the session's wall time itself: a guest that
+    /// ignores both is cancelled at the deadline, given `exitGrace`, and then given up on, and
+    /// the call's result is logged as failed.
+    @Test(arguments: [
+        ("call_timeout: 20s", UInt32?.some(100)),  // the exec's own timeout, plus the slack
+        ("wall_time: 1s\n  call_timeout: 1s", UInt32?.none),  // the call timeout, plus the slack, outlasts the wall time
+    ])
+    func anExecTheGuestDoesNotEndIsEndedByTheHost(limit: String, timeout: UInt32?) throws {
+        let (client, guest) = try Self.stallingGuest()
+        let audit = try TemporaryLog()
+        let policy = try AgentPolicy.parse("""
+            version: 1
+            agent: tester
+            tools:
+              exec:
+                - program: /usr/bin/sleep
+                  args: any
+            limits:
+              \(limit)
+            """, format: .yaml, file: "test.yaml")
+        let gateway = ToolGateway(agent: "tester", client: client, policy: policy, log: audit.log)
+        gateway.exitGrace = .milliseconds(200)
+        var thrown: GatewayError?
+        do {
+            _ = try gateway.exec(ExecRequest(argv: ["/usr/bin/sleep", "1000"], timeoutMilliseconds: timeout), input: .none) { _, _ in }
+        } catch { thrown = error }
+        guard case .guest(.timedOut)? = thrown else {
+            Issue.record("expected the host to give up on the exec, got \(String(describing: thrown))")
+            return
+        }
+        #expect(try guest.join() == [.cancel])
+        let events = try audit.events()
+        guard case .resultDigest(let result)? = events.last else {
+            Issue.record("no result logged: \(events.map(\.kind))")
+            return
+        }
+        #expect(result.status == -1)
+    }
+
+    /// A long-lived VM's session that began 59.5 s ago, with 60 s of wall time: an exec may
+    /// run for what is left (half a second), not for its 60 s call timeout.
+    @Test func anExecEndsWithTheSessionsWallTime() throws {
+        let (client, guest) = try Self.stallingGuest()
+        let audit = try TemporaryLog()
+        let policy = try AgentPolicy.parse("""
+            version: 1
+            agent: tester
+            tools:
+              exec:
+                - program: /usr/bin/sleep
+                  args: any
+            limits:
+              wall_time: 60s
+              call_timeout: 60s
+            """, format: .yaml, file: "test.yaml")
+        var now = timespec()
+        clock_gettime(CLOCK_BOOTTIME, &now)
+        let started = UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec) - 59_500_000_000
+        let usage = audit.directory + "/limits"
+        try "momin-limits 1\nstarted \(started)\ncycles 0\noutput 0\n".write(toFile: usage, atomically: true, encoding: .utf8)
+        let gateway = ToolGateway(agent: "tester", client: client, policy: policy, log: audit.log,
+                                  limits: PersistedLimits(path: usage, limits: policy.limits))
+        gateway.exitGrace = .milliseconds(200)
+        var thrown: GatewayError?
+        let began = ContinuousClock.now
+        do { _ = try gateway.exec(ExecRequest(argv: ["/usr/bin/sleep", "1000"]), input: .none) { _, _ in } } catch { thrown = error }
+        guard case .guest(.timedOut)? = thrown else {
+            Issue.record("expected the host to give up on the exec, got \(String(describing: thrown))")
+            return
+        }
+        // Held to the call timeout alone, it would have waited 61 s.
+        #expect(ContinuousClock.now - began < .seconds(30))
+        #expect(try guest.join() == [.cancel])
+    }
+
     @Test func aDeniedExecNeverReachesTheGuestAndTheDenialIsLogged() throws {
         var (client, guest): (DoorsClient?, Running<GuestSaw>) = try Self.fakeGuest()
         let audit = try TemporaryLog()

@@ -1,6 +1,7 @@
 import Doors
 import GuestClient
 @testable import GuestClientTestSupport
+import POSIX
 import Testing
 
 /// Output chunks as the client's callback saw them: true for stdout, false for stderr.
@@ -233,5 +234,48 @@ struct Chunk: Equatable, Sendable, CustomTestStringConvertible {
         #expect(report == ExitReport(status: .exited(code: 3)))
         #expect(Set(ids).count == 3)
         #expect(ids.allSatisfy { $0 != 0 && $0 < 0x8000_0000 })
+    }
+
+    /// A guest that never ends an exec: the host cancels it at its deadline, then stops
+    /// waiting and shuts the connection, whatever the guest does.
+    @Test func aGuestThatNeverSendsExitIsCancelledAndThenGivenUpOn() throws {
+        let (client, guest) = try connect { peer -> ([DoorsMessage], String) in
+            let request = try peer.receive()
+            try peer.send(Frame(requestID: request.requestID, .started(pid: 5)), Frame(requestID: request.requestID, .stdoutData([1])))
+            var seen: [DoorsMessage] = []
+            // Reads what the host sends (its Cancel) and answers nothing, until it hangs up.
+            do { while true { seen.append(try peer.receive().message) } } catch { return (seen, "\(error)") }
+        }
+        let now = MonotonicClock.nanoseconds()
+        let deadline = DoorsClient.ExecDeadline(cancel: now + 200_000_000, abandon: now + 500_000_000)
+        var output: [UInt8] = []
+        let error = handsError {
+            _ = try client.exec(ExecRequest(argv: ["sleep", "1000"]), input: .none, deadline: deadline) { output += $1 }
+        }
+        #expect(error?.timedOutWaitingFor?.contains("Exit") == true, "\(String(describing: error))")
+        #expect(MonotonicClock.nanoseconds() >= deadline.abandon)
+        #expect(output == [1])
+        let (seen, end) = try guest.join()
+        #expect(seen == [.cancel])
+        // The host shut the connection (end of file, read 0) while the client still exists.
+        #expect(end.contains("read 0"), "\(end)")
+        // The connection is no longer used.
+        #expect(handsError { try client.ping() }?.isConnectionClosed == true)
+    }
+
+    /// A guest that ends the exec once the host cancels it at the deadline: reported as timed out.
+    @Test func anExecCancelledAtItsDeadlineIsReportedTimedOut() throws {
+        let (client, guest) = try connect { peer in
+            let request = try peer.receive()
+            try peer.send(Frame(requestID: request.requestID, .started(pid: 5)))
+            let cancel = try peer.receive()
+            guard cancel.message == .cancel else { throw FakeError("expected Cancel, got \(cancel)") }
+            try peer.send(Frame(requestID: request.requestID, .exit(ExitReport(status: .signaled(signal: 9)))))
+        }
+        let now = MonotonicClock.nanoseconds()
+        let report = try client.exec(ExecRequest(argv: ["sleep", "1000"]), input: .none,
+                                     deadline: DoorsClient.ExecDeadline(cancel: now + 100_000_000, abandon: now + 5_000_000_000)) { _, _ in }
+        try guest.join()
+        #expect(report == ExitReport(status: .signaled(signal: 9), timedOut: true))
     }
 }
