@@ -74,7 +74,7 @@ public final class GovernedSession: @unchecked Sendable {
 
     private func admitLocked(_ call: ToolCall, verdict policyDecision: Policy.Decision?, tool: String, arguments: [UInt8],
                              peer: (() -> Policy.Decision?)?) throws(GatewayError) -> Admission {
-        let id = requestIDs.next()
+        let id = try requestIDs.next()
         var decision: Policy.Decision?
         if let limits {
             let admitted = try limits.admitCall()

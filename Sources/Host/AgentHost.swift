@@ -23,7 +23,7 @@ public enum AgentHost {
         do { store = try settings.buckets.map { path throws(BucketError) in try BucketStore(path: path) } } catch {
             throw .failed("VM \(name): bucket store \(settings.buckets ?? ""): \(error)")
         }
-        let requestIDs = RequestNumbers()
+        let requestIDs = governance.requestIDs
         let log = governance.log
         let session = GovernedSession(agent: name, policy: governance.policy?.policy, log: log, resolver: NoGuestPaths(),
                                       limits: governance.limits, requestIDs: requestIDs)

@@ -34,9 +34,13 @@ public struct VMGovernance: Sendable {
         return PersistedLimits(path: limitsPath, limits: policy.policy.limits)
     }
 
+    /// Numbers for the calls that go to the VM's log, shared with every other process that
+    /// appends to it; counted in memory when there is no log.
+    public var requestIDs: RequestNumbers { auditPath.map { RequestNumbers.shared(withLog: $0) } ?? RequestNumbers() }
+
     /// The gateway for one call into the VM.
     public func gateway(client: DoorsClient) -> ToolGateway {
-        ToolGateway(agent: agent, client: client, policy: policy?.policy, log: log, limits: limits)
+        ToolGateway(agent: agent, client: client, policy: policy?.policy, log: log, limits: limits, requestIDs: requestIDs)
     }
 
     /// Writes the VM's governance when it is started, before the VM is reachable.

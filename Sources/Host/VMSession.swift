@@ -81,7 +81,8 @@ public enum VMSession {
         do throws(GatewayError) {
             let doors: DoorsClient
             do { doors = try hosted.connect(seconds: waitSeconds) } catch { throw .guest(error) }
-            let requestIDs = RequestNumbers()
+            // A log may be appended to by other processes too (another run, a long-lived VM).
+            let requestIDs = options.auditPath.map { RequestNumbers.shared(withLog: $0) } ?? RequestNumbers()
             let through = ToolGateway(agent: name, client: doors, policy: options.policy?.policy, log: log, requestIDs: requestIDs)
             gateway = through
             if let loaded = options.policy { try through.record(loaded.loadEvent) }

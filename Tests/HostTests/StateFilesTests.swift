@@ -63,6 +63,12 @@ import Testing
         #expect(back.limitsPath == dir + "/limits")
         #expect(back.limits != nil)
         #expect(access(dir + "/policy.yaml", F_OK) == 0)
+        // Each process that loads the governance (every momin exec and cp, the agent host)
+        // takes request ids from the one counter beside the log.
+        #expect(try back.requestIDs.next() == 1)
+        #expect(try VMGovernance.load(from: dir, name: "vm")?.requestIDs.next() == 2)
+        #expect(try governance.requestIDs.next() == 3)
+        #expect(try VMGovernance(agent: "solo").requestIDs.next() == 1)
     }
 
     @Test func aVMWithoutGovernanceHasNoneAndDamageIsAnError() throws {
