@@ -149,7 +149,9 @@ public struct VMJail: Sendable {
 
 /// Unprivileged uids for jails, one per running VM (RLIMIT_NPROC counts per uid, and no two
 /// VMMs may signal or ptrace each other): 61000–61999. A claim is a file named by the uid
-/// holding the pid that owns it; one whose pid is gone is free again.
+/// holding the pid that owns it and that process's start time (`PID START`, as the ledger keeps
+/// its grants); one whose process is gone is free again, and so is one whose pid now belongs to
+/// another process (a pid reused after a crash does not hold the uid).
 struct JailIdentities: Sendable {
     let directory: String
     let environment: HostEnvironment
@@ -170,18 +172,34 @@ struct JailIdentities: Sendable {
         _ = retryingEINTR { flock(lock, LOCK_EX) }
         for uid in Self.first..<(Self.first + Self.count) {
             let path = "\(directory)/\(uid)"
-            if let owner = SmallFiles.read(path).flatMap({ pid_t($0.trimmingNewline()) }) {
-                if LedgerStore.processExists(owner) { continue }
+            if let text = SmallFiles.read(path) {
+                if Self.isHeld(text) { continue }
                 unlink(path)
             }
-            try SmallFiles.write(path, "\(getpid())\n")
+            try SmallFiles.write(path, Self.claim(by: getpid()))
             return uid
         }
         throw .noRoom("no free jail uid: \(Self.count) VMs are running (\(directory))")
     }
 
     func hold(_ uid: UInt32, by pid: pid_t) {
-        do { try SmallFiles.write("\(directory)/\(uid)", "\(pid)\n") } catch { environment.warn("\(error)") }
+        do { try SmallFiles.write("\(directory)/\(uid)", Self.claim(by: pid)) } catch { environment.warn("\(error)") }
+    }
+
+    /// A claim's text: the pid and its start time (proc(5) `starttime`).
+    static func claim(by pid: pid_t) -> String {
+        "\(pid) \(ProcessStat.startTime(of: pid) ?? 0)\n"
+    }
+
+    /// Whether the claim `text` still has its process: the pid exists and, where a start time
+    /// was kept (a claim from before start times holds only the pid), started then.
+    static func isHeld(_ text: String) -> Bool {
+        let fields = text.trimmingNewline().split(separator: " ")
+        guard (1...2).contains(fields.count), let pid = pid_t(fields[0]), pid > 0 else { return false }
+        guard LedgerStore.processExists(pid) else { return false }
+        guard fields.count == 2 else { return true }
+        guard let kept = UInt64(fields[1]), kept != 0 else { return true }
+        return ProcessStat.startTime(of: pid) == kept
     }
 
     func release(_ uid: UInt32) { unlink("\(directory)/\(uid)") }

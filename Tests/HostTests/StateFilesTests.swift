@@ -4,6 +4,7 @@ import Ledger
 @testable import Host
 import MachineConfig
 import Policy
+import POSIX
 import Testing
 
 /// What a long-lived VM keeps in its registry directory: its host settings and its governance.
@@ -99,5 +100,26 @@ import Testing
         #expect(HostResources.budget(loaded.policy, testMachine(vcpus: 1, memoryMiB: 256))
                 == SubAgentRequest(maxCount: 1, cpus: 1, memoryMiB: 256))
         #expect(HostResources.budget(nil, testMachine()) == .none)
+    }
+}
+
+/// Jail uid claims name their process by pid and start time.
+@Suite struct JailIdentityTests {
+    @Test func aUidClaimedByAPidNowRunningAnotherProcessIsFreeAgain() throws {
+        let host = try TestHost()
+        let identities = try JailIdentities.onThisHost(host.environment)
+        try #require(mkdir(identities.directory, 0o700) == 0)
+        let me = getpid()
+        let started = try #require(ProcessStat.startTime(of: me))
+        // Our pid, but recorded with another start time: the process that claimed 61000 is
+        // gone and its pid was reused.
+        try SmallFiles.write(identities.directory + "/61000", "\(me) \(started + 1)\n")
+        try SmallFiles.write(identities.directory + "/61001", "\(me) \(started)\n")
+        // A claim from before start times were kept: the pid alone holds it.
+        try SmallFiles.write(identities.directory + "/61002", "\(me)\n")
+        #expect(try identities.claim() == 61000)
+        #expect(SmallFiles.read(identities.directory + "/61000") == "\(me) \(started)\n")
+        #expect(try identities.claim() == 61003)
+        #expect(!JailIdentities.isHeld("garbage\n") && !JailIdentities.isHeld("1 2 3\n") && !JailIdentities.isHeld("-4 5\n"))
     }
 }
