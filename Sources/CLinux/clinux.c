@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <sched.h>
+#include <sys/random.h>
 
 #include "clinux.h"
 
@@ -13,4 +14,8 @@ int clinux_pin_current_thread(int cpu) {
     CPU_ZERO(&set);
     CPU_SET(cpu, &set);
     return sched_setaffinity(0, sizeof(set), &set);
+}
+
+long clinux_getrandom(void *buffer, unsigned long length) {
+    return getrandom(buffer, length, 0);
 }

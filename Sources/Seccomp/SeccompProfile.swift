@@ -4,9 +4,10 @@ import Glibc
 public enum SeccompThreadClass: String, CaseIterable, Equatable, Sendable {
     /// Set-up, then waiting for the stop, tearing down and exiting; also the signal watcher.
     case main
-    /// The device event loop: ioeventfds, irqfds, vsock's Unix sockets, virtio-rng.
+    /// The device event loop: ioeventfds, irqfds, vsock's Unix sockets, virtio-rng, and
+    /// virtio devices' activation and reset.
     case devices
-    /// One per vCPU: KVM_RUN and the exits it handles (port I/O, MMIO, device activation).
+    /// One per vCPU: KVM_RUN and the exits it handles (port I/O, MMIO register accesses).
     case vcpu
 }
 
@@ -43,7 +44,9 @@ public struct SeccompProfile: Equatable, Sendable {
         SyscallRule("rt_sigtimedwait", reason: "the signal watcher's sigwait for SIGTERM/SIGINT/SIGHUP/SIGUSR1"),
     ])
 
-    /// The device event loop: poll over eventfds and vsock's Unix sockets, with timers.
+    /// The device event loop: poll over eventfds and vsock's Unix sockets, with timers; and a
+    /// virtio device's activation (a status write of DRIVER_OK, handed over by the vCPU that
+    /// made it) serving requests already queued, and its reset closing vsock's host sockets.
     public static let deviceLoop = SeccompProfile(.devices, rules: runtime + [
         SyscallRule("poll", reason: "the event loop's wait (glibc's poll(2) on x86-64)"),
         SyscallRule("read", reason: "draining ioeventfds and the loop's wake eventfd"),
@@ -61,12 +64,10 @@ public struct SeccompProfile: Equatable, Sendable {
     public static func vcpu(kvmRequests: [UInt64], readsOwnMemoryUse: Bool = false) -> SeccompProfile {
         var rules = (readsOwnMemoryUse ? runtimeCalls : runtime) + [
             SyscallRule("ioctl", .argument(1, oneOf: kvmRequests), reason: "KVM_RUN on its own vCPU fd, nothing else"),
-            // A status write of DRIVER_OK activates a virtio device on the vCPU thread that made
-            // it, and a status write of 0 resets it: activation serves requests already queued
-            // (virtio-rng fills them, vsock handles TX packets and fills RX from host sockets),
-            // reset closes vsock's host sockets.
-            SyscallRule("getrandom", reason: "virtio-rng requests served at activation"),
-        ] + vsockSockets
+            // No device work: a status write that activates or resets a virtio device hands it
+            // to the device thread (VirtioMMIOTransport's deviceWork), so no socket, connect,
+            // close or getrandom here.
+        ]
         if readsOwnMemoryUse {
             rules += [
                 SyscallRule("openat", .argument(2, equals: UInt64(O_RDONLY)),
@@ -75,6 +76,7 @@ public struct SeccompProfile: Equatable, Sendable {
                 SyscallRule("fstat", reason: "--report-memory: stdio sizing its buffer (older glibc)"),
                 SyscallRule("read", reason: "--report-memory: reading /proc/self/smaps"),
                 SyscallRule("lseek", reason: "--report-memory: stdio on fclose"),
+                SyscallRule("close", reason: "--report-memory: fclose of /proc/self/smaps"),
             ]
         }
         return SeccompProfile(.vcpu, rules: rules)

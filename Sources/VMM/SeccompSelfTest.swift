@@ -1,3 +1,4 @@
+import CLinux
 import Glibc
 import KVM
 import MachineConfig
@@ -11,7 +12,7 @@ import Seccomp
 /// Tests/cli/seccomp.sh, which proves each class's list with the filters momin-vmm really uses.
 public enum SeccompSelfTest {
     /// The menu: each makes one syscall (the name says which and with what).
-    public static let calls = ["getpid", "openat", "socket-inet", "socket-unix", "ioctl-kvm-run", "ioctl-tcgets", "execve"]
+    public static let calls = ["getpid", "openat", "socket-inet", "socket-unix", "getrandom", "ioctl-kvm-run", "ioctl-tcgets", "execve"]
 
     /// Runs the check if `arguments` ask for one; nil if they do not.
     public static func runIfAsked(_ arguments: [String]) -> Int32? {
@@ -69,6 +70,9 @@ public enum SeccompSelfTest {
         case "openat": return Int(open("/etc/passwd", O_RDONLY | O_CLOEXEC))
         case "socket-inet": return Int(socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0))
         case "socket-unix": return Int(socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0))
+        case "getrandom":
+            var bytes = [UInt8](repeating: 0, count: 16)
+            return bytes.withUnsafeMutableBytes { clinux_getrandom($0.baseAddress, UInt($0.count)) }
         // On an eventfd both fail with ENOTTY; only the filter decides whether the thread lives.
         case "ioctl-kvm-run": return Int(ioctl(fd, UInt(KVMRequests.vcpuThread[0])))
         case "ioctl-tcgets": return Int(ioctl(fd, UInt(TCGETS)))

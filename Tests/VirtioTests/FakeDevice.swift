@@ -118,9 +118,11 @@ final class MMIOGuest: MMIODriving {
     /// Ring layouts for the device's two queues.
     var queues: [FakeDriver]
 
-    init() throws {
+    /// `deviceWork`, when given, receives what the transport hands to the device thread.
+    init(deviceWork: VirtioMMIOTransport.DeviceWork? = nil) throws {
         memory = try testMemory()
-        transport = VirtioMMIOTransport(device: device, memory: memory, interrupt: irq) { [failures] in failures.record($0) }
+        transport = VirtioMMIOTransport(device: device, memory: memory, interrupt: irq,
+                                        onFailure: { [failures] in failures.record($0) }, deviceWork: deviceWork)
         queues = [FakeDriver(memory: memory, size: 256, base: 0x1000), FakeDriver(memory: memory, size: 128, base: 0x4000)]
     }
 

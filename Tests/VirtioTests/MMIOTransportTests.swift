@@ -1,5 +1,6 @@
 import Devices
 import GuestMemory
+import POSIX
 import Testing
 
 /// The virtio-mmio transport (virtio 1.2 §4.2) driven register by register as Linux's
@@ -433,5 +434,47 @@ import Testing
 enum CustomLayout {
     static func driver(_ memory: GuestMemory, _ desc: UInt64, _ avail: UInt64, _ used: UInt64) -> FakeDriver {
         FakeDriver(memory: memory, size: 256, descriptorTable: desc, availableRing: avail, usedRing: used)
+    }
+}
+
+/// Work the transport hands to the device thread, held until the test runs it.
+final class HeldWork: @unchecked Sendable {
+    private let lock = Lock()
+    private var jobs: [@Sendable () -> Void] = []
+    var count: Int { lock.withLock { jobs.count } }
+    func post(_ job: @escaping @Sendable () -> Void) { lock.withLock { jobs.append(job) } }
+    func runAll() {
+        let due = lock.withLock { () -> [@Sendable () -> Void] in
+            defer { jobs.removeAll() }
+            return jobs
+        }
+        for job in due { job() }
+    }
+}
+
+/// A vCPU thread writes the registers; the device's own code (activation, reset, a
+/// notification written to QueueNotify) runs as device work, on the device thread in the VMM,
+/// so the vCPU's seccomp filter needs none of the device's syscalls.
+@Suite struct DeviceWorkTests {
+    @Test func activationResetAndAWrittenNotificationRunAsDeviceWorkInOrder() throws {
+        let work = HeldWork()
+        let guest = try MMIOGuest(deviceWork: work.post)
+        guest.probe()
+        // The driver sees DRIVER_OK at once; the device has not run on the writing thread.
+        #expect(guest.read(Reg.status) == 0x0f)
+        #expect(guest.device.activations == 0 && work.count == 1)
+        work.runAll()
+        #expect(guest.device.activations == 1)
+        guest.write(Reg.queueNotify, 0)
+        #expect(guest.device.notified == [] && work.count == 1)
+        work.runAll()
+        #expect(guest.device.notified == [0])
+        // A reset, then a second probe: the device is reset before it is activated again.
+        guest.write(Reg.status, 0)
+        #expect(guest.read(Reg.status) == 0 && guest.device.resets == 0)
+        guest.probe()
+        #expect(guest.device.resets == 0 && guest.device.activations == 1 && work.count == 2)
+        work.runAll()
+        #expect(guest.device.resets == 1 && guest.device.activations == 2 && guest.device.activation != nil)
     }
 }

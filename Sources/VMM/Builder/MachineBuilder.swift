@@ -118,9 +118,12 @@ struct MachineBuilder {
             let interrupt = try EventFD()
             try vm.registerInterruptEvent(interrupt, gsi: slot.gsi)
             interruptEvents.append(interrupt)
-            let transport = VirtioMMIOTransport(device: device, memory: memory, interrupt: EventLine(event: interrupt)) { reason in
-                controller.finish(.deviceFailed(device: name, reason: reason))
-            }
+            // Activation and reset run on the device thread, not on the vCPU that wrote Status.
+            let eventLoop = eventLoop
+            let transport = VirtioMMIOTransport(
+                device: device, memory: memory, interrupt: EventLine(event: interrupt),
+                onFailure: { reason in controller.finish(.deviceFailed(device: name, reason: reason)) },
+                deviceWork: { eventLoop.schedule($0) })
             do { try mmio.insert(transport, base: slot.base, length: VirtioMMIOTransport.windowSize) } catch { throw VMMError.bus(error) }
             transports.append((name, transport))
             for queue in device.queueMaxSizes.indices {

@@ -7,8 +7,11 @@ import POSIX
 ///
 /// Threads: vCPU threads access registers (serialised by `control`); the device's event loop
 /// calls `queueNotified` when it drains an ioeventfd on QueueNotify, and signals interrupts
-/// through its `VirtioNotifier`. State both sides touch lives in `TransportSignals`, under its
-/// own lock, which is never held while calling the device.
+/// through its `VirtioNotifier`. What a register write asks of the device itself (activation
+/// at DRIVER_OK, reset at a Status of 0, a notification written without an ioeventfd) is handed
+/// to `deviceWork`, the device thread in the VMM, so a vCPU thread never runs device code and
+/// its seccomp filter needs none of the device's calls. State both sides touch lives in
+/// `TransportSignals`, under its own lock, which is never held while calling the device.
 public final class VirtioMMIOTransport: BusDevice, @unchecked Sendable {
     /// The window this transport answers: registers up to 0xff, configuration space after.
     public static let windowSize: UInt64 = 0x200
@@ -73,10 +76,16 @@ public final class VirtioMMIOTransport: BusDevice, @unchecked Sendable {
     private var queueSel: UInt32 = 0
     private var setups: [QueueSetup]
     private var activated = false
+    private let deviceWork: DeviceWork
+
+    /// Runs work for the device, in the order given, on the thread that serves its queues.
+    public typealias DeviceWork = @Sendable (@escaping @Sendable () -> Void) -> Void
 
     /// `onFailure` hears, once per failure, why the device set DEVICE_NEEDS_RESET (§2.1.2).
+    /// Without `deviceWork`, device work runs on the thread that wrote the register (tests).
     public init(device: any VirtioDevice, memory: GuestMemory, interrupt: any InterruptLine,
-                onFailure: (@Sendable (String) -> Void)? = nil) {
+                onFailure: (@Sendable (String) -> Void)? = nil, deviceWork: DeviceWork? = nil) {
+        self.deviceWork = deviceWork ?? { $0() }
         let sizes = device.queueMaxSizes
         for s in sizes {
             precondition(s > 0 && s & (s &- 1) == 0 && Int(s) <= SplitQueue.maximumSize,
@@ -152,9 +161,10 @@ public final class VirtioMMIOTransport: BusDevice, @unchecked Sendable {
         var value: UInt32 = 0
         for i in 0..<4 { value |= UInt32(data[i]) << (8 * UInt32(i)) }
         if offset == Register.queueNotify {
-            // The queue index (VIRTIO_F_NOTIFICATION_DATA is not offered). Not under `control`:
-            // this is the same path an ioeventfd takes.
-            queueNotified(Int(value))
+            // The queue index (VIRTIO_F_NOTIFICATION_DATA is not offered), on the device thread
+            // as an ioeventfd's would be: a write reaches here only when none matched.
+            let index = Int(value)
+            deviceWork { [self] in queueNotified(index) }
             return
         }
         control.withLock { writeRegister(offset, value) }
@@ -312,13 +322,12 @@ public final class VirtioMMIOTransport: BusDevice, @unchecked Sendable {
             signals.deviceActive = true
             return (signals.queues, signals.epoch)
         }
-        let notifier = VirtioNotifier(signals: signals, epoch: epoch)
-        do {
-            try device.activate(VirtioActivation(queues: queues, memory: memory, features: driverFeatures, notifier: notifier))
-            activated = true
-        } catch {
-            activated = true  // it may have kept something; reset() lets it drop that
-            signals.fail("activation: \(error)", epoch: epoch)
+        let activation = VirtioActivation(queues: queues, memory: memory, features: driverFeatures,
+                                          notifier: VirtioNotifier(signals: signals, epoch: epoch))
+        // Even a failed activation may have kept something; reset() lets the device drop it.
+        activated = true
+        deviceWork { [device, signals] in
+            do { try device.activate(activation) } catch { signals.fail("activation: \(error)", epoch: epoch) }
         }
     }
 
@@ -342,7 +351,7 @@ public final class VirtioMMIOTransport: BusDevice, @unchecked Sendable {
         setups = setups.map { QueueSetup(maxSize: $0.maxSize) }
         if activated {
             activated = false
-            device.reset()
+            deviceWork { [device] in device.reset() }
         }
     }
 }
