@@ -85,8 +85,12 @@ final class DeviceEventLoop: EventRegistry, @unchecked Sendable {
     }
 
     private func loop() {
+        // Rounds of handed-over work and rounds of poll(2) take turns: work that keeps
+        // scheduling more (a device taking a busy queue a queue's worth at a time) cannot keep
+        // the descriptors from being served.
+        var justWorked = false
         while true {
-            let (fds, handlers, work, stop, nextDeadline) = lock.withLock { () -> ([pollfd], [@Sendable (Readiness) -> Void], [@Sendable () -> Void], Bool, UInt64?) in
+            let (fds, handlers, work, stop, nextDeadline, moreWork) = lock.withLock { () -> ([pollfd], [@Sendable (Readiness) -> Void], [@Sendable () -> Void], Bool, UInt64?, Bool) in
                 var fds = [pollfd(fd: wake.pollDescriptor, events: Int16(POLLIN), revents: 0)]
                 var handlers: [@Sendable (Readiness) -> Void] = []
                 for (fd, w) in watches {
@@ -97,19 +101,27 @@ final class DeviceEventLoop: EventRegistry, @unchecked Sendable {
                     handlers.append(w.handler)
                 }
                 // Due timers run with the scheduled work, before the next poll.
-                let now = Self.now()
-                var work = scheduled
-                scheduled.removeAll()
-                work += timers.filter { $0.deadline <= now }.map(\.work)
-                timers.removeAll { $0.deadline <= now }
-                return (fds, handlers, work, stopping, timers.map(\.deadline).min())
+                var work: [@Sendable () -> Void] = []
+                if !justWorked {
+                    let now = Self.now()
+                    work = scheduled
+                    scheduled.removeAll()
+                    work += timers.filter { $0.deadline <= now }.map(\.work)
+                    timers.removeAll { $0.deadline <= now }
+                }
+                return (fds, handlers, work, stopping, timers.map(\.deadline).min(), !scheduled.isEmpty)
             }
             if stop { return }
-            for item in work { item() }
-            if !work.isEmpty { continue }  // the table may have changed
+            if !work.isEmpty {
+                for item in work { item() }
+                justWorked = true
+                continue  // the table may have changed
+            }
+            justWorked = false
             var ready = fds
-            // Sleep until the earliest timer at most (rounded up to the next millisecond).
-            let timeout = nextDeadline.map { Int32(min(($0 &- min($0, Self.now()) + 999_999) / 1_000_000, UInt64(Int32.max))) } ?? -1
+            // Sleep until the earliest timer at most (rounded up to the next millisecond); not
+            // at all when work is waiting for its turn.
+            let timeout = moreWork ? 0 : nextDeadline.map { Int32(min(($0 &- min($0, Self.now()) + 999_999) / 1_000_000, UInt64(Int32.max))) } ?? -1
             let n = poll(&ready, nfds_t(ready.count), timeout)
             if n < 0 {
                 if errno == EINTR { continue }

@@ -70,4 +70,38 @@ import Testing
         }
         #expect(record.wait(for: 2) == ["timer", "readable"])
     }
+
+    /// Work that schedules more work for ever (a device taking a busy queue a queue's worth at a
+    /// time) still lets the loop serve its descriptors between rounds.
+    @Test func workThatKeepsSchedulingMoreDoesNotStarveDescriptors() throws {
+        let loop = try DeviceEventLoop()
+        var fds: [Int32] = [0, 0]
+        try #require(pipe(&fds) == 0)
+        let (readEnd, writeEnd) = (fds[0], fds[1])
+        defer { close(readEnd); close(writeEnd) }
+        let record = Record()
+        try loop.watch(readEnd, for: .readable) { _ in
+            var byte: UInt8 = 0
+            _ = read(readEnd, &byte, 1)
+            record.add("readable")
+        }
+        final class Busy: @unchecked Sendable {
+            var stopped = false
+            var rounds = 0
+        }
+        let busy = Busy()
+        @Sendable func spin() {
+            busy.rounds += 1
+            if !busy.stopped { loop.schedule(spin) }
+        }
+        try loop.start()
+        defer {
+            loop.schedule { busy.stopped = true }
+            loop.stop()
+        }
+        loop.schedule(spin)
+        var byte: UInt8 = 1
+        _ = write(writeEnd, &byte, 1)
+        #expect(record.wait(for: 1) == ["readable"])
+    }
 }

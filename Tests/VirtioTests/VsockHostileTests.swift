@@ -194,4 +194,27 @@ import Testing
         Self.expectDroppedAndReset(guest, client, hostPort: hostPort)
         #expect(guest.tx.usedIndex == used &+ 1)
     }
+
+    /// A driver that republishes one head a ring's worth of times, and again as soon as the
+    /// device has taken them: one notification takes at most a queue's worth, and the device
+    /// comes back for the rest on the event loop by itself, between rounds of host sockets.
+    @Test func aTxQueueKeptFullIsTakenAQueuesWorthPerRound() throws {
+        let guest = try VsockGuest.started()
+        var junk = VsockGuest.header(.request, guestPort: 1, hostPort: 5000)
+        junk.sourceCID = 9  // dropped silently: it names no connection
+        try guest.memory.write(junk.bytes, at: VsockGuest.txArea)
+        guest.tx.writeDescriptor(0, VsockGuest.txArea, 44)
+        for _ in 0..<256 { guest.tx.publish(0) }
+        guest.write(Reg.queueNotify, 1)
+        #expect(guest.tx.usedIndex == 256)
+        #expect(guest.registry.pendingWork == 1)
+        // The driver publishes the same head again without notifying: the next round takes it.
+        for _ in 0..<256 { guest.tx.publish(0) }
+        guest.registry.poll()
+        #expect(guest.tx.usedIndex == 512)
+        // Nothing more was published: that round found nothing and scheduled no other.
+        guest.registry.poll()
+        #expect(guest.tx.usedIndex == 512 && guest.registry.pendingWork == 0)
+        #expect(!guest.needsReset && guest.device.connectionCount == 0)
+    }
 }

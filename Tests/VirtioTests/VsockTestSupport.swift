@@ -46,6 +46,8 @@ final class PollRegistry: EventRegistry, @unchecked Sendable {
     }
 
     var pendingTimers: Int { lock.withLock { timers.count } }
+    /// Work handed over with `schedule(_:)`, not yet run by `poll`.
+    var pendingWork: Int { lock.withLock { work.count } }
 
     /// Moves the registry's clock on by `seconds` and runs the timers that fell due, in
     /// deadline order, on the test's thread. Returns how many ran.

@@ -11,9 +11,10 @@
 /// (`VirtqueueError`), a TX chain with a writable buffer, or an RX buffer that is readable or
 /// shorter than a header stops the device with DEVICE_NEEDS_RESET and closes its connections.
 ///
-/// Threads: queue notifications and host-socket readiness arrive on the event loop; config
-/// reads, `activate` and `reset` on vCPU threads. All state sits under `lock`, which is held
-/// across non-blocking socket calls and guest-memory copies only.
+/// Threads: queue notifications, host-socket readiness, and (handed over by the transport)
+/// `activate` and `reset` arrive on the event loop; config reads on vCPU threads. All state
+/// sits under `lock`, which is held across non-blocking socket calls and guest-memory copies
+/// only.
 import POSIX
 
 public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
@@ -34,6 +35,7 @@ public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
     public let socketPath: String
 
     private let lock = Lock()
+    private let events: any EventRegistry
     private let muxer: VsockMuxer
     private var activation: VirtioActivation?
     /// A popped RX buffer not yet filled: RX chains cannot be put back, so one popped for a
@@ -49,6 +51,7 @@ public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
         }
         self.guestCID = guestCID
         self.socketPath = socketPath
+        self.events = events
         muxer = try VsockMuxer(guestCID: guestCID, socketPath: socketPath, maxConnections: maxConnections,
                                requestTimeout: requestTimeout, events: events)
         try muxer.start(
@@ -153,15 +156,45 @@ public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
 
     // MARK: - TX (§5.10.6.2)
 
+    /// Used TX elements go back to the driver this many at a time, as they are done (§2.7.14).
+    static let usedBatch = 64
+
+    /// Takes at most a queue's worth of TX chains, returning them in batches of `usedBatch`. A
+    /// driver that refills the ring as fast as it is emptied (or a hostile one that publishes
+    /// the same heads again and again) gets the rest in a later round on the event loop, so one
+    /// notification neither holds the device thread nor grows a list without bound.
     private func processTx() throws {
         guard let activation, let queue = activation.queues[Self.txQueue] ?? nil else { return }
         var used: [(head: UInt16, length: UInt32)] = []
-        while let popped = try queue.pop() {
+        used.reserveCapacity(Self.usedBatch)
+        var notify = false
+        defer { if notify { activation.notifier.usedBuffers() } }
+        for _ in 0..<queue.size {
+            guard let popped = try queue.pop() else {
+                if !used.isEmpty, try queue.push(used) { notify = true }
+                return
+            }
             let chain = try popped.requireReadableOnly()
             try handleTx(chain)
             used.append((head: chain.head, length: 0))
+            if used.count == Self.usedBatch {
+                if try queue.push(used) { notify = true }
+                used.removeAll(keepingCapacity: true)
+            }
         }
-        if try queue.push(used) { activation.notifier.usedBuffers() }
+        if !used.isEmpty, try queue.push(used) { notify = true }
+        events.schedule { [weak self] in self?.txContinues() }
+    }
+
+    /// The next round of a busy TX queue, on the event loop.
+    private func txContinues() {
+        lock.withLock {
+            guard let notifier = activation?.notifier else { return }
+            do { try guarded { () throws in
+                try processTx()
+                try fillRx()
+            } } catch { notifier.fail(error) }
+        }
     }
 
     /// One TX packet: the header is checked before anything in it is believed, and the payload
