@@ -49,7 +49,8 @@ public enum VMMProcess {
         let machine: Machine
         do {
             machine = try Machine(config, payload: payload, observer: MachineObserver(
-                console: FileDescriptorOutput(fd: 1),
+                // Bounded in size and rate: a guest that writes without end fills no disk.
+                console: BoundedConsole(FileDescriptorOutput(fd: 1)),
                 bootComplete: { us in
                     report("boot-complete \(us) us")
                     if arguments.reportMemory, let kib = holder.machine?.vmmResidentKiB() {
