@@ -214,5 +214,45 @@ import Testing
             """)
         #expect(log.size == 3 + 3 + 2 + 2)
     }
-}
 
+    /// Resolves as written, but holds each call until the test lets it go: a guest slow to
+    /// answer Resolve.
+    final class SlowResolver: PathResolver, @unchecked Sendable {
+        let entered = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        func canonicalPath(_ path: String, followFinalSymlink: Bool) -> String? {
+            entered.signal()
+            _ = release.wait(timeout: .now() + 10)
+            return path
+        }
+    }
+
+    /// Judging a path may wait on the guest's Resolve; the session's other calls (an agent's
+    /// hands calls, from other threads) must not wait behind it, so the policy is asked
+    /// outside the session's lock.
+    @Test func aCallWaitingOnResolveDoesNotHoldTheSessionsOtherCalls() throws {
+        let dir = try makeTempDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let log = try AuditLog(path: dir + "/audit.db", options: AuditLog.Options(keyPath: dir + "/audit.key"))
+        defer { try? log.close() }
+        let resolver = SlowResolver()
+        let session = GovernedSession(agent: "tester", policy: try policy(), log: log, resolver: resolver)
+        let firstDone = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            _ = try? session.admit(.readFile(path: "/evidence/a"), tool: "read-file", arguments: [])
+            firstDone.signal()
+        }
+        #expect(resolver.entered.wait(timeout: .now() + 5) == .success)
+        // While the read waits on Resolve, a bucket call (no paths) is admitted and finished.
+        let otherDone = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            if let id = try? session.admit(.bucket(namespace: "cases/1/findings", operation: .get), tool: "bucket-get", arguments: []) {
+                try? session.finish(id, status: 0, result: ResultHasher())
+            }
+            otherDone.signal()
+        }
+        #expect(otherDone.wait(timeout: .now() + 5) == .success)
+        resolver.release.signal()
+        #expect(firstDone.wait(timeout: .now() + 5) == .success)
+    }
+}
