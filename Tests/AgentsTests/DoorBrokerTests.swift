@@ -10,6 +10,21 @@ import Testing
         return broker
     }
 
+    /// A send from "a" to "b" on its own thread, waiting up to 10 s for room; the semaphore is
+    /// signalled when it returns, with its outcome in the box.
+    static func sendInBackground(_ doors: DoorBroker, door: String, bytes: [UInt8], depth: Int)
+        -> (DispatchSemaphore, Box<Result<UInt64, DoorFailure>>) {
+        let sent = DispatchSemaphore(value: 0)
+        let outcome = Box<Result<UInt64, DoorFailure>>()
+        Thread.detachNewThread {
+            outcome.value = Result { () throws(DoorFailure) in
+                try doors.send(door: door, from: "a", to: "b", bytes: bytes, depth: depth, timeoutMilliseconds: 10_000)
+            }
+            sent.signal()
+        }
+        return (sent, outcome)
+    }
+
     @Test func messagesArriveInTheOrderSentWithRisingSequenceNumbers() throws {
         let doors = broker("a", "b")
         for index in 0..<5 { _ = try doors.send(door: "d", from: "a", to: "b", bytes: [UInt8(index)], depth: 8, timeoutMilliseconds: 0) }
@@ -47,14 +62,7 @@ import Testing
     @Test func aBlockedSenderGoesOnOnceTheRecipientTakesAMessage() throws {
         let doors = broker("a", "b")
         _ = try doors.send(door: "d", from: "a", to: "b", bytes: [1], depth: 1, timeoutMilliseconds: 0)
-        let sent = DispatchSemaphore(value: 0)
-        let outcome = Box<Result<UInt64, DoorFailure>>()
-        Thread.detachNewThread {
-            outcome.value = Result { () throws(DoorFailure) in
-                try doors.send(door: "d", from: "a", to: "b", bytes: [2], depth: 1, timeoutMilliseconds: 10_000)
-            }
-            sent.signal()
-        }
+        let (sent, outcome) = Self.sendInBackground(doors, door: "d", bytes: [2], depth: 1)
         // The sender is waiting for room: nothing more is queued.
         #expect(sent.wait(timeout: .now() + 0.2) == .timedOut)
         #expect(doors.queued(door: "d", for: "b") == 1)
@@ -175,14 +183,7 @@ extension DoorBrokerTests {
         doors.open(agent: "a")
         doors.open(agent: "b")
         _ = try doors.send(door: "x", from: "a", to: "b", bytes: [UInt8](repeating: 0, count: 100), depth: 16, timeoutMilliseconds: 0)
-        let sent = DispatchSemaphore(value: 0)
-        let outcome = Box<Result<UInt64, DoorFailure>>()
-        Thread.detachNewThread {
-            outcome.value = Result { () throws(DoorFailure) in
-                try doors.send(door: "y", from: "a", to: "b", bytes: [1], depth: 16, timeoutMilliseconds: 10_000)
-            }
-            sent.signal()
-        }
+        let (sent, outcome) = Self.sendInBackground(doors, door: "y", bytes: [1], depth: 16)
         #expect(sent.wait(timeout: .now() + 0.2) == .timedOut)
         _ = try doors.receive(door: "x", by: "b", timeoutMilliseconds: 0)
         #expect(sent.wait(timeout: .now() + 5) == .success)

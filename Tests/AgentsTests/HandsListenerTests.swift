@@ -12,15 +12,8 @@ import Testing
 
     /// Connects, writes `bytes`, half-closes, and reads everything the listener sends back.
     func exchange(_ path: String, _ bytes: [UInt8]) throws -> [UInt8] {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = try dial(path)
         defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        try #require(connected == 0)
         _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         shutdown(fd, Int32(SHUT_WR))
         var reply: [UInt8] = []
@@ -198,14 +191,7 @@ import Testing
             return HandsAnswer(.ok(fields: [], data: [1])) { undone.signal() }
         }
         defer { listener.stop() }
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(listener.path.utf8)) }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        try #require(connected == 0)
+        let fd = try dial(listener.path)
         let frame = HandsCallCodec.encode(.doorReceive(door: "d", timeoutMilliseconds: 60_000))
         _ = frame.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         usleep(200_000)

@@ -136,6 +136,31 @@ import Testing
         }
     }
 
+    /// A policy that allows /usr/bin/sleep, with `limits` (YAML lines, indented by two after the first).
+    static func sleepPolicy(limits: String) throws -> AgentPolicy {
+        try AgentPolicy.parse("""
+            version: 1
+            agent: tester
+            tools:
+              exec:
+                - program: /usr/bin/sleep
+                  args: any
+            limits:
+              \(limits)
+            """, format: .yaml, file: "test.yaml")
+    }
+
+    /// Runs `request` through `gateway` (its exit grace cut to 200 ms) and expects the host to
+    /// give up on the guest.
+    static func expectGivenUp(_ gateway: ToolGateway, _ request: ExecRequest) throws {
+        gateway.exitGrace = .milliseconds(200)
+        var thrown: GatewayError?
+        do { _ = try gateway.exec(request, input: .none) { _, _ in } } catch { thrown = error }
+        guard case .guest(.timedOut)? = thrown else {
+            throw FakeError("expected the host to give up on the exec, got \(String(describing: thrown))")
+        }
+    }
+
     /// The host holds an exec to its timeout and to the session's wall time itself: a guest that
     /// ignores both is cancelled at the deadline, given `exitGrace`, and then given up on, and
     /// the call's result is logged as failed.
@@ -146,26 +171,9 @@ import Testing
     func anExecTheGuestDoesNotEndIsEndedByTheHost(limit: String, timeout: UInt32?) throws {
         let (client, guest) = try Self.stallingGuest()
         let audit = try TemporaryLog()
-        let policy = try AgentPolicy.parse("""
-            version: 1
-            agent: tester
-            tools:
-              exec:
-                - program: /usr/bin/sleep
-                  args: any
-            limits:
-              \(limit)
-            """, format: .yaml, file: "test.yaml")
+        let policy = try Self.sleepPolicy(limits: limit)
         let gateway = ToolGateway(agent: "tester", client: client, policy: policy, log: audit.log)
-        gateway.exitGrace = .milliseconds(200)
-        var thrown: GatewayError?
-        do {
-            _ = try gateway.exec(ExecRequest(argv: ["/usr/bin/sleep", "1000"], timeoutMilliseconds: timeout), input: .none) { _, _ in }
-        } catch { thrown = error }
-        guard case .guest(.timedOut)? = thrown else {
-            Issue.record("expected the host to give up on the exec, got \(String(describing: thrown))")
-            return
-        }
+        try Self.expectGivenUp(gateway, ExecRequest(argv: ["/usr/bin/sleep", "1000"], timeoutMilliseconds: timeout))
         #expect(try guest.join() == [.cancel])
         let events = try audit.events()
         guard case .resultDigest(let result)? = events.last else {
@@ -180,17 +188,7 @@ import Testing
     @Test func anExecEndsWithTheSessionsWallTime() throws {
         let (client, guest) = try Self.stallingGuest()
         let audit = try TemporaryLog()
-        let policy = try AgentPolicy.parse("""
-            version: 1
-            agent: tester
-            tools:
-              exec:
-                - program: /usr/bin/sleep
-                  args: any
-            limits:
-              wall_time: 60s
-              call_timeout: 60s
-            """, format: .yaml, file: "test.yaml")
+        let policy = try Self.sleepPolicy(limits: "wall_time: 60s\n  call_timeout: 60s")
         var now = timespec()
         clock_gettime(CLOCK_BOOTTIME, &now)
         let started = UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec) - 59_500_000_000
@@ -198,14 +196,8 @@ import Testing
         try "momin-limits 1\nstarted \(started)\ncycles 0\noutput 0\n".write(toFile: usage, atomically: true, encoding: .utf8)
         let gateway = ToolGateway(agent: "tester", client: client, policy: policy, log: audit.log,
                                   limits: PersistedLimits(path: usage, limits: policy.limits))
-        gateway.exitGrace = .milliseconds(200)
-        var thrown: GatewayError?
         let began = ContinuousClock.now
-        do { _ = try gateway.exec(ExecRequest(argv: ["/usr/bin/sleep", "1000"]), input: .none) { _, _ in } } catch { thrown = error }
-        guard case .guest(.timedOut)? = thrown else {
-            Issue.record("expected the host to give up on the exec, got \(String(describing: thrown))")
-            return
-        }
+        try Self.expectGivenUp(gateway, ExecRequest(argv: ["/usr/bin/sleep", "1000"]))
         // Held to the call timeout alone, it would have waited 61 s.
         #expect(ContinuousClock.now - began < .seconds(30))
         #expect(try guest.join() == [.cancel])

@@ -28,6 +28,19 @@ import Testing
         }
     }
 
+    /// A pipe whose read end `loop` watches, adding "readable" to `record` for each byte.
+    static func watchedPipe(_ loop: DeviceEventLoop, _ record: Record) throws -> (Int32, Int32) {
+        var fds: [Int32] = [0, 0]
+        try #require(pipe(&fds) == 0)
+        let readEnd = fds[0]
+        try loop.watch(readEnd, for: .readable) { _ in
+            var byte: UInt8 = 0
+            _ = read(readEnd, &byte, 1)
+            record.add("readable")
+        }
+        return (fds[0], fds[1])
+    }
+
     @Test func timersFireInDeadlineOrderAndNotBefore() throws {
         let loop = try DeviceEventLoop()
         try loop.start()
@@ -51,16 +64,9 @@ import Testing
     /// A timer must wake a loop that sleeps in poll(2) with nothing else to do.
     @Test func aTimerWakesAnIdleLoopWatchingADescriptor() throws {
         let loop = try DeviceEventLoop()
-        var fds: [Int32] = [0, 0]
-        try #require(pipe(&fds) == 0)
-        let (readEnd, writeEnd) = (fds[0], fds[1])
-        defer { close(readEnd); close(writeEnd) }
         let record = Record()
-        try loop.watch(readEnd, for: .readable) { _ in
-            var byte: UInt8 = 0
-            _ = read(readEnd, &byte, 1)
-            record.add("readable")
-        }
+        let (readEnd, writeEnd) = try Self.watchedPipe(loop, record)
+        defer { close(readEnd); close(writeEnd) }
         try loop.start()
         defer { loop.stop() }
         loop.schedule(after: 0.2) {
@@ -75,16 +81,9 @@ import Testing
     /// time) still lets the loop serve its descriptors between rounds.
     @Test func workThatKeepsSchedulingMoreDoesNotStarveDescriptors() throws {
         let loop = try DeviceEventLoop()
-        var fds: [Int32] = [0, 0]
-        try #require(pipe(&fds) == 0)
-        let (readEnd, writeEnd) = (fds[0], fds[1])
-        defer { close(readEnd); close(writeEnd) }
         let record = Record()
-        try loop.watch(readEnd, for: .readable) { _ in
-            var byte: UInt8 = 0
-            _ = read(readEnd, &byte, 1)
-            record.add("readable")
-        }
+        let (readEnd, writeEnd) = try Self.watchedPipe(loop, record)
+        defer { close(readEnd); close(writeEnd) }
         final class Busy: @unchecked Sendable {
             var stopped = false
             var rounds = 0
