@@ -1,8 +1,8 @@
 import Doors
-import Synchronization
 import Glibc
 import GuestClient
 import POSIX
+import Synchronization
 
 /// Serves the hands calls of one VM: momin-init's relay reaches the host at the VMM's
 /// `PATH_PORT` socket (Firecracker's convention for guest-initiated vsock connections,
