@@ -114,7 +114,7 @@ extension AgentPolicy {
         case .failure(let reason): return .deny(list, reason)
         }
         // The guest executes argv as given, so exec paths are judged only in the form it will walk.
-        if program.normal != first { return .deny(list, .notNormal(what: "program", path: first, normal: program.normal)) }
+        if !program.normal.utf8.elementsEqual(first.utf8) { return .deny(list, .notNormal(what: "program", path: first, normal: program.normal)) }
         var cwd: Result<ResolvedPath, Reason>?  // resolved once, when a rule gets that far
         var firstDenial: Decision?
         for rule in tools.exec where rule.program.matches(program.normal) {
@@ -130,7 +130,7 @@ extension AgentPolicy {
                 switch cwd! {
                 case .failure(let reason):
                     denial = .deny(rule.cwdRule, reason)
-                case .success(let dir) where request.cwd.map({ $0 != dir.normal }) ?? false:
+                case .success(let dir) where request.cwd.map({ !$0.utf8.elementsEqual(dir.normal.utf8) }) ?? false:
                     denial = .deny(rule.cwdRule, .notNormal(what: "cwd", path: request.cwd!, normal: dir.normal))
                 case .success(let dir):
                     if Self.cwdAllowed(dir, rule.cwd) { return .allow(rule.rule, judged: .exec(program: program.canonical, cwd: dir.canonical)) }
@@ -178,7 +178,7 @@ extension AgentPolicy {
             // (the program walks ".." through symlinks).
             guard argument.utf8.first == UInt8(ascii: "/"),
                 case .success(let path) = resolve(argument, what: "argument", followFinal: true, resolver),
-                path.normal == argument
+                path.normal.utf8.elementsEqual(argument.utf8)
             else { return false }
             return glob.matches(path.normal) && glob.matches(path.canonical)
         }

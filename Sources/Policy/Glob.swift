@@ -18,9 +18,11 @@ public struct Glob: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { pattern }
 
-    public static func == (a: Glob, b: Glob) -> Bool { a.pattern == b.pattern && a.kind == b.kind }
+    /// Byte equality, as Linux compares names: Swift's `String ==` would call an NFC and an NFD
+    /// spelling of one word equal, though they match different paths.
+    public static func == (a: Glob, b: Glob) -> Bool { a.kind == b.kind && a.pattern.utf8.elementsEqual(b.pattern.utf8) }
     public func hash(into hasher: inout Hasher) {
-        hasher.combine(pattern)
+        for byte in pattern.utf8 { hasher.combine(byte) }
         hasher.combine(kind)
     }
 
@@ -296,7 +298,7 @@ extension Glob {
     /// that is certain (docs/policy.md, "Sub-agent policies"), so false proves nothing.
     public func isWithin(_ other: Glob) -> Bool {
         guard kind == other.kind else { return false }
-        if pattern == other.pattern || other.matchesEverything { return true }
+        if self == other || other.matchesEverything { return true }
         if let literal { return other.matches(literal) }
         switch kind {
         case .text:
@@ -310,8 +312,27 @@ extension Glob {
             return leadingLiteral.starts(with: prefix)
         case .path, .namespace:
             // other is "PREFIX/**": "/" always ends a segment, so self's first segments are PREFIX's.
-            guard other.pattern.hasSuffix("/**") else { return false }
-            return pattern.hasPrefix(other.pattern.dropLast(2))
+            // Compared as bytes (String.hasPrefix would take canonically equivalent Unicode).
+            let otherBytes = Array(other.pattern.utf8)
+            guard otherBytes.count >= 3, otherBytes.suffix(3).elementsEqual("/**".utf8) else { return false }
+            return pattern.utf8.starts(with: otherBytes.dropLast(2))
+        }
+    }
+
+    /// Whether some text may match both globs. Conservative the other way from `isWithin`:
+    /// false only where certain (one is literal and the other misses it, or their leading
+    /// literals disagree), so true proves nothing.
+    public func mayOverlap(_ other: Glob) -> Bool {
+        guard kind == other.kind else { return false }
+        if let literal { return other.matches(literal) }
+        if let literal = other.literal { return matches(literal) }
+        switch kind {
+        case .text:
+            let (a, b) = (leadingLiteral, other.leadingLiteral)
+            return a.count <= b.count ? b.starts(with: a) : a.starts(with: b)
+        case .path, .namespace:
+            // Leading literal segments are the first segments of every match.
+            return zip(literalSegments, other.literalSegments).allSatisfy { $0 == $1 }
         }
     }
 

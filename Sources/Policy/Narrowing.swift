@@ -173,23 +173,39 @@ extension AgentPolicy {
 
     // MARK: Doors
 
+    /// The evaluator applies the first parent rule whose door and peer globs match, with its
+    /// bounds (max_message_bytes, queue_depth, log_content). So for each peer glob of the child's
+    /// rule, every parent rule that may apply to one of its (door, peer) pairs before the one
+    /// that covers them all must be no stricter than the child's; rules proven not to meet the
+    /// pairs (`Glob.mayOverlap`) are passed over.
     private static func doorWidening(_ child: DoorRule, _ parents: [DoorRule], inside: [Glob]) -> [Widening] {
-        var first: Widening?
-        for parent in parents where child.door.isWithin(parent.door) {
-            guard let shortfall = doorShortfall(child, parent, inside: inside) else { return [] }
-            if first == nil { first = shortfall }
+        guard let firstCover = parents.firstIndex(where: { child.door.isWithin($0.door) }) else {
+            return [Widening(rule: child.rule, reason: "door \(quoted(child.door.pattern)) is not within any of the parent's door rules")]
         }
-        return [first ?? Widening(rule: child.rule, reason: "door \(quoted(child.door.pattern)) is not within any of the parent's door rules")]
+        for (direction, globs) in [(DoorDirection.send, child.send), (.receive, child.receive)] {
+            for glob in globs {
+                if let widening = peerWidening(child, direction, glob, parents, inside: inside, firstCover: firstCover) { return [widening] }
+            }
+        }
+        return []
     }
 
-    private static func doorShortfall(_ child: DoorRule, _ parent: DoorRule, inside: [Glob]) -> Widening? {
+    private static func peerWidening(_ child: DoorRule, _ direction: DoorDirection, _ glob: Glob, _ parents: [DoorRule],
+                                     inside: [Glob], firstCover: Int) -> Widening? {
+        func peers(_ rule: DoorRule) -> [Glob] { direction == .send ? rule.send : rule.receive }
+        for parent in parents {
+            let parentPeers = peers(parent) + inside
+            guard child.door.mayOverlap(parent.door), parentPeers.contains(where: { glob.mayOverlap($0) }) else { continue }
+            if let shortfall = boundsShortfall(child, parent) { return shortfall }
+            if child.door.isWithin(parent.door) && parentPeers.contains(where: { glob.isWithin($0) }) { return nil }
+        }
+        let parent = parents[firstCover]
+        return Widening(rule: child.rule, reason: "\(direction.rawValue) \(quoted(glob.pattern)) is not within the parent's \(parent.rule), which allows \(patternList(peers(parent).map(\.pattern)))")
+    }
+
+    private static func boundsShortfall(_ child: DoorRule, _ parent: DoorRule) -> Widening? {
         func unlike(_ what: String, _ allowed: String) -> Widening {
             Widening(rule: child.rule, reason: "\(what) is not within the parent's \(parent.rule), which allows \(allowed)")
-        }
-        for (key, globs, parentGlobs) in [("send", child.send, parent.send), ("receive", child.receive, parent.receive)] {
-            for glob in globs where !(parentGlobs + inside).contains(where: { glob.isWithin($0) }) {
-                return unlike("\(key) \(quoted(glob.pattern))", patternList(parentGlobs.map(\.pattern)))
-            }
         }
         if child.maxMessageBytes > parent.maxMessageBytes {
             return unlike("max_message_bytes \(formatSize(child.maxMessageBytes))", formatSize(parent.maxMessageBytes))

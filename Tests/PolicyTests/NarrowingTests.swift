@@ -123,6 +123,38 @@ import Testing
     }
 }
 
+extension GlobContainmentTests {
+    @Test func overlap() throws {
+        func overlaps(_ a: String, _ b: String, _ kind: Glob.Kind = .text) throws -> Bool {
+            let (x, y) = (try Glob(a, kind: kind), try Glob(b, kind: kind))
+            #expect(x.mayOverlap(y) == y.mayOverlap(x), "\(a) and \(b) overlap one way only")
+            return x.mayOverlap(y)
+        }
+        #expect(try overlaps("reports", "*") && overlaps("rep*", "re*") && overlaps("*s", "r*") && overlaps("reports", "rep*"))
+        #expect(try !overlaps("reports", "alerts") && !overlaps("rep*", "al*") && !overlaps("reports", "rap*") && !overlaps("a?", "abc"))
+        #expect(try overlaps("/data/**", "/data/x/*", .path) && overlaps("/*/x", "/data/**", .path))
+        #expect(try !overlaps("/data/**", "/etc/*", .path) && !overlaps("/data/x", "/data/*.txt", .path))
+        #expect(try !overlaps("cases/**", "intel/*", .namespace))
+    }
+
+    /// Soundness: whenever `mayOverlap` says no, no generated text matches both.
+    @Test func overlapIsNeverWrongOnGeneratedCases() throws {
+        var random = SeededGenerator(seed: 0x6F7665_726C6170)
+        let atoms = ["a", "b", ".", "*", "?", "[ab]"]
+        let texts = (0..<400).map { _ in (0..<Int.random(in: 0...5, using: &random)).map { _ in random.pick(["a", "b", "."]) }.joined() }
+        var disjoint = 0
+        for _ in 0..<3000 {
+            let a = (0..<Int.random(in: 1...4, using: &random)).map { _ in random.pick(atoms) }.joined()
+            let b = (0..<Int.random(in: 1...4, using: &random)).map { _ in random.pick(atoms) }.joined()
+            let (x, y) = (try Glob(a, kind: .text), try Glob(b, kind: .text))
+            guard !x.mayOverlap(y) else { continue }
+            disjoint += 1
+            for text in texts { #expect(!(x.matches(text) && y.matches(text)), "\(a) and \(b) both match \(text)") }
+        }
+        #expect(disjoint > 500)
+    }
+}
+
 @Suite struct NarrowingTests {
     static let parent: AgentPolicy = try! parse("""
         version: 1
@@ -327,6 +359,87 @@ import Testing
         #expect(!Self.parent.evaluate(call, resolver: LexicalResolver()).isAllowed)
         let same = try parse("version: 1\nagent: c\nlimits: {call_timeout: 30s}\ntools:\n  files:\n    write: [/tmp/*/x, /out/a/b/**]\n")
         #expect(same.widenings(over: Self.parent).isEmpty)
+    }
+
+    /// Linux compares names as bytes: an NFC "é" and an NFD "é" are two names, so a child glob
+    /// in one spelling is not within a parent glob in the other, though Swift's String calls the
+    /// patterns equal.
+    @Test func unicodeSpellingsAreDifferentNames() throws {
+        let nfc = "/data/caf\u{E9}"
+        let nfd = "/data/cafe\u{301}"
+        #expect(nfc == nfd && !nfc.utf8.elementsEqual(nfd.utf8))
+        #expect(try Glob(nfc, kind: .path) != Glob(nfd, kind: .path))
+        for (child, parent) in [(nfc, nfd), (nfc + "/**", nfd + "/**"), (nfc + "/*", nfd + "/**")] {
+            let parentPolicy = try parse("version: 1\nagent: p\ntools:\n  files:\n    read: [\"\(parent)\"]\n")
+            let childPolicy = try parse("version: 1\nagent: c\ntools:\n  files:\n    read: [\"\(child)\"]\n")
+            #expect(childPolicy.widenings(over: parentPolicy).map(\.description) == [
+                "tools.files.read[0] (line 5): path \"\(child)\" is not within any of the parent's files.read globs",
+            ])
+            // The widening is real: the child may read a file the parent may not.
+            let file = child.hasSuffix("*") ? nfc + "/x" : nfc
+            #expect(childPolicy.evaluate(.readFile(path: file), resolver: LexicalResolver()).isAllowed)
+            #expect(!parentPolicy.evaluate(.readFile(path: file), resolver: LexicalResolver()).isAllowed)
+        }
+        let namespaceParent = try parse("version: 1\nagent: p\ntools:\n  buckets:\n    - namespace: \"cafe\u{301}/**\"\n      operations: [get]\n")
+        let namespaceChild = try parse("version: 1\nagent: c\ntools:\n  buckets:\n    - namespace: \"caf\u{E9}/x/*\"\n      operations: [get]\n")
+        #expect(namespaceChild.widenings(over: namespaceParent).count == 1)
+        // The same spelling on both sides is within.
+        let same = try parse("version: 1\nagent: c\ntools:\n  files:\n    read: [\"\(nfd)/*\"]\n")
+        #expect(same.widenings(over: try parse("version: 1\nagent: p\ntools:\n  files:\n    read: [\"\(nfd)/**\"]\n")).isEmpty)
+    }
+
+    /// The evaluator applies the parent's first matching door rule, so a wide rule after a strict
+    /// one does not cover what the strict one bounds (max_message_bytes, queue_depth, log_content).
+    @Test func doorRulesNarrowByTheRuleThatApplies() throws {
+        let parent = try parse("""
+            version: 1
+            agent: lead
+            tools:
+              doors:
+                - door: reports
+                  send: [boss]
+                  receive: [boss]
+                  max_message_bytes: 4KiB
+                  queue_depth: 4
+                  log_content: true
+                - door: "*"
+                  send: ["*"]
+                  receive: ["*"]
+                  max_message_bytes: 1MiB
+            """)
+        #expect(parent.doorRule(door: "reports", sendingTo: "boss")?.maxMessageBytes == 4 << 10)
+        func child(_ door: String, _ peer: String, direction: String = "send", _ bounds: String...) throws -> [String] {
+            let rule = "    - door: \"\(door)\"\n      \(direction): [\"\(peer)\"]\n" + bounds.map { "      \($0)\n" }.joined()
+            return try parse("version: 1\nagent: c\ntools:\n  doors:\n" + rule).widenings(over: parent).map(\.description)
+        }
+        func beyond(_ what: String, _ allowed: String) -> [String] {
+            ["tools.doors[0] (line 5): \(what) is not within the parent's tools.doors[0] (line 5), which allows \(allowed)"]
+        }
+        #expect(try child("reports", "boss", "max_message_bytes: 1MiB") == beyond("max_message_bytes 1MiB", "4KiB"))
+        #expect(try child("reports", "boss", direction: "receive", "max_message_bytes: 1MiB") == beyond("max_message_bytes 1MiB", "4KiB"))
+        // Deeper, or unlogged, on the strict rule's pairs.
+        #expect(try child("reports", "boss", "max_message_bytes: 4KiB") == beyond("queue_depth 16", "4"))
+        #expect(try child("reports", "boss", "max_message_bytes: 4KiB", "queue_depth: 4") == beyond("log_content false", "only true"))
+        // A wide child rule reaches the strict rule's pairs too.
+        #expect(try child("*", "boss", "max_message_bytes: 1MiB") == beyond("max_message_bytes 1MiB", "4KiB"))
+        #expect(try child("rep*", "*", "max_message_bytes: 1MiB") == beyond("max_message_bytes 1MiB", "4KiB"))
+        // Pairs the strict rule cannot meet are judged by the wide one alone.
+        #expect(try child("alerts", "boss", "max_message_bytes: 1MiB") == [])
+        #expect(try child("reports", "auditor", "max_message_bytes: 1MiB") == [])
+        #expect(try child("rap*", "b*", "max_message_bytes: 1MiB") == [])
+        // And the strict rule's own bounds are within it.
+        let within = try parse("""
+            version: 1
+            agent: c
+            tools:
+              doors:
+                - door: reports
+                  send: [boss]
+                  max_message_bytes: 4KiB
+                  queue_depth: 4
+                  log_content: true
+            """)
+        #expect(within.widenings(over: parent).isEmpty)
     }
 
     /// A child rule needs one parent rule that covers it all; for buckets, one per operation.
