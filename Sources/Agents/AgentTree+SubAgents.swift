@@ -13,17 +13,29 @@ extension AgentTree {
         fields += request.argv.enumerated().map { "argv[\($0.offset)]=\(Self.escaped(Array($0.element.utf8)))" }
         fields += request.env.enumerated().map { "env[\($0.offset)]=\(Self.escaped(Array($0.element.utf8)))" }
         var child: AgentPolicy?
+        var failure: GatewayError?
         let id = try parent.session.admit(.spawn, tool: "spawn", arguments: Self.text(fields)) {
             switch self.check(request, name: name, parent: parent) {
             case .allowed(let policy):
+                // Last: joining the tree's budget is the one step with an effect.
+                do throws(GatewayError) {
+                    if let budget = self.budget, let why = try budget.join(name, parent: parent.name, limits: policy.limits) {
+                        return Decision.refused(RuleRef("spawn", line: nil), because: "the sub-agent does not fit in its tree's budget: \(why)")
+                    }
+                } catch {
+                    failure = error
+                    return Decision.refused(RuleRef("spawn", line: nil), because: "the tree's budget cannot be read: \(error)")
+                }
                 child = policy
                 return nil
             case .refused(let refusal): return refusal
             }
         }
+        if let failure { throw failure }
         guard let child else { preconditionFailure("a spawn was admitted without its checked policy") }
         let plan = SpawnPlan(name: name, parent: parent.name, policy: child, policySource: request.policy,
-                             vcpus: Int(request.vcpus), memoryMiB: Int(request.memoryMiB), argv: request.argv, env: request.env)
+                             vcpus: Int(request.vcpus), memoryMiB: Int(request.memoryMiB), argv: request.argv, env: request.env,
+                             limits: budget?.session(name, limits: child.limits))
         var result = ResultHasher()
         result.add(stream: 1, Array(name.utf8))
         // Counted while it boots, so that a shut-down does not leave it behind.

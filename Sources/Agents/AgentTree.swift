@@ -25,9 +25,12 @@ public final class AgentTree: @unchecked Sendable {
     var finished: [String: ChildOutcome] = [:]
     let store: BucketStore?
     let launcher: any SubAgentLauncher
+    /// The tree's one budget: a sub-agent joins it at spawn, under its parent.
+    let budget: TreeLimits?
 
-    public init(store: BucketStore?, launcher: any SubAgentLauncher, requestIDs: RequestNumbers) {
+    public init(store: BucketStore?, launcher: any SubAgentLauncher, requestIDs: RequestNumbers, budget: TreeLimits? = nil) {
         self.store = store
+        self.budget = budget
         self.launcher = launcher
         self.requestIDs = requestIDs
     }

@@ -12,6 +12,8 @@ public struct SpawnPlan: Sendable {
     public let memoryMiB: Int
     public let argv: [String]
     public let env: [String]
+    /// The sub-agent's limits in its tree's budget; nil: its own, counted alone.
+    public let limits: AgentLimits?
 }
 
 /// Why a sub-agent's VM did not come up.

@@ -34,7 +34,7 @@ public final class GovernedSession: @unchecked Sendable {
         self.policy = policy
         self.log = log
         self.resolver = resolver
-        self.limits = limits ?? policy.map { InProcessLimits($0.limits) }
+        self.limits = limits ?? policy.map { TreeLimits.inMemory(root: agent, limits: $0.limits).session(agent, limits: $0.limits) }
         self.requestIDs = requestIDs ?? RequestNumbers()
     }
 
@@ -133,7 +133,7 @@ public final class GovernedSession: @unchecked Sendable {
             observation.digest = digest
             observe?(observation)
         }
-        if let over, case .outputExceeded = over.why { throw .denied(over) }
+        if let over, over.why.isOutputLimit { throw .denied(over) }
     }
 
     private func append(_ events: [AuditEvent]) throws(GatewayError) {

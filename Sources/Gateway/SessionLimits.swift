@@ -13,19 +13,3 @@ public protocol SessionLimits: AnyObject {
     /// What is left of the session's wall time (`LimitTracker.remainingWallTime`).
     func remainingWallTime() throws(GatewayError) -> Duration
 }
-
-/// The limits of a session that lives in one process (`momin run`): counted in memory, its
-/// wall time from when the session began.
-public final class InProcessLimits: SessionLimits {
-    private var tracker: LimitTracker
-    private let started = ContinuousClock.now
-
-    public init(_ limits: Limits) { tracker = LimitTracker(limits: limits) }
-
-    private var elapsed: Duration { ContinuousClock.now - started }
-
-    public func admitCall() -> Policy.Decision { tracker.admitCall(elapsed: elapsed) }
-    public func recordOutput(bytes: Int) -> Policy.Decision { tracker.recordOutput(bytes: bytes, elapsed: elapsed) }
-    public func remainingOutputBytes() -> Int { tracker.remainingOutputBytes }
-    public func remainingWallTime() -> Duration { tracker.remainingWallTime(elapsed: elapsed) }
-}

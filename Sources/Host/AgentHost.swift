@@ -31,7 +31,10 @@ public enum AgentHost {
                                           jail: settings.jail)
         let stops = SignalRelay.blockStopSignals()
         let tree: AgentTree
-        do { tree = try AgentTreeHost.start(wiring, session: session, store: store, log: log, requestIDs: requestIDs) } catch {
+        do {
+            tree = try AgentTreeHost.start(wiring, session: session, store: store, log: log, requestIDs: requestIDs,
+                                           budget: governance.budget)
+        } catch {
             throw .failed("VM \(name): cannot serve hands calls: \(error)")
         }
         try SmallFiles.write(dir + "/agent-host", "\(getpid())\n")

@@ -8,7 +8,8 @@ import MachineConfig
 /// The one wiring of an agent tree, shared by a run (`VMSession`) and a long-lived VM's agent
 /// host (`AgentHost`): the root agent's hands calls served at its VM's hands socket, its
 /// sub-agents booted from `base` as VMs of their own (`SubAgentVMs`), every call of the tree
-/// judged by its agent's session and appended to `log`, with request ids from `requestIDs`.
+/// judged by its agent's session and appended to `log`, with request ids from `requestIDs`, and
+/// counted in the tree's one `budget` (nil: the tree has no policy to count against).
 public enum AgentTreeHost {
     public struct Wiring: Sendable {
         /// The root's VM, as its registry knows it.
@@ -32,10 +33,10 @@ public enum AgentTreeHost {
     /// Starts serving: the tree, its root added and listening. Stop it with
     /// `shutDown(root:reason:)`, which stops every sub-agent first.
     public static func start(_ wiring: Wiring, session: GovernedSession, store: BucketStore?, log: (any AuditSink)?,
-                             requestIDs: RequestNumbers) throws(AgentError) -> AgentTree {
+                             requestIDs: RequestNumbers, budget: TreeLimits?) throws(AgentError) -> AgentTree {
         let launcher = SubAgentVMs(registry: wiring.registry, environment: wiring.environment, base: wiring.base,
                                    jail: wiring.jail, log: log, requestIDs: requestIDs)
-        let tree = AgentTree(store: store, launcher: launcher, requestIDs: requestIDs)
+        let tree = AgentTree(store: store, launcher: launcher, requestIDs: requestIDs, budget: budget)
         try tree.addRoot(Agent(name: wiring.root, parent: nil, session: session),
                          handsSocket: wiring.registry.handsSocket(wiring.root))
         return tree

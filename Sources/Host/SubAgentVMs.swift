@@ -71,7 +71,8 @@ public final class SubAgentVMs: SubAgentLauncher, @unchecked Sendable {
             let status = stop(plan.name) ?? "gone"
             throw .failed("\(error) (momin-vmm \(status))")
         }
-        let gateway = ToolGateway(agent: plan.name, client: doors, policy: plan.policy, log: log, requestIDs: requestIDs)
+        let gateway = ToolGateway(agent: plan.name, client: doors, policy: plan.policy, log: log, limits: plan.limits,
+                                  requestIDs: requestIDs)
         let policy = LoadedPolicy(policy: plan.policy, source: plan.policySource, path: "hands spawn by \(plan.parent)")
         do throws(GatewayError) {
             try gateway.record(policy.loadEvent)

@@ -10,18 +10,21 @@ import Policy
 /// VM), appends to the same log, and counts against the same limits.
 ///
 /// Files: `policy.yaml` or `.json` (the copy), `governance` (`agent`, `policy-source`,
-/// `policy-copy`, `audit`, `audit-key` lines, each only when it applies) and `limits`
-/// (`PersistedLimits`).
+/// `policy-copy`, `audit`, `audit-key` lines, each only when it applies) and `limits` (the
+/// usage file of the VM's agent tree, `TreeLimits`, its root named after the VM).
 public struct VMGovernance: Sendable {
     public var agent: String
+    /// The VM's name: the root of its agent tree's budget.
+    public var vm: String
     public var policy: LoadedPolicy?
     public var auditPath: String?
     public var auditKey: String?
     /// The usage file, when there is a policy to count against.
     public var limitsPath: String?
 
-    public init(agent: String, policy: LoadedPolicy? = nil, auditPath: String? = nil, auditKey: String? = nil) {
+    public init(agent: String, vm: String? = nil, policy: LoadedPolicy? = nil, auditPath: String? = nil, auditKey: String? = nil) {
         self.agent = agent
+        self.vm = vm ?? agent
         self.policy = policy
         self.auditPath = auditPath
         self.auditKey = auditKey
@@ -29,9 +32,16 @@ public struct VMGovernance: Sendable {
 
     public var log: SharedAuditLog? { auditPath.map { SharedAuditLog(path: $0, keyPath: auditKey) } }
 
-    public var limits: PersistedLimits? {
-        guard let policy, let limitsPath else { return nil }
-        return PersistedLimits(path: limitsPath, limits: policy.policy.limits)
+    /// The VM's limits, counted in its tree's budget with those of every sub-agent it starts.
+    public var limits: AgentLimits? {
+        guard let policy else { return nil }
+        return budget?.session(vm, limits: policy.policy.limits)
+    }
+
+    /// The budget of the VM's agent tree, in its usage file.
+    public var budget: TreeLimits? {
+        guard policy != nil, let limitsPath else { return nil }
+        return TreeLimits.file(limitsPath)
     }
 
     /// Numbers for the calls that go to the VM's log, shared with every other process that
@@ -52,7 +62,9 @@ public struct VMGovernance: Sendable {
             try SmallFiles.create(directory + "/" + copy, policy.source)
             lines.append("policy-source \(Paths.absolute(policy.path))")
             lines.append("policy-copy \(copy)")
-            do { try PersistedLimits.create(path: directory + "/limits") } catch { throw .failed("\(error)") }
+            do { try TreeLimits.create(path: directory + "/limits", root: governance.vm, limits: policy.policy.limits) } catch {
+                throw .failed("\(error)")
+            }
         }
         if let audit = governance.auditPath {
             lines.append("audit \(audit)")
@@ -74,7 +86,7 @@ public struct VMGovernance: Sendable {
         guard let agent = fields["agent"] else {
             throw .failed("VM \(name): \(directory)/governance names no agent")
         }
-        var governance = VMGovernance(agent: agent, auditPath: fields["audit"], auditKey: fields["audit-key"])
+        var governance = VMGovernance(agent: agent, vm: name, auditPath: fields["audit"], auditKey: fields["audit-key"])
         if let source = fields["policy-source"] {
             guard let copyName = fields["policy-copy"], !copyName.contains("/") else {
                 throw .failed("VM \(name): \(directory)/governance names no policy copy")

@@ -83,7 +83,11 @@ public enum VMSession {
             do { doors = try hosted.connect(seconds: waitSeconds) } catch { throw .guest(error) }
             // A log may be appended to by other processes too (another run, a long-lived VM).
             let requestIDs = options.auditPath.map { RequestNumbers.shared(withLog: $0) } ?? RequestNumbers()
-            let through = ToolGateway(agent: name, client: doors, policy: options.policy?.policy, log: log, requestIDs: requestIDs)
+            // One budget for the whole tree: every sub-agent's calls count against the root's limits too.
+            let budget = options.policy.map { TreeLimits.inMemory(root: name, limits: $0.policy.limits) }
+            let through = ToolGateway(agent: name, client: doors, policy: options.policy?.policy, log: log,
+                                      limits: options.policy.flatMap { loaded in budget?.session(name, limits: loaded.policy.limits) },
+                                      requestIDs: requestIDs)
             gateway = through
             if let loaded = options.policy { try through.record(loaded.loadEvent) }
             try through.record(.vmStart(vm: name))
@@ -91,7 +95,8 @@ public enum VMSession {
                 let wiring = AgentTreeHost.Wiring(root: name, registry: registry, environment: environment, base: config,
                                                   jail: options.jail)
                 do {
-                    tree = try AgentTreeHost.start(wiring, session: through.session, store: agents.store, log: log, requestIDs: requestIDs)
+                    tree = try AgentTreeHost.start(wiring, session: through.session, store: agents.store, log: log,
+                                                   requestIDs: requestIDs, budget: budget)
                 } catch { throw .limitState("cannot serve the VM's hands calls: \(error)") }
             }
             result = .success(try body(through))

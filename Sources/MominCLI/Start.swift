@@ -24,7 +24,7 @@ struct Start: ParsableCommand {
         try VMMLauncher(host).preflight(config)
         try requireDirectKVM(config)
 
-        let governed = VMGovernance(agent: loaded?.policy.agent ?? name, policy: loaded,
+        let governed = VMGovernance(agent: loaded?.policy.agent ?? name, vm: name, policy: loaded,
                                     auditPath: governance.audit.map(Paths.absolute), auditKey: governance.auditKey.map(Paths.absolute))
         let settings = HostSettings(config, jail: machine.jail, buckets: buckets)
         var launch = HostedVM.Launch(name: name)

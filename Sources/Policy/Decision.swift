@@ -66,10 +66,10 @@ public struct Decision: Sendable, Equatable, CustomStringConvertible {
         self.judged = judged
     }
 
-    static func allow(_ rule: RuleRef, judged: JudgedPaths? = nil) -> Decision {
+    public static func allow(_ rule: RuleRef, judged: JudgedPaths? = nil) -> Decision {
         Decision(verdict: .allow, rule: rule, why: .allowed, judged: judged)
     }
-    static func deny(_ rule: RuleRef, _ why: Reason) -> Decision { Decision(verdict: .deny, rule: rule, why: why) }
+    public static func deny(_ rule: RuleRef, _ why: Reason) -> Decision { Decision(verdict: .deny, rule: rule, why: why) }
 
     /// A denial decided outside this policy's rules, by the host that serves the call: a
     /// message over a door's size limit, a sub-agent's policy that is wider than its parent's.
@@ -124,6 +124,17 @@ public enum Reason: Sendable, Equatable, CustomStringConvertible {
     case cyclesExhausted(limit: Int)
     case wallTimeExceeded(limit: Duration)
     case outputExceeded(limit: Int)
+    /// A limit of an agent above this one ran out: its budget covers every agent under it.
+    indirect case ancestorLimit(ancestor: String, Reason)
+
+    /// An output limit ran out, the agent's own or an ancestor's.
+    public var isOutputLimit: Bool {
+        switch self {
+        case .outputExceeded: true
+        case .ancestorLimit(_, let reason): reason.isOutputLimit
+        default: false
+        }
+    }
 
     public var description: String {
         switch self {
@@ -156,6 +167,7 @@ public enum Reason: Sendable, Equatable, CustomStringConvertible {
         case .cyclesExhausted(let limit): "the limit of \(limit) tool calls is used up"
         case .wallTimeExceeded(let limit): "the wall time limit of \(formatDuration(limit)) has passed"
         case .outputExceeded(let limit): "the output limit of \(limit) bytes is used up"
+        case .ancestorLimit(let ancestor, let reason): "\(reason), in the budget of \(ancestor), which covers the agents under it"
         }
     }
 }

@@ -55,6 +55,8 @@ import Testing
               queue_depth: 2
         limits:
           cycles: 20
+          wall_time: 5m
+          output_bytes: 1MiB
         resources: { vcpus: 1, memory_mib: 256 }
         """
 
@@ -113,7 +115,8 @@ import Testing
             booted.append(plan)
             guests.append(connected.1)
             lock.unlock()
-            let gateway = ToolGateway(agent: plan.name, client: connected.0, policy: plan.policy, log: log, requestIDs: requestIDs)
+            let gateway = ToolGateway(agent: plan.name, client: connected.0, policy: plan.policy, log: log, limits: plan.limits,
+                                      requestIDs: requestIDs)
             return (gateway, HandsSocketPlace(path: directory + "/" + plan.name + ".hands", staging: directory))
         }
 
@@ -132,6 +135,8 @@ import Testing
         let launcher: FakeLauncher
         let tree: AgentTree
         let root: Agent
+        /// The tree's one budget, as a run keeps it.
+        let budget: TreeLimits
         let hold = DispatchSemaphore(value: 0)
 
         /// Lets `count` held sub-agent commands answer.
@@ -146,10 +151,12 @@ import Testing
             launcher = FakeLauncher(log: log, requestIDs: ids, directory: directory)
             // Sub-agents' commands run until a test lets them end.
             launcher.hold = hold
-            tree = AgentTree(store: store, launcher: launcher, requestIDs: ids)
             let policy = try AgentPolicy.parse(parentPolicy, format: .yaml, file: "boss.yaml")
+            budget = TreeLimits.inMemory(root: "boss", limits: policy.limits)
+            tree = AgentTree(store: store, launcher: launcher, requestIDs: ids, budget: budget)
             root = Agent(name: "boss", parent: nil,
-                         session: GovernedSession(agent: "boss", policy: policy, log: log, resolver: AsWritten(), requestIDs: ids))
+                         session: GovernedSession(agent: "boss", policy: policy, log: log, resolver: AsWritten(),
+                                                  limits: budget.session("boss", limits: policy.limits), requestIDs: ids))
             try tree.addRoot(root, handsSocket: HandsSocketPlace(path: directory + "/boss.hands", staging: directory))
         }
 
@@ -238,6 +245,34 @@ import Testing
         #expect(failure(open.spawn("a", policy: "version: 1\nagent: [broken"))?.0 == .denied)
         #expect(failure(open.spawn("a", vcpus: 2))?.0 == .denied)  // over its own policy's resources.vcpus
         #expect(open.launcher.booted.isEmpty)
+    }
+
+    /// One budget per tree: a sub-agent's calls count in its parent's limits too, and a spawn
+    /// whose declared limits do not fit in what the parent has left is refused, naming why.
+    @Test func aSubAgentSpendsFromItsParentsBudgetAndMustFitInWhatIsLeft() throws {
+        let fixture = try Fixture()
+        // The parent (50 cycles) makes 35 calls of its own; the spawn is its 36th.
+        for _ in 0..<35 { _ = try? fixture.root.session.admit(.doorListen(door: "findings"), tool: "listen", arguments: []) }
+        let (code, message) = try #require(failure(fixture.spawn("a")))
+        #expect(code == .denied)
+        #expect(message.contains("does not fit in its tree's budget: its limits.cycles 20 is more than the 14 calls left to its parent boss"),
+                "\(message)")
+        #expect(fixture.launcher.booted.isEmpty)
+        // One that fits joins: its exec is a call of its own and of its parent's.
+        let small = Self.childPolicy.replacingOccurrences(of: "cycles: 20", with: "cycles: 10")
+        #expect(fixture.spawn("b", policy: small) == .ok(fields: ["boss.b"], data: []))
+        fixture.release()
+        #expect(fixture.tree.handle(.wait(agent: "b", timeoutMilliseconds: 5000), from: "boss")
+                == .ok(fields: ["exited", "3", "note"], data: Array("analysed".utf8)))
+        let usage = try fixture.budget.usage()
+        #expect(usage.member("boss.b")?.cycles == 1)
+        // 35 calls, two spawns, the wait, and the child's exec.
+        #expect(usage.member("boss")?.cycles == 35 + 2 + 1 + 1)
+        // A child whose wall time is the parent's whole wall time cannot fit: some has passed.
+        let long = Self.childPolicy.replacingOccurrences(of: "wall_time: 5m", with: "wall_time: 10m")
+            .replacingOccurrences(of: "cycles: 20", with: "cycles: 5")
+        let (_, longMessage) = try #require(failure(fixture.spawn("c", policy: long)))
+        #expect(longMessage.contains("its limits.wall_time 600.0s is more than the 59"), "\(longMessage)")
     }
 
     @Test func theLedgersRefusalReachesTheCallerAsNoRoom() throws {
@@ -345,11 +380,14 @@ import Testing
 
     @Test func stopEndsTheSubtreeDeepestFirstAndOnlyAnAncestorMayStop() throws {
         let fixture = try Fixture()
-        // A child that may itself start one sub-agent, with the same powers.
+        // A child that may itself start one sub-agent, with the same powers and limits that fit
+        // in what the child has left.
         let middle = Self.childPolicy.replacingOccurrences(of: "resources: { vcpus: 1, memory_mib: 256 }",
                                                            with: "resources: { vcpus: 1, memory_mib: 256, sub_agents: 1 }")
+        let leaf = Self.childPolicy.replacingOccurrences(of: "cycles: 20", with: "cycles: 10")
+            .replacingOccurrences(of: "wall_time: 5m", with: "wall_time: 4m")
         #expect(fixture.spawn("a", policy: middle) == .ok(fields: ["boss.a"], data: []))
-        #expect(fixture.spawn("b", by: "boss.a") == .ok(fields: ["boss.a.b"], data: []))
+        #expect(fixture.spawn("b", policy: leaf, by: "boss.a") == .ok(fields: ["boss.a.b"], data: []))
         #expect(fixture.spawn("c") == .ok(fields: ["boss.c"], data: []))
         // A sibling is not a sub-agent.
         #expect(failure(fixture.tree.handle(.stop(agent: "boss.c"), from: "boss.a"))?.0 == .denied)

@@ -91,12 +91,12 @@ import Testing
         let dir = try makeTempDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/limits"
-        try PersistedLimits.create(path: path)
-        // Two openers stand for two `momin exec` processes.
         var relaxed = try limits()
         relaxed.wallTime = .seconds(3600)
-        let first = PersistedLimits(path: path, limits: relaxed)
-        let second = PersistedLimits(path: path, limits: relaxed)
+        try TreeLimits.create(path: path, root: "vm", limits: relaxed)
+        // Two openers stand for two `momin exec` processes.
+        let first = TreeLimits.file(path).session("vm", limits: relaxed)
+        let second = TreeLimits.file(path).session("vm", limits: relaxed)
         #expect(try first.admitCall().isAllowed)
         #expect(try second.admitCall().isAllowed)
         #expect(try first.admitCall().isAllowed)
@@ -110,7 +110,45 @@ import Testing
             return
         }
         // Making it again would reset the count: refused.
-        #expect(throws: GatewayError.self) { try PersistedLimits.create(path: path) }
+        #expect(throws: GatewayError.self) { try TreeLimits.create(path: path, root: "vm", limits: relaxed) }
+    }
+
+    /// A long-lived VM's tree: the VM's own calls (each `momin exec`) and its sub-agent's (from
+    /// the agent host) count in one usage file, so the VM's limit stops the sub-agent too.
+    @Test func aSubAgentsCallsCountInItsVMsUsageFile() throws {
+        let dir = try makeTempDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/limits"
+        var root = try limits()
+        root.wallTime = .seconds(3600)
+        try TreeLimits.create(path: path, root: "vm", limits: root)
+        var child = root
+        child.wallTime = .seconds(60)
+        child.outputBytes = 50
+        // Three cycles are all the root has: a child may not declare more, nor all its wall time.
+        #expect(try TreeLimits.file(path).join("vm.d", parent: "vm", limits: root)?.contains("its limits.wall_time 3600.0s") == true)
+        child.cycles = 4
+        #expect(try TreeLimits.file(path).join("vm.d", parent: "vm", limits: child)
+                == "its limits.cycles 4 is more than the 3 calls left to its parent vm")
+        child.cycles = 2
+        #expect(try TreeLimits.file(path).join("vm.c", parent: "vm", limits: child) == nil)
+        let sub = TreeLimits.file(path).session("vm.c", limits: child)
+        let exec = TreeLimits.file(path).session("vm", limits: root)
+        #expect(try sub.admitCall().isAllowed)
+        #expect(try exec.admitCall().isAllowed)
+        #expect(try exec.admitCall().isAllowed)
+        let denied = try sub.admitCall()
+        #expect(!denied.isAllowed && denied.rule.id == "limits.cycles@vm")
+        #expect(denied.reason == "the limit of 3 tool calls is used up, in the budget of vm, which covers the agents under it")
+        // The sub-agent's output is bounded by the least left above it.
+        #expect(try sub.remainingOutputBytes() == 50)
+        #expect(try exec.recordOutput(bytes: 80).isAllowed)
+        #expect(try sub.remainingOutputBytes() == 20)
+        let usage = try TreeLimits.file(path).usage()
+        #expect(usage.member("vm")?.cycles == 3 && usage.member("vm.c")?.cycles == 1 && usage.member("vm.d") == nil)
+        #expect { try TreeLimits.file(path).session("vm.x", limits: child).admitCall() } throws: { error in
+            "\(error)".contains("agent vm.x is not in its tree's budget (\(path))")
+        }
     }
 
     @Test func theWallTimeRunsFromTheSessionsStartAcrossProcesses() throws {
@@ -118,8 +156,8 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/limits"
         // A session that started 1 ns after boot: far more than its 1 s of wall time ago.
-        try Array("momin-limits 1\nstarted 1\ncycles 0\noutput 0\n".utf8).write(to: path)
-        let decision = try PersistedLimits(path: path, limits: try limits()).admitCall()
+        try Array("momin-limits 2\nagent vm - 1 3 1000000000 100 0 0\n".utf8).write(to: path)
+        let decision = try TreeLimits.file(path).session("vm", limits: try limits()).admitCall()
         #expect(!decision.isAllowed && decision.rule.id == "limits.wall_time")
     }
 
@@ -128,18 +166,21 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let cases: [(String, String)] = [
             ("garbage\n", "is not a usage file of this version"),
-            ("momin-limits 1\nstarted 5\ncycles x\noutput 0\n", "line 3: expected 'cycles N'"),
-            ("momin-limits 1\nstarted 5\n", "line 3: expected 'cycles N'"),
+            ("momin-limits 1\nstarted 5\ncycles 0\noutput 0\n", "is not a usage file of this version"),
+            ("momin-limits 2\nagent vm - 5 x 1 1 0 0\n", "line 2: expected 'agent NAME PARENT"),
+            ("momin-limits 2\nagent vm - 5 3 1\n", "line 2: expected 'agent NAME PARENT"),
+            ("momin-limits 2\n", "does not hold one tree"),
+            ("momin-limits 2\nagent vm - 5 3 1 1 0 0\nagent c x 5 3 1 1 0 0\n", "does not hold one tree"),
         ]
         for (index, (text, expected)) in cases.enumerated() {
             let path = dir + "/limits\(index)"
             try Array(text.utf8).write(to: path)
-            #expect { try PersistedLimits(path: path, limits: try limits()).admitCall() } throws: { error in
+            #expect { try TreeLimits.file(path).session("vm", limits: try limits()).admitCall() } throws: { error in
                 let description = "\(error)"
                 return description.contains(path) && description.contains(expected)
             }
         }
-        #expect { try PersistedLimits(path: dir + "/absent", limits: try limits()).admitCall() } throws: { error in
+        #expect { try TreeLimits.file(dir + "/absent").session("vm", limits: try limits()).admitCall() } throws: { error in
             "\(error)".contains("cannot open \(dir)/absent")
         }
     }

@@ -193,9 +193,9 @@ import Testing
         clock_gettime(CLOCK_BOOTTIME, &now)
         let started = UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec) - 59_500_000_000
         let usage = audit.directory + "/limits"
-        try "momin-limits 1\nstarted \(started)\ncycles 0\noutput 0\n".write(toFile: usage, atomically: true, encoding: .utf8)
+        try "momin-limits 2\nagent tester - \(started) 100 60000000000 1000000 0 0\n".write(toFile: usage, atomically: true, encoding: .utf8)
         let gateway = ToolGateway(agent: "tester", client: client, policy: policy, log: audit.log,
-                                  limits: PersistedLimits(path: usage, limits: policy.limits))
+                                  limits: TreeLimits.file(usage).session("tester", limits: policy.limits))
         let began = ContinuousClock.now
         try Self.expectGivenUp(gateway, ExecRequest(argv: ["/usr/bin/sleep", "1000"]))
         // Held to the call timeout alone, it would have waited 61 s.

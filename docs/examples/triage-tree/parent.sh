@@ -18,7 +18,7 @@ tools:
     - door: findings
       send: [triage]
       log_content: true
-limits: { cycles: 20 }
+limits: { cycles: 20, wall_time: 5m, output_bytes: 4MiB }
 resources: { vcpus: 1, memory_mib: 256 }
 EOF
 sed 's/vcpus: 1,/vcpus: 4,/' /tmp/analyst.yaml > /tmp/greedy.yaml
