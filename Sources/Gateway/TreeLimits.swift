@@ -197,23 +197,8 @@ public final class AgentLimits: SessionLimits, Sendable {
 
     private var notInTree: GatewayError { .limitState("agent \(agent) is not in its tree's budget (\(tree.place))") }
 
-    /// The limit that ran out as a denial: the agent's own rule, or "limits.X@ANCESTOR".
     private func decision(_ verdict: TreeUsage.Verdict, allowedBy rule: RuleRef) throws(GatewayError) -> Policy.Decision {
-        let exhausted: TreeUsage.Exhausted
-        switch verdict {
-        case .counted: return .allow(rule)
-        case .unknown: throw notInTree
-        case .exhausted(let which): exhausted = which
-        }
-        let own = exhausted.agent.utf8.elementsEqual(agent.utf8)
-        let rules = limits.rules
-        let (ownRule, reason): (RuleRef, Reason) =
-            switch exhausted.limit {
-            case .cycles(let limit): (rules.cycles, .cyclesExhausted(limit: limit))
-            case .wallTime(let ns): (rules.wallTime, .wallTimeExceeded(limit: .nanoseconds(Int64(clamping: ns))))
-            case .outputBytes(let limit): (rules.outputBytes, .outputExceeded(limit: limit))
-            }
-        if own { return .deny(ownRule, reason) }
-        return .deny(RuleRef(ownRule.id + "@" + exhausted.agent, line: nil), .ancestorLimit(ancestor: exhausted.agent, reason))
+        guard let decision = verdict.decision(for: agent, rules: limits.rules, allowedBy: rule) else { throw notInTree }
+        return decision
     }
 }

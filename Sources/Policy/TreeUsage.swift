@@ -209,3 +209,25 @@ public struct TreeUsage: Sendable, Equatable {
         return "\(tenths / 10).\(tenths % 10)s"
     }
 }
+
+extension TreeUsage.Verdict {
+    /// The decision for `agent`, whose own limits were written at `rules`: allowed by `rule`,
+    /// or denied by the limit that ran out, the agent's own (`limits.cycles`) or an
+    /// ancestor's (`limits.cycles@NAME`). Nil for an agent not in the tree.
+    public func decision(for agent: String, rules: LimitRules, allowedBy rule: RuleRef) -> Decision? {
+        let exhausted: TreeUsage.Exhausted
+        switch self {
+        case .counted: return .allow(rule)
+        case .unknown: return nil
+        case .exhausted(let which): exhausted = which
+        }
+        let (own, reason): (RuleRef, Reason) =
+            switch exhausted.limit {
+            case .cycles(let limit): (rules.cycles, .cyclesExhausted(limit: limit))
+            case .wallTime(let ns): (rules.wallTime, .wallTimeExceeded(limit: .nanoseconds(Int64(clamping: ns))))
+            case .outputBytes(let limit): (rules.outputBytes, .outputExceeded(limit: limit))
+            }
+        if exhausted.agent.utf8.elementsEqual(agent.utf8) { return .deny(own, reason) }
+        return .deny(RuleRef(own.id + "@" + exhausted.agent, line: nil), .ancestorLimit(ancestor: exhausted.agent, reason))
+    }
+}

@@ -236,7 +236,8 @@ import Testing
     }
 }
 
-@Suite struct LimitTrackerTests {
+/// One agent's own limits: a tree of one (`TreeUsage`), its verdicts as decisions.
+@Suite struct OwnLimitTests {
     static let limits: Limits = {
         var limits = Limits.defaults
         limits.cycles = 3
@@ -245,35 +246,56 @@ import Testing
         return limits
     }()
 
+    static let second: UInt64 = 1_000_000_000
+
+    func decision(_ verdict: TreeUsage.Verdict, _ rule: RuleRef) -> Decision? {
+        verdict.decision(for: "a", rules: Self.limits.rules, allowedBy: rule)
+    }
+
     @Test func cyclesRunOut() {
-        var tracker = LimitTracker(limits: Self.limits)
+        var usage = TreeUsage(root: "a", budget: TreeUsage.Budget(Self.limits), now: 0)
         for used in 1...3 {
-            #expect(tracker.admitCall(elapsed: .seconds(1)).isAllowed)
-            #expect(tracker.cyclesUsed == used)
+            #expect(decision(usage.admitCall("a", now: Self.second), Self.limits.rules.cycles)?.isAllowed == true)
+            #expect(usage.member("a")?.cycles == used)
         }
-        let denied = tracker.admitCall(elapsed: .seconds(2))
-        #expect(!denied.isAllowed)
-        #expect(denied.rule.id == "limits.cycles")
-        #expect(denied.reason == "the limit of 3 tool calls is used up")
-        #expect(tracker.remainingCycles == 0)
+        let denied = decision(usage.admitCall("a", now: 2 * Self.second), Self.limits.rules.cycles)
+        #expect(denied?.isAllowed == false)
+        #expect(denied?.rule.id == "limits.cycles")
+        #expect(denied?.reason == "the limit of 3 tool calls is used up")
+        #expect(usage.member("a")?.cycles == 3)
     }
 
     @Test func wallTimeRunsOut() {
-        var tracker = LimitTracker(limits: Self.limits)
-        #expect(tracker.admitCall(elapsed: .milliseconds(59_999)).isAllowed)
-        let denied = tracker.admitCall(elapsed: .seconds(60))
-        #expect(!denied.isAllowed && denied.rule.id == "limits.wall_time")
-        #expect(tracker.cyclesUsed == 1)
+        var usage = TreeUsage(root: "a", budget: TreeUsage.Budget(Self.limits), now: 0)
+        #expect(decision(usage.admitCall("a", now: 59_999 * Self.second / 1000), Self.limits.rules.cycles)?.isAllowed == true)
+        let denied = decision(usage.admitCall("a", now: 60 * Self.second), Self.limits.rules.cycles)
+        #expect(denied?.isAllowed == false && denied?.rule.id == "limits.wall_time")
+        #expect(denied?.reason == "the wall time limit of 1m has passed")
+        #expect(usage.member("a")?.cycles == 1)
+        #expect(usage.remainingWallTime("a", now: 30 * Self.second) == 30 * Self.second)
     }
 
     @Test func outputRunsOut() {
-        var tracker = LimitTracker(limits: Self.limits)
-        #expect(tracker.recordOutput(bytes: 600, elapsed: .zero).isAllowed)
-        #expect(tracker.recordOutput(bytes: 400, elapsed: .zero).isAllowed)
-        #expect(tracker.remainingOutputBytes == 0)
-        let denied = tracker.recordOutput(bytes: 1, elapsed: .zero)
-        #expect(!denied.isAllowed && denied.rule.id == "limits.output_bytes")
-        #expect(!tracker.recordOutput(bytes: Int.max, elapsed: .zero).isAllowed)
+        var usage = TreeUsage(root: "a", budget: TreeUsage.Budget(Self.limits), now: 0)
+        let rule = Self.limits.rules.outputBytes
+        #expect(decision(usage.recordOutput("a", bytes: 600, now: 0), rule)?.isAllowed == true)
+        #expect(decision(usage.recordOutput("a", bytes: 400, now: 0), rule)?.isAllowed == true)
+        #expect(usage.remainingOutputBytes("a") == 0)
+        let denied = decision(usage.recordOutput("a", bytes: 1, now: 0), rule)
+        #expect(denied?.isAllowed == false && denied?.rule.id == "limits.output_bytes")
+        #expect(decision(usage.recordOutput("a", bytes: Int.max, now: 0), rule)?.isAllowed == false)
+        #expect(decision(usage.recordOutput("b", bytes: 1, now: 0), rule) == nil)
+    }
+
+    @Test func anAncestorsLimitIsNamedWithItsAgent() {
+        var usage = TreeUsage(root: "lead", budget: TreeUsage.Budget(Self.limits), now: 0)
+        var child = TreeUsage.Budget(Self.limits)
+        child.wallTimeNanoseconds = 10 * Self.second
+        #expect(usage.join("lead.a", parent: "lead", budget: child, now: 0) == nil)
+        for _ in 0..<3 { _ = usage.admitCall("lead", now: 1) }
+        let denied = usage.admitCall("lead.a", now: 1).decision(for: "lead.a", rules: Self.limits.rules, allowedBy: Self.limits.rules.cycles)
+        #expect(denied?.rule.id == "limits.cycles@lead")
+        #expect(denied?.reason == "the limit of 3 tool calls is used up, in the budget of lead, which covers the agents under it")
     }
 }
 

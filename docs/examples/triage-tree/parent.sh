@@ -23,6 +23,7 @@ resources: { vcpus: 1, memory_mib: 256 }
 EOF
 sed 's/vcpus: 1,/vcpus: 4,/' /tmp/analyst.yaml > /tmp/greedy.yaml
 sed 's/memory_mib: 256/memory_mib: 512/' /tmp/analyst.yaml > /tmp/big.yaml
+sed 's/cycles: 20,/cycles: 95,/' /tmp/analyst.yaml > /tmp/hungry.yaml
 cat > /tmp/analyse.sh <<'EOF'
 me=$(hands whoami | head -n 1); file=${me#triage.}.log
 hands bucket get cases/1/evidence $file > /tmp/evidence || exit 3
@@ -43,5 +44,6 @@ for name in auth web; do
 done
 hands spawn --name greedy --policy /tmp/greedy.yaml -- /bin/true 2> /tmp/greedy.err; echo "greedy: exit $? $(cat /tmp/greedy.err)"
 hands spawn --name big --policy /tmp/big.yaml --memory 512 -- /bin/true 2> /tmp/big.err; echo "big: exit $? $(cat /tmp/big.err)"
+hands spawn --name hungry --policy /tmp/hungry.yaml -- /bin/true 2> /tmp/hungry.err; echo "hungry: exit $? $(cat /tmp/hungry.err)"
 echo "summary:"
 for key in $(hands bucket query cases/1/findings | cut -f1); do hands bucket get cases/1/findings $key; done
