@@ -13,7 +13,6 @@ extension AgentTree {
         fields += request.argv.enumerated().map { "argv[\($0.offset)]=\(Self.escaped(Array($0.element.utf8)))" }
         fields += request.env.enumerated().map { "env[\($0.offset)]=\(Self.escaped(Array($0.element.utf8)))" }
         var child: AgentPolicy?
-        var failure: GatewayError?
         let id = try parent.session.admit(.spawn, tool: "spawn", arguments: Self.text(fields)) {
             switch self.check(request, name: name, parent: parent) {
             case .allowed(let policy):
@@ -23,7 +22,6 @@ extension AgentTree {
                         return Decision.refused(RuleRef("spawn", line: nil), because: "the sub-agent does not fit in its tree's budget: \(why)")
                     }
                 } catch {
-                    failure = error
                     return Decision.refused(RuleRef("spawn", line: nil), because: "the tree's budget cannot be read: \(error)")
                 }
                 child = policy
@@ -31,7 +29,6 @@ extension AgentTree {
             case .refused(let refusal): return refusal
             }
         }
-        if let failure { throw failure }
         guard let child else { preconditionFailure("a spawn was admitted without its checked policy") }
         let plan = SpawnPlan(name: name, parent: parent.name, policy: child, policySource: request.policy,
                              vcpus: Int(request.vcpus), memoryMiB: Int(request.memoryMiB), argv: request.argv, env: request.env,
