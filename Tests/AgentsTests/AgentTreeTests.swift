@@ -275,7 +275,9 @@ import Testing
         #expect(longMessage.contains("its limits.wall_time 600.0s is more than the 59"), "\(longMessage)")
     }
 
-    @Test func theLedgersRefusalReachesTheCallerAsNoRoom() throws {
+    /// The mapping of a launcher's noRoom to the reply; the real ledger's refusal through the
+    /// real launcher is `SubAgentVMsTests.theLedgersRefusalReachesTheCallerAsNoRoom`.
+    @Test func aLaunchersNoRoomReachesTheCallerAsNoRoom() throws {
         let fixture = try Fixture()
         fixture.launcher.refuse = .noRoom("VM \"boss.a\" asks for 1 CPU, 0 are free under \"boss\"")
         let (code, message) = try #require(failure(fixture.spawn("a")))

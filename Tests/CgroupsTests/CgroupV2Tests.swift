@@ -69,12 +69,12 @@ import Testing
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         #expect(throws: CgroupError.self) { try CgroupV2(mount: dir).prepareParent() }
-        do { try CgroupV2(mount: dir).prepareParent() } catch {
-            #expect(error.description.contains("cgroup v2 is not mounted at \(dir)"))
+        #expect { try CgroupV2(mount: dir).prepareParent() } throws: { error in
+            "\(error)".contains("cgroup v2 is not mounted at \(dir)")
         }
         let fake = try FakeMount(controllers: "cpu io memory\n")
-        do { try CgroupV2(mount: fake.root).prepareParent() } catch {
-            #expect(error.description.contains("lacks the pids, cpuset controller(s)"))
+        #expect { try CgroupV2(mount: fake.root).prepareParent() } throws: { error in
+            "\(error)".contains("lacks the pids, cpuset controller(s)")
         }
     }
 

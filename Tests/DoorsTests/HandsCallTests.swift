@@ -48,6 +48,51 @@ import Testing
         #expect(HandsCallCodec.encode(.whoami) == [0x4D, 0x48, 1, 0x23, 2, 0, 0, 0, 0, 0])
     }
 
+    /// Every kind, byte for byte (the layout `HandsCallCodec` documents): "MH", version 1, the kind, the
+    /// payload length (u32 LE); then the field count (u16 LE) and each field's length (u32 LE)
+    /// and bytes; numbers are 4-byte fields, little-endian. Written out independently of the
+    /// encoder, and decoded back.
+    static let goldenCalls: [(HandsCall, [UInt8])] = [
+        (.bucketPut(namespace: "c/1", key: "k", value: [0, 255]),
+         [0x4D, 0x48, 0x01, 0x01, 0x14, 0x00, 0x00, 0x00, 0x03, 0x00, 0x03, 0x00, 0x00, 0x00, 0x63, 0x2F, 0x31, 0x01, 0x00, 0x00, 0x00, 0x6B, 0x02, 0x00, 0x00, 0x00, 0x00, 0xFF]),
+        (.bucketGet(namespace: "c/1", key: "k"),
+         [0x4D, 0x48, 0x01, 0x02, 0x0E, 0x00, 0x00, 0x00, 0x02, 0x00, 0x03, 0x00, 0x00, 0x00, 0x63, 0x2F, 0x31, 0x01, 0x00, 0x00, 0x00, 0x6B]),
+        (.bucketQuery(namespace: "c", keyPrefix: ""),
+         [0x4D, 0x48, 0x01, 0x03, 0x0B, 0x00, 0x00, 0x00, 0x02, 0x00, 0x01, 0x00, 0x00, 0x00, 0x63, 0x00, 0x00, 0x00, 0x00]),
+        (.doorSend(door: "d", to: "t", message: [0x68, 0x69], timeoutMilliseconds: 0x0102_0304),
+         [0x4D, 0x48, 0x01, 0x10, 0x1A, 0x00, 0x00, 0x00, 0x04, 0x00, 0x01, 0x00, 0x00, 0x00, 0x64, 0x01, 0x00, 0x00, 0x00, 0x74, 0x02, 0x00, 0x00, 0x00, 0x68, 0x69, 0x04, 0x00, 0x00, 0x00, 0x04, 0x03, 0x02, 0x01]),
+        (.doorReceive(door: "d", timeoutMilliseconds: 0),
+         [0x4D, 0x48, 0x01, 0x11, 0x0F, 0x00, 0x00, 0x00, 0x02, 0x00, 0x01, 0x00, 0x00, 0x00, 0x64, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]),
+        (.spawn(SpawnRequest(name: "a", policy: [0x76], policyFormat: "yaml", vcpus: 1, memoryMiB: 256, argv: ["x"], env: ["E=1"])),
+         [0x4D, 0x48, 0x01, 0x20, 0x38, 0x00, 0x00, 0x00, 0x08, 0x00, 0x01, 0x00, 0x00, 0x00, 0x61, 0x01, 0x00, 0x00, 0x00, 0x76, 0x04, 0x00, 0x00, 0x00, 0x79, 0x61, 0x6D, 0x6C, 0x04, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x78, 0x03, 0x00, 0x00, 0x00, 0x45, 0x3D, 0x31]),
+        (.wait(agent: "a", timeoutMilliseconds: 0xFFFF_FFFF),
+         [0x4D, 0x48, 0x01, 0x21, 0x0F, 0x00, 0x00, 0x00, 0x02, 0x00, 0x01, 0x00, 0x00, 0x00, 0x61, 0x04, 0x00, 0x00, 0x00, 0xFF, 0xFF, 0xFF, 0xFF]),
+        (.stop(agent: "a"),
+         [0x4D, 0x48, 0x01, 0x22, 0x07, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00, 0x61]),
+        (.whoami,
+         [0x4D, 0x48, 0x01, 0x23, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00]),
+    ]
+
+    static let goldenReplies: [(HandsReply, [UInt8])] = [
+        (.ok(fields: ["x"], data: [7]),
+         [0x4D, 0x48, 0x01, 0x80, 0x0C, 0x00, 0x00, 0x00, 0x02, 0x00, 0x01, 0x00, 0x00, 0x00, 0x78, 0x01, 0x00, 0x00, 0x00, 0x07]),
+        (.failed(.noRoom, "no"),
+         [0x4D, 0x48, 0x01, 0x81, 0x10, 0x00, 0x00, 0x00, 0x02, 0x00, 0x04, 0x00, 0x00, 0x00, 0x05, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x6E, 0x6F]),
+    ]
+
+    @Test func everyKindHasPinnedBytes() throws {
+        let kinds = Set(Self.goldenCalls.map(\.0.kind)).union([.ok, .failed])
+        #expect(kinds == Set(HandsCallKind.allCases))
+        for (call, bytes) in Self.goldenCalls {
+            #expect(HandsCallCodec.encode(call) == bytes, "\(call)")
+            #expect(try decode(bytes) == call)
+        }
+        for (reply, bytes) in Self.goldenReplies {
+            #expect(HandsCallCodec.encode(reply) == bytes, "\(reply)")
+            #expect(try decodeReply(bytes) == reply)
+        }
+    }
+
     @Test func badHeadersAreRefusedFromTheHeaderAlone() {
         #expect(throws: HandsCallError.badMagic(0x4444)) { try HandsCallCodec.payloadLength(header: [0x44, 0x44, 1, 1, 0, 0, 0, 0]) }
         #expect(throws: HandsCallError.unsupportedVersion(2)) { try HandsCallCodec.payloadLength(header: [0x4D, 0x48, 2, 1, 0, 0, 0, 0]) }
@@ -64,28 +109,28 @@ import Testing
         // Bytes after the last field.
         #expect(throws: HandsCallError.trailingBytes(1)) { try HandsCallCodec.decodeCall(kind: .whoami, payload: [0, 0, 7]) }
         // Too few and too many fields.
-        #expect(throws: HandsCallError.self) { try HandsCallCodec.decodeCall(kind: .bucketGet, payload: [1, 0, 1, 0, 0, 0, 0x61]) }
-        #expect(throws: HandsCallError.self) { try HandsCallCodec.decodeCall(kind: .whoami, payload: [1, 0, 1, 0, 0, 0, 0x61]) }
+        #expect(throws: HandsCallError.malformed(.bucketGet, "too few fields (1)")) { try HandsCallCodec.decodeCall(kind: .bucketGet, payload: [1, 0, 1, 0, 0, 0, 0x61]) }
+        #expect(throws: HandsCallError.malformed(.whoami, "1 fields too many")) { try HandsCallCodec.decodeCall(kind: .whoami, payload: [1, 0, 1, 0, 0, 0, 0x61]) }
         // An empty name, a control character, a number that is not 4 bytes, invalid UTF-8.
-        #expect(throws: HandsCallError.self) { try HandsCallCodec.decodeCall(kind: .stop, payload: [1, 0, 0, 0, 0, 0]) }
-        #expect(throws: HandsCallError.self) { try HandsCallCodec.decodeCall(kind: .stop, payload: [1, 0, 1, 0, 0, 0, 0x0a]) }
-        #expect(throws: HandsCallError.self) { try HandsCallCodec.decodeCall(kind: .stop, payload: [1, 0, 1, 0, 0, 0, 0xff]) }
+        #expect(throws: HandsCallError.malformed(.stop, "field 1 is empty")) { try HandsCallCodec.decodeCall(kind: .stop, payload: [1, 0, 0, 0, 0, 0]) }
+        #expect(throws: HandsCallError.malformed(.stop, "field 1 holds a control character")) { try HandsCallCodec.decodeCall(kind: .stop, payload: [1, 0, 1, 0, 0, 0, 0x0a]) }
+        #expect(throws: HandsCallError.malformed(.stop, "field 1 is not UTF-8")) { try HandsCallCodec.decodeCall(kind: .stop, payload: [1, 0, 1, 0, 0, 0, 0xff]) }
         let shortNumber: [UInt8] = [2, 0, 1, 0, 0, 0, 0x61, 2, 0, 0, 0, 1, 0]
-        #expect(throws: HandsCallError.self) { try HandsCallCodec.decodeCall(kind: .doorReceive, payload: shortNumber) }
+        #expect(throws: HandsCallError.malformed(.doorReceive, "field 2 is 2 bytes, a number has 4")) { try HandsCallCodec.decodeCall(kind: .doorReceive, payload: shortNumber) }
         // A reply is not a call, nor a call a reply.
-        #expect(throws: HandsCallError.self) { try HandsCallCodec.decodeCall(kind: .ok, payload: [1, 0, 0, 0, 0, 0]) }
-        #expect(throws: HandsCallError.self) { try HandsCallCodec.decodeReply(kind: .whoami, payload: [0, 0]) }
+        #expect(throws: HandsCallError.malformed(.ok, "a reply is not a call")) { try HandsCallCodec.decodeCall(kind: .ok, payload: [1, 0, 0, 0, 0, 0]) }
+        #expect(throws: HandsCallError.malformed(.whoami, "a call is not a reply")) { try HandsCallCodec.decodeReply(kind: .whoami, payload: [0, 0]) }
     }
 
     @Test func aSpawnWithoutACommandIsRefused() throws {
         let bytes = HandsCallCodec.encode(.spawn(SpawnRequest(name: "a", policy: [], policyFormat: "yaml", vcpus: 1, memoryMiB: 1, argv: [])))
-        #expect(throws: HandsCallError.self) { try decode(bytes) }
+        #expect(throws: HandsCallError.malformed(.spawn, "argv must have 1 to 4096 entries, not 0")) { try decode(bytes) }
     }
 
     @Test func dataOverTheLimitIsRefused() throws {
         let big = [UInt8](repeating: 0, count: HandsCallProtocol.maxData + 1)
         let bytes = HandsCallCodec.encode(.bucketPut(namespace: "n", key: "k", value: big))
-        #expect(throws: HandsCallError.self) { try decode(bytes) }
+        #expect(throws: HandsCallError.malformed(.bucketPut, "field 3 is 1048577 bytes, at most 1048576")) { try decode(bytes) }
         let atLimit = HandsCallCodec.encode(.bucketPut(namespace: "n", key: "k", value: Array(big.dropLast())))
         #expect(try decode(atLimit) == .bucketPut(namespace: "n", key: "k", value: Array(big.dropLast())))
     }
