@@ -65,23 +65,23 @@ extension ServerTests {
             #expect(outcome.exit == ExitReport(status: .exited(code: 0)))
         }
 
-        @Test func timeoutKillsWithSIGKILL() throws {
+        // Times are only lower bounds (a deadline is not met early); that nothing waits for a
+        // 1000 s sleep is shown by the 1-minute time limit, which a 2-core CI box cannot flake.
+        @Test(.timeLimit(.minutes(1))) func timeoutKillsWithSIGKILL() throws {
             let client = try DoorsClient()
             let start = MonotonicClock.nanoseconds()
-            let outcome = try client.exec(ExecRequest(argv: ["sleep", "30"], timeoutMilliseconds: 300))
+            let outcome = try client.exec(ExecRequest(argv: ["sleep", "1000"], timeoutMilliseconds: 300))
             let elapsed = Double(MonotonicClock.nanoseconds() - start) / 1e9
             #expect(outcome.exit == ExitReport(status: .signaled(signal: UInt8(SIGKILL)), timedOut: true))
-            #expect(elapsed >= 0.25 && elapsed < 10)
+            #expect(elapsed >= 0.25)
         }
 
-        @Test func timeoutAlsoKillsWhatTheChildStarted() throws {
+        @Test(.timeLimit(.minutes(1))) func timeoutAlsoKillsWhatTheChildStarted() throws {
             // The child's process group is killed, so the grandchild's hold on stdout ends too.
             let client = try DoorsClient()
-            let start = MonotonicClock.nanoseconds()
-            let outcome = try client.exec(ExecRequest(argv: ["sh", "-c", "sleep 30; echo never"], timeoutMilliseconds: 200))
+            let outcome = try client.exec(ExecRequest(argv: ["sh", "-c", "sleep 1000; echo never"], timeoutMilliseconds: 200))
             #expect(outcome.exit?.timedOut == true)
             #expect(outcome.stdout.isEmpty)
-            #expect(Double(MonotonicClock.nanoseconds() - start) / 1e9 < 10)
         }
 
         @Test func killSendsTheRequestedSignal() throws {
@@ -184,13 +184,14 @@ extension ServerTests {
             #expect(outcome.exit == ExitReport(status: .signaled(signal: 9)))
         }
 
-        @Test func descendantsHoldingThePipeDoNotDelayExit() throws {
+        @Test(.timeLimit(.minutes(1))) func descendantsHoldingThePipeDoNotDelayExit() throws {
             let client = try DoorsClient()
-            let start = MonotonicClock.nanoseconds()
-            let outcome = try client.exec(ExecRequest(argv: ["sh", "-c", "echo first; sleep 3 & exit 3"]))
+            let outcome = try client.exec(ExecRequest(argv: ["sh", "-c", "echo first; sleep 1000 & echo $! >&2; exit 3"]))
             #expect(outcome.exit == ExitReport(status: .exited(code: 3)))
             #expect(outcome.stdoutText == "first\n")
-            #expect(Double(MonotonicClock.nanoseconds() - start) / 1e9 < 2.5)
+            // The sleep still holds the pipe; it is not left behind.
+            let sleeper = try #require(outcome.stderrText.split(separator: "\n").first.flatMap { pid_t($0) })
+            #expect(kill(sleeper, SIGKILL) == 0)
         }
 
         @Test func manyExecsLeaveNoZombies() throws {
