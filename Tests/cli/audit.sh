@@ -9,6 +9,7 @@
 # most the entry in flight. Then tampering (with sqlite3): each edit must make verify exit 1
 # naming the right entry or head. Then verify's and the writer's refusals of bad input.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+plan 15
 momin=$(absolute "${1:?usage: audit.sh PATH/TO/momin}")
 db=$work/crash.db
 

@@ -5,6 +5,7 @@
 #
 #   Tests/cli/buckets.sh PATH/TO/momin
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+plan 5
 momin=$(absolute "${1:?usage: buckets.sh PATH/TO/momin}")
 db=$work/store.db
 

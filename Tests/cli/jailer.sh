@@ -10,6 +10,7 @@
 # nothing on the host.
 prefix=jailer
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+plan 29
 jailer=${1:?usage: jailer.sh PATH/TO/momin-jailer}
 busybox=${MOMIN_BUSYBOX:-/bin/busybox}
 id=${MOMIN_JAIL_ID:-61234}

@@ -3,19 +3,44 @@
 #
 #   prefix=jailer   # optional, default cli
 #   source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+#   plan N          # the number of checks the file runs
 #   ... checks ...
 #   finish
 #
 # Each check prints one line on stdout, "PASS $prefix: NAME" or "FAIL $prefix: NAME: details";
-# finish prints the file's counts on stderr and exits non-zero if any check failed. $work is a
-# private directory, removed on exit. Also brings Scripts/lib/common.sh (MOMIN_ROOT,
-# MOMIN_CACHE, host_has_hw_virt).
+# finish prints the file's counts on stderr and exits non-zero if any check failed. A file
+# that runs another number of checks than its plan, or ends before finish (an exit, a crash),
+# gets one more FAIL line saying so: a check that silently drops out is a failure, not a
+# smaller pass count. $work is a private directory, removed on exit. Also brings
+# Scripts/lib/common.sh (MOMIN_ROOT, MOMIN_CACHE, host_has_hw_virt).
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../../Scripts/lib/common.sh"
 prefix=${prefix:-cli}
-passed=0 failed=0
+passed=0 failed=0 planned="" finished=""
 work=$(mktemp -d "${TMPDIR:-/tmp}/momin-$prefix.XXXXXX") || exit 1
-trap 'rm -rf "$work"' EXIT
+
+plan() { # plan N: how many checks this file runs
+  planned=$1
+}
+# One FAIL line when the checks that ran are not the plan's number.
+check_plan() {
+  local ran=$((passed + failed))
+  if [ -z "$planned" ]; then
+    fail "plan" "the file declares no plan (plan N)"
+  elif [ "$ran" -ne "$planned" ]; then
+    fail "plan" "ran $ran of its $planned checks${1:+ ($1)}"
+  fi
+}
+on_exit() {
+  local status=$?
+  if [ -z "$finished" ]; then
+    check_plan "it ended with status $status before finish"
+    status=1
+  fi
+  rm -rf "$work"
+  exit "$status"
+}
+trap on_exit EXIT
 
 pass() { # pass NAME
   passed=$((passed + 1)); echo "PASS $prefix: $1"
@@ -56,6 +81,8 @@ absolute() {
 }
 
 finish() {
+  finished=1
+  check_plan
   echo "$(basename "$0" .sh): $passed passed, $failed failed" >&2
   [ "$failed" -eq 0 ]
   exit

@@ -4,6 +4,7 @@
 #
 #   Tests/cli/policy.sh PATH/TO/momin
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+plan 5
 momin=$(absolute "${1:?usage: policy.sh PATH/TO/momin}")
 triage=$MOMIN_ROOT/docs/policies/triage.yaml
 

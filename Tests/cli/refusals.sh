@@ -7,6 +7,7 @@
 # Uses the guest kernel at $MOMIN_CACHE/guest/vmlinuz (Scripts/setup); as root with /dev/kvm,
 # also checks an unprivileged user's refusal (nobody, 65534).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+plan 17
 momin=$(absolute "${1:?usage: refusals.sh PATH/TO/momin}")
 kernel=$MOMIN_CACHE/guest/vmlinuz
 

@@ -12,6 +12,7 @@
 # this host cannot run, for want of /dev/kvm or python3, is a FAIL). Exits 1 if anything failed.
 prefix=seccomp
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+plan 33
 vmm=$(absolute "${1:?usage: seccomp.sh MOMIN_VMM_PATH}")
 ulimit -c 0   # SIGSYS dumps core by default; nothing to keep here
 
