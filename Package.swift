@@ -11,6 +11,8 @@ let package = Package(
         .executable(name: "momin-vmm", targets: ["MominVMM"]),
         .executable(name: "momin-probe", targets: ["MominProbe"]),
         .executable(name: "momin-jailer", targets: ["MominJailer"]),
+        // libFuzzer over every parser hostile bytes reach (Scripts/fuzz); a replay driver in ordinary builds.
+        .executable(name: "momin-fuzz", targets: ["MominFuzz"]),
         // The Doors wire protocol, shared with the guest package (Guest/), which depends on it by path.
         .library(name: "Doors", targets: ["Doors"]),
         // The POSIX helpers (locks, waits, threads, the EINTR funnel, whole reads and writes), shared with Guest/ too.
@@ -94,6 +96,11 @@ let package = Package(
         // Host-side probe of a running VM's vsock path: raw and Doors latency and throughput,
         // concurrent and hostile clients (benchmarks and rig scenarios).
         .executableTarget(name: "MominProbe", dependencies: ["GuestClient", "Doors", "POSIX"]),
+        // The fuzz targets (docs/testing.md, "Fuzzing"): one function per parser that a guest or a file
+        // reaches, each checking a property, not only that it does not crash.
+        .target(name: "FuzzTargets", dependencies: ["Doors", "Policy", "Devices", "GuestMemory"]),
+        // libFuzzer's entry point over FuzzTargets, built by Scripts/fuzz with -sanitize=fuzzer,address.
+        .executableTarget(name: "MominFuzz", dependencies: ["FuzzTargets", "POSIX"]),
         // The host's side of MominAI as a library, one code path for the CLI, `momin serve` and
         // `momin mcp`: launch through jail and cgroup, the VM registry, ledger glue, governance,
         // sessions, agent trees and sub-agent VMs, the agent host. Links no VMM code: momin-vmm
@@ -143,6 +150,8 @@ let package = Package(
             "Agents", "Doors", "Gateway", "Policy", "Audit", "Buckets", "GuestClientTestSupport", "GuestClient",
         ]),
         // The Host library with a fake momin-vmm (a shell script) and a fake guest at its socket.
+        // Every committed seed and every input a fuzzer once crashed on, through its target.
+        .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets", "POSIX"]),
         .testTarget(name: "HostTests", dependencies: [
             "Agents", "Host", "MachineConfig", "Ledger", "Audit", "Gateway", "Doors", "Policy", "POSIX", "GuestClient", "GuestClientTestSupport",
         ]),

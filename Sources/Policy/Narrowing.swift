@@ -41,7 +41,9 @@ extension AgentPolicy {
         let inside = subtree.flatMap { name in
             (try? Glob(name, kind: .text)).flatMap { own in (try? Glob(name + ".*", kind: .text)).map { [own, $0] } }
         } ?? []
-        for rule in tools.doors { found += Self.doorWidening(rule, parent.tools.doors, inside: inside) }
+        for (index, rule) in tools.doors.enumerated() {
+            found += Self.doorWidening(rule, parent.tools.doors, earlier: tools.doors[..<index], inside: inside)
+        }
         found += limitWidenings(parent.limits)
         found += resourceWidenings(parent.resources)
         return found
@@ -173,34 +175,47 @@ extension AgentPolicy {
 
     // MARK: Doors
 
-    /// The evaluator applies the first parent rule whose door and peer globs match, with its
-    /// bounds (max_message_bytes, queue_depth, log_content). So for each peer glob of the child's
-    /// rule, every parent rule that may apply to one of its (door, peer) pairs before the one
-    /// that covers them all must be no stricter than the child's; rules proven not to meet the
-    /// pairs (`Glob.mayOverlap`) are passed over.
-    private static func doorWidening(_ child: DoorRule, _ parents: [DoorRule], inside: [Glob]) -> [Widening] {
+    /// The evaluator applies the first rule whose door and peer globs match, with its bounds
+    /// (max_message_bytes, queue_depth, log_content), in the parent as in the child. So for each
+    /// peer glob of the child's rule, every parent rule that may apply to one of its (door, peer)
+    /// pairs before the one that covers them all must be no stricter than the child's; rules
+    /// proven not to meet the pairs (`Glob.mayOverlap`) are passed over, and so are pairs that
+    /// one of the child's earlier rules takes first (the child's rule never applies to them).
+    private static func doorWidening(_ child: DoorRule, _ parents: [DoorRule], earlier: ArraySlice<DoorRule>,
+                                     inside: [Glob]) -> [Widening] {
         guard let firstCover = parents.firstIndex(where: { child.door.isWithin($0.door) }) else {
             return [Widening(rule: child.rule, reason: "door \(quoted(child.door.pattern)) is not within any of the parent's door rules")]
         }
         for (direction, globs) in [(DoorDirection.send, child.send), (.receive, child.receive)] {
             for glob in globs {
-                if let widening = peerWidening(child, direction, glob, parents, inside: inside, firstCover: firstCover) { return [widening] }
+                if let widening = peerWidening(child, direction, glob, parents, earlier: earlier, inside: inside, firstCover: firstCover) {
+                    return [widening]
+                }
             }
         }
         return []
     }
 
+    private static func peers(_ rule: DoorRule, _ direction: DoorDirection) -> [Glob] { direction == .send ? rule.send : rule.receive }
+
     private static func peerWidening(_ child: DoorRule, _ direction: DoorDirection, _ glob: Glob, _ parents: [DoorRule],
-                                     inside: [Glob], firstCover: Int) -> Widening? {
-        func peers(_ rule: DoorRule) -> [Glob] { direction == .send ? rule.send : rule.receive }
+                                     earlier: ArraySlice<DoorRule>, inside: [Glob], firstCover: Int) -> Widening? {
+        // An earlier rule of the child's takes every pair this one has: it never applies.
+        if earlier.contains(where: { child.door.isWithin($0.door) && peers($0, direction).contains { glob.isWithin($0) } }) { return nil }
         for parent in parents {
-            let parentPeers = peers(parent) + inside
-            guard child.door.mayOverlap(parent.door), parentPeers.contains(where: { glob.mayOverlap($0) }) else { continue }
-            if let shortfall = boundsShortfall(child, parent) { return shortfall }
-            if child.door.isWithin(parent.door) && parentPeers.contains(where: { glob.isWithin($0) }) { return nil }
+            let parentPeers = peers(parent, direction) + inside
+            let meeting = parentPeers.filter { glob.mayOverlap($0) }
+            guard child.door.mayOverlap(parent.door), !meeting.isEmpty else { continue }
+            let covers = child.door.isWithin(parent.door) && parentPeers.contains { glob.isWithin($0) }
+            // The pairs this parent rule and the child's share, all taken first by an earlier child rule.
+            let shadowed = earlier.contains { rule in
+                parent.door.isWithin(rule.door) && meeting.allSatisfy { peer in peers(rule, direction).contains { peer.isWithin($0) } }
+            }
+            if !shadowed, let shortfall = boundsShortfall(child, parent) { return shortfall }
+            if covers { return nil }
         }
         let parent = parents[firstCover]
-        return Widening(rule: child.rule, reason: "\(direction.rawValue) \(quoted(glob.pattern)) is not within the parent's \(parent.rule), which allows \(patternList(peers(parent).map(\.pattern)))")
+        return Widening(rule: child.rule, reason: "\(direction.rawValue) \(quoted(glob.pattern)) is not within the parent's \(parent.rule), which allows \(patternList(peers(parent, direction).map(\.pattern)))")
     }
 
     private static func boundsShortfall(_ child: DoorRule, _ parent: DoorRule) -> Widening? {

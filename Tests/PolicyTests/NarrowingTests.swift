@@ -427,6 +427,29 @@ extension GlobContainmentTests {
         #expect(try child("alerts", "boss", "max_message_bytes: 1MiB") == [])
         #expect(try child("reports", "auditor", "max_message_bytes: 1MiB") == [])
         #expect(try child("rap*", "b*", "max_message_bytes: 1MiB") == [])
+        // A policy is no wider than itself: the child's own strict rule takes (reports, boss)
+        // before its wide one, as the parent's does (the fuzzer's first find). In the other
+        // order the child's wide rule applies there, with its 1 MiB: a widening.
+        #expect(parent.widenings(over: parent).isEmpty)
+        let reversed = try parse("""
+            version: 1
+            agent: c
+            tools:
+              doors:
+                - door: "*"
+                  send: ["*"]
+                  receive: ["*"]
+                  max_message_bytes: 1MiB
+                - door: reports
+                  send: [boss]
+                  receive: [boss]
+                  max_message_bytes: 4KiB
+                  queue_depth: 4
+                  log_content: true
+            """)
+        #expect(reversed.widenings(over: parent).map(\.description) == [
+            "tools.doors[0] (line 5): max_message_bytes 1MiB is not within the parent's tools.doors[0] (line 5), which allows 4KiB",
+        ])
         // And the strict rule's own bounds are within it.
         let within = try parse("""
             version: 1

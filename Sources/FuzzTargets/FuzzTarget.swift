@@ -1,0 +1,34 @@
+/// The fuzz targets: one function per parser that hostile bytes reach (docs/testing.md,
+/// "Fuzzing"). Each takes any bytes, and stops the process (`fatalError`, which libFuzzer
+/// reports as a crash with its input) when a property it checks does not hold; running out of
+/// memory, a trap or an address error is a crash too under `-sanitize=fuzzer,address`.
+public enum FuzzTarget: String, CaseIterable, Sendable {
+    /// Doors frames from a stream: refused, waiting, or re-encoding to the bytes they came from.
+    case doorsFrame = "doors-frame"
+    /// Hands call and reply frames: refused, or re-encoding to the bytes they came from.
+    case handsCall = "hands-call"
+    /// A split virtqueue over guest memory the input fills, walked as a device walks it, with
+    /// each chain read as a vsock TX packet.
+    case virtqueue
+    /// A policy file, YAML or JSON: refused with an error, or a policy no wider than itself.
+    case policy
+    /// A parent and a child policy: when the check finds no widening, the child is allowed
+    /// nothing the parent is not.
+    case narrowing
+
+    /// Runs one input through the target.
+    public func run(_ bytes: [UInt8]) {
+        switch self {
+        case .doorsFrame: DoorsFrameTarget.run(bytes)
+        case .handsCall: HandsCallTarget.run(bytes)
+        case .virtqueue: VirtqueueTarget.run(bytes)
+        case .policy: PolicyTarget.run(bytes)
+        case .narrowing: NarrowingTarget.run(bytes)
+        }
+    }
+}
+
+/// Stops with what broke: libFuzzer keeps the input that did it.
+func violated(_ what: String) -> Never {
+    fatalError("fuzz property violated: \(what)")
+}
