@@ -331,9 +331,40 @@ extension Glob {
             let (a, b) = (leadingLiteral, other.leadingLiteral)
             return a.count <= b.count ? b.starts(with: a) : a.starts(with: b)
         case .path, .namespace:
-            // Leading literal segments are the first segments of every match.
-            return zip(literalSegments, other.literalSegments).allSatisfy { $0 == $1 }
+            // Segment by segment until a `**` (which may take any number of segments, none
+            // included): two segments at one place must be able to match one name.
+            var i = 0
+            while i < segments.count && i < other.segments.count {
+                if case .doubleStar = segments[i] { return true }
+                if case .doubleStar = other.segments[i] { return true }
+                if !Self.segmentsMayOverlap(segments[i], other.segments[i]) { return false }
+                i += 1
+            }
+            // The shorter matches exactly i segments; the longer can stop there only on `**`.
+            let rest = segments.count > i ? segments[i...] : other.segments[i...]
+            return rest.allSatisfy { if case .doubleStar = $0 { true } else { false } }
         }
+    }
+
+    private static func segmentsMayOverlap(_ a: Segment, _ b: Segment) -> Bool {
+        switch (a, b) {
+        case (.literal(let x), .literal(let y)): return x == y
+        case (.literal(let x), .tokens(let t)), (.tokens(let t), .literal(let x)):
+            return x.withUnsafeBufferPointer { match(t, $0, 0, x.count) }
+        case (.tokens(let t), .tokens(let u)):
+            let (x, y) = (leadingBytes(t), leadingBytes(u))
+            return x.count <= y.count ? y.starts(with: x) : x.starts(with: y)
+        default: return true
+        }
+    }
+
+    private static func leadingBytes(_ tokens: [Token]) -> [UInt8] {
+        var bytes: [UInt8] = []
+        for token in tokens {
+            guard case .byte(let b) = token else { break }
+            bytes.append(b)
+        }
+        return bytes
     }
 
     /// "*" (text), "/**" (path) or "**" (namespace).

@@ -159,7 +159,8 @@ extension AgentPolicy {
         if let path = glob.literal {
             shallowest = parents.first { $0.glob.matches(path) }?.glob.literalPrefixDepth ?? 0
         } else {
-            for parent in parents[...firstCover] {
+            // Only a glob that may match one of the child's paths can be the first to match it.
+            for parent in parents[...firstCover] where parent.glob.mayOverlap(glob) {
                 let other = parent.glob.literalSegments
                 let shared = min(other.count, literals.count)
                 if other.prefix(shared).elementsEqual(literals.prefix(shared)) { shallowest = min(shallowest, other.count) }

@@ -152,6 +152,22 @@ extension GlobContainmentTests {
             for text in texts { #expect(!(x.matches(text) && y.matches(text)), "\(a) and \(b) both match \(text)") }
         }
         #expect(disjoint > 500)
+        // Paths: segments at one place, `*` inside a segment, `**` over any number of them.
+        let pathSegments = ["a", "b", "*", "?", "**", "a*", "*b", "[ab]", "ab"]
+        let paths = (0..<300).map { _ in
+            "/" + (0..<Int.random(in: 0...4, using: &random)).map { _ in random.pick(["a", "b", "ab", "ba", "c"]) }.joined(separator: "/")
+        }
+        var disjointPaths = 0
+        for _ in 0..<3000 {
+            let a = "/" + (0..<Int.random(in: 1...3, using: &random)).map { _ in random.pick(pathSegments) }.joined(separator: "/")
+            let b = "/" + (0..<Int.random(in: 1...3, using: &random)).map { _ in random.pick(pathSegments) }.joined(separator: "/")
+            let (x, y) = (try Glob(a, kind: .path), try Glob(b, kind: .path))
+            #expect(x.mayOverlap(y) == y.mayOverlap(x), "\(a) and \(b) overlap one way only")
+            guard !x.mayOverlap(y) else { continue }
+            disjointPaths += 1
+            for path in paths { #expect(!(x.matches(path) && y.matches(path)), "\(a) and \(b) both match \(path)") }
+        }
+        #expect(disjointPaths > 500)
     }
 }
 
@@ -349,6 +365,20 @@ extension GlobContainmentTests {
             resources: { vcpus: 2, memory_mib: 1024, gpus: 1, sub_agents: 2 }
             """)
         #expect(same.widenings(over: Self.parent).isEmpty)
+    }
+
+    /// A glob that cannot match the child's paths cannot be the first to match them, so its
+    /// shallower literal prefix does not count (the fuzzer's second find: `/o*/ut*` before
+    /// `/tmp/*/x` made a policy wider than itself).
+    @Test func aParentGlobThatCannotMatchDoesNotDecideMkdirDepth() throws {
+        let policy = try parse("version: 1\nagent: c\ntools:\n  files:\n    write: [/o*/ut*, /tmp/*/x]\n")
+        #expect(policy.widenings(over: policy).isEmpty)
+        // One that may match still counts: /t*/a/x is first for /tmp/a/x, with no literal prefix.
+        let parent = try parse("version: 1\nagent: p\ntools:\n  files:\n    write: [/t*/a/x, /tmp/*/x]\n")
+        let child = try parse("version: 1\nagent: c\ntools:\n  files:\n    write: [/tmp/*/x]\n")
+        #expect(child.widenings(over: parent).map(\.description) == [
+            "tools.files.write[0] (line 5): mkdir -p may create /tmp, which is not within any of the parent's files.write globs",
+        ])
     }
 
     /// The mkdir -p widening is real: the child may create /tmp/a, the parent may not.
