@@ -65,6 +65,9 @@ public final class AuditLog: Sendable {
         var closed = false
     }
 
+    /// The log's identity, fixed when it was created and signed into every head.
+    public let logID: LogID
+
     /// Opens the log at `path`, creating it (and the key) if needed. An existing log is resumed:
     /// the frontier comes from its last signed head (checked against the head's root and
     /// signature) and the entries after it (each checked as `verify` does).
@@ -73,21 +76,23 @@ public final class AuditLog: Sendable {
         do { lock = try WriterLock(path: path, waiting: options.lockWait) } catch { throw AuditError(error, path: path) }
         do {
             let key = try AuditKey.loadOrCreate(path: options.keyPath ?? path + ".key")
-            let (database, tip) = try catchingSQL(path) {
+            let (database, (logID, tip)) = try catchingSQL(path) {
                 try Schema.file.openWriter(path: path, synchronous: options.durability == .powerLoss ? "FULL" : "NORMAL") { db in
                     try Self.resume(db, path: path, key: key)
                 }
             }
-            self.init(path: path, key: key, options: options, database: database, lock: lock, state: State(tip: tip))
+            self.init(path: path, key: key, logID: logID, options: options, database: database, lock: lock, state: State(tip: tip))
         } catch {
             lock.release()
             throw error
         }
     }
 
-    private init(path: String, key: AuditKey, options: Options, database: DatabaseQueue, lock: WriterLock, state: State) {
+    private init(path: String, key: AuditKey, logID: LogID, options: Options, database: DatabaseQueue, lock: WriterLock,
+                 state: State) {
         self.path = path
         self.key = key
+        self.logID = logID
         self.options = options
         self.database = database
         self.lock = lock
@@ -98,12 +103,19 @@ public final class AuditLog: Sendable {
         try? close()
     }
 
-    /// The tree so far, each entry of the unsigned tail checked as `verify` checks it.
-    private static func resume(_ db: Database, path: String, key: AuditKey) throws -> LogTip<SignedTreeHead> {
+    /// The log's identity and the tree so far, each entry of the unsigned tail checked as
+    /// `verify` checks it.
+    private static func resume(_ db: Database, path: String, key: AuditKey) throws -> (LogID, LogTip<SignedTreeHead>) {
+        let logID: LogID
+        switch try LogID.read(db) {
+        case .success(let id): logID = id
+        case .failure(let finding): throw AuditError.damaged(path: path, finding: finding)
+        }
         do {
-            return try Schema.rows.resume(db, key: key.publicKey, make: SignedTreeHead.init) { row, position in
+            let tip = try Schema.rows.resume(db, key: key.publicKey, make: SignedTreeHead.maker(logID)) { row, position in
                 EntryCheck.check(row, position: position).map(\.leafHash).mapError(\.finding)
             }
+            return (logID, tip)
         } catch LogRows.Refusal.keyMismatch {
             throw AuditError.keyMismatch(path: path, keyPath: key.path)
         } catch LogRows.Refusal.damaged(let finding) {
@@ -142,7 +154,7 @@ public final class AuditLog: Sendable {
             }
             var head: SignedTreeHead?
             if frontier.size - state.tip.signedSize >= options.signEvery {
-                head = try SignedTreeHead.sign(sequence: state.tip.nextSequence, treeSize: frontier.size, root: frontier.root,
+                head = try SignedTreeHead.sign(logID: logID, sequence: state.tip.nextSequence, treeSize: frontier.size, root: frontier.root,
                                                time: time, key: key)
             }
             try catchingSQL(path) {
@@ -178,7 +190,7 @@ public final class AuditLog: Sendable {
     private func signPending(_ state: inout State) throws(AuditError) -> SignedTreeHead? {
         let frontier = state.tip.frontier
         guard state.tip.unsigned > 0 else { return nil }
-        let head = try SignedTreeHead.sign(sequence: state.tip.nextSequence, treeSize: frontier.size, root: frontier.root,
+        let head = try SignedTreeHead.sign(logID: logID, sequence: state.tip.nextSequence, treeSize: frontier.size, root: frontier.root,
                                            time: options.clock(), key: key)
         try catchingSQL(path) { try database.write { db in try Schema.rows.insert(head, frontier: frontier, db) } }
         state.tip.lastHead = head
@@ -219,7 +231,7 @@ public final class AuditLog: Sendable {
 
     /// Every signed head, oldest first.
     public func heads() throws(AuditError) -> [SignedTreeHead] {
-        try catchingSQL(path) { try database.read { db in try Schema.rows.heads(db, make: SignedTreeHead.init).compactMap(\.head) } }
+        try catchingSQL(path) { try database.read { db in try Schema.rows.heads(db, make: SignedTreeHead.maker(logID)).compactMap(\.head) } }
     }
 
     /// PATH(index, D[treeSize]) (RFC 6962 §2.1.1) over the stored leaf hashes.

@@ -27,8 +27,13 @@ public enum AuditVerifier {
             let queue = try Schema.file.openReader(path: path)
             defer { try? queue.close() }
             // One read transaction: a consistent snapshot even while a writer appends.
-            return try queue.read { db in
-                try LogWalk.run(db, rows: Schema.rows, key: publicKey, make: SignedTreeHead.init) { row, position in
+            return try queue.read { db -> Result<Summary, AuditFinding> in
+                let logID: LogID
+                switch try LogID.read(db) {
+                case .success(let id): logID = id
+                case .failure(let finding): return .failure(finding)
+                }
+                return try LogWalk.run(db, rows: Schema.rows, key: publicKey, make: SignedTreeHead.maker(logID)) { row, position in
                     switch EntryCheck.check(row, position: position) {
                     case .success(let checked): .success(checked.leafHash)
                     case .failure(.finding(let finding)): .failure(finding)

@@ -67,7 +67,8 @@ func makeLog(at path: String, count: Int, signEvery: UInt64 = 10) throws -> Audi
     return key
 }
 
-let allTriggers = ["entries_append_only", "entries_no_update", "entries_no_delete", "heads_append_only", "heads_no_update", "heads_no_delete"]
+let allTriggers = ["entries_append_only", "entries_no_update", "entries_no_delete", "heads_append_only", "heads_no_update", "heads_no_delete",
+                   "log_one_identity", "log_no_update", "log_no_delete"]
 
 /// What an attacker with write access to the file can do: drop the guards, then any SQL.
 func tamper(_ path: String, _ sql: String, _ arguments: StatementArguments = []) throws {

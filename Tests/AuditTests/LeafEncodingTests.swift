@@ -70,12 +70,20 @@ import Testing
         #expect((0..<6).map { sampleEvent($0).kind } == ["tool-request", "decision", "result-digest", "vm-start", "vm-stop", "policy-load"])
     }
 
-    @Test func treeHeadSigningBytesAreDomainSeparated() {
+    /// docs/audit.md: domain v2 ‖ 16-byte log id ‖ u64 sequence ‖ u64 tree size ‖ root ‖ u64 time.
+    @Test func treeHeadSigningBytesAreDomainSeparatedAndNameTheLog() throws {
         let root = Merkle.leafHash([1, 2, 3])
-        let bytes = SignedTreeHead.signedBytes(sequence: 1, treeSize: 2, root: root, time: 3)
-        #expect(bytes.starts(with: Array("MominAI audit tree head v1\u{0}".utf8)))
-        #expect(bytes.count == SignedTreeHead.domain.count + 8 + 8 + 32 + 8)
-        #expect(Array(bytes[SignedTreeHead.domain.count...].prefix(16)) == [0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2])
-        #expect(SignedTreeHead.signedBytes(sequence: 2, treeSize: 2, root: root, time: 3) != bytes)
+        let log = try #require(LogID(bytes: Array(0x10..<0x20)))
+        let bytes = SignedTreeHead.signedBytes(logID: log, sequence: 1, treeSize: 2, root: root, time: 3)
+        #expect(bytes.starts(with: Array("MominAI audit tree head v2\u{0}".utf8)))
+        #expect(bytes.count == SignedTreeHead.domain.count + 16 + 8 + 8 + 32 + 8)
+        let afterDomain = Array(bytes[SignedTreeHead.domain.count...])
+        #expect(Array(afterDomain.prefix(16)) == Array(0x10..<0x20))
+        #expect(Array(afterDomain.dropFirst(16).prefix(16)) == [0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2])
+        #expect(Array(afterDomain.dropFirst(32).prefix(32)) == root.bytes)
+        #expect(Array(afterDomain.suffix(8)) == [0, 0, 0, 0, 0, 0, 0, 3])
+        #expect(SignedTreeHead.signedBytes(logID: log, sequence: 2, treeSize: 2, root: root, time: 3) != bytes)
+        let other = try #require(LogID(bytes: Array(0x11...0x20)))
+        #expect(SignedTreeHead.signedBytes(logID: other, sequence: 1, treeSize: 2, root: root, time: 3) != bytes)
     }
 }
