@@ -7,6 +7,8 @@ public enum AuditError: Error, Equatable, CustomStringConvertible {
     /// A private key that group or others may read is not used.
     case keyTooOpen(path: String, mode: UInt32)
     case publicKeyFile(path: String, problem: String)
+    /// A head file (`momin audit head`'s output, a witness file) that cannot be read or is not a head.
+    case headFile(path: String, problem: String)
     /// The file is not a MominAI audit log (or not one this version reads).
     case notAnAuditLog(path: String, why: String)
     case cannotOpen(path: String, why: String)
@@ -30,6 +32,7 @@ public enum AuditError: Error, Equatable, CustomStringConvertible {
         case .keyTooOpen(let path, let mode):
             "audit key \(path) has mode \(String(mode, radix: 8, uppercase: false).leftPadded(to: 4)): it must not be readable or writable by group or others (chmod 600 \(path))"
         case .publicKeyFile(let path, let problem): "audit public key \(path): \(problem)"
+        case .headFile(let path, let problem): "head file \(path): \(problem)"
         case .notAnAuditLog(let path, let why): "\(path) is not a MominAI audit log: \(why)"
         case .cannotOpen(let path, let why): "cannot open audit log \(path): \(why)"
         case .busy(let path): "audit log \(path) is already open for writing (by this or another process)"

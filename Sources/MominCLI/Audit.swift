@@ -9,36 +9,88 @@ struct AuditCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audit",
         abstract: "Check or exercise a signed audit log.",
-        subcommands: [AuditVerify.self, AuditShow.self, AuditWriteTest.self])
+        subcommands: [AuditVerify.self, AuditHead.self, AuditShow.self, AuditWriteTest.self])
 }
 
-/// `momin audit verify --db PATH [--pubkey FILE] [--strict]`.
+/// `--pubkey FILE` and `--key-fingerprint HEX`: the key that checks a log's heads, pinned by a
+/// file kept apart from the log or by its fingerprint; without either, the key beside the log.
+struct KeyPinOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("The signer's public key: 64 hex digits or 32 raw bytes (default: <db>.key.pub, beside the log: not a pin).",
+                               valueName: "file"))
+    var pubkey: String?
+
+    @Option(help: ArgumentHelp("The signer's key fingerprint, SHA-256 of its public key, 64 hex digits (as momin audit head prints it): the key used must have it.",
+                               valueName: "hex"))
+    var keyFingerprint: String?
+
+    // ValidationError, not CLIError: ArgumentParser passes only that on as bad input (exit 2).
+    func validate() throws {
+        if let keyFingerprint, keyFingerprint.utf8.count != 64 || Hex.decode(keyFingerprint.lowercased()) == nil {
+            throw ValidationError("--key-fingerprint \(keyFingerprint) is not 64 hex digits (SHA-256 of the public key, as momin audit head prints it)")
+        }
+    }
+
+    /// The key for the log at `db` and how it was found, for the summary line ("from FILE
+    /// (pinned)", "from FILE beside the log (not pinned)"). A key without the pinned
+    /// fingerprint fails (exit 1) naming both fingerprints.
+    func key(forLog db: String) throws -> (key: AuditPublicKey, source: String) {
+        try validate()
+        let path = pubkey ?? AuditVerifier.defaultPublicKeyPath(forLog: db)
+        let key = try loadPublicKey(path, given: pubkey != nil)
+        if let pinned = keyFingerprint?.lowercased(), key.fingerprint != pinned {
+            throw CLIError("audit log \(db): the key in \(path) has fingerprint \(key.fingerprint), not the pinned \(pinned)", .failure)
+        }
+        let source = switch (pubkey, keyFingerprint) {
+        case (.some, _): "from \(path) (pinned)"
+        case (nil, .some): "from \(path) beside the log (pinned by fingerprint)"
+        case (nil, nil): "from \(path) beside the log (not pinned)"
+        }
+        return (key, source)
+    }
+}
+
+/// `momin audit verify --db PATH [--pubkey FILE] [--key-fingerprint HEX] [--head FILE] [--strict]`.
 struct AuditVerify: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
         abstract: "Verify an audit log: every leaf, the order of the rows, every signed tree head.",
         discussion: """
             Exits 0 with a one-line summary when the log is intact; 1 with the first bad entry \
-            (or head) and why when it is not; 2 on bad input (no such file, no readable key, not \
-            an audit log). Entries after the last signed head (a writer that stopped before \
-            signing them) are counted in the summary, and are an error only with --strict.
+            (or head) and why when it is not, or when the key does not have the pinned \
+            fingerprint; 2 on bad input (no such file, no readable key or head file, not an \
+            audit log). Entries after the last signed head (a writer that stopped before \
+            signing them) are counted in the summary, and are an error only with --strict. \
+            With --head, the log must also extend the head kept in FILE (momin audit head's \
+            output, or a witness file, whose last line is taken): a log cut back to an earlier \
+            signed state, heads and all, fails naming the entries cut. Without --pubkey or \
+            --key-fingerprint the key is taken from beside the log, and the summary says so.
             """)
 
     @Option(help: ArgumentHelp("The audit log (SQLite).", valueName: "path"))
     var db: String
 
-    @Option(help: ArgumentHelp("The signer's public key: 64 hex digits or 32 raw bytes (default: <db>.key.pub).", valueName: "file"))
-    var pubkey: String?
+    @OptionGroup var pin: KeyPinOptions
+
+    @Option(help: ArgumentHelp("A head kept apart from the log (momin audit head's output, or a witness file: its last line) that the log must extend.",
+                               valueName: "file"))
+    var head: String?
 
     @Flag(help: "Treat entries after the last signed head as an error.")
     var strict = false
 
     func run() throws {
         guard access(db, F_OK) == 0 else { throw CLIError.usage("audit log \(db): \(describeErrno())") }
-        let keyPath = pubkey ?? AuditVerifier.defaultPublicKeyPath(forLog: db)
-        let key = try loadPublicKey(keyPath, given: pubkey != nil)
+        let (key, keySource) = try pin.key(forLog: db)
+        let kept: AuditVerifier.KeptHead?
+        do { kept = try head.map { path throws(AuditError) in AuditVerifier.KeptHead(try PublishedHead.load(path: path), source: path) } } catch {
+            throw CLIError.usage("\(error)")
+        }
         let outcome: AuditVerifier.Outcome
-        do { outcome = try AuditVerifier.verify(path: db, publicKey: key, strict: strict) } catch {
+        let logID: LogID
+        do {
+            outcome = try AuditVerifier.verify(path: db, publicKey: key, strict: strict, kept: kept)
+            logID = try AuditReader.logID(path: db)
+        } catch {
             throw CLIError.usage("\(error)")
         }
         switch outcome {
@@ -46,11 +98,43 @@ struct AuditVerify: ParsableCommand {
             var line = "audit log \(db): intact: \(summary.entries) entries, \(summary.signedHeads) signed heads"
             if summary.signedHeads > 0 { line += " (last at tree size \(summary.signedSize))" }
             if summary.unsignedEntries > 0 { line += ", \(summary.unsignedEntries) unsigned after the last head" }
-            line += ", root \(summary.root.hex), key \(key) from \(keyPath)\n"
+            if let kept { line += ", extends the head in \(kept.source) (tree size \(kept.published.head.treeSize))" }
+            line += ", root \(summary.root.hex), log \(logID), key \(key) \(keySource)\n"
             emit(Array(line.utf8))
         case .broken(let finding):
             throw CLIError("audit log \(db): \(finding)", .failure)
         }
+    }
+}
+
+/// `momin audit head --db PATH [--pubkey FILE] [--key-fingerprint HEX]`: the latest signed head, as JSON.
+struct AuditHead: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "head",
+        abstract: "Print an audit log's latest signed head as one line of JSON, to keep apart from the log.",
+        discussion: """
+            {"log_id", "sequence", "tree_size", "root", "time", "signature", "key_fingerprint"} \
+            (docs/audit.md, "Head files"). The head's signature is checked with the key first \
+            (--pubkey, --key-fingerprint, or the key beside the log); later, momin audit verify \
+            --head FILE shows that the log still extends it. Exits 1 when the log has no signed \
+            head or the head does not verify; 2 on bad input.
+            """)
+
+    @Option(help: ArgumentHelp("The audit log (SQLite).", valueName: "path"))
+    var db: String
+
+    @OptionGroup var pin: KeyPinOptions
+
+    func run() throws {
+        guard access(db, F_OK) == 0 else { throw CLIError.usage("audit log \(db): \(describeErrno())") }
+        let (key, keySource) = try pin.key(forLog: db)
+        let latest: SignedTreeHead?
+        do { latest = try AuditReader.latestHead(path: db) } catch { throw CLIError.usage("\(error)") }
+        guard let head = latest else { throw CLIError("audit log \(db) has no signed head yet", .failure) }
+        guard head.isValid(for: key) else {
+            throw CLIError("audit log \(db): head \(head.sequence) (tree size \(head.treeSize)) does not verify with key \(key) \(keySource)", .failure)
+        }
+        emit(Array((PublishedHead(head: head, keyFingerprint: key.fingerprint).json + "\n").utf8))
     }
 }
 
@@ -158,9 +242,10 @@ struct AuditWriteTest: ParsableCommand {
     @Flag(help: "Print nothing per entry; report the rate at the end (stderr).")
     var quiet = false
 
+    // ValidationError, not CLIError: ArgumentParser passes only that on as bad input (exit 2).
     func validate() throws {
-        guard count >= 0 else { throw CLIError.usage("--count \(count) is out of range: 0 or more entries") }
-        guard signEvery >= 1 else { throw CLIError.usage("--sign-every \(signEvery) is out of range: at least 1") }
+        guard count >= 0 else { throw ValidationError("--count \(count) is out of range: 0 or more entries") }
+        guard signEvery >= 1 else { throw ValidationError("--sign-every \(signEvery) is out of range: at least 1") }
     }
 
     func run() throws {

@@ -67,6 +67,56 @@ expect_tamper "audit: two rows swapped" "entry 3000: reordered" \
 expect_tamper "audit: a forged head" "head 3 (tree size [0-9]*): forged head" \
   'UPDATE heads SET root_hash = randomblob(32) WHERE seq = 3'
 
+# A head kept apart from the log (momin audit head), then the one attack the triggers and the
+# log's own heads cannot show: triggers dropped, the tail and the heads that signed it deleted.
+fingerprint=$(printf "$(sed 's/../\\x&/g' "$db.key.pub" | tr -d '\n')" | sha256sum | cut -c1-64)
+"$momin" audit head --db "$db" > "$work/head.json" 2> "$work/head.err"; status=$?
+size=$((committed + 100))
+[ "$status" -eq 0 ] && [ "$(wc -l < "$work/head.json")" -eq 1 ] &&
+  grep -Eq '^\{"log_id":"[0-9a-f]{32}","sequence":[0-9]+,"tree_size":'"$size"',"root":"[0-9a-f]{64}","time":[0-9]+,"signature":"[0-9a-f]{128}","key_fingerprint":"'"$fingerprint"'"\}$' "$work/head.json"
+check "audit head: the latest signed head as one line of JSON, with the key's SHA-256 fingerprint" $? \
+  "status $status: $(head -c 400 "$work/head.json") $(head -c 200 "$work/head.err")"
+"$momin" audit write-test --db "$db" --count 40 --sign-every 500 > /dev/null 2>&1
+report=$("$momin" audit verify --db "$db" --head "$work/head.json" 2>&1); status=$?
+[ "$status" -eq 0 ] && grep -q "intact: $((size + 40)) entries.*extends the head in $work/head.json (tree size $size)" <<<"$report" &&
+  grep -q "from $db.key.pub beside the log (not pinned)$" <<<"$report"
+check "audit verify --head: a log that grew still extends the kept head; no pin is said" $? "status $status: $report"
+report=$("$momin" audit verify --db "$db" --pubkey "$db.key.pub" 2>&1); status=$?
+[ "$status" -eq 0 ] && grep -q "from $db.key.pub (pinned)$" <<<"$report"
+check "audit verify --pubkey: the key is pinned" $? "status $status: $report"
+report=$("$momin" audit verify --db "$db" --key-fingerprint "$fingerprint" 2>&1); status=$?
+[ "$status" -eq 0 ] && grep -q "beside the log (pinned by fingerprint)$" <<<"$report"
+check "audit verify --key-fingerprint: the key beside the log has the pinned fingerprint" $? "status $status: $report"
+wrong=$(printf '%064d' 7)
+expect_decision "audit verify --key-fingerprint: another key's fingerprint fails naming both" 1 \
+  "the key in $db.key.pub has fingerprint $fingerprint, not the pinned $wrong" \
+  "$momin" audit verify --db "$db" --key-fingerprint "$wrong"
+expect_decision "audit head --key-fingerprint: another key's fingerprint fails" 1 "not the pinned $wrong" \
+  "$momin" audit head --db "$db" --key-fingerprint "$wrong"
+expect_refusal "audit verify --key-fingerprint: not 64 hex digits" "key-fingerprint 12ab is not 64 hex digits" \
+  "$momin" audit verify --db "$db" --key-fingerprint 12ab
+cut=$work/cut.db keep=$((size - 7))
+cp "$db" "$cut" && cp "$db.key.pub" "$cut.key.pub"
+sqlite3 "$cut" "DROP TRIGGER entries_no_delete; DROP TRIGGER heads_no_delete;
+                DELETE FROM entries WHERE \"index\" >= $keep; DELETE FROM heads WHERE tree_size > $keep" || fail "audit: cut" "sqlite3 failed"
+report=$("$momin" audit verify --db "$cut" 2>&1); status=$?
+[ "$status" -eq 0 ] && grep -q "intact: $keep entries" <<<"$report"
+check "audit verify: a log cut back with its heads still verifies on its own (the attack)" $? "status $status: $report"
+expect_decision "audit verify --head: the cut is caught naming the gap (triggers dropped, heads deleted)" 1 \
+  "^momin: error: audit log $cut: entry $keep: deleted: the log holds $keep entries, the head in $work/head.json signed $size: entries $keep..$((size - 1)) were cut$" \
+  "$momin" audit verify --db "$cut" --head "$work/head.json"
+"$momin" audit write-test --db "$work/other.db" --key "$db.key" --count 5 > /dev/null 2>&1
+"$momin" audit head --db "$work/other.db" --pubkey "$db.key.pub" > "$work/other.json"
+expect_decision "audit verify --head: a head of another log under the same key is refused naming both logs" 1 \
+  "another log: the head in $work/other.json is of log [0-9a-f]\{32\}, this log is [0-9a-f]\{32\}" \
+  "$momin" audit verify --db "$db" --head "$work/other.json"
+printf '{"log_id": "nope"}\n' > "$work/bad.json"
+expect_refusal "audit verify --head: a file that is not a head" "head file $work/bad.json: its last line is not a signed head" \
+  "$momin" audit verify --db "$db" --head "$work/bad.json"
+"$momin" audit write-test --db "$work/empty.db" --count 0 > /dev/null 2>&1
+expect_decision "audit head: a log with no signed head" 1 "audit log $work/empty.db has no signed head yet" \
+  "$momin" audit head --db "$work/empty.db"
+
 expect_refusal "audit verify: missing log" "audit log /nonexistent/audit.db: No such file" \
   "$momin" audit verify --db /nonexistent/audit.db
 expect_refusal "audit verify: missing public key" "audit public key /nonexistent/key.pub: cannot open" \
