@@ -133,7 +133,7 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .testTarget(name: "AuditTests", dependencies: [
-            "Audit", "Merkle", .product(name: "Crypto", package: "swift-crypto"), .product(name: "GRDB", package: "GRDB.swift"),
+            "Audit", "Merkle", "POSIX", .product(name: "Crypto", package: "swift-crypto"), .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .testTarget(name: "BucketsTests", dependencies: [
             "Buckets", "Audit", "Merkle", .product(name: "GRDB", package: "GRDB.swift"),

@@ -23,6 +23,9 @@ public enum AuditError: Error, Equatable, CustomStringConvertible {
     /// The event cannot be encoded (a field over the size limit).
     case eventTooLarge(String)
     case closed(path: String)
+    /// A head could not be signed (or witnessed) when it was due, with no caller to tell then:
+    /// the log takes no more appends.
+    case signing(path: String, problem: String)
     /// A proof or record asked for outside the log.
     case invalidRequest(String)
 
@@ -41,6 +44,7 @@ public enum AuditError: Error, Equatable, CustomStringConvertible {
         case .damaged(let path, let finding): "audit log \(path) is damaged and will not be extended: \(finding)"
         case .eventTooLarge(let why): "audit event too large: \(why)"
         case .closed(let path): "audit log \(path) is closed"
+        case .signing(let path, let problem): "audit log \(path) takes no more entries: \(problem)"
         case .invalidRequest(let why): why
         }
     }

@@ -2,11 +2,13 @@ import Foundation
 import GRDB
 import Glibc
 import Merkle
+import POSIX
 import SignedLog
 import Synchronization
 
 /// The writer of an audit log: a SQLite database in WAL mode whose rows are the leaves of an
-/// RFC 6962 Merkle tree, with a signed tree head every `signEvery` entries and on close.
+/// RFC 6962 Merkle tree, with a signed tree head every `signEvery` entries, at most
+/// `signInterval` after an entry, with every lifecycle event, and on close.
 ///
 /// Appends are O(log n): the tree's right edge (`MerkleFrontier`) is kept in memory, so the root
 /// is never recomputed from the leaves. Each append is one SQLite transaction, committed before
@@ -33,8 +35,21 @@ public final class AuditLog: Sendable {
     public struct Options: Sendable {
         /// The signing key; default `<db>.key` (made on first use).
         public var keyPath: String?
-        /// A head is signed, in the same transaction, when this many entries are unsigned.
+        /// N: a head is signed, in the same transaction, when this many entries are unsigned.
         public var signEvery: UInt64
+        /// T: a head is signed at most this long after the first entry it signs was committed,
+        /// by the append that finds it overdue or, when no append comes, by the log's own thread;
+        /// so a writer that crashes leaves at most T of entries unsigned. nil: only every N
+        /// entries, with lifecycle events and on close.
+        public var signInterval: Duration?
+        /// Whether the log runs that thread (on CLOCK_MONOTONIC). Without it only appends and
+        /// `signIfDue()` sign overdue entries: for tests that give their own `monotonicClock`,
+        /// and callers with a loop of their own.
+        public var intervalThread: Bool
+        /// Monotonic nanoseconds, for `signInterval`; the thread assumes CLOCK_MONOTONIC.
+        public var monotonicClock: @Sendable () -> UInt64
+        /// Told of what the interval thread does (tests).
+        public var intervalHook: (@Sendable (IntervalEvent) -> Void)?
         public var durability: Durability
         /// Nanoseconds since the Unix epoch, for entries and heads.
         public var clock: @Sendable () -> UInt64
@@ -43,14 +58,34 @@ public final class AuditLog: Sendable {
         /// for one batch of appends and wait their turn here.
         public var lockWait: Duration
 
-        public init(keyPath: String? = nil, signEvery: UInt64 = 1024, durability: Durability = .processCrash,
+        public init(keyPath: String? = nil, signEvery: UInt64 = AuditLog.defaultSignEvery,
+                    signInterval: Duration? = AuditLog.defaultSignInterval, intervalThread: Bool = true,
+                    monotonicClock: @escaping @Sendable () -> UInt64 = MonotonicClock.nanoseconds,
+                    intervalHook: (@Sendable (IntervalEvent) -> Void)? = nil, durability: Durability = .processCrash,
                     clock: @escaping @Sendable () -> UInt64 = AuditLog.wallClock, lockWait: Duration = .zero) {
             self.keyPath = keyPath
             self.signEvery = max(signEvery, 1)
+            self.signInterval = signInterval.map { max($0, .zero) }
+            self.intervalThread = intervalThread
+            self.monotonicClock = monotonicClock
+            self.intervalHook = intervalHook
             self.durability = durability
             self.clock = clock
             self.lockWait = lockWait
         }
+    }
+
+    /// N (docs/audit.md, "When heads are signed").
+    public static let defaultSignEvery: UInt64 = 1024
+    /// T (docs/audit.md, "When heads are signed").
+    public static let defaultSignInterval: Duration = .seconds(5)
+
+    /// What the interval thread did.
+    public enum IntervalEvent: Sendable, Equatable {
+        /// It signed the head of an overdue tail.
+        case signed(SignedTreeHead)
+        /// It ended: the log was closed (or dropped).
+        case stopped
     }
 
     public let path: String
@@ -59,10 +94,15 @@ public final class AuditLog: Sendable {
     private let database: DatabaseQueue
     private let lock: WriterLock
     private let state: Mutex<State>
+    private let signer: IntervalSigner?
 
     struct State {
         var tip: LogTip<SignedTreeHead>
         var closed = false
+        /// When (`monotonicClock`) the first entry after the last head was committed.
+        var unsignedSince: UInt64?
+        /// What the interval thread could not do: the log takes no more appends (docs/audit.md).
+        var failure: AuditError?
     }
 
     /// The log's identity, fixed when it was created and signed into every head.
@@ -97,6 +137,20 @@ public final class AuditLog: Sendable {
         self.database = database
         self.lock = lock
         self.state = Mutex(state)
+        if options.intervalThread, options.signInterval != nil {
+            let weak = WeakLog()
+            signer = IntervalSigner(hook: options.intervalHook) { weak.log?.signOverdue() ?? false }
+            weak.log = self
+        } else {
+            signer = nil
+        }
+        // A resumed log's unsigned tail (a writer that crashed) is due from now.
+        if state.tip.unsigned > 0 { self.state.withLock { $0.unsignedSince = options.monotonicClock() } }
+        armSigner()
+    }
+
+    private final class WeakLog: @unchecked Sendable {
+        weak var log: AuditLog?
     }
 
     deinit {
@@ -131,18 +185,23 @@ public final class AuditLog: Sendable {
         try append(contentsOf: CollectionOfOne(event))[0]
     }
 
-    /// Appends events in one transaction: all of them are committed, or none.
+    /// Appends events in one transaction: all of them are committed, or none. The transaction
+    /// signs a head too when it leaves `signEvery` entries unsigned, when the first unsigned
+    /// entry has waited `signInterval`, or when an event is a lifecycle event.
     @discardableResult
     public func append(contentsOf events: some Collection<AuditEvent>) throws(AuditError) -> [AuditRecord] {
-        try state.withLock { (state: inout State) throws(AuditError) -> [AuditRecord] in
+        let records = try state.withLock { (state: inout State) throws(AuditError) -> [AuditRecord] in
             guard !state.closed else { throw .closed(path: path) }
+            if let failure = state.failure { throw failure }
             guard !events.isEmpty else { return [] }
             let time = options.clock()
+            let now = options.monotonicClock()
             var frontier = state.tip.frontier
             var records: [AuditRecord] = []
             var rows: [StatementArguments] = []
             records.reserveCapacity(events.count)
             rows.reserveCapacity(events.count)
+            var lifecycle = false
             for event in events {
                 let record = AuditRecord(index: frontier.size, time: time, event: event)
                 let data: [UInt8]
@@ -151,9 +210,10 @@ public final class AuditLog: Sendable {
                 rows.append([Int64(record.index), Int64(bitPattern: time), event.kind, Data(data), Data(hash.bytes)])
                 records.append(record)
                 frontier.append(hash)
+                if case .lifecycle = event { lifecycle = true }
             }
             var head: SignedTreeHead?
-            if frontier.size - state.tip.signedSize >= options.signEvery {
+            if frontier.size - state.tip.signedSize >= options.signEvery || lifecycle || overdue(state, now: now) {
                 head = try SignedTreeHead.sign(logID: logID, sequence: state.tip.nextSequence, treeSize: frontier.size, root: frontier.root,
                                                time: time, key: key)
             }
@@ -173,18 +233,77 @@ public final class AuditLog: Sendable {
                 }
             }
             state.tip.frontier = frontier
-            if let head { state.tip.lastHead = head }
+            if let head {
+                state.tip.lastHead = head
+                state.unsignedSince = nil
+            } else if state.unsignedSince == nil {
+                state.unsignedSince = now
+            }
             return records
         }
+        armSigner()
+        return records
+    }
+
+    /// Whether the first unsigned entry has waited `signInterval` by `now`.
+    private func overdue(_ state: State, now: UInt64) -> Bool {
+        guard let interval = options.signInterval, let since = state.unsignedSince else { return false }
+        return now &- since >= interval.nanoseconds
+    }
+
+    /// Has the interval thread wake when the unsigned tail falls due, or sleep when there is none.
+    /// A thread that cannot be started leaves nothing unsigned instead: the tail is signed now.
+    private func armSigner() {
+        guard let signer, let interval = options.signInterval else { return }
+        let since = state.withLock { $0.closed ? nil : $0.unsignedSince }
+        guard let since else { return signer.disarm() }
+        if !signer.arm(at: since &+ interval.nanoseconds) { _ = try? signHead() }
     }
 
     /// Signs a head for everything appended so far, unless the last head already covers it.
     @discardableResult
     public func signHead() throws(AuditError) -> SignedTreeHead? {
-        try state.withLock { (state: inout State) throws(AuditError) -> SignedTreeHead? in
+        let head = try state.withLock { (state: inout State) throws(AuditError) -> SignedTreeHead? in
             guard !state.closed else { throw .closed(path: path) }
+            if let failure = state.failure { throw failure }
             return try signPending(&state)
         }
+        armSigner()
+        return head
+    }
+
+    /// Signs the unsigned tail if its first entry has waited `signInterval` (by `monotonicClock`),
+    /// as an append would; what the interval thread does, for callers without it.
+    @discardableResult
+    public func signIfDue() throws(AuditError) -> SignedTreeHead? {
+        let head = try state.withLock { (state: inout State) throws(AuditError) -> SignedTreeHead? in
+            guard !state.closed else { throw .closed(path: path) }
+            if let failure = state.failure { throw failure }
+            return overdue(state, now: options.monotonicClock()) ? try signPending(&state) : nil
+        }
+        armSigner()
+        return head
+    }
+
+    /// The interval thread's signing: false once the log is closed. What fails is kept for the
+    /// next append to throw, as the thread has no caller to tell.
+    private func signOverdue() -> Bool {
+        let signed: SignedTreeHead?
+        do {
+            signed = try state.withLock { (state: inout State) throws(AuditError) -> SignedTreeHead? in
+                guard !state.closed else { throw .closed(path: path) }
+                guard state.failure == nil, overdue(state, now: options.monotonicClock()) else { return nil }
+                do { return try signPending(&state) } catch {
+                    state.failure = .signing(path: path, problem: "the interval thread could not sign the unsigned tail: \(error)")
+                    return nil
+                }
+            }
+        } catch {
+            return false
+        }
+        armSigner()
+        if let signed { options.intervalHook?(.signed(signed)) }
+        return true
     }
 
     private func signPending(_ state: inout State) throws(AuditError) -> SignedTreeHead? {
@@ -194,12 +313,15 @@ public final class AuditLog: Sendable {
                                            time: options.clock(), key: key)
         try catchingSQL(path) { try database.write { db in try Schema.rows.insert(head, frontier: frontier, db) } }
         state.tip.lastHead = head
+        state.unsignedSince = nil
         return head
     }
 
     /// Signs the unsigned tail, then closes the database and releases the writer's lock.
     /// Further appends throw `.closed`; closing twice does nothing.
+    /// Throws what the interval thread could not do, if anything (after closing all the same).
     public func close() throws(AuditError) {
+        defer { signer?.stop() }
         try state.withLock { (state: inout State) throws(AuditError) in
             guard !state.closed else { return }
             defer {
@@ -208,6 +330,7 @@ public final class AuditLog: Sendable {
                 state.closed = true
             }
             _ = try signPending(&state)
+            if let failure = state.failure { throw failure }
         }
     }
 
@@ -262,5 +385,16 @@ public final class AuditLog: Sendable {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         return UInt64(max(now.tv_sec, 0)) * 1_000_000_000 + UInt64(max(now.tv_nsec, 0))
+    }
+}
+
+extension Duration {
+    /// Whole nanoseconds, 0 for a negative span, saturating at UInt64.max.
+    var nanoseconds: UInt64 {
+        let (seconds, attoseconds) = components
+        guard seconds >= 0 else { return 0 }
+        let (whole, overflow) = UInt64(seconds).multipliedReportingOverflow(by: 1_000_000_000)
+        let (sum, carry) = whole.addingReportingOverflow(UInt64(attoseconds / 1_000_000_000))
+        return overflow || carry ? .max : sum
     }
 }

@@ -219,7 +219,8 @@ struct AuditWriteTest: ParsableCommand {
         abstract: "Append N synthetic entries to an audit log, printing each index once it is committed.",
         discussion: """
             Uses the same AuditLog API as the tool gateway: one transaction per entry, a signed \
-            head every --sign-every entries and on exit. Each index goes to stdout (unbuffered) \
+            head every --sign-every entries, at most --sign-interval seconds after an entry, with \
+            every lifecycle event (a vm-start every 300 entries) and on exit. Each index goes to stdout (unbuffered) \
             right after its commit, so a test that kills this process knows what must survive. \
             An existing log is resumed.
             """)
@@ -231,7 +232,10 @@ struct AuditWriteTest: ParsableCommand {
     var count: Int
 
     @Option(help: "Sign a tree head every K entries.")
-    var signEvery: Int = 1024
+    var signEvery: Int = Int(AuditLog.defaultSignEvery)
+
+    @Option(help: "Sign a tree head at most this many seconds after an entry (0: only every --sign-every entries, with lifecycle events and on exit).")
+    var signInterval: Double = Double(AuditLog.defaultSignInterval.components.seconds)
 
     @Option(help: ArgumentHelp("The signing key (default: <db>.key, made on first use).", valueName: "file"))
     var key: String?
@@ -246,13 +250,17 @@ struct AuditWriteTest: ParsableCommand {
     func validate() throws {
         guard count >= 0 else { throw ValidationError("--count \(count) is out of range: 0 or more entries") }
         guard signEvery >= 1 else { throw ValidationError("--sign-every \(signEvery) is out of range: at least 1") }
+        guard signInterval >= 0, signInterval.isFinite, signInterval < 1e9 else {
+            throw ValidationError("--sign-interval \(signInterval) is not a number of seconds ≥ 0")
+        }
     }
 
     func run() throws {
         let log: AuditLog
         do {
             log = try AuditLog(path: db, options: AuditLog.Options(
-                keyPath: key, signEvery: UInt64(signEvery), durability: fsyncEachCommit ? .powerLoss : .processCrash))
+                keyPath: key, signEvery: UInt64(signEvery), signInterval: signInterval > 0 ? .nanoseconds(Int64(signInterval * 1e9)) : nil,
+                durability: fsyncEachCommit ? .powerLoss : .processCrash))
         } catch {
             throw CLIError.usage("\(error)")
         }

@@ -32,7 +32,7 @@ import Testing
         #expect(try verify() == AuditVerifier.verify(path: path, publicKey: key))
         // Appends after the head was kept change nothing.
         let log = try AuditLog(path: path)
-        for n in 50..<57 { try log.append(sampleEvent(n)) }
+        for n in 50..<57 { try log.append(callEvent(n)) }
         try log.close()
         guard case .intact(let summary) = try verify() else { Issue.record("not intact"); return }
         #expect(summary.entries == 57)
@@ -83,8 +83,8 @@ import Testing
     /// Same key, same events, same times: only the identity tells the logs apart.
     @Test func aHeadOfAnotherLogUnderTheSameKeyIsRefusedNamingBothLogs() throws {
         let otherPath = dir.file("other.db")
-        let other = try AuditLog(path: otherPath, options: AuditLog.Options(keyPath: path + ".key", signEvery: 10, clock: steppingClock()))
-        for n in 0..<50 { try other.append(sampleEvent(n)) }
+        let other = try AuditLog(path: otherPath, options: AuditLog.Options(keyPath: path + ".key", signEvery: 10, signInterval: nil, clock: steppingClock()))
+        for n in 0..<50 { try other.append(callEvent(n)) }
         let foreign = try #require(try other.heads().first { $0.treeSize == 30 })
         let otherID = other.logID
         try other.close()

@@ -48,9 +48,9 @@ import Testing
         var logs: [String] = []
         for name in ["a.db", "b.db"] {
             let path = dir.file(name)
-            let log = try AuditLog(path: path, options: AuditLog.Options(keyPath: keyPath, signEvery: 10, clock: steppingClock()))
+            let log = try AuditLog(path: path, options: AuditLog.Options(keyPath: keyPath, signEvery: 10, signInterval: nil, clock: steppingClock()))
             // The same events at the same times: the trees are equal, only the identities differ.
-            for n in 0..<20 { try log.append(sampleEvent(n)) }
+            for n in 0..<20 { try log.append(callEvent(n)) }
             try log.close()
             logs.append(path)
         }
