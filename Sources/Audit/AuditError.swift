@@ -26,6 +26,8 @@ public enum AuditError: Error, Equatable, CustomStringConvertible {
     /// A head could not be signed (or witnessed) when it was due, with no caller to tell then:
     /// the log takes no more appends.
     case signing(path: String, problem: String)
+    /// The log's witness file cannot be opened or written.
+    case witness(path: String, witness: String, problem: String)
     /// A proof or record asked for outside the log.
     case invalidRequest(String)
 
@@ -45,6 +47,7 @@ public enum AuditError: Error, Equatable, CustomStringConvertible {
         case .eventTooLarge(let why): "audit event too large: \(why)"
         case .closed(let path): "audit log \(path) is closed"
         case .signing(let path, let problem): "audit log \(path) takes no more entries: \(problem)"
+        case .witness(let path, let witness, let problem): "audit log \(path): witness \(witness): \(problem)"
         case .invalidRequest(let why): why
         }
     }

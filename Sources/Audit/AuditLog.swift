@@ -50,6 +50,8 @@ public final class AuditLog: Sendable {
         public var monotonicClock: @Sendable () -> UInt64
         /// Told of what the interval thread does (tests).
         public var intervalHook: (@Sendable (IntervalEvent) -> Void)?
+        /// A file that gets every head this writer signs, one JSON line each (`Witness`).
+        public var witnessPath: String?
         public var durability: Durability
         /// Nanoseconds since the Unix epoch, for entries and heads.
         public var clock: @Sendable () -> UInt64
@@ -61,14 +63,16 @@ public final class AuditLog: Sendable {
         public init(keyPath: String? = nil, signEvery: UInt64 = AuditLog.defaultSignEvery,
                     signInterval: Duration? = AuditLog.defaultSignInterval, intervalThread: Bool = true,
                     monotonicClock: @escaping @Sendable () -> UInt64 = MonotonicClock.nanoseconds,
-                    intervalHook: (@Sendable (IntervalEvent) -> Void)? = nil, durability: Durability = .processCrash,
-                    clock: @escaping @Sendable () -> UInt64 = AuditLog.wallClock, lockWait: Duration = .zero) {
+                    intervalHook: (@Sendable (IntervalEvent) -> Void)? = nil, witnessPath: String? = nil,
+                    durability: Durability = .processCrash, clock: @escaping @Sendable () -> UInt64 = AuditLog.wallClock,
+                    lockWait: Duration = .zero) {
             self.keyPath = keyPath
             self.signEvery = max(signEvery, 1)
             self.signInterval = signInterval.map { max($0, .zero) }
             self.intervalThread = intervalThread
             self.monotonicClock = monotonicClock
             self.intervalHook = intervalHook
+            self.witnessPath = witnessPath
             self.durability = durability
             self.clock = clock
             self.lockWait = lockWait
@@ -95,6 +99,7 @@ public final class AuditLog: Sendable {
     private let lock: WriterLock
     private let state: Mutex<State>
     private let signer: IntervalSigner?
+    private let witness: Witness?
 
     struct State {
         var tip: LogTip<SignedTreeHead>
@@ -116,12 +121,14 @@ public final class AuditLog: Sendable {
         do { lock = try WriterLock(path: path, waiting: options.lockWait) } catch { throw AuditError(error, path: path) }
         do {
             let key = try AuditKey.loadOrCreate(path: options.keyPath ?? path + ".key")
+            let witness = try options.witnessPath.map { witnessPath throws(AuditError) in try Witness(path: witnessPath, log: path) }
             let (database, (logID, tip)) = try catchingSQL(path) {
                 try Schema.file.openWriter(path: path, synchronous: options.durability == .powerLoss ? "FULL" : "NORMAL") { db in
                     try Self.resume(db, path: path, key: key)
                 }
             }
-            self.init(path: path, key: key, logID: logID, options: options, database: database, lock: lock, state: State(tip: tip))
+            self.init(path: path, key: key, logID: logID, options: options, database: database, lock: lock, witness: witness,
+                      state: State(tip: tip))
         } catch {
             lock.release()
             throw error
@@ -129,8 +136,9 @@ public final class AuditLog: Sendable {
     }
 
     private init(path: String, key: AuditKey, logID: LogID, options: Options, database: DatabaseQueue, lock: WriterLock,
-                 state: State) {
+                 witness: Witness?, state: State) {
         self.path = path
+        self.witness = witness
         self.key = key
         self.logID = logID
         self.options = options
@@ -218,6 +226,8 @@ public final class AuditLog: Sendable {
                                                time: time, key: key)
             }
             try catchingSQL(path) {
+                if head != nil { try durableForWitness() }
+                defer { if head != nil { try? restoreDurability() } }
                 if rows.count == 1 && head == nil {
                     // One INSERT is a transaction of its own (autocommit): no BEGIN and COMMIT
                     // statements to run, the same atomicity and durability.
@@ -236,6 +246,7 @@ public final class AuditLog: Sendable {
             if let head {
                 state.tip.lastHead = head
                 state.unsignedSince = nil
+                try witness(head, &state)
             } else if state.unsignedSince == nil {
                 state.unsignedSince = now
             }
@@ -294,7 +305,10 @@ public final class AuditLog: Sendable {
                 guard !state.closed else { throw .closed(path: path) }
                 guard state.failure == nil, overdue(state, now: options.monotonicClock()) else { return nil }
                 do { return try signPending(&state) } catch {
-                    state.failure = .signing(path: path, problem: "the interval thread could not sign the unsigned tail: \(error)")
+                    // A witness that failed has said so already.
+                    if state.failure == nil {
+                        state.failure = .signing(path: path, problem: "the interval thread could not sign the unsigned tail: \(error)")
+                    }
                     return nil
                 }
             }
@@ -311,10 +325,38 @@ public final class AuditLog: Sendable {
         guard state.tip.unsigned > 0 else { return nil }
         let head = try SignedTreeHead.sign(logID: logID, sequence: state.tip.nextSequence, treeSize: frontier.size, root: frontier.root,
                                            time: options.clock(), key: key)
-        try catchingSQL(path) { try database.write { db in try Schema.rows.insert(head, frontier: frontier, db) } }
+        try catchingSQL(path) {
+            try durableForWitness()
+            defer { try? restoreDurability() }
+            try database.write { db in try Schema.rows.insert(head, frontier: frontier, db) }
+        }
         state.tip.lastHead = head
         state.unsignedSince = nil
+        try witness(head, &state)
         return head
+    }
+
+    /// Appends a committed head to the witness file; one that cannot be written closes the log
+    /// to appends (the head is in the log, the witness is behind it).
+    private func witness(_ head: SignedTreeHead, _ state: inout State) throws(AuditError) {
+        guard let witness else { return }
+        do { try witness.append(PublishedHead(head: head, keyFingerprint: key.publicKey.fingerprint), log: path) } catch {
+            state.failure = error
+            throw error
+        }
+    }
+
+    /// With a witness, a head's transaction waits for fsync of the WAL (synchronous=FULL)
+    /// whatever `durability` says: a witness line must never name a head that a power loss
+    /// could still take from the log.
+    private func durableForWitness() throws {
+        guard witness != nil, options.durability == .processCrash else { return }
+        try database.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+    }
+
+    private func restoreDurability() throws {
+        guard witness != nil, options.durability == .processCrash else { return }
+        try database.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
     }
 
     /// Signs the unsigned tail, then closes the database and releases the writer's lock.

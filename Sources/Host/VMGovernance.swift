@@ -10,24 +10,28 @@ import Policy
 /// VM), appends to the same log, and counts against the same limits.
 ///
 /// Files: `policy.yaml` or `.json` (the copy), `governance` (`agent`, `policy-source`,
-/// `policy-copy`, `audit`, `audit-key` lines, each only when it applies) and `limits`
-/// (`PersistedLimits`).
+/// `policy-copy`, `audit`, `audit-key`, `audit-witness` lines, each only when it applies) and
+/// `limits` (`PersistedLimits`).
 public struct VMGovernance: Sendable {
     public var agent: String
     public var policy: LoadedPolicy?
     public var auditPath: String?
     public var auditKey: String?
+    /// The file every head signed over the VM's log is appended to (docs/audit.md, "Witness files").
+    public var auditWitness: String?
     /// The usage file, when there is a policy to count against.
     public var limitsPath: String?
 
-    public init(agent: String, policy: LoadedPolicy? = nil, auditPath: String? = nil, auditKey: String? = nil) {
+    public init(agent: String, policy: LoadedPolicy? = nil, auditPath: String? = nil, auditKey: String? = nil,
+                auditWitness: String? = nil) {
         self.agent = agent
         self.policy = policy
         self.auditPath = auditPath
         self.auditKey = auditKey
+        self.auditWitness = auditWitness
     }
 
-    public var log: SharedAuditLog? { auditPath.map { SharedAuditLog(path: $0, keyPath: auditKey) } }
+    public var log: SharedAuditLog? { auditPath.map { SharedAuditLog(path: $0, keyPath: auditKey, witnessPath: auditWitness) } }
 
     public var limits: PersistedLimits? {
         guard let policy, let limitsPath else { return nil }
@@ -57,6 +61,7 @@ public struct VMGovernance: Sendable {
         if let audit = governance.auditPath {
             lines.append("audit \(audit)")
             if let key = governance.auditKey { lines.append("audit-key \(key)") }
+            if let witness = governance.auditWitness { lines.append("audit-witness \(witness)") }
         }
         try SmallFiles.write(directory + "/governance", lines.joined(separator: "\n") + "\n")
     }
@@ -74,7 +79,8 @@ public struct VMGovernance: Sendable {
         guard let agent = fields["agent"] else {
             throw .failed("VM \(name): \(directory)/governance names no agent")
         }
-        var governance = VMGovernance(agent: agent, auditPath: fields["audit"], auditKey: fields["audit-key"])
+        var governance = VMGovernance(agent: agent, auditPath: fields["audit"], auditKey: fields["audit-key"],
+                                      auditWitness: fields["audit-witness"])
         if let source = fields["policy-source"] {
             guard let copyName = fields["policy-copy"], !copyName.contains("/") else {
                 throw .failed("VM \(name): \(directory)/governance names no policy copy")

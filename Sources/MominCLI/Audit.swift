@@ -240,6 +240,10 @@ struct AuditWriteTest: ParsableCommand {
     @Option(help: ArgumentHelp("The signing key (default: <db>.key, made on first use).", valueName: "file"))
     var key: String?
 
+    @Option(help: ArgumentHelp("A file that every signed head is appended to, one JSON line each (for momin audit verify --head).",
+                               valueName: "file"))
+    var witness: String?
+
     @Flag(help: "Wait for fsync on every commit (survives power loss, not only a crash of this process).")
     var fsyncEachCommit = false
 
@@ -260,7 +264,7 @@ struct AuditWriteTest: ParsableCommand {
         do {
             log = try AuditLog(path: db, options: AuditLog.Options(
                 keyPath: key, signEvery: UInt64(signEvery), signInterval: signInterval > 0 ? .nanoseconds(Int64(signInterval * 1e9)) : nil,
-                durability: fsyncEachCommit ? .powerLoss : .processCrash))
+                witnessPath: witness, durability: fsyncEachCommit ? .powerLoss : .processCrash))
         } catch {
             throw CLIError.usage("\(error)")
         }

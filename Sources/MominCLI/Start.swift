@@ -25,7 +25,8 @@ struct Start: ParsableCommand {
         try requireDirectKVM(config)
 
         let governed = VMGovernance(agent: loaded?.policy.agent ?? name, policy: loaded,
-                                    auditPath: governance.audit.map(Paths.absolute), auditKey: governance.auditKey.map(Paths.absolute))
+                                    auditPath: governance.audit.map(Paths.absolute), auditKey: governance.auditKey.map(Paths.absolute),
+                                    auditWitness: governance.witness.map(Paths.absolute))
         let settings = HostSettings(config, jail: machine.jail, buckets: buckets)
         var launch = HostedVM.Launch(name: name)
         launch.budget = HostResources.budget(loaded?.policy, config)

@@ -117,6 +117,22 @@ expect_refusal "audit verify --head: a file that is not a head" "head file $work
 expect_decision "audit head: a log with no signed head" 1 "audit log $work/empty.db has no signed head yet" \
   "$momin" audit head --db "$work/empty.db"
 
+# A witness file: every head the writer signs, appended as its JSON line.
+"$momin" audit write-test --db "$work/w.db" --count 1200 --sign-every 500 --witness "$work/w.heads" > /dev/null 2>&1
+heads=$(sqlite3 "$work/w.db" "SELECT count(*) FROM heads")
+[ "$(wc -l < "$work/w.heads")" -eq "$heads" ] && [ "$heads" -gt 3 ] &&
+  [ "$(tail -n 1 "$work/w.heads")" = "$("$momin" audit head --db "$work/w.db")" ]
+check "audit write-test --witness: one line per signed head ($heads), the last one momin audit head's" $? \
+  "$(wc -l < "$work/w.heads") lines for $heads heads"
+expect_decision "audit verify --head WITNESS: the log extends its witness's last head" 0 "extends the head in $work/w.heads (tree size 1200)" \
+  "$momin" audit verify --db "$work/w.db" --head "$work/w.heads" --pubkey "$work/w.db.key.pub"
+sqlite3 "$work/w.db" "DROP TRIGGER entries_no_delete; DROP TRIGGER heads_no_delete;
+                      DELETE FROM entries WHERE \"index\" >= 1000; DELETE FROM heads WHERE tree_size > 1000"
+expect_decision "audit verify --head WITNESS: a cut log fails against its witness" 1 "entries 1000..1199 were cut" \
+  "$momin" audit verify --db "$work/w.db" --head "$work/w.heads" --pubkey "$work/w.db.key.pub"
+expect_refusal "momin run --witness without --audit" "witness $work/w.heads needs --audit" \
+  "$momin" run --witness "$work/w.heads" -- true
+
 expect_refusal "audit verify: missing log" "audit log /nonexistent/audit.db: No such file" \
   "$momin" audit verify --db /nonexistent/audit.db
 expect_refusal "audit verify: missing public key" "audit public key /nonexistent/key.pub: cannot open" \

@@ -1,7 +1,8 @@
 import ArgumentParser
+import Audit
 import Host
 
-/// `--policy`, `--audit` and `--audit-key`, as `momin run` and `momin start` take them.
+/// `--policy`, `--audit`, `--audit-key` and `--witness`, as `momin run` and `momin start` take them.
 struct GovernanceOptions: ParsableArguments {
     @Option(help: "A policy file (YAML or JSON, docs/policy.md) that every tool call must pass.")
     var policy: String?
@@ -11,6 +12,19 @@ struct GovernanceOptions: ParsableArguments {
 
     @Option(help: "The audit log's signing key (default: the log's path + .key, made on first use).")
     var auditKey: String?
+
+    @Option(help: "A file (kept apart from the audit log) that every head signed over the log is appended to, one JSON line each, for momin audit verify --head.")
+    var witness: String?
+
+    // ValidationError, not CLIError: ArgumentParser passes only that on as bad input (exit 2).
+    func validate() throws {
+        guard let witness else { return }
+        guard let audit else { throw ValidationError("--witness \(witness) needs --audit: it witnesses the audit log's heads") }
+        if Paths.absolute(witness) == Paths.absolute(audit) { throw ValidationError("--witness \(witness) is the audit log itself") }
+    }
+
+    /// The log's options: its key and its witness (docs/audit.md).
+    var auditOptions: AuditLog.Options { AuditLog.Options(keyPath: auditKey, witnessPath: witness) }
 
     /// The policy and its exact bytes; a bad file is bad input. Its resource caps must hold
     /// the machine asked for.
