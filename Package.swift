@@ -144,7 +144,7 @@ let package = Package(
         ]),
         // The Host library with a fake momin-vmm (a shell script) and a fake guest at its socket.
         .testTarget(name: "HostTests", dependencies: [
-            "Host", "MachineConfig", "Ledger", "Audit", "Gateway", "Doors", "Policy", "POSIX", "GuestClient", "GuestClientTestSupport",
+            "Host", "MachineConfig", "Ledger", "Audit", "Gateway", "Doors", "Merkle", "Policy", "POSIX", "GuestClient", "GuestClientTestSupport",
         ]),
         // Tier 2: real /dev/kvm with small hand-made guest code.
         .testTarget(name: "KVMTests", dependencies: ["KVM", "GuestMemory"]),

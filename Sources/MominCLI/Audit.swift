@@ -146,7 +146,7 @@ struct AuditShow: ParsableCommand {
         discussion: """
             Lines: INDEX request #ID AGENT TOOL ARGUMENTS; INDEX decision #ID allow|deny RULE[: REASON]; \
             INDEX result #ID status N, B bytes, sha256 H; INDEX vm-start VM; INDEX vm-stop VM REASON; \
-            INDEX policy-load SOURCE sha256 H. Arguments that are text (bucket, door and spawn calls) \
+            INDEX policy-load SOURCE sha256 H; INDEX run-refused VM REASON. Arguments that are text (bucket, door and spawn calls) \
             are shown with each newline as '; ', others as their size. With --agent, only that \
             agent's requests, decisions and results. With --elapsed, each line begins with +S.mmm, \
             the seconds since the first entry.
@@ -190,6 +190,8 @@ struct AuditShow: ParsableCommand {
                 line = "vm-stop \(vm) \(reason)"
             case .lifecycle(.policyLoad(let source, let sha256)):
                 line = "policy-load \(source) sha256 \(sha256.hex)"
+            case .lifecycle(.runRefused(let vm, let reason)):
+                line = "run-refused \(vm) \(reason)"
             }
             if let agent, owner != agent { continue }
             if elapsed, let first = records.first {

@@ -60,7 +60,7 @@ struct Run: ParsableCommand {
         let timeout = machine.timeout > 0 ? machine.timeout : nil
 
         // Governance first: a bad policy or audit log is bad input, refused before any VM.
-        let loaded = try governance.loadPolicy(for: machine)
+        let loaded = try governance.loadPolicy(for: machine) { agent in name ?? "\(agent ?? "run")-\(getpid())" }
         // momin.hands: momin-init relays hands calls from inside the VM to this process.
         var config = try machine.configuration(extraCommandLine: "momin.doors=\(guestDoorsPort) momin.hands=\(HandsCallProtocol.port)")
         if record != nil, config.entropySeed == nil {

@@ -37,7 +37,7 @@ import Testing
         var badTag = good
         badTag[1] = 0
         var unknownTag = good
-        unknownTag[1] = 7
+        unknownTag[1] = 8
         let cases: [(String, [UInt8])] = [
             ("empty", []),
             ("a trailing byte", good + [0]),
@@ -45,7 +45,7 @@ import Testing
             ("header only", Array(good.prefix(18))),
             ("version 2", badVersion),
             ("tag 0", badTag),
-            ("tag 7", unknownTag),
+            ("tag 8", unknownTag),
         ]
         for (what, bytes) in cases {
             #expect(throws: LeafFormatError.self, "\(what)") { try AuditRecord(leafData: bytes) }
@@ -64,6 +64,18 @@ import Testing
         let huge = AuditRecord(index: 0, time: 0, event: .toolRequest(ToolRequest(
             requestID: 1, agent: "a", tool: "t", arguments: [UInt8](repeating: 1, count: AuditRecord.maximumFieldLength + 1))))
         #expect(throws: LeafFormatError.self) { try huge.leafData() }
+    }
+
+    /// docs/audit.md: tag 7, run-refused: string vm · string reason.
+    @Test func aRefusedRunHasItsDocumentedLayoutAndRoundTrips() throws {
+        let record = AuditRecord(index: 3, time: 4, event: .lifecycle(.runRefused(vm: "v", reason: "no room")))
+        let bytes: [UInt8] = [1, 7] + [0, 0, 0, 0, 0, 0, 0, 3] + [0, 0, 0, 0, 0, 0, 0, 4] + [0, 0, 0, 1, 0x76]
+            + [0, 0, 0, 7] + Array("no room".utf8)
+        #expect(try record.leafData() == bytes)
+        #expect(try AuditRecord(leafData: bytes) == record)
+        #expect(record.event.kind == "run-refused")
+        #expect(throws: LeafFormatError.self) { try AuditRecord(leafData: Array(bytes.dropLast())) }
+        #expect(throws: LeafFormatError.self) { try AuditRecord(leafData: bytes + [0]) }
     }
 
     @Test func kindsNameTheirEvent() {

@@ -133,6 +133,37 @@ expect_decision "audit verify --head WITNESS: a cut log fails against its witnes
 expect_refusal "momin run --witness without --audit" "witness $work/w.heads needs --audit" \
   "$momin" run --witness "$work/w.heads" -- true
 
+# Three runs refused before boot, each logged with its reason (no KVM needed: the policy
+# refusals come before any VM, and the ledger's comes before momin-vmm would start; the fake
+# momin-vmm only answers --preflight).
+refused=$work/refused.db
+printf 'version: 1\nagent: t\nlimits:\n  cycels: 10\n' > "$work/typo.yaml"
+printf 'version: 1\nagent: capped\nresources:\n  vcpus: 1\n' > "$work/capped.yaml"
+printf '#!/bin/sh\nexit 0\n' > "$work/fake-vmm" && chmod +x "$work/fake-vmm" && mkdir -p "$work/xdg"
+memory=$(awk '/^MemTotal:/ { print int($2 / 1024) }' /proc/meminfo)
+expect_refusal "momin run: a policy that does not load" "typo.yaml:4: limits.cycels: unknown key" \
+  "$momin" run --policy "$work/typo.yaml" --audit "$refused" -- true
+expect_refusal "momin run: more vCPUs than the policy allows" "vcpus 2 is over the policy's cap of 1" \
+  "$momin" run --policy "$work/capped.yaml" --vcpus 2 --audit "$refused" -- true
+expect_decision "momin run: no room in the ledger (exit 75)" 75 "no room for VM nothing-fits on this host" \
+  env MOMIN_VMM="$work/fake-vmm" MOMIN_IN_RIG=1 MOMIN_RUNTIME_DIR="$work/vms" XDG_RUNTIME_DIR="$work/xdg" \
+  MOMIN_RESERVE_MIB=$((memory - 1)) "$momin" run --name nothing-fits --kernel /bin/sh --audit "$refused" -- true
+shown=$("$momin" audit show --db "$refused" 2>&1)
+[ "$(grep -c ' run-refused ' <<<"$shown")" -eq 3 ] &&
+  grep -q '^0 run-refused run-[0-9]* .*typo.yaml:4: limits.cycels: unknown key' <<<"$shown" &&
+  grep -q '^1 policy-load .*capped.yaml sha256 ' <<<"$shown" &&
+  grep -q "^2 run-refused capped-[0-9]* --vcpus 2 is over the policy's cap of 1 (resources.vcpus)$" <<<"$shown" &&
+  grep -q '^3 run-refused nothing-fits no room for VM nothing-fits on this host: .* asks for 256 MiB, 1 MiB is free' <<<"$shown"
+check "audit: three refused runs leave three run-refused entries with their reasons" $? "$shown"
+report=$("$momin" audit verify --db "$refused" --strict 2>&1); status=$?
+[ "$status" -eq 0 ] && grep -q "intact: 4 entries, 3 signed heads (last at tree size 4)" <<<"$report"
+check "audit: each refusal is signed as it is logged (verify --strict)" $? "status $status: $report"
+expect_refusal "momin start: a policy that does not load" "typo.yaml:4: limits.cycels: unknown key" \
+  env MOMIN_RUNTIME_DIR="$work/vms" "$momin" start governed --kernel /bin/sh --policy "$work/typo.yaml" --audit "$work/started.db"
+shown=$("$momin" audit show --db "$work/started.db" 2>&1)
+grep -q '^0 run-refused governed .*typo.yaml:4: limits.cycels: unknown key' <<<"$shown"
+check "audit: a refused momin start is logged too" $? "$shown"
+
 expect_refusal "audit verify: missing log" "audit log /nonexistent/audit.db: No such file" \
   "$momin" audit verify --db /nonexistent/audit.db
 expect_refusal "audit verify: missing public key" "audit public key /nonexistent/key.pub: cannot open" \

@@ -27,8 +27,22 @@ struct GovernanceOptions: ParsableArguments {
     var auditOptions: AuditLog.Options { AuditLog.Options(keyPath: auditKey, witnessPath: witness) }
 
     /// The policy and its exact bytes; a bad file is bad input. Its resource caps must hold
-    /// the machine asked for.
-    func loadPolicy(for machine: MachineOptions) throws(HostError) -> LoadedPolicy? {
-        try policy.map { path throws(HostError) in try LoadedPolicy.load(path: path, vcpus: machine.vcpus, memoryMiB: machine.memory) }
+    /// the machine asked for. Either refusal is a refused run: with --audit it is logged
+    /// (`run-refused`, after the `policy-load` of a policy that loaded) before it is thrown.
+    /// `vm` names the run, given the policy's agent when it loaded.
+    func loadPolicy(for machine: MachineOptions, vm: (_ agent: String?) -> String) throws(HostError) -> LoadedPolicy? {
+        guard let policy else { return nil }
+        let loaded: LoadedPolicy
+        do { loaded = try LoadedPolicy.load(path: policy) } catch { throw refused(error, vm: vm(nil)) }
+        do { try loaded.allow(vcpus: machine.vcpus, memoryMiB: machine.memory) } catch {
+            throw refused(error, vm: vm(loaded.policy.agent), before: [loaded.loadEvent])
+        }
+        return loaded
+    }
+
+    /// `refusal`, logged first when there is a log.
+    func refused(_ refusal: HostError, vm: String, before: [Lifecycle] = []) -> HostError {
+        guard let audit else { return refusal }
+        return RefusedRun.record(refusal, vm: vm, before: before, auditPath: audit, options: auditOptions)
     }
 }
