@@ -106,7 +106,8 @@ public final class AuditLog: Sendable {
         var closed = false
         /// When (`monotonicClock`) the first entry after the last head was committed.
         var unsignedSince: UInt64?
-        /// What the interval thread could not do: the log takes no more appends (docs/audit.md).
+        /// A head the interval thread could not sign, or one that could not be witnessed: the
+        /// log takes no more appends (docs/audit.md).
         var failure: AuditError?
     }
 
@@ -195,7 +196,9 @@ public final class AuditLog: Sendable {
 
     /// Appends events in one transaction: all of them are committed, or none. The transaction
     /// signs a head too when it leaves `signEvery` entries unsigned, when the first unsigned
-    /// entry has waited `signInterval`, or when an event is a lifecycle event.
+    /// entry has waited `signInterval`, or when an event is a lifecycle event. A head that is
+    /// committed but cannot be witnessed throws `.witness` after the commit (and the log takes
+    /// no more appends).
     @discardableResult
     public func append(contentsOf events: some Collection<AuditEvent>) throws(AuditError) -> [AuditRecord] {
         let records = try state.withLock { (state: inout State) throws(AuditError) -> [AuditRecord] in
@@ -368,6 +371,7 @@ public final class AuditLog: Sendable {
             guard !state.closed else { return }
             defer {
                 try? database.close()
+                witness?.close()
                 lock.release()
                 state.closed = true
             }

@@ -27,10 +27,11 @@ final class IntervalSigner: @unchecked Sendable {
     }
 
     /// Signs at `deadline` unless disarmed first; starts the thread the first time. False if the
-    /// thread cannot be started: the caller signs at once instead.
+    /// thread cannot be started: the caller signs at once instead. The same deadline again (every
+    /// append until the next head) wakes nothing.
     func arm(at deadline: UInt64) -> Bool {
         monitor.holding {
-            guard !stopping else { return true }
+            guard !stopping, self.deadline != deadline else { return true }
             if !started {
                 do {
                     try POSIXThread.detach(name: "audit-signer") { [self] in run() }

@@ -8,9 +8,10 @@ import POSIX
 ///
 /// A regular file (made 0644 if missing), or a character device (a terminal, /dev/stderr),
 /// which is written but not fsynced. A line that cannot be written is an error, never skipped.
+/// Used under its log's lock only.
 final class Witness: @unchecked Sendable {
     let path: String
-    private let descriptor: Int32
+    private var descriptor: Int32
     private let syncs: Bool
 
     init(path: String, log: String) throws(AuditError) {
@@ -21,17 +22,17 @@ final class Witness: @unchecked Sendable {
         var info = stat()
         guard fstat(fd, &info) == 0 else {
             let why = describeErrno()
-            close(fd)
+            Glibc.close(fd)
             throw refuse("cannot stat: \(why)")
         }
         let type = info.st_mode & S_IFMT
         guard type == S_IFREG || type == S_IFCHR else {
-            close(fd)
+            Glibc.close(fd)
             throw refuse("not a regular file or a character device")
         }
         guard fcntl(fd, F_SETFL, O_WRONLY | O_APPEND) == 0 else {
             let why = describeErrno()
-            close(fd)
+            Glibc.close(fd)
             throw refuse("cannot clear O_NONBLOCK: \(why)")
         }
         self.path = path
@@ -39,11 +40,18 @@ final class Witness: @unchecked Sendable {
         syncs = type == S_IFREG
     }
 
-    deinit { close(descriptor) }
+    deinit { close() }
+
+    func close() {
+        guard descriptor >= 0 else { return }
+        Glibc.close(descriptor)
+        descriptor = -1
+    }
 
     /// Appends `head`'s line and waits for it to reach the disk.
     func append(_ head: PublishedHead, log: String) throws(AuditError) {
         do {
+            guard descriptor >= 0 else { throw SystemError("write", errno: EBADF) }
             try FileIO.writeAll(descriptor, Array((head.json + "\n").utf8))
             if syncs, fsync(descriptor) != 0 { throw SystemError("fsync") }
         } catch {
