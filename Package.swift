@@ -140,7 +140,7 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .testTarget(name: "AuditTests", dependencies: [
-            "Audit", "Merkle", .product(name: "Crypto", package: "swift-crypto"), .product(name: "GRDB", package: "GRDB.swift"),
+            "Audit", "Merkle", "POSIX", .product(name: "Crypto", package: "swift-crypto"), .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .testTarget(name: "BucketsTests", dependencies: [
             "Buckets", "Audit", "Merkle", .product(name: "GRDB", package: "GRDB.swift"),
@@ -153,7 +153,8 @@ let package = Package(
         // Every committed seed and every input a fuzzer once crashed on, through its target.
         .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets", "POSIX"]),
         .testTarget(name: "HostTests", dependencies: [
-            "Agents", "Host", "MachineConfig", "Ledger", "Audit", "Gateway", "Doors", "Policy", "POSIX", "GuestClient", "GuestClientTestSupport",
+            "Agents", "Host", "MachineConfig", "Ledger", "Audit", "Gateway", "Doors", "Merkle", "Policy", "POSIX", "GuestClient",
+            "GuestClientTestSupport",
         ]),
         // Tier 2: real /dev/kvm with small hand-made guest code.
         .testTarget(name: "KVMTests", dependencies: ["KVM", "GuestMemory"]),

@@ -7,6 +7,8 @@ public enum AuditError: Error, Equatable, CustomStringConvertible {
     /// A private key that group or others may read is not used.
     case keyTooOpen(path: String, mode: UInt32)
     case publicKeyFile(path: String, problem: String)
+    /// A head file (`momin audit head`'s output, a witness file) that cannot be read or is not a head.
+    case headFile(path: String, problem: String)
     /// The file is not a MominAI audit log (or not one this version reads).
     case notAnAuditLog(path: String, why: String)
     case cannotOpen(path: String, why: String)
@@ -21,6 +23,11 @@ public enum AuditError: Error, Equatable, CustomStringConvertible {
     /// The event cannot be encoded (a field over the size limit).
     case eventTooLarge(String)
     case closed(path: String)
+    /// A head could not be signed (or witnessed) when it was due, with no caller to tell then:
+    /// the log takes no more appends.
+    case signing(path: String, problem: String)
+    /// The log's witness file cannot be opened or written.
+    case witness(path: String, witness: String, problem: String)
     /// A proof or record asked for outside the log.
     case invalidRequest(String)
 
@@ -30,6 +37,7 @@ public enum AuditError: Error, Equatable, CustomStringConvertible {
         case .keyTooOpen(let path, let mode):
             "audit key \(path) has mode \(String(mode, radix: 8, uppercase: false).leftPadded(to: 4)): it must not be readable or writable by group or others (chmod 600 \(path))"
         case .publicKeyFile(let path, let problem): "audit public key \(path): \(problem)"
+        case .headFile(let path, let problem): "head file \(path): \(problem)"
         case .notAnAuditLog(let path, let why): "\(path) is not a MominAI audit log: \(why)"
         case .cannotOpen(let path, let why): "cannot open audit log \(path): \(why)"
         case .busy(let path): "audit log \(path) is already open for writing (by this or another process)"
@@ -38,6 +46,8 @@ public enum AuditError: Error, Equatable, CustomStringConvertible {
         case .damaged(let path, let finding): "audit log \(path) is damaged and will not be extended: \(finding)"
         case .eventTooLarge(let why): "audit event too large: \(why)"
         case .closed(let path): "audit log \(path) is closed"
+        case .signing(let path, let problem): "audit log \(path) takes no more entries: \(problem)"
+        case .witness(let path, let witness, let problem): "audit log \(path): witness \(witness): \(problem)"
         case .invalidRequest(let why): why
         }
     }

@@ -18,6 +18,7 @@ public enum AuditEvent: Hashable, Sendable {
         case .lifecycle(.vmStart): "vm-start"
         case .lifecycle(.vmStop): "vm-stop"
         case .lifecycle(.policyLoad): "policy-load"
+        case .lifecycle(.runRefused): "run-refused"
         }
     }
 }
@@ -78,12 +79,15 @@ public struct ResultDigest: Hashable, Sendable {
     }
 }
 
-/// VMs starting and stopping, policies being loaded.
+/// VMs starting and stopping, policies being loaded, runs refused before their VM booted.
 public enum Lifecycle: Hashable, Sendable {
     case vmStart(vm: String)
     case vmStop(vm: String, reason: String)
     /// A policy was loaded from `source`; `sha256` is the digest of its text.
     case policyLoad(source: String, sha256: MerkleHash)
+    /// The run of VM `vm` was refused before it booted: its policy did not load, it asked for
+    /// more than the policy allows, the host had no room for it; `reason` says which.
+    case runRefused(vm: String, reason: String)
 }
 
 /// One entry of the log: its position, when it was appended, and what happened.

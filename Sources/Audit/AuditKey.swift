@@ -123,9 +123,11 @@ public struct AuditPublicKey: Equatable, @unchecked Sendable, HeadKey {
 
     public var rawRepresentation: [UInt8] { Array(key.rawRepresentation) }
     public var hex: String { Hex.encode(rawRepresentation) }
-    /// The first 8 bytes of SHA-256 of the key, to name it in messages.
-    public var fingerprint: String { Hex.encode(SHA256.hash(data: rawRepresentation).prefix(8)) }
-    public var description: String { "ed25519:\(fingerprint)" }
+    /// The key's fingerprint: SHA-256 of its 32 raw bytes, 64 lowercase hex digits (what
+    /// `momin audit head` prints and `verify --key-fingerprint` pins).
+    public var fingerprint: String { Hex.encode(SHA256.hash(data: rawRepresentation)) }
+    /// `ed25519:` and the fingerprint's first 16 hex digits, to name the key in messages.
+    public var description: String { "ed25519:\(fingerprint.prefix(16))" }
 
     public static func == (a: AuditPublicKey, b: AuditPublicKey) -> Bool { a.rawRepresentation == b.rawRepresentation }
 

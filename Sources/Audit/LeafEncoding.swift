@@ -14,8 +14,13 @@ extension AuditRecord {
     /// Bound on one string or byte field, so a hostile row cannot make the decoder allocate much.
     public static let maximumFieldLength = LeafWriter.maximumFieldLength
 
+    /// A new tag is a new kind of record: the bytes of every existing record stay as they are, so
+    /// the version byte stays; a log that holds one is a newer schema version (PRAGMA
+    /// user_version), which an older momin refuses before it reads a leaf. Tags are never reused.
     enum Tag: UInt8 {
         case toolRequest = 1, decision, resultDigest, vmStart, vmStop, policyLoad
+        /// Schema version 2.
+        case runRefused
     }
 
     /// The canonical bytes; throws only for a string or byte field over `maximumFieldLength`.
@@ -29,6 +34,7 @@ extension AuditRecord {
         case .lifecycle(.vmStart): out.u8(Tag.vmStart.rawValue)
         case .lifecycle(.vmStop): out.u8(Tag.vmStop.rawValue)
         case .lifecycle(.policyLoad): out.u8(Tag.policyLoad.rawValue)
+        case .lifecycle(.runRefused): out.u8(Tag.runRefused.rawValue)
         }
         out.u64(index)
         out.u64(time)
@@ -56,6 +62,9 @@ extension AuditRecord {
         case .lifecycle(.policyLoad(let source, let sha256)):
             out.string(source)
             out.digest(sha256)
+        case .lifecycle(.runRefused(let vm, let reason)):
+            out.string(vm)
+            out.string(reason)
         }
         if let field = out.oversized {
             throw LeafFormatError("a field of \(field) bytes is over the limit of \(Self.maximumFieldLength)")
@@ -108,6 +117,8 @@ extension AuditRecord {
             event = .lifecycle(.vmStop(vm: try reader.string("vm"), reason: try reader.string("reason")))
         case .policyLoad:
             event = .lifecycle(.policyLoad(source: try reader.string("source"), sha256: try reader.digest("policy digest")))
+        case .runRefused:
+            event = .lifecycle(.runRefused(vm: try reader.string("vm"), reason: try reader.string("reason")))
         }
         guard reader.offset == data.count else {
             throw LeafFormatError("\(data.count - reader.offset) bytes after the last field")

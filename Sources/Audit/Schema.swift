@@ -1,3 +1,4 @@
+import Foundation
 import SignedLog
 
 /// The tables of an audit log (docs/audit.md, "Format").
@@ -6,6 +7,16 @@ enum Schema {
     /// update or delete): rows can be neither changed nor removed, nor inserted anywhere but
     /// at the end, not even by INSERT OR REPLACE (whose implicit delete fires no trigger).
     static let create = """
+        CREATE TABLE log (
+            id BLOB NOT NULL CHECK (length(id) = 16)
+        );
+        CREATE TRIGGER log_one_identity BEFORE INSERT ON log
+            WHEN (SELECT count(*) FROM log) > 0
+            BEGIN SELECT RAISE(ABORT, 'an audit log has one identity, fixed when it is created'); END;
+        CREATE TRIGGER log_no_update BEFORE UPDATE ON log
+            BEGIN SELECT RAISE(ABORT, 'an audit log has one identity, fixed when it is created: no update'); END;
+        CREATE TRIGGER log_no_delete BEFORE DELETE ON log
+            BEGIN SELECT RAISE(ABORT, 'an audit log has one identity, fixed when it is created: no delete'); END;
         CREATE TABLE entries (
             "index" INTEGER PRIMARY KEY CHECK ("index" >= 0),
             time INTEGER NOT NULL,
@@ -42,8 +53,12 @@ enum Schema {
     static let insertEntry = #"INSERT INTO entries ("index", time, kind, data, leaf_hash) VALUES (?, ?, ?, ?, ?)"#
 
     /// PRAGMA application_id "MoAL" tells an audit log from another SQLite file; user_version is
-    /// the schema and leaf encoding version.
-    static let file = LogSchema(applicationID: 0x4D6F_414C, version: 1, tables: ["entries", "heads"], create: create)
+    /// the schema and leaf encoding version. Version 2 added the log's identity (the `log` table,
+    /// signed into every head); a version 1 log is refused by its version, not migrated.
+    /// A new log gets its identity in the transaction that makes its tables.
+    static let file = LogSchema(applicationID: 0x4D6F_414C, version: 2, tables: ["log", "entries", "heads"], create: create) { db in
+        try db.execute(sql: "INSERT INTO log (id) VALUES (?)", arguments: [Data(LogID.random().bytes)])
+    }
     /// The one tree of a log: every row of both tables.
     static let rows = LogRows(entryColumns: #""index", time, kind, data, leaf_hash"#)
 }

@@ -93,6 +93,8 @@ public struct BucketFinding: Error, Hashable, Sendable, CustomStringConvertible 
         switch finding.place {
         case .entry(let index): place = .entry(namespace: namespace, index: index)
         case .head(let sequence, let treeSize): place = .head(namespace: namespace, sequence: sequence, treeSize: treeSize)
+        // A bucket store has no log identity: its heads are scoped by namespace instead.
+        case .identity: place = .head(namespace: namespace, sequence: 0, treeSize: nil)
         }
         kind = finding.kind
         detail = finding.detail

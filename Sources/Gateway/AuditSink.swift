@@ -22,9 +22,10 @@ public final class SharedAuditLog: AuditSink, Sendable {
     public let path: String
     private let options: AuditLog.Options
 
-    public init(path: String, keyPath: String?, lockWait: Duration = .seconds(30)) {
+    /// `witnessPath`: the file every head signed over a batch is appended to (docs/audit.md).
+    public init(path: String, keyPath: String?, witnessPath: String? = nil, lockWait: Duration = .seconds(30)) {
         self.path = path
-        var options = AuditLog.Options(keyPath: keyPath)
+        var options = AuditLog.Options(keyPath: keyPath, witnessPath: witnessPath)
         options.lockWait = lockWait
         self.options = options
     }

@@ -19,12 +19,18 @@ public struct LoadedPolicy: Sendable {
     /// hold; a file that does not load, or a machine over the caps, is bad input.
     public static func load(path: String, vcpus: Int, memoryMiB: Int) throws(HostError) -> LoadedPolicy {
         let loaded = try load(path: path)
-        let caps = loaded.policy.resources
+        try loaded.allow(vcpus: vcpus, memoryMiB: memoryMiB)
+        return loaded
+    }
+
+    /// Whether the policy's resource caps hold a machine of `vcpus` and `memoryMiB`; one over
+    /// them is bad input naming the cap.
+    public func allow(vcpus: Int, memoryMiB: Int) throws(HostError) {
+        let caps = policy.resources
         if vcpus > caps.vcpus { throw .badInput("--vcpus \(vcpus) is over the policy's cap of \(caps.vcpus) (resources.vcpus)") }
         if memoryMiB > caps.memoryMiB {
             throw .badInput("--memory \(memoryMiB) MiB is over the policy's cap of \(caps.memoryMiB) MiB (resources.memory_mib)")
         }
-        return loaded
     }
 
     /// Loads `path`; one that does not load is bad input (FILE:LINE: FIELD: MESSAGE).

@@ -10,8 +10,8 @@ import Policy
 /// VM), appends to the same log, and counts against the same limits.
 ///
 /// Files: `policy.yaml` or `.json` (the copy), `governance` (`agent`, `policy-source`,
-/// `policy-copy`, `audit`, `audit-key` lines, each only when it applies) and `limits` (the
-/// usage file of the VM's agent tree, `TreeLimits`, its root named after the VM).
+/// `policy-copy`, `audit`, `audit-key`, `audit-witness` lines, each only when it applies) and
+/// `limits` (the usage file of the VM's agent tree, `TreeLimits`, its root named after the VM).
 public struct VMGovernance: Sendable {
     public var agent: String
     /// The VM's name: the root of its agent tree's budget.
@@ -19,18 +19,22 @@ public struct VMGovernance: Sendable {
     public var policy: LoadedPolicy?
     public var auditPath: String?
     public var auditKey: String?
+    /// The file every head signed over the VM's log is appended to (docs/audit.md, "Witness files").
+    public var auditWitness: String?
     /// The usage file, when there is a policy to count against.
     public var limitsPath: String?
 
-    public init(agent: String, vm: String? = nil, policy: LoadedPolicy? = nil, auditPath: String? = nil, auditKey: String? = nil) {
+    public init(agent: String, vm: String? = nil, policy: LoadedPolicy? = nil, auditPath: String? = nil, auditKey: String? = nil,
+                auditWitness: String? = nil) {
         self.agent = agent
         self.vm = vm ?? agent
         self.policy = policy
         self.auditPath = auditPath
         self.auditKey = auditKey
+        self.auditWitness = auditWitness
     }
 
-    public var log: SharedAuditLog? { auditPath.map { SharedAuditLog(path: $0, keyPath: auditKey) } }
+    public var log: SharedAuditLog? { auditPath.map { SharedAuditLog(path: $0, keyPath: auditKey, witnessPath: auditWitness) } }
 
     /// The VM's limits, counted in its tree's budget with those of every sub-agent it starts.
     public var limits: AgentLimits? {
@@ -69,6 +73,7 @@ public struct VMGovernance: Sendable {
         if let audit = governance.auditPath {
             lines.append("audit \(audit)")
             if let key = governance.auditKey { lines.append("audit-key \(key)") }
+            if let witness = governance.auditWitness { lines.append("audit-witness \(witness)") }
         }
         try SmallFiles.write(directory + "/governance", lines.joined(separator: "\n") + "\n")
     }
@@ -86,7 +91,8 @@ public struct VMGovernance: Sendable {
         guard let agent = fields["agent"] else {
             throw .failed("VM \(name): \(directory)/governance names no agent")
         }
-        var governance = VMGovernance(agent: agent, vm: name, auditPath: fields["audit"], auditKey: fields["audit-key"])
+        var governance = VMGovernance(agent: agent, vm: name, auditPath: fields["audit"], auditKey: fields["audit-key"],
+                                      auditWitness: fields["audit-witness"])
         if let source = fields["policy-source"] {
             guard let copyName = fields["policy-copy"], !copyName.contains("/") else {
                 throw .failed("VM \(name): \(directory)/governance names no policy copy")

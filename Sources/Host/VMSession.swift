@@ -41,7 +41,8 @@ public enum VMSession {
 
     /// Boots `config` as VM `options.name` in a momin-vmm child, connects to its Doors server and
     /// runs `body` with a gateway (policy and log as given, lifecycle entries included), then
-    /// stops the VM and closes the log, signing a head over the session.
+    /// stops the VM and closes the log, signing a head over the session. A launch the host
+    /// refuses (no room, the name taken) is logged as `run-refused` before it is thrown.
     ///
     /// With `agents`, the VM's hands calls are served (given momin.hands on its kernel command
     /// line): buckets (`store`), doors and sub-agents, each sub-agent its own VM under this one;
@@ -58,7 +59,11 @@ public enum VMSession {
         launch.jail = options.jail
         launch.timeout = options.timeout
         launch.console = options.console
-        let hosted = try HostedVM.launch(launch, config: config, registry: registry, environment: environment)
+        let hosted: HostedVM
+        do { hosted = try HostedVM.launch(launch, config: config, registry: registry, environment: environment) } catch {
+            guard let log else { throw error }
+            throw RefusedRun.record(error, vm: name, in: log)
+        }
         if let stops {
             let vmPID = hosted.vm.pid
             let warn = environment.warn

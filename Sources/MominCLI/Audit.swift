@@ -9,36 +9,88 @@ struct AuditCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audit",
         abstract: "Check or exercise a signed audit log.",
-        subcommands: [AuditVerify.self, AuditShow.self, AuditWriteTest.self])
+        subcommands: [AuditVerify.self, AuditHead.self, AuditShow.self, AuditWriteTest.self])
 }
 
-/// `momin audit verify --db PATH [--pubkey FILE] [--strict]`.
+/// `--pubkey FILE` and `--key-fingerprint HEX`: the key that checks a log's heads, pinned by a
+/// file kept apart from the log or by its fingerprint; without either, the key beside the log.
+struct KeyPinOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("The signer's public key: 64 hex digits or 32 raw bytes (default: <db>.key.pub, beside the log: not a pin).",
+                               valueName: "file"))
+    var pubkey: String?
+
+    @Option(help: ArgumentHelp("The signer's key fingerprint, SHA-256 of its public key, 64 hex digits (as momin audit head prints it): the key used must have it.",
+                               valueName: "hex"))
+    var keyFingerprint: String?
+
+    // ValidationError, not CLIError: ArgumentParser passes only that on as bad input (exit 2).
+    func validate() throws {
+        if let keyFingerprint, keyFingerprint.utf8.count != 64 || Hex.decode(keyFingerprint.lowercased()) == nil {
+            throw ValidationError("--key-fingerprint \(keyFingerprint) is not 64 hex digits (SHA-256 of the public key, as momin audit head prints it)")
+        }
+    }
+
+    /// The key for the log at `db` and how it was found, for the summary line ("from FILE
+    /// (pinned)", "from FILE beside the log (not pinned)"). A key without the pinned
+    /// fingerprint fails (exit 1) naming both fingerprints.
+    func key(forLog db: String) throws -> (key: AuditPublicKey, source: String) {
+        try validate()
+        let path = pubkey ?? AuditVerifier.defaultPublicKeyPath(forLog: db)
+        let key = try loadPublicKey(path, given: pubkey != nil)
+        if let pinned = keyFingerprint?.lowercased(), key.fingerprint != pinned {
+            throw CLIError("audit log \(db): the key in \(path) has fingerprint \(key.fingerprint), not the pinned \(pinned)", .failure)
+        }
+        let source = switch (pubkey, keyFingerprint) {
+        case (.some, _): "from \(path) (pinned)"
+        case (nil, .some): "from \(path) beside the log (pinned by fingerprint)"
+        case (nil, nil): "from \(path) beside the log (not pinned)"
+        }
+        return (key, source)
+    }
+}
+
+/// `momin audit verify --db PATH [--pubkey FILE] [--key-fingerprint HEX] [--head FILE] [--strict]`.
 struct AuditVerify: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
         abstract: "Verify an audit log: every leaf, the order of the rows, every signed tree head.",
         discussion: """
             Exits 0 with a one-line summary when the log is intact; 1 with the first bad entry \
-            (or head) and why when it is not; 2 on bad input (no such file, no readable key, not \
-            an audit log). Entries after the last signed head (a writer that stopped before \
-            signing them) are counted in the summary, and are an error only with --strict.
+            (or head) and why when it is not, or when the key does not have the pinned \
+            fingerprint; 2 on bad input (no such file, no readable key or head file, not an \
+            audit log). Entries after the last signed head (a writer that stopped before \
+            signing them) are counted in the summary, and are an error only with --strict. \
+            With --head, the log must also extend the head kept in FILE (momin audit head's \
+            output, or a witness file, whose last line is taken): a log cut back to an earlier \
+            signed state, heads and all, fails naming the entries cut. Without --pubkey or \
+            --key-fingerprint the key is taken from beside the log, and the summary says so.
             """)
 
     @Option(help: ArgumentHelp("The audit log (SQLite).", valueName: "path"))
     var db: String
 
-    @Option(help: ArgumentHelp("The signer's public key: 64 hex digits or 32 raw bytes (default: <db>.key.pub).", valueName: "file"))
-    var pubkey: String?
+    @OptionGroup var pin: KeyPinOptions
+
+    @Option(help: ArgumentHelp("A head kept apart from the log (momin audit head's output, or a witness file: its last line) that the log must extend.",
+                               valueName: "file"))
+    var head: String?
 
     @Flag(help: "Treat entries after the last signed head as an error.")
     var strict = false
 
     func run() throws {
         guard access(db, F_OK) == 0 else { throw CLIError.usage("audit log \(db): \(describeErrno())") }
-        let keyPath = pubkey ?? AuditVerifier.defaultPublicKeyPath(forLog: db)
-        let key = try loadPublicKey(keyPath, given: pubkey != nil)
+        let (key, keySource) = try pin.key(forLog: db)
+        let kept: AuditVerifier.KeptHead?
+        do { kept = try head.map { path throws(AuditError) in AuditVerifier.KeptHead(try PublishedHead.load(path: path), source: path) } } catch {
+            throw CLIError.usage("\(error)")
+        }
         let outcome: AuditVerifier.Outcome
-        do { outcome = try AuditVerifier.verify(path: db, publicKey: key, strict: strict) } catch {
+        let logID: LogID
+        do {
+            outcome = try AuditVerifier.verify(path: db, publicKey: key, strict: strict, kept: kept)
+            logID = try AuditReader.logID(path: db)
+        } catch {
             throw CLIError.usage("\(error)")
         }
         switch outcome {
@@ -46,11 +98,43 @@ struct AuditVerify: ParsableCommand {
             var line = "audit log \(db): intact: \(summary.entries) entries, \(summary.signedHeads) signed heads"
             if summary.signedHeads > 0 { line += " (last at tree size \(summary.signedSize))" }
             if summary.unsignedEntries > 0 { line += ", \(summary.unsignedEntries) unsigned after the last head" }
-            line += ", root \(summary.root.hex), key \(key) from \(keyPath)\n"
+            if let kept { line += ", extends the head in \(kept.source) (tree size \(kept.published.head.treeSize))" }
+            line += ", root \(summary.root.hex), log \(logID), key \(key) \(keySource)\n"
             emit(Array(line.utf8))
         case .broken(let finding):
             throw CLIError("audit log \(db): \(finding)", .failure)
         }
+    }
+}
+
+/// `momin audit head --db PATH [--pubkey FILE] [--key-fingerprint HEX]`: the latest signed head, as JSON.
+struct AuditHead: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "head",
+        abstract: "Print an audit log's latest signed head as one line of JSON, to keep apart from the log.",
+        discussion: """
+            {"log_id", "sequence", "tree_size", "root", "time", "signature", "key_fingerprint"} \
+            (docs/audit.md, "Head files"). The head's signature is checked with the key first \
+            (--pubkey, --key-fingerprint, or the key beside the log); later, momin audit verify \
+            --head FILE shows that the log still extends it. Exits 1 when the log has no signed \
+            head or the head does not verify; 2 on bad input.
+            """)
+
+    @Option(help: ArgumentHelp("The audit log (SQLite).", valueName: "path"))
+    var db: String
+
+    @OptionGroup var pin: KeyPinOptions
+
+    func run() throws {
+        guard access(db, F_OK) == 0 else { throw CLIError.usage("audit log \(db): \(describeErrno())") }
+        let (key, keySource) = try pin.key(forLog: db)
+        let latest: SignedTreeHead?
+        do { latest = try AuditReader.latestHead(path: db) } catch { throw CLIError.usage("\(error)") }
+        guard let head = latest else { throw CLIError("audit log \(db) has no signed head yet", .failure) }
+        guard head.isValid(for: key) else {
+            throw CLIError("audit log \(db): head \(head.sequence) (tree size \(head.treeSize)) does not verify with key \(key) \(keySource)", .failure)
+        }
+        emit(Array((PublishedHead(head: head, keyFingerprint: key.fingerprint).json + "\n").utf8))
     }
 }
 
@@ -62,7 +146,7 @@ struct AuditShow: ParsableCommand {
         discussion: """
             Lines: INDEX request #ID AGENT TOOL ARGUMENTS; INDEX decision #ID allow|deny RULE[: REASON]; \
             INDEX result #ID status N, B bytes, sha256 H; INDEX vm-start VM; INDEX vm-stop VM REASON; \
-            INDEX policy-load SOURCE sha256 H. Arguments that are text (bucket, door and spawn calls) \
+            INDEX policy-load SOURCE sha256 H; INDEX run-refused VM REASON. Arguments that are text (bucket, door and spawn calls) \
             are shown with each newline as '; ', others as their size. With --agent, only that \
             agent's requests, decisions and results. With --elapsed, each line begins with +S.mmm, \
             the seconds since the first entry.
@@ -106,6 +190,8 @@ struct AuditShow: ParsableCommand {
                 line = "vm-stop \(vm) \(reason)"
             case .lifecycle(.policyLoad(let source, let sha256)):
                 line = "policy-load \(source) sha256 \(sha256.hex)"
+            case .lifecycle(.runRefused(let vm, let reason)):
+                line = "run-refused \(vm) \(reason)"
             }
             if let agent, owner != agent { continue }
             if elapsed, let first = records.first {
@@ -135,7 +221,8 @@ struct AuditWriteTest: ParsableCommand {
         abstract: "Append N synthetic entries to an audit log, printing each index once it is committed.",
         discussion: """
             Uses the same AuditLog API as the tool gateway: one transaction per entry, a signed \
-            head every --sign-every entries and on exit. Each index goes to stdout (unbuffered) \
+            head every --sign-every entries, at most --sign-interval seconds after an entry, with \
+            every lifecycle event (a vm-start every 300 entries) and on exit. Each index goes to stdout (unbuffered) \
             right after its commit, so a test that kills this process knows what must survive. \
             An existing log is resumed.
             """)
@@ -147,10 +234,17 @@ struct AuditWriteTest: ParsableCommand {
     var count: Int
 
     @Option(help: "Sign a tree head every K entries.")
-    var signEvery: Int = 1024
+    var signEvery: Int = Int(AuditLog.defaultSignEvery)
+
+    @Option(help: "Sign a tree head at most this many seconds after an entry (0: only every --sign-every entries, with lifecycle events and on exit).")
+    var signInterval: Double = Double(AuditLog.defaultSignInterval.components.seconds)
 
     @Option(help: ArgumentHelp("The signing key (default: <db>.key, made on first use).", valueName: "file"))
     var key: String?
+
+    @Option(help: ArgumentHelp("A file that every signed head is appended to, one JSON line each (for momin audit verify --head).",
+                               valueName: "file"))
+    var witness: String?
 
     @Flag(help: "Wait for fsync on every commit (survives power loss, not only a crash of this process).")
     var fsyncEachCommit = false
@@ -158,16 +252,21 @@ struct AuditWriteTest: ParsableCommand {
     @Flag(help: "Print nothing per entry; report the rate at the end (stderr).")
     var quiet = false
 
+    // ValidationError, not CLIError: ArgumentParser passes only that on as bad input (exit 2).
     func validate() throws {
-        guard count >= 0 else { throw CLIError.usage("--count \(count) is out of range: 0 or more entries") }
-        guard signEvery >= 1 else { throw CLIError.usage("--sign-every \(signEvery) is out of range: at least 1") }
+        guard count >= 0 else { throw ValidationError("--count \(count) is out of range: 0 or more entries") }
+        guard signEvery >= 1 else { throw ValidationError("--sign-every \(signEvery) is out of range: at least 1") }
+        guard signInterval >= 0, signInterval.isFinite, signInterval < 1e9 else {
+            throw ValidationError("--sign-interval \(signInterval) is not a number of seconds ≥ 0")
+        }
     }
 
     func run() throws {
         let log: AuditLog
         do {
             log = try AuditLog(path: db, options: AuditLog.Options(
-                keyPath: key, signEvery: UInt64(signEvery), durability: fsyncEachCommit ? .powerLoss : .processCrash))
+                keyPath: key, signEvery: UInt64(signEvery), signInterval: signInterval > 0 ? .nanoseconds(Int64(signInterval * 1e9)) : nil,
+                witnessPath: witness, durability: fsyncEachCommit ? .powerLoss : .processCrash))
         } catch {
             throw CLIError.usage("\(error)")
         }

@@ -60,7 +60,7 @@ struct Run: ParsableCommand {
         let timeout = machine.timeout > 0 ? machine.timeout : nil
 
         // Governance first: a bad policy or audit log is bad input, refused before any VM.
-        let loaded = try governance.loadPolicy(for: machine)
+        let loaded = try governance.loadPolicy(for: machine) { agent in name ?? "\(agent ?? "run")-\(getpid())" }
         // momin.hands: momin-init relays hands calls from inside the VM to this process.
         var config = try machine.configuration(extraCommandLine: "momin.doors=\(guestDoorsPort) momin.hands=\(HandsCallProtocol.port)")
         if record != nil, config.entropySeed == nil {
@@ -71,7 +71,7 @@ struct Run: ParsableCommand {
         }
         let host = hostEnvironment()
         try VMMLauncher(host).preflight(config)  // refuses bad input here, before any rig or child
-        try Rig.check(config, noRig: machine.noRig, outputs: [governance.audit, record, buckets].compactMap { $0 })
+        try Rig.check(config, noRig: machine.noRig, outputs: [governance.audit, governance.witness, record, buckets].compactMap { $0 })
         let vmName = name ?? "\(loaded?.policy.agent ?? "run")-\(getpid())"
         try VMRegistry.validate(vmName)
         let registry = try VMRegistry.open(host)
@@ -79,7 +79,7 @@ struct Run: ParsableCommand {
         let log: AuditLog?
         do {
             log = try governance.audit.map { path throws(AuditError) in
-                try AuditLog(path: path, options: AuditLog.Options(keyPath: governance.auditKey))
+                try AuditLog(path: path, options: governance.auditOptions)
             }
         } catch {
             throw CLIError.usage(error.description)

@@ -15,7 +15,7 @@ struct Start: ParsableCommand {
 
     func run() throws {
         try VMRegistry.validate(name)
-        let loaded = try governance.loadPolicy(for: machine)
+        let loaded = try governance.loadPolicy(for: machine) { _ in name }
         let host = hostEnvironment()
         let registry = try VMRegistry.open(host)
         if case .running(let pid) = registry.state(name) { throw CLIError.usage("VM \(name) is already running (momin-vmm pid \(pid))") }
@@ -25,21 +25,29 @@ struct Start: ParsableCommand {
         try requireDirectKVM(config)
 
         let governed = VMGovernance(agent: loaded?.policy.agent ?? name, vm: name, policy: loaded,
-                                    auditPath: governance.audit.map(Paths.absolute), auditKey: governance.auditKey.map(Paths.absolute))
+                                    auditPath: governance.audit.map(Paths.absolute), auditKey: governance.auditKey.map(Paths.absolute),
+                                    auditWitness: governance.witness.map(Paths.absolute))
         let settings = HostSettings(config, jail: machine.jail, buckets: buckets)
         var launch = HostedVM.Launch(name: name)
         launch.budget = HostResources.budget(loaded?.policy, config)
         launch.jail = machine.jail
         launch.timeout = machine.timeout
         launch.detached = true
-        let hosted = try HostedVM.launch(launch, config: config, registry: registry, environment: host) { dir throws(HostError) in
-            // In place before the VM exists: no call can come through ungoverned. The policy
-            // load is logged now, so a log that cannot be written fails the start before boot.
-            try VMGovernance.save(governed, in: dir)
-            try HostSettings.save(settings, in: dir)
-            do { try governed.log?.append(batch: loaded.map { [.lifecycle($0.loadEvent)] } ?? []) } catch {
-                throw .badInput("audit log: \(error)")
+        let hosted: HostedVM
+        do {
+            hosted = try HostedVM.launch(launch, config: config, registry: registry, environment: host) { dir throws(HostError) in
+                // In place before the VM exists: no call can come through ungoverned. The policy
+                // load is logged now, so a log that cannot be written fails the start before boot.
+                try VMGovernance.save(governed, in: dir)
+                try HostSettings.save(settings, in: dir)
+                do { try governed.log?.append(batch: loaded.map { [.lifecycle($0.loadEvent)] } ?? []) } catch {
+                    throw .badInput("audit log: \(error)")
+                }
             }
+        } catch {
+            // Refused by the host (no room, no jail uid): logged like a refused policy.
+            guard let log = governed.log else { throw error }
+            throw RefusedRun.record(error, vm: name, in: log)
         }
 
         // Ready means momin-init answers a ping.

@@ -31,12 +31,16 @@ package struct LogSchema: Sendable {
     package let version: Int
     package let tables: [String]
     package let create: String
+    /// Runs once on a new file, after `create`, in the same transaction (an audit log's identity).
+    package let setUp: (@Sendable (Database) throws -> Void)?
 
-    package init(applicationID: Int32, version: Int, tables: [String], create: String) {
+    package init(applicationID: Int32, version: Int, tables: [String], create: String,
+                 setUp: (@Sendable (Database) throws -> Void)? = nil) {
         self.applicationID = applicationID
         self.version = version
         self.tables = tables
         self.create = create
+        self.setUp = setUp
     }
 
     /// Throws `notThisFormat` unless the open database is of this type and version;
@@ -71,6 +75,7 @@ package struct LogSchema: Sendable {
             let state = try queue.write { db in
                 if try check(db) {
                     try db.execute(sql: create)
+                    try setUp?(db)
                     try db.execute(sql: "PRAGMA application_id = \(applicationID)")
                     try db.execute(sql: "PRAGMA user_version = \(version)")
                 }

@@ -5,6 +5,8 @@ public struct LogFinding: Error, Hashable, Sendable, CustomStringConvertible {
         case entry(UInt64)
         /// A signed head, by sequence number, and the tree size it claims when it is known.
         case head(sequence: UInt64, treeSize: UInt64?)
+        /// The log's identity, which every head signs (an audit log's `log` table).
+        case identity
     }
 
     public enum Kind: String, Hashable, Sendable {
@@ -23,6 +25,8 @@ public struct LogFinding: Error, Hashable, Sendable, CustomStringConvertible {
         case forgedHead = "forged head"
         /// Entries after the last signed head (only a finding with --strict).
         case unsigned
+        /// A head of another log (its signed identity is not this log's).
+        case otherLog = "another log"
         /// A stored value whose bytes no longer hash to the content address its entries name
         /// (bucket stores, docs/buckets.md; an audit log has no separate values).
         case valueModified = "value modified"
@@ -48,6 +52,7 @@ public struct LogFinding: Error, Hashable, Sendable, CustomStringConvertible {
         case .entry(let index): "entry \(index): \(kind.rawValue): \(detail)"
         case .head(let sequence, let size?): "head \(sequence) (tree size \(size)): \(kind.rawValue): \(detail)"
         case .head(let sequence, nil): "head \(sequence): \(kind.rawValue): \(detail)"
+        case .identity: "log identity: \(kind.rawValue): \(detail)"
         }
     }
 }

@@ -24,13 +24,16 @@ extension SignedHead {
     public func isValid(for key: some HeadKey) -> Bool { key.isValidSignature(signature, for: signedBytes) }
 }
 
-/// The bytes a tree head signature covers: domain ‖ [string scope] ‖ u64 sequence ‖ u64 tree size
-/// ‖ 32-byte root ‖ u64 time, integers big-endian. The domain keeps one log type's signatures
-/// from meaning anything for another's; the scope names the tree when a file holds several.
-package func treeHeadBytes(domain: [UInt8], scope: String? = nil, sequence: UInt64, treeSize: UInt64,
+/// The bytes a tree head signature covers: domain ‖ identity ‖ [string scope] ‖ u64 sequence ‖
+/// u64 tree size ‖ 32-byte root ‖ u64 time, integers big-endian. The domain keeps one log type's
+/// signatures from meaning anything for another's; the identity (fixed-length raw bytes, empty
+/// where the log type has none) names the log file, so a head of one log is no head of another
+/// under the same key; the scope names the tree when a file holds several.
+package func treeHeadBytes(domain: [UInt8], identity: [UInt8] = [], scope: String? = nil, sequence: UInt64, treeSize: UInt64,
                            root: MerkleHash, time: UInt64) -> [UInt8] {
     var out = LeafWriter()
     out.bytes.append(contentsOf: domain)
+    out.bytes.append(contentsOf: identity)
     if let scope { out.string(scope) }
     out.u64(sequence)
     out.u64(treeSize)

@@ -8,9 +8,9 @@ import Testing
     @Test func appendSignsEveryNAndOnCloseAndTheRootIsTheMerkleRootOfTheLeaves() throws {
         let dir = try TemporaryDirectory()
         let path = dir.file("log.db")
-        let log = try AuditLog(path: path, options: AuditLog.Options(signEvery: 4, clock: steppingClock()))
+        let log = try AuditLog(path: path, options: AuditLog.Options(signEvery: 4, signInterval: nil, clock: steppingClock()))
         var records: [AuditRecord] = []
-        for n in 0..<10 { records.append(try log.append(sampleEvent(n))) }
+        for n in 0..<10 { records.append(try log.append(callEvent(n))) }
         #expect(records.map(\.index) == Array(0..<10))
         #expect(log.size == 10)
         #expect(log.lastHead?.treeSize == 8)
@@ -36,12 +36,12 @@ import Testing
         let dir = try TemporaryDirectory()
         let path = dir.file("log.db")
         let key = try makeLog(at: path, count: 10, signEvery: 4)
-        let log = try AuditLog(path: path, options: AuditLog.Options(signEvery: 4))
+        let log = try AuditLog(path: path, options: AuditLog.Options(signEvery: 4, signInterval: nil))
         #expect(log.size == 10)
         #expect(log.lastHead?.treeSize == 10)
-        for n in 10..<15 { #expect(try log.append(sampleEvent(n)).index == UInt64(n)) }
+        for n in 10..<15 { #expect(try log.append(callEvent(n)).index == UInt64(n)) }
         // Batches are one transaction and keep counting.
-        let batch = try log.append(contentsOf: (15..<20).map(sampleEvent))
+        let batch = try log.append(contentsOf: (15..<20).map(callEvent))
         #expect(batch.map(\.index) == Array(15..<20))
         let root = log.root
         try log.close()
@@ -64,9 +64,9 @@ import Testing
         let strict = try #require(try finding(path, key: key, strict: true))
         #expect(strict.place == .entry(10) && strict.kind == .unsigned)
 
-        let log = try AuditLog(path: path, options: AuditLog.Options(signEvery: 5))
+        let log = try AuditLog(path: path, options: AuditLog.Options(signEvery: 5, signInterval: nil))
         #expect(log.size == 12)
-        try log.append(sampleEvent(12))
+        try log.append(callEvent(12))
         try log.close()
         let after = try #require(try summary(path, key: key))
         #expect(after.entries == 13 && after.signedSize == 13)

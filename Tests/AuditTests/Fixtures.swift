@@ -57,17 +57,25 @@ func sampleEvent(_ n: Int) -> AuditEvent {
     }
 }
 
-/// A closed log of `count` entries with a head every `signEvery`; returns its public key.
+/// A tool call's events only (request, decision, result in turn, varied as `sampleEvent`'s):
+/// no lifecycle event, whose head would come before `signEvery` (docs/audit.md).
+func callEvent(_ n: Int) -> AuditEvent {
+    sampleEvent(n / 3 * 6 + n % 3)
+}
+
+/// A closed log of `count` call entries with a head every `signEvery` (and none by time);
+/// returns its public key.
 @discardableResult
 func makeLog(at path: String, count: Int, signEvery: UInt64 = 10) throws -> AuditPublicKey {
-    let log = try AuditLog(path: path, options: AuditLog.Options(signEvery: signEvery, clock: steppingClock()))
-    for n in 0..<count { try log.append(sampleEvent(n)) }
+    let log = try AuditLog(path: path, options: AuditLog.Options(signEvery: signEvery, signInterval: nil, clock: steppingClock()))
+    for n in 0..<count { try log.append(callEvent(n)) }
     let key = log.key.publicKey
     try log.close()
     return key
 }
 
-let allTriggers = ["entries_append_only", "entries_no_update", "entries_no_delete", "heads_append_only", "heads_no_update", "heads_no_delete"]
+let allTriggers = ["entries_append_only", "entries_no_update", "entries_no_delete", "heads_append_only", "heads_no_update", "heads_no_delete",
+                   "log_one_identity", "log_no_update", "log_no_delete"]
 
 /// What an attacker with write access to the file can do: drop the guards, then any SQL.
 func tamper(_ path: String, _ sql: String, _ arguments: StatementArguments = []) throws {

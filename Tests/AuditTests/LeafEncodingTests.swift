@@ -37,7 +37,7 @@ import Testing
         var badTag = good
         badTag[1] = 0
         var unknownTag = good
-        unknownTag[1] = 7
+        unknownTag[1] = 8
         let cases: [(String, [UInt8])] = [
             ("empty", []),
             ("a trailing byte", good + [0]),
@@ -45,7 +45,7 @@ import Testing
             ("header only", Array(good.prefix(18))),
             ("version 2", badVersion),
             ("tag 0", badTag),
-            ("tag 7", unknownTag),
+            ("tag 8", unknownTag),
         ]
         for (what, bytes) in cases {
             #expect(throws: LeafFormatError.self, "\(what)") { try AuditRecord(leafData: bytes) }
@@ -66,16 +66,36 @@ import Testing
         #expect(throws: LeafFormatError.self) { try huge.leafData() }
     }
 
+    /// docs/audit.md: tag 7, run-refused: string vm · string reason.
+    @Test func aRefusedRunHasItsDocumentedLayoutAndRoundTrips() throws {
+        let record = AuditRecord(index: 3, time: 4, event: .lifecycle(.runRefused(vm: "v", reason: "no room")))
+        let bytes: [UInt8] = [1, 7] + [0, 0, 0, 0, 0, 0, 0, 3] + [0, 0, 0, 0, 0, 0, 0, 4] + [0, 0, 0, 1, 0x76]
+            + [0, 0, 0, 7] + Array("no room".utf8)
+        #expect(try record.leafData() == bytes)
+        #expect(try AuditRecord(leafData: bytes) == record)
+        #expect(record.event.kind == "run-refused")
+        #expect(throws: LeafFormatError.self) { try AuditRecord(leafData: Array(bytes.dropLast())) }
+        #expect(throws: LeafFormatError.self) { try AuditRecord(leafData: bytes + [0]) }
+    }
+
     @Test func kindsNameTheirEvent() {
         #expect((0..<6).map { sampleEvent($0).kind } == ["tool-request", "decision", "result-digest", "vm-start", "vm-stop", "policy-load"])
     }
 
-    @Test func treeHeadSigningBytesAreDomainSeparated() {
+    /// docs/audit.md: domain v2 ‖ 16-byte log id ‖ u64 sequence ‖ u64 tree size ‖ root ‖ u64 time.
+    @Test func treeHeadSigningBytesAreDomainSeparatedAndNameTheLog() throws {
         let root = Merkle.leafHash([1, 2, 3])
-        let bytes = SignedTreeHead.signedBytes(sequence: 1, treeSize: 2, root: root, time: 3)
-        #expect(bytes.starts(with: Array("MominAI audit tree head v1\u{0}".utf8)))
-        #expect(bytes.count == SignedTreeHead.domain.count + 8 + 8 + 32 + 8)
-        #expect(Array(bytes[SignedTreeHead.domain.count...].prefix(16)) == [0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2])
-        #expect(SignedTreeHead.signedBytes(sequence: 2, treeSize: 2, root: root, time: 3) != bytes)
+        let log = try #require(LogID(bytes: Array(0x10..<0x20)))
+        let bytes = SignedTreeHead.signedBytes(logID: log, sequence: 1, treeSize: 2, root: root, time: 3)
+        #expect(bytes.starts(with: Array("MominAI audit tree head v2\u{0}".utf8)))
+        #expect(bytes.count == SignedTreeHead.domain.count + 16 + 8 + 8 + 32 + 8)
+        let afterDomain = Array(bytes[SignedTreeHead.domain.count...])
+        #expect(Array(afterDomain.prefix(16)) == Array(0x10..<0x20))
+        #expect(Array(afterDomain.dropFirst(16).prefix(16)) == [0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2])
+        #expect(Array(afterDomain.dropFirst(32).prefix(32)) == root.bytes)
+        #expect(Array(afterDomain.suffix(8)) == [0, 0, 0, 0, 0, 0, 0, 3])
+        #expect(SignedTreeHead.signedBytes(logID: log, sequence: 2, treeSize: 2, root: root, time: 3) != bytes)
+        let other = try #require(LogID(bytes: Array(0x11...0x20)))
+        #expect(SignedTreeHead.signedBytes(logID: other, sequence: 1, treeSize: 2, root: root, time: 3) != bytes)
     }
 }

@@ -72,6 +72,24 @@ import Testing
         #expect(try VMGovernance(agent: "solo").requestIDs.next() == 1)
     }
 
+    /// Every process appending to a long-lived VM's log (exec, cp, the agent host) signs with
+    /// its key and witnesses every head it signs in its witness file.
+    @Test func governanceKeepsTheLogsKeyAndWitnessAndItsLogWitnessesEveryHead() throws {
+        let host = try TestHost()
+        let dir = host.root + "/vms"
+        let (audit, key, witness) = (host.root + "/audit.db", host.root + "/signer.key", host.root + "/witness")
+        try VMGovernance.save(VMGovernance(agent: "w", auditPath: audit, auditKey: key, auditWitness: witness), in: dir)
+        #expect(SmallFiles.read(dir + "/governance") == "agent w\naudit \(audit)\naudit-key \(key)\naudit-witness \(witness)\n")
+        let back = try #require(try VMGovernance.load(from: dir, name: "vm"))
+        #expect(back.auditKey == key && back.auditWitness == witness)
+        try back.log?.append(batch: [.lifecycle(.vmStart(vm: "w"))])
+        try back.log?.append(batch: [.lifecycle(.vmStop(vm: "w", reason: "done"))])
+        let fingerprint = try AuditPublicKey.load(path: key + ".pub").fingerprint
+        let heads = try AuditLog(path: audit, options: AuditLog.Options(keyPath: key)).heads()
+        #expect(heads.map(\.treeSize) == [1, 2])
+        #expect(SmallFiles.read(witness) == heads.map { PublishedHead(head: $0, keyFingerprint: fingerprint).json + "\n" }.joined())
+    }
+
     @Test func aVMWithoutGovernanceHasNoneAndDamageIsAnError() throws {
         let host = try TestHost()
         let dir = host.root + "/vms"

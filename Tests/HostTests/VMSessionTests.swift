@@ -5,6 +5,7 @@ import Glibc
 @testable import GuestClientTestSupport
 @testable import Host
 import MachineConfig
+import Merkle
 import POSIX
 import Testing
 
@@ -133,5 +134,49 @@ import Testing
         }
         #expect(!decision.isAllowed)
         #expect(try guest.join().isEmpty)
+    }
+
+    /// A run the host has no room for never boots, and its log says so, with why, signed at once.
+    @Test func aRunTheHostHasNoRoomForIsLoggedWithItsReason() throws {
+        let host = try TestHost()
+        let registry = try VMRegistry.open(host.environment)
+        let auditPath = host.root + "/audit.db"
+        let log = try AuditLog(path: auditPath)
+        var options = VMSession.Options(name: "big-1")
+        options.jail = .unjailed
+        options.auditPath = auditPath
+        var reason = ""
+        do {
+            _ = try VMSession.run(testMachine(vcpus: 8), options, log: log, agents: nil, registry: registry,
+                                  environment: host.environment) { _ throws(GatewayError) in Issue.record("the run went on") }
+            Issue.record("8 vCPUs fit on a 4-CPU host")
+        } catch {
+            #expect(error.kind == .noRoom)
+            #expect(error.message.hasPrefix("no room for VM big-1 on this host: "))
+            reason = error.message
+        }
+        #expect(log.lastHead?.treeSize == 1)
+        try log.close()
+        let records = try AuditReader.records(path: auditPath)
+        #expect(records.map(\.event) == [.lifecycle(.runRefused(vm: "big-1", reason: reason))])
+        #expect(registry.state("big-1") == .absent)
+    }
+
+    /// A refusal the log cannot take is still reported, as what it was, saying the log failed too.
+    @Test func aRefusalTheLogCannotTakeSaysBoth() throws {
+        let host = try TestHost()
+        let missing = host.root + "/no/such/dir/audit.db"
+        let reported = RefusedRun.record(.noRoom("no room for VM v on this host: 0 CPUs free"), vm: "v", auditPath: missing,
+                                         options: AuditLog.Options())
+        #expect(reported.kind == .noRoom)
+        #expect(reported.message.hasPrefix("no room for VM v on this host: 0 CPUs free; the audit log could not record the refusal: "))
+        #expect(reported.message.contains(missing))
+        // One that can: the refusal as it was, after what came before it, in one signed transaction.
+        let auditPath = host.root + "/audit.db"
+        let refusal = HostError.badInput("--vcpus 4 is over the policy's cap of 2 (resources.vcpus)")
+        let loaded: Lifecycle = .policyLoad(source: "p.yaml", sha256: Merkle.emptyRoot)
+        #expect(RefusedRun.record(refusal, vm: "w-1", before: [loaded], auditPath: auditPath, options: AuditLog.Options()) == refusal)
+        #expect(try AuditReader.records(path: auditPath).map(\.event) == [.lifecycle(loaded), .lifecycle(.runRefused(vm: "w-1", reason: refusal.message))])
+        #expect(try AuditReader.latestHead(path: auditPath)?.treeSize == 2)
     }
 }
