@@ -171,6 +171,8 @@ import Testing
             ("momin-limits 2\nagent vm - 5 3 1\n", "line 2: expected 'agent NAME PARENT"),
             ("momin-limits 2\n", "does not hold one tree"),
             ("momin-limits 2\nagent vm - 5 3 1 1 0 0\nagent c x 5 3 1 1 0 0\n", "does not hold one tree"),
+            // Bounded before it is parsed: a file that grew past 256 KiB is refused whole.
+            ("momin-limits 2\n" + String(repeating: "agent vm - 5 3 1 1 0 0\n", count: 12_000), "is larger than 262144 bytes"),
         ]
         for (index, (text, expected)) in cases.enumerated() {
             let path = dir + "/limits\(index)"
