@@ -10,6 +10,9 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     /// A split virtqueue over guest memory the input fills, walked as a device walks it, with
     /// each chain read as a vsock TX packet.
     case virtqueue
+    /// One vsock stream connection, driven by guest packets and host socket events: its credit
+    /// accounting holds after every step.
+    case vsockConnection = "vsock-connection"
     /// A policy file, YAML or JSON: refused with an error, or a policy no wider than itself.
     case policy
     /// A parent and a child policy: when the check finds no widening, the child is allowed
@@ -22,6 +25,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .doorsFrame: DoorsFrameTarget.run(bytes)
         case .handsCall: HandsCallTarget.run(bytes)
         case .virtqueue: VirtqueueTarget.run(bytes)
+        case .vsockConnection: VsockConnectionTarget.run(bytes)
         case .policy: PolicyTarget.run(bytes)
         case .narrowing: NarrowingTarget.run(bytes)
         }

@@ -1,3 +1,4 @@
+import Devices
 import Doors
 
 /// Valid inputs for each target, made with the real encoders, so that a fuzzer starts from
@@ -33,6 +34,8 @@ public enum Seeds {
                 + [HandsCallCodec.encode(.ok(fields: ["a", "b"], data: [1])), HandsCallCodec.encode(.failed(.denied, "no"))]
         case .virtqueue:
             return [virtqueueSeed(size: 0), virtqueueSeed(size: 2), virtqueueSeed(size: 8)]
+        case .vsockConnection:
+            return vsockConnectionSeeds()
         case .policy:
             return [[0] + Array(examplePolicy.utf8), [1] + Array(#"{"version": 1, "agent": "a", "tools": {"files": {"read": ["/data/**"]}}}"#.utf8)]
         case .narrowing:
@@ -59,6 +62,28 @@ public enum Seeds {
         put(1, 2, at: 0x701C)
         put(1, 2, at: 0x701E)
         return [size, 0] + memory
+    }
+
+    /// Connections that get somewhere: a guest-initiated one that sends, is flushed and reads,
+    /// and a host-initiated one that the guest answers, then shuts down.
+    static func vsockConnectionSeeds() -> [[UInt8]] {
+        func u16(_ v: Int) -> [UInt8] { [UInt8(v & 0xff), UInt8(v >> 8 & 0xff)] }
+        func u32(_ v: Int) -> [UInt8] { u16(v & 0xffff) + u16(v >> 16) }
+        // Step 0: a guest packet (op, flags, buf_alloc, fwd_cnt, payload length, +1 byte?).
+        func packet(_ op: VsockOp, flags: UInt8 = 0, length: Int = 0) -> [UInt8] {
+            [0, UInt8(op.rawValue), flags] + u32(64 << 10) + u32(0) + u16(length) + [0]
+        }
+        let readable: [UInt8] = [2], eof: [UInt8] = [4]
+        func flush(_ n: Int) -> [UInt8] { [3] + u16(n) }
+        func rx(_ room: Int, read: UInt8 = 0, length: Int = 0) -> [UInt8] { [6] + u16(room) + [read] + u16(length) }
+        // A 4 KiB buffer, guest-initiated with 64 KiB of credit.
+        let guestFirst: [UInt8] = [4, 1] + u32(64 << 10) + u32(0) + rx(4096) + packet(.rw, length: 3000) + flush(1000)
+            + packet(.rw, length: 2000) + flush(4000) + readable + rx(4096, length: 1500) + rx(8) + eof + rx(4096)
+            + packet(.shutdown, flags: 3) + [7, 0]
+        // Host-initiated: REQUEST out, RESPONSE back, the preamble flushed, credit asked for.
+        let hostFirst: [UInt8] = [6, 0] + rx(64) + packet(.response) + flush(20) + packet(.creditRequest) + rx(64)
+            + readable + rx(65535, length: 65535) + packet(.rst)
+        return [guestFirst, hostFirst]
     }
 
     static let examplePolicy = """

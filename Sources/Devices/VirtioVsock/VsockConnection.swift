@@ -39,8 +39,8 @@ struct ByteQueue: Sendable {
 /// decision about what a packet means is made here, so it tests without sockets.
 ///
 /// Counters are free-running u32s, compared with wrapping arithmetic as §5.10.6.3 defines them.
-struct VsockConnection: Sendable {
-    enum State: Equatable, Sendable {
+package struct VsockConnection: Sendable {
+    package enum State: Equatable, Sendable {
         /// Host-initiated: REQUEST sent (or about to be), waiting for the guest's RESPONSE.
         case requesting
         /// Data may flow, subject to each side's shutdown promises.
@@ -51,17 +51,18 @@ struct VsockConnection: Sendable {
     }
 
     /// Control packets owed to the guest, sent in the order `nextControlPacket` picks.
-    struct Pending: OptionSet, Sendable {
-        let rawValue: UInt8
-        static let request = Pending(rawValue: 1 << 0)
-        static let response = Pending(rawValue: 1 << 1)
-        static let shutdown = Pending(rawValue: 1 << 2)
-        static let creditUpdate = Pending(rawValue: 1 << 3)
-        static let rst = Pending(rawValue: 1 << 4)
+    package struct Pending: OptionSet, Sendable {
+        package let rawValue: UInt8
+        package init(rawValue: UInt8) { self.rawValue = rawValue }
+        package static let request = Pending(rawValue: 1 << 0)
+        package static let response = Pending(rawValue: 1 << 1)
+        package static let shutdown = Pending(rawValue: 1 << 2)
+        package static let creditUpdate = Pending(rawValue: 1 << 3)
+        package static let rst = Pending(rawValue: 1 << 4)
     }
 
     /// What a packet from the guest did to the connection.
-    enum Verdict: Equatable, Sendable {
+    package enum Verdict: Equatable, Sendable {
         /// Absorbed (possibly with bytes now queued for the host, or a reply owed).
         case accepted
         /// A protocol or credit violation: the connection is now `.closing` and owes an RST.
@@ -70,35 +71,35 @@ struct VsockConnection: Sendable {
         case closed
     }
 
-    let guestCID: UInt64
-    let hostPort: UInt32
-    let guestPort: UInt32
+    package let guestCID: UInt64
+    package let hostPort: UInt32
+    package let guestPort: UInt32
     /// Our receive buffer for guest→host bytes (`buf_alloc` in every header we send).
-    let bufferSize: UInt32
+    package let bufferSize: UInt32
     /// Send a CREDIT_UPDATE when the guest's view of our free space falls below this.
-    let creditUpdateThreshold: UInt32
+    package let creditUpdateThreshold: UInt32
 
-    private(set) var state: State
-    private(set) var pending: Pending
+    package private(set) var state: State
+    package private(set) var pending: Pending
 
     // Shutdown promises (§5.10.6.5), each one-way and permanent.
-    private(set) var guestStoppedSending = false
-    private(set) var guestStoppedReceiving = false
+    package private(set) var guestStoppedSending = false
+    package private(set) var guestStoppedReceiving = false
     /// The host socket reached EOF; we owe or sent SHUTDOWN(SEND).
-    private(set) var hostStoppedSending = false
+    package private(set) var hostStoppedSending = false
     /// We shut down the host socket's write side after the guest's SHUTDOWN(SEND).
-    private(set) var hostWriteShutDown = false
+    package private(set) var hostWriteShutDown = false
 
     // Host → guest.
     /// The host socket reported readable and has not since said EAGAIN.
-    var hostReadable = false
+    package var hostReadable = false
     /// Poll reported a hang-up: the host closed its socket entirely (a half-close by
     /// shutdown(2) shows as EOF only).
-    var hostHungUp = false
-    private(set) var peerBufferAllocation: UInt32
-    private(set) var peerForwardCount: UInt32
+    package var hostHungUp = false
+    package private(set) var peerBufferAllocation: UInt32
+    package private(set) var peerForwardCount: UInt32
     /// Payload bytes sent to the guest (tx_cnt).
-    private(set) var sentCount: UInt32 = 0
+    package private(set) var sentCount: UInt32 = 0
     /// A CREDIT_REQUEST went out and no packet has come back since.
     private var creditRequested = false
 
@@ -106,12 +107,12 @@ struct VsockConnection: Sendable {
     /// Bytes for the host socket: first `preambleLength` bytes of our own ("OK <port>\n",
     /// outside the credit accounting), then the guest's payload.
     private(set) var outbound = ByteQueue()
-    private(set) var preambleLength = 0
+    package private(set) var preambleLength = 0
     /// Payload bytes accepted from the guest, and those written to the host socket (fwd_cnt).
-    private(set) var receivedCount: UInt32 = 0
-    private(set) var forwardCount: UInt32 = 0
+    package private(set) var receivedCount: UInt32 = 0
+    package private(set) var forwardCount: UInt32 = 0
     /// The `fwd_cnt` in the last header we sent: the guest's latest view of our buffer.
-    private(set) var lastForwardCountSent: UInt32 = 0
+    package private(set) var lastForwardCountSent: UInt32 = 0
 
     private init(guestCID: UInt64, hostPort: UInt32, guestPort: UInt32, bufferSize: UInt32, state: State,
                  pending: Pending, peerBufferAllocation: UInt32, peerForwardCount: UInt32) {
@@ -127,14 +128,14 @@ struct VsockConnection: Sendable {
     }
 
     /// A host process asked (`CONNECT <guestPort>`) for the guest: we owe the guest a REQUEST.
-    static func hostInitiated(guestCID: UInt64, hostPort: UInt32, guestPort: UInt32, bufferSize: UInt32) -> Self {
+    package static func hostInitiated(guestCID: UInt64, hostPort: UInt32, guestPort: UInt32, bufferSize: UInt32) -> Self {
         Self(guestCID: guestCID, hostPort: hostPort, guestPort: guestPort, bufferSize: bufferSize,
              state: .requesting, pending: .request, peerBufferAllocation: 0, peerForwardCount: 0)
     }
 
     /// The guest's REQUEST reached a listening host socket: we owe it a RESPONSE, and its
     /// header carries its first credit.
-    static func guestInitiated(_ request: VsockHeader, bufferSize: UInt32) -> Self {
+    package static func guestInitiated(_ request: VsockHeader, bufferSize: UInt32) -> Self {
         Self(guestCID: request.sourceCID, hostPort: request.destinationPort, guestPort: request.sourcePort,
              bufferSize: bufferSize, state: .established, pending: .response,
              peerBufferAllocation: request.bufferAllocation, peerForwardCount: request.forwardCount)
@@ -145,23 +146,23 @@ struct VsockConnection: Sendable {
     /// How many more payload bytes the guest can take: buf_alloc - (tx_cnt - fwd_cnt). A guest
     /// claiming to have forwarded more than it was sent gets no credit (the difference wraps
     /// past its buffer), so lying only stalls its own connection.
-    var peerCredit: UInt32 {
+    package var peerCredit: UInt32 {
         let inFlight = sentCount &- peerForwardCount
         return inFlight >= peerBufferAllocation ? 0 : peerBufferAllocation - inFlight
     }
 
     /// What the guest believes it may still send us: our buffer less what it sent beyond the
     /// last `fwd_cnt` we told it.
-    var guestCredit: UInt32 {
+    package var guestCredit: UInt32 {
         let unacknowledged = receivedCount &- lastForwardCountSent
         return unacknowledged >= bufferSize ? 0 : bufferSize - unacknowledged
     }
 
     /// The guest's bytes still waiting for the host socket.
-    var queuedGuestBytes: Int { outbound.count - preambleLength }
+    package var queuedGuestBytes: Int { outbound.count - preambleLength }
 
     /// Credit, queues and shutdown promises in one line, for the VMM's state dump.
-    var debugSummary: String {
+    package var debugSummary: String {
         "credit to guest \(peerCredit) (alloc \(peerBufferAllocation), sent \(sentCount), fwd \(peerForwardCount)), "
             + "credit from guest \(guestCredit), queued for host \(queuedGuestBytes), host readable \(hostReadable), "
             + "pending 0x\(String(pending.rawValue, radix: 16)), shut: guest send \(guestStoppedSending) "
@@ -172,7 +173,7 @@ struct VsockConnection: Sendable {
 
     /// Absorbs one packet the guest sent on this connection (already checked against its
     /// chain, its CIDs and type). RW payload is queued for the host; the muxer writes it out.
-    mutating func receive(_ header: VsockHeader, payload: [UInt8] = []) -> Verdict {
+    package mutating func receive(_ header: VsockHeader, payload: [UInt8] = []) -> Verdict {
         if state == .closing {
             // An RST is already owed; an RST from the guest settles it without ours.
             return header.operation == .rst ? .closed : .accepted
@@ -218,7 +219,7 @@ struct VsockConnection: Sendable {
 
     /// Ends the connection with an RST to the guest; queued bytes are dropped.
     @discardableResult
-    mutating func kill() -> Verdict {
+    package mutating func kill() -> Verdict {
         state = .closing
         pending = .rst
         outbound.removeAll()
@@ -230,7 +231,7 @@ struct VsockConnection: Sendable {
     // MARK: - Host socket events
 
     /// `count` bytes of `outbound` reached the host socket.
-    mutating func flushed(_ count: Int) {
+    package mutating func flushed(_ count: Int) {
         let n = min(max(count, 0), outbound.count)
         let ours = min(n, preambleLength)
         preambleLength -= ours
@@ -242,22 +243,22 @@ struct VsockConnection: Sendable {
     }
 
     /// The host socket returned EOF: tell the guest we will send no more.
-    mutating func hostReachedEOF() {
+    package mutating func hostReachedEOF() {
         guard state == .established else { return }
         hostStoppedSending = true
         hostReadable = false
         pending.insert(.shutdown)
     }
 
-    mutating func hostWriteWasShutDown() { hostWriteShutDown = true }
+    package mutating func hostWriteWasShutDown() { hostWriteShutDown = true }
 
     /// The guest will send no more and everything it sent is out: shut the host's write side.
-    var shouldShutDownHostWrite: Bool {
+    package var shouldShutDownHostWrite: Bool {
         state == .established && guestStoppedSending && outbound.isEmpty && !hostWriteShutDown
     }
 
     /// Nothing can move either way any more and nothing is queued: time for the RST.
-    var isFinished: Bool {
+    package var isFinished: Bool {
         state == .established && guestStoppedSending && (guestStoppedReceiving || hostStoppedSending)
             && outbound.isEmpty
     }
@@ -265,7 +266,7 @@ struct VsockConnection: Sendable {
     /// The host closed its socket for good and we have passed on all it sent (its EOF, and so
     /// our SHUTDOWN, is owed or out); nothing the guest sends can be delivered any more, so
     /// waiting for the guest to close would let a silent guest hold the slot for ever.
-    var isAbandoned: Bool {
+    package var isAbandoned: Bool {
         state == .established && hostHungUp && hostStoppedSending && outbound.isEmpty
     }
 
@@ -275,7 +276,7 @@ struct VsockConnection: Sendable {
     }
 
     /// The host socket has bytes and the guest has room for some.
-    var canSendData: Bool { hostReadable && hostToGuestOpen && peerCredit > 0 }
+    package var canSendData: Bool { hostReadable && hostToGuestOpen && peerCredit > 0 }
 
     /// Out of guest credit with host bytes waiting, and not yet asked.
     private var needsCreditRequest: Bool {
@@ -285,7 +286,7 @@ struct VsockConnection: Sendable {
     /// What to watch the host socket for: readable while bytes may go to the guest and none are
     /// already waiting; writable while bytes wait for the host. Empty (watch for hang-up only)
     /// while requesting; nothing at all once closing.
-    var hostInterest: Readiness {
+    package var hostInterest: Readiness {
         guard state == .established else { return [] }
         var interest: Readiness = []
         if !outbound.isEmpty { interest.insert(.writable) }
@@ -296,12 +297,12 @@ struct VsockConnection: Sendable {
     // MARK: - Packets to the guest
 
     /// Whether the connection has a packet for the guest now.
-    var hasPacketForGuest: Bool { !pending.isEmpty || canSendData || needsCreditRequest }
+    package var hasPacketForGuest: Bool { !pending.isEmpty || canSendData || needsCreditRequest }
 
     /// The next control packet owed, if any: RST first (nothing else matters), then the
     /// handshake, SHUTDOWN, a credit request, and a credit update only when no data packet is
     /// about to carry the same information.
-    mutating func nextControlPacket() -> VsockHeader? {
+    package mutating func nextControlPacket() -> VsockHeader? {
         if pending.contains(.rst) {
             pending = []
             return header(.rst)
@@ -329,10 +330,10 @@ struct VsockConnection: Sendable {
     }
 
     /// A CREDIT_UPDATE now, whatever is pending: for an RX buffer that has no room for data.
-    mutating func creditUpdatePacket() -> VsockHeader { header(.creditUpdate) }
+    package mutating func creditUpdatePacket() -> VsockHeader { header(.creditUpdate) }
 
     /// The header for `length` payload bytes just read from the host socket.
-    mutating func dataPacket(length: Int) -> VsockHeader {
+    package mutating func dataPacket(length: Int) -> VsockHeader {
         sentCount &+= UInt32(length)
         return header(.rw, length: UInt32(length))
     }
