@@ -20,6 +20,9 @@ public enum ToolCall: Sendable, Hashable {
     case doorListen(door: String)
     /// Starting a sub-agent (its own microVM); the resource ledger bounds how many.
     case spawn
+    /// Attaching host file `path` to the agent's VM as a disk, read-only or not (judged on
+    /// the host, with the host's own resolver, before boot).
+    case attachDisk(path: String, writable: Bool)
 
     /// The call a Doors request makes; nil for frames that are not requests.
     public init?(_ message: DoorsMessage) {
@@ -117,6 +120,7 @@ public enum Reason: Sendable, Equatable, CustomStringConvertible {
     case bucketNotAllowed(namespace: String, operation: BucketOperation)
     case doorNotAllowed(door: String, peer: String, direction: DoorDirection)
     case subAgentsNotAllowed
+    case diskNotAllowed(path: String, writable: Bool)
     /// Refused by the host for a reason outside the rules (`Decision.refused(_:because:)`).
     case refused(String)
     /// Refused by the other side's policy.
@@ -164,6 +168,8 @@ public enum Reason: Sendable, Equatable, CustomStringConvertible {
         case .refused(let why): why
         case .peerRefused(let peer, let why): "the policy of \(peer) refuses: \(why)"
         case .subAgentsNotAllowed: "the policy allows no sub-agents (resources.sub_agents is 0)"
+        case .diskNotAllowed(let path, let writable):
+            "\(path) is not within any of resources.disks\(writable ? " with mode rw" : "")"
         case .cyclesExhausted(let limit): "the limit of \(limit) tool calls is used up"
         case .wallTimeExceeded(let limit): "the wall time limit of \(formatDuration(limit)) has passed"
         case .outputExceeded(let limit): "the output limit of \(limit) bytes is used up"

@@ -20,7 +20,31 @@ extension AgentPolicy {
         case .doorListen(let door): judgeListen(door)
         case .spawn:
             resources.subAgents > 0 ? .allow(resources.rules.subAgents) : .deny(resources.rules.subAgents, .subAgentsNotAllowed)
+        case .attachDisk(let path, let writable): judgeDisk(path, writable: writable, resolver)
         }
+    }
+
+    // MARK: Disks
+
+    /// Both the path as given and where it resolves (every symlink followed) must match a
+    /// rule that allows the mode: a link in an allowed folder does not reach another file.
+    private func judgeDisk<R: PathResolver>(_ raw: String, writable: Bool, _ resolver: R) -> Decision {
+        guard !resources.disks.isEmpty, let list = resources.rules.diskList else {
+            return .deny(.defaultDeny, .nothingAllowed("disks"))
+        }
+        let path: ResolvedPath
+        switch Self.resolve(raw, what: "disk", followFinal: true, resolver) {
+        case .success(let resolved): path = resolved
+        case .failure(let reason): return .deny(list, reason)
+        }
+        func firstMatch(_ text: String) -> DiskRule? {
+            resources.disks.first { $0.glob.matches(text) && ($0.writable || !writable) }
+        }
+        guard let rule = firstMatch(path.normal) else { return .deny(list, .diskNotAllowed(path: path.normal, writable: writable)) }
+        guard firstMatch(path.canonical) != nil else {
+            return .deny(rule.rule, .resolvesOutside(path: path.normal, canonical: path.canonical, access: writable ? "attachable rw" : "attachable"))
+        }
+        return .allow(rule.rule, judged: .file(path.canonical))
     }
 
     /// A path normalised and resolved.

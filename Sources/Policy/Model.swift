@@ -181,6 +181,9 @@ public struct Resources: Sendable, Equatable {
     public var gpus: Int
     /// How many sub-agents (each its own microVM) it may start.
     public var subAgents: Int
+    /// The host files it may have attached as disks (`--disk`), first match decides; none
+    /// by default.
+    public var disks: [DiskRule] = []
     /// Where each was written; ids "resources.vcpus" and so on, lines nil for defaults.
     public var rules = ResourceRules()
 
@@ -195,7 +198,7 @@ public struct Resources: Sendable, Equatable {
     public static let defaults = Resources(vcpus: 1, memoryMiB: 512, gpus: 0, subAgents: 0)
 
     public static func == (a: Resources, b: Resources) -> Bool {
-        a.vcpus == b.vcpus && a.memoryMiB == b.memoryMiB && a.gpus == b.gpus && a.subAgents == b.subAgents
+        a.vcpus == b.vcpus && a.memoryMiB == b.memoryMiB && a.gpus == b.gpus && a.subAgents == b.subAgents && a.disks == b.disks
     }
 }
 
@@ -204,4 +207,20 @@ public struct ResourceRules: Sendable {
     public var memoryMiB = RuleRef("resources.memory_mib", line: nil)
     public var gpus = RuleRef("resources.gpus", line: nil)
     public var subAgents = RuleRef("resources.sub_agents", line: nil)
+    /// `resources.disks` itself, where it was written; nil when the policy has none.
+    public var diskList: RuleRef?
+}
+
+/// One entry of `resources.disks`: host paths (a glob over the resolved path) and whether
+/// they may be attached writable. A read-write rule allows read-only attachment too.
+public struct DiskRule: Sendable, Equatable {
+    public var glob: Glob
+    public var writable: Bool
+    public var rule: RuleRef
+
+    public init(glob: Glob, writable: Bool, rule: RuleRef) {
+        self.glob = glob
+        self.writable = writable
+        self.rule = rule
+    }
 }

@@ -270,5 +270,15 @@ extension AgentPolicy {
             (rules.subAgents, "sub_agents", resources.subAgents, parent.subAgents),
         ]
         return checks.filter { $0.2 > $0.3 }.map { Widening(rule: $0.0, reason: "\($0.1) \($0.2) is more than the parent's \($0.3)") }
+            + Self.diskWidenings(resources.disks, parent.disks)
+    }
+
+    /// Each disk glob within one of the parent's, rw only within an rw one.
+    private static func diskWidenings(_ rules: [DiskRule], _ parents: [DiskRule]) -> [Widening] {
+        rules.compactMap { rule in
+            if parents.contains(where: { rule.glob.isWithin($0.glob) && ($0.writable || !rule.writable) }) { return nil }
+            let mode = rule.writable && parents.contains(where: { rule.glob.isWithin($0.glob) }) ? " with mode rw" : ""
+            return Widening(rule: rule.rule, reason: "disk path \(quoted(rule.glob.pattern)) is not within any of the parent's resources.disks\(mode)")
+        }
     }
 }

@@ -271,7 +271,7 @@ struct PolicyBuilder {
     }
 
     private func resources(_ node: SourceNode) throws(PolicyError) -> Resources {
-        let fields = try mapping(node, "resources", keys: ["vcpus", "memory_mib", "gpus", "sub_agents"])
+        let fields = try mapping(node, "resources", keys: ["vcpus", "memory_mib", "gpus", "sub_agents", "disks"])
         var resources = Resources.defaults
         if let entry = fields["vcpus"] {
             resources.vcpus = try positive(entry.node, "resources.vcpus")
@@ -292,7 +292,32 @@ struct PolicyBuilder {
             resources.subAgents = try nonNegative(entry.node, "resources.sub_agents")
             resources.rules.subAgents = RuleRef("resources.sub_agents", line: entry.line)
         }
+        if let entry = fields["disks"] {
+            resources.disks = try diskRules(entry.node)
+            resources.rules.diskList = RuleRef("resources.disks", line: entry.line)
+        }
         return resources
+    }
+
+    /// `resources.disks`: a list of `{path: GLOB, mode: ro|rw}`, mode ro when left out.
+    private func diskRules(_ node: SourceNode) throws(PolicyError) -> [DiskRule] {
+        var rules: [DiskRule] = []
+        for (index, item) in try sequence(node, "resources.disks").enumerated() {
+            let field = "resources.disks[\(index)]"
+            let entries = try mapping(item, field, keys: ["path", "mode"])
+            guard let path = entries["path"] else { throw fail(item, field, "a disk rule needs a path") }
+            var writable = false
+            if let mode = entries["mode"] {
+                switch try string(mode.node, field + ".mode") {
+                case "ro": writable = false
+                case "rw": writable = true
+                case let other: throw fail(mode.node, field + ".mode", "expected ro or rw, found \(quoted(other))")
+                }
+            }
+            rules.append(DiskRule(glob: try glob(path.node, field + ".path", kind: .path), writable: writable,
+                                  rule: RuleRef(field, line: item.line)))
+        }
+        return rules
     }
 
     // MARK: Field readers
