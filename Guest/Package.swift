@@ -34,9 +34,12 @@ let package = Package(
             name: "GuestDoors",
             dependencies: ["CGuestSys", .product(name: "Doors", package: "MominAI"), .product(name: "POSIX", package: "MominAI")]
         ),
+        // The disks the host attached: their serials from sysfs, /dev/disk/by-id links, and
+        // the mounts the kernel command line asks for (evidence read-only at /evidence/NAME).
+        .target(name: "GuestDisks", dependencies: [.product(name: "POSIX", package: "MominAI")]),
         .executableTarget(
             name: "momin-init",
-            dependencies: ["CGuestSys", "GuestDoors", "HandsClient", .product(name: "POSIX", package: "MominAI")],
+            dependencies: ["CGuestSys", "GuestDisks", "GuestDoors", "HandsClient", .product(name: "POSIX", package: "MominAI")],
             swiftSettings: [.unsafeFlags(staticExecutable)],
             linkerSettings: [.unsafeFlags(staticExecutable)]
         ),
@@ -59,6 +62,8 @@ let package = Package(
             dependencies: ["GuestDoors", "CGuestSys", "HandsClient", .product(name: "Doors", package: "MominAI"),
                            .product(name: "POSIX", package: "MominAI")]
         ),
+        // Disk names from the command line, serials from a scratch sysfs tree, the mounts asked.
+        .testTarget(name: "GuestDisksTests", dependencies: ["GuestDisks", .product(name: "POSIX", package: "MominAI")]),
         // The hands command line and reply mapping: pure, no sockets.
         .testTarget(
             name: "HandsClientTests",

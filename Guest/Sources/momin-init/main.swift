@@ -7,7 +7,10 @@
 // `momin.hands[=PORT]` then also relays the guest's hands calls to the host. Run as `hands`
 // (the image's /usr/bin/hands links here), it is the agent's hands client instead.
 // `momin.baseline=PORT` adds raw vsock echo/sink/source services for benchmarks.
+// `momin.disk=NAME:ro|rw` mounts the virtio disk whose serial is NAME at /evidence/NAME
+// (read-only, journal not replayed) or /disks/NAME.
 // Errors are printed and the boot goes on; the only fatal error is not being PID 1.
+import GuestDisks
 import GuestDoors
 import Glibc
 import HandsClient
@@ -26,7 +29,8 @@ let dryRun = getpid() != 1
 if dryRun && CommandLine.arguments.dropFirst().contains(where: { $0 == "--help" || $0 == "-h" }) {
     Console.print("""
         usage: momin-init                  the guest's /init (PID 1); kernel parameters momin.doors[=PORT],
-                                           momin.hands[=PORT], momin.baseline=PORT, momin.shell=1 (docs/guest.md)
+                                           momin.hands[=PORT], momin.baseline=PORT, momin.shell=1,
+                                           momin.disk=NAME:ro|rw (docs/guest.md)
                momin-init --not-pid1-test  outside a guest: print the status line, change nothing
                hands ...                   run through the image's /usr/bin/hands link: the agent's hands client
         """)
@@ -53,6 +57,10 @@ mountEarlyFilesystems()
 Console.reopenIfClosed()
 loadModules(listedIn: moduleOrderFile)
 let commandLine = System.kernelCommandLine()
+// The host's disks: by-id links, and the mounts momin.disk=NAME:ro|rw asks for.
+let disks = DiskSetup.run(commandLine: commandLine)
+for line in disks.mounted { Console.error("disk \(line)") }
+for problem in disks.problems { Console.error(problem) }
 // Opt-in raw vsock services for benchmarks; they listen before the host can see the boot.
 let baselineRunning = BaselineService.startIfAsked(commandLine: commandLine)
 
