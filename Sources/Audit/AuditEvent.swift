@@ -19,6 +19,8 @@ public enum AuditEvent: Hashable, Sendable {
         case .lifecycle(.vmStop): "vm-stop"
         case .lifecycle(.policyLoad): "policy-load"
         case .lifecycle(.runRefused): "run-refused"
+        case .lifecycle(.diskAttach): "disk-attach"
+        case .lifecycle(.diskDetach): "disk-detach"
         }
     }
 }
@@ -88,6 +90,35 @@ public enum Lifecycle: Hashable, Sendable {
     /// The run of VM `vm` was refused before it booted: its policy did not load, it asked for
     /// more than the policy allows, the host had no room for it; `reason` says which.
     case runRefused(vm: String, reason: String)
+    /// A host file was attached to VM `vm` as a disk, as it was then.
+    case diskAttach(DiskState)
+    /// A read-write disk was detached from VM `vm` (the VM is gone), as the VM left it.
+    case diskDetach(DiskState)
+}
+
+/// A disk file at attach or detach: what it is, where, and what it held.
+public struct DiskState: Hashable, Sendable {
+    public var vm: String
+    /// The disk's name in the VM (its virtio-blk serial).
+    public var name: String
+    /// The host file, every symlink resolved.
+    public var path: String
+    public var writable: Bool
+    public var size: UInt64
+    /// A cheap identity of the file (device, inode, modification time).
+    public var identity: String
+    /// The SHA-256 of its bytes; nil when it was too big to read at attach (docs/disks.md).
+    public var sha256: MerkleHash?
+
+    public init(vm: String, name: String, path: String, writable: Bool, size: UInt64, identity: String, sha256: MerkleHash?) {
+        self.vm = vm
+        self.name = name
+        self.path = path
+        self.writable = writable
+        self.size = size
+        self.identity = identity
+        self.sha256 = sha256
+    }
 }
 
 /// One entry of the log: its position, when it was appended, and what happened.

@@ -19,8 +19,8 @@ extension AuditRecord {
     /// user_version), which an older momin refuses before it reads a leaf. Tags are never reused.
     enum Tag: UInt8 {
         case toolRequest = 1, decision, resultDigest, vmStart, vmStop, policyLoad
-        /// Schema version 2.
-        case runRefused
+        /// Schema version 2 (which had not been released when these were added).
+        case runRefused, diskAttach, diskDetach
     }
 
     /// The canonical bytes; throws only for a string or byte field over `maximumFieldLength`.
@@ -35,6 +35,8 @@ extension AuditRecord {
         case .lifecycle(.vmStop): out.u8(Tag.vmStop.rawValue)
         case .lifecycle(.policyLoad): out.u8(Tag.policyLoad.rawValue)
         case .lifecycle(.runRefused): out.u8(Tag.runRefused.rawValue)
+        case .lifecycle(.diskAttach): out.u8(Tag.diskAttach.rawValue)
+        case .lifecycle(.diskDetach): out.u8(Tag.diskDetach.rawValue)
         }
         out.u64(index)
         out.u64(time)
@@ -65,11 +67,31 @@ extension AuditRecord {
         case .lifecycle(.runRefused(let vm, let reason)):
             out.string(vm)
             out.string(reason)
+        case .lifecycle(.diskAttach(let disk)), .lifecycle(.diskDetach(let disk)):
+            out.string(disk.vm)
+            out.string(disk.name)
+            out.string(disk.path)
+            out.u8(disk.writable ? 1 : 0)
+            out.u64(disk.size)
+            out.string(disk.identity)
+            out.u8(disk.sha256 == nil ? 0 : 1)
+            if let digest = disk.sha256 { out.digest(digest) }
         }
         if let field = out.oversized {
             throw LeafFormatError("a field of \(field) bytes is over the limit of \(Self.maximumFieldLength)")
         }
         return out.bytes
+    }
+
+    static func diskState(_ reader: inout LeafReader) throws(LeafFormatError) -> DiskState {
+        let vm = try reader.string("vm"), name = try reader.string("disk name"), path = try reader.string("disk path")
+        let writable = try reader.u8("writable")
+        guard writable <= 1 else { throw LeafFormatError("writable is \(writable), not 0 or 1") }
+        let size = try reader.u64("disk size"), identity = try reader.string("disk identity")
+        let hasDigest = try reader.u8("has digest")
+        guard hasDigest <= 1 else { throw LeafFormatError("has digest is \(hasDigest), not 0 or 1") }
+        return DiskState(vm: vm, name: name, path: path, writable: writable == 1, size: size, identity: identity,
+                         sha256: hasDigest == 1 ? try reader.digest("disk digest") : nil)
     }
 
     /// The fields every leaf starts with, read without decoding the rest.
@@ -119,6 +141,10 @@ extension AuditRecord {
             event = .lifecycle(.policyLoad(source: try reader.string("source"), sha256: try reader.digest("policy digest")))
         case .runRefused:
             event = .lifecycle(.runRefused(vm: try reader.string("vm"), reason: try reader.string("reason")))
+        case .diskAttach:
+            event = .lifecycle(.diskAttach(try Self.diskState(&reader)))
+        case .diskDetach:
+            event = .lifecycle(.diskDetach(try Self.diskState(&reader)))
         }
         guard reader.offset == data.count else {
             throw LeafFormatError("\(data.count - reader.offset) bytes after the last field")

@@ -146,7 +146,8 @@ struct AuditShow: ParsableCommand {
         discussion: """
             Lines: INDEX request #ID AGENT TOOL ARGUMENTS; INDEX decision #ID allow|deny RULE[: REASON]; \
             INDEX result #ID status N, B bytes, sha256 H; INDEX vm-start VM; INDEX vm-stop VM REASON; \
-            INDEX policy-load SOURCE sha256 H; INDEX run-refused VM REASON. Arguments that are text (bucket, door and spawn calls) \
+            INDEX policy-load SOURCE sha256 H; INDEX run-refused VM REASON; \
+            INDEX disk-attach|disk-detach VM NAME PATH ro|rw SIZE bytes, IDENTITY, sha256 H|not read. Arguments that are text (bucket, door and spawn calls) \
             are shown with each newline as '; ', others as their size. With --agent, only that \
             agent's requests, decisions and results. With --elapsed, each line begins with +S.mmm, \
             the seconds since the first entry.
@@ -154,6 +155,11 @@ struct AuditShow: ParsableCommand {
 
     @Option(help: ArgumentHelp("The audit log (SQLite).", valueName: "path"))
     var db: String
+
+    static func describe(_ disk: DiskState) -> String {
+        "\(disk.name) \(disk.path) \(disk.writable ? "rw" : "ro") \(disk.size) bytes, \(disk.identity), "
+            + (disk.sha256.map { "sha256 \($0.hex)" } ?? "sha256 not read")
+    }
 
     @Option(help: "Only the calls of this agent.")
     var agent: String?
@@ -192,6 +198,10 @@ struct AuditShow: ParsableCommand {
                 line = "policy-load \(source) sha256 \(sha256.hex)"
             case .lifecycle(.runRefused(let vm, let reason)):
                 line = "run-refused \(vm) \(reason)"
+            case .lifecycle(.diskAttach(let disk)):
+                line = "disk-attach \(disk.vm) \(Self.describe(disk))"
+            case .lifecycle(.diskDetach(let disk)):
+                line = "disk-detach \(disk.vm) \(Self.describe(disk))"
             }
             if let agent, owner != agent { continue }
             if elapsed, let first = records.first {

@@ -66,6 +66,37 @@ import Testing
         #expect(throws: LeafFormatError.self) { try huge.leafData() }
     }
 
+    /// docs/audit.md: tags 8 and 9, disk-attach and disk-detach: string vm · string name ·
+    /// string path · u8 writable · u64 size · string identity · u8 has-digest · [32 digest].
+    @Test func diskRecordsHaveTheirDocumentedLayoutAndRoundTrip() throws {
+        let digest = MerkleHash(bytes: [UInt8](repeating: 0xab, count: 32))!
+        let state = DiskState(vm: "v", name: "e", path: "/d", writable: false, size: 512, identity: "i", sha256: digest)
+        let attach = AuditRecord(index: 3, time: 4, event: .lifecycle(.diskAttach(state)))
+        let common: [UInt8] = [0, 0, 0, 0, 0, 0, 0, 3] + [0, 0, 0, 0, 0, 0, 0, 4] + [0, 0, 0, 1, 0x76] + [0, 0, 0, 1, 0x65]
+            + [0, 0, 0, 2, 0x2f, 0x64]
+        let bytes: [UInt8] = [1, 8] + common + [0] + [0, 0, 0, 0, 0, 0, 2, 0] + [0, 0, 0, 1, 0x69] + [1] + digest.bytes
+        #expect(try attach.leafData() == bytes)
+        #expect(try AuditRecord(leafData: bytes) == attach)
+        #expect(attach.event.kind == "disk-attach")
+        var unread = state
+        unread.sha256 = nil
+        unread.writable = true
+        let detach = AuditRecord(index: 3, time: 4, event: .lifecycle(.diskDetach(unread)))
+        let detachBytes: [UInt8] = [1, 9] + common + [1] + [0, 0, 0, 0, 0, 0, 2, 0] + [0, 0, 0, 1, 0x69] + [0]
+        #expect(try detach.leafData() == detachBytes)
+        #expect(try AuditRecord(leafData: detachBytes) == detach)
+        #expect(detach.event.kind == "disk-detach")
+        // Flags other than 0 and 1, a missing digest, bytes after the end: refused.
+        var badFlag = bytes
+        badFlag[2 + common.count] = 2
+        #expect(throws: LeafFormatError.self) { try AuditRecord(leafData: badFlag) }
+        #expect(throws: LeafFormatError.self) { try AuditRecord(leafData: Array(bytes.dropLast())) }
+        #expect(throws: LeafFormatError.self) { try AuditRecord(leafData: detachBytes + [0]) }
+        var badDigestFlag = detachBytes
+        badDigestFlag[badDigestFlag.count - 1] = 2
+        #expect(throws: LeafFormatError.self) { try AuditRecord(leafData: badDigestFlag) }
+    }
+
     /// docs/audit.md: tag 7, run-refused: string vm · string reason.
     @Test func aRefusedRunHasItsDocumentedLayoutAndRoundTrips() throws {
         let record = AuditRecord(index: 3, time: 4, event: .lifecycle(.runRefused(vm: "v", reason: "no room")))
