@@ -1,0 +1,192 @@
+import Audit
+import Crypto
+import Glibc
+import Merkle
+import Policy
+import POSIX
+
+/// One `--disk PATH[:ro|:rw][,name=N]`: a host file to attach to a VM as a virtio-blk disk
+/// (docs/disks.md). Read-only unless `:rw`; a named disk gets the name as its serial, by which
+/// the guest finds it (and momin-init mounts it: /evidence/N read-only, /disks/N read-write).
+public struct DiskRequest: Equatable, Sendable {
+    public var path: String
+    public var writable: Bool
+    public var name: String?
+
+    public init(path: String, writable: Bool = false, name: String? = nil) {
+        self.path = path
+        self.writable = writable
+        self.name = name
+    }
+
+    /// The most disks one VM may have.
+    public static let maximumCount = 8
+
+    /// Reads the option's value from its end: `,name=N`, then `:ro` or `:rw`; what is left is
+    /// the path, which may hold `:` and `,` itself.
+    public static func parse(_ text: String) throws(HostError) -> DiskRequest {
+        var rest = Substring(text)
+        var name: String?
+        if let comma = rest.lastIndex(of: ","), rest[rest.index(after: comma)...].hasPrefix("name=") {
+            let value = String(rest[rest.index(after: comma)...].dropFirst("name=".count))
+            guard isValidName(value) else {
+                throw .badInput("--disk \(text): name '\(value)' is not 1 to 20 of A-Z a-z 0-9 . _ -, starting with a letter or digit")
+            }
+            name = value
+            rest = rest[..<comma]
+        }
+        var writable = false
+        if rest.hasSuffix(":rw") || rest.hasSuffix(":ro") {
+            writable = rest.hasSuffix(":rw")
+            rest = rest.dropLast(3)
+        }
+        guard !rest.isEmpty else { throw .badInput("--disk \(text): no path (expected PATH[:ro|:rw][,name=N])") }
+        return DiskRequest(path: String(rest), writable: writable, name: name)
+    }
+
+    /// A serial holds 20 bytes (virtio 1.2 §5.2.6, GET_ID); the guest mounts by it.
+    public static func isValidName(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        func alphanumeric(_ b: UInt8) -> Bool { (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) }
+        guard (1...20).contains(bytes.count), alphanumeric(bytes[0]) else { return false }
+        return bytes.allSatisfy { alphanumeric($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") }
+    }
+
+    /// Checks a VM's disks together: at most `maximumCount`, names unique.
+    public static func checkSet(_ disks: [DiskRequest]) throws(HostError) {
+        guard disks.count <= maximumCount else { throw .badInput("\(disks.count) disks: a VM may have at most \(maximumCount)") }
+        var seen: Set<String> = []
+        for name in disks.compactMap(\.name) where !seen.insert(name).inserted {
+            throw .badInput("--disk: name \(name) is given to two disks")
+        }
+    }
+
+    /// The kernel command line word that has momin-init mount it (named disks only).
+    public var mountWord: String? { name.map { "momin.disk=\($0):\(writable ? "rw" : "ro")" } }
+}
+
+/// The host's own file system as the policy's resolver: realpath(3). Disks exist before they
+/// are attached, so a path that does not resolve is refused.
+public struct HostPaths: PathResolver {
+    public init() {}
+
+    public func canonicalPath(_ path: String, followFinalSymlink: Bool) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+}
+
+/// A disk file opened for a VM: the descriptor momin-vmm gets (it opens nothing itself), what
+/// the file was at attach, and a lock that keeps a read-write disk to one VM at a time.
+public final class AttachedDisk: @unchecked Sendable {
+    public let request: DiskRequest
+    /// The file, every symlink resolved: what the policy judged and what was opened.
+    public let path: String
+    public private(set) var fd: Int32
+    public let size: UInt64
+    public let identity: String
+    /// The SHA-256 of the bytes at attach; nil above `digestLimit`.
+    public let attachDigest: MerkleHash?
+
+    /// Disks up to this size are read whole at attach for their digest (about 1 s per 500 MiB
+    /// here); bigger ones are recorded by identity only.
+    public static let digestLimit: UInt64 = 4 << 30
+
+    /// Resolves, judges (when there is a policy), opens and identifies the disk. Everything it
+    /// refuses is bad input naming the path; nothing is attached.
+    public static func open(_ request: DiskRequest, policy: AgentPolicy?, digestLimit: UInt64 = AttachedDisk.digestLimit)
+        throws(HostError) -> AttachedDisk
+    {
+        let option = "--disk \(request.path)"
+        var absolute = request.path
+        if !absolute.hasPrefix("/") {
+            guard let cwd = getcwd(nil, 0) else { throw .failed("getcwd: \(describeErrno())") }
+            absolute = String(cString: cwd) + "/" + absolute
+            free(cwd)
+        }
+        guard let path = HostPaths().canonicalPath(absolute, followFinalSymlink: true) else {
+            throw .badInput("\(option): \(describeErrno())")
+        }
+        if let policy {
+            let decision = policy.evaluate(.attachDisk(path: absolute, writable: request.writable), resolver: HostPaths())
+            guard decision.verdict == .allow else { throw .badInput("\(option): refused by the policy: \(decision)") }
+        }
+        // O_NOFOLLOW: the resolved path has no link left in its last component; one put
+        // there since is refused, not followed.
+        let fd = Glibc.open(path, (request.writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY)
+        guard fd >= 0 else { throw .badInput("\(option): cannot open \(path) \(request.writable ? "read-write" : "read-only"): \(describeErrno())") }
+        do throws(HostError) {
+            var info = stat()
+            guard fstat(fd, &info) == 0 else { throw .badInput("\(option): fstat: \(describeErrno())") }
+            guard info.st_mode & S_IFMT == S_IFREG else { throw .badInput("\(option): \(path) is not a regular file") }
+            let size = UInt64(info.st_size)
+            guard size > 0, size % 512 == 0 else {
+                throw .badInput("\(option): \(path) is \(size) bytes; a disk is a whole number of 512-byte sectors, at least one")
+            }
+            // A read-write disk is one VM's alone; read-only ones may be shared, but not with a
+            // VM that writes (flock(2) on the open file: it goes when the descriptor does).
+            guard flock(fd, (request.writable ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0 else {
+                throw .badInput("\(option): \(path) is attached \(request.writable ? "to another VM" : "read-write to another VM") (\(describeErrno()))")
+            }
+            let identity = "dev 0x\(String(info.st_dev, radix: 16)) ino \(info.st_ino) "
+                + "mtime \(info.st_mtim.tv_sec).\(String(info.st_mtim.tv_nsec).leftPadded(to: 9))"
+            let digest = size <= digestLimit ? try Self.sha256(fd: fd, size: size, path: path) : nil
+            return AttachedDisk(request: request, path: path, fd: fd, size: size, identity: identity, digest: digest)
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+    }
+
+    private init(request: DiskRequest, path: String, fd: Int32, size: UInt64, identity: String, digest: MerkleHash?) {
+        self.request = request
+        self.path = path
+        self.fd = fd
+        self.size = size
+        self.identity = identity
+        attachDigest = digest
+    }
+
+    deinit { close() }
+
+    /// Closes the descriptor (and so its lock); a second call does nothing.
+    public func close() {
+        if fd >= 0 { Glibc.close(fd) }
+        fd = -1
+    }
+
+    /// The disk's bytes hashed through its descriptor, 1 MiB at a time.
+    static func sha256(fd: Int32, size: UInt64, path: String) throws(HostError) -> MerkleHash {
+        var hasher = SHA256()
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var offset: UInt64 = 0
+        while offset < size {
+            let n = buffer.withUnsafeMutableBytes { raw -> Int in
+                (try? FileIO.preadFully(fd, into: UnsafeMutableRawBufferPointer(rebasing: raw.prefix(Int(min(UInt64(raw.count), size - offset)))),
+                                        at: Int(offset))) ?? -1
+            }
+            guard n > 0 else { throw .failed("reading \(path) for its digest at byte \(offset): \(n < 0 ? describeErrno() : "it ended early")") }
+            hasher.update(data: buffer[0..<n])
+            offset += UInt64(n)
+        }
+        return MerkleHash(bytes: Array(hasher.finalize()))!
+    }
+
+    /// The audit record of this disk in VM `vm`, at attach (the digest then) or detach (`digest`).
+    public func state(vm: String, digest: MerkleHash?) -> DiskState {
+        DiskState(vm: vm, name: request.name ?? "", path: path, writable: request.writable, size: size, identity: identity, sha256: digest)
+    }
+
+    /// A read-write disk's digest as the VM left it (nil above the limit, like at attach).
+    public func detachDigest(digestLimit: UInt64 = AttachedDisk.digestLimit) throws(HostError) -> MerkleHash? {
+        guard fd >= 0, size <= digestLimit else { return nil }
+        return try Self.sha256(fd: fd, size: size, path: path)
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}

@@ -1,0 +1,155 @@
+import Crypto
+import Foundation
+import Glibc
+import Host
+import Merkle
+import Policy
+import Testing
+
+@Suite struct DiskRequestTests {
+    @Test func theOptionIsReadFromItsEnd() throws {
+        #expect(try DiskRequest.parse("a.img") == DiskRequest(path: "a.img"))
+        #expect(try DiskRequest.parse("/e/a.img:ro") == DiskRequest(path: "/e/a.img"))
+        #expect(try DiskRequest.parse("/e/a.img:rw") == DiskRequest(path: "/e/a.img", writable: true))
+        #expect(try DiskRequest.parse("/e/a.img:ro,name=case-7") == DiskRequest(path: "/e/a.img", name: "case-7"))
+        #expect(try DiskRequest.parse("/e/a.img,name=x") == DiskRequest(path: "/e/a.img", name: "x"))
+        // A path may hold ':' and ','; only the known suffixes are options.
+        #expect(try DiskRequest.parse("/e/a:b,c.img:rw,name=n") == DiskRequest(path: "/e/a:b,c.img", writable: true, name: "n"))
+        #expect(try DiskRequest.parse("/e/a.img:rx") == DiskRequest(path: "/e/a.img:rx"))
+        #expect(try DiskRequest.parse("/e/a.img:rw").mountWord == nil)
+        #expect(try DiskRequest.parse("/e/a.img:rw,name=s").mountWord == "momin.disk=s:rw")
+        #expect(try DiskRequest.parse("/e/a.img,name=e").mountWord == "momin.disk=e:ro")
+    }
+
+    @Test func badValuesNameWhatIsWrong() {
+        for (text, message) in [
+            (":rw", "--disk :rw: no path (expected PATH[:ro|:rw][,name=N])"),
+            ("a.img,name=", "--disk a.img,name=: name '' is not 1 to 20 of A-Z a-z 0-9 . _ -, starting with a letter or digit"),
+            ("a.img,name=../x", "--disk a.img,name=../x: name '../x' is not 1 to 20 of A-Z a-z 0-9 . _ -, starting with a letter or digit"),
+            ("a.img,name=\(String(repeating: "n", count: 21))", "is not 1 to 20"),
+        ] {
+            #expect(throws: HostError.self) { try DiskRequest.parse(text) }
+            do { _ = try DiskRequest.parse(text) } catch {
+                #expect(error.kind == .badInput)
+                #expect(error.message.contains(message), "\(error.message)")
+            }
+        }
+    }
+
+    @Test func aVMHasAtMostEightDisksWithUniqueNames() throws {
+        try DiskRequest.checkSet((0..<8).map { DiskRequest(path: "/d\($0)", name: "d\($0)") })
+        #expect(throws: HostError.badInput("9 disks: a VM may have at most 8")) {
+            try DiskRequest.checkSet((0..<9).map { DiskRequest(path: "/d\($0)") })
+        }
+        #expect(throws: HostError.badInput("--disk: name e is given to two disks")) {
+            try DiskRequest.checkSet([DiskRequest(path: "/a", name: "e"), DiskRequest(path: "/b"), DiskRequest(path: "/c", name: "e")])
+        }
+    }
+}
+
+@Suite struct AttachedDiskTests {
+    /// A folder with disk files: `good.img` (8 KiB of a pattern), odd sizes, a folder, a link.
+    final class Folder {
+        let path: String
+        let content = (0..<8192).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+        init() throws {
+            var template = Array("/tmp/momin-disks-XXXXXX".utf8CString)
+            guard let made = mkdtemp(&template) else { throw HostError.failed("mkdtemp") }
+            path = String(cString: made)
+            try Data(content).write(to: URL(fileURLWithPath: path + "/good.img"))
+            try Data(count: 1000).write(to: URL(fileURLWithPath: path + "/odd.img"))
+            try Data().write(to: URL(fileURLWithPath: path + "/empty.img"))
+            try FileManager.default.createDirectory(atPath: path + "/dir.img", withIntermediateDirectories: false)
+            try FileManager.default.createDirectory(atPath: path + "/allowed", withIntermediateDirectories: false)
+            try Data(content).write(to: URL(fileURLWithPath: path + "/allowed/ok.img"))
+            try FileManager.default.createSymbolicLink(atPath: path + "/allowed/link.img", withDestinationPath: path + "/good.img")
+        }
+        deinit { try? FileManager.default.removeItem(atPath: path) }
+    }
+
+    static func refusal(_ request: DiskRequest, policy: AgentPolicy? = nil) -> HostError? {
+        do {
+            _ = try AttachedDisk.open(request, policy: policy)
+            return nil
+        } catch { return error }
+    }
+
+    @Test func aDiskIsOpenedWithItsModeAndIdentifiedByItsBytes() throws {
+        let folder = try Folder()
+        let disk = try AttachedDisk.open(DiskRequest(path: folder.path + "/good.img", name: "e"), policy: nil)
+        #expect(disk.size == 8192 && disk.path == folder.path + "/good.img")
+        #expect(disk.attachDigest == MerkleHash(bytes: Array(SHA256.hash(data: folder.content))))
+        #expect(fcntl(disk.fd, F_GETFL) & O_ACCMODE == O_RDONLY)
+        #expect(fcntl(disk.fd, F_GETFD) & FD_CLOEXEC != 0)
+        #expect(disk.identity.hasPrefix("dev 0x") && disk.identity.contains(" ino ") && disk.identity.contains(" mtime "))
+        let state = disk.state(vm: "v", digest: disk.attachDigest)
+        #expect(state.name == "e" && !state.writable && state.size == 8192 && state.sha256 == disk.attachDigest)
+        let rw = try AttachedDisk.open(DiskRequest(path: folder.path + "/allowed/ok.img", writable: true), policy: nil)
+        #expect(fcntl(rw.fd, F_GETFL) & O_ACCMODE == O_RDWR)
+        // A disk over the digest limit is recorded by identity only.
+        disk.close()
+        #expect(try AttachedDisk.open(DiskRequest(path: folder.path + "/good.img"), policy: nil, digestLimit: 4096).attachDigest == nil)
+    }
+
+    @Test func filesThatAreNotDisksAreRefusedByName() throws {
+        let folder = try Folder()
+        let cases: [(String, String)] = [
+            ("odd.img", "is 1000 bytes; a disk is a whole number of 512-byte sectors, at least one"),
+            ("empty.img", "is 0 bytes"),
+            ("dir.img", "is not a regular file"),
+            ("missing.img", "No such file or directory"),
+        ]
+        for (name, message) in cases {
+            let error = Self.refusal(DiskRequest(path: folder.path + "/" + name))
+            #expect(error?.kind == .badInput, "\(name)")
+            #expect(error?.message.hasPrefix("--disk \(folder.path)/\(name): ") == true, "\(String(describing: error))")
+            #expect(error?.message.contains(message) == true, "\(name): \(String(describing: error))")
+        }
+    }
+
+    @Test func thePolicyJudgesThePathAndWhereItLeads() throws {
+        let folder = try Folder()
+        let policy = try AgentPolicy.parse("""
+            version: 1
+            agent: t
+            resources:
+              disks:
+                - path: \(folder.path)/allowed/*.img
+            """, format: .yaml, file: "t.yaml")
+        #expect(try AttachedDisk.open(DiskRequest(path: folder.path + "/allowed/ok.img"), policy: policy).size == 8192)
+        let rw = Self.refusal(DiskRequest(path: folder.path + "/allowed/ok.img", writable: true), policy: policy)
+        #expect(rw?.message.contains("refused by the policy: deny resources.disks: \(folder.path)/allowed/ok.img is not within any of resources.disks with mode rw") == true,
+                "\(String(describing: rw))")
+        let outside = Self.refusal(DiskRequest(path: folder.path + "/good.img"), policy: policy)
+        #expect(outside?.message.contains("is not within any of resources.disks") == true)
+        // The link lies in the allowed folder and leads out of it.
+        let link = Self.refusal(DiskRequest(path: folder.path + "/allowed/link.img"), policy: policy)
+        #expect(link?.message.contains("resolves to \(folder.path)/good.img, which is not attachable") == true, "\(String(describing: link))")
+        #expect(Self.refusal(DiskRequest(path: folder.path + "/allowed/ok.img"), policy: try AgentPolicy.parse("version: 1\nagent: t\n", format: .yaml, file: "t.yaml"))?
+            .message.contains("the policy allows no disks") == true)
+    }
+
+    @Test func aReadWriteDiskIsOneVMsAlone() throws {
+        let folder = try Folder()
+        let path = folder.path + "/good.img"
+        let writer = try AttachedDisk.open(DiskRequest(path: path, writable: true), policy: nil)
+        #expect(Self.refusal(DiskRequest(path: path, writable: true))?.message.contains("is attached to another VM") == true)
+        #expect(Self.refusal(DiskRequest(path: path))?.message.contains("is attached read-write to another VM") == true)
+        writer.close()
+        let reader1 = try AttachedDisk.open(DiskRequest(path: path), policy: nil)
+        let reader2 = try AttachedDisk.open(DiskRequest(path: path), policy: nil)
+        #expect(reader1.fd != reader2.fd)
+        #expect(Self.refusal(DiskRequest(path: path, writable: true))?.message.contains("is attached to another VM") == true)
+    }
+
+    @Test func aWrittenDiskHasANewDigestAtDetach() throws {
+        let folder = try Folder()
+        let disk = try AttachedDisk.open(DiskRequest(path: folder.path + "/good.img", writable: true), policy: nil)
+        #expect(pwrite(disk.fd, [UInt8]([0xff, 0xfe]), 2, 100) == 2)
+        var changed = folder.content
+        changed[100] = 0xff
+        changed[101] = 0xfe
+        #expect(try disk.detachDigest() == MerkleHash(bytes: Array(SHA256.hash(data: changed))))
+        #expect(try disk.detachDigest() != disk.attachDigest)
+    }
+}
