@@ -7,10 +7,14 @@ public enum Processes {
     /// The descriptor number a child gets its end of a liveness pair as.
     public static let livenessDescriptor: Int32 = 3
 
+    /// Where the child finds the `index`th descriptor passed to it (a VM's disks): 10, 11, ...
+    public static func passedDescriptor(_ index: Int) -> Int32 { 10 + Int32(index) }
+
     /// Starts `argv` (looked up on PATH when not a path): stdin /dev/null, stdout and stderr to
     /// `output` (ours when nil), no signal blocked; with `setsid`, in a session of its own;
     /// with `liveness`, that descriptor as the child's `livenessDescriptor`.
-    public static func spawn(_ argv: [String], output: Int32?, setsid: Bool = false, liveness: Int32? = nil) throws(HostError) -> pid_t {
+    public static func spawn(_ argv: [String], output: Int32?, setsid: Bool = false, liveness: Int32? = nil,
+                             passing passed: [Int32] = []) throws(HostError) -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -20,7 +24,17 @@ public enum Processes {
             posix_spawn_file_actions_adddup2(&actions, output, 2)
         }
         // dup2 clears close-on-exec on the copy: the child keeps its end, and only that one.
-        if let liveness { posix_spawn_file_actions_adddup2(&actions, liveness, livenessDescriptor) }
+        // Each source is first copied to a close-on-exec descriptor of 100 or more, so that no
+        // dup2 below lands on a source not yet copied, and none is its own target (dup2 of a
+        // descriptor onto itself would leave close-on-exec set).
+        let sources = ((liveness.map { [$0] } ?? []) + passed).map { fcntl($0, F_DUPFD_CLOEXEC, 100) }
+        defer { for fd in sources where fd >= 0 { close(fd) } }
+        if let bad = sources.firstIndex(where: { $0 < 0 }) {
+            throw .vmFailed("cannot pass descriptor \(bad) to \(argv[0]): \(describeErrno())")
+        }
+        var next = sources.makeIterator()
+        if liveness != nil, let fd = next.next() { posix_spawn_file_actions_adddup2(&actions, fd, livenessDescriptor) }
+        for index in passed.indices { if let fd = next.next() { posix_spawn_file_actions_adddup2(&actions, fd, passedDescriptor(index)) } }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }

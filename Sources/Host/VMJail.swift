@@ -110,10 +110,11 @@ public struct VMJail: Sendable {
     }
 
     /// momin-jailer's command line, ending with momin-vmm's.
-    public func argv(vmm arguments: [String], livenessFD: Int32? = nil) -> [String] {
+    public func argv(vmm arguments: [String], livenessFD: Int32? = nil, passedFDs: [Int32] = []) -> [String] {
         var plan = plan
         plan.arguments = arguments
         plan.livenessFD = livenessFD
+        plan.passedFDs = passedFDs
         return [environment.jailer] + JailArguments.render(plan)
     }
 

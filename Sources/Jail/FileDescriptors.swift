@@ -5,21 +5,24 @@ import Glibc
 /// first thing, so no open file, socket or directory from the caller reaches the jail (an open
 /// directory fd alone would undo pivot_root: openat(fd, "..") walks the host).
 enum FileDescriptors {
-    /// close_range(2) from 3 up, all but `kept` (the liveness pipe); where the kernel lacks it
+    /// close_range(2) from 3 up, all but `kept` (the liveness pipe, the passed ones); where the kernel lacks it
     /// (before 5.9), each fd listed in /proc/self/fd (proc(5)).
-    static func closeInherited(keeping kept: Int32? = nil) throws(JailFailure) {
-        var ranges: [(first: UInt32, last: UInt32)] = [(3, UInt32.max)]
-        if let kept {
-            ranges = [(UInt32(kept + 1), UInt32.max)]
-            if kept > 3 { ranges.insert((3, UInt32(kept - 1)), at: 0) }
+    static func closeInherited(keeping kept: [Int32] = []) throws(JailFailure) {
+        // The gaps between the kept descriptors, from 3 up.
+        var ranges: [(first: UInt32, last: UInt32)] = []
+        var next: UInt32 = 3
+        for fd in Set(kept.filter { $0 > 2 }).sorted() {
+            if UInt32(fd) > next { ranges.append((next, UInt32(fd) - 1)) }
+            next = UInt32(fd) + 1
         }
+        ranges.append((next, UInt32.max))
         for (first, last) in ranges where clinux_close_range(first, last) != 0 {
             guard errno == ENOSYS else { throw JailFailure(step: "close inherited file descriptors (close_range)", errno: errno) }
             return try closeListed(keeping: kept)
         }
     }
 
-    private static func closeListed(keeping kept: Int32?) throws(JailFailure) {
+    private static func closeListed(keeping kept: [Int32]) throws(JailFailure) {
         guard let dir = opendir("/proc/self/fd") else {
             throw JailFailure(step: "close inherited file descriptors: open /proc/self/fd", errno: errno)
         }
@@ -27,7 +30,7 @@ enum FileDescriptors {
         var open: [Int32] = []
         while let entry = readdir(dir) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-            if let fd = Int32(name), fd > 2, fd != own, fd != kept { open.append(fd) }
+            if let fd = Int32(name), fd > 2, fd != own, !kept.contains(fd) { open.append(fd) }
         }
         closedir(dir)
         for fd in open { close(fd) }

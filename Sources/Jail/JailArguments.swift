@@ -3,14 +3,14 @@
 ///
 ///     momin-jailer --id NAME --root DIR --uid U --gid G [--bind SRC[:DST[:ro|rw]]]...
 ///                  [--device /dev/PATH]... [--netns new|host] [--rlimit nofile=N,fsize=B,nproc=N,core=N]...
-///                  [--env KEY=VALUE]... [--liveness-fd N] -- PROGRAM [ARGS...]
+///                  [--env KEY=VALUE]... [--liveness-fd N] [--pass-fd N]... -- PROGRAM [ARGS...]
 ///
 /// Only the shape of each value is checked here; `JailPlan.validate(against:)` checks the file
 /// system.
 public enum JailArguments {
     public static let usage = "momin-jailer --id NAME --root DIR --uid U --gid G [--bind SRC[:DST[:ro|rw]]]... "
         + "[--device /dev/PATH]... [--netns new|host] [--rlimit nofile=N,fsize=BYTES,nproc=N,core=N]... "
-        + "[--env KEY=VALUE]... [--liveness-fd N] -- PROGRAM [ARGS...]"
+        + "[--env KEY=VALUE]... [--liveness-fd N] [--pass-fd N]... -- PROGRAM [ARGS...]"
 
     public enum ParseError: Error, Equatable, CustomStringConvertible {
         /// `--help` or `-h` before `--`: the usage to print, not an error.
@@ -29,6 +29,7 @@ public enum JailArguments {
         case badLimit(spec: String, problem: String)
         case badEnvironment(String)
         case badDescriptor(String)
+        case badPassedDescriptor(String)
 
         public var description: String {
             switch self {
@@ -47,6 +48,7 @@ public enum JailArguments {
             case .badLimit(let s, let p): "--rlimit \(s): \(p)"
             case .badEnvironment(let v): "--env \(v) is not KEY=VALUE"
             case .badDescriptor(let v): "--liveness-fd \(v) is not an inherited descriptor above 2"
+            case .badPassedDescriptor(let v): "--pass-fd \(v) is not an inherited descriptor above 2 (below 1024), given once, other than --liveness-fd"
             }
         }
     }
@@ -54,6 +56,7 @@ public enum JailArguments {
     public static func parse(_ arguments: [String]) throws(ParseError) -> JailPlan {
         var id: String?, root: String?, uid: UInt32?, gid: UInt32?, network: JailPlan.Network?, cgroup: String?, liveness: Int32?
         var binds: [Bind] = [], devices: [String] = [], limits: [ResourceLimit] = [], environment: [String] = []
+        var passed: [Int32] = []
         var command: [String]?
         var i = 0
         func value(_ option: String) throws(ParseError) -> String {
@@ -89,6 +92,10 @@ public enum JailArguments {
                 let text = try value(option)
                 guard let fd = Int32(text), fd > 2, fd < 1024 else { throw .badDescriptor(text) }
                 liveness = try once(option, liveness, fd)
+            case "--pass-fd":
+                let text = try value(option)
+                guard let fd = Int32(text), fd > 2, fd < 1024, !passed.contains(fd) else { throw .badPassedDescriptor(text) }
+                passed.append(fd)
             case "--env":
                 let text = try value(option)
                 guard let eq = text.firstIndex(of: "="), eq != text.startIndex else { throw .badEnvironment(text) }
@@ -112,6 +119,8 @@ public enum JailArguments {
         plan.environment = environment
         plan.cgroup = cgroup
         plan.livenessFD = liveness
+        if let liveness, passed.contains(liveness) { throw .badPassedDescriptor(String(liveness)) }
+        plan.passedFDs = passed
         return plan
     }
 
@@ -127,6 +136,7 @@ public enum JailArguments {
         if let cgroup = plan.cgroup { args += ["--cgroup", cgroup] }
         for e in plan.environment { args += ["--env", e] }
         if let fd = plan.livenessFD { args += ["--liveness-fd", String(fd)] }
+        for fd in plan.passedFDs { args += ["--pass-fd", String(fd)] }
         return args + ["--", plan.program] + plan.arguments
     }
 

@@ -23,6 +23,10 @@ public struct JailPlan: Equatable, Sendable {
     /// jailer passes SIGTERM to the program as if the launcher had sent it. The one descriptor
     /// above 2 the jailer keeps; the program never gets it.
     public var livenessFD: Int32?
+    /// Descriptors the program inherits as they are (a VM's disk files, opened by the launcher
+    /// in their mode): kept open through the jailer, at the same numbers. The supervisor
+    /// closes its copies once the program is started.
+    public var passedFDs: [Int32] = []
     /// An absolute path inside the jail; execve(2) gets it with no PATH search.
     public var program: String
     /// argv[1...] of the program (argv[0] is `program`).

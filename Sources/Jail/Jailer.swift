@@ -3,7 +3,7 @@ import Glibc
 
 /// Carries out a validated `JailPlan`, in this order:
 ///
-/// 1. close inherited fds (all but 0, 1, 2 and the launcher's liveness pipe); enter the cgroup,
+/// 1. close inherited fds (all but 0, 1, 2, the launcher's liveness pipe and the passed ones); enter the cgroup,
 ///    if any; clear the environment; watch the liveness pipe;
 /// 2. unshare mount, PID, IPC, UTS (and net) namespaces; fork, so the child is PID 1;
 /// 3. the parent supervises (`Supervisor`); the child builds the jail (`Mounts`): private
@@ -17,7 +17,7 @@ import Glibc
 public enum Jailer {
     public static func run(_ plan: JailPlan) -> Never {
         do {
-            try FileDescriptors.closeInherited(keeping: plan.livenessFD)
+            try FileDescriptors.closeInherited(keeping: (plan.livenessFD.map { [$0] } ?? []) + plan.passedFDs)
             if let cgroup = plan.cgroup { try enterCgroup(cgroup) }
             try Environment.clear()
             Supervisor.blockSignals()
@@ -37,6 +37,8 @@ public enum Jailer {
             enter(plan, liveness: liveness[0])
         default:
             close(liveness[0])
+            // The program holds the passed descriptors now; the supervisor needs none.
+            for fd in plan.passedFDs { close(fd) }
             Supervisor.wait(for: child, launcher: plan.livenessFD)
         }
     }

@@ -30,6 +30,18 @@ import Testing
         #expect(refusal(["--liveness-fd", "3", "--liveness-fd", "4"]) == "--liveness-fd is given twice")
     }
 
+    @Test func passedDescriptorsRoundTripInOrderAndAreChecked() throws {
+        let plan = try parse(["--liveness-fd", "3", "--pass-fd", "11", "--pass-fd", "10"])
+        #expect(plan.passedFDs == [11, 10])
+        #expect(try JailArguments.parse(JailArguments.render(plan)) == plan)
+        #expect(try parse([]).passedFDs.isEmpty)
+        for bad in ["2", "-1", "x", "1024"] {
+            #expect(refusal(["--pass-fd", bad]) == "--pass-fd \(bad) is not an inherited descriptor above 2 (below 1024), given once, other than --liveness-fd")
+        }
+        #expect(refusal(["--pass-fd", "10", "--pass-fd", "10"])?.hasPrefix("--pass-fd 10 is not") == true)
+        #expect(refusal(["--liveness-fd", "10", "--pass-fd", "10"])?.hasPrefix("--pass-fd 10 is not") == true)
+    }
+
     @Test func aFullCommandLine() throws {
         let plan = try parse(["--bind", "/opt/momin/momin-vmm:/bin/momin-vmm", "--bind", "/run/momin/vm-1::rw",
                               "--device", "/dev/kvm", "--netns", "host", "--rlimit", "nofile=1024,fsize=0",
