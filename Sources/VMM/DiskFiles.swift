@@ -24,6 +24,10 @@ enum DiskFiles {
     }
 
     private static func open(_ disk: DiskConfiguration) throws(VMMError) -> (DiskFile, UInt64, UInt64) {
+        // --disk checked this; a configuration made in code is held to it too.
+        if let serial = disk.serial, serial.utf8.count > DiskConfiguration.maximumSerialBytes {
+            throw .invalidDisk(path: disk.path, reason: "serial '\(serial)' is longer than \(DiskConfiguration.maximumSerialBytes) bytes")
+        }
         let mode = disk.readOnly ? "read-only" : "read-write"
         let fd = retryingEINTR { Glibc.open(disk.path, (disk.readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC) }
         guard fd >= 0 else { throw .invalidDisk(path: disk.path, reason: "cannot open it \(mode): \(describeErrno())") }

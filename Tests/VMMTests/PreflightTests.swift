@@ -233,7 +233,15 @@ private func preflightError(_ config: MachineConfiguration) -> VMMError? {
         #expect(error.path == link && error.reason == "the same file as disk \(path)")
     }
 
-    @Test func aBadDiskIsRefusedBeforeAnythingElseOpensIt() throws {
+    @Test func aSerialOverTwentyBytesIsRefused() throws {
+        let scratch = try Scratch()
+        let path = try scratch.file("a.img", [UInt8](repeating: 0, count: 512))
+        let serial = String(repeating: "s", count: 21)
+        let error = try #require(Self.diskError(try Self.machine(scratch, [DiskConfiguration(path: path, serial: serial)])))
+        #expect(error.path == path && error.reason == "serial '\(serial)' is longer than 20 bytes")
+    }
+
+    @Test func oneBadDiskFailsTheWholePreflight() throws {
         // The first disk is fine, the second is not: preflight fails as a whole.
         let scratch = try Scratch()
         let good = try scratch.file("good.img", [UInt8](repeating: 0, count: 512))
