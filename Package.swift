@@ -152,7 +152,7 @@ let package = Package(
         ]),
         // The Host library with a fake momin-vmm (a shell script) and a fake guest at its socket.
         // Every committed seed and every input a fuzzer once crashed on, through its target.
-        .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets", "POSIX"]),
+        .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets", "Devices", "POSIX"]),
         .testTarget(name: "HostTests", dependencies: [
             "Agents", "Host", "MachineConfig", "Ledger", "Audit", "Gateway", "Doors", "Merkle", "Policy", "POSIX", "GuestClient",
             "GuestClientTestSupport",
