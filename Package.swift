@@ -44,7 +44,7 @@ let package = Package(
         // bzImage loading, boot_params, e820, page tables, GDT (Linux x86 boot protocol).
         .target(name: "LinuxBoot", dependencies: ["GuestMemory"]),
         // Emulated devices: each folder one device, testable without KVM; virtio transport and queues.
-        .target(name: "Devices", dependencies: ["GuestMemory", "POSIX"]),
+        .target(name: "Devices", dependencies: ["CLinux", "GuestMemory", "POSIX"]),
         // The Doors wire protocol: versioned, length-prefixed frames (no Foundation; host and guest).
         .target(name: "Doors"),
         // The host's client of a guest's momin-init: Doors over the VMM's vsock socket (exec, files, ping).
@@ -78,7 +78,8 @@ let package = Package(
         // cgroup v2: a parent for momin, one child per VM with cpu, memory and pids limits (Linux cgroup-v2.rst).
         .target(name: "Cgroups", dependencies: ["Ledger", "POSIX"]),
         // Linux calls Swift's Glibc module leaves out (no wrapper, variadic, _GNU_SOURCE): pivot_root,
-        // close_range, prctl, unshare for the jailer; thread pinning for the VMM. Only Jail and VMM import it.
+        // close_range, prctl, unshare for the jailer; thread pinning for the VMM; fallocate for virtio-blk.
+        // Only Jail, VMM and Devices import it.
         .target(name: "CLinux"),
         // What a microVM is made of (machine, files, vsock, entropy seed, seccomp mode) and
         // momin-vmm's command line, shared by momin and momin-vmm (pure, no KVM).
@@ -151,7 +152,7 @@ let package = Package(
         ]),
         // The Host library with a fake momin-vmm (a shell script) and a fake guest at its socket.
         // Every committed seed and every input a fuzzer once crashed on, through its target.
-        .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets", "POSIX"]),
+        .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets", "Devices", "POSIX"]),
         .testTarget(name: "HostTests", dependencies: [
             "Agents", "Host", "MachineConfig", "Ledger", "Audit", "Gateway", "Doors", "Merkle", "Policy", "POSIX", "GuestClient",
             "GuestClientTestSupport",

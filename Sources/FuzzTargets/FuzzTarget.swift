@@ -13,6 +13,9 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     /// One vsock stream connection, driven by guest packets and host socket events: its credit
     /// accounting holds after every step.
     case vsockConnection = "vsock-connection"
+    /// A split virtqueue over guest memory the input fills, each chain read as a virtio-blk
+    /// request: accepted ones are exactly what their chain holds and lie inside the disk.
+    case virtioBlock = "virtio-blk"
     /// A policy file, YAML or JSON: refused with an error, or a policy no wider than itself.
     case policy
     /// A parent and a child policy: when the check finds no widening, the child is allowed
@@ -26,6 +29,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .handsCall: HandsCallTarget.run(bytes)
         case .virtqueue: VirtqueueTarget.run(bytes)
         case .vsockConnection: VsockConnectionTarget.run(bytes)
+        case .virtioBlock: VirtioBlockTarget.run(bytes)
         case .policy: PolicyTarget.run(bytes)
         case .narrowing: NarrowingTarget.run(bytes)
         }

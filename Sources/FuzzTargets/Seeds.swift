@@ -36,6 +36,8 @@ public enum Seeds {
             return [virtqueueSeed(size: 0), virtqueueSeed(size: 2), virtqueueSeed(size: 8)]
         case .vsockConnection:
             return vsockConnectionSeeds()
+        case .virtioBlock:
+            return virtioBlockSeeds()
         case .policy:
             return [[0] + Array(examplePolicy.utf8), [1] + Array(#"{"version": 1, "agent": "a", "tools": {"files": {"read": ["/data/**"]}}}"#.utf8)]
         case .narrowing:
@@ -84,6 +86,79 @@ public enum Seeds {
         let hostFirst: [UInt8] = [6, 0] + rx(64) + packet(.response) + flush(20) + packet(.creditRequest) + rx(64)
             + readable + rx(65535, length: 65535) + packet(.rst)
         return [guestFirst, hostFirst]
+    }
+
+    /// One virtio-blk request as Linux lays it out: header, data, status.
+    struct BlockSeedRequest {
+        var type: UInt32
+        var sector: UInt64 = 0
+        /// Device-readable bytes after the header (OUT data, a range table).
+        var payload: [UInt8] = []
+        /// Device-writable data bytes before the status (IN, GET_ID).
+        var writable = 0
+    }
+
+    /// Requests of each type (IN, OUT, FLUSH, GET_ID, DISCARD, WRITE_ZEROES) alone, then all of
+    /// them with an unknown type in one queue, on a writable and on a read-only 64-sector disk.
+    static func virtioBlockSeeds() -> [[UInt8]] {
+        func range(_ sector: UInt64, _ sectors: UInt32, _ flags: UInt32) -> [UInt8] {
+            (0..<8).map { UInt8(truncatingIfNeeded: sector >> (8 * UInt64($0))) }
+                + (0..<4).map { UInt8(truncatingIfNeeded: sectors >> (8 * UInt32($0))) }
+                + (0..<4).map { UInt8(truncatingIfNeeded: flags >> (8 * UInt32($0))) }
+        }
+        let each: [BlockSeedRequest] = [
+            BlockSeedRequest(type: 0, sector: 2, writable: 1024),
+            BlockSeedRequest(type: 1, sector: 3, payload: [UInt8](repeating: 0x5a, count: 512)),
+            BlockSeedRequest(type: 4),
+            BlockSeedRequest(type: 8, writable: 20),
+            BlockSeedRequest(type: 11, payload: range(8, 8, 0) + range(32, 1, 0)),
+            BlockSeedRequest(type: 13, payload: range(1, 2, 1)),
+        ]
+        let all = each + [BlockSeedRequest(type: 2, writable: 512)]
+        return each.map { virtioBlockSeed(readOnly: false, [$0]) } + [virtioBlockSeed(readOnly: false, all), virtioBlockSeed(readOnly: true, all)]
+    }
+
+    /// The target's input for `requests` on a queue of 256 with indirect descriptors and event
+    /// idx, DISCARD and WRITE_ZEROES negotiated, 64 sectors (see `VirtioBlockTarget`).
+    static func virtioBlockSeed(readOnly: Bool, _ requests: [BlockSeedRequest]) -> [UInt8] {
+        var memory = [UInt8](repeating: 0, count: 0x3000)
+        func put(_ value: UInt64, _ bytes: Int, at address: Int) {
+            if memory.count < address + bytes { memory += [UInt8](repeating: 0, count: address + bytes - memory.count) }
+            for i in 0..<bytes { memory[address + i] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(i))) }
+        }
+        var descriptor = 0
+        var data = 0x3000
+        for (slot, request) in requests.enumerated() {
+            // Buffers: (address, length, device-writable).
+            var buffers = [(data, 16, false)]
+            put(UInt64(request.type), 4, at: data)
+            put(request.sector, 8, at: data + 8)
+            data += 16
+            if !request.payload.isEmpty {
+                for (i, byte) in request.payload.enumerated() { put(UInt64(byte), 1, at: data + i) }
+                buffers.append((data, request.payload.count, false))
+                data += request.payload.count
+            }
+            if request.writable > 0 {
+                buffers.append((data, request.writable, true))
+                data += request.writable
+            }
+            buffers.append((data, 1, true))
+            data += 16
+            // The chain (§2.7.5), its head in the available ring (§2.7.6).
+            for (i, (address, length, writable)) in buffers.enumerated() {
+                let last = i == buffers.count - 1
+                put(UInt64(address), 8, at: 16 * descriptor)
+                put(UInt64(length), 4, at: 16 * descriptor + 8)
+                put((writable ? 2 : 0) | (last ? 0 : 1), 2, at: 16 * descriptor + 12)
+                put(UInt64(last ? 0 : descriptor + 1), 2, at: 16 * descriptor + 14)
+                if i == 0 { put(UInt64(descriptor), 2, at: 0x1004 + 2 * slot) }
+                descriptor += 1
+            }
+        }
+        put(UInt64(requests.count), 2, at: 0x1002)
+        let flags: UInt8 = 1 | 2 | 8 | 16 | (readOnly ? 4 : 0)
+        return [8, flags] + (0..<8).map { UInt8(truncatingIfNeeded: UInt64(64) >> (8 * UInt64($0))) } + memory
     }
 
     static let examplePolicy = """

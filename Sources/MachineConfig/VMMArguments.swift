@@ -4,10 +4,13 @@
 ///
 ///     momin-vmm --kernel PATH [--initrd PATH] [--cmdline STR] [--vcpus N] [--memory MiB]
 ///               [--timeout S] [--vsock-socket PATH [--vsock-cid N]] [--kvm-device PATH]
-///               [--entropy-seed HEX64] [--host-cpus N,N...] [--report-memory] [--new-session]
-///               [--seccomp kill|trap|log|off] [--liveness-fd N] [--preflight]
+///               [--entropy-seed HEX64] [--host-cpus N,N...] [--disk SPEC]... [--report-memory]
+///               [--new-session] [--seccomp kill|trap|log|off] [--liveness-fd N] [--preflight]
 ///
-/// `--preflight` checks the machine (kernel, initrd, memory, vCPUs, the KVM device) the way a
+/// `--disk PATH[,ro|,rw][,serial=S][,bps=N][,iops=N][,bps-burst=N][,iops-burst=N]` adds a
+/// virtio-blk disk (see `DiskConfiguration`), in order: the first is the guest's /dev/vda.
+///
+/// `--preflight` checks the machine (kernel, initrd, disks, memory, vCPUs, the KVM device) the way a
 /// boot would, and exits: 0 when it would start, 2 with one line naming what is wrong. It is
 /// how `momin` refuses bad input without linking the VMM itself. `--help` prints the usage.
 ///
@@ -42,6 +45,11 @@ public struct VMMArguments: Equatable, Sendable {
         case missingKernel
         case badSeccompMode(String)
         case badDescriptor(String)
+        /// One `--disk` argument, and what is wrong with it.
+        case badDisk(spec: String, DiskConfiguration.SpecError)
+        case tooManyDisks(limit: Int)
+        case duplicateDiskSerial(String)
+        case duplicateDiskPath(String)
 
         public var description: String {
             switch self {
@@ -54,6 +62,10 @@ public struct VMMArguments: Equatable, Sendable {
             case .missingKernel: "--kernel is required"
             case .badSeccompMode(let m): "--seccomp \(m) is not one of kill, trap, log, off"
             case .badDescriptor(let v): "--liveness-fd \(v) is not an inherited descriptor above 2"
+            case .badDisk(let spec, let problem): "--disk \(spec): \(problem)"
+            case .tooManyDisks(let limit): "--disk is given more than \(limit) times (at most \(limit) disks)"
+            case .duplicateDiskSerial(let s): "--disk serial=\(s) is given to two disks"
+            case .duplicateDiskPath(let p): "--disk \(p) is given twice"
             }
         }
     }
@@ -62,11 +74,16 @@ public struct VMMArguments: Equatable, Sendable {
     public static let usage = """
         usage: momin-vmm --kernel PATH [--initrd PATH] [--cmdline STR] [--vcpus N] [--memory MiB]
                          [--timeout S] [--vsock-socket PATH [--vsock-cid N]] [--kvm-device PATH]
-                         [--entropy-seed HEX64] [--host-cpus N,N...] [--report-memory] [--new-session]
-                         [--seccomp kill|trap|log|off] [--liveness-fd N] [--preflight]
+                         [--entropy-seed HEX64] [--host-cpus N,N...] [--disk SPEC]... [--report-memory]
+                         [--new-session] [--seccomp kill|trap|log|off] [--liveness-fd N] [--preflight]
         Holds one microVM: boots the kernel with its console on stdout, until the guest powers off
         or reboots, SIGTERM, or --timeout. Started by momin (momin boot, run, start), which checks
         what the user typed first; --preflight checks the machine and exits without booting.
+        --disk PATH[,ro|,rw][,serial=S][,bps=N][,iops=N][,bps-burst=N][,iops-burst=N]
+                         a virtio-blk disk, read-only unless rw; the first is /dev/vda, then vdb...
+                         (at most 8). serial: up to 20 printable ASCII characters (GET_ID); bps and
+                         iops: bytes and requests per second, bursts one second's worth unless
+                         given. A comma inside PATH or S is written twice.
         """
 
     public static func parse(_ arguments: [String]) throws(ParseError) -> VMMArguments {
@@ -115,6 +132,18 @@ public struct VMMArguments: Equatable, Sendable {
                 let cpus = text.split(separator: ",", omittingEmptySubsequences: false).map { Int($0) }
                 guard !cpus.isEmpty, cpus.allSatisfy({ ($0 ?? -1) >= 0 && ($0 ?? 0) < 4096 }) else { throw .badCPUList(text) }
                 config.hostCPUs = cpus.map { $0! }
+            case "--disk":
+                let text = try value(option)
+                guard config.disks.count < MachineConfiguration.maximumDisks else {
+                    throw .tooManyDisks(limit: MachineConfiguration.maximumDisks)
+                }
+                let disk: DiskConfiguration
+                do { disk = try DiskConfiguration.parse(text) } catch { throw .badDisk(spec: text, error) }
+                if let serial = disk.serial, config.disks.contains(where: { $0.serial == serial }) {
+                    throw .duplicateDiskSerial(serial)
+                }
+                guard !config.disks.contains(where: { $0.path == disk.path }) else { throw .duplicateDiskPath(disk.path) }
+                config.disks.append(disk)
             case "--report-memory": reportMemory = true
             case "--new-session": newSession = true
             case "--seccomp":
@@ -151,6 +180,7 @@ public struct VMMArguments: Equatable, Sendable {
         if let vsock = configuration.vsock { args += ["--vsock-socket", vsock.socketPath, "--vsock-cid", String(vsock.guestCID)] }
         if let seed = configuration.entropySeed { args += ["--entropy-seed", EntropySeed.hex(seed)] }
         if let cpus = configuration.hostCPUs { args += ["--host-cpus", cpus.map(String.init).joined(separator: ",")] }
+        for disk in configuration.disks { args += ["--disk", disk.spec] }
         if reportMemory { args.append("--report-memory") }
         if newSession { args.append("--new-session") }
         if seccomp != .kill { args += ["--seccomp", seccomp.rawValue] }

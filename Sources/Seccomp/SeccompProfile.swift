@@ -4,11 +4,22 @@ import Glibc
 public enum SeccompThreadClass: String, CaseIterable, Equatable, Sendable {
     /// Set-up, then waiting for the stop, tearing down and exiting; also the signal watcher.
     case main
-    /// The device event loop: ioeventfds, irqfds, vsock's Unix sockets, virtio-rng, and
-    /// virtio devices' activation and reset.
+    /// The device event loop: ioeventfds, irqfds, vsock's Unix sockets, virtio-rng, virtio-blk's
+    /// disk I/O, and virtio devices' activation and reset.
     case devices
     /// One per vCPU: KVM_RUN and the exits it handles (port I/O, MMIO register accesses).
     case vcpu
+}
+
+/// A disk descriptor as the device thread's filter sees it (`SeccompProfile.deviceLoop(disks:fallocateModes:)`).
+public struct DiskDescriptor: Equatable, Sendable {
+    public var fd: Int32
+    public var writable: Bool
+
+    public init(fd: Int32, writable: Bool) {
+        self.fd = fd
+        self.writable = writable
+    }
 }
 
 /// What one thread class may call: data, one line of reason per syscall. `filter(_:)` turns a
@@ -56,6 +67,30 @@ public struct SeccompProfile: Equatable, Sendable {
         SyscallRule("fcntl", .argument(1, oneOf: [UInt64(F_GETFL), UInt64(F_SETFL), UInt64(F_SETFD)]),
                     reason: "vsock: making an accepted socket non-blocking and close-on-exec"),
     ])
+
+    /// The device loop when the machine has disks: virtio-blk's I/O runs on this thread, on
+    /// the descriptors the VMM opened before its filters went on. Reads on every disk; writes,
+    /// fdatasync and fallocate (in `fallocateModes` only) on the writable ones. No other
+    /// descriptor can be read or written with these calls.
+    public static func deviceLoop(disks: [DiskDescriptor], fallocateModes: [Int32]) -> SeccompProfile {
+        var profile = deviceLoop
+        let all = disks.map { UInt64($0.fd) }
+        let writable = disks.filter(\.writable).map { UInt64($0.fd) }
+        if !all.isEmpty {
+            profile.rules.append(SyscallRule("pread64", .argument(0, oneOf: all), reason: "virtio-blk: reading a disk (IN)"))
+        }
+        if !writable.isEmpty {
+            profile.rules += [
+                SyscallRule("pwrite64", .argument(0, oneOf: writable),
+                            reason: "virtio-blk: writing a writable disk (OUT; WRITE_ZEROES where fallocate cannot)"),
+                SyscallRule("fdatasync", .argument(0, oneOf: writable),
+                            reason: "virtio-blk: FLUSH, and every write when the driver did not negotiate FLUSH"),
+                SyscallRule("fallocate", .argument(0, oneOf: writable), .argument(1, oneOf: fallocateModes.map { UInt64(UInt32(bitPattern: $0)) }),
+                            reason: "virtio-blk: DISCARD and WRITE_ZEROES (punch hole or zero range, keeping the size)"),
+            ]
+        }
+        return profile
+    }
 
     /// A vCPU thread. `kvmRequests` are the ioctl requests its loop makes on its vCPU fd
     /// (KVM_RUN; the VMM passes them from the KVM module, which alone includes <linux/kvm.h>).

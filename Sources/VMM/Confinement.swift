@@ -1,3 +1,4 @@
+import Devices
 import KVM
 import MachineConfig
 import Seccomp
@@ -16,6 +17,8 @@ public struct Confinement: Sendable {
     /// A rule for a syscall no kernel has, for the test that a malformed profile stops start-up
     /// (`momin-vmm --seccomp-check-malformed`).
     public var malformedForTesting = false
+    /// The disks' descriptors, which the device thread alone may read and write (virtio-blk).
+    public var disks: [DiskDescriptor] = []
 
     public init(mode: SeccompMode, reportsMemory: Bool = false) {
         self.mode = mode
@@ -27,7 +30,8 @@ public struct Confinement: Sendable {
     public func profile(_ threadClass: SeccompThreadClass) -> SeccompProfile {
         var profile = switch threadClass {
         case .main: SeccompProfile.main
-        case .devices: SeccompProfile.deviceLoop
+        case .devices: disks.isEmpty ? SeccompProfile.deviceLoop
+            : SeccompProfile.deviceLoop(disks: disks, fallocateModes: DiskFile.fallocateModes)
         case .vcpu: SeccompProfile.vcpu(kvmRequests: KVMRequests.vcpuThread, readsOwnMemoryUse: reportsMemory)
         }
         if malformedForTesting {

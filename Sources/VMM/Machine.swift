@@ -44,6 +44,9 @@ public final class Machine: @unchecked Sendable {
     private let vsock: VirtioVsock?
     /// Every virtio transport with the name logs give it, for `diagnostics()`.
     private let virtioTransports: [(name: String, transport: VirtioMMIOTransport)]
+    /// The disks (vda, vdb...); their descriptors are the only ones the device thread may read and write.
+    private let blockDevices: [(name: String, device: VirtioBlock)]
+    private let diskDescriptors: [DiskDescriptor]
 
     /// Creates the VM and lays out the guest from a preflighted payload, one builder step at a
     /// time (`MachineBuilder`). Nothing runs yet.
@@ -52,6 +55,7 @@ public final class Machine: @unchecked Sendable {
         try builder.attachLegacyDevices()
         try builder.attachEntropyDevice()
         try builder.attachVsockDevice()
+        try builder.attachBlockDevices(payload.disks)
         let rsdp = try builder.writeACPITables()
         let setup = try builder.loadKernel(payload, rsdpAddress: rsdp)
         vcpus = try builder.createVCPUs(entry: setup.cpu)
@@ -64,6 +68,8 @@ public final class Machine: @unchecked Sendable {
         devices = builder.eventLoop
         vsock = builder.vsock
         virtioTransports = builder.transports
+        blockDevices = builder.blockDevices
+        diskDescriptors = payload.disks.map { DiskDescriptor(fd: $0.fd, writable: $0.isWritable) }
         handler = ExitHandler(portIO: builder.portIO, mmio: builder.mmio)
     }
 
@@ -89,6 +95,8 @@ public final class Machine: @unchecked Sendable {
         _ = VCPUKick.installOnce
         let controller = controller
         let deviceFilter: ThreadFilter?
+        var confinement = confinement
+        confinement.disks = diskDescriptors
         do { deviceFilter = try confinement.prepare(.devices) } catch { throw .seccomp(error) }
         try devices.start {
             do throws(SeccompError) { try deviceFilter?.install() } catch {
@@ -141,13 +149,15 @@ public final class Machine: @unchecked Sendable {
     public func requestStop() { controller.finish(.stoppedByHost) }
 
     /// The devices' state, for a person looking at a VM that seems stuck (`momin-vmm` prints
-    /// it on SIGUSR1): each virtio transport and its queues, and vsock's connection table.
+    /// it on SIGUSR1): each virtio transport and its queues, vsock's connection table, and each
+    /// disk's counters and rate limiter.
     public func diagnostics() -> [String] {
         var lines: [String] = []
         for (name, transport) in virtioTransports {
             lines += transport.diagnostics.enumerated().map { $0.offset == 0 ? "\(name): \($0.element)" : "  \($0.element)" }
         }
         if let vsock { lines += vsock.diagnostics.map { "virtio-vsock: \($0)" } }
+        for (name, device) in blockDevices { lines += device.diagnostics.map { "virtio-blk \(name): \($0)" } }
         return lines
     }
 

@@ -4,12 +4,14 @@ import Glibc
 import LinuxBoot
 import MachineConfig
 
-/// The kernel and initrd, read and checked against the configuration before any KVM resource
-/// is taken, so that bad input fails fast with a message naming what was wrong.
+/// The kernel, initrd and disks, opened and checked against the configuration before any KVM
+/// resource is taken, so that bad input fails fast with a message naming what was wrong.
 public struct BootPayload: Sendable {
     public let kernel: BzImage
     public let kernelFile: BootFile
     public let initrdFile: BootFile?
+    /// One per `MachineConfiguration.disks` entry, in order.
+    public let disks: [DiskFile]
 }
 
 public enum Preflight {
@@ -43,7 +45,12 @@ public enum Preflight {
         let cmdlineLength = config.commandLine.utf8.count
         let cmdlineMax = LinuxLoader.maximumCommandLineLength(kernel: kernel)
         guard cmdlineLength <= cmdlineMax else { throw .boot(.commandLineTooLong(length: cmdlineLength, max: cmdlineMax)) }
-        return BootPayload(kernel: kernel, kernelFile: kernelFile, initrdFile: initrdFile)
+        guard config.disks.count <= MachineConfiguration.maximumDisks else {
+            throw .invalidDisk(path: config.disks[MachineConfiguration.maximumDisks].path,
+                               reason: "more than \(MachineConfiguration.maximumDisks) disks")
+        }
+        let disks = try DiskFiles.open(config.disks)
+        return BootPayload(kernel: kernel, kernelFile: kernelFile, initrdFile: initrdFile, disks: disks)
     }
 }
 

@@ -8,6 +8,8 @@ import Seccomp
 /// Why a machine could not be built or run. Cases read as the one-line message a user sees.
 public enum VMMError: Error, CustomStringConvertible {
     case fileUnreadable(role: String, path: String, reason: String)
+    /// A disk that cannot be opened as configured, or whose size is not whole sectors.
+    case invalidDisk(path: String, reason: String)
     case invalidVCPUCount(requested: Int, hostLimit: Int)
     case invalidMemory(String)
     case boot(BootError)
@@ -24,6 +26,7 @@ public enum VMMError: Error, CustomStringConvertible {
     public var description: String {
         switch self {
         case .fileUnreadable(let role, let path, let reason): "cannot read \(role) \(path): \(reason)"
+        case .invalidDisk(let path, let reason): "disk \(path): \(reason)"
         case .invalidVCPUCount(let n, let limit): "--vcpus \(n) is out of range: this host allows 1 to \(limit)"
         case .invalidMemory(let why): why
         case .boot(let e): e.description
@@ -42,7 +45,7 @@ public enum VMMError: Error, CustomStringConvertible {
     /// to the host failing; the CLI exits 2 for these.
     public var isUsageError: Bool {
         switch self {
-        case .fileUnreadable, .invalidVCPUCount, .invalidMemory, .boot: true
+        case .fileUnreadable, .invalidDisk, .invalidVCPUCount, .invalidMemory, .boot: true
         case .kvm(.openDevice): true
         default: false
         }

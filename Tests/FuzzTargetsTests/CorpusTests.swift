@@ -1,4 +1,5 @@
-import FuzzTargets
+import Devices
+@testable import FuzzTargets
 import Glibc
 import POSIX
 import Testing
@@ -39,5 +40,30 @@ import Testing
     @Test func seedsAreValidInputs() throws {
         #expect(Seeds.seeds(for: .doorsFrame).count >= 8 && Seeds.seeds(for: .handsCall).count == 9)
         #expect(Seeds.seeds(for: .virtqueue).allSatisfy { $0.count == 2 + 0x8000 })
+    }
+
+    /// Each virtio-blk seed is accepted as the request it was made as; the queue of all of them
+    /// on a read-only disk refuses exactly the writes, discards and write zeroes.
+    @Test func virtioBlockSeedsAreAcceptedRequestsOfEachType() throws {
+        let seeds = Seeds.seeds(for: .virtioBlock)
+        try #require(seeds.count == 8)
+        func kind(_ request: BlockRequest) -> String {
+            switch request.operation {
+            case .read(let sector, let into): "read \(sector) \(into.map(\.length))"
+            case .write(let sector, let from): "write \(sector) \(from.map(\.length))"
+            case .flush: "flush"
+            case .getID(let into): "get-id \(into.map(\.length))"
+            case .discard(let ranges): "discard \(ranges.map { "\($0.sector)+\($0.sectors)" })"
+            case .writeZeroes(let ranges): "write-zeroes \(ranges.map { "\($0.sector)+\($0.sectors) \($0.unmap)" })"
+            case .refused(let problem): "refused: \(problem)"
+            }
+        }
+        let each = ["read 2 [1024]", "write 3 [512]", "flush", "get-id [20]", "discard [\"8+8\", \"32+1\"]", "write-zeroes [\"1+2 true\"]"]
+        for (seed, expected) in zip(seeds, each) { #expect(VirtioBlockTarget.requests(seed).map(kind) == [expected]) }
+        #expect(VirtioBlockTarget.requests(seeds[6]).map(kind) == each + ["refused: unknown request type 2"])
+        #expect(VirtioBlockTarget.requests(seeds[7]).map(kind) == [
+            "read 2 [1024]", "refused: OUT on a read-only disk", "flush", "get-id [20]", "refused: DISCARD on a read-only disk",
+            "refused: WRITE_ZEROES on a read-only disk", "refused: unknown request type 2",
+        ])
     }
 }

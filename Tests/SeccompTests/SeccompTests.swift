@@ -69,7 +69,8 @@ import Testing
 @Suite struct SeccompProfileTests {
     static let kvmRun: UInt64 = 0xae80
     static var all: [SeccompProfile] {
-        [.main, .deviceLoop, .vcpu(kvmRequests: [kvmRun]), .vcpu(kvmRequests: [kvmRun], readsOwnMemoryUse: true)]
+        [.main, .deviceLoop, .vcpu(kvmRequests: [kvmRun]), .vcpu(kvmRequests: [kvmRun], readsOwnMemoryUse: true),
+         .deviceLoop(disks: [DiskDescriptor(fd: 5, writable: false), DiskDescriptor(fd: 6, writable: true)], fallocateModes: [0x03, 0x11])]
     }
 
     @Test func everyProfileBuildsInEveryMode() throws {
@@ -121,5 +122,48 @@ import Testing
             }
         }
         #expect(!SeccompProfile.main.syscalls.contains("socket"))
+    }
+}
+
+/// virtio-blk's I/O on the device thread: only on the disks' own descriptors, writes only on
+/// writable ones, fallocate only in the two modes the device uses.
+@Suite struct DiskProfileTests {
+    /// FALLOC_FL_PUNCH_HOLE | KEEP_SIZE and FALLOC_FL_ZERO_RANGE | KEEP_SIZE (linux/falloc.h).
+    static let modes: [Int32] = [0x03, 0x11]
+
+    @Test func withoutDisksTheDeviceThreadHasNoFileIO() {
+        for name in ["pread64", "pwrite64", "fdatasync", "fallocate", "preadv", "pwritev", "readv", "writev"] {
+            #expect(!SeccompProfile.deviceLoop.syscalls.contains(name))
+            #expect(!SeccompProfile.main.syscalls.contains(name))
+        }
+        #expect(SeccompProfile.deviceLoop(disks: [], fallocateModes: Self.modes) == SeccompProfile.deviceLoop)
+    }
+
+    @Test func readsOnEveryDiskWritesOnlyOnWritableOnes() {
+        let profile = SeccompProfile.deviceLoop(disks: [DiskDescriptor(fd: 7, writable: false), DiskDescriptor(fd: 9, writable: true)],
+                                                fallocateModes: Self.modes)
+        func conditions(_ name: String) -> [[ArgumentCondition]] { profile.rules.filter { $0.syscall == name }.map(\.conditions) }
+        #expect(conditions("pread64") == [[.argument(0, oneOf: [7, 9])]])
+        #expect(conditions("pwrite64") == [[.argument(0, oneOf: [9])]])
+        #expect(conditions("fdatasync") == [[.argument(0, oneOf: [9])]])
+        #expect(conditions("fallocate") == [[.argument(0, oneOf: [9]), .argument(1, oneOf: [0x03, 0x11])]])
+        #expect(profile.rules.dropLast(4) == SeccompProfile.deviceLoop.rules)  // the rest is unchanged
+        for action in [SyscallFilter.Action.killProcess, .trap, .log] {
+            #expect(throws: Never.self) { _ = try profile.filter(action).compile() }
+        }
+    }
+
+    @Test func readOnlyDisksGetNoWriteCalls() {
+        let profile = SeccompProfile.deviceLoop(disks: [DiskDescriptor(fd: 5, writable: false)], fallocateModes: Self.modes)
+        #expect(profile.syscalls.suffix(1) == ["pread64"])
+        for name in ["pwrite64", "fdatasync", "fallocate"] { #expect(!profile.syscalls.contains(name)) }
+    }
+
+    /// fallocate's rule expands to one libseccomp rule per (descriptor, mode) pair.
+    @Test func fallocateExpandsPerDescriptorAndMode() throws {
+        let profile = SeccompProfile.deviceLoop(disks: [DiskDescriptor(fd: 5, writable: true), DiskDescriptor(fd: 6, writable: true)],
+                                                fallocateModes: Self.modes)
+        let rule = try #require(profile.rules.first { $0.syscall == "fallocate" })
+        #expect(try SyscallFilter.expand(rule).count == 4)
     }
 }

@@ -37,3 +37,14 @@ import Testing
         #expect(whole.base + room == Layout.ioAPIC)
     }
 }
+
+@Suite struct GuestDiskNameTests {
+    /// Linux's virtio_blk names disks as sd does: vda … vdz, vdaa … vdzz, vdaaa.
+    @Test func disksAreNamedAsLinuxNamesThem() {
+        #expect((0..<3).map(MachineBuilder.guestDiskName) == ["vda", "vdb", "vdc"])
+        #expect(MachineBuilder.guestDiskName(25) == "vdz")
+        #expect(MachineBuilder.guestDiskName(26) == "vdaa")
+        #expect(MachineBuilder.guestDiskName(27) == "vdab")
+        #expect(MachineBuilder.guestDiskName(26 + 26 * 26) == "vdaaa")
+    }
+}

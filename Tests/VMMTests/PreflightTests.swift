@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import LinuxBoot
 import MachineConfig
 import Testing
@@ -160,5 +161,91 @@ private func preflightError(_ config: MachineConfiguration) -> VMMError? {
         let capped = try #require(preflightError(MachineConfiguration(kernelPath: greedy, commandLine: huge)))
         guard case .boot(let cappedBoot) = capped else { Issue.record("unexpected \(capped)"); return }
         #expect(cappedBoot == .commandLineTooLong(length: 0x10000, max: 0xffff))
+    }
+}
+
+/// Disks are opened at preflight, as momin-vmm's filters will forbid it later: each a regular
+/// file (or block device) of whole, non-zero sectors, read-only or read-write as configured.
+@Suite struct PreflightDiskTests {
+    private static func machine(_ scratch: Scratch, _ disks: [DiskConfiguration]) throws -> MachineConfiguration {
+        var config = MachineConfiguration(kernelPath: try scratch.file("bzImage", makeBzImage()), memoryMiB: 64)
+        config.disks = disks
+        return config
+    }
+
+    private static func diskError(_ config: MachineConfiguration) -> (path: String, reason: String)? {
+        guard case .invalidDisk(let path, let reason)? = preflightError(config) else { return nil }
+        return (path, reason)
+    }
+
+    @Test func disksAreOpenedInOrderWithTheirModes() throws {
+        let scratch = try Scratch()
+        let a = try scratch.file("a.img", [UInt8](repeating: 1, count: 4096))
+        let b = try scratch.file("b.img", [UInt8](repeating: 2, count: 1024))
+        let payload = try Preflight.check(try Self.machine(scratch, [DiskConfiguration(path: a), DiskConfiguration(path: b, readOnly: false)]))
+        #expect(payload.disks.map(\.size) == [4096, 1024])
+        #expect(payload.disks.map(\.isWritable) == [false, true])
+        for (disk, mode) in zip(payload.disks, [O_RDONLY, O_RDWR]) {
+            #expect(fcntl(disk.fd, F_GETFL) & O_ACCMODE == mode)
+            #expect(fcntl(disk.fd, F_GETFD) & FD_CLOEXEC != 0)
+        }
+    }
+
+    @Test func aMissingDiskIsNamed() throws {
+        let scratch = try Scratch()
+        let path = scratch.path + "/nope.img"
+        let error = try #require(Self.diskError(try Self.machine(scratch, [DiskConfiguration(path: path)])))
+        #expect(error.path == path && error.reason == "cannot open it read-only: No such file or directory")
+        #expect(preflightError(try Self.machine(scratch, [DiskConfiguration(path: path)]))?.description
+                == "disk \(path): cannot open it read-only: No such file or directory")
+        #expect(preflightError(try Self.machine(scratch, [DiskConfiguration(path: path)]))?.isUsageError == true)
+    }
+
+    @Test func aDirectoryIsRefused() throws {
+        let scratch = try Scratch()
+        let ro = try #require(Self.diskError(try Self.machine(scratch, [DiskConfiguration(path: scratch.path)])))
+        #expect(ro.path == scratch.path && ro.reason == "it is a directory")
+        let rw = try #require(Self.diskError(try Self.machine(scratch, [DiskConfiguration(path: scratch.path, readOnly: false)])))
+        #expect(rw.reason == "cannot open it read-write: Is a directory")
+    }
+
+    @Test func aCharacterDeviceIsRefused() throws {
+        let scratch = try Scratch()
+        let error = try #require(Self.diskError(try Self.machine(scratch, [DiskConfiguration(path: "/dev/null")])))
+        #expect(error.reason == "not a regular file or block device")
+    }
+
+    @Test(arguments: [0, 511, 1000, 4097])
+    func aSizeThatIsNotWholeSectorsIsRefused(size: Int) throws {
+        let scratch = try Scratch()
+        let path = try scratch.file("odd.img", [UInt8](repeating: 0, count: size))
+        let error = try #require(Self.diskError(try Self.machine(scratch, [DiskConfiguration(path: path)])))
+        #expect(error.path == path)
+        #expect(error.reason == (size == 0 ? "it is empty" : "its size, \(size) bytes, is not a multiple of 512"))
+    }
+
+    @Test func theSameFileTwiceIsRefusedEvenUnderAnotherName() throws {
+        let scratch = try Scratch()
+        let path = try scratch.file("a.img", [UInt8](repeating: 0, count: 512))
+        let link = scratch.path + "/link.img"
+        #expect(symlink(path, link) == 0)
+        let error = try #require(Self.diskError(try Self.machine(scratch, [DiskConfiguration(path: path), DiskConfiguration(path: link)])))
+        #expect(error.path == link && error.reason == "the same file as disk \(path)")
+    }
+
+    @Test func aSerialOverTwentyBytesIsRefused() throws {
+        let scratch = try Scratch()
+        let path = try scratch.file("a.img", [UInt8](repeating: 0, count: 512))
+        let serial = String(repeating: "s", count: 21)
+        let error = try #require(Self.diskError(try Self.machine(scratch, [DiskConfiguration(path: path, serial: serial)])))
+        #expect(error.path == path && error.reason == "serial '\(serial)' is longer than 20 bytes")
+    }
+
+    @Test func oneBadDiskFailsTheWholePreflight() throws {
+        // The first disk is fine, the second is not: preflight fails as a whole.
+        let scratch = try Scratch()
+        let good = try scratch.file("good.img", [UInt8](repeating: 0, count: 512))
+        let error = try #require(Self.diskError(try Self.machine(scratch, [DiskConfiguration(path: good), DiskConfiguration(path: "/dev/zero")])))
+        #expect(error.path == "/dev/zero")
     }
 }

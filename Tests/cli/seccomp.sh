@@ -4,7 +4,9 @@
 # forbidden argument) kill the process with SIGSYS, which bash shows as status 159 (128 + 31).
 # Where /dev/kvm can run the hand-made guests (this PVM host, or any real KVM), it also runs a
 # guest that activates virtio-rng and virtio-vsock from its vCPU under the real filters: the
-# vCPU hands the work to the device thread, so its own filter allows none of it.
+# vCPU hands the work to the device thread, so its own filter allows none of it; and a guest
+# that drives a writable virtio-blk disk (pread64, pwrite64, fdatasync, fallocate on the
+# device thread).
 #
 #   Tests/cli/seccomp.sh MOMIN_VMM_PATH
 #
@@ -12,7 +14,7 @@
 # this host cannot run, for want of /dev/kvm or python3, is a FAIL). Exits 1 if anything failed.
 prefix=seccomp
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-plan 33
+plan 34
 vmm=$(absolute "${1:?usage: seccomp.sh MOMIN_VMM_PATH}")
 ulimit -c 0   # SIGSYS dumps core by default; nothing to keep here
 
@@ -99,8 +101,42 @@ activation_guest() {
   echo "66 ba f8 03 b0 6f ee b0 6b ee b0 0a ee"             # "ok\n" on COM1
   echo "66 ba 00 06 b0 34 ee f4 eb fd"                      # ACPI S5
 }
+used_count() { echo "66 8b 04 25 $(le32 "$1") 66 83 f8 $(printf '%02x' "$2") 75 f2"; }  # spin until the u16 at $1 is $2
+blk_guest() {
+  # virtio-blk at 0xd0001000 (after virtio-rng), one queue of 32 at q: table, avail +0x200, used +0x300.
+  local q=$((0x400000)) h=$((0x410000)) s=$((0x411000)) t=$((0x412000)) d0=$((0x420000)) d1=$((0x421000)) n=0
+  desc() { # desc ADDRESS LENGTH FLAGS NEXT: descriptor n (§2.7.5), then n + 1
+    mem $((q + 16 * n)) "$1"; mem $((q + 16 * n + 8)) "$2"; mem $((q + 16 * n + 12)) $(( $3 | ($4 << 16) )); n=$((n + 1))
+  }
+  request() { # request TYPE SECTOR [DATA LENGTH FLAGS]: header, optional data, status (§5.2.6)
+    local header=$((h + 0x20 * n))
+    mem $header "$1"; mem $((header + 8)) "$2"
+    desc $header 16 1 $((n + 1))
+    if [ $# -gt 2 ]; then desc "$3" "$4" $(( $5 | 1 )) $((n + 1)); fi
+    desc $((s + 0x10 * n)) 1 2 0
+  }
+  request 1 1 $d0 512 0       # 0: OUT sector 1 from zeros (pwrite64, then fdatasync: FLUSH not negotiated)
+  request 0 0 $d1 512 2       # 3: IN sector 0 (pread64)
+  mem $t 2; mem $((t + 8)) 2; request 11 0 $t 16 0                     # 6: DISCARD sectors 2-3 (fallocate)
+  mem $((t + 16)) 4; mem $((t + 24)) 1; request 13 0 $((t + 16)) 16 0  # 9: WRITE_ZEROES sector 4 (fallocate)
+  request 4 0                 # 12: FLUSH (fdatasync)
+  request 1 6 $d1 512 0       # 14: OUT sector 6 from what the IN read
+  rbx 0xd0001000
+  echo "$(reg 0x70 1) $(reg 0x70 3) $(reg 0x24 1) $(reg 0x20 1) $(reg 0x24 0) $(reg 0x20 $(( (1 << 13) | (1 << 14) ))) $(reg 0x70 11)"
+  echo "$(reg 0x30 0) $(reg 0x38 32) $(reg 0x80 $q) $(reg 0x90 $((q + 0x200))) $(reg 0xa0 $((q + 0x300))) $(reg 0x44 1)"
+  mem $((q + 0x204)) $((3 << 16)); mem $((q + 0x208)) $(( 6 | (9 << 16) )); mem $((q + 0x20c)) 12
+  mem $((q + 0x200)) $((5 << 16))                           # avail idx 5: the first five, before DRIVER_OK
+  reg 0x70 15                                               # DRIVER_OK: activation serves them on the device thread
+  used_count $((q + 0x302)) 5
+  mem $((q + 0x20c)) $(( 12 | (14 << 16) )); mem $((q + 0x200)) $((6 << 16)); reg 0x50 0  # the sixth, by ioeventfd
+  used_count $((q + 0x302)) 6
+  echo "66 ba f8 03 b0 6f ee b0 6b ee b0 0a ee"             # "ok\n" on COM1
+  echo "66 ba 00 06 b0 34 ee f4 eb fd"                      # ACPI S5
+}
 # shellcheck disable=SC2046
 "$make_kernel" "$work/activate" $(activation_guest)
+# shellcheck disable=SC2046
+"$make_kernel" "$work/blk" $(blk_guest)
 "$make_kernel" "$work/timer-then-s5" 66 ba 40 04 b0 7b ee 66 ba 00 06 b0 34 ee f4 eb fd
 "$make_kernel" "$work/spin" eb fe
 
@@ -110,6 +146,14 @@ for mode in kill trap; do
     pass "boot timer, --report-memory and S5 under the filters ($mode)"
   else fail "boot timer, --report-memory and S5 under the filters ($mode)" "status $status: $(tail -n 3 <<<"$out")"; fi
 done
+
+# The virtio-blk guest on an 8-sector disk whose sector k holds the byte k + 1.
+for k in 1 2 3 4 5 6 7 8; do head -c 512 /dev/zero | tr '\0' "\\$(printf '%03o' $k)"; done > "$work/disk.img"
+out=$("$vmm" --kernel "$work/blk" --timeout 30 --disk "$work/disk.img,rw,serial=seccomp" --seccomp trap 2>&1); status=$?
+sectors=$(for k in 0 1 2 3 4 5 6 7; do od -An -tu1 -v -j $((k * 512)) -N 512 "$work/disk.img" | tr -s ' \n' '\n' | sed '/^$/d' | sort -u | tr '\n' ' '; echo -n '/'; done)
+if [ "$status" -eq 0 ] && grep -q "^ok$" <<<"$out" && [ "$sectors" = "1 /0 /0 /0 /0 /6 /1 /8 /" ]; then
+  pass "virtio-blk reads, writes, flushes, discards and zeroes (pread64, pwrite64, fdatasync, fallocate) under the devices filter"
+else fail "virtio-blk I/O under the devices filter" "status $status, sectors $sectors: $(tail -n 3 <<<"$out")"; fi
 
 # The activation guest: a host process listens at PATH_52 for the guest-initiated connection.
 if command -v python3 >/dev/null 2>&1; then

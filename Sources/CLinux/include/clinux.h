@@ -1,8 +1,10 @@
 // CLinux: Linux and glibc calls that Swift's Glibc module leaves out (no wrapper, variadic, or
-// behind _GNU_SOURCE). Imported by Jail (the jailer's steps) and VMM (thread pinning, the seccomp self-test) only.
+// behind _GNU_SOURCE). Imported by Jail (the jailer's steps), VMM (thread pinning, the seccomp self-test)
+// and Devices (virtio-blk's fallocate) only.
 #ifndef CLINUX_H
 #define CLINUX_H
 
+#include "clinux_disk.h"
 #include "clinux_jail.h"
 
 // Pins the calling thread to one CPU (sched_setaffinity(2), pid 0 = the calling thread).

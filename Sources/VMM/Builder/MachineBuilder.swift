@@ -23,6 +23,8 @@ struct MachineBuilder {
     private(set) var interruptEvents: [EventFD] = []
     private(set) var transports: [(name: String, transport: VirtioMMIOTransport)] = []
     private(set) var vsock: VirtioVsock?
+    /// The disks' devices, in the guest's order, with the names logs give them (vda, vdb...).
+    private(set) var blockDevices: [(name: String, device: VirtioBlock)] = []
     private var slots = DeviceSlots()
     private var virtioDescriptors: [VirtioMMIODescriptor] = []
     private var power: PowerControl?
@@ -107,6 +109,38 @@ struct MachineBuilder {
         vsock = device
     }
 
+    /// virtio-blk (virtio 1.2 §5.2), one per configured disk, over the descriptors preflight
+    /// opened. Attached in order after the other virtio devices, so the guest's driver, probing
+    /// the DSDT's devices in order, names the first /dev/vda.
+    mutating func attachBlockDevices(_ files: [DiskFile]) throws(VMMError) {
+        guard files.count == configuration.disks.count else {
+            throw .device("\(configuration.disks.count) disks configured, \(files.count) opened")
+        }
+        for (index, (disk, file)) in zip(configuration.disks, files).enumerated() {
+            let device: VirtioBlock
+            do {
+                device = try VirtioBlock(storage: file, readOnly: disk.readOnly, serial: Array((disk.serial ?? "").utf8),
+                                         bytesPerSecond: disk.bytesPerSecond.map { .init(perSecond: $0.perSecond, burst: $0.burst) },
+                                         operationsPerSecond: disk.operationsPerSecond.map { .init(perSecond: $0.perSecond, burst: $0.burst) },
+                                         events: eventLoop)
+            } catch { throw .device("\(disk.path): \(error)") }
+            try attach(device)
+            blockDevices.append((Self.guestDiskName(index), device))
+        }
+    }
+
+    /// Linux's name for the `index`-th virtio disk: vda … vdz, then vdaa (sd_format_disk_name).
+    static func guestDiskName(_ index: Int) -> String {
+        let letters = Array("abcdefghijklmnopqrstuvwxyz")
+        var name = ""
+        var n = index
+        repeat {
+            name = String(letters[n % 26]) + name
+            n = n / 26 - 1
+        } while n >= 0
+        return "vd" + name
+    }
+
     /// One virtio-mmio device (virtio 1.2 §4.2): a register window and a GSI from `DeviceSlots`,
     /// its interrupt through an irqfd, each queue's notifications through an ioeventfd (matched on
     /// the queue index written to QueueNotify) to the device thread, and a DSDT entry.
@@ -144,6 +178,7 @@ struct MachineBuilder {
         switch type {
         case VirtioDeviceType.entropy: "virtio-rng"
         case VirtioDeviceType.vsock: "virtio-vsock"
+        case VirtioDeviceType.block: "virtio-blk"
         default: "virtio device \(type)"
         }
     }
