@@ -173,6 +173,13 @@ public final class AttachedDisk: @unchecked Sendable {
         return MerkleHash(bytes: Array(hasher.finalize()))!
     }
 
+    /// What `open` refuses, found now and nothing kept: for a command that must refuse bad
+    /// disks before it goes anywhere (into the nested rig, say). The launch checks again.
+    public static func check(_ requests: [DiskRequest], policy: AgentPolicy?) throws(HostError) {
+        try DiskRequest.checkSet(requests)
+        for request in requests { try open(request, policy: policy, digestLimit: 0).close() }
+    }
+
     /// The audit record of this disk in VM `vm`, at attach (the digest then) or detach (`digest`).
     public func state(vm: String, digest: MerkleHash?) -> DiskState {
         DiskState(vm: vm, name: request.name ?? "", path: path, writable: request.writable, size: size, identity: identity, sha256: digest)

@@ -56,6 +56,9 @@ public final class HostedVM: @unchecked Sendable {
         public var console = false
         /// The VMM gets a session of its own and outlives this process (`momin start`).
         public var detached = false
+        /// Disks already opened and judged (`AttachedDisk.open`), /dev/vda first. The VMM gets
+        /// their descriptors; named ones are mounted by momin-init (docs/disks.md).
+        public var disks: [AttachedDisk] = []
 
         public init(name: String, parent: String? = nil) {
             self.name = name
@@ -82,6 +85,11 @@ public final class HostedVM: @unchecked Sendable {
         let resources = HostResources(environment)
         var config = base
         config.vsock = VsockConfiguration(guestCID: 3, socketPath: registry.socketPath(name))
+        config.disks = launch.disks.enumerated().map { index, disk in
+            DiskConfiguration(descriptor: Processes.passedDescriptor(index), readOnly: !disk.request.writable, serial: disk.request.name)
+        }
+        let mounts = launch.disks.compactMap(\.request.mountWord)
+        if !mounts.isEmpty { config.commandLine += " " + mounts.joined(separator: " ") }
         let jail: VMJail?
         do throws(HostError) {
             try prepare?(dir)
@@ -109,7 +117,7 @@ public final class HostedVM: @unchecked Sendable {
         let started: VMMLauncher.Started
         do throws(HostError) {
             started = try VMMLauncher(environment).spawn(config, jail: jail, timeout: launch.timeout, logFD: logFD,
-                                                         newSession: launch.detached)
+                                                         newSession: launch.detached, disks: launch.disks.map(\.fd))
         } catch {
             close(logFD)
             giveBack()

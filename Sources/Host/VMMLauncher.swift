@@ -11,13 +11,14 @@ public struct VMMLauncher: Sendable {
     /// momin-vmm's command line for `config`, or, in `jail`, momin-jailer's ending with it.
     /// `liveness`: the child watches `Processes.livenessDescriptor` (the jailer when jailed,
     /// else momin-vmm) and stops the VM when it hangs up.
+    /// `passing`: how many descriptors the child gets at `Processes.passedDescriptor` (its disks).
     public func arguments(_ config: MachineConfiguration, jail: VMJail?, timeout: Double, reportMemory: Bool = false,
-                          newSession: Bool = false, liveness: Bool = false) -> [String] {
+                          newSession: Bool = false, liveness: Bool = false, passing: Int = 0) -> [String] {
         let watcher = liveness ? Processes.livenessDescriptor : nil
         let vmm = VMMArguments.render(jail?.inside ?? config, timeout: timeout > 0 ? timeout : nil, reportMemory: reportMemory,
                                       newSession: newSession, seccomp: environment.seccomp,
                                       livenessFD: jail == nil ? watcher : nil)
-        if let jail { return jail.argv(vmm: vmm, livenessFD: watcher) }
+        if let jail { return jail.argv(vmm: vmm, livenessFD: watcher, passedFDs: (0..<passing).map(Processes.passedDescriptor)) }
         return [environment.vmm] + vmm
     }
 
@@ -32,14 +33,16 @@ public struct VMMLauncher: Sendable {
     /// going to `logFD` (ours when nil), and every signal unblocked whatever our mask is. Unless
     /// `newSession` (a VM that outlives this process), the VM stops when this process dies,
     /// however it dies: it watches the other end of a pair only this process holds.
+    /// `disks`: descriptors the VMM gets at `Processes.passedDescriptor(0)` and on, in order
+    /// (`config.disks` names them there).
     public func spawn(_ config: MachineConfiguration, jail: VMJail?, timeout: Double, logFD: Int32?,
-                      reportMemory: Bool = false, newSession: Bool = false) throws(HostError) -> Started {
+                      reportMemory: Bool = false, newSession: Bool = false, disks: [Int32] = []) throws(HostError) -> Started {
         let pair = newSession ? nil : try Processes.livenessPair()
         defer { if let pair { close(pair.theirs) } }
         do {
             let argv = arguments(config, jail: jail, timeout: timeout, reportMemory: reportMemory, newSession: newSession,
-                                 liveness: pair != nil)
-            return Started(pid: try Processes.spawn(argv, output: logFD, liveness: pair?.theirs), liveness: pair?.ours)
+                                 liveness: pair != nil, passing: disks.count)
+            return Started(pid: try Processes.spawn(argv, output: logFD, liveness: pair?.theirs, passing: disks), liveness: pair?.ours)
         } catch {
             if let pair { close(pair.ours) }
             throw error

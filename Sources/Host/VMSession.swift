@@ -6,6 +6,7 @@ import Gateway
 import Glibc
 import GuestClient
 import MachineConfig
+import Merkle
 import POSIX
 
 /// A session in a fresh microVM: booted, used through the tool gateway, and torn down — what
@@ -35,6 +36,8 @@ public enum VMSession {
         public var policy: LoadedPolicy?
         /// Where `log` writes, for messages.
         public var auditPath: String?
+        /// Host files to attach as disks, judged by `policy` before the VM is launched.
+        public var disks: [DiskRequest] = []
 
         public init(name: String) { self.name = name }
     }
@@ -60,10 +63,16 @@ public enum VMSession {
         launch.timeout = options.timeout
         launch.console = options.console
         let hosted: HostedVM
-        do { hosted = try HostedVM.launch(launch, config: config, registry: registry, environment: environment) } catch {
+        do throws(HostError) {
+            // Each disk judged, opened and digested before anything is taken for the VM.
+            try DiskRequest.checkSet(options.disks)
+            for request in options.disks { launch.disks.append(try AttachedDisk.open(request, policy: options.policy?.policy)) }
+            hosted = try HostedVM.launch(launch, config: config, registry: registry, environment: environment)
+        } catch {
             guard let log else { throw error }
             throw RefusedRun.record(error, vm: name, in: log)
         }
+        let disks = launch.disks
         if let stops {
             let vmPID = hosted.vm.pid
             let warn = environment.warn
@@ -96,6 +105,7 @@ public enum VMSession {
             gateway = through
             if let loaded = options.policy { try through.record(loaded.loadEvent) }
             try through.record(.vmStart(vm: name))
+            for disk in disks { try through.record(.diskAttach(disk.state(vm: name, digest: disk.attachDigest))) }
             if let agents {
                 let wiring = AgentTreeHost.Wiring(root: name, registry: registry, environment: environment, base: config,
                                                   jail: options.jail)
@@ -112,6 +122,13 @@ public enum VMSession {
         let vmStatus = hosted.halt(keepDirectory: true)
         do {
             try gateway?.record(.vmStop(vm: name, reason: "momin-vmm \(vmStatus)"))
+            // A read-write disk as the VM left it; then every disk's descriptor (and lock) goes.
+            for disk in disks where disk.request.writable {
+                var digest: MerkleHash?
+                do { digest = try disk.detachDigest() } catch { environment.warn("\(error)") }
+                try gateway?.record(.diskDetach(disk.state(vm: name, digest: digest)))
+            }
+            for disk in disks { disk.close() }
             try log?.close()  // signs a head over everything this session appended
         } catch {
             // The calls have run, but their record is incomplete: that is a failure to report.

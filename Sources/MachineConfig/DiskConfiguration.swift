@@ -17,6 +17,7 @@ public struct RateLimit: Equatable, Sendable {
 ///
 ///     PATH[,ro|,rw][,serial=S][,bps=N][,iops=N][,bps-burst=N][,iops-burst=N]
 ///
+/// PATH may be `fd=N`: an inherited descriptor, open in the disk's mode (what momin passes).
 /// Read-only unless `rw`. `serial` is what the guest reads with GET_ID (/sys/block/vdX/serial):
 /// 1 to 20 printable ASCII characters. `bps` limits bytes read and written per second, `iops`
 /// requests per second; each burst defaults to one second's worth. A comma inside PATH or S is
@@ -25,7 +26,11 @@ public struct DiskConfiguration: Equatable, Sendable {
     /// VIRTIO_BLK_ID_BYTES (virtio 1.2 §5.2.6).
     public static let maximumSerialBytes = 20
 
+    /// The file momin-vmm opens; for a disk passed as a descriptor, `fd=N`.
     public var path: String
+    /// A descriptor momin-vmm inherits already open (momin passes each disk so, opened in its
+    /// mode after the policy judged it): nothing is opened by path, and the jail binds no file.
+    public var descriptor: Int32?
     public var readOnly: Bool
     public var serial: String?
     public var bytesPerSecond: RateLimit?
@@ -38,6 +43,22 @@ public struct DiskConfiguration: Equatable, Sendable {
         self.serial = serial
         self.bytesPerSecond = bytesPerSecond
         self.operationsPerSecond = operationsPerSecond
+    }
+
+    /// A disk on an inherited descriptor (`fd=N` on the command line).
+    public init(descriptor: Int32, readOnly: Bool = true, serial: String? = nil, bytesPerSecond: RateLimit? = nil,
+                operationsPerSecond: RateLimit? = nil) {
+        self.init(path: "fd=\(descriptor)", readOnly: readOnly, serial: serial, bytesPerSecond: bytesPerSecond,
+                  operationsPerSecond: operationsPerSecond)
+        self.descriptor = descriptor
+    }
+
+    /// `fd=N` in place of PATH: a descriptor from 3 to 1023 (a file named so is written `./fd=N`).
+    static func descriptor(in path: String) -> Int32? {
+        let digits = path.utf8.dropFirst(3)
+        guard path.hasPrefix("fd="), !digits.isEmpty, digits.count <= 4, digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+              let n = Int32(path.dropFirst(3)), (3...1023).contains(n) else { return nil }
+        return n
     }
 
     /// What was wrong with one `--disk` argument.
@@ -70,7 +91,7 @@ public struct DiskConfiguration: Equatable, Sendable {
     public static func parse(_ spec: String) throws(SpecError) -> DiskConfiguration {
         let parts = split(spec)
         guard let path = parts.first, !path.isEmpty else { throw .emptyPath }
-        var disk = DiskConfiguration(path: path)
+        var disk = descriptor(in: path).map { DiskConfiguration(descriptor: $0) } ?? DiskConfiguration(path: path)
         var seen = Set<String>()
         var mode: String?
         var bursts: [String: UInt64] = [:]
@@ -111,7 +132,7 @@ public struct DiskConfiguration: Equatable, Sendable {
     /// The argument `parse` reads back as this disk (mode always spelled out; bursts only when
     /// they differ from one second's worth).
     public var spec: String {
-        var text = Self.escape(path) + (readOnly ? ",ro" : ",rw")
+        var text = (descriptor.map { "fd=\($0)" } ?? Self.escape(path)) + (readOnly ? ",ro" : ",rw")
         if let serial { text += ",serial=" + Self.escape(serial) }
         if let bytesPerSecond {
             text += ",bps=\(bytesPerSecond.perSecond)"

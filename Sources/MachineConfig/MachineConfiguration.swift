@@ -88,7 +88,8 @@ extension MachineConfiguration {
     /// Every host file this machine opens.
     public var files: [MachineFile] {
         [MachineFile(.kernel, path: kernelPath)] + (initrdPath.map { [MachineFile(.initrd, path: $0)] } ?? [])
-            + disks.enumerated().map { MachineFile(.disk($0.offset), path: $0.element.path, writable: !$0.element.readOnly) }
+            + disks.enumerated().filter { $0.element.descriptor == nil }
+                .map { MachineFile(.disk($0.offset), path: $0.element.path, writable: !$0.element.readOnly) }
     }
 
     /// The same machine with each file's path replaced by `place(file)` (where a jail shows it).

@@ -19,6 +19,7 @@ struct Boot: ParsableCommand {
     var reportMemory = false
 
     func run() throws {
+        try machine.refuseDisks("boot")
         let config = try machine.configuration()
         let host = hostEnvironment()
         try VMMLauncher(host).preflight(config)  // refuses bad input here, before any rig or child

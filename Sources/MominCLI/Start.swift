@@ -15,6 +15,7 @@ struct Start: ParsableCommand {
 
     func run() throws {
         try VMRegistry.validate(name)
+        try machine.refuseDisks("start")
         let loaded = try governance.loadPolicy(for: machine) { _ in name }
         let host = hostEnvironment()
         let registry = try VMRegistry.open(host)

@@ -29,8 +29,22 @@ enum DiskFiles {
             throw .invalidDisk(path: disk.path, reason: "serial '\(serial)' is longer than \(DiskConfiguration.maximumSerialBytes) bytes")
         }
         let mode = disk.readOnly ? "read-only" : "read-write"
-        let fd = retryingEINTR { Glibc.open(disk.path, (disk.readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC) }
-        guard fd >= 0 else { throw .invalidDisk(path: disk.path, reason: "cannot open it \(mode): \(describeErrno())") }
+        let fd: Int32
+        if let inherited = disk.descriptor {
+            // Opened by the launcher in the disk's mode: a read-only disk must not come on a
+            // descriptor that could write, nor a writable one on one that cannot.
+            let flags = fcntl(inherited, F_GETFL)
+            guard flags >= 0 else { throw .invalidDisk(path: disk.path, reason: "descriptor \(inherited) is not open: \(describeErrno())") }
+            let access = flags & O_ACCMODE
+            guard disk.readOnly ? access == O_RDONLY : access == O_RDWR else {
+                throw .invalidDisk(path: disk.path, reason: "descriptor \(inherited) is not open \(disk.readOnly ? "read-only" : "read-write")")
+            }
+            _ = fcntl(inherited, F_SETFD, FD_CLOEXEC)
+            fd = inherited
+        } else {
+            fd = retryingEINTR { Glibc.open(disk.path, (disk.readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC) }
+            guard fd >= 0 else { throw .invalidDisk(path: disk.path, reason: "cannot open it \(mode): \(describeErrno())") }
+        }
         var st = stat()
         guard fstat(fd, &st) == 0 else {
             let reason = describeErrno()

@@ -116,6 +116,23 @@ import Testing
         #expect(config.files.map(\.role.description) == ["kernel", "disk0", "disk1"])
     }
 
+    /// A disk on an inherited descriptor is no file of the machine's: the jail binds nothing
+    /// for it and relocating leaves it as it is; on the command line it is `fd=N`.
+    @Test func aDescriptorDiskIsNoFileAndRoundTripsAsFdN() throws {
+        var config = MachineConfiguration(kernelPath: "/k")
+        config.disks = [DiskConfiguration(path: "/a"), DiskConfiguration(descriptor: 10, readOnly: false, serial: "s"), DiskConfiguration(descriptor: 11)]
+        #expect(config.files == [MachineFile(.kernel, path: "/k"), MachineFile(.disk(0), path: "/a")])
+        let moved = config.relocatingFiles { "/vm/\($0.role)" }
+        #expect(moved.disks.map(\.path) == ["/vm/disk0", "fd=10", "fd=11"] && moved.disks.map(\.descriptor) == [nil, 10, 11])
+        #expect(config.disks[1].spec == "fd=10,rw,serial=s")
+        #expect(try VMMArguments.parse(VMMArguments.render(config, timeout: nil)).configuration == config)
+        // Only 3 to 1023 is a descriptor; anything else is a path.
+        for path in ["fd=2", "fd=1024", "fd=x", "fd=", "./fd=10", "fd=+10"] {
+            #expect(try DiskConfiguration.parse(path).descriptor == nil, "\(path)")
+        }
+        #expect(try DiskConfiguration.parse("fd=3").descriptor == 3)
+    }
+
     @Test func relocatingMovesEachDiskAndKeepsTheRest() {
         var config = MachineConfiguration(kernelPath: "/k", initrdPath: "/i")
         config.disks = [DiskConfiguration(path: "/a", serial: "s"), DiskConfiguration(path: "/b", readOnly: false)]

@@ -241,6 +241,25 @@ private func preflightError(_ config: MachineConfiguration) -> VMMError? {
         #expect(error.path == path && error.reason == "serial '\(serial)' is longer than 20 bytes")
     }
 
+    /// momin passes each disk as a descriptor it opened in the disk's mode (fd=N): taken as it
+    /// is, and refused when its mode is not the disk's.
+    @Test func aDiskOnAnInheritedDescriptorIsTakenOnlyInItsMode() throws {
+        let scratch = try Scratch()
+        let path = try scratch.file("a.img", [UInt8](repeating: 7, count: 2048))
+        let reader = open(path, O_RDONLY), writer = open(path, O_RDWR)
+        #expect(reader >= 0 && writer >= 0)
+        let payload = try Preflight.check(try Self.machine(scratch, [DiskConfiguration(descriptor: reader, serial: "e")]))
+        #expect(payload.disks.map(\.size) == [2048] && payload.disks.map(\.fd) == [reader] && payload.disks.map(\.isWritable) == [false])
+        #expect(fcntl(reader, F_GETFD) & FD_CLOEXEC != 0)
+        let writable = try #require(Self.diskError(try Self.machine(scratch, [DiskConfiguration(descriptor: writer)])))
+        #expect(writable.path == "fd=\(writer)" && writable.reason == "descriptor \(writer) is not open read-only")
+        let second = open(path, O_RDONLY)
+        let readOnly = try #require(Self.diskError(try Self.machine(scratch, [DiskConfiguration(descriptor: second, readOnly: false)])))
+        #expect(readOnly.reason == "descriptor \(second) is not open read-write")
+        let closed = try #require(Self.diskError(try Self.machine(scratch, [DiskConfiguration(descriptor: 1000)])))
+        #expect(closed.reason == "descriptor 1000 is not open: Bad file descriptor")
+    }
+
     @Test func oneBadDiskFailsTheWholePreflight() throws {
         // The first disk is fine, the second is not: preflight fails as a whole.
         let scratch = try Scratch()

@@ -7,7 +7,7 @@
 # Uses the guest kernel at $MOMIN_CACHE/guest/vmlinuz (Scripts/setup); as root with /dev/kvm,
 # also checks an unprivileged user's refusal (nobody, 65534).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-plan 17
+plan 22
 momin=$(absolute "${1:?usage: refusals.sh PATH/TO/momin}")
 kernel=$MOMIN_CACHE/guest/vmlinuz
 
@@ -31,6 +31,18 @@ printf 'momin-record 1\nbogus 1\n' > "$work/bad.rec"
 expect_refusal "malformed session record" "bad.rec: line 2: unknown line 'bogus'" "$momin" replay "$work/bad.rec"
 expect_refusal "--entropy-seed not 64 hex digits" "entropy-seed 12ab is not 64 hexadecimal digits" \
   "$momin" boot --kernel "$kernel" --entropy-seed 12ab
+truncate -s 4096 "$work/disk.img"
+expect_refusal "--disk with a bad name" "--disk $work/disk.img,name=../x: name '../x' is not 1 to 20" \
+  "$momin" run --kernel "$kernel" --disk "$work/disk.img,name=../x" -- /bin/true
+expect_refusal "--disk of a missing file" "--disk $work/nonexistent.img: No such file or directory" \
+  "$momin" run --kernel "$kernel" --disk "$work/nonexistent.img" -- /bin/true
+truncate -s 1000 "$work/odd.img"
+expect_refusal "--disk of a file that is not whole sectors" "is 1000 bytes; a disk is a whole number of 512-byte sectors" \
+  "$momin" run --kernel "$kernel" --disk "$work/odd.img" -- /bin/true
+expect_refusal "--disk on momin boot, which does not attach disks yet" "--disk is not taken by momin boot yet, only by momin run" \
+  "$momin" boot --kernel "$kernel" --disk "$work/disk.img"
+expect_refusal "--record with --disk" "a session with disks cannot be recorded for replay yet" \
+  "$momin" run --kernel "$kernel" --record "$work/r.rec" --disk "$work/disk.img" -- /bin/true
 if ! host_has_hw_virt; then
   expect_refusal "--no-rig on a PVM-only host" "cannot boot stock kernels" "$momin" boot --kernel "$kernel" --no-rig
 fi

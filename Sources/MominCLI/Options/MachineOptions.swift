@@ -34,7 +34,26 @@ struct MachineOptions: ParsableArguments {
     @Option(help: "64 hexadecimal digits that seed the guest's virtio-rng, so a session can be replayed (default: the host's CSPRNG).")
     var entropySeed: String?
 
+    @Option(name: .customLong("disk"),
+            help: ArgumentHelp("Attach host file PATH as a virtio-blk disk: read-only unless :rw; with ,name=N the guest mounts it at /evidence/N (read-only) or /disks/N. Up to 8, /dev/vda first (docs/disks.md).",
+                               valueName: "PATH[:ro|:rw][,name=N]"))
+    var disks: [String] = []
+
     var jail: VMJail.Mode { noJail ? .unjailed : .jailed }
+
+    /// For the commands that do not attach disks yet: a `--disk` is refused, not ignored.
+    func refuseDisks(_ command: String) throws {
+        guard disks.isEmpty else {
+            throw CLIError.usage("--disk is not taken by momin \(command) yet, only by momin run (docs/disks.md, \"Not yet\")")
+        }
+    }
+
+    /// The `--disk` options read, and checked together.
+    func diskRequests() throws -> [DiskRequest] {
+        let requests = try disks.map { text throws(HostError) in try DiskRequest.parse(text) }
+        try DiskRequest.checkSet(requests)
+        return requests
+    }
 
     /// The machine these options describe, with `extraCommandLine` appended to the kernel's.
     func configuration(extraCommandLine: String? = nil) throws -> MachineConfiguration {
