@@ -12,11 +12,34 @@ public struct DiskRequest: Equatable, Sendable {
     public var path: String
     public var writable: Bool
     public var name: String?
+    /// The root image (`--image`): read-only, serial `rootSerial`, made `/` under a writable
+    /// layer by momin-init rather than mounted under /evidence.
+    public var isRoot = false
 
     public init(path: String, writable: Bool = false, name: String? = nil) {
         self.path = path
         self.writable = writable
         self.name = name
+    }
+
+    /// The root image's serial, which no `--disk` may take.
+    public static let rootSerial = "momin-root"
+
+    /// `--image PATH`: the root image, always read-only (docs/disks.md, "Root images").
+    public static func rootImage(_ path: String) -> DiskRequest {
+        var request = DiskRequest(path: path, name: rootSerial)
+        request.isRoot = true
+        return request
+    }
+
+    /// tmpfs `size=` for the writable layer over a root image: digits with k, m, g or %, what
+    /// momin-init takes (`momin.overlay`).
+    public static func checkOverlaySize(_ text: String) throws(HostError) {
+        var digits = Substring(text)
+        if let last = digits.last, "kmgKMG%".contains(last) { digits = digits.dropLast() }
+        guard !digits.isEmpty, digits.count <= 12, digits.allSatisfy({ $0.isASCII && $0.isNumber }), Int(digits)! > 0 else {
+            throw .badInput("--overlay \(text): expected a size such as 256m, 1g or 50% (of the VM's memory)")
+        }
     }
 
     /// The most disks one VM may have.
@@ -32,6 +55,7 @@ public struct DiskRequest: Equatable, Sendable {
             guard isValidName(value) else {
                 throw .badInput("--disk \(text): name '\(value)' is not 1 to 20 of A-Z a-z 0-9 . _ -, starting with a letter or digit")
             }
+            guard value != rootSerial else { throw .badInput("--disk \(text): the name \(rootSerial) is the root image's (--image)") }
             name = value
             rest = rest[..<comma]
         }
@@ -61,8 +85,12 @@ public struct DiskRequest: Equatable, Sendable {
         }
     }
 
-    /// The kernel command line word that has momin-init mount it (named disks only).
-    public var mountWord: String? { name.map { "momin.disk=\($0):\(writable ? "rw" : "ro")" } }
+    /// The kernel command line word that has momin-init mount it (named disks only; the root
+    /// image has its own, `momin.root`).
+    public var mountWord: String? {
+        if isRoot { return name.map { "momin.root=\($0)" } }
+        return name.map { "momin.disk=\($0):\(writable ? "rw" : "ro")" }
+    }
 }
 
 /// The host's own file system as the policy's resolver: realpath(3). Disks exist before they

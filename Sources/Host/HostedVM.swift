@@ -59,6 +59,8 @@ public final class HostedVM: @unchecked Sendable {
         /// Disks already opened and judged (`AttachedDisk.open`), /dev/vda first. The VMM gets
         /// their descriptors; named ones are mounted by momin-init (docs/disks.md).
         public var disks: [AttachedDisk] = []
+        /// The writable layer's size over a root image among `disks` (nil: momin-init's default).
+        public var overlaySize: String?
 
         public init(name: String, parent: String? = nil) {
             self.name = name
@@ -89,6 +91,7 @@ public final class HostedVM: @unchecked Sendable {
             DiskConfiguration(descriptor: Processes.passedDescriptor(index), readOnly: !disk.request.writable, serial: disk.request.name)
         }
         let mounts = launch.disks.compactMap(\.request.mountWord)
+            + (launch.disks.contains(where: \.request.isRoot) ? launch.overlaySize.map { ["momin.overlay=\($0)"] } ?? [] : [])
         if !mounts.isEmpty { config.commandLine += " " + mounts.joined(separator: " ") }
         let jail: VMJail?
         do throws(HostError) {

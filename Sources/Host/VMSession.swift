@@ -38,6 +38,10 @@ public enum VMSession {
         public var auditPath: String?
         /// Host files to attach as disks, judged by `policy` before the VM is launched.
         public var disks: [DiskRequest] = []
+        /// A root image (`--image`), the first disk, chosen by whoever starts the run (like the
+        /// kernel: not judged by the agent's policy), and the size of its writable layer.
+        public var rootImage: String?
+        public var overlaySize: String?
 
         public init(name: String) { self.name = name }
     }
@@ -65,7 +69,12 @@ public enum VMSession {
         let hosted: HostedVM
         do throws(HostError) {
             // Each disk judged, opened and digested before anything is taken for the VM.
-            try DiskRequest.checkSet(options.disks)
+            try DiskRequest.checkSet(options.disks + (options.rootImage.map { [DiskRequest.rootImage($0)] } ?? []))
+            if let image = options.rootImage {
+                // Identified, not digested on every run: an image is gigabytes, and read-only.
+                launch.disks.append(try AttachedDisk.open(.rootImage(image), policy: nil, digestLimit: 0))
+                launch.overlaySize = options.overlaySize
+            }
             for request in options.disks { launch.disks.append(try AttachedDisk.open(request, policy: options.policy?.policy)) }
             hosted = try HostedVM.launch(launch, config: config, registry: registry, environment: environment)
         } catch {

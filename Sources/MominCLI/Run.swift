@@ -60,7 +60,9 @@ struct Run: ParsableCommand {
         let timeout = machine.timeout > 0 ? machine.timeout : nil
         let disks = try machine.diskRequests()
         // A replay boots the recorded machine; the disks' contents are not in the record.
-        if record != nil && !disks.isEmpty { throw CLIError.usage("--record with --disk: a session with disks cannot be recorded for replay yet") }
+        if record != nil && (!disks.isEmpty || machine.image != nil) {
+            throw CLIError.usage("--record with --disk or --image: a session with disks cannot be recorded for replay yet")
+        }
 
         // Governance first: a bad policy or audit log is bad input, refused before any VM.
         let loaded = try governance.loadPolicy(for: machine) { agent in name ?? "\(agent ?? "run")-\(getpid())" }
@@ -75,6 +77,7 @@ struct Run: ParsableCommand {
         let host = hostEnvironment()
         try VMMLauncher(host).preflight(config)  // refuses bad input here, before any rig or child
         try AttachedDisk.check(disks, policy: loaded?.policy)
+        if let image = machine.image { try AttachedDisk.check([.rootImage(image)], policy: nil) }
         try Rig.check(config, noRig: machine.noRig, outputs: [governance.audit, governance.witness, record, buckets].compactMap { $0 })
         let vmName = name ?? "\(loaded?.policy.agent ?? "run")-\(getpid())"
         try VMRegistry.validate(vmName)
@@ -113,6 +116,8 @@ struct Run: ParsableCommand {
         options.policy = loaded
         options.auditPath = governance.audit
         options.disks = disks
+        options.rootImage = machine.image
+        options.overlaySize = machine.overlay
         var observations: [CallObservation] = []
         let session = try VMSession.run(config, options, log: log, agents: AgentHosting(store: store), registry: registry,
                                         environment: host) { gateway throws(GatewayError) in

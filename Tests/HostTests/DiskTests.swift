@@ -21,6 +21,21 @@ import Testing
         #expect(try DiskRequest.parse("/e/a.img,name=e").mountWord == "momin.disk=e:ro")
     }
 
+    @Test func theRootImageHasItsOwnSerialAndKernelParameter() throws {
+        let root = DiskRequest.rootImage("/images/debian.ext4")
+        #expect(root.isRoot && !root.writable && root.name == "momin-root")
+        #expect(root.mountWord == "momin.root=momin-root")
+        #expect(throws: HostError.badInput("--disk /x,name=momin-root: the name momin-root is the root image's (--image)")) {
+            try DiskRequest.parse("/x,name=momin-root")
+        }
+        for size in ["256m", "1g", "50%", "4096", "64K"] { try DiskRequest.checkOverlaySize(size) }
+        for size in ["", "0", "1t", "1g,mode=4777", "-5m", "%"] {
+            #expect(throws: HostError.badInput("--overlay \(size): expected a size such as 256m, 1g or 50% (of the VM's memory)")) {
+                try DiskRequest.checkOverlaySize(size)
+            }
+        }
+    }
+
     @Test func badValuesNameWhatIsWrong() {
         for (text, message) in [
             (":rw", "--disk :rw: no path (expected PATH[:ro|:rw][,name=N])"),

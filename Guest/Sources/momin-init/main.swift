@@ -8,7 +8,8 @@
 // (the image's /usr/bin/hands links here), it is the agent's hands client instead.
 // `momin.baseline=PORT` adds raw vsock echo/sink/source services for benchmarks.
 // `momin.disk=NAME:ro|rw` mounts the virtio disk whose serial is NAME at /evidence/NAME
-// (read-only, journal not replayed) or /disks/NAME.
+// (read-only, journal not replayed) or /disks/NAME. `momin.root=SERIAL [momin.overlay=SIZE]`
+// makes a writable layer over that disk's image the root first.
 // Errors are printed and the boot goes on; the only fatal error is not being PID 1.
 import GuestDisks
 import GuestDoors
@@ -30,7 +31,7 @@ if dryRun && CommandLine.arguments.dropFirst().contains(where: { $0 == "--help" 
     Console.print("""
         usage: momin-init                  the guest's /init (PID 1); kernel parameters momin.doors[=PORT],
                                            momin.hands[=PORT], momin.baseline=PORT, momin.shell=1,
-                                           momin.disk=NAME:ro|rw (docs/guest.md)
+                                           momin.disk=NAME:ro|rw, momin.root=SERIAL, momin.overlay=SIZE (docs/guest.md)
                momin-init --not-pid1-test  outside a guest: print the status line, change nothing
                hands ...                   run through the image's /usr/bin/hands link: the agent's hands client
         """)
@@ -57,6 +58,22 @@ mountEarlyFilesystems()
 Console.reopenIfClosed()
 loadModules(listedIn: moduleOrderFile)
 let commandLine = System.kernelCommandLine()
+// A root image (momin.root=SERIAL): a writable layer over it becomes `/` before anything is
+// served. A root that was asked for and cannot be made stops the machine: an agent must not
+// run on the initramfs believing it is on its image.
+if let asked = RootSwitch.parse(commandLine: commandLine) {
+    switch asked {
+    case .failure(let error):
+        Console.error("root image: \(error); powering off")
+        Power.off()
+    case .success(let root):
+        if let error = root.run() {
+            Console.error("root image: \(error); powering off")
+            Power.off()
+        }
+        Console.error("root: the image on disk \(root.serial), read-only, under a \(root.overlaySize) writable layer")
+    }
+}
 // The host's disks: by-id links, and the mounts momin.disk=NAME:ro|rw asks for.
 let disks = DiskSetup.run(commandLine: commandLine)
 for line in disks.mounted { Console.error("disk \(line)") }

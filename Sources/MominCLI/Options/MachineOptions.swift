@@ -39,10 +39,21 @@ struct MachineOptions: ParsableArguments {
                                valueName: "PATH[:ro|:rw][,name=N]"))
     var disks: [String] = []
 
+    @Option(help: ArgumentHelp("Boot on this root image (an ext4 file): attached read-only as /dev/vda and shared by every VM that uses it; momin-init makes a writable layer over it the guest's / (docs/disks.md, \"Root images\").",
+                               valueName: "PATH"))
+    var image: String?
+
+    @Option(help: ArgumentHelp("The size of the writable layer over --image: a tmpfs in guest memory, such as 256m, 1g or 50% (default 25%).",
+                               valueName: "SIZE"))
+    var overlay: String?
+
     var jail: VMJail.Mode { noJail ? .unjailed : .jailed }
 
     /// For the commands that do not attach disks yet: a `--disk` is refused, not ignored.
     func refuseDisks(_ command: String) throws {
+        guard image == nil, overlay == nil else {
+            throw CLIError.usage("--image is not taken by momin \(command) yet, only by momin run (docs/disks.md, \"Not yet\")")
+        }
         guard disks.isEmpty else {
             throw CLIError.usage("--disk is not taken by momin \(command) yet, only by momin run (docs/disks.md, \"Not yet\")")
         }
@@ -51,7 +62,11 @@ struct MachineOptions: ParsableArguments {
     /// The `--disk` options read, and checked together.
     func diskRequests() throws -> [DiskRequest] {
         let requests = try disks.map { text throws(HostError) in try DiskRequest.parse(text) }
-        try DiskRequest.checkSet(requests)
+        try DiskRequest.checkSet(requests + (image.map { [DiskRequest.rootImage($0)] } ?? []))
+        if let overlay {
+            guard image != nil else { throw CLIError.usage("--overlay \(overlay): there is no --image to lay it over") }
+            try DiskRequest.checkOverlaySize(overlay)
+        }
         return requests
     }
 
