@@ -126,7 +126,7 @@ public final class AttachedDisk: @unchecked Sendable {
     public static func open(_ request: DiskRequest, policy: AgentPolicy?, digestLimit: UInt64 = AttachedDisk.digestLimit)
         throws(HostError) -> AttachedDisk
     {
-        let option = "--disk \(request.path)"
+        let option = "\(request.isRoot ? "--image" : "--disk") \(request.path)"
         var absolute = request.path
         if !absolute.hasPrefix("/") {
             guard let cwd = getcwd(nil, 0) else { throw .failed("getcwd: \(describeErrno())") }

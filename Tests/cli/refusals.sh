@@ -7,7 +7,7 @@
 # Uses the guest kernel at $MOMIN_CACHE/guest/vmlinuz (Scripts/setup); as root with /dev/kvm,
 # also checks an unprivileged user's refusal (nobody, 65534).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-plan 22
+plan 25
 momin=$(absolute "${1:?usage: refusals.sh PATH/TO/momin}")
 kernel=$MOMIN_CACHE/guest/vmlinuz
 
@@ -43,6 +43,12 @@ expect_refusal "--disk on momin boot, which does not attach disks yet" "--disk i
   "$momin" boot --kernel "$kernel" --disk "$work/disk.img"
 expect_refusal "--record with --disk" "a session with disks cannot be recorded for replay yet" \
   "$momin" run --kernel "$kernel" --record "$work/r.rec" --disk "$work/disk.img" -- /bin/true
+expect_refusal "--overlay without --image" "--overlay 64m: there is no --image to lay it over" \
+  "$momin" run --kernel "$kernel" --overlay 64m -- /bin/true
+expect_refusal "--overlay that is not a size" "--overlay 1g,mode=4777: expected a size such as 256m, 1g or 50%" \
+  "$momin" run --kernel "$kernel" --image "$work/disk.img" --overlay 1g,mode=4777 -- /bin/true
+expect_refusal "--image of a missing file" "--image $work/nonexistent.ext4: No such file or directory" \
+  "$momin" run --kernel "$kernel" --image "$work/nonexistent.ext4" -- /bin/true
 if ! host_has_hw_virt; then
   expect_refusal "--no-rig on a PVM-only host" "cannot boot stock kernels" "$momin" boot --kernel "$kernel" --no-rig
 fi
