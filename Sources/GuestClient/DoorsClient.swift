@@ -21,7 +21,8 @@ public final class DoorsClient {
             let left = max(deadline - MonotonicClock.seconds(), 1)
             connected = try VsockHostSocket.connect(socketPath: socketPath, port: port, answerSeconds: left) ?? -1
             if connected >= 0 { break }
-            guard MonotonicClock.seconds() < deadline, !giveUp() else { throw .guestNotListening(port: port, seconds: seconds) }
+            if giveUp() { throw .vmEndedBeforeListening(port: port) }
+            guard MonotonicClock.seconds() < deadline else { throw .guestNotListening(port: port, seconds: seconds) }
             usleep(50_000)
         }
         fd = connected

@@ -6,6 +6,9 @@ public enum GuestCallError: Error, CustomStringConvertible {
     case socket(String, errno: Int32)
     /// Nothing in the guest accepted a connection on the Doors port before the deadline.
     case guestNotListening(port: UInt32, seconds: Double)
+    /// The VM stopped before its guest accepted a connection on the Doors port (its console
+    /// says why).
+    case vmEndedBeforeListening(port: UInt32)
     /// The VMM's vsock socket answered the CONNECT handshake with something other than OK.
     case handshake(String)
     case protocolError(DoorsError)
@@ -20,6 +23,7 @@ public enum GuestCallError: Error, CustomStringConvertible {
         switch self {
         case .socket(let call, let e): "\(call): \(describeErrno(e))"
         case .guestNotListening(let port, let s): "the guest did not accept Doors connections on vsock port \(port) within \(s) s"
+        case .vmEndedBeforeListening(let port): "the VM stopped before its guest accepted Doors connections on vsock port \(port)"
         case .handshake(let line): "vsock CONNECT refused: \(line)"
         case .protocolError(let e): "Doors protocol error: \(e)"
         case .remote(let reply):

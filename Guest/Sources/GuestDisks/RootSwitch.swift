@@ -55,7 +55,7 @@ public struct RootSwitch: Equatable, Sendable {
     public func steps(device: String, dev: String = "/dev") -> [MountStep] {
         let s = Self.staging
         return [
-            .directory(s + "/image"), .directory(s + "/rw"), .directory(s + "/root"),
+            .directory(s), .directory(s + "/image"), .directory(s + "/rw"), .directory(s + "/root"),
             .mount(source: dev + "/" + device, target: s + "/image", type: "ext4",
                    flags: UInt(MS_RDONLY | MS_NODEV), data: "noload"),
             .mount(source: "tmpfs", target: s + "/rw", type: "tmpfs", flags: UInt(MS_NOSUID | MS_NODEV),

@@ -28,7 +28,7 @@ import Testing
     @Test func theStepsBuildTheLayersThenEnter() {
         let steps = RootSwitch(serial: "r", overlaySize: "64m").steps(device: "vda")
         #expect(steps.map(\.description) == [
-            "mkdir /.momin/image", "mkdir /.momin/rw", "mkdir /.momin/root",
+            "mkdir /.momin", "mkdir /.momin/image", "mkdir /.momin/rw", "mkdir /.momin/root",
             "mount ext4 /dev/vda on /.momin/image (noload)",
             "mount tmpfs tmpfs on /.momin/rw (size=64m,mode=0755)",
             "mkdir /.momin/rw/upper", "mkdir /.momin/rw/work",
@@ -40,8 +40,8 @@ import Testing
             "bind /init on /.momin/root/usr/bin/hands",
             "make /.momin/root the root",
         ])
-        #expect(steps[3] == .mount(source: "/dev/vda", target: "/.momin/image", type: "ext4", flags: UInt(MS_RDONLY | MS_NODEV), data: "noload"))
-        #expect(steps[16] == .bind(from: "/init", to: "/.momin/root/usr/bin/hands", readOnly: true))
+        #expect(steps[4] == .mount(source: "/dev/vda", target: "/.momin/image", type: "ext4", flags: UInt(MS_RDONLY | MS_NODEV), data: "noload"))
+        #expect(steps[17] == .bind(from: "/init", to: "/.momin/root/usr/bin/hands", readOnly: true))
     }
 
     @Test func aMissingDiskIsNamed() {
