@@ -5,7 +5,7 @@ import Merkle
 import Policy
 import POSIX
 
-/// One `--disk PATH[:ro|:rw][,name=N]`: a host file to attach to a VM as a virtio-blk disk
+/// One `--disk PATH[:ro|:rw][,name=N][,bps=N][,iops=N]`: a host file to attach to a VM as a virtio-blk disk
 /// (docs/disks.md). Read-only unless `:rw`; a named disk gets the name as its serial, by which
 /// the guest finds it (and momin-init mounts it: /evidence/N read-only, /disks/N read-write).
 public struct DiskRequest: Equatable, Sendable {
@@ -15,6 +15,10 @@ public struct DiskRequest: Equatable, Sendable {
     /// The root image (`--image`): read-only, serial `rootSerial`, made `/` under a writable
     /// layer by momin-init rather than mounted under /evidence.
     public var isRoot = false
+    /// Rate limits the device enforces (token buckets with one second's burst): bytes read and
+    /// written per second, requests per second.
+    public var bytesPerSecond: UInt64?
+    public var operationsPerSecond: UInt64?
 
     public init(path: String, writable: Bool = false, name: String? = nil) {
         self.path = path
@@ -45,18 +49,34 @@ public struct DiskRequest: Equatable, Sendable {
     /// The most disks one VM may have.
     public static let maximumCount = 8
 
-    /// Reads the option's value from its end: `,name=N`, then `:ro` or `:rw`; what is left is
-    /// the path, which may hold `:` and `,` itself.
+    /// Reads the option's value from its end: `,KEY=VALUE` parts (`name`, `bps`, `iops`, each
+    /// once), then `:ro` or `:rw`; what is left is the path, which may hold `:` and `,` itself.
     public static func parse(_ text: String) throws(HostError) -> DiskRequest {
         var rest = Substring(text)
         var name: String?
-        if let comma = rest.lastIndex(of: ","), rest[rest.index(after: comma)...].hasPrefix("name=") {
-            let value = String(rest[rest.index(after: comma)...].dropFirst("name=".count))
-            guard isValidName(value) else {
-                throw .badInput("--disk \(text): name '\(value)' is not 1 to 20 of A-Z a-z 0-9 . _ -, starting with a letter or digit")
+        var bytesPerSecond: UInt64?, operationsPerSecond: UInt64?
+        while let comma = rest.lastIndex(of: ",") {
+            let part = rest[rest.index(after: comma)...]
+            guard let equals = part.firstIndex(of: "="), ["name", "bps", "iops"].contains(part[..<equals]) else { break }
+            let key = String(part[..<equals]), value = String(part[part.index(after: equals)...])
+            func once<T>(_ current: T?) throws(HostError) {
+                if current != nil { throw .badInput("--disk \(text): \(key)= is given twice") }
             }
-            guard value != rootSerial else { throw .badInput("--disk \(text): the name \(rootSerial) is the root image's (--image)") }
-            name = value
+            switch key {
+            case "name":
+                try once(name)
+                guard isValidName(value) else {
+                    throw .badInput("--disk \(text): name '\(value)' is not 1 to 20 of A-Z a-z 0-9 . _ -, starting with a letter or digit")
+                }
+                guard value != rootSerial else { throw .badInput("--disk \(text): the name \(rootSerial) is the root image's (--image)") }
+                name = value
+            default:
+                try once(key == "bps" ? bytesPerSecond : operationsPerSecond)
+                guard let n = UInt64(value), n > 0, value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+                    throw .badInput("--disk \(text): \(key)=\(value) is not a whole number of at least 1")
+                }
+                if key == "bps" { bytesPerSecond = n } else { operationsPerSecond = n }
+            }
             rest = rest[..<comma]
         }
         var writable = false
@@ -65,7 +85,10 @@ public struct DiskRequest: Equatable, Sendable {
             rest = rest.dropLast(3)
         }
         guard !rest.isEmpty else { throw .badInput("--disk \(text): no path (expected PATH[:ro|:rw][,name=N])") }
-        return DiskRequest(path: String(rest), writable: writable, name: name)
+        var request = DiskRequest(path: String(rest), writable: writable, name: name)
+        request.bytesPerSecond = bytesPerSecond
+        request.operationsPerSecond = operationsPerSecond
+        return request
     }
 
     /// A serial holds 20 bytes (virtio 1.2 §5.2.6, GET_ID); the guest mounts by it.

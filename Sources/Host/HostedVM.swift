@@ -88,7 +88,9 @@ public final class HostedVM: @unchecked Sendable {
         var config = base
         config.vsock = VsockConfiguration(guestCID: 3, socketPath: registry.socketPath(name))
         config.disks = launch.disks.enumerated().map { index, disk in
-            DiskConfiguration(descriptor: Processes.passedDescriptor(index), readOnly: !disk.request.writable, serial: disk.request.name)
+            DiskConfiguration(descriptor: Processes.passedDescriptor(index), readOnly: !disk.request.writable, serial: disk.request.name,
+                              bytesPerSecond: disk.request.bytesPerSecond.map { RateLimit(perSecond: $0) },
+                              operationsPerSecond: disk.request.operationsPerSecond.map { RateLimit(perSecond: $0) })
         }
         let mounts = launch.disks.compactMap(\.request.mountWord)
             + (launch.disks.contains(where: \.request.isRoot) ? launch.overlaySize.map { ["momin.overlay=\($0)"] } ?? [] : [])

@@ -16,6 +16,11 @@ import Testing
         // A path may hold ':' and ','; only the known suffixes are options.
         #expect(try DiskRequest.parse("/e/a:b,c.img:rw,name=n") == DiskRequest(path: "/e/a:b,c.img", writable: true, name: "n"))
         #expect(try DiskRequest.parse("/e/a.img:rx") == DiskRequest(path: "/e/a.img:rx"))
+        // Rate limits, in any order after the mode.
+        var limited = DiskRequest(path: "/e/a.img", writable: true, name: "s")
+        limited.bytesPerSecond = 1_048_576
+        limited.operationsPerSecond = 100
+        #expect(try DiskRequest.parse("/e/a.img:rw,iops=100,name=s,bps=1048576") == limited)
         #expect(try DiskRequest.parse("/e/a.img:rw").mountWord == nil)
         #expect(try DiskRequest.parse("/e/a.img:rw,name=s").mountWord == "momin.disk=s:rw")
         #expect(try DiskRequest.parse("/e/a.img,name=e").mountWord == "momin.disk=e:ro")
@@ -42,6 +47,9 @@ import Testing
             ("a.img,name=", "--disk a.img,name=: name '' is not 1 to 20 of A-Z a-z 0-9 . _ -, starting with a letter or digit"),
             ("a.img,name=../x", "--disk a.img,name=../x: name '../x' is not 1 to 20 of A-Z a-z 0-9 . _ -, starting with a letter or digit"),
             ("a.img,name=\(String(repeating: "n", count: 21))", "is not 1 to 20"),
+            ("a.img,bps=0", "--disk a.img,bps=0: bps=0 is not a whole number of at least 1"),
+            ("a.img,iops=+5", "iops=+5 is not a whole number of at least 1"),
+            ("a.img,name=a,name=b", "--disk a.img,name=a,name=b: name= is given twice"),
         ] {
             #expect(throws: HostError.self) { try DiskRequest.parse(text) }
             do { _ = try DiskRequest.parse(text) } catch {

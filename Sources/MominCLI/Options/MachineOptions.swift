@@ -35,8 +35,8 @@ struct MachineOptions: ParsableArguments {
     var entropySeed: String?
 
     @Option(name: .customLong("disk"),
-            help: ArgumentHelp("Attach host file PATH as a virtio-blk disk: read-only unless :rw; with ,name=N the guest mounts it at /evidence/N (read-only) or /disks/N. Up to 8, /dev/vda first (docs/disks.md).",
-                               valueName: "PATH[:ro|:rw][,name=N]"))
+            help: ArgumentHelp("Attach host file PATH as a virtio-blk disk: read-only unless :rw; with ,name=N the guest mounts it at /evidence/N (read-only) or /disks/N; bps= and iops= limit its bytes and requests per second. Up to 8, /dev/vda first (docs/disks.md).",
+                               valueName: "PATH[:ro|:rw][,name=N][,bps=N][,iops=N]"))
     var disks: [String] = []
 
     @Option(help: ArgumentHelp("Boot on this root image (an ext4 file): attached read-only as /dev/vda and shared by every VM that uses it; momin-init makes a writable layer over it the guest's / (docs/disks.md, \"Root images\").",
