@@ -3,7 +3,7 @@
 # small image (minbase and hello) is built into a private store, checked with e2fsck and
 # debugfs, found again by its inputs, rebuilt byte for byte, named twice and removed by the
 # rules; an unknown package is refused and leaves nothing behind; a truncated manifest is
-# refused. Slow (two mmdebstrap runs, about a minute each here) and needs the network and root;
+# refused. Slow (two mmdebstrap runs, 30 to 85 s each here) and needs the network and root;
 # not in Scripts/test (it skips this file).
 #
 #   Tests/cli/images.sh PATH/TO/momin
