@@ -24,8 +24,8 @@ struct ProgramResult: Sendable {
 /// External programs, each started with posix_spawn from an argv array (never through a shell),
 /// with an environment given in full.
 enum Program {
-    /// Where `name` is: on `searchPath` (PATH's form), then in /usr/sbin and /sbin, where
-    /// mke2fs and its kin live and a user's PATH may not look.
+    /// Where `name` is: on `searchPath` (PATH's form), then in /usr/sbin, /sbin, /usr/bin and
+    /// /bin (mke2fs and its kin live in sbin, where a user's PATH may not look).
     static func locate(_ name: String, searchPath: String?) -> String? {
         let directories = (searchPath ?? "").split(separator: ":").map(String.init) + ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
         for directory in directories where !directory.isEmpty {
@@ -46,24 +46,24 @@ enum Program {
         precondition(!argv.isEmpty)
         // Socket pairs rather than pipes: made close-on-exec atomically (Swift's Glibc has no
         // pipe2), so a child another thread starts meanwhile cannot hold our ends open.
-        var outPipe: [Int32] = [-1, -1]
-        var errPipe: [Int32] = [-1, -1]
+        var outPair: [Int32] = [-1, -1]
+        var errPair: [Int32] = [-1, -1]
         let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
-        guard socketpair(AF_UNIX, type, 0, &outPipe) == 0 else { throw .failed("cannot run \(argv[0]): socketpair: \(describeErrno())") }
-        guard socketpair(AF_UNIX, type, 0, &errPipe) == 0 else {
-            close(outPipe[0])
-            close(outPipe[1])
+        guard socketpair(AF_UNIX, type, 0, &outPair) == 0 else { throw .failed("cannot run \(argv[0]): socketpair: \(describeErrno())") }
+        guard socketpair(AF_UNIX, type, 0, &errPair) == 0 else {
+            close(outPair[0])
+            close(outPair[1])
             throw .failed("cannot run \(argv[0]): socketpair: \(describeErrno())")
         }
-        var readEnds = [outPipe[0], errPipe[0]]
+        var readEnds = [outPair[0], errPair[0]]
         defer { for fd in readEnds where fd >= 0 { close(fd) } }
 
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        posix_spawn_file_actions_adddup2(&actions, outPair[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, errPair[1], 2)
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -82,8 +82,8 @@ enum Program {
         defer { for p in cArguments + cEnvironment { free(p) } }
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, argv[0], &actions, &attributes, cArguments, cEnvironment)
-        close(outPipe[1])
-        close(errPipe[1])
+        close(outPair[1])
+        close(errPair[1])
         guard rc == 0 else { throw .failed("cannot run \(argv[0]): \(describeErrno(rc))") }
 
         var result = ProgramResult(status: 0, output: [], outputTruncated: false, lastLines: [], errorLines: [], forwardedSignal: nil)
