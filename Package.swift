@@ -102,6 +102,9 @@ let package = Package(
         .target(name: "FuzzTargets", dependencies: ["Doors", "Policy", "Devices", "GuestMemory"]),
         // libFuzzer's entry point over FuzzTargets, built by Scripts/fuzz with -sanitize=fuzzer,address.
         .executableTarget(name: "MominFuzz", dependencies: ["FuzzTargets", "POSIX"]),
+        // Root file system images: `momin image build debian` (mmdebstrap, then mkfs.ext4 -d, no
+        // mount), reproducible byte for byte, kept by SHA-256 with a manifest and a name index.
+        .target(name: "Images", dependencies: ["POSIX", .product(name: "Crypto", package: "swift-crypto")]),
         // The host's side of MominAI as a library, one code path for the CLI, `momin serve` and
         // `momin mcp`: launch through jail and cgroup, the VM registry, ledger glue, governance,
         // sessions, agent trees and sub-agent VMs, the agent host. Links no VMM code: momin-vmm
@@ -113,7 +116,7 @@ let package = Package(
         // `momin`: one file per command over the Host library.
         .executableTarget(
             name: "MominCLI",
-            dependencies: ["Host", "MachineConfig", "Doors", "Policy", "Audit", "Merkle", "Gateway", "Buckets", "Ledger", "POSIX",
+            dependencies: ["Host", "Images", "MachineConfig", "Doors", "Policy", "Audit", "Merkle", "Gateway", "Buckets", "Ledger", "POSIX",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
@@ -157,6 +160,8 @@ let package = Package(
             "Agents", "Host", "MachineConfig", "Ledger", "Audit", "Gateway", "Doors", "Merkle", "Policy", "POSIX", "GuestClient",
             "GuestClientTestSupport",
         ]),
+        // The image store, manifests, sizes and the programs a build would run (no mmdebstrap needed).
+        .testTarget(name: "ImagesTests", dependencies: ["Images"]),
         // Tier 2: real /dev/kvm with small hand-made guest code.
         .testTarget(name: "KVMTests", dependencies: ["KVM", "GuestMemory"]),
     ]

@@ -2,6 +2,7 @@ import ArgumentParser
 import Doors
 import Glibc
 import Host
+import Images
 import POSIX
 
 /// `momin`: the MominAI command line. Each subcommand is a thin layer over the Host library
@@ -12,7 +13,7 @@ struct Momin: ParsableCommand {
         commandName: "momin",
         abstract: "MominAI: one hardware-isolated microVM per agent.",
         subcommands: [Boot.self, Run.self, Start.self, Exec.self, Copy.self, PS.self, Stop.self, AgentHostCommand.self, PolicyCommand.self, AuditCommand.self,
-                      BucketCommand.self, Replay.self, GatewayBench.self])
+                      BucketCommand.self, ImageCommand.self, Replay.self, GatewayBench.self])
 
     static func main() {
         do {
@@ -22,6 +23,8 @@ struct Momin: ParsableCommand {
             fail(error.message, status: error.status.rawValue)
         } catch let error as HostError {
             fail(error.message, status: ExitStatus(error.kind).rawValue)
+        } catch let error as ImageError {
+            fail(error.message, status: (error.kind == .badInput ? ExitStatus.usage : ExitStatus.failure).rawValue)
         } catch {
             let code = exitCode(for: error)
             if code == .success { exit(withError: error) }  // --help, --version
