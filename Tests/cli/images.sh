@@ -3,8 +3,8 @@
 # small image (minbase and hello) is built into a private store, checked with e2fsck and
 # debugfs, found again by its inputs, rebuilt byte for byte, named twice and removed by the
 # rules; an unknown package is refused and leaves nothing behind; a truncated manifest is
-# refused. Slow (two mmdebstrap runs, 30 to 85 s each here) and needs the network and root;
-# not in Scripts/test (it skips this file).
+# refused. Slow (two mmdebstrap runs, 30 to 85 s each here) and needs the network (Debian's
+# archive, as Scripts/setup does) and root; part of Scripts/test's cli tier.
 #
 #   Tests/cli/images.sh PATH/TO/momin
 prefix=images
