@@ -164,12 +164,12 @@ struct ImageRemove: ParsableCommand {
 
 // MARK: Helpers
 
-private func imageStore(_ environment: [String: String]) -> ImageStore {
+func imageStore(_ environment: [String: String]) -> ImageStore {
     ImageStore(root: ImageStore.defaultRoot(environment: environment))
 }
 
 /// This process's environment as a dictionary (the first of duplicate names wins).
-private func processEnvironment() -> [String: String] {
+func processEnvironment() -> [String: String] {
     var values: [String: String] = [:]
     var entry = environ
     while let pointer = entry.pointee {

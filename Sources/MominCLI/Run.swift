@@ -77,7 +77,8 @@ struct Run: ParsableCommand {
         let host = hostEnvironment()
         try VMMLauncher(host).preflight(config)  // refuses bad input here, before any rig or child
         try AttachedDisk.check(disks, policy: loaded?.policy)
-        if let image = machine.image { try AttachedDisk.check([.rootImage(image)], policy: nil) }
+        let rootImage = try machine.rootImagePath()
+        if let rootImage { try AttachedDisk.check([.rootImage(rootImage)], policy: nil) }
         try Rig.check(config, noRig: machine.noRig, outputs: [governance.audit, governance.witness, record, buckets].compactMap { $0 })
         let vmName = name ?? "\(loaded?.policy.agent ?? "run")-\(getpid())"
         try VMRegistry.validate(vmName)
@@ -116,7 +117,7 @@ struct Run: ParsableCommand {
         options.policy = loaded
         options.auditPath = governance.audit
         options.disks = disks
-        options.rootImage = machine.image
+        options.rootImage = rootImage
         options.overlaySize = machine.overlay
         var observations: [CallObservation] = []
         let session = try VMSession.run(config, options, log: log, agents: AgentHosting(store: store), registry: registry,

@@ -11,7 +11,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # counts them where they run, so a check that drops out elsewhere is not a smaller pass count.
 pvm_only=0; host_has_hw_virt || pvm_only=1
 as_root=0; [ "$(id -u)" -eq 0 ] && [ -c /dev/kvm ] && as_root=1
-plan $((23 + pvm_only + as_root))
+plan $((24 + pvm_only + as_root))
 momin=$(absolute "${1:?usage: refusals.sh PATH/TO/momin}")
 kernel=$MOMIN_CACHE/guest/vmlinuz
 
@@ -53,6 +53,8 @@ expect_refusal "--overlay that is not a size" "--overlay 1g,mode=4777: expected 
   "$momin" run --kernel "$kernel" --image "$work/disk.img" --overlay 1g,mode=4777 -- /bin/true
 expect_refusal "--image of a missing file" "--image $work/nonexistent.ext4: No such file or directory" \
   "$momin" run --kernel "$kernel" --image "$work/nonexistent.ext4" -- /bin/true
+expect_refusal "--image naming no image in the store" "--image no-such-image: no image named no-such-image in .*(a file's path needs a /" \
+  env MOMIN_CACHE="$work/cache" "$momin" run --kernel "$kernel" --image no-such-image -- /bin/true
 if [ $pvm_only -eq 1 ]; then
   expect_refusal "--no-rig on a PVM-only host" "cannot boot stock kernels" "$momin" boot --kernel "$kernel" --no-rig
 fi

@@ -39,8 +39,8 @@ struct MachineOptions: ParsableArguments {
                                valueName: "PATH[:ro|:rw][,name=N][,bps=N][,iops=N]"))
     var disks: [String] = []
 
-    @Option(help: ArgumentHelp("Boot on this root image (an ext4 file): attached read-only as /dev/vda and shared by every VM that uses it; momin-init makes a writable layer over it the guest's / (docs/disks.md, \"Root images\").",
-                               valueName: "PATH"))
+    @Option(help: ArgumentHelp("Boot on this root image: a name or digest from momin image ls, or an ext4 file's path (with a /). Attached read-only as /dev/vda and shared by every VM that uses it; momin-init makes a writable layer over it the guest's / (docs/disks.md, \"Root images\").",
+                               valueName: "NAME|PATH"))
     var image: String?
 
     @Option(help: ArgumentHelp("The size of the writable layer over --image: a tmpfs in guest memory, such as 256m, 1g or 50% (default 25%).",
@@ -56,6 +56,17 @@ struct MachineOptions: ParsableArguments {
         }
         guard disks.isEmpty else {
             throw CLIError.usage("--disk is not taken by momin \(command) yet, only by momin run (docs/disks.md, \"Not yet\")")
+        }
+    }
+
+    /// `--image` as a file: a path (anything with a /) as it is, else the image store's name or
+    /// digest (momin image ls).
+    func rootImagePath() throws -> String? {
+        guard let image else { return nil }
+        if image.contains("/") { return image }
+        let store = imageStore(processEnvironment())
+        do { return store.imagePath(try store.resolve(image)) } catch {
+            throw CLIError.usage("--image \(image): \(error) (a file's path needs a /, e.g. ./\(image))")
         }
     }
 
