@@ -25,8 +25,8 @@ public enum Processes {
         }
         // dup2 clears close-on-exec on the copy: the child keeps its end, and only that one.
         // Each source is first copied to a close-on-exec descriptor of 100 or more, so that no
-        // dup2 below lands on a source not yet copied, and none is its own target (dup2 of a
-        // descriptor onto itself would leave close-on-exec set).
+        // dup2 below lands on a source not yet copied, and none is its own target (whether a
+        // spawn's dup2 onto itself clears close-on-exec depends on the libc).
         let sources = ((liveness.map { [$0] } ?? []) + passed).map { fcntl($0, F_DUPFD_CLOEXEC, 100) }
         defer { for fd in sources where fd >= 0 { close(fd) } }
         if let bad = sources.firstIndex(where: { $0 < 0 }) {
