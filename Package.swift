@@ -133,7 +133,7 @@ let package = Package(
         // A fake VMM and guest speaking Doors over a real Unix socket, for the GuestClient, Gateway, Agents and Host tests.
         .target(name: "GuestClientTestSupport", dependencies: ["GuestClient", "Doors", "POSIX"], path: "Tests/GuestClientTestSupport"),
         .testTarget(name: "GuestClientTests", dependencies: ["GuestClient", "Doors", "GuestClientTestSupport", "POSIX"]),
-        .testTarget(name: "PolicyTests", dependencies: ["Policy", "Doors", "TestRandom"]),
+        .testTarget(name: "PolicyTests", dependencies: ["Policy", "Doors", "POSIX", "TestRandom"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "MachineConfig", "Devices", "KVM", "POSIX", "Seccomp"]),
         .testTarget(name: "SeccompTests", dependencies: ["Seccomp"]),
         .testTarget(name: "MerkleTests", dependencies: ["Merkle"]),

@@ -71,16 +71,7 @@ public struct VMRegistry: Sendable {
         return .running(pid: pid)
     }
 
-    public func names() -> [String] {
-        guard let dir = opendir(root) else { return [] }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names.sorted()
-    }
+    public func names() -> [String] { (try? FileIO.listDirectory(root)) ?? [] }
 
     /// Removes a VM's directory and what is in it.
     public func remove(_ name: String) {

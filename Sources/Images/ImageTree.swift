@@ -83,14 +83,7 @@ enum ImageTree {
 
     /// The names in a directory, "." and ".." left out, sorted.
     static func entries(_ path: String) throws(ImageError) -> [String] {
-        guard let directory = opendir(path) else { throw .failed("cannot list \(path): \(describeErrno())") }
-        defer { closedir(directory) }
-        var names: [String] = []
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names.sorted()
+        do { return try FileIO.listDirectory(path) } catch { throw .failed("cannot list \(path): \(describeErrno(error.errno))") }
     }
 
     /// Removes `path` and all under it on `device`; what it left because another file system

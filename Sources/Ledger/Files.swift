@@ -12,25 +12,6 @@ enum Files {
         String(decoding: try read(path), as: UTF8.self)
     }
 
-    /// The names in a directory, without "." and "..", sorted.
-    static func list(_ path: String) throws(SystemError) -> [String] {
-        guard let directory = opendir(path) else { throw SystemError("opendir", subject: path) }
-        defer { closedir(directory) }
-        var names: [String] = []
-        while true {
-            errno = 0
-            guard let entry = readdir(directory) else {
-                if errno != 0 { throw SystemError("readdir", subject: path) }
-                break
-            }
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names.sorted()
-    }
-
     /// A symlink's target; nil when there is no such link.
     static func readLink(_ path: String) throws(SystemError) -> String? {
         var buffer = [CChar](repeating: 0, count: 4096)

@@ -1,3 +1,5 @@
+import POSIX
+
 /// What the host has to partition: its online CPUs, its memory and its display-class PCI
 /// devices (the GPUs that could be passed through). Read from sysfs and procfs.
 public struct HostInventory: Sendable, Equatable {
@@ -51,7 +53,7 @@ public struct HostInventory: Sendable, Equatable {
         // A host without PCI (or a container without sysfs's bus tree) has no GPUs to give.
         guard Files.exists(directory) else { return [] }
         let names: [String]
-        do { names = try Files.list(directory) } catch { throw .cannotRead(path: directory, why: error.reason) }
+        do { names = try FileIO.listDirectory(directory) } catch { throw .cannotRead(path: directory, why: error.reason) }
         var devices: [PCIDevice] = []
         for address in names {
             let device = Files.join(directory, address)

@@ -14,19 +14,8 @@ import Testing
         return parts.joined(separator: "/") + "/Tests/fuzz/corpus"
     }()
 
-    static func files(_ directory: String) -> [String] {
-        guard let dir = opendir(directory) else { return [] }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if !name.hasPrefix(".") { names.append(name) }
-        }
-        return names.sorted()
-    }
-
     @Test(arguments: FuzzTarget.allCases) func everyCorpusInputPasses(_ target: FuzzTarget) throws {
-        let names = Self.files(Self.corpus + "/" + target.rawValue)
+        let names = try FileIO.listDirectory(Self.corpus + "/" + target.rawValue).filter { !$0.hasPrefix(".") }
         // The seeds are committed as the writer makes them.
         let seeds = Seeds.seeds(for: target)
         #expect(names.filter { $0.hasPrefix("seed-") }.count == seeds.count)

@@ -1,5 +1,6 @@
 import Glibc
 import Policy
+import POSIX
 import Testing
 
 @Suite struct ParsingTests {
@@ -208,7 +209,7 @@ import Testing
     /// Every worked example in docs/policies loads, and each YAML example equals its JSON twin.
     @Test func theDocumentedExamplesLoad() throws {
         let folder = repositoryRoot + "/docs/policies"
-        let names = try #require(listDirectory(folder)).sorted()
+        let names = try FileIO.listDirectory(folder)
         #expect(names.filter { $0.hasSuffix(".yaml") }.count >= 3)
         for name in names where name.hasSuffix(".yaml") || name.hasSuffix(".json") {
             let policy = try AgentPolicy.load(path: folder + "/" + name)
@@ -218,17 +219,6 @@ import Testing
             }
         }
     }
-}
-
-func listDirectory(_ path: String) -> [String]? {
-    guard let dir = opendir(path) else { return nil }
-    defer { closedir(dir) }
-    var names: [String] = []
-    while let entry = readdir(dir) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        if name != "." && name != ".." { names.append(name) }
-    }
-    return names
 }
 
 extension String {

@@ -63,23 +63,12 @@ public enum BlockDevices {
     /// are left out; of two with one serial, the first in name order is kept.
     public static func bySerial(sysBlock: String = "/sys/block") -> [String: String] {
         var found: [String: String] = [:]
-        for device in entries(of: sysBlock).filter({ $0.hasPrefix("vd") }).sorted() {
+        for device in ((try? FileIO.listDirectory(sysBlock)) ?? []).filter({ $0.hasPrefix("vd") }) {
             guard let text = try? FileIO.readFile(sysBlock + "/" + device + "/serial", limit: 4096) else { continue }
             let serial = String(decoding: text.prefix { $0 != 0 && $0 != UInt8(ascii: "\n") }, as: UTF8.self)
             if !serial.isEmpty && found[serial] == nil { found[serial] = device }
         }
         return found
-    }
-
-    static func entries(of directory: String) -> [String] {
-        guard let dir = opendir(directory) else { return [] }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
     }
 }
 
