@@ -77,12 +77,17 @@ public final class HostedVM: @unchecked Sendable {
         try VMRegistry.validate(name)
         switch registry.state(name) {
         case .running(let pid): throw .badInput("a VM named \(name) is already running (momin-vmm pid \(pid)); choose another name")
+        case .starting(let launcher): throw .badInput("a VM named \(name) is being started (by pid \(launcher)); choose another name")
         case .stale(let why):
             VMControl(registry: registry, environment: environment).free(name)
             environment.warn("cleaned the stale state of VM \(name) (\(why))")
         case .absent: break
         }
         let dir = registry.directory(name)
+        // Who is launching it, before the directory exists: until the pid is recorded, a look
+        // at the registry (momin ps) sees a VM starting, not stale state to clean.
+        try registry.markLaunching(name)
+        defer { registry.clearLaunching(name) }
         guard mkdir(dir, 0o700) == 0 else { throw .vmFailed("cannot create \(dir): \(describeErrno())") }
         let resources = HostResources(environment)
         var config = base

@@ -31,6 +31,7 @@ public struct VMControl: Sendable {
         case .stale(let why):
             free(name)
             throw .failed("VM \(name) is not running (\(why)); its stale state was cleaned")
+        case .starting: throw .failed("VM \(name) is still starting; try again once momin ps says it is running")
         case .running:
             do { return try DoorsClient(socketPath: registry.socketPath(name), port: guestDoorsPort, seconds: seconds) } catch {
                 throw .vmFailed("VM \(name): \(error)")
@@ -65,6 +66,9 @@ public struct VMControl: Sendable {
         case .stale(let why):
             free(name)
             environment.warn("VM \(name) was not running (\(why)); its stale state was cleaned")
+        case .starting(let launcher):
+            // Its launcher holds everything it has taken and gives it back if the launch fails.
+            environment.warn("VM \(name) is still being started by pid \(launcher); not stopped")
         case .running(let pid):
             let governance = try? VMGovernance.load(from: registry.directory(name), name: name)
             defer {

@@ -1,6 +1,7 @@
 import Agents
 import Doors
 import Glibc
+import Ledger
 import POSIX
 
 /// Named microVMs: one directory each under the registry directory, holding the momin-vmm pid,
@@ -50,7 +51,32 @@ public struct VMRegistry: Sendable {
         HandsSocketPlace(path: hostPortSocket(name, port: HandsCallProtocol.port), staging: directory(name))
     }
 
-    public enum State: Equatable, Sendable { case running(pid: pid_t), stale(String), absent }
+    /// `starting`: its directory exists but momin-vmm's pid is not recorded yet, and the
+    /// process launching it is alive (`launching`): not stale, whoever looks meanwhile.
+    public enum State: Equatable, Sendable { case running(pid: pid_t), starting(launcher: pid_t), stale(String), absent }
+
+    /// Where a launch says who is launching `name`, written before its directory exists and
+    /// removed once momin-vmm's pid is recorded (or the launch gave up): a hidden file beside the
+    /// VMs' directories (names never start with a dot), so no look at the registry can catch a
+    /// directory whose launcher it cannot see.
+    public func launchingPath(_ name: String) -> String { root + "/.launching-" + name }
+
+    /// Marks `name` as being launched by this process (its pid and start time, so a reused pid is
+    /// not taken for it).
+    public func markLaunching(_ name: String) throws(HostError) {
+        let pid = getpid()
+        try SmallFiles.write(launchingPath(name), "\(pid) \(ProcessStat.startTime(of: pid) ?? 0)\n")
+    }
+
+    public func clearLaunching(_ name: String) { unlink(launchingPath(name)) }
+
+    /// The live process launching `name`, or nil.
+    func launcher(of name: String) -> pid_t? {
+        guard let fields = SmallFiles.read(launchingPath(name))?.trimmingNewline().split(separator: " "), fields.count == 2,
+              let pid = pid_t(fields[0]), let start = UInt64(fields[1]), start != 0,
+              ProcessStat.startTime(of: pid) == start else { return nil }
+        return pid
+    }
 
     /// Running only if the recorded pid is alive and is this VM's momin-vmm or jailer (its
     /// command line names this VM's socket or socket directory), so a reused pid is not mistaken
@@ -58,6 +84,7 @@ public struct VMRegistry: Sendable {
     public func state(_ name: String) -> State {
         guard access(directory(name), F_OK) == 0 else { return .absent }
         guard let text = SmallFiles.read(directory(name) + "/pid"), let pid = pid_t(text.trimmingNewline()) else {
+            if let launcher = launcher(of: name) { return .starting(launcher: launcher) }
             return .stale("no pid recorded")
         }
         guard let cmdline = SmallFiles.read("/proc/\(pid)/cmdline") else { return .stale("momin-vmm (pid \(pid)) is gone") }
@@ -71,11 +98,12 @@ public struct VMRegistry: Sendable {
         return .running(pid: pid)
     }
 
-    public func names() -> [String] { (try? FileIO.listDirectory(root)) ?? [] }
+    public func names() -> [String] { ((try? FileIO.listDirectory(root)) ?? []).filter { !$0.hasPrefix(".") } }
 
     /// Removes a VM's directory and what is in it.
     public func remove(_ name: String) {
         RuntimeDirectory(path: directory(name)).remove()
+        clearLaunching(name)
     }
 
     /// The VM a sub-agent was started under (its `parent` file), or nil.

@@ -23,6 +23,8 @@ struct PS: ParsableCommand {
             switch registry.state(name) {
             case .running(let pid):
                 print(pad(name, 20), pad(String(pid), 8), pad(vcpus, 6), pad(memory, 7), "running")
+            case .starting(let launcher):
+                print(pad(name, 20), pad("-", 8), pad(vcpus, 6), pad(memory, 7), "starting (launched by pid \(launcher))")
             case .stale(let why):
                 control.free(name)
                 print(pad(name, 20), pad("-", 8), pad(vcpus, 6), pad(memory, 7), "stale (\(why)); cleaned")

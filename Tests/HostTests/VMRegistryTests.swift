@@ -15,6 +15,26 @@ import Testing
         }
     }
 
+    /// A launch in progress (its directory made, momin-vmm's pid not yet recorded) is starting,
+    /// not stale: momin ps running meanwhile once cleaned a sub-agent's directory and grant away
+    /// in that window (a rig run: "cannot write .../hush.nap/pid").
+    @Test func aVMBeingLaunchedIsStartingNotStale() throws {
+        let host = try TestHost()
+        let registry = try VMRegistry.open(host.environment)
+        try registry.markLaunching("vm")
+        mkdir(registry.directory("vm"), 0o700)
+        #expect(registry.state("vm") == .starting(launcher: getpid()))
+        #expect(registry.names() == ["vm"])
+        // A launcher that is gone, or a pid now someone else's (another start time): stale.
+        try SmallFiles.write(registry.launchingPath("vm"), "\(getpid()) 1\n")
+        #expect(registry.state("vm") == .stale("no pid recorded"))
+        try SmallFiles.write(registry.launchingPath("vm"), "999999999 5\n")
+        #expect(registry.state("vm") == .stale("no pid recorded"))
+        registry.remove("vm")
+        #expect(registry.state("vm") == .absent)
+        #expect(access(registry.launchingPath("vm"), F_OK) != 0)
+    }
+
     @Test func aDirectoryWithoutALiveVMMIsStaleAndNoDirectoryIsAbsent() throws {
         let host = try TestHost()
         let registry = try VMRegistry.open(host.environment)
