@@ -170,8 +170,13 @@ public final class AttachedDisk: @unchecked Sendable {
         do throws(HostError) {
             var info = stat()
             guard fstat(fd, &info) == 0 else { throw .badInput("\(option): fstat: \(describeErrno())") }
-            guard info.st_mode & S_IFMT == S_IFREG else { throw .badInput("\(option): \(path) is not a regular file") }
-            let size = UInt64(info.st_size)
+            // A file, or a whole block device (a seized drive, say), whose st_size is 0: its
+            // end is where lseek says.
+            let kind = info.st_mode & S_IFMT
+            guard kind == S_IFREG || kind == S_IFBLK else { throw .badInput("\(option): \(path) is not a regular file or block device") }
+            let end = kind == S_IFREG ? Int64(info.st_size) : Int64(lseek(fd, 0, SEEK_END))
+            guard end >= 0 else { throw .badInput("\(option): cannot find the size of \(path): \(describeErrno())") }
+            let size = UInt64(end)
             guard size > 0, size % 512 == 0 else {
                 throw .badInput("\(option): \(path) is \(size) bytes; a disk is a whole number of 512-byte sectors, at least one")
             }
@@ -180,8 +185,10 @@ public final class AttachedDisk: @unchecked Sendable {
             guard flock(fd, (request.writable ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0 else {
                 throw .badInput("\(option): \(path) is attached \(request.writable ? "to another VM" : "read-write to another VM") (\(describeErrno()))")
             }
-            let identity = "dev 0x\(String(info.st_dev, radix: 16)) ino \(info.st_ino) "
-                + "mtime \(info.st_mtim.tv_sec).\(String(info.st_mtim.tv_nsec).leftPadded(to: 9))"
+            let identity = kind == S_IFBLK
+                ? "block device 0x\(String(info.st_rdev, radix: 16))"
+                : "dev 0x\(String(info.st_dev, radix: 16)) ino \(info.st_ino) "
+                    + "mtime \(info.st_mtim.tv_sec).\(String(info.st_mtim.tv_nsec).leftPadded(to: 9))"
             let digest = size <= digestLimit ? try Self.sha256(fd: fd, size: size, path: path) : nil
             return AttachedDisk(request: request, path: path, fd: fd, size: size, identity: identity, digest: digest)
         } catch {

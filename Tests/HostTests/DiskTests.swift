@@ -119,7 +119,7 @@ import Testing
         let cases: [(String, String)] = [
             ("odd.img", "is 1000 bytes; a disk is a whole number of 512-byte sectors, at least one"),
             ("empty.img", "is 0 bytes"),
-            ("dir.img", "is not a regular file"),
+            ("dir.img", "is not a regular file or block device"),
             ("missing.img", "No such file or directory"),
         ]
         for (name, message) in cases {
@@ -128,6 +128,8 @@ import Testing
             #expect(error?.message.hasPrefix("--disk \(folder.path)/\(name): ") == true, "\(String(describing: error))")
             #expect(error?.message.contains(message) == true, "\(name): \(String(describing: error))")
         }
+        // A character device is no disk either (block devices are; the rig attaches one).
+        #expect(Self.refusal(DiskRequest(path: "/dev/null"))?.message == "--disk /dev/null: /dev/null is not a regular file or block device")
     }
 
     @Test func thePolicyJudgesThePathAndWhereItLeads() throws {
