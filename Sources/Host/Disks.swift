@@ -1,6 +1,7 @@
 import Audit
 import Crypto
 import Glibc
+import MachineConfig
 import Merkle
 import Policy
 import POSIX
@@ -26,13 +27,26 @@ public struct DiskRequest: Equatable, Sendable {
         self.name = name
     }
 
+    /// A VM's scratch disk (`momin start --scratch`): read-write, serial `scratchSerial`,
+    /// mounted at /scratch by momin-init; it outlives the VM (docs/disks.md, "Scratch").
+    public var isScratch = false
+
     /// The root image's serial, which no `--disk` may take.
     public static let rootSerial = "momin-root"
+    /// The scratch disk's serial, which no `--disk` may take either.
+    public static let scratchSerial = "momin-scratch"
 
     /// `--image PATH`: the root image, always read-only (docs/disks.md, "Root images").
     public static func rootImage(_ path: String) -> DiskRequest {
         var request = DiskRequest(path: path, name: rootSerial)
         request.isRoot = true
+        return request
+    }
+
+    /// The scratch disk kept at `path` for a named VM.
+    public static func scratch(_ path: String) -> DiskRequest {
+        var request = DiskRequest(path: path, writable: true, name: scratchSerial)
+        request.isScratch = true
         return request
     }
 
@@ -69,6 +83,7 @@ public struct DiskRequest: Equatable, Sendable {
                     throw .badInput("--disk \(text): name '\(value)' is not 1 to 20 of A-Z a-z 0-9 . _ -, starting with a letter or digit")
                 }
                 guard value != rootSerial else { throw .badInput("--disk \(text): the name \(rootSerial) is the root image's (--image)") }
+                guard value != scratchSerial else { throw .badInput("--disk \(text): the name \(scratchSerial) is the scratch disk's (--scratch)") }
                 name = value
             default:
                 try once(key == "bps" ? bytesPerSecond : operationsPerSecond)
@@ -112,6 +127,7 @@ public struct DiskRequest: Equatable, Sendable {
     /// image has its own, `momin.root`).
     public var mountWord: String? {
         if isRoot { return name.map { "momin.root=\($0)" } }
+        if isScratch { return name.map { "momin.disk=\($0):scratch" } }
         return name.map { "momin.disk=\($0):\(writable ? "rw" : "ro")" }
     }
 }
@@ -149,7 +165,7 @@ public final class AttachedDisk: @unchecked Sendable {
     public static func open(_ request: DiskRequest, policy: AgentPolicy?, digestLimit: UInt64 = AttachedDisk.digestLimit)
         throws(HostError) -> AttachedDisk
     {
-        let option = "\(request.isRoot ? "--image" : "--disk") \(request.path)"
+        let option = "\(request.isRoot ? "--image" : request.isScratch ? "--scratch" : "--disk") \(request.path)"
         var absolute = request.path
         if !absolute.hasPrefix("/") {
             guard let cwd = getcwd(nil, 0) else { throw .failed("getcwd: \(describeErrno())") }
@@ -158,6 +174,10 @@ public final class AttachedDisk: @unchecked Sendable {
         }
         guard let path = HostPaths().canonicalPath(absolute, followFinalSymlink: true) else {
             throw .badInput("\(option): \(describeErrno())")
+        }
+        // The path goes into the audit log and the VM's state, one field of a line.
+        guard !path.utf8.contains(where: { $0 < 0x20 || $0 == 0x7f }) else {
+            throw .badInput("\(option): the path holds a control character; rename the file")
         }
         if let policy {
             let decision = policy.evaluate(.attachDisk(path: absolute, writable: request.writable), resolver: HostPaths())
@@ -247,6 +267,77 @@ public final class AttachedDisk: @unchecked Sendable {
     public func detachDigest(digestLimit: UInt64 = AttachedDisk.digestLimit) throws(HostError) -> MerkleHash? {
         guard fd >= 0, size <= digestLimit else { return nil }
         return try Self.sha256(fd: fd, size: size, path: path)
+    }
+}
+
+extension AttachedDisk {
+    /// A VM's disks opened in order: the root image (`--image`; identified, not digested on every
+    /// boot: an image is gigabytes, and read-only), each `--disk` judged by `policy`, then the
+    /// scratch disk (momin's own file, not the policy's to judge). Nothing is kept on a refusal.
+    public static func openAll(rootImage: String?, disks: [DiskRequest], scratch: DiskRequest?, policy: AgentPolicy?)
+        throws(HostError) -> [AttachedDisk]
+    {
+        let root = rootImage.map { DiskRequest.rootImage($0) }
+        try DiskRequest.checkSet((root.map { [$0] } ?? []) + disks + (scratch.map { [$0] } ?? []))
+        var opened: [AttachedDisk] = []
+        if let root { opened.append(try open(root, policy: nil, digestLimit: 0)) }
+        for request in disks { opened.append(try open(request, policy: policy)) }
+        if let scratch { opened.append(try open(scratch, policy: nil, digestLimit: 0)) }
+        return opened
+    }
+
+    /// How momin-vmm gets `disks`: the descriptors a launch passes (`Processes.passedDescriptor`),
+    /// in order, /dev/vda first.
+    public static func configurations(_ disks: [AttachedDisk]) -> [DiskConfiguration] {
+        disks.enumerated().map { index, disk in
+            DiskConfiguration(descriptor: Processes.passedDescriptor(index), readOnly: !disk.request.writable, serial: disk.request.name,
+                              bytesPerSecond: disk.request.bytesPerSecond.map { RateLimit(perSecond: $0) },
+                              operationsPerSecond: disk.request.operationsPerSecond.map { RateLimit(perSecond: $0) })
+        }
+    }
+
+    /// The kernel command line words that have momin-init mount `disks` (docs/guest.md).
+    public static func commandLineWords(_ disks: [AttachedDisk], overlaySize: String?) -> [String] {
+        disks.compactMap(\.request.mountWord)
+            + (disks.contains(where: \.request.isRoot) ? overlaySize.map { ["momin.overlay=\($0)"] } ?? [] : [])
+    }
+}
+
+/// The read-write disks of a long-lived VM (`momin start`), kept in its registry directory
+/// (`disks`: one line each, `SIZE<tab>NAME<tab>IDENTITY<tab>PATH`), so that `momin stop` can log
+/// each as the VM left it, as a run does at its end.
+public enum WritableDisks {
+    static func file(_ directory: String) -> String { directory + "/disks" }
+
+    public static func save(_ disks: [AttachedDisk], in directory: String) throws(HostError) {
+        let lines = disks.filter(\.request.writable).map { "\($0.size)\t\($0.request.name ?? "")\t\($0.identity)\t\($0.path)\n" }
+        guard !lines.isEmpty else { return }
+        try SmallFiles.write(file(directory), lines.joined())
+    }
+
+    /// The detach records of VM `vm`'s read-write disks, each hashed now (its VMM has ended);
+    /// a disk that cannot be read is recorded without a digest, and `warn` says why.
+    public static func detachStates(vm: String, in directory: String, digestLimit: UInt64 = AttachedDisk.digestLimit,
+                                    warn: (String) -> Void) -> [DiskState] {
+        guard let text = SmallFiles.read(file(directory)) else { return [] }
+        var states: [DiskState] = []
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: "\t", maxSplits: 3, omittingEmptySubsequences: false).map(String.init)
+            guard fields.count == 4, let size = UInt64(fields[0]) else {
+                warn("VM \(vm): \(file(directory)) has a damaged line; that disk's detach is not logged")
+                continue
+            }
+            var digest: MerkleHash?
+            if size <= digestLimit {
+                let fd = Glibc.open(fields[3], O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY)
+                if fd < 0 { warn("VM \(vm): disk \(fields[3]): \(describeErrno()); its detach is logged without a digest") } else {
+                    do { digest = try AttachedDisk.sha256(fd: fd, size: size, path: fields[3]) } catch { warn("VM \(vm): \(error)") }
+                    Glibc.close(fd)
+                }
+            }
+            states.append(DiskState(vm: vm, name: fields[1], path: fields[3], writable: true, size: size, identity: fields[2], sha256: digest))
+        }
+        return states
     }
 }
 

@@ -10,6 +10,8 @@ import POSIX
 ///   root, or /tmp/momin-UID (mode 0700).
 /// - `registryDirectory`: the named VMs (`VMRegistry`): $MOMIN_RUNTIME_DIR, else
 ///   $XDG_RUNTIME_DIR/momin/vms, /run/momin/vms for root, or /tmp/momin-UID/vms.
+/// - `dataDirectory`: what outlives a VM and the machine's restarts (scratch disks): $MOMIN_DATA,
+///   else $XDG_DATA_HOME/momin, else $HOME/.local/share/momin.
 /// - `momin`, `vmm`, `jailer`: the programs: this binary; momin-vmm and momin-jailer from
 ///   $MOMIN_VMM / $MOMIN_JAILER, else next to this binary, else on PATH.
 /// - `seccomp`: $MOMIN_SECCOMP (kill, trap, log, off; docs/seccomp.md), default kill.
@@ -18,6 +20,7 @@ import POSIX
 public struct HostEnvironment: Sendable {
     public var runtimeDirectory: String
     public var registryDirectory: String
+    public var dataDirectory = "/var/lib/momin"
     public var momin: String?
     public var vmm: String
     public var jailer: String
@@ -68,6 +71,9 @@ public struct HostEnvironment: Sendable {
                                           vmm: variable("MOMIN_VMM") ?? sibling("momin-vmm", of: me),
                                           jailer: variable("MOMIN_JAILER") ?? sibling("momin-jailer", of: me),
                                           seccomp: seccomp)
+        if let dir = variable("MOMIN_DATA") { environment.dataDirectory = dir }
+        else if let dir = variable("XDG_DATA_HOME") { environment.dataDirectory = dir + "/momin" }
+        else if let home = variable("HOME") { environment.dataDirectory = home + "/.local/share/momin" }
         do throws(HostError) {
             environment.reserveCPUs = try count("MOMIN_RESERVE_CPUS") ?? 0
             environment.reserveMiB = try count("MOMIN_RESERVE_MIB") ?? 256

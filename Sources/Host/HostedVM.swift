@@ -92,13 +92,8 @@ public final class HostedVM: @unchecked Sendable {
         let resources = HostResources(environment)
         var config = base
         config.vsock = VsockConfiguration(guestCID: 3, socketPath: registry.socketPath(name))
-        config.disks = launch.disks.enumerated().map { index, disk in
-            DiskConfiguration(descriptor: Processes.passedDescriptor(index), readOnly: !disk.request.writable, serial: disk.request.name,
-                              bytesPerSecond: disk.request.bytesPerSecond.map { RateLimit(perSecond: $0) },
-                              operationsPerSecond: disk.request.operationsPerSecond.map { RateLimit(perSecond: $0) })
-        }
-        let mounts = launch.disks.compactMap(\.request.mountWord)
-            + (launch.disks.contains(where: \.request.isRoot) ? launch.overlaySize.map { ["momin.overlay=\($0)"] } ?? [] : [])
+        config.disks = AttachedDisk.configurations(launch.disks)
+        let mounts = AttachedDisk.commandLineWords(launch.disks, overlaySize: launch.overlaySize)
         if !mounts.isEmpty { config.commandLine += " " + mounts.joined(separator: " ") }
         let jail: VMJail?
         do throws(HostError) {

@@ -71,10 +71,13 @@ public struct VMControl: Sendable {
             environment.warn("VM \(name) is still being started by pid \(launcher); not stopped")
         case .running(let pid):
             let governance = try? VMGovernance.load(from: registry.directory(name), name: name)
+            var detached: [DiskState] = []
             defer {
-                // The stop is logged after the VM is gone, as a run logs it.
+                // The stop is logged after the VM is gone, as a run logs it, and each read-write
+                // disk as the VM left it.
                 if let log = governance?.log {
-                    do { try log.append(batch: [.lifecycle(.vmStop(vm: name, reason: "momin stop"))]) } catch {
+                    let events = [AuditEvent.lifecycle(.vmStop(vm: name, reason: "momin stop"))] + detached.map { .lifecycle(.diskDetach($0)) }
+                    do { try log.append(batch: events) } catch {
                         environment.warn("VM \(name) stopped, but its audit log did not take the stop: \(error)")
                     }
                 }
@@ -83,6 +86,9 @@ public struct VMControl: Sendable {
             // A long-lived VM's agent host stops what is left of its sub-agents and closes its
             // bucket store before the VM's state goes.
             AgentHost.awaitExit(in: registry.directory(name))
+            if governance?.log != nil {
+                detached = WritableDisks.detachStates(vm: name, in: registry.directory(name), warn: environment.warn)
+            }
             free(name)
         }
     }

@@ -69,13 +69,9 @@ public enum VMSession {
         let hosted: HostedVM
         do throws(HostError) {
             // Each disk judged, opened and digested before anything is taken for the VM.
-            try DiskRequest.checkSet(options.disks + (options.rootImage.map { [DiskRequest.rootImage($0)] } ?? []))
-            if let image = options.rootImage {
-                // Identified, not digested on every run: an image is gigabytes, and read-only.
-                launch.disks.append(try AttachedDisk.open(.rootImage(image), policy: nil, digestLimit: 0))
-                launch.overlaySize = options.overlaySize
-            }
-            for request in options.disks { launch.disks.append(try AttachedDisk.open(request, policy: options.policy?.policy)) }
+            launch.disks = try AttachedDisk.openAll(rootImage: options.rootImage, disks: options.disks, scratch: nil,
+                                                    policy: options.policy?.policy)
+            launch.overlaySize = options.overlaySize
             hosted = try HostedVM.launch(launch, config: config, registry: registry, environment: environment)
         } catch {
             guard let log else { throw error }

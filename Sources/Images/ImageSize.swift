@@ -53,7 +53,7 @@ public enum ImageSize {
 
     /// `--size`: a number of bytes, or one with K, M, G or T (powers of 1024, an optional
     /// trailing B or iB, any case). The result is whole 4 KiB blocks.
-    public static func parse(_ text: String) throws(ImageError) -> UInt64 {
+    public static func parse(_ text: String, option: String = "--size") throws(ImageError) -> UInt64 {
         var digits = Substring(text.uppercased())
         var unit: UInt64 = 1
         for suffix in ["IB", "B"] where digits.hasSuffix(suffix) && digits.count > suffix.count {
@@ -65,10 +65,10 @@ public enum ImageSize {
             digits = digits.dropLast()
         }
         guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let value = UInt64(digits) else {
-            throw .badInput("--size \(text) is not a size: bytes, or a number with K, M, G or T (512M, 2G)")
+            throw .badInput("\(option) \(text) is not a size: bytes, or a number with K, M, G or T (512M, 2G)")
         }
         let (bytes, overflow) = value.multipliedReportingOverflow(by: unit)
-        guard !overflow, bytes <= 16 << 40 else { throw .badInput("--size \(text) is over 16 TiB") }
+        guard !overflow, bytes <= 16 << 40 else { throw .badInput("\(option) \(text) is over 16 TiB") }
         return roundUp(bytes, to: UInt64(blockSize))
     }
 

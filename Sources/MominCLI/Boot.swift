@@ -19,16 +19,22 @@ struct Boot: ParsableCommand {
     var reportMemory = false
 
     func run() throws {
-        try machine.refuseDisks("boot")
+        try machine.refuseScratch("boot")
+        let disks = try machine.diskRequests()
         let config = try machine.configuration()
         let host = hostEnvironment()
         try VMMLauncher(host).preflight(config)  // refuses bad input here, before any rig or child
-        try Rig.check(config, noRig: machine.noRig)
+        let rootImage = try machine.rootImagePath()
+        try AttachedDisk.check(disks + (rootImage.map { [.rootImage($0)] } ?? []), policy: nil)
+        let rig = try machine.rigDisks(disks)
+        try Rig.check(config, noRig: machine.noRig, outputs: rig.written, drives: rig.drives, files: rig.files)
+        // No policy governs a boot: the disks are the caller's to choose, as the kernel is.
+        let attached = try AttachedDisk.openAll(rootImage: rootImage, disks: disks, scratch: nil, policy: nil)
 
         // The microVM itself lives in momin-vmm, a small process of its own (no Foundation), in
         // its jail; this process holds its grant, waits for it, passes on the signals that would
         // stop it, frees what it held, and exits as it did.
-        let status = try ForegroundVM.run(config, jail: machine.jail, timeout: machine.timeout, reportMemory: reportMemory,
+        let status = try ForegroundVM.run(config, disks: attached, overlaySize: machine.overlay, jail: machine.jail, timeout: machine.timeout, reportMemory: reportMemory,
                                           environment: host)
         if status & 0x7f == 0 { Glibc.exit((status >> 8) & 0xff) }
         Glibc.exit(128 + (status & 0x7f))

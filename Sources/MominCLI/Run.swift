@@ -58,6 +58,7 @@ struct Run: ParsableCommand {
         let argv = command
         guard !argv.isEmpty, !argv[0].isEmpty else { throw CLIError.usage("no command given: momin run [OPTIONS] -- CMD [ARGS...]") }
         let timeout = machine.timeout > 0 ? machine.timeout : nil
+        try machine.refuseScratch("run")
         let disks = try machine.diskRequests()
         // A replay boots the recorded machine; the disks' contents are not in the record.
         if record != nil && (!disks.isEmpty || machine.image != nil) {
@@ -79,7 +80,9 @@ struct Run: ParsableCommand {
         try AttachedDisk.check(disks, policy: loaded?.policy)
         let rootImage = try machine.rootImagePath()
         if let rootImage { try AttachedDisk.check([.rootImage(rootImage)], policy: nil) }
-        try Rig.check(config, noRig: machine.noRig, outputs: [governance.audit, governance.witness, record, buckets].compactMap { $0 })
+        let rig = try machine.rigDisks(disks)
+        try Rig.check(config, noRig: machine.noRig, outputs: [governance.audit, governance.witness, record, buckets].compactMap { $0 } + rig.written,
+                      drives: rig.drives, files: rig.files)
         let vmName = name ?? "\(loaded?.policy.agent ?? "run")-\(getpid())"
         try VMRegistry.validate(vmName)
         let registry = try VMRegistry.open(host)

@@ -1,3 +1,4 @@
+import Audit
 import Crypto
 import Foundation
 import Glibc
@@ -176,5 +177,109 @@ import Testing
         changed[101] = 0xfe
         #expect(try disk.detachDigest() == MerkleHash(bytes: Array(SHA256.hash(data: changed))))
         #expect(try disk.detachDigest() != disk.attachDigest)
+    }
+}
+
+@Suite struct ScratchDiskTests {
+    @Test func theScratchDiskHasItsOwnSerialAndMountWord() throws {
+        let scratch = DiskRequest.scratch("/data/scratch/v.ext4")
+        #expect(scratch.isScratch && scratch.writable && scratch.name == "momin-scratch")
+        #expect(scratch.mountWord == "momin.disk=momin-scratch:scratch")
+        #expect(throws: HostError.badInput("--disk /x,name=momin-scratch: the name momin-scratch is the scratch disk's (--scratch)")) {
+            try DiskRequest.parse("/x,name=momin-scratch")
+        }
+    }
+
+    @Test func aScratchDiskIsMadeOnceAsSparseExt4AndKeptUntilRemoved() throws {
+        let host = try TestHost()
+        var environment = host.environment
+        environment.dataDirectory = host.root + "/data"
+        let path = ScratchDisk.path(for: "box", in: environment)
+        #expect(path == host.root + "/data/scratch/box.ext4")
+        // None asked for and none there: nothing.
+        #expect(try ScratchDisk.prepare(for: "box", size: nil, environment: environment) == nil)
+
+        let made = try #require(try ScratchDisk.prepare(for: "box", size: "16M", environment: environment))
+        #expect(made.made && made.request == .scratch(path))
+        var info = stat()
+        #expect(stat(path, &info) == 0 && info.st_size == 16 << 20 && info.st_mode & 0o777 == 0o600)
+        #expect(info.st_blocks * 512 < 8 << 20, "sparse: \(info.st_blocks) blocks written")
+        // The ext4 superblock's magic (0xEF53 at byte 1080).
+        let fd = open(path, O_RDONLY)
+        var magic: [UInt8] = [0, 0]
+        #expect(pread(fd, &magic, 2, 1080) == 2 && magic == [0x53, 0xef])
+        close(fd)
+
+        // Kept: found again without a size, or with the same one; another size is refused.
+        #expect(try ScratchDisk.prepare(for: "box", size: nil, environment: environment)?.made == false)
+        #expect(try ScratchDisk.prepare(for: "box", size: "16m", environment: environment)?.made == false)
+        #expect(throws: HostError.self) { try ScratchDisk.prepare(for: "box", size: "32M", environment: environment) }
+        do { _ = try ScratchDisk.prepare(for: "box", size: "32M", environment: environment) } catch {
+            #expect(error.kind == .badInput && error.message.contains("VM box already has a 16 MiB scratch disk"))
+            #expect(error.message.contains("momin stop box --remove-scratch"))
+        }
+        #expect(try ScratchDisk.remove(for: "box", registry: host.registry, environment: environment))
+        #expect(access(path, F_OK) != 0)
+        #expect(try !ScratchDisk.remove(for: "box", registry: host.registry, environment: environment))
+    }
+
+    @Test func badSizesAndNamesAreRefusedAndNothingIsMade() throws {
+        let host = try TestHost()
+        var environment = host.environment
+        environment.dataDirectory = host.root + "/data"
+        for (size, message) in [("1M", "--scratch 1M is out of range: give 8M to 1T"), ("lots", "--scratch lots is not a size"),
+                                ("2T", "--scratch 2T is out of range")] {
+            do {
+                _ = try ScratchDisk.prepare(for: "box", size: size, environment: environment)
+                Issue.record("\(size) was taken")
+            } catch {
+                #expect(error.kind == .badInput && error.message.hasPrefix(message), "\(error.message)")
+            }
+        }
+        #expect(access(ScratchDisk.path(for: "box", in: environment), F_OK) != 0)
+        #expect(throws: HostError.self) { try ScratchDisk.prepare(for: "../box", size: "16M", environment: environment) }
+    }
+}
+
+@Suite struct WritableDisksTests {
+    @Test func aLongLivedVMsReadWriteDisksAreHashedAsItLeftThem() throws {
+        let folder = try AttachedDiskTests.Folder()
+        let ro = try AttachedDisk.open(DiskRequest(path: folder.path + "/good.img", name: "e"), policy: nil)
+        let rw = try AttachedDisk.open(DiskRequest(path: folder.path + "/allowed/ok.img", writable: true, name: "w"), policy: nil)
+        try WritableDisks.save([ro, rw], in: folder.path)
+        #expect(try String(contentsOfFile: folder.path + "/disks", encoding: .utf8)
+            == "8192\tw\t\(rw.identity)\t\(folder.path)/allowed/ok.img\n")
+        rw.close()
+        // The VM wrote to it.
+        let changed = [UInt8](repeating: 0x5a, count: 8192)
+        try Data(changed).write(to: URL(fileURLWithPath: folder.path + "/allowed/ok.img"))
+        var warnings: [String] = []
+        let states = WritableDisks.detachStates(vm: "v", in: folder.path) { warnings.append($0) }
+        #expect(states == [DiskState(vm: "v", name: "w", path: folder.path + "/allowed/ok.img", writable: true, size: 8192,
+                                     identity: rw.identity, sha256: MerkleHash(bytes: Array(SHA256.hash(data: changed))))])
+        #expect(warnings.isEmpty)
+        // A damaged line is said, not trusted.
+        try "garbage\n".write(toFile: folder.path + "/disks", atomically: true, encoding: .utf8)
+        #expect(WritableDisks.detachStates(vm: "v", in: folder.path) { warnings.append($0) }.isEmpty)
+        #expect(warnings.count == 1 && warnings[0].contains("has a damaged line"))
+    }
+
+    @Test func disksOpenInOrderRootImageFirstScratchLast() throws {
+        let folder = try AttachedDiskTests.Folder()
+        try Data(count: 4096).write(to: URL(fileURLWithPath: folder.path + "/scratch.ext4"))
+        let disks = try AttachedDisk.openAll(rootImage: folder.path + "/good.img", disks: [DiskRequest(path: folder.path + "/allowed/ok.img", name: "e")],
+                                             scratch: .scratch(folder.path + "/scratch.ext4"), policy: nil)
+        #expect(disks.map(\.request.name) == ["momin-root", "e", "momin-scratch"])
+        #expect(disks[0].attachDigest == nil && disks[1].attachDigest != nil)
+        #expect(AttachedDisk.commandLineWords(disks, overlaySize: "64m")
+            == ["momin.root=momin-root", "momin.disk=e:ro", "momin.disk=momin-scratch:scratch", "momin.overlay=64m"])
+        #expect(AttachedDisk.configurations(disks).map(\.readOnly) == [true, true, false])
+    }
+
+    @Test func aPathWithAControlCharacterIsRefused() throws {
+        let folder = try AttachedDiskTests.Folder()
+        let odd = folder.path + "/a\tb.img"
+        try Data(count: 512).write(to: URL(fileURLWithPath: odd))
+        #expect(AttachedDiskTests.refusal(DiskRequest(path: odd))?.message == "--disk \(odd): the path holds a control character; rename the file")
     }
 }

@@ -4,18 +4,21 @@ import POSIX
 /// A disk the host named, and how the guest is to mount it: `momin.disk=NAME:ro` puts it at
 /// /evidence/NAME, read-only as a forensic examiner would (`ro,noload,nodev,nosuid,noexec`:
 /// noload, so a dirty ext4 journal is never replayed onto evidence); `momin.disk=NAME:rw` at
-/// /disks/NAME (`nodev,nosuid`). The host sets the disk's virtio-blk serial (GET_ID, virtio 1.2
+/// /disks/NAME (`nodev,nosuid`); `momin.disk=NAME:scratch`, the VM's scratch disk (at most one),
+/// read-write at /scratch (`nodev,nosuid`). The host sets the disk's virtio-blk serial (GET_ID, virtio 1.2
 /// §5.2.6) to NAME; there is no udev in the guest, so the serial is read from sysfs.
 public struct DiskMount: Equatable, Sendable {
     public var name: String
     public var writable: Bool
+    public var isScratch = false
 
-    public init(name: String, writable: Bool) {
+    public init(name: String, writable: Bool, isScratch: Bool = false) {
         self.name = name
-        self.writable = writable
+        self.writable = writable || isScratch
+        self.isScratch = isScratch
     }
 
-    public var mountPoint: String { (writable ? "/disks/" : "/evidence/") + name }
+    public var mountPoint: String { isScratch ? "/scratch" : (writable ? "/disks/" : "/evidence/") + name }
 
     /// mount(2) flags and data for ext4.
     public var flags: UInt { writable ? UInt(MS_NODEV | MS_NOSUID) : UInt(MS_RDONLY | MS_NODEV | MS_NOSUID | MS_NOEXEC) }
@@ -41,13 +44,17 @@ public struct DiskMount: Equatable, Sendable {
         for word in words where word.hasPrefix("momin.disk=") {
             let value = word.dropFirst("momin.disk=".count)
             let parts = value.split(separator: ":", omittingEmptySubsequences: false)
-            guard parts.count == 2, isValidName(String(parts[0])), parts[1] == "ro" || parts[1] == "rw" else {
-                problems.append("\(word): expected momin.disk=NAME:ro or NAME:rw (NAME: 1 to 20 of A-Z a-z 0-9 . _ -)")
+            guard parts.count == 2, isValidName(String(parts[0])), ["ro", "rw", "scratch"].contains(parts[1]) else {
+                problems.append("\(word): expected momin.disk=NAME:ro, NAME:rw or NAME:scratch (NAME: 1 to 20 of A-Z a-z 0-9 . _ -)")
                 continue
             }
-            let mount = DiskMount(name: String(parts[0]), writable: parts[1] == "rw")
+            let mount = DiskMount(name: String(parts[0]), writable: parts[1] == "rw", isScratch: parts[1] == "scratch")
             if mounts.contains(where: { $0.name == mount.name }) {
                 problems.append("\(word): disk \(mount.name) is named twice; the first is kept")
+                continue
+            }
+            if mount.isScratch, mounts.contains(where: \.isScratch) {
+                problems.append("\(word): a second scratch disk; the first is kept")
                 continue
             }
             mounts.append(mount)

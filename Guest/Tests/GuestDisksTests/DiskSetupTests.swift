@@ -19,6 +19,14 @@ import Testing
         #expect(scratch.flags & UInt(MS_RDONLY) == 0 && scratch.flags & UInt(MS_NODEV) != 0 && scratch.flags & UInt(MS_NOSUID) != 0)
     }
 
+    @Test func theScratchDiskIsMountedReadWriteAtSlashScratchAndOnlyOnce() {
+        let (mounts, problems) = DiskMount.parse(commandLine: ["momin.disk=momin-scratch:scratch", "momin.disk=other:scratch"])
+        #expect(mounts == [DiskMount(name: "momin-scratch", writable: true, isScratch: true)])
+        #expect(problems == ["momin.disk=other:scratch: a second scratch disk; the first is kept"])
+        #expect(mounts.first?.mountPoint == "/scratch")
+        #expect(mounts.first?.flags == UInt(MS_NODEV | MS_NOSUID) && mounts.first?.data == "")
+    }
+
     @Test func malformedWordsAreSkippedWithAReason() {
         let words = ["momin.disk=", "momin.disk=a", "momin.disk=a:wo", "momin.disk=../x:ro", "momin.disk=-a:ro",
                      "momin.disk=\(String(repeating: "x", count: 21)):ro", "momin.disk=a:ro:rw", "momin.disk=a:ro", "momin.disk=a:rw"]
@@ -26,7 +34,7 @@ import Testing
         #expect(mounts == [DiskMount(name: "a", writable: false)])
         #expect(problems.count == words.count - 1)
         #expect(problems.last == "momin.disk=a:rw: disk a is named twice; the first is kept")
-        #expect(problems.first?.contains("expected momin.disk=NAME:ro or NAME:rw") == true)
+        #expect(problems.first?.contains("expected momin.disk=NAME:ro, NAME:rw or NAME:scratch") == true)
         #expect(DiskMount.isValidName(String(repeating: "x", count: 20)))
     }
 }

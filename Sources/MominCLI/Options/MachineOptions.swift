@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 import Host
 import MachineConfig
 
@@ -47,16 +48,34 @@ struct MachineOptions: ParsableArguments {
                                valueName: "SIZE"))
     var overlay: String?
 
+    @Option(help: ArgumentHelp("momin start only: give the VM a scratch disk of this size (512M, 4G), mounted at /scratch: a sparse ext4 file that outlives momin stop and is attached again at the next momin start of the same name (docs/disks.md, \"Scratch\").",
+                               valueName: "SIZE"))
+    var scratch: String?
+
     var jail: VMJail.Mode { noJail ? .unjailed : .jailed }
 
-    /// For the commands that do not attach disks yet: a `--disk` is refused, not ignored.
-    func refuseDisks(_ command: String) throws {
-        guard image == nil, overlay == nil else {
-            throw CLIError.usage("--image is not taken by momin \(command) yet, only by momin run (docs/disks.md, \"Not yet\")")
+    /// For the commands whose VM has no name to keep a scratch disk under: refused, not ignored.
+    func refuseScratch(_ command: String) throws {
+        guard let scratch else { return }
+        throw CLIError.usage("--scratch \(scratch): momin \(command) has no named VM to keep a scratch disk for; use momin start NAME --scratch SIZE")
+    }
+
+    /// How this command's disks reach the nested rig, should it go through one: the root image
+    /// and read-only disks as read-only QEMU drives at their paths (`Scripts/rig --drive`), a
+    /// store image's manifest and the store's names carried as files so that the name resolves
+    /// there too; read-write disks are files the command writes, which the rig would lose.
+    func rigDisks(_ requests: [DiskRequest]) throws -> (drives: [String], files: [String], written: [String]) {
+        var drives = requests.filter { !$0.writable }.map { Paths.absolute($0.path) }
+        let written = requests.filter(\.writable).map { Paths.absolute($0.path) }
+        var files: [String] = []
+        if let path = try rootImagePath() {
+            drives.insert(Paths.absolute(path), at: 0)
+            if let image, !image.contains("/") {
+                let store = imageStore(processEnvironment())
+                files = [store.namesPath, store.manifestPath(try store.resolve(image))].filter { access($0, F_OK) == 0 }
+            }
         }
-        guard disks.isEmpty else {
-            throw CLIError.usage("--disk is not taken by momin \(command) yet, only by momin run (docs/disks.md, \"Not yet\")")
-        }
+        return (drives, files, written)
     }
 
     /// `--image` as a file: a path (anything with a /) as it is, else the image store's name or
