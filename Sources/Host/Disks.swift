@@ -106,6 +106,12 @@ public struct DiskRequest: Equatable, Sendable {
         return request
     }
 
+    /// A rate asked for, held to a cap: the smaller of the two, or whichever there is.
+    static func capped(_ asked: UInt64?, by cap: UInt64?) -> UInt64? {
+        guard let cap else { return asked }
+        return min(asked ?? cap, cap)
+    }
+
     /// A serial holds 20 bytes (virtio 1.2 §5.2.6, GET_ID); the guest mounts by it.
     public static func isValidName(_ name: String) -> Bool {
         let bytes = Array(name.utf8)
@@ -179,9 +185,15 @@ public final class AttachedDisk: @unchecked Sendable {
         guard !path.utf8.contains(where: { $0 < 0x20 || $0 == 0x7f }) else {
             throw .badInput("\(option): the path holds a control character; rename the file")
         }
+        var request = request
         if let policy {
             let decision = policy.evaluate(.attachDisk(path: absolute, writable: request.writable), resolver: HostPaths())
             guard decision.verdict == .allow else { throw .badInput("\(option): refused by the policy: \(decision)") }
+            // The rule's caps bound what was asked for, and apply where nothing was.
+            if let rule = policy.diskRule(for: decision) {
+                request.bytesPerSecond = DiskRequest.capped(request.bytesPerSecond, by: rule.bytesPerSecond)
+                request.operationsPerSecond = DiskRequest.capped(request.operationsPerSecond, by: rule.operationsPerSecond)
+            }
         }
         // O_NOFOLLOW: the resolved path has no link left in its last component; one put
         // there since is refused, not followed.

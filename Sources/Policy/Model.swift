@@ -211,16 +211,30 @@ public struct ResourceRules: Sendable {
     public var diskList: RuleRef?
 }
 
-/// One entry of `resources.disks`: host paths (a glob over the resolved path) and whether
-/// they may be attached writable. A read-write rule allows read-only attachment too.
+/// One entry of `resources.disks`: host paths (a glob over the resolved path), whether they
+/// may be attached writable (a read-write rule allows read-only attachment too), and the most
+/// bytes and requests per second the device may serve such a disk (nil: no cap).
 public struct DiskRule: Sendable, Equatable {
     public var glob: Glob
     public var writable: Bool
+    public var bytesPerSecond: UInt64?
+    public var operationsPerSecond: UInt64?
     public var rule: RuleRef
 
-    public init(glob: Glob, writable: Bool, rule: RuleRef) {
+    public init(glob: Glob, writable: Bool, bytesPerSecond: UInt64? = nil, operationsPerSecond: UInt64? = nil, rule: RuleRef) {
         self.glob = glob
         self.writable = writable
+        self.bytesPerSecond = bytesPerSecond
+        self.operationsPerSecond = operationsPerSecond
         self.rule = rule
+    }
+}
+
+extension AgentPolicy {
+    /// The `resources.disks` rule an allowed `attachDisk` decision names: its rate caps apply
+    /// to the disk.
+    public func diskRule(for decision: Decision) -> DiskRule? {
+        guard decision.isAllowed else { return nil }
+        return resources.disks.first { $0.rule == decision.rule }
     }
 }

@@ -273,10 +273,21 @@ extension AgentPolicy {
             + Self.diskWidenings(resources.disks, parent.disks)
     }
 
-    /// Each disk glob within one of the parent's, rw only within an rw one.
+    /// Each disk glob within one of the parent's, rw only within an rw one, and no faster than
+    /// that rule's caps (a capped rate is not widened by leaving the cap out).
     private static func diskWidenings(_ rules: [DiskRule], _ parents: [DiskRule]) -> [Widening] {
-        rules.compactMap { rule in
-            if parents.contains(where: { rule.glob.isWithin($0.glob) && ($0.writable || !rule.writable) }) { return nil }
+        func within(_ cap: UInt64?, _ parentCap: UInt64?) -> Bool {
+            guard let parentCap else { return true }
+            return cap.map { $0 <= parentCap } ?? false
+        }
+        return rules.compactMap { rule in
+            let covering = parents.filter { rule.glob.isWithin($0.glob) && ($0.writable || !rule.writable) }
+            if covering.contains(where: { within(rule.bytesPerSecond, $0.bytesPerSecond) && within(rule.operationsPerSecond, $0.operationsPerSecond) }) {
+                return nil
+            }
+            if !covering.isEmpty {
+                return Widening(rule: rule.rule, reason: "disk path \(quoted(rule.glob.pattern)) may be read or written faster than the parent's resources.disks allow (bps, iops)")
+            }
             let mode = rule.writable && parents.contains(where: { rule.glob.isWithin($0.glob) }) ? " with mode rw" : ""
             return Widening(rule: rule.rule, reason: "disk path \(quoted(rule.glob.pattern)) is not within any of the parent's resources.disks\(mode)")
         }

@@ -299,12 +299,13 @@ struct PolicyBuilder {
         return resources
     }
 
-    /// `resources.disks`: a list of `{path: GLOB, mode: ro|rw}`, mode ro when left out.
+    /// `resources.disks`: a list of `{path: GLOB, mode: ro|rw, bps: N, iops: N}`, mode ro when
+    /// left out, the rates (caps on the device's token buckets) none.
     private func diskRules(_ node: SourceNode) throws(PolicyError) -> [DiskRule] {
         var rules: [DiskRule] = []
         for (index, item) in try sequence(node, "resources.disks").enumerated() {
             let field = "resources.disks[\(index)]"
-            let entries = try mapping(item, field, keys: ["path", "mode"])
+            let entries = try mapping(item, field, keys: ["path", "mode", "bps", "iops"])
             guard let path = entries["path"] else { throw fail(item, field, "a disk rule needs a path") }
             var writable = false
             if let mode = entries["mode"] {
@@ -314,7 +315,12 @@ struct PolicyBuilder {
                 case let other: throw fail(mode.node, field + ".mode", "expected ro or rw, found \(quoted(other))")
                 }
             }
+            func rate(_ key: String) throws(PolicyError) -> UInt64? {
+                guard let entry = entries[key] else { return nil }
+                return UInt64(try positive(entry.node, field + "." + key))
+            }
             rules.append(DiskRule(glob: try glob(path.node, field + ".path", kind: .path), writable: writable,
+                                  bytesPerSecond: try rate("bps"), operationsPerSecond: try rate("iops"),
                                   rule: RuleRef(field, line: item.line)))
         }
         return rules

@@ -276,6 +276,33 @@ import Testing
         #expect(AttachedDisk.configurations(disks).map(\.readOnly) == [true, true, false])
     }
 
+    @Test func thePolicysRateCapsBoundWhatWasAskedFor() throws {
+        let folder = try AttachedDiskTests.Folder()
+        let policy = try AgentPolicy.parse("""
+            version: 1
+            agent: t
+            resources:
+              disks:
+                - path: \(folder.path)/good.img
+                  bps: 65536
+                  iops: 50
+                - path: \(folder.path)/allowed/*
+            """, format: .yaml, file: "t.yaml")
+        let none = try AttachedDisk.open(DiskRequest(path: folder.path + "/good.img"), policy: policy)
+        #expect(none.request.bytesPerSecond == 65536 && none.request.operationsPerSecond == 50)
+        none.close()
+        var asked = DiskRequest(path: folder.path + "/good.img")
+        asked.bytesPerSecond = 1 << 30
+        asked.operationsPerSecond = 10
+        let faster = try AttachedDisk.open(asked, policy: policy)
+        #expect(faster.request.bytesPerSecond == 65536 && faster.request.operationsPerSecond == 10)
+        #expect(AttachedDisk.configurations([faster]).first?.bytesPerSecond?.perSecond == 65536)
+        faster.close()
+        // A rule without caps leaves the request as it is; no policy, likewise.
+        #expect(try AttachedDisk.open(DiskRequest(path: folder.path + "/allowed/ok.img"), policy: policy).request.bytesPerSecond == nil)
+        #expect(try AttachedDisk.open(asked, policy: nil).request.bytesPerSecond == 1 << 30)
+    }
+
     @Test func aPathWithAControlCharacterIsRefused() throws {
         let folder = try AttachedDiskTests.Folder()
         let odd = folder.path + "/a\tb.img"

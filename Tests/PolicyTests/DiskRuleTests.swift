@@ -103,4 +103,41 @@ import Testing
         #expect(try parse("version: 1\nagent: triage.a\n").widenings(over: Self.policy).isEmpty)
         #expect(try !Self.policy.widenings(over: parse("version: 1\nagent: root\nresources: {sub_agents: 1}\n")).isEmpty)
     }
+
+    static let capped: AgentPolicy = try! parse("""
+        version: 1
+        agent: examiner
+        resources:
+          disks:
+            - path: /srv/cases/**
+              bps: 1048576
+              iops: 100
+            - path: /srv/scratch/**
+              mode: rw
+        """)
+
+    @Test func aRuleMayCapTheDisksRates() throws {
+        let rules = Self.capped.resources.disks
+        #expect(rules.map(\.bytesPerSecond) == [1_048_576, nil] && rules.map(\.operationsPerSecond) == [100, nil])
+        let decision = Self.judge("/srv/cases/7/evidence.img", writable: false, Self.capped)
+        #expect(Self.capped.diskRule(for: decision) == rules[0])
+        #expect(Self.capped.diskRule(for: Self.judge("/etc/shadow", writable: false, Self.capped)) == nil)
+        for (value, message) in [("0", "must be at least 1, not 0"), ("-5", "must be at least 1, not -5"), ("fast", "expected a whole number")] {
+            let error = parseError("version: 1\nagent: a\nresources:\n  disks:\n    - path: /x\n      bps: \(value)\n")
+            #expect(error?.field == "resources.disks[0].bps", "\(value)")
+            #expect(error?.message.contains(message) == true, "\(value): \(String(describing: error))")
+        }
+    }
+
+    @Test func aChildMayNotReadFasterThanItsParentsCap() throws {
+        let child = { (rules: String) throws -> [Widening] in
+            try parse("version: 1\nagent: examiner.a\nresources:\n  disks:\n\(rules)").widenings(over: Self.capped)
+        }
+        #expect(try child("    - path: /srv/cases/7/*.img\n      bps: 4096\n      iops: 100\n").isEmpty)
+        let uncapped = try child("    - path: /srv/cases/7/*.img\n")
+        #expect(uncapped.first?.reason == #"disk path "/srv/cases/7/*.img" may be read or written faster than the parent's resources.disks allow (bps, iops)"#)
+        #expect(try child("    - path: /srv/cases/7/*.img\n      bps: 1048576\n      iops: 101\n").count == 1)
+        // Under a rule with no caps, a child's caps are its own business.
+        #expect(try child("    - path: /srv/scratch/x.img\n      mode: rw\n      bps: 9999999\n").isEmpty)
+    }
 }
