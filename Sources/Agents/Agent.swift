@@ -7,16 +7,19 @@ public final class Agent: @unchecked Sendable {
     public let name: String
     public let parent: String?
     public let session: GovernedSession
+    /// The named disks its VM holds, which it may pass on read-only to its sub-agents.
+    public let disks: [HeldDisk]
     public var policy: AgentPolicy? { session.policy }
     var listener: HandsListener?
     /// Guarded by the tree's monitor.
     var outcome: ChildOutcome?
     var stopping: String?
 
-    public init(name: String, parent: String?, session: GovernedSession) {
+    public init(name: String, parent: String?, session: GovernedSession, disks: [HeldDisk] = []) {
         self.name = name
         self.parent = parent
         self.session = session
+        self.disks = disks
     }
 
     /// 1 for a top-level VM, 2 for its sub-agents, ...

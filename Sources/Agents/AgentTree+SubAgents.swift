@@ -12,10 +12,12 @@ extension AgentTree {
                       "memory-mib=\(request.memoryMiB)"]
         fields += request.argv.enumerated().map { "argv[\($0.offset)]=\(Self.escaped(Array($0.element.utf8)))" }
         fields += request.env.enumerated().map { "env[\($0.offset)]=\(Self.escaped(Array($0.element.utf8)))" }
+        fields += request.disks.enumerated().map { "disk[\($0.offset)]=\($0.element)" }
         var child: AgentPolicy?
+        var disks: [HeldDisk] = []
         let id = try parent.session.admit(.spawn, tool: "spawn", arguments: Self.text(fields)) {
             switch self.check(request, name: name, parent: parent) {
-            case .allowed(let policy):
+            case .allowed(let policy, let passed):
                 // Last: joining the tree's budget is the one step with an effect.
                 do throws(GatewayError) {
                     if let budget = self.budget, let why = try budget.join(name, parent: parent.name, limits: policy.limits) {
@@ -25,14 +27,16 @@ extension AgentTree {
                     return Decision.refused(RuleRef("spawn", line: nil), because: "the tree's budget cannot be read: \(error)")
                 }
                 child = policy
+                disks = passed
                 return nil
             case .refused(let refusal): return refusal
             }
         }
         guard let child else { preconditionFailure("a spawn was admitted without its checked policy") }
-        let plan = SpawnPlan(name: name, parent: parent.name, policy: child, policySource: request.policy,
+        var plan = SpawnPlan(name: name, parent: parent.name, policy: child, policySource: request.policy,
                              vcpus: Int(request.vcpus), memoryMiB: Int(request.memoryMiB), argv: request.argv, env: request.env,
                              limits: budget?.session(name, limits: child.limits))
+        plan.disks = disks
         var result = ResultHasher()
         result.add(stream: 1, Array(name.utf8))
         // Counted while it boots, so that a shut-down does not leave it behind.
@@ -59,14 +63,14 @@ extension AgentTree {
             try parent.session.finish(id, status: -1, result: result, countsAsOutput: false)
             return .failed(.failed, "sub-agent \(name): the run is ending")
         }
-        let agent = Agent(name: name, parent: parent.name, session: booted.gateway.session)
+        let agent = Agent(name: name, parent: parent.name, session: booted.gateway.session, disks: disks)
         do { try add(agent, handsSocket: booted.handsSocket) } catch {
             launcher.halt(name, reason: "its hands socket failed: \(error)")
             try parent.session.finish(id, status: -1, result: result, countsAsOutput: false)
             return .failed(.failed, "sub-agent \(name): \(error)")
         }
         let gateway = booted.gateway
-        do { try POSIXThread.detach(name: "agent-run") { [self] in run(plan, in: agent, gateway: gateway) } } catch {
+        do { try POSIXThread.detach(name: "agent-run") { [self, plan] in run(plan, in: agent, gateway: gateway) } } catch {
             stopSubtree(name, reason: "its command could not start: \(error)")
             try parent.session.finish(id, status: -1, result: result, countsAsOutput: false)
             return .failed(.failed, "sub-agent \(name): \(error)")
@@ -120,11 +124,41 @@ extension AgentTree {
         if request.memoryMiB < 1 || Int(request.memoryMiB) > policy.resources.memoryMiB {
             return refuse("--memory \(request.memoryMiB) MiB is outside 1 and the sub-agent policy's resources.memory_mib (\(policy.resources.memoryMiB))")
         }
-        return .allowed(policy)
+        let passed = passedDisks(request.disks, from: parent, childPolicy: policy)
+        if let refusal = passed.refusal { return .refused(refusal) }
+        return .allowed(policy, disks: passed.disks)
+    }
+
+    /// The parent's disks a spawn names, each passed on read-only: a name the parent holds,
+    /// once; never a read-write one (a read-write disk is one VM's at a time); and, the root
+    /// image aside (the operator's choice, like the kernel), one the child's own policy allows
+    /// attaching (`resources.disks`), judged on the host's paths.
+    func passedDisks(_ names: [String], from parent: Agent, childPolicy: AgentPolicy) -> (disks: [HeldDisk], refusal: Decision?) {
+        let rule = RuleRef("spawn", line: nil)
+        func refuse(_ why: String) -> ([HeldDisk], Decision?) { ([], Decision.refused(rule, because: why)) }
+        guard names.count <= SpawnRequest.maxDisks else { return refuse("a sub-agent may be given at most \(SpawnRequest.maxDisks) disks") }
+        var passed: [HeldDisk] = []
+        for name in names {
+            guard !passed.contains(where: { $0.name == name }) else { return refuse("disk \(name) is named twice") }
+            guard var disk = parent.disks.first(where: { $0.name == name }) else {
+                return refuse("disk \(name): \(parent.name) holds no disk of that name (it holds: \(parent.disks.map(\.name).joined(separator: ", ")))")
+            }
+            guard !disk.writable else {
+                return refuse("disk \(name) is read-write in \(parent.name): a read-write disk is one VM's at a time")
+            }
+            if !disk.isRoot {
+                guard let paths = diskPaths else { return refuse("disk \(name): this host passes no disks to sub-agents") }
+                let decision = childPolicy.evaluate(.attachDisk(path: disk.path, writable: false), resolver: paths)
+                guard decision.isAllowed else { return ([], decision) }
+            }
+            disk.writable = false
+            passed.append(disk)
+        }
+        return (passed, nil)
     }
 
     enum Checked {
-        case allowed(AgentPolicy)
+        case allowed(AgentPolicy, disks: [HeldDisk])
         case refused(Decision)
     }
 

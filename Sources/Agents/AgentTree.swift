@@ -3,6 +3,7 @@ import Crypto
 import Doors
 import Gateway
 import Merkle
+import Policy
 import POSIX
 
 /// The agents of one `momin run`: the root VM and the sub-agents started from inside it, and
@@ -27,6 +28,9 @@ public final class AgentTree: @unchecked Sendable {
     let launcher: any SubAgentLauncher
     /// The tree's one budget: a sub-agent joins it at spawn, under its parent.
     let budget: TreeLimits?
+    /// How the host resolves its own paths, for judging the disks a spawn passes on by the
+    /// child's policy; nil: this host passes no disks to sub-agents.
+    public var diskPaths: (any PathResolver & Sendable)?
 
     public init(store: BucketStore?, launcher: any SubAgentLauncher, requestIDs: RequestNumbers, budget: TreeLimits? = nil) {
         self.store = store

@@ -14,6 +14,9 @@ public struct SpawnPlan: Sendable {
     public let env: [String]
     /// The sub-agent's limits in its tree's budget; nil: its own, counted alone.
     public let limits: AgentLimits?
+    /// Its parent's disks it is to have, each read-only; the root image, if one is here, is
+    /// what it boots on.
+    public var disks: [HeldDisk] = []
 }
 
 /// Why a sub-agent's VM did not come up.

@@ -44,7 +44,8 @@ public enum HandsCallKind: UInt8, CaseIterable, Sendable {
 }
 
 /// A sub-agent to start: its name under the caller (`NAME` of `hands spawn --name NAME`), its
-/// policy file's bytes and format, its machine, and the command it runs.
+/// policy file's bytes and format, its machine, the caller's disks it is to have (by name,
+/// read-only; `momin-root`: boot on the caller's root image), and the command it runs.
 public struct SpawnRequest: Hashable, Sendable {
     public var name: String
     public var policy: [UInt8]
@@ -54,9 +55,13 @@ public struct SpawnRequest: Hashable, Sendable {
     public var memoryMiB: UInt32
     public var argv: [String]
     public var env: [String]
+    public var disks: [String]
+
+    /// The most disks a spawn may name (a VM has at most 8).
+    public static let maxDisks = 8
 
     public init(name: String, policy: [UInt8], policyFormat: String, vcpus: UInt32, memoryMiB: UInt32,
-                argv: [String], env: [String] = []) {
+                argv: [String], env: [String] = [], disks: [String] = []) {
         self.name = name
         self.policy = policy
         self.policyFormat = policyFormat
@@ -64,6 +69,7 @@ public struct SpawnRequest: Hashable, Sendable {
         self.memoryMiB = memoryMiB
         self.argv = argv
         self.env = env
+        self.disks = disks
     }
 }
 
@@ -243,6 +249,10 @@ public enum HandsCallCodec {
             let format = try f.name()
             let vcpus = try f.number()
             let memory = try f.number()
+            let diskCount = Int(try f.number())
+            guard diskCount <= SpawnRequest.maxDisks else { throw .malformed(kind, "more than \(SpawnRequest.maxDisks) disks") }
+            var disks: [String] = []
+            for _ in 0..<diskCount { disks.append(try f.name()) }
             let argc = Int(try f.number())
             guard argc >= 1, argc <= DoorsLimits.maxArguments else { throw .malformed(kind, "argv must have 1 to \(DoorsLimits.maxArguments) entries, not \(argc)") }
             var argv: [String] = []
@@ -250,7 +260,8 @@ public enum HandsCallCodec {
             var env: [String] = []
             while !f.isAtEnd { env.append(try f.text(max: DoorsLimits.maxArgumentLength)) }
             guard env.count <= DoorsLimits.maxEnvironment else { throw .malformed(kind, "more than \(DoorsLimits.maxEnvironment) environment entries") }
-            call = .spawn(SpawnRequest(name: name, policy: policy, policyFormat: format, vcpus: vcpus, memoryMiB: memory, argv: argv, env: env))
+            call = .spawn(SpawnRequest(name: name, policy: policy, policyFormat: format, vcpus: vcpus, memoryMiB: memory, argv: argv, env: env,
+                                       disks: disks))
         case .wait: call = .wait(agent: try f.name(), timeoutMilliseconds: try f.number())
         case .stop: call = .stop(agent: try f.name())
         case .whoami: call = .whoami
@@ -291,7 +302,8 @@ public enum HandsCallCodec {
         case .doorReceive(let door, let timeout): [Array(door.utf8), le(timeout)]
         case .spawn(let request):
             [Array(request.name.utf8), request.policy, Array(request.policyFormat.utf8), le(request.vcpus), le(request.memoryMiB),
-             le(UInt32(request.argv.count))] + request.argv.map { Array($0.utf8) } + request.env.map { Array($0.utf8) }
+             le(UInt32(request.disks.count))] + request.disks.map { Array($0.utf8) }
+                + [le(UInt32(request.argv.count))] + request.argv.map { Array($0.utf8) } + request.env.map { Array($0.utf8) }
         case .wait(let agent, let timeout): [Array(agent.utf8), le(timeout)]
         case .stop(let agent): [Array(agent.utf8)]
         case .whoami: []

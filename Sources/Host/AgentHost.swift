@@ -33,7 +33,7 @@ public enum AgentHost {
         let tree: AgentTree
         do {
             tree = try AgentTreeHost.start(wiring, session: session, store: store, log: log, requestIDs: requestIDs,
-                                           budget: governance.budget)
+                                           budget: governance.budget, disks: VMDisks.held(vm: name, in: dir, warn: environment.warn))
         } catch {
             throw .failed("VM \(name): cannot serve hands calls: \(error)")
         }

@@ -32,12 +32,14 @@ public enum AgentTreeHost {
 
     /// Starts serving: the tree, its root added and listening. Stop it with
     /// `shutDown(root:reason:)`, which stops every sub-agent first.
+    /// `disks` are the root VM's named disks, which its sub-agents may be given read-only.
     public static func start(_ wiring: Wiring, session: GovernedSession, store: BucketStore?, log: (any AuditSink)?,
-                             requestIDs: RequestNumbers, budget: TreeLimits?) throws(AgentError) -> AgentTree {
+                             requestIDs: RequestNumbers, budget: TreeLimits?, disks: [HeldDisk] = []) throws(AgentError) -> AgentTree {
         let launcher = SubAgentVMs(registry: wiring.registry, environment: wiring.environment, base: wiring.base,
                                    jail: wiring.jail, log: log, requestIDs: requestIDs)
         let tree = AgentTree(store: store, launcher: launcher, requestIDs: requestIDs, budget: budget)
-        try tree.addRoot(Agent(name: wiring.root, parent: nil, session: session),
+        tree.diskPaths = HostPaths()
+        try tree.addRoot(Agent(name: wiring.root, parent: nil, session: session, disks: disks),
                          handsSocket: wiring.registry.handsSocket(wiring.root))
         return tree
     }

@@ -1,3 +1,4 @@
+import Agents
 import Audit
 import Crypto
 import Glibc
@@ -140,7 +141,7 @@ public struct DiskRequest: Equatable, Sendable {
 
 /// The host's own file system as the policy's resolver: realpath(3). Disks exist before they
 /// are attached, so a path that does not resolve is refused.
-public struct HostPaths: PathResolver {
+public struct HostPaths: PathResolver, Sendable {
     public init() {}
 
     public func canonicalPath(_ path: String, followFinalSymlink: Bool) -> String? {
@@ -315,41 +316,67 @@ extension AttachedDisk {
     }
 }
 
-/// The read-write disks of a long-lived VM (`momin start`), kept in its registry directory
-/// (`disks`: one line each, `SIZE<tab>NAME<tab>IDENTITY<tab>PATH`), so that `momin stop` can log
-/// each as the VM left it, as a run does at its end.
-public enum WritableDisks {
+extension AttachedDisk {
+    /// The disk as an agent tree knows it, which a sub-agent may be given by name; nil for an
+    /// unnamed one.
+    public var held: HeldDisk? {
+        request.name.map { HeldDisk(name: $0, path: path, writable: request.writable, isRoot: request.isRoot) }
+    }
+}
+
+/// The disks of a long-lived VM (`momin start`), kept in its registry directory (`disks`: one
+/// line each, `MODE<tab>SIZE<tab>NAME<tab>IDENTITY<tab>PATH`, MODE `root`, `ro` or `rw`), so that
+/// its agent host can pass them on to sub-agents and `momin stop` can log each read-write one as
+/// the VM left it, as a run does at its end.
+public enum VMDisks {
     static func file(_ directory: String) -> String { directory + "/disks" }
 
     public static func save(_ disks: [AttachedDisk], in directory: String) throws(HostError) {
-        let lines = disks.filter(\.request.writable).map { "\($0.size)\t\($0.request.name ?? "")\t\($0.identity)\t\($0.path)\n" }
+        let lines = disks.map { disk in
+            let mode = disk.request.isRoot ? "root" : disk.request.writable ? "rw" : "ro"
+            return "\(mode)\t\(disk.size)\t\(disk.request.name ?? "")\t\(disk.identity)\t\(disk.path)\n"
+        }
         guard !lines.isEmpty else { return }
         try SmallFiles.write(file(directory), lines.joined())
+    }
+
+    /// Each line's fields; a damaged line is said through `warn` and left out.
+    static func entries(vm: String, in directory: String, warn: (String) -> Void)
+        -> [(mode: String, size: UInt64, name: String, identity: String, path: String)]
+    {
+        guard let text = SmallFiles.read(file(directory)) else { return [] }
+        return text.split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: "\t", maxSplits: 4, omittingEmptySubsequences: false).map(String.init)
+            guard fields.count == 5, ["root", "ro", "rw"].contains(fields[0]), let size = UInt64(fields[1]) else {
+                warn("VM \(vm): \(file(directory)) has a damaged line; that disk is left out")
+                return nil
+            }
+            return (fields[0], size, fields[2], fields[3], fields[4])
+        }
+    }
+
+    /// The named disks the VM holds, for its agent tree.
+    public static func held(vm: String, in directory: String, warn: (String) -> Void) -> [HeldDisk] {
+        entries(vm: vm, in: directory, warn: warn).compactMap { entry in
+            entry.name.isEmpty ? nil : HeldDisk(name: entry.name, path: entry.path, writable: entry.mode == "rw", isRoot: entry.mode == "root")
+        }
     }
 
     /// The detach records of VM `vm`'s read-write disks, each hashed now (its VMM has ended);
     /// a disk that cannot be read is recorded without a digest, and `warn` says why.
     public static func detachStates(vm: String, in directory: String, digestLimit: UInt64 = AttachedDisk.digestLimit,
                                     warn: (String) -> Void) -> [DiskState] {
-        guard let text = SmallFiles.read(file(directory)) else { return [] }
-        var states: [DiskState] = []
-        for line in text.split(separator: "\n") {
-            let fields = line.split(separator: "\t", maxSplits: 3, omittingEmptySubsequences: false).map(String.init)
-            guard fields.count == 4, let size = UInt64(fields[0]) else {
-                warn("VM \(vm): \(file(directory)) has a damaged line; that disk's detach is not logged")
-                continue
-            }
+        entries(vm: vm, in: directory, warn: warn).filter { $0.mode == "rw" }.map { disk in
             var digest: MerkleHash?
-            if size <= digestLimit {
-                let fd = Glibc.open(fields[3], O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY)
-                if fd < 0 { warn("VM \(vm): disk \(fields[3]): \(describeErrno()); its detach is logged without a digest") } else {
-                    do { digest = try AttachedDisk.sha256(fd: fd, size: size, path: fields[3]) } catch { warn("VM \(vm): \(error)") }
+            if disk.size <= digestLimit {
+                let fd = Glibc.open(disk.path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY)
+                if fd < 0 { warn("VM \(vm): disk \(disk.path): \(describeErrno()); its detach is logged without a digest") } else {
+                    do { digest = try AttachedDisk.sha256(fd: fd, size: disk.size, path: disk.path) } catch { warn("VM \(vm): \(error)") }
                     Glibc.close(fd)
                 }
             }
-            states.append(DiskState(vm: vm, name: fields[1], path: fields[3], writable: true, size: size, identity: fields[2], sha256: digest))
+            return DiskState(vm: vm, name: disk.name, path: disk.path, writable: true, size: disk.size, identity: disk.identity, sha256: digest)
         }
-        return states
     }
 }
 

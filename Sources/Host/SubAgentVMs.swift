@@ -49,6 +49,16 @@ public final class SubAgentVMs: SubAgentLauncher, @unchecked Sendable {
         launch.budget = HostResources.budget(plan.policy, config)
         launch.jail = jail
         let hosted: HostedVM
+        // The parent's disks it was given, opened again here read-only, and judged again by its
+        // own policy on the host's paths (the root image aside, as for any VM).
+        let image = plan.disks.first(where: \.isRoot)
+        let disks: [AttachedDisk]
+        do {
+            disks = try AttachedDisk.openAll(rootImage: image?.path,
+                                             disks: plan.disks.filter { !$0.isRoot }.map { DiskRequest(path: $0.path, name: $0.name) },
+                                             scratch: nil, policy: plan.policy)
+        } catch { throw .failed(error.message) }
+        launch.disks = disks
         state.withLock { _ = $0.launching.insert(plan.name) }
         do {
             hosted = try HostedVM.launch(launch, config: config, registry: registry, environment: environment)
@@ -56,6 +66,8 @@ public final class SubAgentVMs: SubAgentLauncher, @unchecked Sendable {
             forgetLaunch(plan.name)
             throw error.kind == .noRoom ? .noRoom(error.message) : .failed(error.message)
         }
+        // Its VMM holds them (and their shared locks) now.
+        for disk in disks { disk.close() }
         let cancelled = state.withLock { state in
             state.launching.remove(plan.name)
             state.running[plan.name] = hosted
@@ -77,6 +89,7 @@ public final class SubAgentVMs: SubAgentLauncher, @unchecked Sendable {
         do throws(GatewayError) {
             try gateway.record(policy.loadEvent)
             try gateway.record(Lifecycle.vmStart(vm: plan.name))
+            for disk in disks { try gateway.record(.diskAttach(disk.state(vm: plan.name, digest: disk.attachDigest))) }
         } catch {
             _ = stop(plan.name)
             throw .failed(error.description)

@@ -87,7 +87,7 @@ public struct VMControl: Sendable {
             // bucket store before the VM's state goes.
             AgentHost.awaitExit(in: registry.directory(name))
             if governance?.log != nil {
-                detached = WritableDisks.detachStates(vm: name, in: registry.directory(name), warn: environment.warn)
+                detached = VMDisks.detachStates(vm: name, in: registry.directory(name), warn: environment.warn)
             }
             free(name)
         }

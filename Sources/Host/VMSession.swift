@@ -116,7 +116,7 @@ public enum VMSession {
                                                   jail: options.jail)
                 do {
                     tree = try AgentTreeHost.start(wiring, session: through.session, store: agents.store, log: log,
-                                                   requestIDs: requestIDs, budget: budget)
+                                                   requestIDs: requestIDs, budget: budget, disks: disks.compactMap(\.held))
                 } catch { throw .limitState("cannot serve the VM's hands calls: \(error)") }
             }
             result = .success(try body(through))

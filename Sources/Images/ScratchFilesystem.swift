@@ -39,7 +39,7 @@ public enum ScratchFilesystem {
         }
         guard result.succeeded else {
             unlink(path)
-            throw .failed("mke2fs \(result.statusText) making the scratch disk \(path): \(result.lastLines.last(where: { !$0.isEmpty }) ?? "no output")")
+            throw .failed("\(mke2fs) \(result.statusText) making the scratch disk \(path): \(result.lastLines.last(where: { !$0.isEmpty }) ?? "no output")")
         }
     }
 }

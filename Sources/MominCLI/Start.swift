@@ -51,7 +51,7 @@ struct Start: ParsableCommand {
                 // load is logged now, so a log that cannot be written fails the start before boot.
                 try VMGovernance.save(governed, in: dir)
                 try HostSettings.save(settings, in: dir)
-                try WritableDisks.save(attached, in: dir)  // for momin stop to log as the VM left them
+                try VMDisks.save(attached, in: dir)  // for its agent host, and momin stop's log
                 do { try governed.log?.append(batch: loaded.map { [.lifecycle($0.loadEvent)] } ?? []) } catch {
                     throw .badInput("audit log: \(error)")
                 }

@@ -142,7 +142,7 @@ import Testing
         /// Lets `count` held sub-agent commands answer.
         func release(_ count: Int = 1) { for _ in 0..<count { hold.signal() } }
 
-        init(parentPolicy: String = AgentTreeTests.parentPolicy) throws {
+        init(parentPolicy: String = AgentTreeTests.parentPolicy, disks: [HeldDisk] = []) throws {
             var template = Array("/tmp/agents-test.XXXXXX".utf8CString)
             directory = String(cString: mkdtemp(&template)!)
             log = try AuditLog(path: directory + "/audit.db")
@@ -154,9 +154,11 @@ import Testing
             let policy = try AgentPolicy.parse(parentPolicy, format: .yaml, file: "boss.yaml")
             budget = TreeLimits.inMemory(root: "boss", limits: policy.limits)
             tree = AgentTree(store: store, launcher: launcher, requestIDs: ids, budget: budget)
+            tree.diskPaths = AsWritten()
             root = Agent(name: "boss", parent: nil,
                          session: GovernedSession(agent: "boss", policy: policy, log: log, resolver: AsWritten(),
-                                                  limits: budget.session("boss", limits: policy.limits), requestIDs: ids))
+                                                  limits: budget.session("boss", limits: policy.limits), requestIDs: ids),
+                         disks: disks)
             try tree.addRoot(root, handsSocket: HandsSocketPlace(path: directory + "/boss.hands", staging: directory))
         }
 
@@ -169,9 +171,9 @@ import Testing
         }
 
         func spawn(_ name: String, policy: String = AgentTreeTests.childPolicy, by caller: String = "boss",
-                   vcpus: UInt32 = 1, memory: UInt32 = 256) -> HandsReply {
+                   vcpus: UInt32 = 1, memory: UInt32 = 256, disks: [String] = []) -> HandsReply {
             tree.handle(.spawn(SpawnRequest(name: name, policy: Array(policy.utf8), policyFormat: "yaml", vcpus: vcpus,
-                                            memoryMiB: memory, argv: ["/bin/analyse", name])), from: caller)
+                                            memoryMiB: memory, argv: ["/bin/analyse", name], disks: disks)), from: caller)
         }
 
         func events() throws -> [AuditEvent] {
@@ -198,7 +200,7 @@ import Testing
         }
     }
 
-    struct AsWritten: PathResolver {
+    struct AsWritten: PathResolver, Sendable {
         func canonicalPath(_ path: String, followFinalSymlink: Bool) -> String? { path }
     }
 
@@ -235,6 +237,44 @@ import Testing
         #expect(fixture.launcher.booted.isEmpty)
         let denials = try fixture.decisions(tool: "spawn")
         #expect(denials.count == 2 && denials.allSatisfy { $0.verdict == .deny })
+    }
+
+    /// A sub-agent may be given its parent's named disks, each read-only, if its own policy
+    /// allows attaching them; never a read-write one, nor one the parent does not hold.
+    @Test func aSubAgentGetsOnlyItsParentsReadOnlyDisksThatItsPolicyAllows() throws {
+        let disksRule = "resources: { vcpus: 4, memory_mib: 2048, sub_agents: 2, disks: [{path: /srv/cases/**}, {path: /srv/scratch/**, mode: rw}] }"
+        let parent = Self.parentPolicy.replacingOccurrences(of: "resources: { vcpus: 4, memory_mib: 2048, sub_agents: 2 }", with: disksRule)
+        let held = [HeldDisk(name: "momin-root", path: "/srv/images/debian.ext4", writable: false, isRoot: true),
+                    HeldDisk(name: "case1", path: "/srv/cases/7/evidence.img", writable: false),
+                    HeldDisk(name: "notes", path: "/srv/scratch/notes.img", writable: true),
+                    HeldDisk(name: "other", path: "/srv/other/x.img", writable: false)]
+        let fixture = try Fixture(parentPolicy: parent, disks: held)
+        let child = Self.childPolicy.replacingOccurrences(of: "resources: { vcpus: 1, memory_mib: 256 }",
+                                                          with: "resources: { vcpus: 1, memory_mib: 256, disks: [{path: /srv/cases/7/*}] }")
+        #expect(fixture.spawn("a", policy: child, disks: ["case1", "momin-root"]) == .ok(fields: ["boss.a"], data: []))
+        let plan = try #require(fixture.launcher.booted.first)
+        #expect(plan.disks == [held[1], held[0]])
+        #expect(fixture.tree.agent("boss.a")?.disks == [held[1], held[0]])
+
+        let refusals: [(String, [String], String)] = [
+            ("b", ["notes"], "disk notes is read-write in boss: a read-write disk is one VM's at a time"),
+            ("c", ["nope"], "disk nope: boss holds no disk of that name (it holds: momin-root, case1, notes, other)"),
+            ("d", ["case1", "case1"], "disk case1 is named twice"),
+        ]
+        for (name, disks, message) in refusals {
+            let (code, text) = try #require(failure(fixture.spawn(name, policy: child, disks: disks)))
+            #expect(code == .denied && text.contains(message), "\(text)")
+        }
+        // The child's own policy must allow the file: its rule covers /srv/cases/7 only, and a
+        // policy without disks allows none (the root image is not the policy's to judge).
+        let (code, text) = try #require(failure(fixture.spawn("e", policy: child, disks: ["other"])))
+        #expect(code == .denied && text.contains("/srv/other/x.img is not within any of resources.disks"), "\(text)")
+        let (code2, text2) = try #require(failure(fixture.spawn("f", disks: ["case1"])))
+        #expect(code2 == .denied && text2.contains("the policy allows no disks"), "\(text2)")
+        #expect(fixture.spawn("g", disks: ["momin-root"]) == .ok(fields: ["boss.g"], data: []))
+        #expect(fixture.launcher.booted.count == 2)
+        let spawns = try fixture.decisions(tool: "spawn")
+        #expect(spawns.map(\.verdict) == [.allow, .deny, .deny, .deny, .deny, .deny, .allow])
     }
 
     @Test func aParentWithoutSubAgentsCannotSpawnAndBadRequestsAreRefused() throws {

@@ -1,3 +1,4 @@
+import Agents
 import Audit
 import Crypto
 import Foundation
@@ -241,26 +242,29 @@ import Testing
     }
 }
 
-@Suite struct WritableDisksTests {
+@Suite struct VMDisksTests {
     @Test func aLongLivedVMsReadWriteDisksAreHashedAsItLeftThem() throws {
         let folder = try AttachedDiskTests.Folder()
         let ro = try AttachedDisk.open(DiskRequest(path: folder.path + "/good.img", name: "e"), policy: nil)
         let rw = try AttachedDisk.open(DiskRequest(path: folder.path + "/allowed/ok.img", writable: true, name: "w"), policy: nil)
-        try WritableDisks.save([ro, rw], in: folder.path)
+        try VMDisks.save([ro, rw], in: folder.path)
         #expect(try String(contentsOfFile: folder.path + "/disks", encoding: .utf8)
-            == "8192\tw\t\(rw.identity)\t\(folder.path)/allowed/ok.img\n")
+            == "ro\t8192\te\t\(ro.identity)\t\(folder.path)/good.img\nrw\t8192\tw\t\(rw.identity)\t\(folder.path)/allowed/ok.img\n")
+        // Its agent host passes the named ones on to sub-agents.
+        #expect(VMDisks.held(vm: "v", in: folder.path) { _ in } == [HeldDisk(name: "e", path: folder.path + "/good.img", writable: false),
+                                                                   HeldDisk(name: "w", path: folder.path + "/allowed/ok.img", writable: true)])
         rw.close()
         // The VM wrote to it.
         let changed = [UInt8](repeating: 0x5a, count: 8192)
         try Data(changed).write(to: URL(fileURLWithPath: folder.path + "/allowed/ok.img"))
         var warnings: [String] = []
-        let states = WritableDisks.detachStates(vm: "v", in: folder.path) { warnings.append($0) }
+        let states = VMDisks.detachStates(vm: "v", in: folder.path) { warnings.append($0) }
         #expect(states == [DiskState(vm: "v", name: "w", path: folder.path + "/allowed/ok.img", writable: true, size: 8192,
                                      identity: rw.identity, sha256: MerkleHash(bytes: Array(SHA256.hash(data: changed))))])
         #expect(warnings.isEmpty)
         // A damaged line is said, not trusted.
         try "garbage\n".write(toFile: folder.path + "/disks", atomically: true, encoding: .utf8)
-        #expect(WritableDisks.detachStates(vm: "v", in: folder.path) { warnings.append($0) }.isEmpty)
+        #expect(VMDisks.detachStates(vm: "v", in: folder.path) { warnings.append($0) }.isEmpty)
         #expect(warnings.count == 1 && warnings[0].contains("has a damaged line"))
     }
 

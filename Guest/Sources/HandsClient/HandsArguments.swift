@@ -86,7 +86,7 @@ public enum HandsArguments {
                hands door send DOOR TO [MESSAGE] [--timeout SECONDS]
                hands door recv DOOR [--timeout SECONDS] [--from]
                hands spawn --name NAME --policy FILE [--vcpus N] [--memory MIB]
-                           [--env NAME=VALUE]... -- CMD [ARGS...]
+                           [--env NAME=VALUE]... [--disk NAME]... [--image] -- CMD [ARGS...]
                hands wait NAME [--timeout SECONDS]
                hands stop NAME
                hands whoami
@@ -94,13 +94,16 @@ public enum HandsArguments {
         VALUE and MESSAGE are read from standard input when omitted or "-" (at most
         \(HandsCallProtocol.maxData) bytes). door send and door recv wait 30 seconds by default;
         wait waits as long as the child runs unless --timeout says otherwise. A policy FILE is
-        JSON when its name ends in .json, else YAML. Calls go to momin-init at $HANDS_SOCKET
+        JSON when its name ends in .json, else YAML. --disk gives the sub-agent one of this
+        VM's named disks, read-only; --image boots it on this VM's root image. Calls go to momin-init at $HANDS_SOCKET
         (default /run/momin/hands.sock), which relays them to the host.
         """
 
     /// door send and door recv without --timeout.
     public static let defaultDoorTimeoutMilliseconds: UInt32 = 30_000
     public static let defaultVCPUs: UInt32 = 1
+    /// The disk name that means the caller's root image (the host's `DiskRequest.rootSerial`).
+    static let rootDisk = "momin-root"
     public static let defaultMemoryMiB: UInt32 = 256
 
     /// The command `arguments` (without the program name) ask for; VALUE, MESSAGE and the
@@ -191,7 +194,7 @@ public enum HandsArguments {
 
     private static func spawn(_ arguments: ArraySlice<String>, input: HandsInput) throws(HandsClientError) -> HandsCommand {
         let scanned = try scan(arguments, command: "spawn", values: ["--name", "--policy", "--vcpus", "--memory"],
-                               repeated: ["--env"], commandFollows: true)
+                               repeated: ["--env", "--disk"], flags: ["--image"], commandFollows: true)
         if scanned.help { return .help }
         guard let agent = scanned.value("--name") else { throw .usage("spawn needs --name NAME") }
         guard let policyPath = scanned.value("--policy") else { throw .usage("spawn needs --policy FILE") }
@@ -208,9 +211,13 @@ public enum HandsArguments {
         guard policy.count <= HandsCallProtocol.maxData else {
             throw .unsendable("policy \(policyPath) is over the \(HandsCallProtocol.maxData)-byte limit")
         }
+        var disks: [String] = []
+        for disk in scanned.repeated["--disk", default: []] { disks.append(try name(disk, "--disk")) }
+        if scanned.flags.contains("--image") { disks.append(rootDisk) }
+        guard disks.count <= SpawnRequest.maxDisks else { throw .usage("spawn takes at most \(SpawnRequest.maxDisks) disks") }
         let request = SpawnRequest(
             name: try name(agent, "--name"), policy: policy, policyFormat: policyPath.hasSuffix(".json") ? "json" : "yaml",
-            vcpus: vcpus, memoryMiB: memory, argv: scanned.positionals, env: environment)
+            vcpus: vcpus, memoryMiB: memory, argv: scanned.positionals, env: environment, disks: disks)
         return .call(.spawn(request), .firstField)
     }
 

@@ -153,6 +153,12 @@ func failure(_ body: () throws(HandsClientError) -> HandsCommand) -> HandsClient
         let json = SpawnRequest(name: "w", policy: Array("{}".utf8), policyFormat: "json", vcpus: 1, memoryMiB: 256,
                                 argv: ["ls", "--name", "x"])
         #expect(try parse("spawn --name w --policy=child.json ls --name x", fake) == .call(.spawn(json), .firstField))
+
+        // The caller's disks by name, and its root image.
+        let disks = SpawnRequest(name: "w", policy: Array("{}".utf8), policyFormat: "json", vcpus: 1, memoryMiB: 256,
+                                 argv: ["python3"], disks: ["case1", "tools", "momin-root"])
+        #expect(try parse("spawn --name w --policy child.json --disk case1 --image --disk tools -- python3", fake)
+                == .call(.spawn(disks), .firstField))
     }
 
     @Test func spawnMistakes() {
@@ -166,7 +172,8 @@ func failure(_ body: () throws(HandsClientError) -> HandsCommand) -> HandsClient
             ("spawn --name w --policy p.yaml --memory lots -- true", .usage("--memory needs a whole number from 1, not \"lots\"")),
             ("spawn --name w --policy p.yaml --env NOEQUALS -- true", .usage("--env needs NAME=VALUE, not \"NOEQUALS\"")),
             ("spawn --name w --policy p.yaml --env =v -- true", .usage("--env needs NAME=VALUE, not \"=v\"")),
-            ("spawn --name w --policy p.yaml --image x -- true", .usage("spawn has no option --image")),
+            ("spawn --name w --policy p.yaml --gpu x -- true", .usage("spawn has no option --gpu")),
+            ("spawn --name w --policy p.yaml \((0...8).map { "--disk d\($0)" }.joined(separator: " ")) -- true", .usage("spawn takes at most 8 disks")),
             ("spawn --name w --policy missing.yaml -- true", .noInput("cannot read missing.yaml: No such file or directory")),
             ("spawn --name w --policy big.yaml -- true", .unsendable("policy big.yaml is over the 1048576-byte limit")),
         ]
