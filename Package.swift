@@ -99,12 +99,16 @@ let package = Package(
         .executableTarget(name: "MominProbe", dependencies: ["GuestClient", "Doors", "POSIX"]),
         // The fuzz targets (docs/testing.md, "Fuzzing"): one function per parser that a guest or a file
         // reaches, each checking a property, not only that it does not crash.
-        .target(name: "FuzzTargets", dependencies: ["Doors", "Policy", "Devices", "GuestMemory"]),
+        .target(name: "FuzzTargets", dependencies: ["Doors", "Policy", "Devices", "GuestMemory", "Images"]),
         // libFuzzer's entry point over FuzzTargets, built by Scripts/fuzz with -sanitize=fuzzer,address.
         .executableTarget(name: "MominFuzz", dependencies: ["FuzzTargets", "POSIX"]),
         // Root file system images: `momin image build debian` (mmdebstrap, then mkfs.ext4 -d, no
         // mount), reproducible byte for byte, kept by SHA-256 with a manifest and a name index.
-        .target(name: "Images", dependencies: ["POSIX", .product(name: "Crypto", package: "swift-crypto")]),
+        // `momin image import` too: local OCI layouts and `docker save` archives, read by our own
+        // bounded tar reader and applied without following a link.
+        .target(name: "Images", dependencies: ["CZlib", "POSIX", .product(name: "Crypto", package: "swift-crypto")]),
+        // zlib's inflate (Debian's zlib1g-dev), a system library, for gzip layers. Only Images imports it.
+        .systemLibrary(name: "CZlib"),
         // The host's side of MominAI as a library, one code path for the CLI, `momin serve` and
         // `momin mcp`: launch through jail and cgroup, the VM registry, ledger glue, governance,
         // sessions, agent trees and sub-agent VMs, the agent host. Links no VMM code: momin-vmm

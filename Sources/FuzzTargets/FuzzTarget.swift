@@ -21,6 +21,9 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     /// A parent and a child policy: when the check finds no widening, the child is allowed
     /// nothing the parent is not.
     case narrowing
+    /// An image layer's tar (`momin image import`): entries are exactly as long as they say,
+    /// within the limits, and the paths the layer rules accept stay inside the tree.
+    case tar
 
     /// Runs one input through the target.
     public func run(_ bytes: [UInt8]) {
@@ -32,6 +35,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .virtioBlock: VirtioBlockTarget.run(bytes)
         case .policy: PolicyTarget.run(bytes)
         case .narrowing: NarrowingTarget.run(bytes)
+        case .tar: TarTarget.run(bytes)
         }
     }
 }

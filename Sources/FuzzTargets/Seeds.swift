@@ -1,5 +1,6 @@
 import Devices
 import Doors
+import Images
 
 /// Valid inputs for each target, made with the real encoders, so that a fuzzer starts from
 /// inputs that get past the first checks (`momin-fuzz --write-seeds DIR` writes them; the
@@ -42,7 +43,34 @@ public enum Seeds {
             return [[0] + Array(examplePolicy.utf8), [1] + Array(#"{"version": 1, "agent": "a", "tools": {"files": {"read": ["/data/**"]}}}"#.utf8)]
         case .narrowing:
             return [Array(examplePolicy.utf8) + [0] + Array(exampleChild.utf8)]
+        case .tar:
+            return tarSeeds()
         }
+    }
+
+    /// A layer of each kind of entry with a whiteout and an opaque marker (PAX long names), the
+    /// same with GNU long names and a base-256 size, and a hostile one (`..`, an absolute path,
+    /// a device node, a setuid file).
+    static func tarSeeds() -> [[UInt8]] {
+        var seeds: [[UInt8]] = []
+        for style in [TarWriter.LongNames.pax, .gnu] {
+            var tar = TarWriter(longNames: style)
+            tar.add("etc/", type: "5", mode: 0o755)
+            tar.add("etc/hostname", data: Array("momin\n".utf8), base256Size: style == .gnu)
+            tar.add("etc/link", type: "2", link: "hostname")
+            tar.add("etc/hard", type: "1", link: "etc/hostname")
+            tar.add("usr/" + String(repeating: "long/", count: 30) + "file", data: [1, 2, 3])
+            tar.add("var/.wh..wh..opq")
+            tar.add("var/.wh.old")
+            seeds.append(tar.finish())
+        }
+        var hostile = TarWriter()
+        hostile.add("../escape", data: [0])
+        hostile.add("/etc/passwd", data: Array("root::0:0::/:/bin/sh\n".utf8))
+        hostile.add("dev/sda", type: "4")
+        hostile.add("bin/su", data: [0x7f], mode: 0o4755)
+        seeds.append(hostile.finish())
+        return seeds
     }
 
     /// A queue of 2^size descriptors, one 64-byte chain published: a vsock REQUEST header.

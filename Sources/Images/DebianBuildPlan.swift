@@ -35,8 +35,9 @@ public struct DebianBuildPlan: Equatable, Sendable {
 
     /// The file system's UUID and its directory hash seed: fixed by the inputs, so that equal
     /// inputs give equal bytes and different images different UUIDs.
-    public var filesystemUUID: String { Self.uuid(fromHex: String(inputsKey.prefix(32))) }
-    public var hashSeed: String { Self.uuid(fromHex: String(inputsKey.dropFirst(32).prefix(32))) }
+    public var ext4: Ext4Recipe { Ext4Recipe(inputsKey: inputsKey) }
+    public var filesystemUUID: String { ext4.filesystemUUID }
+    public var hashSeed: String { ext4.hashSeed }
 
     /// 32 hex digits as a version-4-shaped UUID (the version and variant bits set).
     static func uuid(fromHex hex: String) -> String {
@@ -67,14 +68,8 @@ public struct DebianBuildPlan: Equatable, Sendable {
 
         """
 
-    /// `mke2fs` filling `image` (made beforehand at its full size) from `tree`: no mount, no
-    /// loop device. UUID, hash seed, label and inode count are fixed; times come from the
-    /// tree (clamped) and E2FSPROGS_FAKE_TIME.
     public func mke2fsArguments(program: String, tree: String, image: String, inodes: Int) -> [String] {
-        [program, "-F", "-q", "-t", "ext4", "-b", "4096", "-I", "256", "-N", String(inodes), "-m", "0", "-L", "momin",
-         "-U", filesystemUUID,
-         "-E", "hash_seed=\(hashSeed),lazy_itable_init=0,lazy_journal_init=0,nodiscard,root_owner=0:0",
-         "-d", tree, image]
+        ext4.mke2fsArguments(program: program, tree: tree, image: image, inodes: inodes)
     }
 
     /// The environment every program of the build gets: the parent's PATH (with the sbin

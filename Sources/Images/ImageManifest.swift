@@ -3,9 +3,10 @@ import Glibc
 import POSIX
 
 /// What the store says about one image, kept beside it as JSON (`sha256/<hex>.json`): how it
-/// was made, from exactly which packages, and its size and digest.
+/// was made, from exactly which packages or which imported image, and its size and digest.
+/// Schema 2 added `imported` (kind "import"); schema 1 manifests, all kind "debian", still load.
 public struct ImageManifest: Codable, Equatable, Sendable {
-    public static let schemaVersion = 1
+    public static let schemaVersion = 2
     /// A manifest file over this is refused unread: a real one is a few tens of KiB.
     public static let byteLimit = 1 << 20
 
@@ -14,6 +15,7 @@ public struct ImageManifest: Codable, Equatable, Sendable {
     public var digest: String
     /// The name it was built as (`momin image ls` shows the names it has now).
     public var name: String
+    /// "debian" (`image build debian`) or "import" (`image import`; the Debian fields are empty).
     public var kind: String
     public var suite: String
     public var variant: String
@@ -36,6 +38,8 @@ public struct ImageManifest: Codable, Equatable, Sendable {
     public var buildSeconds: Double
     /// `DebianImageRequest.inputsKey`: a build with the same key reuses this image.
     public var inputsKey: String
+    /// Kind "import": what was imported and what was neutralised; absent for "debian".
+    public var imported: ImportedImage?
 
     public init(digest: ImageDigest, name: String, suite: String, variant: String, architecture: String, sources: [String],
                 requested: [String], packages: [ImagePackage], tools: ToolVersions, sourceDateEpoch: Int, filesystemUUID: String,
@@ -62,6 +66,20 @@ public struct ImageManifest: Codable, Equatable, Sendable {
         self.inputsKey = inputsKey
     }
 
+    /// An imported image's manifest: no suite, packages or mmdebstrap.
+    public static func imported(digest: ImageDigest, name: String, source: ImportedImage, e2fsprogs: String, filesystemUUID: String,
+                                sizeBytes: UInt64, treeBytes: UInt64, inodes: Int, builtAt: String, buildSeconds: Double,
+                                inputsKey: String) -> ImageManifest {
+        var manifest = ImageManifest(
+            digest: digest, name: name, suite: "", variant: "", architecture: source.architecture, sources: [], requested: [], packages: [],
+            tools: ToolVersions(mmdebstrap: "", e2fsprogs: e2fsprogs), sourceDateEpoch: DebianImageRequest.sourceDateEpoch,
+            filesystemUUID: filesystemUUID, sizeBytes: sizeBytes, treeBytes: treeBytes, inodes: inodes, builtAt: builtAt,
+            buildSeconds: buildSeconds, inputsKey: inputsKey)
+        manifest.kind = "import"
+        manifest.imported = source
+        return manifest
+    }
+
     /// The digest, known to parse (`decode` checks it).
     public var imageDigest: ImageDigest { ImageDigest(digest)! }
 
@@ -82,7 +100,10 @@ public struct ImageManifest: Codable, Equatable, Sendable {
             throw .failed("image manifest \(path) is damaged: \(describe(error))")
         }
         func damaged(_ why: String) -> ImageError { .failed("image manifest \(path) is damaged: \(why)") }
-        guard manifest.schema == schemaVersion else { throw damaged("schema \(manifest.schema), expected \(schemaVersion)") }
+        guard (1...schemaVersion).contains(manifest.schema) else { throw damaged("schema \(manifest.schema), expected 1 to \(schemaVersion)") }
+        let consistent = manifest.kind == "debian" ? manifest.imported == nil
+            : manifest.kind == "import" && manifest.imported != nil && manifest.schema >= 2
+        guard consistent else { throw damaged("kind '\(manifest.kind.prefix(40))' does not match its fields (imported is for kind import only)") }
         guard ImageDigest(manifest.digest) != nil, manifest.digest.hasPrefix("sha256:") else {
             throw damaged("digest '\(manifest.digest.prefix(80))' is not sha256:<64 hex digits>")
         }
@@ -104,6 +125,37 @@ public struct ImageManifest: Codable, Equatable, Sendable {
             throw .failed("cannot read image manifest \(path): \(error.reason)")
         }
         return try decode(bytes, path: path)
+    }
+}
+
+/// Where an imported image came from (`momin image import`), for its manifest.
+public struct ImportedImage: Codable, Equatable, Sendable {
+    /// "docker-archive" (`docker save`), "oci-archive" (a tar of an OCI layout) or "oci-layout" (a directory).
+    public var format: String
+    /// `sha256:HEX` of the file imported; for a layout directory, of its image manifest.
+    public var source: String
+    /// The OCI image manifest's digest (nil for a docker archive, which has none).
+    public var manifest: String?
+    public var config: String
+    public var architecture: String
+    /// Each layer's digest, bottom first: the blob's (OCI) or the uncompressed tar's (docker's diff_ids).
+    public var layers: [String]
+    /// Uncompressed tar bytes and entries read over all layers.
+    public var layerBytes: UInt64
+    public var entries: Int
+    public var neutralised: Neutralised
+
+    public init(format: String, source: String, manifest: String?, config: String, architecture: String, layers: [String],
+                layerBytes: UInt64, entries: Int, neutralised: Neutralised) {
+        self.format = format
+        self.source = source
+        self.manifest = manifest
+        self.config = config
+        self.architecture = architecture
+        self.layers = layers
+        self.layerBytes = layerBytes
+        self.entries = entries
+        self.neutralised = neutralised
     }
 }
 

@@ -21,15 +21,27 @@ enum ImageTree {
     static let emptiedDirectories = ["var/lib/apt/lists", "var/cache/apt/archives", "tmp", "var/tmp", "run"]
 
     static func tidy(_ root: String) throws(ImageError) {
-        for file in removedFiles where unlink(root + "/" + file) != 0 && errno != ENOENT {
+        for file in removedFiles where reachable(root, file) && unlink(root + "/" + file) != 0 && errno != ENOENT {
             throw .failed("cannot remove \(root)/\(file): \(describeErrno())")
         }
-        for directory in emptiedDirectories {
+        for directory in emptiedDirectories where reachable(root, directory) {
             let path = root + "/" + directory
             var info = stat()
             guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { continue }
             try empty(path, device: info.st_dev, keepPartial: directory.contains("/apt/"))
         }
+    }
+
+    /// Whether every directory on `relative`'s way under `root` is a directory, not a symlink:
+    /// an imported tree may hold `etc -> /etc`, and tidying must not reach the host's files.
+    static func reachable(_ root: String, _ relative: String) -> Bool {
+        var path = root
+        for component in relative.split(separator: "/").dropLast() {
+            path += "/" + component
+            var info = stat()
+            guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { return false }
+        }
+        return true
     }
 
     private static func empty(_ path: String, device: dev_t, keepPartial: Bool) throws(ImageError) {

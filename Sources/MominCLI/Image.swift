@@ -7,8 +7,8 @@ import Images
 struct ImageCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "image",
-        abstract: "Build, list, inspect and remove root file system images.",
-        subcommands: [ImageBuild.self, ImageList.self, ImageInspect.self, ImageRemove.self])
+        abstract: "Build, import, list, inspect and remove root file system images.",
+        subcommands: [ImageBuild.self, ImageImport.self, ImageList.self, ImageInspect.self, ImageRemove.self])
 }
 
 /// `momin image build debian [--name NAME] [--packages LIST] [--no-default-packages] [--suite SUITE] [--size SIZE] [--rebuild]`.
@@ -61,15 +61,7 @@ struct ImageBuild: ParsableCommand {
 
         // Ctrl-C, SIGTERM and SIGHUP are taken here and passed to the running step, so that
         // mmdebstrap undoes its mounts and the build directory is removed before we exit.
-        let stopSignals = SignalRelay.blockStopSignals()
-        let pendingSignal: @Sendable () -> Int32? = {
-            var set = stopSignals
-            var now = timespec(tv_sec: 0, tv_nsec: 0)
-            let signal = sigtimedwait(&set, nil, &now)
-            return signal > 0 ? signal : nil
-        }
-        var progress: (@Sendable (String) -> Void)?
-        if isatty(2) == 1 { progress = { line in writeStandardError("momin: image: " + line + "\n") } }
+        let (progress, pendingSignal) = buildReporting()
         let builder = DebianImageBuilder(store: imageStore(environment), environment: environment, progress: progress,
                                          pendingSignal: pendingSignal, warn: { writeStandardError("momin: warning: " + $0 + "\n") })
         switch try builder.build(request, rebuild: rebuild) {
@@ -80,6 +72,75 @@ struct ImageBuild: ParsableCommand {
             print("reusing image \(request.name) \(manifest.digest) (built \(manifest.builtAt)): \(path)")
         }
     }
+}
+
+/// `momin image import FILE [--name NAME] [--max-size SIZE] [--max-entries N] [--rebuild]`.
+struct ImageImport: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import",
+        abstract: "Import a local OCI image layout or docker save archive as a root file system image (ext4).",
+        discussion: """
+            FILE is a `docker save` tar, a tar of an OCI image layout, or a layout directory. \
+            The linux/amd64 image's layers are applied in order (whiteouts and opaque \
+            directories honoured) and made into an ext4 image as `image build` does. The input \
+            is treated as hostile: `..` paths, writes through symlinks, bad digests and sizes \
+            over the limits are refused (exit 2, naming the entry); device nodes and FIFOs are \
+            dropped and setuid/setgid bits cleared (counted in the manifest). Needs root. A \
+            second import of the same file reuses the image unless --rebuild (docs/images.md).
+            """)
+
+    @Argument(help: ArgumentHelp("A docker save archive, an OCI layout tar, or an OCI layout directory.", valueName: "file"))
+    var file: String
+
+    @Option(help: ArgumentHelp("The image's name in the store; default: from the file's name.", valueName: "name"))
+    var name: String?
+
+    @Option(help: ArgumentHelp("The most uncompressed layer bytes to read, all layers together (default 8G).", valueName: "size"))
+    var maxSize: String?
+
+    @Option(help: ArgumentHelp("The most tar entries to read, all layers together (default 1000000).", valueName: "n"))
+    var maxEntries: Int?
+
+    @Flag(help: "Import even when an image from the same file is in the store.")
+    var rebuild = false
+
+    func run() throws {
+        let environment = processEnvironment()
+        var request = ImageImportRequest(path: file, name: name)
+        if let maxSize {
+            do { request.maxBytes = try ImageSize.parse(maxSize) } catch { throw ImageError.badInput("--max-size " + error.message.dropFirst(7)) }
+        }
+        if let maxEntries {
+            guard maxEntries > 0 else { throw CLIError.usage("--max-entries \(maxEntries) is not a positive number") }
+            request.maxEntries = maxEntries
+        }
+        let (progress, pendingSignal) = buildReporting()
+        let importer = ImageImporter(store: imageStore(environment), environment: environment, progress: progress,
+                                     pendingSignal: pendingSignal, warn: { writeStandardError("momin: warning: " + $0 + "\n") })
+        switch try importer.importImage(request, rebuild: rebuild) {
+        case .imported(let manifest, let path):
+            let layers = manifest.imported?.layers.count ?? 0
+            print("imported image \(request.name) \(manifest.digest) (\(ImageSize.describe(manifest.sizeBytes)), \(layers) layers, "
+                + "\(Int(manifest.buildSeconds.rounded())) s): \(path)")
+        case .reused(let manifest, let path):
+            print("reusing image \(request.name) \(manifest.digest) (built \(manifest.builtAt)): \(path)")
+        }
+    }
+}
+
+/// Progress lines on stderr when it is a terminal, and the stop signals (Ctrl-C, SIGTERM,
+/// SIGHUP) blocked and asked for between steps, passed on to the running one.
+private func buildReporting() -> (progress: (@Sendable (String) -> Void)?, pendingSignal: @Sendable () -> Int32?) {
+    let stopSignals = SignalRelay.blockStopSignals()
+    let pendingSignal: @Sendable () -> Int32? = {
+        var set = stopSignals
+        var now = timespec(tv_sec: 0, tv_nsec: 0)
+        let signal = sigtimedwait(&set, nil, &now)
+        return signal > 0 ? signal : nil
+    }
+    var progress: (@Sendable (String) -> Void)?
+    if isatty(2) == 1 { progress = { line in writeStandardError("momin: image: " + line + "\n") } }
+    return (progress, pendingSignal)
 }
 
 /// `momin image ls`.

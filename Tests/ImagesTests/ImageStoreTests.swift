@@ -130,7 +130,7 @@ import Testing
             (Array(whole.prefix(whole.count / 2)), "not valid JSON (truncated or corrupt)"),
             (Array("{}".utf8), "field schema is missing"),
             ([UInt8](repeating: 0x20, count: ImageManifest.byteLimit + 1), "over 1048576 bytes"),
-            (Array(String(decoding: whole, as: UTF8.self).replacingOccurrences(of: "\"schema\" : 1", with: "\"schema\" : 9").utf8), "schema 9, expected 1"),
+            (Array(String(decoding: whole, as: UTF8.self).replacingOccurrences(of: "\"schema\" : 2", with: "\"schema\" : 9").utf8), "schema 9, expected 1 to 2"),
             (Array(String(decoding: whole, as: UTF8.self).replacingOccurrences(of: "\"sizeBytes\" : 67108864", with: "\"sizeBytes\" : \"big\"").utf8),
              "field sizeBytes has the wrong type"),
         ]

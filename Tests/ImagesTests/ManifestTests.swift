@@ -53,3 +53,38 @@ import Testing
         }
     }
 }
+
+@Suite struct ImportManifestTests {
+    static let digest = ImageDigest(String(repeating: "cd", count: 32))!
+
+    @Test func anImportManifestRoundTrips() throws {
+        var neutralised = Neutralised()
+        neutralised.deviceNodes = 2
+        let source = ImportedImage(format: "docker-archive", source: "sha256:" + String(repeating: "1", count: 64), manifest: nil,
+                                   config: "sha256:" + String(repeating: "2", count: 64), architecture: "amd64",
+                                   layers: ["sha256:" + String(repeating: "3", count: 64)], layerBytes: 10240, entries: 7,
+                                   neutralised: neutralised)
+        let manifest = ImageManifest.imported(digest: Self.digest, name: "alpine", source: source, e2fsprogs: "1.47.0",
+                                              filesystemUUID: "0b8f8a3e-0000-4000-8000-000000000000", sizeBytes: 32 << 20, treeBytes: 1 << 20,
+                                              inodes: 40, builtAt: "2026-12-06T18:00:00Z", buildSeconds: 1.5,
+                                              inputsKey: String(repeating: "b", count: 64))
+        let decoded = try ImageManifest.decode(manifest.encoded(), path: "m")
+        #expect(decoded == manifest && decoded.kind == "import" && decoded.schema == 2 && decoded.imported?.neutralised.deviceNodes == 2)
+        // kind and fields must agree.
+        var wrong = manifest
+        wrong.kind = "debian"
+        #expect(throws: ImageError.self) { try ImageManifest.decode(wrong.encoded(), path: "m") }
+    }
+
+    /// A manifest written before imports existed (schema 1, no `imported`) still loads.
+    @Test func aSchemaOneDebianManifestStillLoads() throws {
+        var old = sampleManifest(digest: Self.digest)
+        old.schema = 1
+        let text = String(decoding: old.encoded(), as: UTF8.self)
+        #expect(text.contains("\"schema\" : 1") && !text.contains("imported"))
+        let decoded = try ImageManifest.decode(Array(text.utf8), path: "m")
+        #expect(decoded.schema == 1 && decoded.kind == "debian" && decoded.imported == nil)
+        old.schema = 3
+        #expect(throws: ImageError.failed("image manifest m is damaged: schema 3, expected 1 to 2")) { try ImageManifest.decode(old.encoded(), path: "m") }
+    }
+}
