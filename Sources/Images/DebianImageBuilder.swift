@@ -5,40 +5,15 @@ import POSIX
 /// clamped, mke2fs -d turns it into an ext4 file (no mount, no loop device), debugfs fixes the
 /// change times, e2fsck checks it, and the store takes it by its SHA-256. Everything happens
 /// in a directory of the store's tmp/, removed at the end, whatever the outcome.
-public struct DebianImageBuilder: Sendable {
-    public var store: ImageStore
-    /// The caller's environment: PATH (where the programs are found) and proxy settings.
-    public var environment: [String: String]
-    /// One line per step, and each line mmdebstrap writes; nil: quiet.
-    public var progress: (@Sendable (String) -> Void)?
-    /// Asked now and then while a program runs: a signal to pass on to it (the caller's Ctrl-C).
-    public var pendingSignal: (@Sendable () -> Int32?)?
-    /// What went wrong on the side while the build went on (a build directory left behind).
-    public var warn: @Sendable (String) -> Void
-
-    public init(store: ImageStore, environment: [String: String], progress: (@Sendable (String) -> Void)? = nil,
-                pendingSignal: (@Sendable () -> Int32?)? = nil, warn: @escaping @Sendable (String) -> Void = { _ in }) {
-        self.store = store
-        self.environment = environment
-        self.progress = progress
-        self.pendingSignal = pendingSignal
-        self.warn = warn
-    }
-
-    /// What `build` did: made a new image, or found one from the same inputs.
-    public enum Outcome: Sendable {
-        case built(ImageManifest, path: String)
-        case reused(ImageManifest, path: String)
-    }
-
+extension ImageMaker {
     /// The programs a build runs and the Debian package each comes from.
-    static let programs: [(name: String, package: String)] = [("mmdebstrap", "mmdebstrap"), ("dpkg-query", "dpkg")] + ImageFinisher.programs
+    static let debianPrograms: [(name: String, package: String)] = [("mmdebstrap", "mmdebstrap"), ("dpkg-query", "dpkg")] + ImageFinisher.programs
 
     /// Builds the image `request` asks for, or reuses the one built from the same inputs
     /// (unless `rebuild`), and names it `request.name`.
     public func build(_ request: DebianImageRequest, rebuild: Bool = false) throws(ImageError) -> Outcome {
         try request.validate()
-        let paths = try ImageFinisher.locate(Self.programs, environment: environment)
+        let paths = try ImageFinisher.locate(Self.debianPrograms, environment: environment)
         let finisher = ImageFinisher(paths: paths, environment: environment, progress: progress, pendingSignal: pendingSignal)
         let tools = try toolVersions(paths, finisher)
         let key = request.inputsKey(tools: tools)
@@ -87,7 +62,7 @@ public struct DebianImageBuilder: Sendable {
             treeBytes: tally.bytes, inodes: tally.inodes, builtAt: Self.now(),
             buildSeconds: ((MonotonicClock.seconds() - started) * 10).rounded() / 10, inputsKey: key)
         try store.add(image: image, manifest: manifest, name: request.name)
-        return .built(manifest, path: store.imagePath(digest))
+        return .made(manifest, path: store.imagePath(digest))
     }
 
     private func toolVersions(_ paths: [String: String], _ finisher: ImageFinisher) throws(ImageError) -> ToolVersions {

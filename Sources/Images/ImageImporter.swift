@@ -43,28 +43,7 @@ public struct ImageImportRequest: Equatable, Sendable {
 
 /// `momin image import`: the layers of a local image applied in order to a staging tree in the
 /// store's tmp/ (`LayerApplier`), then the same steps as a Debian build (`ImageFinisher`).
-public struct ImageImporter: Sendable {
-    public var store: ImageStore
-    public var environment: [String: String]
-    /// One line per step; nil: quiet.
-    public var progress: (@Sendable (String) -> Void)?
-    public var pendingSignal: (@Sendable () -> Int32?)?
-    public var warn: @Sendable (String) -> Void
-
-    public init(store: ImageStore, environment: [String: String], progress: (@Sendable (String) -> Void)? = nil,
-                pendingSignal: (@Sendable () -> Int32?)? = nil, warn: @escaping @Sendable (String) -> Void = { _ in }) {
-        self.store = store
-        self.environment = environment
-        self.progress = progress
-        self.pendingSignal = pendingSignal
-        self.warn = warn
-    }
-
-    public enum Outcome: Sendable {
-        case imported(ImageManifest, path: String)
-        case reused(ImageManifest, path: String)
-    }
-
+extension ImageMaker {
     public func importImage(_ request: ImageImportRequest, rebuild: Bool = false) throws(ImageError) -> Outcome {
         try DebianImageRequest.validateName(request.name)
         let limits = TarLimits(entries: request.maxEntries, bytes: request.maxBytes)
@@ -141,10 +120,10 @@ public struct ImageImporter: Sendable {
                                      layerBytes: bytes, entries: entries, neutralised: applier.neutralised)
         let manifest = ImageManifest.imported(
             digest: digest, name: request.name, source: imported, e2fsprogs: e2fsprogs, filesystemUUID: recipe.filesystemUUID,
-            sizeBytes: size, treeBytes: tally.bytes, inodes: tally.inodes, builtAt: DebianImageBuilder.now(),
+            sizeBytes: size, treeBytes: tally.bytes, inodes: tally.inodes, builtAt: ImageMaker.now(),
             buildSeconds: ((MonotonicClock.seconds() - started) * 10).rounded() / 10, inputsKey: key)
         try store.add(image: image, manifest: manifest, name: request.name)
-        return .imported(manifest, path: store.imagePath(digest))
+        return .made(manifest, path: store.imagePath(digest))
     }
 
     /// One layer's tar through the applier, then the rest of its stream, so that its digests

@@ -62,10 +62,10 @@ struct ImageBuild: ParsableCommand {
         // Ctrl-C, SIGTERM and SIGHUP are taken here and passed to the running step, so that
         // mmdebstrap undoes its mounts and the build directory is removed before we exit.
         let (progress, pendingSignal) = buildReporting()
-        let builder = DebianImageBuilder(store: imageStore(environment), environment: environment, progress: progress,
-                                         pendingSignal: pendingSignal, warn: { writeStandardError("momin: warning: " + $0 + "\n") })
+        let builder = ImageMaker(store: imageStore(environment), environment: environment, progress: progress,
+                                 pendingSignal: pendingSignal, warn: { writeStandardError("momin: warning: " + $0 + "\n") })
         switch try builder.build(request, rebuild: rebuild) {
-        case .built(let manifest, let path):
+        case .made(let manifest, let path):
             print("built image \(request.name) \(manifest.digest) (\(ImageSize.describe(manifest.sizeBytes)), "
                 + "\(manifest.packages.count) packages, \(Int(manifest.buildSeconds.rounded())) s): \(path)")
         case .reused(let manifest, let path):
@@ -108,17 +108,17 @@ struct ImageImport: ParsableCommand {
         let environment = processEnvironment()
         var request = ImageImportRequest(path: file, name: name)
         if let maxSize {
-            do { request.maxBytes = try ImageSize.parse(maxSize) } catch { throw ImageError.badInput("--max-size " + error.message.dropFirst(7)) }
+            request.maxBytes = try ImageSize.parse(maxSize, option: "--max-size")
         }
         if let maxEntries {
             guard maxEntries > 0 else { throw CLIError.usage("--max-entries \(maxEntries) is not a positive number") }
             request.maxEntries = maxEntries
         }
         let (progress, pendingSignal) = buildReporting()
-        let importer = ImageImporter(store: imageStore(environment), environment: environment, progress: progress,
-                                     pendingSignal: pendingSignal, warn: { writeStandardError("momin: warning: " + $0 + "\n") })
+        let importer = ImageMaker(store: imageStore(environment), environment: environment, progress: progress,
+                                   pendingSignal: pendingSignal, warn: { writeStandardError("momin: warning: " + $0 + "\n") })
         switch try importer.importImage(request, rebuild: rebuild) {
-        case .imported(let manifest, let path):
+        case .made(let manifest, let path):
             let layers = manifest.imported?.layers.count ?? 0
             print("imported image \(request.name) \(manifest.digest) (\(ImageSize.describe(manifest.sizeBytes)), \(layers) layers, "
                 + "\(Int(manifest.buildSeconds.rounded())) s): \(path)")
