@@ -9,6 +9,9 @@ struct Exec: ParsableCommand {
 
     @Argument(help: "The VM's name.") var name: String
     @Option(help: "Kill the command after this many seconds (0: no limit).") var timeout: Double = 0
+    @Option(help: ArgumentHelp("The command's working directory in the VM, an absolute path (judged by the policy's cwd rules).",
+                               valueName: "dir"))
+    var cwd: String = "/"
     @Flag(name: .shortAndLong, help: "Send our standard input to the command's (otherwise it reads /dev/null).")
     var interactive = false
     // Only what follows `--` is the guest's: `momin exec NAME --help` is ours.
@@ -17,9 +20,10 @@ struct Exec: ParsableCommand {
     func run() throws {
         let argv = command
         guard !argv.isEmpty, !argv[0].isEmpty else { throw CLIError.usage("no command given: momin exec NAME -- CMD [ARGS...]") }
+        guard cwd.hasPrefix("/") else { throw CLIError.usage("--cwd \(cwd): the working directory must be an absolute path") }
         let host = hostEnvironment()
         let gateway = try VMControl(registry: try VMRegistry.open(host), environment: host).governedGateway(name)
-        let request = ExecRequest(argv: argv, env: Run.defaultEnvironment, cwd: "/",
+        let request = ExecRequest(argv: argv, env: Run.defaultEnvironment, cwd: cwd,
                                   timeoutMilliseconds: timeout > 0 ? UInt32(min(timeout * 1000, Double(UInt32.max))) : nil)
         let report: ExitReport
         do {

@@ -8,7 +8,7 @@ plan 5
 momin=$(absolute "${1:?usage: policy.sh PATH/TO/momin}")
 triage=$MOMIN_ROOT/docs/policies/triage.yaml
 
-expect_decision "policy check" 0 "agent triage, version 1: 4 exec rules" "$momin" policy check "$triage"
+expect_decision "policy check" 0 "agent triage, version 1: 6 exec rules" "$momin" policy check "$triage"
 expect_decision "policy eval allows" 0 "^allow tools.exec\[3\]" "$momin" policy eval "$triage" --env LANG=C.UTF-8 --cwd /evidence \
   --exec /usr/bin/grep -i -e secret /evidence/disk/notes.txt
 # A path that climbs out with .. is resolved before the rules see it.

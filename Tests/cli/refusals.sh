@@ -11,7 +11,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # counts them where they run, so a check that drops out elsewhere is not a smaller pass count.
 pvm_only=0; host_has_hw_virt || pvm_only=1
 as_root=0; [ "$(id -u)" -eq 0 ] && [ -c /dev/kvm ] && as_root=1
-plan $((24 + pvm_only + as_root))
+plan $((25 + pvm_only + as_root))
 momin=$(absolute "${1:?usage: refusals.sh PATH/TO/momin}")
 kernel=$MOMIN_CACHE/guest/vmlinuz
 
@@ -43,8 +43,11 @@ expect_refusal "--disk of a missing file" "--disk $work/nonexistent.img: No such
 truncate -s 1000 "$work/odd.img"
 expect_refusal "--disk of a file that is not whole sectors" "is 1000 bytes; a disk is a whole number of 512-byte sectors" \
   "$momin" run --kernel "$kernel" --disk "$work/odd.img" -- /bin/true
-expect_refusal "--disk on momin boot, which does not attach disks yet" "--disk is not taken by momin boot yet, only by momin run" \
-  "$momin" boot --kernel "$kernel" --disk "$work/disk.img"
+expect_refusal "--scratch on momin run, whose VM has no name to keep one under" \
+  "--scratch 16M: momin run has no named VM to keep a scratch disk for; use momin start NAME --scratch SIZE" \
+  "$momin" run --kernel "$kernel" --scratch 16M -- /bin/true
+expect_refusal "momin exec --cwd that is not absolute" "--cwd evidence: the working directory must be an absolute path" \
+  "$momin" exec nosuchvm --cwd evidence -- /bin/true
 expect_refusal "--record with --disk" "a session with disks cannot be recorded for replay yet" \
   "$momin" run --kernel "$kernel" --record "$work/r.rec" --disk "$work/disk.img" -- /bin/true
 expect_refusal "--overlay without --image" "--overlay 64m: there is no --image to lay it over" \
