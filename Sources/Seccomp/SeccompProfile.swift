@@ -77,7 +77,7 @@ public struct SeccompProfile: Equatable, Sendable {
         let all = disks.map { UInt64($0.fd) }
         let writable = disks.filter(\.writable).map { UInt64($0.fd) }
         if !all.isEmpty {
-            profile.rules.append(SyscallRule("pread64", .argument(0, oneOf: all), reason: "virtio-blk: reading a disk (IN)"))
+            profile.rules.append(SyscallRule("preadv", .argument(0, oneOf: all), reason: "virtio-blk: reading a disk (IN), all of a request's segments at once"))
         }
         if !writable.isEmpty {
             profile.rules += [

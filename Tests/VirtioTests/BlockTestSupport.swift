@@ -77,16 +77,21 @@ final class FaultyStorage: BlockStorage, @unchecked Sendable {
     func count(_ call: String) -> Int { lock.withLock { calls.filter { $0 == call }.count } }
     private func note(_ call: String) { lock.withLock { calls.append(call) } }
 
-    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) -> BlockTransfer {
+    func read(into buffers: [UnsafeMutableRawBufferPointer], at offset: UInt64) -> BlockTransfer {
         note("read")
-        if let limit = failReadsAfter {
-            let allowed = max(0, min(buffer.count, limit - readSoFar))
-            let part = inner.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<allowed]), at: offset)
-            readSoFar += part.count
-            if allowed < buffer.count { return BlockTransfer(count: part.count, error: SystemError("pread", errno: EIO)) }
-            return part
+        guard let limit = failReadsAfter else { return inner.read(into: buffers, at: offset) }
+        // The first `limit` bytes of all reads together arrive; then EIO.
+        var allowed = max(0, limit - readSoFar)
+        var cut: [UnsafeMutableRawBufferPointer] = []
+        for buffer in buffers where allowed > 0 {
+            let take = min(buffer.count, allowed)
+            cut.append(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<take]))
+            allowed -= take
         }
-        return inner.read(into: buffer, at: offset)
+        let part = inner.read(into: cut, at: offset)
+        readSoFar += part.count
+        let wanted = buffers.reduce(0) { $0 + $1.count }
+        return part.count < wanted ? BlockTransfer(count: part.count, error: SystemError("preadv", errno: EIO)) : part
     }
 
     func write(_ buffer: UnsafeRawBufferPointer, at offset: UInt64) throws(SystemError) {
@@ -269,5 +274,36 @@ final class BlockGuest: MMIODriving {
     func wait(seconds: Double) -> Int {
         clock.advance(seconds: seconds)
         return registry.advance(by: seconds)
+    }
+}
+
+/// `DiskFile.read`: one preadv(2) fills a request's segments in order from consecutive bytes.
+@Suite struct DiskFileReadTests {
+    /// Separate allocations of `sizes` bytes (0xee each), read into, then their bytes in order.
+    static func read(_ file: DiskFile, sizes: [Int], at offset: UInt64) -> (BlockTransfer, [UInt8]) {
+        let buffers = sizes.map { size -> UnsafeMutableRawBufferPointer in
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
+            buffer.initializeMemory(as: UInt8.self, repeating: 0xee)
+            return buffer
+        }
+        defer { for buffer in buffers { buffer.deallocate() } }
+        let transfer = file.read(into: buffers, at: offset)
+        return (transfer, buffers.flatMap { Array($0) })
+    }
+
+    @Test func segmentsOfAnySizeAreFilledFromConsecutiveBytes() throws {
+        let disk = try TemporaryDisk(sectors: 16)
+        let sizes = [512, 0, 1536, 4096, 512]
+        let (transfer, bytes) = Self.read(try disk.open(writable: false), sizes: sizes, at: 1024)
+        #expect(transfer == BlockTransfer(count: 6656))
+        #expect(bytes == TemporaryDisk.pattern(1024..<7680))
+    }
+
+    @Test func aReadPastTheEndStopsThereWithoutAnError() throws {
+        let disk = try TemporaryDisk(sectors: 4)
+        let (transfer, bytes) = Self.read(try disk.open(writable: false), sizes: [1024, 1024], at: 1536)
+        #expect(transfer == BlockTransfer(count: 512))
+        #expect(Array(bytes.prefix(512)) == TemporaryDisk.pattern(1536..<2048))
+        #expect(bytes.dropFirst(512).allSatisfy { $0 == 0xee })
     }
 }

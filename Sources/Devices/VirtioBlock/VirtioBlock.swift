@@ -275,20 +275,17 @@ public final class VirtioBlock: VirtioDevice, @unchecked Sendable {
     private static func offset(_ sector: UInt64) -> UInt64 { sector << 9 }
 
     private func read(sector: UInt64, into buffers: [VirtqueueBuffer], memory: GuestMemory) -> (BlockStatus, UInt32) {
-        var offset = Self.offset(sector)
-        var moved = 0
+        // Straight into guest RAM: the parser checked each piece lies in one region.
+        var targets: [UnsafeMutableRawBufferPointer] = []
+        targets.reserveCapacity(buffers.count)
         for b in buffers {
-            // Straight into guest RAM: the parser checked each piece lies in one region.
-            guard let host = try? memory.hostAddress(b.address, length: UInt64(b.length)) else {
-                return (.ioError, UInt32(moved + 1))
-            }
-            let transfer = storage.read(into: UnsafeMutableRawBufferPointer(start: host, count: Int(b.length)), at: offset)
-            moved += transfer.count
-            statistics.bytesRead += UInt64(transfer.count)
-            guard transfer.count == Int(b.length) else { return (.ioError, UInt32(moved + 1)) }
-            offset += UInt64(b.length)
+            guard let host = try? memory.hostAddress(b.address, length: UInt64(b.length)) else { return (.ioError, 1) }
+            targets.append(UnsafeMutableRawBufferPointer(start: host, count: Int(b.length)))
         }
-        return (.ok, UInt32(moved + 1))
+        let transfer = storage.read(into: targets, at: Self.offset(sector))
+        statistics.bytesRead += UInt64(transfer.count)
+        let wanted = targets.reduce(0) { $0 + $1.count }
+        return (transfer.count == wanted ? .ok : .ioError, UInt32(transfer.count + 1))
     }
 
     private func write(sector: UInt64, from buffers: [VirtqueueBuffer], memory: GuestMemory) -> BlockStatus {
