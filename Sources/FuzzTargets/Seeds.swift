@@ -214,6 +214,23 @@ public enum Seeds {
               receive: ["lead.*"]
         limits: { cycles: 50, wall_time: 10m, output_bytes: 1MiB }
         resources: { vcpus: 2, memory_mib: 1024, sub_agents: 2 }
+        network:
+          egress:
+            - host: "**.example.com"
+            - host: example.com
+              scheme: http
+              ports: [80, 8000-8099]
+              methods: [GET, HEAD]
+              paths: [/docs/**]
+              log_content: true
+            - host: 10.0.0.0/24
+              scheme: any
+          limits: { connections: 8, bytes_per_session: 64MiB }
+        brain:
+          base_url: https://api.example.com/v1
+          models: ["claude-*"]
+          max_tokens_per_call: 8192
+          max_requests: 100
         """
 
     static let exampleChild = """
@@ -229,5 +246,16 @@ public enum Seeds {
               queue_depth: 8
               log_content: true
         limits: { cycles: 10, wall_time: 5m, output_bytes: 64KiB }
+        network:
+          egress:
+            - host: api.example.com
+            - host: 10.0.0.5
+              ports: [443]
+          limits: { connections: 2, bytes_per_session: 1MiB }
+        brain:
+          base_url: https://api.example.com/v1/
+          models: [claude-3]
+          max_tokens_per_call: 1024
+          max_requests: 10
         """
 }

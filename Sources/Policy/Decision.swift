@@ -23,6 +23,16 @@ public enum ToolCall: Sendable, Hashable {
     /// Attaching host file `path` to the agent's VM as a disk, read-only or not (judged on
     /// the host, with the host's own resolver, before boot).
     case attachDisk(path: String, writable: Bool)
+    /// Opening a connection for the agent: a `tls` CONNECT tunnel, or an `http` one whose
+    /// requests are each judged as `httpRequest`. `host` is as the agent named it (a name or an
+    /// address literal); `resolved` is what the host's own resolver answered for a name (for an
+    /// address literal: empty, or that address). The host connects only to the addresses an
+    /// allowed decision returns (`JudgedPaths.addresses`).
+    case connect(host: String, port: UInt16, scheme: EgressScheme, resolved: [IPAddress])
+    /// One plain HTTP request: `path` is the request target's path without its query.
+    case httpRequest(host: String, port: UInt16, method: String, path: String, resolved: [IPAddress])
+    /// One model call through the host's Brain relay, asking for at most `maxTokens`.
+    case brain(model: String, maxTokens: Int)
 
     /// The call a Doors request makes; nil for frames that are not requests.
     public init?(_ message: DoorsMessage) {
@@ -46,6 +56,8 @@ public enum JudgedPaths: Sendable, Equatable {
     case file(String)
     /// An exec's program and working directory.
     case exec(program: String, cwd: String)
+    /// A connect's or HTTP request's addresses, all judged: the only ones to connect to.
+    case addresses([IPAddress])
 }
 
 /// The evaluator's answer: allow or deny, the rule that decided, and why.
@@ -121,6 +133,19 @@ public enum Reason: Sendable, Equatable, CustomStringConvertible {
     case doorNotAllowed(door: String, peer: String, direction: DoorDirection)
     case subAgentsNotAllowed
     case diskNotAllowed(path: String, writable: Bool)
+    /// A destination host refused before any rule: a form resolvers may read differently.
+    case badHost(host: String, problem: HostName.Problem)
+    case hostNotAllowed(host: String)
+    case portNotAllowed(host: String, port: UInt16)
+    case schemeNotAllowed(host: String, scheme: EgressScheme)
+    case methodNotAllowed(host: String, method: String)
+    case requestPathNotAllowed(host: String, path: String)
+    case badRequestPath(path: String, problem: String)
+    case unresolved(host: String)
+    /// `address` (what `host` resolves to, or `host` itself) is special and no rule names it.
+    case specialAddress(host: String, address: IPAddress, kind: AddressClass)
+    case modelNotAllowed(String)
+    case tokensOverCallLimit(requested: Int, limit: Int)
     /// Refused by the host for a reason outside the rules (`Decision.refused(_:because:)`).
     case refused(String)
     /// Refused by the other side's policy.
@@ -170,6 +195,20 @@ public enum Reason: Sendable, Equatable, CustomStringConvertible {
         case .subAgentsNotAllowed: "the policy allows no sub-agents (resources.sub_agents is 0)"
         case .diskNotAllowed(let path, let writable):
             "\(path) is not within any of resources.disks\(writable ? " with mode rw" : "")"
+        case .badHost(let host, let problem): "host \(quoted(host)) \(problem)"
+        case .hostNotAllowed(let host): "no network.egress rule allows host \(host)"
+        case .portNotAllowed(let host, let port): "port \(port) of \(host) is not allowed"
+        case .schemeNotAllowed(let host, .tls): "a tls tunnel to \(host) is not allowed"
+        case .schemeNotAllowed(let host, .http): "plain http to \(host) is not allowed"
+        case .methodNotAllowed(let host, let method): "method \(quoted(method)) to \(host) is not allowed"
+        case .requestPathNotAllowed(let host, let path): "path \(quoted(path)) on \(host) is not allowed"
+        case .badRequestPath(let path, let problem): "request path \(quoted(path)) \(problem)"
+        case .unresolved(let host): "\(host) resolved to no address"
+        case .specialAddress(let host, let address, let kind) where host == address.description:
+            "\(address) is \(kind), which no rule names"
+        case .specialAddress(let host, let address, let kind): "\(host) resolves to \(address), \(kind), which no rule names"
+        case .modelNotAllowed(let model): "model \(quoted(model)) is not among brain.models"
+        case .tokensOverCallLimit(let requested, let limit): "\(requested) tokens asked for, at most \(limit) per call allowed"
         case .cyclesExhausted(let limit): "the limit of \(limit) tool calls is used up"
         case .wallTimeExceeded(let limit): "the wall time limit of \(formatDuration(limit)) has passed"
         case .outputExceeded(let limit): "the output limit of \(limit) bytes is used up"

@@ -21,6 +21,11 @@ extension AgentPolicy {
         case .spawn:
             resources.subAgents > 0 ? .allow(resources.rules.subAgents) : .deny(resources.rules.subAgents, .subAgentsNotAllowed)
         case .attachDisk(let path, let writable): judgeDisk(path, writable: writable, resolver)
+        case .connect(let host, let port, let scheme, let resolved):
+            judgeEgress(host: host, port: port, scheme: scheme, request: nil, resolved: resolved)
+        case .httpRequest(let host, let port, let method, let path, let resolved):
+            judgeEgress(host: host, port: port, scheme: .http, request: (method, path), resolved: resolved)
+        case .brain(let model, let maxTokens): judgeBrain(model: model, maxTokens: maxTokens)
         }
     }
 

@@ -14,10 +14,23 @@ public struct AgentPolicy: Sendable, Equatable {
     public var tools: Tools
     public var limits: Limits
     public var resources: Resources
+    public var network = Network()
+    /// nil: the policy allows no Brain calls.
+    public var brain: Brain?
+
+    public init(file: String, version: Int, agent: String, description: String?, tools: Tools, limits: Limits, resources: Resources) {
+        self.file = file
+        self.version = version
+        self.agent = agent
+        self.description = description
+        self.tools = tools
+        self.limits = limits
+        self.resources = resources
+    }
 
     public static func == (a: AgentPolicy, b: AgentPolicy) -> Bool {
         a.version == b.version && a.agent == b.agent && a.description == b.description && a.tools == b.tools
-            && a.limits == b.limits && a.resources == b.resources
+            && a.limits == b.limits && a.resources == b.resources && a.network == b.network && a.brain == b.brain
     }
 }
 

@@ -46,6 +46,8 @@ extension AgentPolicy {
         }
         found += limitWidenings(parent.limits)
         found += resourceWidenings(parent.resources)
+        found += networkWidenings(parent.network)
+        found += brainWidenings(parent.brain)
         return found
     }
 
@@ -124,7 +126,7 @@ extension AgentPolicy {
         return least == most ? "exactly \(least)" : "\(least) to \(most)"
     }
 
-    private static func patternList(_ patterns: [String]) -> String {
+    static func patternList(_ patterns: [String]) -> String {
         patterns.isEmpty ? "none" : patterns.map(quoted).joined(separator: ", ")
     }
 

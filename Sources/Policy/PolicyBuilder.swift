@@ -46,14 +46,14 @@ extension AgentPolicy {
 struct PolicyBuilder {
     let file: String
 
-    private func fail(_ node: SourceNode, _ field: String, _ message: String) -> PolicyError {
+    func fail(_ node: SourceNode, _ field: String, _ message: String) -> PolicyError {
         PolicyError(file: file, line: node.line, field: field, message: message)
     }
 
     // MARK: Schema
 
     func policy(_ root: SourceNode) throws(PolicyError) -> AgentPolicy {
-        let top = try mapping(root, "", keys: ["version", "agent", "description", "tools", "limits", "resources"])
+        let top = try mapping(root, "", keys: ["version", "agent", "description", "tools", "limits", "resources", "network", "brain"])
         guard let versionNode = top["version"] else { throw fail(root, "version", "missing (this momin reads version 1)") }
         let version = try integer(versionNode.node, "version")
         guard Self.supportedVersions.contains(version) else {
@@ -65,11 +65,14 @@ struct PolicyBuilder {
             throw fail(agentNode.node, "agent", "\(quoted(agent)) is not a name: 1 to 64 of A-Z a-z 0-9 . _ -, starting with a letter or digit")
         }
         let description = try top["description"].map { entry throws(PolicyError) in try string(entry.node, "description") }
-        return AgentPolicy(
+        var policy = AgentPolicy(
             file: file, version: version, agent: agent, description: description,
             tools: try top["tools"].map { entry throws(PolicyError) in try tools(entry.node) } ?? Tools(),
             limits: try top["limits"].map { entry throws(PolicyError) in try limits(entry.node) } ?? .defaults,
             resources: try top["resources"].map { entry throws(PolicyError) in try resources(entry.node) } ?? .defaults)
+        if let entry = top["network"] { policy.network = try network(entry.node) }
+        if let entry = top["brain"] { policy.brain = try brain(entry.node, line: entry.line) }
+        return policy
     }
 
     private static let supportedVersions = AgentPolicy.supportedVersions
@@ -331,7 +334,7 @@ struct PolicyBuilder {
     typealias Entry = (line: Int, node: SourceNode)
 
     /// The mapping's entries by key; an unknown or repeated key is an error.
-    private func mapping(_ node: SourceNode, _ field: String, keys: [String]) throws(PolicyError) -> [String: Entry] {
+    func mapping(_ node: SourceNode, _ field: String, keys: [String]) throws(PolicyError) -> [String: Entry] {
         guard case .mapping(let pairs) = node.value else { throw fail(node, field, "expected a mapping, found \(kind(node))") }
         var entries: [String: Entry] = [:]
         for pair in pairs {
@@ -347,55 +350,55 @@ struct PolicyBuilder {
         return entries
     }
 
-    private func sequence(_ node: SourceNode, _ field: String) throws(PolicyError) -> [SourceNode] {
+    func sequence(_ node: SourceNode, _ field: String) throws(PolicyError) -> [SourceNode] {
         guard case .sequence(let items) = node.value else { throw fail(node, field, "expected a list, found \(kind(node))") }
         return items
     }
 
     /// Any scalar but null, as written ("no" and "10" stay text).
-    private func string(_ node: SourceNode, _ field: String) throws(PolicyError) -> String {
+    func string(_ node: SourceNode, _ field: String) throws(PolicyError) -> String {
         guard case .scalar(let text, let kind) = node.value, kind != .null else { throw fail(node, field, "expected a string, found \(kind(node))") }
         return text
     }
 
-    private func integer(_ node: SourceNode, _ field: String) throws(PolicyError) -> Int {
+    func integer(_ node: SourceNode, _ field: String) throws(PolicyError) -> Int {
         guard case .scalar(let text, .number) = node.value else { throw fail(node, field, "expected a whole number, found \(kind(node))") }
         guard let value = Int(text) else { throw fail(node, field, "expected a whole number, found \(text)") }
         return value
     }
 
-    private func positive(_ node: SourceNode, _ field: String) throws(PolicyError) -> Int {
+    func positive(_ node: SourceNode, _ field: String) throws(PolicyError) -> Int {
         let value = try integer(node, field)
         guard value > 0 else { throw fail(node, field, "must be at least 1, not \(value)") }
         return value
     }
 
     /// true or false; YAML's True/TRUE too, but not its 1.1 yes/no/on/off.
-    private func boolean(_ node: SourceNode, _ field: String) throws(PolicyError) -> Bool {
+    func boolean(_ node: SourceNode, _ field: String) throws(PolicyError) -> Bool {
         guard case .scalar(let text, .boolean) = node.value else { throw fail(node, field, "expected true or false, found \(kind(node))") }
         return text.lowercased() == "true"
     }
 
-    private func nonNegative(_ node: SourceNode, _ field: String) throws(PolicyError) -> Int {
+    func nonNegative(_ node: SourceNode, _ field: String) throws(PolicyError) -> Int {
         let value = try integer(node, field)
         guard value >= 0 else { throw fail(node, field, "must not be negative (\(value))") }
         return value
     }
 
     /// Whole seconds, or a count with one unit: 250ms, 30s, 10m, 2h.
-    private func duration(_ node: SourceNode, _ field: String) throws(PolicyError) -> Duration {
+    func duration(_ node: SourceNode, _ field: String) throws(PolicyError) -> Duration {
         let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
         let ms = try quantity(node, field, units: units, plainUnit: 1000, what: "a duration such as 90, \"90s\", \"10m\" or \"1h\"")
         return .milliseconds(ms)
     }
 
     /// Bytes, or a count with a binary unit: 512KiB, 16MiB, 1GiB.
-    private func size(_ node: SourceNode, _ field: String) throws(PolicyError) -> Int {
+    func size(_ node: SourceNode, _ field: String) throws(PolicyError) -> Int {
         let units: [(String, Int64)] = [("B", 1), ("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("TiB", 1 << 40)]
         return Int(try quantity(node, field, units: units, plainUnit: 1, what: "a size such as 1048576, \"512KiB\" or \"16MiB\""))
     }
 
-    private func quantity(_ node: SourceNode, _ field: String, units: [(String, Int64)], plainUnit: Int64, what: String) throws(PolicyError) -> Int64 {
+    func quantity(_ node: SourceNode, _ field: String, units: [(String, Int64)], plainUnit: Int64, what: String) throws(PolicyError) -> Int64 {
         guard case .scalar(let text, let kind) = node.value, kind != .null, kind != .boolean else {
             throw fail(node, field, "expected \(what), found \(self.kind(node))")
         }
@@ -416,7 +419,7 @@ struct PolicyBuilder {
         return value
     }
 
-    private func pathRules(_ node: SourceNode, _ field: String) throws(PolicyError) -> [PathRule] {
+    func pathRules(_ node: SourceNode, _ field: String) throws(PolicyError) -> [PathRule] {
         var rules: [PathRule] = []
         for (index, item) in try sequence(node, field).enumerated() {
             rules.append(PathRule(glob: try glob(item, field + "[\(index)]", kind: .path), rule: RuleRef(field + "[\(index)]", line: item.line)))
@@ -424,11 +427,11 @@ struct PolicyBuilder {
         return rules
     }
 
-    private func glob(_ node: SourceNode, _ field: String, kind: Glob.Kind) throws(PolicyError) -> Glob {
+    func glob(_ node: SourceNode, _ field: String, kind: Glob.Kind) throws(PolicyError) -> Glob {
         try compile(try string(node, field), node, field, kind: kind)
     }
 
-    private func compile(_ pattern: String, _ node: SourceNode, _ field: String, kind: Glob.Kind) throws(PolicyError) -> Glob {
+    func compile(_ pattern: String, _ node: SourceNode, _ field: String, kind: Glob.Kind) throws(PolicyError) -> Glob {
         do {
             return try Glob(pattern, kind: kind)
         } catch {
@@ -436,7 +439,7 @@ struct PolicyBuilder {
         }
     }
 
-    private func kind(_ node: SourceNode) -> String {
+    func kind(_ node: SourceNode) -> String {
         switch node.value {
         case .mapping: "a mapping"
         case .sequence: "a list"

@@ -53,11 +53,7 @@ import Testing
             ("- path: relative/x", "resources.disks[0].path", "not a valid glob"),
             ("/x", "resources.disks", "expected a list"),
         ]
-        for (rules, field, message) in cases {
-            let error = parseError("version: 1\nagent: a\nresources:\n  disks:\n    \(rules)\n")
-            #expect(error?.field == field, "\(rules)")
-            #expect(error?.message.contains(message) == true, "\(rules): \(String(describing: error))")
-        }
+        expectFieldErrors("version: 1\nagent: a\nresources:\n  disks:\n    ", cases)
     }
 
     @Test func aDiskIsAllowedByTheFirstRuleThatAllowsItsMode() {

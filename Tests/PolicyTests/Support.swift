@@ -1,4 +1,5 @@
 import Policy
+import Testing
 
 /// A file system made of a table: directories, files and symlinks. It resolves paths the way the
 /// guest's resolver must (realpath -m): symlinks followed, missing tails kept, loops refused.
@@ -92,3 +93,13 @@ let repositoryRoot: String = {
     parts.removeLast(3)  // Tests/PolicyTests/Support.swift
     return parts.joined(separator: "/")
 }()
+
+/// Each (body, field, message): the policy `head + body` is refused at `field` with a message
+/// containing `message`.
+func expectFieldErrors(_ head: String, _ cases: [(String, String, String)], sourceLocation: SourceLocation = #_sourceLocation) {
+    for (body, field, message) in cases {
+        let error = parseError(head + body + "\n")
+        #expect(error?.field == field, "\(body): \(String(describing: error))", sourceLocation: sourceLocation)
+        #expect(error?.message.contains(message) == true, "\(body): \(String(describing: error))", sourceLocation: sourceLocation)
+    }
+}
