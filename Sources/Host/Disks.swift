@@ -287,14 +287,15 @@ extension AttachedDisk {
     /// A VM's disks opened in order: the root image (`--image`; identified, not digested on every
     /// boot: an image is gigabytes, and read-only), each `--disk` judged by `policy`, then the
     /// scratch disk (momin's own file, not the policy's to judge). Nothing is kept on a refusal.
-    public static func openAll(rootImage: String?, disks: [DiskRequest], scratch: DiskRequest?, policy: AgentPolicy?)
-        throws(HostError) -> [AttachedDisk]
+    /// `digestLimit` 0 skips reading the disks for digests nobody logs (a boot has no audit log).
+    public static func openAll(rootImage: String?, disks: [DiskRequest], scratch: DiskRequest?, policy: AgentPolicy?,
+                               digestLimit: UInt64 = AttachedDisk.digestLimit) throws(HostError) -> [AttachedDisk]
     {
         let root = rootImage.map { DiskRequest.rootImage($0) }
         try DiskRequest.checkSet((root.map { [$0] } ?? []) + disks + (scratch.map { [$0] } ?? []))
         var opened: [AttachedDisk] = []
         if let root { opened.append(try open(root, policy: nil, digestLimit: 0)) }
-        for request in disks { opened.append(try open(request, policy: policy)) }
+        for request in disks { opened.append(try open(request, policy: policy, digestLimit: digestLimit)) }
         if let scratch { opened.append(try open(scratch, policy: nil, digestLimit: 0)) }
         return opened
     }

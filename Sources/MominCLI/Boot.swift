@@ -28,8 +28,9 @@ struct Boot: ParsableCommand {
         try AttachedDisk.check(disks + (rootImage.map { [.rootImage($0)] } ?? []), policy: nil)
         let rig = try machine.rigDisks(disks)
         try Rig.check(config, noRig: machine.noRig, outputs: rig.written, drives: rig.drives, files: rig.files)
-        // No policy governs a boot: the disks are the caller's to choose, as the kernel is.
-        let attached = try AttachedDisk.openAll(rootImage: rootImage, disks: disks, scratch: nil, policy: nil)
+        // No policy governs a boot: the disks are the caller's to choose, as the kernel is; and
+        // no log records them, so they are not read for digests.
+        let attached = try AttachedDisk.openAll(rootImage: rootImage, disks: disks, scratch: nil, policy: nil, digestLimit: 0)
 
         // The microVM itself lives in momin-vmm, a small process of its own (no Foundation), in
         // its jail; this process holds its grant, waits for it, passes on the signals that would
