@@ -68,10 +68,17 @@ let package = Package(
         .target(name: "Gateway", dependencies: [
             "GuestClient", "Doors", "Policy", "Audit", "Buckets", "Merkle", "POSIX", .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // HTTP/1.1 as a forward proxy reads it: request heads, bounded and strict (pure; fuzzed).
+        .target(name: "HTTPWire"),
+        // The host's end of agents' network access: the guest's proxy connections judged by policy,
+        // resolved and connected by the host, counted and logged (docs/egress.md).
+        .target(name: "Egress", dependencies: [
+            "Audit", "Doors", "Gateway", "HTTPWire", "Merkle", "Policy", "POSIX", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // Agents inside VMs calling out: the hands-call listener, doors between agents, sub-agents
         // (their policies no wider than the parent's), each call through its agent's gateway.
         .target(name: "Agents", dependencies: [
-            "Doors", "GuestClient", "Gateway", "Policy", "Buckets", "Merkle", "POSIX", .product(name: "Crypto", package: "swift-crypto"),
+            "Doors", "Egress", "GuestClient", "Gateway", "Policy", "Buckets", "Merkle", "POSIX", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // The resource ledger: host CPUs, memory and GPUs split among VMs, sub-agents carved from their parent's grant.
         .target(name: "Ledger", dependencies: ["POSIX"]),
@@ -99,7 +106,7 @@ let package = Package(
         .executableTarget(name: "MominProbe", dependencies: ["GuestClient", "Doors", "POSIX"]),
         // The fuzz targets (docs/testing.md, "Fuzzing"): one function per parser that a guest or a file
         // reaches, each checking a property, not only that it does not crash.
-        .target(name: "FuzzTargets", dependencies: ["Doors", "Policy", "Devices", "GuestMemory", "Images"]),
+        .target(name: "FuzzTargets", dependencies: ["Doors", "HTTPWire", "Policy", "Devices", "GuestMemory", "Images"]),
         // libFuzzer's entry point over FuzzTargets, built by Scripts/fuzz with -sanitize=fuzzer,address.
         .executableTarget(name: "MominFuzz", dependencies: ["FuzzTargets", "POSIX"]),
         // Root file system images: `momin image build debian` (mmdebstrap, then mkfs.ext4 -d, no
@@ -154,6 +161,12 @@ let package = Package(
             "Buckets", "Audit", "Merkle", .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .testTarget(name: "CgroupsTests", dependencies: ["Cgroups"]),
+        // The proxy's parser (pure, with property tests), and the relay end to end: a socketpair for
+        // the guest, real TCP servers on loopback for the far end, a real audit log.
+        .testTarget(name: "EgressTests", dependencies: [
+            "Egress", "HTTPWire", "Gateway", "Policy", "Audit", "Doors", "Merkle", "POSIX", "TestRandom",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .testTarget(name: "AgentsTests", dependencies: [
             "Agents", "Doors", "Gateway", "Policy", "Audit", "Buckets", "GuestClientTestSupport", "GuestClient",
         ]),

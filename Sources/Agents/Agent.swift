@@ -11,6 +11,8 @@ public final class Agent: @unchecked Sendable {
     public let disks: [HeldDisk]
     public var policy: AgentPolicy? { session.policy }
     var listener: HandsListener?
+    /// The proxy's and the Brain's listeners; none without a policy (no policy, no egress).
+    var egressListeners: [EgressListener] = []
     /// Guarded by the tree's monitor.
     var outcome: ChildOutcome?
     var stopping: String?

@@ -255,6 +255,7 @@ extension AgentTree {
         }
         for agent in doomed {
             agent.listener?.stop()
+            for egress in agent.egressListeners { egress.stop() }
             broker.close(agent: agent.name)
             launcher.halt(agent.name, reason: agent.name == name ? reason : "its parent \(name) stopped")
             monitor.holding {

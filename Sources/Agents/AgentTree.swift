@@ -1,6 +1,7 @@
 import Buckets
 import Crypto
 import Doors
+import Egress
 import Gateway
 import Merkle
 import Policy
@@ -31,6 +32,8 @@ public final class AgentTree: @unchecked Sendable {
     /// How the host resolves its own paths, for judging the disks a spawn passes on by the
     /// child's policy; nil: this host passes no disks to sub-agents.
     public var diskPaths: (any PathResolver & Sendable)?
+    /// How the host resolves the names its agents' egress asks for (tests give their own).
+    public var egressResolver: any HostResolver = SystemResolver()
 
     public init(store: BucketStore?, launcher: any SubAgentLauncher, requestIDs: RequestNumbers, budget: TreeLimits? = nil) {
         self.store = store
@@ -51,6 +54,18 @@ public final class AgentTree: @unchecked Sendable {
             return self.answer(call, from: name, caller: caller)
         }
         agent.listener = listener
+        if agent.session.policy != nil {
+            let relay = EgressRelay(governed: GovernedEgress(session: agent.session), resolver: egressResolver)
+            do {
+                for (port, entry) in [(EgressProtocol.proxyPort, EgressEntry.proxy), (EgressProtocol.brainPort, .brain)] {
+                    agent.egressListeners.append(try EgressListener(place: handsSocket.sibling(port: port), entry: entry, relay: relay))
+                }
+            } catch {
+                listener.stop()
+                for egress in agent.egressListeners { egress.stop() }
+                throw error
+            }
+        }
         broker.open(agent: name)
         monitor.holding { agents[name] = agent }
     }
@@ -70,6 +85,7 @@ public final class AgentTree: @unchecked Sendable {
         for child in children(of: root) { stopSubtree(child.name, reason: reason) }
         if let root = agent(root) {
             root.listener?.stop()
+            for egress in root.egressListeners { egress.stop() }
             broker.close(agent: root.name)
         }
     }

@@ -12,8 +12,6 @@ import Synchronization
 public final class HandsListener: @unchecked Sendable {
     public let path: String
     public static let maxConnections = 64
-    /// Numbers the sockets this process stages, so that two never share a name.
-    private static let staged = Atomic<Int>(0)
     private let fd: Int32
     /// How long a caller has to send its whole frame, and to take its whole reply.
     let frameDeadline: Duration
@@ -36,39 +34,11 @@ public final class HandsListener: @unchecked Sendable {
     /// `replyDeadline` to take its whole reply (a reply it did not take is undelivered).
     public init(place: HandsSocketPlace, frameDeadline: Duration = .seconds(30), replyDeadline: Duration = .seconds(30),
                 handler: @escaping @Sendable (HandsCall, HandsCaller) -> HandsAnswer) throws(AgentError) {
-        let path = place.path
-        self.path = path
+        self.path = place.path
         self.handler = handler
         self.frameDeadline = frameDeadline
         self.replyDeadline = replyDeadline
-        var st = stat()
-        if lstat(path, &st) == 0 {
-            guard st.st_mode & S_IFMT == S_IFSOCK else { throw .io("\(path) exists and is not a socket") }
-            unlink(path)
-        }
-        let staged = place.staging + "/.hands-\(getpid())-\(Self.staged.add(1, ordering: .relaxed).newValue).sock"
-        unlink(staged)
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .io("socket: \(String(cString: strerror(errno)))") }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(staged.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path), path.utf8.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            close(fd)
-            throw .io("socket path \(path) or \(staged) is too long")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        // The jailed VMM connects as its own uid; the socket directory (the VM's, mode 0700)
-        // is what keeps everyone else out.
-        guard bound == 0, chmod(staged, 0o666) == 0, listen(fd, 64) == 0, rename(staged, path) == 0 else {
-            let why = String(cString: strerror(errno))
-            close(fd)
-            unlink(staged)
-            throw .io("cannot listen on \(path): \(why)")
-        }
+        let fd = try StagedSocket.listen(place)
         self.fd = fd
         do { try POSIXThread.detach(name: "hands-accept") { [self] in acceptLoop() } } catch {
             close(fd)
@@ -157,6 +127,47 @@ public final class HandsListener: @unchecked Sendable {
     }
 }
 
+/// Makes listening sockets where a jailed VMM connects (see `HandsListener.init`).
+enum StagedSocket {
+    /// Numbers the sockets this process stages, so that two never share a name.
+    private static let staged = Atomic<Int>(0)
+
+    /// A listening socket at `place.path`, made in `place.staging` with mode 0666 and renamed
+    /// into place (a socket file left there is replaced; anything else is an error).
+    static func listen(_ place: HandsSocketPlace) throws(AgentError) -> Int32 {
+        let path = place.path
+        var st = stat()
+        if lstat(path, &st) == 0 {
+            guard st.st_mode & S_IFMT == S_IFSOCK else { throw .io("\(path) exists and is not a socket") }
+            unlink(path)
+        }
+        let staged = place.staging + "/.sock-\(getpid())-\(Self.staged.add(1, ordering: .relaxed).newValue).sock"
+        unlink(staged)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw .io("socket: \(String(cString: strerror(errno)))") }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(staged.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path), path.utf8.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            close(fd)
+            throw .io("socket path \(path) or \(staged) is too long")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        // The jailed VMM connects as its own uid; the socket directory (the VM's, mode 0700)
+        // is what keeps everyone else out.
+        guard bound == 0, chmod(staged, 0o666) == 0, Glibc.listen(fd, 64) == 0, rename(staged, path) == 0 else {
+            let why = String(cString: strerror(errno))
+            close(fd)
+            unlink(staged)
+            throw .io("cannot listen on \(path): \(why)")
+        }
+        return fd
+    }
+}
+
 /// Where an agent's hands calls arrive: the socket's path, in the directory its VM's jailed
 /// VMM owns, and a directory on the same file system that only the host can write, where the
 /// socket is made before it is moved into place (`HandsListener.init`).
@@ -167,6 +178,13 @@ public struct HandsSocketPlace: Sendable, Equatable {
     public init(path: String, staging: String) {
         self.path = path
         self.staging = staging
+    }
+
+    /// The same VM's socket for guest connections to host port `port`: the VMM's `PATH_PORT`
+    /// convention (docs/vsock.md), `path` with its port replaced.
+    public func sibling(port: UInt32) -> HandsSocketPlace {
+        let base = path.utf8.lastIndex(of: UInt8(ascii: "_")).map { String(path[..<$0]) } ?? path
+        return HandsSocketPlace(path: "\(base)_\(port)", staging: staging)
     }
 }
 

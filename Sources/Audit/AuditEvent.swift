@@ -8,6 +8,8 @@ public enum AuditEvent: Hashable, Sendable {
     case decision(Decision)
     case resultDigest(ResultDigest)
     case lifecycle(Lifecycle)
+    /// How an allowed network connection made for an agent ended (after its result digest).
+    case connectionEnd(ConnectionEnd)
 
     /// The `kind` column of the entries table; also the order of the tag byte in the encoding.
     public var kind: String {
@@ -21,6 +23,7 @@ public enum AuditEvent: Hashable, Sendable {
         case .lifecycle(.runRefused): "run-refused"
         case .lifecycle(.diskAttach): "disk-attach"
         case .lifecycle(.diskDetach): "disk-detach"
+        case .connectionEnd: "connection-end"
         }
     }
 }
@@ -78,6 +81,29 @@ public struct ResultDigest: Hashable, Sendable {
         self.status = status
         self.byteCount = byteCount
         self.sha256 = sha256
+    }
+}
+
+/// The end of a connection the host made for an agent (docs/egress.md): where it went, how
+/// much it carried each way, how long it lasted, and why it ended.
+public struct ConnectionEnd: Hashable, Sendable {
+    public var requestID: UInt64
+    /// The address and port connected to (`[v6]:port` for IPv6); empty when no connection was made.
+    public var address: String
+    /// Bytes from the agent to the far end, and back.
+    public var bytesSent: UInt64
+    public var bytesReceived: UInt64
+    public var durationMilliseconds: UInt64
+    /// How it ended: `closed` (both sides finished), `limit: ...`, `error: ...`, `refused: ...`.
+    public var end: String
+
+    public init(requestID: UInt64, address: String, bytesSent: UInt64, bytesReceived: UInt64, durationMilliseconds: UInt64, end: String) {
+        self.requestID = requestID
+        self.address = address
+        self.bytesSent = bytesSent
+        self.bytesReceived = bytesReceived
+        self.durationMilliseconds = durationMilliseconds
+        self.end = end
     }
 }
 

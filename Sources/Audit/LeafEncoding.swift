@@ -20,7 +20,7 @@ extension AuditRecord {
     enum Tag: UInt8 {
         case toolRequest = 1, decision, resultDigest, vmStart, vmStop, policyLoad
         /// Schema version 2 (which had not been released when these were added).
-        case runRefused, diskAttach, diskDetach
+        case runRefused, diskAttach, diskDetach, connectionEnd
     }
 
     /// The canonical bytes; throws only for a string or byte field over `maximumFieldLength`.
@@ -37,6 +37,7 @@ extension AuditRecord {
         case .lifecycle(.runRefused): out.u8(Tag.runRefused.rawValue)
         case .lifecycle(.diskAttach): out.u8(Tag.diskAttach.rawValue)
         case .lifecycle(.diskDetach): out.u8(Tag.diskDetach.rawValue)
+        case .connectionEnd: out.u8(Tag.connectionEnd.rawValue)
         }
         out.u64(index)
         out.u64(time)
@@ -76,6 +77,13 @@ extension AuditRecord {
             out.string(disk.identity)
             out.u8(disk.sha256 == nil ? 0 : 1)
             if let digest = disk.sha256 { out.digest(digest) }
+        case .connectionEnd(let end):
+            out.u64(end.requestID)
+            out.string(end.address)
+            out.u64(end.bytesSent)
+            out.u64(end.bytesReceived)
+            out.u64(end.durationMilliseconds)
+            out.string(end.end)
         }
         if let field = out.oversized {
             throw LeafFormatError("a field of \(field) bytes is over the limit of \(Self.maximumFieldLength)")
@@ -145,6 +153,11 @@ extension AuditRecord {
             event = .lifecycle(.diskAttach(try Self.diskState(&reader)))
         case .diskDetach:
             event = .lifecycle(.diskDetach(try Self.diskState(&reader)))
+        case .connectionEnd:
+            event = .connectionEnd(ConnectionEnd(
+                requestID: try reader.u64("request id"), address: try reader.string("address"), bytesSent: try reader.u64("bytes sent"),
+                bytesReceived: try reader.u64("bytes received"), durationMilliseconds: try reader.u64("duration"),
+                end: try reader.string("end")))
         }
         guard reader.offset == data.count else {
             throw LeafFormatError("\(data.count - reader.offset) bytes after the last field")

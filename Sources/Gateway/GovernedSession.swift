@@ -1,5 +1,6 @@
 import Audit
 import Doors
+import Merkle
 import Policy
 import Synchronization
 
@@ -59,6 +60,8 @@ public final class GovernedSession: @unchecked Sendable {
     public struct Admission: Sendable, Equatable {
         public let id: UInt64
         public let judged: JudgedPaths?
+        /// The allowing decision; nil without a policy.
+        public var decision: Policy.Decision? = nil
     }
 
     /// `admit`, with the paths the policy judged.
@@ -99,7 +102,7 @@ public final class GovernedSession: @unchecked Sendable {
             observation.status = nil
             pending[id] = observation
         }
-        return Admission(id: id, judged: decision?.judged)
+        return Admission(id: id, judged: decision?.judged, decision: decision)
     }
 
     /// How much output the next call may pass to the agent.
@@ -134,6 +137,21 @@ public final class GovernedSession: @unchecked Sendable {
             observe?(observation)
         }
         if let over, over.why.isOutputLimit { throw .denied(over) }
+    }
+
+    /// Ends an admitted connection (docs/egress.md): its result digest (the bytes the agent
+    /// received, `sha256` over them in order) and how it ended, in one transaction. Egress bytes
+    /// are counted by the network limits, not as output.
+    public func finishConnection(_ id: UInt64, status: Int64, received: UInt64, sha256: MerkleHash, end: ConnectionEnd) throws(GatewayError) {
+        try lock.withLock { _ throws(GatewayError) in
+            try append([.resultDigest(ResultDigest(requestID: id, status: status, byteCount: received, sha256: sha256)), .connectionEnd(end)])
+            if var observation = pending.removeValue(forKey: id) {
+                observation.status = status
+                observation.byteCount = received
+                observation.digest = sha256
+                observe?(observation)
+            }
+        }
     }
 
     private func append(_ events: [AuditEvent]) throws(GatewayError) {

@@ -82,6 +82,7 @@ public final class RequestNumbers: Sendable {
             case .toolRequest(let request): max(greatest, request.requestID)
             case .decision(let decision): max(greatest, decision.requestID)
             case .resultDigest(let result): max(greatest, result.requestID)
+            case .connectionEnd(let end): max(greatest, end.requestID)
             case .lifecycle: greatest
             }
         }

@@ -147,7 +147,8 @@ struct AuditShow: ParsableCommand {
             Lines: INDEX request #ID AGENT TOOL ARGUMENTS; INDEX decision #ID allow|deny RULE[: REASON]; \
             INDEX result #ID status N, B bytes, sha256 H; INDEX vm-start VM; INDEX vm-stop VM REASON; \
             INDEX policy-load SOURCE sha256 H; INDEX run-refused VM REASON; \
-            INDEX disk-attach|disk-detach VM NAME PATH ro|rw SIZE bytes, IDENTITY, sha256 H|not read. Arguments that are text (bucket, door and spawn calls) \
+            INDEX disk-attach|disk-detach VM NAME PATH ro|rw SIZE bytes, IDENTITY, sha256 H|not read; \
+            INDEX connection-end #ID ADDRESS sent S, received R bytes, D ms, END. Arguments that are text (bucket, door and spawn calls) \
             are shown with each newline as '; ', others as their size. With --agent, only that \
             agent's requests, decisions and results. With --elapsed, each line begins with +S.mmm, \
             the seconds since the first entry.
@@ -202,6 +203,10 @@ struct AuditShow: ParsableCommand {
                 line = "disk-attach \(disk.vm) \(Self.describe(disk))"
             case .lifecycle(.diskDetach(let disk)):
                 line = "disk-detach \(disk.vm) \(Self.describe(disk))"
+            case .connectionEnd(let end):
+                owner = agents[end.requestID]
+                line = "connection-end #\(end.requestID) \(end.address.isEmpty ? "-" : end.address) sent \(end.bytesSent), "
+                    + "received \(end.bytesReceived) bytes, \(end.durationMilliseconds) ms, \(end.end)"
             }
             if let agent, owner != agent { continue }
             if elapsed, let first = records.first {

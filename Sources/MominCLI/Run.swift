@@ -68,7 +68,7 @@ struct Run: ParsableCommand {
         // Governance first: a bad policy or audit log is bad input, refused before any VM.
         let loaded = try governance.loadPolicy(for: machine) { agent in name ?? "\(agent ?? "run")-\(getpid())" }
         // momin.hands: momin-init relays hands calls from inside the VM to this process.
-        var config = try machine.configuration(extraCommandLine: "momin.doors=\(guestDoorsPort) momin.hands=\(HandsCallProtocol.port)")
+        var config = try machine.configuration(extraCommandLine: "momin.doors=\(guestDoorsPort) momin.hands=\(HandsCallProtocol.port) momin.egress")
         if record != nil, config.entropySeed == nil {
             // A recorded session needs a seed to be replayed with: make one.
             var seed = [UInt8](repeating: 0, count: EntropySeed.byteCount)

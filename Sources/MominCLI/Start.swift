@@ -22,7 +22,7 @@ struct Start: ParsableCommand {
         let registry = try VMRegistry.open(host)
         if case .running(let pid) = registry.state(name) { throw CLIError.usage("VM \(name) is already running (momin-vmm pid \(pid))") }
         // momin.hands: momin-init relays hands calls to the VM's agent host (momin agent-host).
-        let config = try machine.configuration(extraCommandLine: "momin.doors=\(guestDoorsPort) momin.hands=\(HandsCallProtocol.port)")
+        let config = try machine.configuration(extraCommandLine: "momin.doors=\(guestDoorsPort) momin.hands=\(HandsCallProtocol.port) momin.egress")
         try VMMLauncher(host).preflight(config)
         try requireDirectKVM(config)
         let rootImage = try machine.rootImagePath()

@@ -76,6 +76,8 @@ public struct NetworkLimits: Sendable, Equatable {
 
     public static let maximumConnections = 4096
 
+    public init() {}
+
     public static func == (a: NetworkLimits, b: NetworkLimits) -> Bool {
         a.connections == b.connections && a.bytesPerSession == b.bytesPerSession
     }

@@ -1,0 +1,221 @@
+import Audit
+import Crypto
+import Doors
+import Gateway
+import Glibc
+import HTTPWire
+import Merkle
+import Policy
+import POSIX
+
+/// Which of the guest's egress listeners a connection came through (`EgressProtocol`).
+public enum EgressEntry: Sendable {
+    /// The HTTP proxy: CONNECT for TLS, absolute-form for plain HTTP.
+    case proxy
+    /// `http://brain.momin/`: the Brain endpoint.
+    case brain
+}
+
+/// Settings of the host's egress relay; the defaults are what momin uses.
+public struct EgressConfiguration: Sendable {
+    /// How long the guest has to send its whole request head.
+    public var headDeadline: Double = 30
+    /// How long one address may take to accept a connection.
+    public var connectTimeout: Double = 10
+    /// A connection on which nothing moves for this long is closed.
+    public var idleTimeout: Double = 300
+    /// Connections served at once for one VM; past it the guest is answered 503 at once.
+    public var maxConnections = EgressProtocol.maxGuestConnections
+
+    public init() {}
+}
+
+/// The host's end of an agent's network access (docs/egress.md). For each connection the guest
+/// relays, it reads the HTTP request at the front of the stream, asks the policy (the host
+/// resolves names itself, and only names the policy allows), logs request and decision, connects
+/// to an address the policy judged, and moves the bytes, counted against the session's limits;
+/// then it logs how the connection ended. What the guest sends is data: nothing in it is trusted
+/// beyond what the parser checked.
+public final class EgressRelay: Sendable {
+    public let governed: GovernedEgress
+    let resolver: any HostResolver
+    public let configuration: EgressConfiguration
+
+    public init(governed: GovernedEgress, resolver: any HostResolver = SystemResolver(), configuration: EgressConfiguration = EgressConfiguration()) {
+        self.governed = governed
+        self.resolver = resolver
+        self.configuration = configuration
+    }
+
+    /// Serves one guest connection on the calling thread and closes it.
+    public func serve(_ guest: Int32, entry: EgressEntry) {
+        defer { Self.closeGracefully(guest) }
+        let deadline = MonotonicClock.deadline(after: configuration.headDeadline)
+        var buffer: [UInt8] = []
+        var headEnd: Int?
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while headEnd == nil {
+            var entry = pollfd(fd: guest, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&entry, 1, MonotonicClock.pollTimeout(until: deadline))
+            if ready < 0 && errno == EINTR { continue }
+            guard ready > 0 else {
+                if ready == 0 { respond(guest, 408, "the request head did not arrive within \(Int(configuration.headDeadline)) s") }
+                return
+            }
+            let n = chunk.withUnsafeMutableBytes { recv(guest, $0.baseAddress, $0.count, 0) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return }  // gone before a whole head: nothing was asked
+            buffer += chunk[0..<n]
+            switch RequestHeadParser.headLength(buffer) {
+            case .success(let end): headEnd = end
+            case .failure(let error):
+                respond(guest, error.status, error.description)
+                return
+            }
+        }
+        let end = headEnd!
+        let head: RequestHead
+        switch RequestHeadParser.parse(buffer[0..<end]) {
+        case .success(let parsed): head = parsed
+        case .failure(let error):
+            respond(guest, error.status, error.description)
+            return
+        }
+        let pending = Array(buffer[end...])
+        switch (entry, head.target) {
+        case (.proxy, .authority(let host, let port)):
+            relay(guest, call: { .connect(host: host, port: port, scheme: .tls, resolved: $0) }, host: host, port: port, target: nil) { upstream in
+                _ = try? FileIO.sendAll(guest, ProxyResponse.make(status: 200, reason: ProxyResponse.reason(200)),
+                                        until: MonotonicClock.deadline(after: 5))
+                return (pending, .none)
+            }
+        case (.proxy, .absolute(let host, let port, let pathAndQuery)):
+            if Self.isBrain(host) {
+                respond(guest, 503, "the Brain endpoint is not served for this VM yet")
+                return
+            }
+            let forwarded: ForwardedRequest
+            switch ForwardedRequest.make(head, host: host, port: port, pathAndQuery: pathAndQuery) {
+            case .success(let made): forwarded = made
+            case .failure(let error):
+                respond(guest, error.status, error.description)
+                return
+            }
+            let path = String(pathAndQuery.prefix { $0 != "?" })
+            relay(guest, call: { .httpRequest(host: host, port: port, method: head.method, path: path, resolved: $0) }, host: host, port: port,
+                  target: pathAndQuery) { _ in
+                (forwarded.head + pending, .body(forwarded.bodyLength + UInt64(forwarded.head.count)))
+            }
+        case (.proxy, .origin):
+            respond(guest, 400, "a request to the proxy must name its destination: http://host/path, or CONNECT host:port for TLS")
+        case (.brain, _):
+            respond(guest, 503, "the Brain endpoint is not served for this VM yet")
+        }
+    }
+
+    static func isBrain(_ host: String) -> Bool {
+        host.utf8.count == EgressProtocol.brainHost.utf8.count
+            && zip(host.utf8, EgressProtocol.brainHost.utf8).allSatisfy { HeaderFieldCase.lower($0) == $1 }
+    }
+
+    /// Judge, log, connect, pump, log the end. `begin` runs once connected: what goes to the far
+    /// end first, and how much of the guest's stream may follow.
+    private func relay(_ guest: Int32, call: ([IPAddress]) -> ToolCall, host rawHost: String, port: UInt16, target: String?,
+                       begin: (Int32) -> ([UInt8], Pump.GuestLimit)) {
+        let started = MonotonicClock.nanoseconds()
+        // Resolve only a name the policy allows: a denied name is never looked up.
+        var resolved: [IPAddress] = []
+        var resolveProblem: String?
+        if case .success(.name(let name)) = HostName.normalize(rawHost), let policy = governed.session.policy,
+           case let decision = policy.evaluate(call([]), resolver: NoGuestPathsResolver()), !decision.isAllowed,
+           case .unresolved = decision.why {
+            switch resolver.addresses(of: name) {
+            case .success(let addresses): resolved = addresses
+            case .failure(let problem): resolveProblem = problem.description
+            }
+        }
+        let admission: GovernedEgress.Admission
+        do {
+            admission = try governed.admit(call(resolved), target: target)
+        } catch {
+            switch error {
+            case .denied(let decision):
+                let limit = decision.rule.id.hasPrefix("network.limits") || decision.rule.id.hasPrefix("limits.")
+                var text = "momin: \(decision)"
+                if let resolveProblem { text += " (resolving \(rawHost): \(resolveProblem))" }
+                respond(guest, limit ? 429 : 403, text, decision: "\(decision)")
+            default:
+                respond(guest, 503, "momin: the call could not be recorded: \(error)")
+            }
+            return
+        }
+        var summary = ConnectionEnd(requestID: admission.id, address: "", bytesSent: 0, bytesReceived: 0, durationMilliseconds: 0, end: "")
+        func ended(status: Int64, received: UInt64, sha256: MerkleHash) {
+            summary.durationMilliseconds = (MonotonicClock.nanoseconds() - started) / 1_000_000
+            try? governed.end(admission, summary, status: status, received: received, sha256: sha256)
+        }
+        let upstream: Int32
+        switch Upstream.connect(to: admission.addresses, port: port, timeout: configuration.connectTimeout) {
+        case .success(let connected):
+            upstream = connected.fd
+            summary.address = Upstream.endpoint(connected.address, port)
+        case .failure(let problem):
+            summary.end = "error: connect: \(problem)"
+            ended(status: -1, received: 0, sha256: Self.emptyDigest)
+            respond(guest, 502, "momin: cannot connect to \(rawHost):\(port): \(problem)")
+            return
+        }
+        defer { close(upstream) }
+        let (first, limit) = begin(upstream)
+        let pump = Pump(guest: guest, upstream: upstream, idleTimeout: configuration.idleTimeout, take: { [governed] in governed.take($0) },
+                        limitReason: { [governed] in "limit: network.limits.bytes_per_session (\(governed.bytesPerSession ?? 0) bytes)" })
+        let outcome = pump.run(pending: first, guestLimit: limit)
+        summary.bytesSent = outcome.sent
+        summary.bytesReceived = outcome.received
+        summary.end = outcome.end
+        ended(status: outcome.clean ? 0 : 1, received: outcome.received, sha256: MerkleHash(bytes: Array(outcome.sha256.finalize()))!)
+    }
+
+    static let emptyDigest = MerkleHash(bytes: Array(SHA256.hash(data: [UInt8]())))!
+
+    /// An answer the relay makes itself, then the connection is closed.
+    private func respond(_ guest: Int32, _ status: Int, _ message: String, decision: String? = nil) {
+        var fields: [HeaderField] = []
+        if let decision { fields.append(HeaderField(name: "X-Momin-Decision", value: Self.headerSafe(decision))) }
+        let bytes = ProxyResponse.make(status: status, reason: ProxyResponse.reason(status), fields: fields, body: message + "\n")
+        _ = try? FileIO.sendAll(guest, bytes, until: MonotonicClock.deadline(after: 5))
+    }
+
+    /// Closes the guest's connection so that what was written reaches it: a close with unread
+    /// bytes would reset the connection and could lose the answer, so the write side is shut
+    /// first and what the guest still sends is read and dropped (at most 1 MiB, for 1 s).
+    static func closeGracefully(_ fd: Int32) {
+        shutdown(fd, Int32(SHUT_WR))
+        let deadline = MonotonicClock.deadline(after: 1)
+        var drained = 0
+        var sink = [UInt8](repeating: 0, count: 16 << 10)
+        while drained < 1 << 20 {
+            var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&entry, 1, MonotonicClock.pollTimeout(until: deadline)) > 0 else { break }
+            let n = sink.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }
+            guard n > 0 else { break }
+            drained += n
+        }
+        close(fd)
+    }
+
+    /// A header value: printable ASCII only, at most 512 bytes.
+    static func headerSafe(_ text: String) -> String {
+        String(decoding: text.utf8.prefix(512).map { $0 >= 0x20 && $0 < 0x7F ? $0 : UInt8(ascii: "?") }, as: UTF8.self)
+    }
+}
+
+/// Egress calls carry no guest paths: every path is its own.
+struct NoGuestPathsResolver: PathResolver {
+    func canonicalPath(_ path: String, followFinalSymlink: Bool) -> String? { path }
+}
+
+enum HeaderFieldCase {
+    static func lower(_ byte: UInt8) -> UInt8 { byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte }
+}
