@@ -4,8 +4,9 @@
 // static ELF (Glibc only, no Foundation).
 //
 //   swift build -c release --static-swift-stdlib     →  .build/release/momin-init, hands
-//   swift test                                       →  the Doors server and the hands relay
-//                                                       over socketpairs, the hands command line
+//   swift test                                       →  the Doors server and the hands and
+//                                                       egress relays over socketpairs and
+//                                                       local TCP, the hands command line
 import PackageDescription
 
 let staticExecutable: [String] = ["-static-executable"]
@@ -24,12 +25,14 @@ let package = Package(
     targets: [
         // What Swift cannot do by itself: the variadic syscall(2) and prctl(2), the x86 `outb`
         // instruction, <sys/reboot.h>, GNU calls the Glibc module hides (pipe2, accept4,
-        // posix_spawn_file_actions_addchdir_np), AF_VSOCK's sockaddr_vm, the siginfo of
-        // waitid(2), and a constructor that runs before the Swift runtime's own.
+        // posix_spawn_file_actions_addchdir_np), AF_VSOCK's sockaddr_vm, AF_INET's sockaddr_in
+        // and the SIOCSIFFLAGS ioctl (egress), the siginfo of waitid(2), and a constructor that
+        // runs before the Swift runtime's own.
         .target(name: "CGuestSys"),
         // The guest's Doors server over any connected stream socket: exec, files, ping; the
-        // child reaper; the hands relay (one call from a local socket to the host's port).
-        // momin-init adds the vsock listener and the relay's socket.
+        // child reaper; the hands relay (one call from a local socket to the host's port); the
+        // egress relay (loopback TCP to the host's ports, byte for byte) and /etc/hosts.
+        // momin-init adds the vsock listener and the relays' sockets.
         .target(
             name: "GuestDoors",
             dependencies: ["CGuestSys", .product(name: "Doors", package: "MominAI"), .product(name: "POSIX", package: "MominAI")]
@@ -39,7 +42,8 @@ let package = Package(
         .target(name: "GuestDisks", dependencies: [.product(name: "POSIX", package: "MominAI")]),
         .executableTarget(
             name: "momin-init",
-            dependencies: ["CGuestSys", "GuestDisks", "GuestDoors", "HandsClient", .product(name: "POSIX", package: "MominAI")],
+            dependencies: ["CGuestSys", "GuestDisks", "GuestDoors", "HandsClient", .product(name: "Doors", package: "MominAI"),
+                           .product(name: "POSIX", package: "MominAI")],
             swiftSettings: [.unsafeFlags(staticExecutable)],
             linkerSettings: [.unsafeFlags(staticExecutable)]
         ),
@@ -55,8 +59,8 @@ let package = Package(
             swiftSettings: [.unsafeFlags(staticExecutable)],
             linkerSettings: [.unsafeFlags(staticExecutable)]
         ),
-        // The server and the relay over socketpairs on the host, with a small client built on
-        // the Doors codec; the relay end to end with the hands client.
+        // The server and the relays over socketpairs (and local TCP) on the host, with a small
+        // client built on the Doors codec; the hands relay end to end with the hands client.
         .testTarget(
             name: "GuestDoorsTests",
             dependencies: ["GuestDoors", "CGuestSys", "HandsClient", .product(name: "Doors", package: "MominAI"),

@@ -3,12 +3,16 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <linux/openat2.h>
 #include <linux/vm_sockets.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/io.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -153,6 +157,87 @@ int guest_unix_connect(const char *path) {
         return -1;
     }
     return fd;
+}
+
+/// Fills `out` for `address`:`port`; -1 with EINVAL when `address` is not dotted IPv4.
+static int ipv4_address(struct sockaddr_in *out, const char *address, unsigned short port) {
+    memset(out, 0, sizeof *out);
+    out->sin_family = AF_INET;
+    out->sin_port = htons(port);
+    if (inet_pton(AF_INET, address, &out->sin_addr) != 1) {
+        errno = EINVAL;
+        return -1;
+    }
+    return 0;
+}
+
+int guest_tcp4_listen(const char *address, unsigned short port, int backlog) {
+    struct sockaddr_in local;
+    if (ipv4_address(&local, address, port) != 0)
+        return -1;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int on = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0
+        || bind(fd, (struct sockaddr *)&local, sizeof local) != 0 || listen(fd, backlog) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+int guest_tcp4_connect(const char *address, unsigned short port) {
+    struct sockaddr_in remote;
+    if (ipv4_address(&remote, address, port) != 0)
+        return -1;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&remote, sizeof remote) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+int guest_socket_port(int fd) {
+    struct sockaddr_in local;
+    socklen_t length = sizeof local;
+    if (getsockname(fd, (struct sockaddr *)&local, &length) != 0)
+        return -1;
+    if (local.sin_family != AF_INET) {
+        errno = EAFNOSUPPORT;
+        return -1;
+    }
+    return ntohs(local.sin_port);
+}
+
+int guest_interface_up(const char *name) {
+    struct ifreq request;
+    memset(&request, 0, sizeof request);
+    if (strlen(name) >= sizeof request.ifr_name) {
+        errno = ENODEV;
+        return -1;
+    }
+    strcpy(request.ifr_name, name);
+    // Any socket will do for the interface ioctls (netdevice(7)).
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int result = ioctl(fd, SIOCGIFFLAGS, &request);
+    if (result == 0 && !(request.ifr_flags & IFF_UP)) {
+        request.ifr_flags |= IFF_UP;
+        result = ioctl(fd, SIOCSIFFLAGS, &request);
+    }
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return result;
 }
 
 pid_t guest_wait_peek(int block) {

@@ -1,4 +1,5 @@
 import CGuestSys
+import Doors
 import GuestDoors
 import Glibc
 
@@ -15,11 +16,13 @@ enum DoorsService {
         return fd
     }
 
-    /// Serves connections on `listener` for as long as the machine runs.
-    static func serve(listener: Int32) -> Never {
+    /// Serves connections on `listener` for as long as the machine runs; with `egress`, every
+    /// process it starts gets the proxy variables.
+    static func serve(listener: Int32, egress: Bool) -> Never {
         raiseDescriptorLimit()
         var configuration = DoorsServerConfiguration()
         configuration.log = { Console.error($0) }
+        if egress { configuration.forcedEnvironment = EgressProtocol.proxyEnvironment }
         do {
             let server = try DoorsServer(configuration: configuration)
             server.acceptForever(listener: listener)

@@ -4,8 +4,10 @@
 // signals the VMM's boot timer, prints one status line and powers the machine off (or, with
 // `momin.shell=1` on the kernel command line, hands the console to /bin/sh). With
 // `momin.doors[=PORT]` it serves the host's Doors connections over vsock instead, forever;
-// `momin.hands[=PORT]` then also relays the guest's hands calls to the host. Run as `hands`
-// (the image's /usr/bin/hands links here), it is the agent's hands client instead.
+// `momin.hands[=PORT]` then also relays the guest's hands calls to the host, and `momin.egress`
+// brings up lo and relays TCP connections to 127.0.0.1:3128 (where the proxy variables point)
+// and 127.0.0.2:80 (brain.momin in /etc/hosts) to the host's vsock ports 1026 and 1027.
+// Run as `hands` (the image's /usr/bin/hands links here), it is the agent's hands client instead.
 // `momin.baseline=PORT` adds raw vsock echo/sink/source services for benchmarks.
 // `momin.disk=NAME:ro|rw` mounts the virtio disk whose serial is NAME at /evidence/NAME
 // (read-only, journal not replayed) or /disks/NAME. `momin.root=SERIAL [momin.overlay=SIZE]`
@@ -30,7 +32,7 @@ let dryRun = getpid() != 1
 if dryRun && CommandLine.arguments.dropFirst().contains(where: { $0 == "--help" || $0 == "-h" }) {
     Console.print("""
         usage: momin-init                  the guest's /init (PID 1); kernel parameters momin.doors[=PORT],
-                                           momin.hands[=PORT], momin.baseline=PORT, momin.shell=1,
+                                           momin.hands[=PORT], momin.egress, momin.baseline=PORT, momin.shell=1,
                                            momin.disk=NAME:ro|rw, momin.root=SERIAL, momin.overlay=SIZE (docs/guest.md)
                momin-init --not-pid1-test  outside a guest: print the status line, change nothing
                hands ...                   run through the image's /usr/bin/hands link: the agent's hands client
@@ -85,11 +87,12 @@ if let (port, problem) = DoorsParameter.port(commandLine: commandLine) {
     // Serve mode: listen first, so that the host may connect as soon as the boot timer fires.
     if let problem { Console.error(problem) }
     HandsService.startIfAsked(commandLine: commandLine)
+    let egress = EgressService.startIfAsked(commandLine: commandLine)
     let listener = DoorsService.listen(port: port)
     Console.print(statusLine())
     BootTimer.signalBootComplete()
     if let listener {
-        DoorsService.serve(listener: listener)
+        DoorsService.serve(listener: listener, egress: egress)
     }
     Console.error("doors: nothing to serve on, powering off")
     Power.off()

@@ -56,6 +56,24 @@ int guest_unix_listen(const char *path, unsigned int mode, int backlog);
 /// (ENAMETOOLONG when the path does not fit sun_path).
 int guest_unix_connect(const char *path);
 
+/// An AF_INET stream socket bound to `address` (dotted IPv4, e.g. "127.0.0.1") and `port`
+/// and listening, close-on-exec, with SO_REUSEADDR (a restarted listener need not wait out
+/// TIME_WAIT). Port 0 takes a free port (guest_socket_port says which). Returns the
+/// descriptor, or -1 (EINVAL for an address that is not dotted IPv4).
+int guest_tcp4_listen(const char *address, unsigned short port, int backlog);
+
+/// An AF_INET stream socket connected to `address`:`port`, close-on-exec. Returns the
+/// descriptor, or -1 (ECONNREFUSED when nothing listens there).
+int guest_tcp4_connect(const char *address, unsigned short port);
+
+/// The local port of a bound AF_INET socket (getsockname(2)), or -1.
+int guest_socket_port(int fd);
+
+/// Sets IFF_UP on the network interface `name` (SIOCGIFFLAGS, then SIOCSIFFLAGS; netdevice(7)),
+/// unless it is up already: then nothing is changed and no privilege is needed. Returns 0, or
+/// -1 (ENODEV: no such interface; EPERM without CAP_NET_ADMIN).
+int guest_interface_up(const char *name);
+
 /// waitid(P_ALL, 0, &info, WEXITED | WNOWAIT [| WNOHANG]): the pid of a child that has
 /// terminated, left a zombie so its pid cannot be reused yet; 0 when `block` is 0 and no
 /// child has terminated; -1 with errno (ECHILD: no children at all).

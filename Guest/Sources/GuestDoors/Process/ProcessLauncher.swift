@@ -33,6 +33,7 @@ enum ProcessLauncher {
     static func launch(
         _ request: ExecRequest,
         defaultSearchPath: String = defaultSearchPath,
+        forcedEnvironment: [(name: String, value: String)] = [],
         reaper: ChildReaper,
         mailbox: ExitMailbox
     ) throws(SystemError) -> LaunchedProcess {
@@ -89,7 +90,7 @@ enum ProcessLauncher {
         guard result == 0 else { throw SystemError("posix_spawnattr", errno: result) }
 
         let pid = try withCStringArray(request.argv) { argv throws(SystemError) in
-            try withCStringArray(request.env) { envp throws(SystemError) in
+            try withCStringArray(environment(request.env, forcing: forcedEnvironment)) { envp throws(SystemError) in
                 try reaper.spawn(for: mailbox) { () throws(SystemError) -> Int32 in
                     var pid: pid_t = 0
                     let result = posix_spawn(&pid, program, &actions, &attributes, argv, envp)
@@ -114,6 +115,17 @@ enum ProcessLauncher {
             throw error
         }
         return launched
+    }
+
+    /// `requested` ("NAME=value" entries) without any entry named in `forced`, then `forced`.
+    static func environment(_ requested: [String], forcing forced: [(name: String, value: String)]) -> [String] {
+        guard !forced.isEmpty else { return requested }
+        let names = Set(forced.map(\.name))
+        let kept = requested.filter { entry in
+            let name = entry.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? entry
+            return !names.contains(name)
+        }
+        return kept + forced.map { "\($0.name)=\($0.value)" }
     }
 
     /// The open file to execute: the judged `program`, opened without following a symlink; or,

@@ -442,7 +442,8 @@ final class Connection {
         guard admitJob(id) else { return }
         do throws(SystemError) {
             let launched = try ProcessLauncher.launch(
-                request, defaultSearchPath: configuration.defaultSearchPath, reaper: reaper, mailbox: mailbox)
+                request, defaultSearchPath: configuration.defaultSearchPath,
+                forcedEnvironment: configuration.forcedEnvironment, reaper: reaper, mailbox: mailbox)
             let exec = ExecJob(launched)
             if let timeout = request.timeoutMilliseconds {
                 exec.deadline = MonotonicClock.nanoseconds() + UInt64(timeout) * 1_000_000

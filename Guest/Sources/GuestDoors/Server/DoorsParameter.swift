@@ -31,6 +31,33 @@ public enum HandsParameter {
     }
 }
 
+/// The kernel command-line flag that turns on egress in serve mode (docs/egress.md): momin-init
+/// listens at `EgressRoute.proxy` and `EgressRoute.brain` and relays to the host's ports 1026 and
+/// 1027. `momin.egress`, `momin.egress=` and `momin.egress=1` turn it on, `momin.egress=0` off;
+/// the last mention wins.
+public enum EgressParameter {
+    public static let name = "momin.egress"
+
+    /// Whether the command line turns egress on, and a problem to report for a value other than
+    /// 0 or 1 (taken as on: whoever wrote it wanted egress).
+    public static func parse(commandLine words: [String]) -> (on: Bool, problem: String?) {
+        var result: (on: Bool, problem: String?) = (false, nil)
+        for word in words {
+            if word == name {
+                result = (true, nil)
+                continue
+            }
+            guard word.hasPrefix(name + "=") else { continue }
+            switch word.dropFirst(name.count + 1) {
+            case "", "1": result = (true, nil)
+            case "0": result = (false, nil)
+            default: result = (true, "\(word): not 0 or 1, taken as \(name)")
+            }
+        }
+        return result
+    }
+}
+
 /// `NAME`, `NAME=` or `NAME=PORT` on the kernel command line; the last mention wins.
 private func vsockPort(named name: String, defaultPort: UInt32, commandLine words: [String]) -> (port: UInt32, problem: String?)? {
     var result: (port: UInt32, problem: String?)?

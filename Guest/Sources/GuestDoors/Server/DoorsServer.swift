@@ -25,6 +25,9 @@ public struct DoorsServerConfiguration: Sendable {
     public var closeFlushMilliseconds = 2000
     /// PATH for a bare program name when the request's environment has none.
     public var defaultSearchPath = "/usr/bin:/bin:/usr/sbin:/sbin"
+    /// Variables every started process gets, replacing any of the same name the request sent:
+    /// momin-init sets `EgressProtocol.proxyEnvironment` here when egress is on.
+    public var forcedEnvironment: [(name: String, value: String)] = []
     /// Where the server reports trouble it cannot tell a peer about (one line, no newline).
     public var log: @Sendable (String) -> Void = { _ in }
 
