@@ -6,6 +6,7 @@
 //   swift build -c release --static-swift-stdlib     →  .build/release/momin-init, hands
 //   swift test                                       →  the Doors server and the hands relay
 //                                                       over socketpairs, the hands command line
+//   cd python && python3 -m unittest                 →  momin_hands, the Python hands client
 import PackageDescription
 
 let staticExecutable: [String] = ["-static-executable"]
@@ -56,7 +57,8 @@ let package = Package(
             linkerSettings: [.unsafeFlags(staticExecutable)]
         ),
         // The server and the relay over socketpairs on the host, with a small client built on
-        // the Doors codec; the relay end to end with the hands client.
+        // the Doors codec; the relay end to end with the hands client and with the Python one
+        // (python/momin_hands.py, run by python3).
         .testTarget(
             name: "GuestDoorsTests",
             dependencies: ["GuestDoors", "CGuestSys", "HandsClient", .product(name: "Doors", package: "MominAI"),
@@ -64,7 +66,8 @@ let package = Package(
         ),
         // Disk names from the command line, serials from a scratch sysfs tree, the mounts asked.
         .testTarget(name: "GuestDisksTests", dependencies: ["GuestDisks", .product(name: "POSIX", package: "MominAI")]),
-        // The hands command line and reply mapping: pure, no sockets.
+        // The hands command line and reply mapping: pure, no sockets; the frames the Python
+        // client's tests compare against (python/testdata/frames.json).
         .testTarget(
             name: "HandsClientTests",
             dependencies: ["HandsClient", .product(name: "Doors", package: "MominAI")]
