@@ -7,6 +7,7 @@
 //   swift test                                       →  the Doors server and the hands and
 //                                                       egress relays over socketpairs and
 //                                                       local TCP, the hands command line
+//   cd python && python3 -m unittest                 →  momin_hands, the Python hands client
 import PackageDescription
 
 let staticExecutable: [String] = ["-static-executable"]
@@ -60,7 +61,8 @@ let package = Package(
             linkerSettings: [.unsafeFlags(staticExecutable)]
         ),
         // The server and the relays over socketpairs (and local TCP) on the host, with a small
-        // client built on the Doors codec; the hands relay end to end with the hands client.
+        // client built on the Doors codec; the hands relay end to end with the hands client and
+        // with the Python one (python/momin_hands.py, run by python3).
         .testTarget(
             name: "GuestDoorsTests",
             dependencies: ["GuestDoors", "CGuestSys", "HandsClient", .product(name: "Doors", package: "MominAI"),
@@ -68,7 +70,8 @@ let package = Package(
         ),
         // Disk names from the command line, serials from a scratch sysfs tree, the mounts asked.
         .testTarget(name: "GuestDisksTests", dependencies: ["GuestDisks", .product(name: "POSIX", package: "MominAI")]),
-        // The hands command line and reply mapping: pure, no sockets.
+        // The hands command line and reply mapping: pure, no sockets; the frames the Python
+        // client's tests compare against (python/testdata/frames.json).
         .testTarget(
             name: "HandsClientTests",
             dependencies: ["HandsClient", .product(name: "Doors", package: "MominAI")]

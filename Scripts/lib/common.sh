@@ -113,7 +113,7 @@ guest_image_inputs() {
   {
     echo "$MOMIN_KERNEL_VERSION"
     sha256sum /bin/busybox "$MOMIN_ROOT/Scripts/guest-image" "$MOMIN_ROOT/Scripts/lib/common.sh"
-    (cd "$MOMIN_ROOT/Guest" && find Package.swift Sources -type f -print0 | LC_ALL=C sort -z |
+    (cd "$MOMIN_ROOT/Guest" && find Package.swift Sources python/momin_hands.py -type f -print0 | LC_ALL=C sort -z |
        xargs -0 sha256sum)
     # momin-init (also the hands client) links the root package's Doors module.
     (cd "$MOMIN_ROOT" && find Sources/Doors -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)

@@ -11,7 +11,7 @@ import POSIX
 /// a tmpfs of `momin.overlay=SIZE` (tmpfs(5) `size=`; default 25% of RAM), so everything the VM
 /// writes is gone when it stops and the image never changes. /proc, /sys and /dev move into the
 /// new root, and momin-init's own binary is bound at /usr/bin/hands there, so an agent's tools
-/// keep their hands client.
+/// keep their hands client; an image with Python also gets the `momin_hands` module.
 public struct RootSwitch: Equatable, Sendable {
     public var serial: String
     /// tmpfs `size=` for the writable layer: bytes with an optional k, m or g, or a percentage.
@@ -20,6 +20,10 @@ public struct RootSwitch: Equatable, Sendable {
     public static let defaultOverlaySize = "25%"
     /// Where the layers are mounted in the initramfs before the move.
     public static let staging = "/.momin"
+    /// The Python hands client in the initramfs (Scripts/guest-image puts it there), and where an
+    /// image's Python finds it: Debian's directory for modules not from pip.
+    public static let pythonModule = "/usr/lib/momin/python/momin_hands.py"
+    public static let pythonPackages = "/usr/lib/python3/dist-packages"
 
     public init(serial: String, overlaySize: String = RootSwitch.defaultOverlaySize) {
         self.serial = serial
@@ -68,6 +72,7 @@ public struct RootSwitch: Equatable, Sendable {
             .directory(s + "/root/dev"), .move(from: "/dev", to: s + "/root/dev"),
             .directory(s + "/root/usr/bin"), .file(s + "/root/usr/bin/hands"),
             .bind(from: "/init", to: s + "/root/usr/bin/hands", readOnly: true),
+            .bindIfPresent(from: Self.pythonModule, to: s + "/root" + Self.pythonPackages + "/momin_hands.py"),
             .enter(s + "/root"),
         ]
     }
@@ -96,6 +101,9 @@ public enum MountStep: Equatable, Sendable, CustomStringConvertible {
     /// mount(2) MS_MOVE.
     case move(from: String, to: String)
     case bind(from: String, to: String, readOnly: Bool)
+    /// A read-only bind of `from` over the file `to` (made when missing), only when `from` is a
+    /// file, `to`'s directory a directory and `to` no link; otherwise nothing, not a failure.
+    case bindIfPresent(from: String, to: String)
     /// chdir, MS_MOVE onto /, chroot(".") and chdir("/"): what switch_root does.
     case enter(String)
 
@@ -106,6 +114,7 @@ public enum MountStep: Equatable, Sendable, CustomStringConvertible {
         case .mount(let source, let target, let type, _, let data): "mount \(type) \(source) on \(target) (\(data))"
         case .move(let from, let to): "move \(from) to \(to)"
         case .bind(let from, let to, _): "bind \(from) on \(to)"
+        case .bindIfPresent(let from, let to): "bind \(from) on \(to) where both are there"
         case .enter(let root): "make \(root) the root"
         }
     }
@@ -129,6 +138,15 @@ public enum MountStep: Equatable, Sendable, CustomStringConvertible {
             if let failed = check(Glibc.mount(from, to, nil, UInt(MS_BIND), nil)) { return failed }
             // A bind takes read-only only on a remount (mount(2), "Creating a bind mount").
             return readOnly ? check(Glibc.mount(nil, to, nil, UInt(MS_BIND | MS_REMOUNT | MS_RDONLY), nil)) : nil
+        case .bindIfPresent(let from, let to):
+            var info = stat()
+            guard lstat(from, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return nil }
+            let directory = String(to[..<(to.lastIndex(of: "/") ?? to.startIndex)])
+            guard lstat(directory, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { return nil }
+            // The image's own file of that name is covered; a link or anything else is left.
+            guard lstat(to, &info) != 0 || info.st_mode & S_IFMT == S_IFREG else { return nil }
+            if let failed = MountStep.file(to).perform() { return failed }
+            return MountStep.bind(from: from, to: to, readOnly: true).perform()
         case .enter(let root):
             if let failed = check(chdir(root)) { return failed }
             if let failed = check(Glibc.mount(".", "/", nil, UInt(MS_MOVE), nil)) { return failed }

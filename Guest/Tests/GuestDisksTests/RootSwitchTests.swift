@@ -24,7 +24,8 @@ import Testing
     }
 
     /// switch_root's order: the image read-only without journal replay, the tmpfs, the overlay
-    /// over both, /proc /sys /dev moved in, hands bound read-only, and only then the move onto /.
+    /// over both, /proc /sys /dev moved in, hands and the Python module bound read-only, and only
+    /// then the move onto /.
     @Test func theStepsBuildTheLayersThenEnter() {
         let steps = RootSwitch(serial: "r", overlaySize: "64m").steps(device: "vda")
         #expect(steps.map(\.description) == [
@@ -38,10 +39,44 @@ import Testing
             "mkdir /.momin/root/dev", "move /dev to /.momin/root/dev",
             "mkdir /.momin/root/usr/bin", "create /.momin/root/usr/bin/hands",
             "bind /init on /.momin/root/usr/bin/hands",
+            "bind /usr/lib/momin/python/momin_hands.py on /.momin/root/usr/lib/python3/dist-packages/momin_hands.py where both are there",
             "make /.momin/root the root",
         ])
         #expect(steps[4] == .mount(source: "/dev/vda", target: "/.momin/image", type: "ext4", flags: UInt(MS_RDONLY | MS_NODEV), data: "noload"))
         #expect(steps[17] == .bind(from: "/init", to: "/.momin/root/usr/bin/hands", readOnly: true))
+        #expect(steps[18] == .bindIfPresent(from: "/usr/lib/momin/python/momin_hands.py",
+                                            to: "/.momin/root/usr/lib/python3/dist-packages/momin_hands.py"))
+    }
+
+    /// An image without Python (no dist-packages), an initramfs without the module, or a link
+    /// where the module or its directory would go: nothing is made, and the boot goes on.
+    @Test func thePythonModuleIsBoundOnlyWhereBothAreThere() throws {
+        let scratch = try DiskSetupTests.Tree(serials: [:])
+        let module = scratch.base + "/initramfs/momin_hands.py"
+        let packages = scratch.base + "/root/usr/lib/python3/dist-packages"
+        let target = packages + "/momin_hands.py"
+        let step = MountStep.bindIfPresent(from: module, to: target)
+
+        try DiskSetupTests.Tree.mkdirs(scratch.base + "/initramfs")
+        close(open(module, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644))
+        #expect(step.perform() == nil)
+        #expect(access(scratch.base + "/root/usr/lib", F_OK) != 0)
+
+        try DiskSetupTests.Tree.mkdirs(scratch.base + "/elsewhere")
+        try DiskSetupTests.Tree.mkdirs(scratch.base + "/root/usr/lib/python3")
+        #expect(symlink(scratch.base + "/elsewhere", packages) == 0)
+        #expect(step.perform() == nil)
+        #expect(access(scratch.base + "/elsewhere/momin_hands.py", F_OK) != 0)
+        #expect(unlink(packages) == 0)
+
+        try DiskSetupTests.Tree.mkdirs(packages)
+        #expect(symlink("/etc/passwd", target) == 0)
+        #expect(step.perform() == nil)
+        #expect(unlink(target) == 0)
+
+        let missing = MountStep.bindIfPresent(from: scratch.base + "/initramfs/absent.py", to: target)
+        #expect(missing.perform() == nil)
+        #expect(access(target, F_OK) != 0)
     }
 
     @Test func aMissingDiskIsNamed() {

@@ -1,0 +1,823 @@
+"""momin_hands: hands calls from Python, inside a MominAI microVM.
+
+An agent in its VM reaches the host only through hands calls: buckets (shared, verifiable
+stores), doors (messages to other agents) and sub-agents (microVMs of their own). Each call
+goes to momin-init's Unix socket (``$MOMIN_HANDS_SOCKET``, else ``$HANDS_SOCKET``, else
+``/run/momin/hands.sock``), one call per connection, one request frame and one reply frame
+(the wire format of ``Sources/Doors/HandsCalls.swift``, docs/hands.md). The host judges each
+call against the agent's policy, logs it, and answers. Standard library only.
+
+    import momin_hands as hands
+
+    hands.bucket_put("cases/1/evidence", "auth.log", open("auth.log", "rb").read())
+    for entry in hands.bucket_query("cases/1/evidence"):
+        print(entry.key, entry.size, entry.sha256)
+    data = hands.bucket_get("cases/1/evidence", "auth.log")
+
+    child = hands.spawn("auth", policy=pathlib.Path("analyst.yaml"), argv=["/bin/sh", "-c", "..."])
+    result = hands.wait(child)                # WaitResult: exit_code or signal, stdout, stderr
+    message = hands.door_receive("findings")  # Message: sender, data, sequence
+    hands.door_send("findings", "triage", b"auth.log done")
+    name, parent = hands.whoami()
+
+    try:
+        hands.bucket_get("secrets", "key")
+    except hands.Denied as refusal:
+        print(refusal.message)                # names the policy rule that said no
+
+A refused call raises a ``HandsError`` subclass (``Denied``, ``NotFound``, ``Invalid``,
+``TimedOut``, ``NoRoom``, ``Failed``) carrying the host's ``code``, its ``message`` and the
+``exit_status`` the ``hands`` command exits with. A call this module can tell the host would
+refuse as malformed (a bad name, a value over 1 MiB) raises ``Invalid`` before anything is sent.
+
+The Brain (the agent's model) is not a hands call: it is an OpenAI-compatible HTTP server at
+``brain_url()`` (http://brain.momin/v1), reached with any OpenAI client or with urllib.
+
+From a shell: ``python3 -m momin_hands whoami`` (``--help`` lists the verbs: ``hands``'s, but spawn).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import os
+import socket
+import struct
+import sys
+import time
+from typing import Iterable, Mapping, Sequence, Union
+
+__all__ = [
+    "PROTOCOL_VERSION", "Hands", "HandsError", "Denied", "NotFound", "Invalid", "TimedOut", "NoRoom",
+    "Failed", "Unreachable", "BucketEntry", "QueryResult", "Message", "WaitResult", "Request",
+    "bucket_put", "bucket_get", "bucket_query", "door_send", "door_receive", "spawn", "wait", "stop",
+    "whoami", "brain_url", "default_socket_path",
+]
+
+__version__ = "1.0"
+
+# HandsCallProtocol (Sources/Doors/HandsCalls.swift); testdata/frames.json holds the values the
+# Swift build has, and both test suites check them.
+PROTOCOL_VERSION = 1
+MAGIC = 0x484D
+HEADER_SIZE = 8
+MAX_DATA = 1 << 20
+MAX_PAYLOAD = MAX_DATA + (1 << 18)
+# DoorsLimits (Sources/Doors/DoorsProtocol.swift).
+MAX_ARGUMENTS = 4096
+MAX_ENVIRONMENT = 4096
+MAX_ARGUMENT_LENGTH = 131_072
+MAX_MESSAGE_LENGTH = 4096
+MAX_FIELDS = 2 * MAX_ARGUMENTS + 16
+MAX_NAME_LENGTH = 255
+MAX_DISKS = 8
+UINT32_MAX = 0xFFFF_FFFF
+
+# HandsCallKind.
+KIND_BUCKET_PUT = 0x01
+KIND_BUCKET_GET = 0x02
+KIND_BUCKET_QUERY = 0x03
+KIND_DOOR_SEND = 0x10
+KIND_DOOR_RECEIVE = 0x11
+KIND_SPAWN = 0x20
+KIND_WAIT = 0x21
+KIND_STOP = 0x22
+KIND_WHOAMI = 0x23
+KIND_OK = 0x80
+KIND_FAILED = 0x81
+
+# The `hands` command's defaults (Guest/Sources/HandsClient/HandsArguments.swift).
+DEFAULT_DOOR_TIMEOUT = 30.0
+DEFAULT_VCPUS = 1
+DEFAULT_MEMORY_MIB = 256
+ROOT_DISK = "momin-root"
+
+DEFAULT_SOCKET_PATH = "/run/momin/hands.sock"
+BRAIN_URL = "http://brain.momin/v1"
+
+#: Seconds to wait for the reply of a call that does not block by design (a spawn boots a VM).
+DEFAULT_REPLY_TIMEOUT = 120.0
+#: Seconds added to a blocking call's own timeout before this side stops waiting for its reply.
+TIMEOUT_MARGIN = 15.0
+
+PolicySource = Union[str, bytes, bytearray, "os.PathLike[str]"]
+Data = Union[bytes, bytearray, memoryview, str]
+
+
+# MARK: - Errors
+
+
+class HandsError(Exception):
+    """A call that did not succeed: the host's failure ``code`` (HandsFailure), its
+    ``message``, and the ``exit_status`` the ``hands`` command exits with for it."""
+
+    code: int = 6
+    exit_status: int = 70
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class Denied(HandsError):
+    """The caller's policy, the peer's, or a limit said no; the message names the rule."""
+
+    code = 1
+    exit_status = 77
+
+
+class NotFound(HandsError):
+    """No such key, agent or sub-agent."""
+
+    code = 2
+    exit_status = 2
+
+
+class Invalid(HandsError):
+    """The call was malformed: refused here before sending, or by momin-init or the host."""
+
+    code = 3
+    exit_status = 64
+
+
+class TimedOut(HandsError):
+    """Nothing arrived, or no room came free, in the time given (or no reply came in time)."""
+
+    code = 4
+    exit_status = 124
+
+
+class NoRoom(HandsError):
+    """The host has no room for the sub-agent."""
+
+    code = 5
+    exit_status = 75
+
+
+class Failed(HandsError):
+    """The host failed (a VM that did not boot, a log that did not write)."""
+
+    code = 6
+    exit_status = 70
+
+
+class Unreachable(Failed):
+    """momin-init cannot be reached, broke the exchange, or sent a reply that is not one."""
+
+
+_FAILURES: dict[int, type[HandsError]] = {cls.code: cls for cls in (Denied, NotFound, Invalid, TimedOut, NoRoom, Failed)}
+
+
+def failure(code: int, message: str) -> HandsError:
+    """The exception for a ``failed(code, message)`` reply; a code this module does not know
+    is ``Failed``, as the Swift decoder reads it."""
+    return _FAILURES.get(code, Failed)(message)
+
+
+# MARK: - Results
+
+
+@dataclasses.dataclass(frozen=True)
+class BucketEntry:
+    """The newest version of one key: its size in bytes and the SHA-256 of its value (hex)."""
+
+    key: str
+    size: int
+    sha256: str
+
+
+class QueryResult(list):  # type: ignore[type-arg]
+    """A list of ``BucketEntry``; ``truncated`` is the host's note when not every key fit in one
+    reply (narrow the prefix), else None."""
+
+    truncated: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Message:
+    """A door message: who sent it, its bytes, and its sequence number (one counter per tree)."""
+
+    sender: str
+    data: bytes
+    sequence: int
+
+
+@dataclasses.dataclass(frozen=True)
+class WaitResult:
+    """How a sub-agent's command ended: ``exit_code`` when it exited, ``signal`` when a signal
+    ended it; the last 64 KiB of its stdout, and its stderr when the host sent it."""
+
+    exit_code: int | None
+    signal: int | None
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def exit_status(self) -> int:
+        """As a shell reports a child: the exit code, or 128 + the signal."""
+        return self.exit_code if self.exit_code is not None else 128 + (self.signal or 0)
+
+
+# MARK: - Frames
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """One call: its kind, its fields in the order the host reads them, and how long the host
+    may take by design (seconds; None: as long as it takes)."""
+
+    verb: str
+    kind: int
+    fields: tuple[bytes, ...]
+    blocks_for: float | None = 0.0
+
+    def encode(self) -> bytes:
+        """The frame: header (magic, version, kind, payload length), then the field count and
+        each field as a length and its bytes, all little-endian (HandsCallCodec.encode)."""
+        if len(self.fields) > MAX_FIELDS:
+            raise Invalid(f"{self.verb}: {len(self.fields)} fields, at most {MAX_FIELDS} in a hands frame")
+        parts = [struct.pack("<H", len(self.fields))]
+        for field in self.fields:
+            parts.append(struct.pack("<I", len(field)))
+            parts.append(field)
+        payload = b"".join(parts)
+        if len(payload) > MAX_PAYLOAD:
+            raise Invalid(f"{self.verb}: the call's payload is {len(payload)} bytes, over the {MAX_PAYLOAD}-byte limit of a hands frame")
+        return struct.pack("<HBBI", MAGIC, PROTOCOL_VERSION, self.kind, len(payload)) + payload
+
+
+def parse_header(header: bytes) -> tuple[int, int]:
+    """The kind and payload length a reply header announces, checked as
+    HandsCallCodec.payloadLength checks it; raises Unreachable."""
+    if len(header) < HEADER_SIZE:
+        raise Unreachable(f"momin-init sent a bad reply: a {len(header)}-byte header")
+    magic, version, kind, length = struct.unpack("<HBBI", header[:HEADER_SIZE])
+    if magic != MAGIC:
+        raise Unreachable(f"momin-init sent a bad reply: bad magic 0x{magic:x}, expected 0x{MAGIC:x}")
+    if version != PROTOCOL_VERSION:
+        raise Unreachable(f"momin-init sent a bad reply: hands call version {version} is not spoken here (only {PROTOCOL_VERSION})")
+    if kind not in (KIND_OK, KIND_FAILED):
+        raise Unreachable(f"momin-init sent a bad reply: kind 0x{kind:x} is not a reply")
+    if length > MAX_PAYLOAD:
+        raise Unreachable(f"momin-init sent a bad reply: a {length}-byte payload is over the {MAX_PAYLOAD}-byte limit")
+    return kind, length
+
+
+def split_fields(payload: bytes) -> list[bytes]:
+    """The fields of a payload; raises Unreachable when it is cut short or has bytes left over."""
+    if len(payload) < 2:
+        raise Unreachable("momin-init sent a bad reply: the frame ends inside a field")
+    (count,) = struct.unpack_from("<H", payload, 0)
+    if count > MAX_FIELDS:
+        raise Unreachable(f"momin-init sent a bad reply: {count} fields, at most {MAX_FIELDS}")
+    fields = []
+    index = 2
+    for _ in range(count):
+        if len(payload) - index < 4:
+            raise Unreachable("momin-init sent a bad reply: the frame ends inside a field")
+        (length,) = struct.unpack_from("<I", payload, index)
+        index += 4
+        if len(payload) - index < length:
+            raise Unreachable("momin-init sent a bad reply: the frame ends inside a field")
+        fields.append(payload[index:index + length])
+        index += length
+    if index != len(payload):
+        raise Unreachable(f"momin-init sent a bad reply: {len(payload) - index} bytes follow the last field")
+    return fields
+
+
+def decode_reply(kind: int, payload: bytes) -> tuple[list[str], bytes]:
+    """An ``ok`` reply's text fields and data (HandsCallCodec.decodeReply); a ``failed`` reply
+    is raised as its HandsError."""
+    fields = split_fields(payload)
+    if kind == KIND_OK:
+        if not fields:
+            raise Unreachable("momin-init sent a bad reply: ok with no data field")
+        texts = [_reply_text(field, index, MAX_PAYLOAD) for index, field in enumerate(fields[:-1])]
+        if len(fields[-1]) > MAX_DATA:
+            raise Unreachable(f"momin-init sent a bad reply: {len(fields[-1])} bytes of data, at most {MAX_DATA}")
+        return texts, bytes(fields[-1])
+    if kind == KIND_FAILED:
+        if len(fields) != 2 or len(fields[0]) != 4:
+            raise Unreachable(f"momin-init sent a bad reply: a failure of {len(fields)} fields")
+        (code,) = struct.unpack("<I", fields[0])
+        raise failure(code, _reply_text(fields[1], 1, MAX_MESSAGE_LENGTH))
+    raise Unreachable(f"momin-init sent a bad reply: kind 0x{kind:x} is not a reply")
+
+
+def _reply_text(field: bytes, index: int, limit: int) -> str:
+    if len(field) > limit:
+        raise Unreachable(f"momin-init sent a bad reply: field {index + 1} is {len(field)} bytes, at most {limit}")
+    try:
+        return field.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Unreachable(f"momin-init sent a bad reply: field {index + 1} is not UTF-8") from None
+
+
+# MARK: - Checks, as the relay's decoder makes them
+
+
+def _name(verb: str, what: str, value: object, allow_empty: bool = False) -> bytes:
+    """A name: 1 to 255 bytes of UTF-8 (none where allowed), no control characters."""
+    if not isinstance(value, str):
+        raise Invalid(f"{verb}: {what} must be a str, not {type(value).__name__}")
+    encoded = _utf8(verb, what, value)
+    if not encoded and not allow_empty:
+        raise Invalid(f"{verb}: {what} is empty")
+    if len(encoded) > MAX_NAME_LENGTH:
+        raise Invalid(f"{verb}: {what} is {len(encoded)} bytes, at most {MAX_NAME_LENGTH}")
+    if any(byte < 0x20 or byte == 0x7F for byte in encoded):
+        raise Invalid(f"{verb}: {what} holds a control character")
+    return encoded
+
+
+def _utf8(verb: str, what: str, value: str) -> bytes:
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Invalid(f"{verb}: {what} is not valid Unicode (a lone surrogate)") from None
+
+
+def _data(verb: str, what: str, value: object) -> bytes:
+    """A value, message or policy: bytes (a str is sent as UTF-8), at most 1 MiB."""
+    if isinstance(value, str):
+        encoded = _utf8(verb, what, value)
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        encoded = bytes(value)
+    else:
+        raise Invalid(f"{verb}: {what} must be bytes or str, not {type(value).__name__}")
+    if len(encoded) > MAX_DATA:
+        raise Invalid(f"{verb}: {what} is {len(encoded)} bytes, over the {MAX_DATA}-byte limit")
+    return encoded
+
+
+def _text(verb: str, what: str, value: object) -> bytes:
+    """An argv or environment entry: UTF-8, at most 128 KiB."""
+    if not isinstance(value, str):
+        raise Invalid(f"{verb}: {what} must be a str, not {type(value).__name__}")
+    encoded = _utf8(verb, what, value)
+    if len(encoded) > MAX_ARGUMENT_LENGTH:
+        raise Invalid(f"{verb}: {what} is {len(encoded)} bytes, at most {MAX_ARGUMENT_LENGTH}")
+    return encoded
+
+
+def _decimal(text: str) -> int | None:
+    """An optionally signed run of ASCII digits as an int, else None (as Swift's Int32(text))."""
+    digits = text[1:] if text.startswith("-") else text
+    return int(text) if digits and digits.isascii() and digits.isdigit() else None
+
+
+def _u32(value: int) -> bytes:
+    return struct.pack("<I", value)
+
+
+def _count(verb: str, what: str, value: object) -> int:
+    """A whole number from 1 to 2**32 - 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= UINT32_MAX:
+        raise Invalid(f"{verb}: {what} must be a whole number from 1 to {UINT32_MAX}, not {value!r}")
+    return value
+
+
+def milliseconds(verb: str, seconds: object) -> int:
+    """Seconds (0 or more, decimals allowed) as the protocol's milliseconds, rounded and clamped
+    to what a UInt32 holds, as the ``hands`` command sends ``--timeout``."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < 0:
+        raise Invalid(f"{verb}: timeout must be a number of seconds (0 or more), not {seconds!r}")
+    rounded = round(seconds * 1000)
+    return UINT32_MAX if rounded >= UINT32_MAX else int(rounded)
+
+
+# MARK: - Requests, one per verb
+
+
+def request_bucket_put(namespace: str, key: str, value: Data) -> Request:
+    verb = "bucket_put"
+    return Request(verb, KIND_BUCKET_PUT, (_name(verb, "namespace", namespace), _name(verb, "key", key), _data(verb, "value", value)))
+
+
+def request_bucket_get(namespace: str, key: str) -> Request:
+    verb = "bucket_get"
+    return Request(verb, KIND_BUCKET_GET, (_name(verb, "namespace", namespace), _name(verb, "key", key)))
+
+
+def request_bucket_query(namespace: str, prefix: str = "") -> Request:
+    verb = "bucket_query"
+    return Request(verb, KIND_BUCKET_QUERY, (_name(verb, "namespace", namespace), _name(verb, "prefix", prefix, allow_empty=True)))
+
+
+def request_door_send(door: str, to: str, message: Data, timeout: float = DEFAULT_DOOR_TIMEOUT) -> Request:
+    verb = "door_send"
+    ms = milliseconds(verb, timeout)
+    fields = (_name(verb, "door", door), _name(verb, "to", to), _data(verb, "message", message), _u32(ms))
+    return Request(verb, KIND_DOOR_SEND, fields, blocks_for=ms / 1000)
+
+
+def request_door_receive(door: str, timeout: float = DEFAULT_DOOR_TIMEOUT) -> Request:
+    verb = "door_receive"
+    ms = milliseconds(verb, timeout)
+    return Request(verb, KIND_DOOR_RECEIVE, (_name(verb, "door", door), _u32(ms)), blocks_for=ms / 1000)
+
+
+def request_spawn(name: str, policy: PolicySource, argv: Sequence[str], env: Mapping[str, str] | Iterable[str] | None = None,
+                  vcpus: int = DEFAULT_VCPUS, memory_mib: int = DEFAULT_MEMORY_MIB, disks: Iterable[str] = (),
+                  image: bool = False, policy_format: str | None = None) -> Request:
+    verb = "spawn"
+    policy_bytes, guessed = _policy(policy)
+    policy_format = guessed if policy_format is None else policy_format
+    if policy_format not in ("yaml", "json"):
+        raise Invalid(f"spawn: policy_format must be \"yaml\" or \"json\", not {policy_format!r}")
+    if isinstance(argv, (str, bytes)):
+        raise Invalid("spawn: argv must be a list of str (the command and its arguments), not one string")
+    argv = list(argv)
+    if not 1 <= len(argv) <= MAX_ARGUMENTS:
+        raise Invalid(f"spawn: argv must have 1 to {MAX_ARGUMENTS} entries, not {len(argv)}")
+    entries = _environment(env)
+    disk_names = [_name(verb, "disk", disk) for disk in ([disks] if isinstance(disks, str) else disks)]
+    if image:
+        disk_names.append(ROOT_DISK.encode())
+    if len(disk_names) > MAX_DISKS:
+        raise Invalid(f"spawn: at most {MAX_DISKS} disks, not {len(disk_names)}")
+    fields = (
+        _name(verb, "name", name), _data(verb, "policy", policy_bytes), policy_format.encode(),
+        _u32(_count(verb, "vcpus", vcpus)), _u32(_count(verb, "memory_mib", memory_mib)), _u32(len(disk_names)),
+        *disk_names, _u32(len(argv)), *(_text(verb, f"argv[{i}]", arg) for i, arg in enumerate(argv)), *entries,
+    )
+    return Request(verb, KIND_SPAWN, fields, blocks_for=0.0)
+
+
+def _policy(policy: PolicySource) -> tuple[bytes, str]:
+    """The policy's bytes and the format to send when none is given: a path (os.PathLike) is
+    read, JSON when its name ends in .json, else YAML (as ``hands spawn --policy FILE``); bytes
+    and str are the policy itself, JSON when it starts with "{", else YAML."""
+    if isinstance(policy, os.PathLike):
+        path = os.fspath(policy)
+        try:
+            with open(path, "rb") as file:
+                content = file.read(MAX_DATA + 1)
+        except OSError as error:
+            raise Invalid(f"spawn: cannot read the policy {path}: {error.strerror}") from None
+        if len(content) > MAX_DATA:
+            raise Invalid(f"spawn: policy {path} is over the {MAX_DATA}-byte limit")
+        return content, "json" if str(path).endswith(".json") else "yaml"
+    if isinstance(policy, str):
+        content = _utf8("spawn", "policy", policy)
+    elif isinstance(policy, (bytes, bytearray, memoryview)):
+        content = bytes(policy)
+    else:
+        raise Invalid(f"spawn: policy must be bytes, str or a path, not {type(policy).__name__}")
+    return content, "json" if content.lstrip().startswith(b"{") else "yaml"
+
+
+def _environment(env: Mapping[str, str] | Iterable[str] | None) -> list[bytes]:
+    """NAME=VALUE entries, from a mapping or as they are; NAME not empty."""
+    if env is None:
+        return []
+    if isinstance(env, str):
+        raise Invalid("spawn: env must be a mapping or a list of NAME=VALUE, not one string")
+    if isinstance(env, Mapping):
+        items = [f"{name}={value}" for name, value in env.items()]
+    else:
+        items = list(env)
+    if len(items) > MAX_ENVIRONMENT:
+        raise Invalid(f"spawn: at most {MAX_ENVIRONMENT} environment entries, not {len(items)}")
+    entries = []
+    for index, item in enumerate(items):
+        encoded = _text("spawn", f"env[{index}]", item)
+        if encoded.find(b"=") < 1:
+            raise Invalid(f"spawn: env needs NAME=VALUE, not {item!r}")
+        entries.append(encoded)
+    return entries
+
+
+def request_wait(agent: str, timeout: float | None = None) -> Request:
+    verb = "wait"
+    ms = 0 if timeout is None else milliseconds(verb, timeout)
+    # 0 is "as long as the child runs": no deadline on this side either.
+    return Request(verb, KIND_WAIT, (_name(verb, "agent", agent), _u32(ms)), blocks_for=None if ms == 0 else ms / 1000)
+
+
+def request_stop(agent: str) -> Request:
+    return Request("stop", KIND_STOP, (_name("stop", "agent", agent),))
+
+
+def request_whoami() -> Request:
+    return Request("whoami", KIND_WHOAMI, ())
+
+
+# MARK: - The client
+
+
+def default_socket_path() -> str:
+    """``$MOMIN_HANDS_SOCKET``, else ``$HANDS_SOCKET`` (the ``hands`` command's), when set and not
+    empty; else momin-init's ``/run/momin/hands.sock``."""
+    for variable in ("MOMIN_HANDS_SOCKET", "HANDS_SOCKET"):
+        value = os.environ.get(variable)
+        if value:
+            return value
+    return DEFAULT_SOCKET_PATH
+
+
+def brain_url() -> str:
+    """The Brain's base URL: an OpenAI-compatible server (``/chat/completions``, ...) that the
+    host serves to this VM; any OpenAI client, or urllib, talks to it. No API key is needed in
+    the VM: the host holds it."""
+    return BRAIN_URL
+
+
+class Hands:
+    """A client for momin-init's hands socket. ``socket_path`` None reads the environment at
+    each call (``default_socket_path``). ``reply_timeout`` is how long to wait for the reply of a
+    call that does not block by design (None: no limit); a door send, door receive or wait with a
+    timeout waits that long plus ``margin``; a wait without one waits as long as the child runs."""
+
+    def __init__(self, socket_path: str | None = None, reply_timeout: float | None = DEFAULT_REPLY_TIMEOUT,
+                 margin: float = TIMEOUT_MARGIN) -> None:
+        self.socket_path = socket_path
+        self.reply_timeout = reply_timeout
+        self.margin = margin
+
+    # Verbs.
+
+    def bucket_put(self, namespace: str, key: str, value: Data) -> None:
+        """Stores ``value`` (at most 1 MiB; a str is stored as UTF-8) as the newest version of ``key``."""
+        self.call(request_bucket_put(namespace, key, value))
+
+    def bucket_get(self, namespace: str, key: str) -> bytes:
+        """The newest value of ``key``; NotFound when there is none."""
+        return self.call(request_bucket_get(namespace, key))[1]
+
+    def bucket_query(self, namespace: str, prefix: str = "") -> QueryResult:
+        """The newest version of each key starting with ``prefix`` ("" for all)."""
+        fields, marker = self.call(request_bucket_query(namespace, prefix))
+        result = QueryResult()
+        for line in fields:
+            parts = line.split("\t")
+            size = _decimal(parts[1]) if len(parts) == 3 else None
+            if size is None or size < 0:
+                raise Unreachable(f"the host's reply to bucket_query is not understood (line {line[:64]!r})")
+            result.append(BucketEntry(parts[0], size, parts[2]))
+        result.truncated = marker.decode("utf-8", "replace") if marker else None
+        return result
+
+    def door_send(self, door: str, to: str, message: Data, timeout: float = DEFAULT_DOOR_TIMEOUT) -> int:
+        """Sends ``message`` to agent ``to`` on ``door``, waiting up to ``timeout`` seconds for room
+        in its queue; the message's sequence number."""
+        fields, _ = self.call(request_door_send(door, to, message, timeout))
+        return self._number("door_send", fields, 0)
+
+    def door_receive(self, door: str, timeout: float = DEFAULT_DOOR_TIMEOUT) -> Message:
+        """The oldest message on ``door``, waiting up to ``timeout`` seconds; TimedOut when none came."""
+        fields, data = self.call(request_door_receive(door, timeout))
+        if not fields:
+            raise Unreachable("the host's reply to door_receive is not understood (no sender)")
+        sequence = self._number("door_receive", fields, 1) if len(fields) > 1 else 0
+        return Message(fields[0], data, sequence)
+
+    def spawn(self, name: str, policy: PolicySource, argv: Sequence[str], env: Mapping[str, str] | Iterable[str] | None = None,
+              vcpus: int = DEFAULT_VCPUS, memory_mib: int = DEFAULT_MEMORY_MIB, disks: Iterable[str] = (),
+              image: bool = False, policy_format: str | None = None) -> str:
+        """Starts sub-agent ``name`` in a microVM of its own under ``policy`` (a path, or the
+        policy's bytes or text), running ``argv``; ``disks`` are this VM's named disks it gets
+        read-only, ``image`` boots it on this VM's root image. Its full name (``parent.name``)."""
+        fields, _ = self.call(request_spawn(name, policy, argv, env, vcpus, memory_mib, disks, image, policy_format))
+        if not fields:
+            raise Unreachable("the host's reply to spawn is not understood (no name)")
+        return fields[0]
+
+    def wait(self, agent: str, timeout: float | None = None) -> WaitResult:
+        """Waits for sub-agent ``agent``'s command to end (None: as long as it runs); how it ended."""
+        fields, data = self.call(request_wait(agent, timeout))
+        number = _decimal(fields[1]) if len(fields) in (2, 3) else None
+        stderr = fields[2].encode("utf-8") if len(fields) == 3 else b""
+        if number is not None and fields[0] == "exited" and 0 <= number <= 255:
+            return WaitResult(number, None, data, stderr)
+        if number is not None and fields[0] == "signaled" and 1 <= number <= 127:
+            return WaitResult(None, number, data, stderr)
+        shown = ", ".join(repr(field[:64]) for field in fields[:4])
+        raise Unreachable(f"the host's reply to wait is not understood (fields: [{shown}])")
+
+    def stop(self, agent: str) -> None:
+        """Stops sub-agent ``agent`` and everything it started."""
+        self.call(request_stop(agent))
+
+    def whoami(self) -> tuple[str, str | None]:
+        """This agent's name and its parent's (None for a root agent)."""
+        fields, _ = self.call(request_whoami())
+        if not fields:
+            raise Unreachable("the host's reply to whoami is not understood (no name)")
+        return fields[0], (fields[1] or None) if len(fields) > 1 else None
+
+    # The exchange.
+
+    def call(self, request: Request) -> tuple[list[str], bytes]:
+        """Sends ``request`` and reads its one reply: the ``ok`` reply's text fields and data, or
+        the failure raised."""
+        frame = request.encode()
+        path = self.socket_path or default_socket_path()
+        if request.blocks_for is None:
+            limit = None
+        elif request.blocks_for > 0:
+            limit = request.blocks_for + self.margin
+        else:
+            limit = self.reply_timeout
+        deadline = None if limit is None else time.monotonic() + limit
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+            try:
+                connection.settimeout(_remaining(deadline, request.verb))
+                connection.connect(path)
+            except TimeoutError:
+                raise TimedOut(f"{request.verb}: momin-init at {path} did not take the call in time") from None
+            except OSError as error:
+                raise Unreachable(f"cannot reach momin-init at {path}: {error.strerror or error}") from None
+            # A send cut short (momin-init answers some calls without reading them all: a
+            # refusal, a bad header) still leaves its reply to read.
+            send_error: OSError | None = None
+            try:
+                connection.settimeout(_remaining(deadline, request.verb))
+                connection.sendall(frame)
+            except TimeoutError:
+                raise TimedOut(f"{request.verb}: momin-init did not take the call in time") from None
+            except OSError as error:
+                send_error = error
+            header = _receive(connection, HEADER_SIZE, "header", deadline, request.verb, send_error, limit)
+            kind, length = parse_header(header)
+            payload = _receive(connection, length, "payload", deadline, request.verb, None, limit)
+        return decode_reply(kind, payload)
+
+    @staticmethod
+    def _number(verb: str, fields: list[str], index: int) -> int:
+        number = _decimal(fields[index]) if len(fields) > index else None
+        if number is None or number < 0:
+            raise Unreachable(f"the host's reply to {verb} is not understood (fields: {fields[:4]!r})")
+        return number
+
+
+def _remaining(deadline: float | None, verb: str) -> float | None:
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimedOut(f"{verb}: no reply from momin-init in time")
+    return left
+
+
+def _receive(connection: socket.socket, count: int, what: str, deadline: float | None, verb: str,
+             send_error: OSError | None, limit: float | None) -> bytes:
+    """Exactly ``count`` bytes before ``deadline``, or the reason they did not come."""
+    chunks: list[bytes] = []
+    filled = 0
+    while filled < count:
+        try:
+            connection.settimeout(_remaining(deadline, verb))
+            chunk = connection.recv(min(count - filled, 1 << 16))
+            error: OSError | None = None
+        except TimeoutError:
+            raise TimedOut(f"{verb}: no reply from momin-init within {limit:g} s") from None
+        except OSError as problem:
+            chunk, error = b"", problem
+        if chunk:
+            chunks.append(chunk)
+            filled += len(chunk)
+            continue
+        reason = "" if error is None else f": {error.strerror or error}"
+        if filled == 0 and what == "header":
+            if send_error is not None:
+                raise Unreachable(f"momin-init closed the connection while the call was sent: {send_error.strerror or send_error}")
+            raise Unreachable("momin-init closed the connection without a reply" + reason)
+        raise Unreachable(f"momin-init's reply ends after {filled} of its {count} {what} bytes" + reason)
+    return b"".join(chunks)
+
+
+# MARK: - Module-level calls on a default client
+
+default = Hands()
+
+
+def bucket_put(namespace: str, key: str, value: Data) -> None:
+    default.bucket_put(namespace, key, value)
+
+
+def bucket_get(namespace: str, key: str) -> bytes:
+    return default.bucket_get(namespace, key)
+
+
+def bucket_query(namespace: str, prefix: str = "") -> QueryResult:
+    return default.bucket_query(namespace, prefix)
+
+
+def door_send(door: str, to: str, message: Data, timeout: float = DEFAULT_DOOR_TIMEOUT) -> int:
+    return default.door_send(door, to, message, timeout)
+
+
+def door_receive(door: str, timeout: float = DEFAULT_DOOR_TIMEOUT) -> Message:
+    return default.door_receive(door, timeout)
+
+
+def spawn(name: str, policy: PolicySource, argv: Sequence[str], env: Mapping[str, str] | Iterable[str] | None = None,
+          vcpus: int = DEFAULT_VCPUS, memory_mib: int = DEFAULT_MEMORY_MIB, disks: Iterable[str] = (),
+          image: bool = False, policy_format: str | None = None) -> str:
+    return default.spawn(name, policy, argv, env, vcpus, memory_mib, disks, image, policy_format)
+
+
+def wait(agent: str, timeout: float | None = None) -> WaitResult:
+    return default.wait(agent, timeout)
+
+
+def stop(agent: str) -> None:
+    default.stop(agent)
+
+
+def whoami() -> tuple[str, str | None]:
+    return default.whoami()
+
+
+# MARK: - Command line
+
+
+def _command_line() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python3 -m momin_hands", description="One hands call, as the hands command makes it.")
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    verbs.add_parser("version", help="this module's version and the hands protocol's")
+    verbs.add_parser("whoami", help="this agent's name, and its parent's")
+    bucket = verbs.add_parser("bucket").add_subparsers(dest="sub", required=True)
+    put = bucket.add_parser("put")
+    put.add_argument("namespace")
+    put.add_argument("key")
+    put.add_argument("value", nargs="?", help="the value (standard input when left out or -)")
+    get = bucket.add_parser("get")
+    get.add_argument("namespace")
+    get.add_argument("key")
+    query = bucket.add_parser("query")
+    query.add_argument("namespace")
+    query.add_argument("prefix", nargs="?", default="")
+    door = verbs.add_parser("door").add_subparsers(dest="sub", required=True)
+    send = door.add_parser("send")
+    send.add_argument("door")
+    send.add_argument("to")
+    send.add_argument("message", nargs="?", help="the message (standard input when left out or -)")
+    send.add_argument("--timeout", type=float, default=DEFAULT_DOOR_TIMEOUT)
+    receive = door.add_parser("recv")
+    receive.add_argument("door")
+    receive.add_argument("--timeout", type=float, default=DEFAULT_DOOR_TIMEOUT)
+    receive.add_argument("--from", dest="show_sender", action="store_true")
+    wait_ = verbs.add_parser("wait")
+    wait_.add_argument("agent")
+    wait_.add_argument("--timeout", type=float, default=None)
+    stop_ = verbs.add_parser("stop")
+    stop_.add_argument("agent")
+    return parser
+
+
+def _argument_or_stdin(word: str | None) -> bytes:
+    return word.encode() if word not in (None, "-") else sys.stdin.buffer.read(MAX_DATA + 1)
+
+
+def main(arguments: Sequence[str] | None = None) -> int:
+    """``python3 -m momin_hands VERB ...`` (the ``hands`` command's verbs but spawn): one call,
+    its output on stdout; a failure is ``momin_hands: MESSAGE`` on stderr and the ``hands``
+    command's exit status."""
+    options = _command_line().parse_args(arguments)
+    verb = options.verb + (" " + options.sub if hasattr(options, "sub") else "")
+    out = sys.stdout.buffer
+    try:
+        if verb == "version":
+            out.write(f"momin_hands {__version__}, hands protocol {PROTOCOL_VERSION}\n".encode())
+        elif verb == "whoami":
+            name, parent = whoami()
+            out.write(f"{name}\n".encode() + (f"parent {parent}\n".encode() if parent else b""))
+        elif verb == "bucket put":
+            bucket_put(options.namespace, options.key, _argument_or_stdin(options.value))
+        elif verb == "bucket get":
+            out.write(bucket_get(options.namespace, options.key))
+        elif verb == "bucket query":
+            entries = bucket_query(options.namespace, options.prefix)
+            out.write("".join(f"{e.key}\t{e.size}\t{e.sha256}\n" for e in entries).encode())
+            if entries.truncated:
+                print(f"momin_hands: {entries.truncated}", file=sys.stderr)
+        elif verb == "door send":
+            door_send(options.door, options.to, _argument_or_stdin(options.message), options.timeout)
+        elif verb == "door recv":
+            received = door_receive(options.door, options.timeout)
+            out.write((received.sender.encode() + b"\n" if options.show_sender else b"") + received.data)
+        elif verb == "wait":
+            result = wait(options.agent, options.timeout)
+            out.write(result.stdout)
+            out.flush()
+            sys.stderr.buffer.write(result.stderr)
+            return result.exit_status
+        elif verb == "stop":
+            stop(options.agent)
+    except HandsError as error:
+        out.flush()
+        print(f"momin_hands: {error.message}", file=sys.stderr)
+        return error.exit_status
+    out.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
