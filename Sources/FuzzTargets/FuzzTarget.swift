@@ -24,6 +24,9 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     /// An image layer's tar (`momin image import`): entries are exactly as long as they say,
     /// within the limits, and the paths the layer rules accept stay inside the tree.
     case tar
+    /// An HTTP request head as the egress proxy reads it: refused with a status, or parsed
+    /// within its bounds and forwarded as exactly one request.
+    case httpHead = "http-head"
 
     /// Runs one input through the target.
     public func run(_ bytes: [UInt8]) {
@@ -36,6 +39,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .policy: PolicyTarget.run(bytes)
         case .narrowing: NarrowingTarget.run(bytes)
         case .tar: TarTarget.run(bytes)
+        case .httpHead: HTTPHeadTarget.run(bytes)
         }
     }
 }

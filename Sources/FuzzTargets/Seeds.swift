@@ -45,6 +45,13 @@ public enum Seeds {
             return [Array(examplePolicy.utf8) + [0] + Array(exampleChild.utf8)]
         case .tar:
             return tarSeeds()
+        case .httpHead:
+            return [
+                "GET http://docs.example.com:8080/docs/a?q=1 HTTP/1.1\r\nHost: docs.example.com\r\nAccept: */*\r\nConnection: keep-alive, X-A\r\nX-A: 1\r\n\r\n",
+                "CONNECT pypi.org:443 HTTP/1.1\r\nHost: pypi.org:443\r\nProxy-Authorization: Basic eA==\r\n\r\n",
+                "POST http://[2001:db8::1]/up HTTP/1.0\r\nContent-Length: 4\r\n\r\nbody",
+                "POST /v1/chat/completions HTTP/1.1\r\nHost: brain.momin\r\nTransfer-Encoding: chunked\r\n\r\n",
+            ].map { Array($0.utf8) }
         }
     }
 
