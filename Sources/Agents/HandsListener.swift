@@ -12,14 +12,11 @@ import Synchronization
 public final class HandsListener: @unchecked Sendable {
     public let path: String
     public static let maxConnections = 64
-    private let fd: Int32
+    private let server: SocketServer
     /// How long a caller has to send its whole frame, and to take its whole reply.
     let frameDeadline: Duration
     let replyDeadline: Duration
     private let handler: @Sendable (HandsCall, HandsCaller) -> HandsAnswer
-    private let active = Monitor()
-    private var connections = 0
-    private var stopped = false
 
     /// Listens at `place.path` (a socket file left there is replaced; anything else is an error)
     /// and starts accepting.
@@ -38,57 +35,16 @@ public final class HandsListener: @unchecked Sendable {
         self.handler = handler
         self.frameDeadline = frameDeadline
         self.replyDeadline = replyDeadline
-        let fd = try StagedSocket.listen(place)
-        self.fd = fd
-        do { try POSIXThread.detach(name: "hands-accept") { [self] in acceptLoop() } } catch {
-            close(fd)
-            throw .io("cannot start the hands listener: \(error)")
+        server = SocketServer(fd: try StagedSocket.listen(place), path: place.path, limit: Self.maxConnections)
+        try server.start(name: "hands") { [self] client in serve(client) } refuse: { client in
+            // On the accepting thread: the refusal is small and gets a short deadline.
+            Self.reply(client, .failed(.failed, "the host is already serving \(Self.maxConnections) hands calls of this VM"),
+                       until: MonotonicClock.deadline(after: 1))
         }
     }
 
     /// Stops accepting and removes the socket file; calls already running finish.
-    public func stop() {
-        let first = active.holding { () -> Bool in
-            defer { stopped = true }
-            return !stopped
-        }
-        guard first else { return }
-        shutdown(fd, Int32(SHUT_RDWR))
-        unlink(path)
-    }
-
-    private func acceptLoop() {
-        while true {
-            let client = accept(fd, nil, nil)
-            if client < 0 {
-                if errno == EINTR || errno == ECONNABORTED { continue }
-                break  // the listener was shut down
-            }
-            _ = fcntl(client, F_SETFD, FD_CLOEXEC)
-            let admitted = active.holding { () -> Bool in
-                guard connections < Self.maxConnections else { return false }
-                connections += 1
-                return true
-            }
-            guard admitted else {
-                // On the accepting thread: the refusal is small and gets a short deadline.
-                Self.reply(client, .failed(.failed, "the host is already serving \(Self.maxConnections) hands calls of this VM"),
-                           until: MonotonicClock.deadline(after: 1))
-                close(client)
-                continue
-            }
-            do {
-                try POSIXThread.detach(name: "hands-call") { [self] in
-                    serve(client)
-                    active.holding { connections -= 1 }
-                }
-            } catch {
-                active.holding { connections -= 1 }
-                close(client)
-            }
-        }
-        close(fd)
-    }
+    public func stop() { server.stop() }
 
     private func serve(_ client: Int32) {
         defer { close(client) }
@@ -124,6 +80,74 @@ public final class HandsListener: @unchecked Sendable {
     @discardableResult
     static func reply(_ fd: Int32, _ reply: HandsReply, until deadline: UInt64) -> Bool {
         (try? FileIO.sendAll(fd, HandsCallCodec.encode(reply), until: deadline)) != nil
+    }
+}
+
+/// A listening socket's accept loop: each connection served on a thread of its own, at most
+/// `limit` at once (one more is refused on the accepting thread and closed).
+final class SocketServer: @unchecked Sendable {
+    let fd: Int32
+    let path: String
+    let limit: Int
+    private let active = Monitor()
+    private var connections = 0
+    private var stopped = false
+
+    init(fd: Int32, path: String, limit: Int) {
+        self.fd = fd
+        self.path = path
+        self.limit = limit
+    }
+
+    /// Starts accepting on a thread named `NAME-accept`; each connection is served by `serve` on
+    /// one named `NAME-conn`, which also closes it.
+    func start(name: String, serve: @escaping @Sendable (Int32) -> Void, refuse: @escaping @Sendable (Int32) -> Void) throws(AgentError) {
+        do { try POSIXThread.detach(name: "\(name)-accept") { [self] in acceptLoop(name: name, serve: serve, refuse: refuse) } } catch {
+            close(fd)
+            throw .io("cannot start the \(name) listener: \(error)")
+        }
+    }
+
+    /// Stops accepting and removes the socket file; connections already open run to their end.
+    func stop() {
+        let first = active.holding { () -> Bool in
+            defer { stopped = true }
+            return !stopped
+        }
+        guard first else { return }
+        shutdown(fd, Int32(SHUT_RDWR))
+        unlink(path)
+    }
+
+    private func acceptLoop(name: String, serve: @escaping @Sendable (Int32) -> Void, refuse: (Int32) -> Void) {
+        while true {
+            let client = accept(fd, nil, nil)
+            if client < 0 {
+                if errno == EINTR || errno == ECONNABORTED { continue }
+                break  // the listener was shut down
+            }
+            _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+            let admitted = active.holding { () -> Bool in
+                guard connections < limit else { return false }
+                connections += 1
+                return true
+            }
+            guard admitted else {
+                refuse(client)
+                close(client)
+                continue
+            }
+            do {
+                try POSIXThread.detach(name: "\(name)-conn") { [self] in
+                    serve(client)
+                    active.holding { connections -= 1 }
+                }
+            } catch {
+                active.holding { connections -= 1 }
+                close(client)
+            }
+        }
+        close(fd)
     }
 }
 

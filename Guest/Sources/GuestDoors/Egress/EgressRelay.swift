@@ -119,32 +119,12 @@ public final class EgressRelay: Sendable {
     /// Accepts connections on a listening socket forever, each relayed on its own thread.
     /// Transient failures (EMFILE, ENOMEM, an aborted connection) are logged and retried.
     public func acceptForever(listener: Int32, route: EgressRoute) -> Never {
-        while true {
-            let fd = guest_accept_cloexec(listener)
-            if fd >= 0 {
-                startConnection(fd, route: route)
-                continue
-            }
-            let error = errno
-            switch error {
-            case EINTR, ECONNABORTED, EAGAIN:
-                continue
-            default:
-                configuration.log("egress \(route.name): accept: \(SystemError("accept", errno: error))")
-                usleep(100_000)
-            }
-        }
+        AcceptLoop.run(listener: listener, name: "egress \(route.name)", log: configuration.log) { startConnection($0, route: route) }
     }
 
     /// Runs `acceptForever` on a thread of its own.
     public func startAccepting(listener: Int32, route: EgressRoute) throws(SetupError) {
-        do throws(SystemError) {
-            try POSIXThread.detach(name: "egress-accept", stackSize: 256 << 10) { [self] in
-                self.acceptForever(listener: listener, route: route)
-            }
-        } catch {
-            throw SetupError(error)
-        }
+        try AcceptLoop.detach(thread: "egress-accept") { [self] in self.acceptForever(listener: listener, route: route) }
     }
 
     // MARK: - One connection

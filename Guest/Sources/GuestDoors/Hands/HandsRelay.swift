@@ -98,30 +98,12 @@ public final class HandsRelay: Sendable {
     /// Accepts callers on a listening socket forever, each relayed on its own thread.
     /// Transient failures (EMFILE, ENOMEM, an aborted connection) are logged and retried.
     public func acceptForever(listener: Int32) -> Never {
-        while true {
-            let fd = guest_accept_cloexec(listener)
-            if fd >= 0 {
-                startCall(fd)
-                continue
-            }
-            let error = errno
-            switch error {
-            case EINTR, ECONNABORTED, EAGAIN:
-                continue
-            default:
-                configuration.log("hands: accept: \(SystemError("accept", errno: error))")
-                usleep(100_000)
-            }
-        }
+        AcceptLoop.run(listener: listener, name: "hands", log: configuration.log) { startCall($0) }
     }
 
     /// Runs `acceptForever` on a thread of its own.
     public func startAccepting(listener: Int32) throws(SetupError) {
-        do throws(SystemError) {
-            try POSIXThread.detach(name: "hands-accept", stackSize: 256 << 10) { [self] in self.acceptForever(listener: listener) }
-        } catch {
-            throw SetupError(error)
-        }
+        try AcceptLoop.detach(thread: "hands-accept") { [self] in self.acceptForever(listener: listener) }
     }
 
     // MARK: - One call

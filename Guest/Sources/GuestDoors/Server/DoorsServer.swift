@@ -88,21 +88,7 @@ public final class DoorsServer: Sendable {
     /// Accepts connections on a listening socket forever, each served on its own thread.
     /// Transient failures (EMFILE, ENOMEM, an aborted connection) are logged and retried.
     public func acceptForever(listener: Int32) -> Never {
-        while true {
-            let fd = guest_accept_cloexec(listener)
-            if fd >= 0 {
-                startConnection(fd)
-                continue
-            }
-            let error = errno
-            switch error {
-            case EINTR, ECONNABORTED, EAGAIN:
-                continue
-            default:
-                configuration.log("doors: accept: \(SystemError("accept", errno: error))")
-                usleep(100_000)
-            }
-        }
+        AcceptLoop.run(listener: listener, name: "doors", log: configuration.log) { startConnection($0) }
     }
 
     /// Over the connection limit: Hello, then `Error(0, busy)`, best effort, then close.
