@@ -127,7 +127,7 @@ let package = Package(
         // `momin`: one file per command over the Host library.
         .executableTarget(
             name: "MominCLI",
-            dependencies: ["Host", "Images", "MachineConfig", "Doors", "Policy", "Audit", "Merkle", "Gateway", "Buckets", "Ledger", "POSIX",
+            dependencies: ["Host", "Images", "MachineConfig", "Doors", "Egress", "HTTPWire", "Policy", "Audit", "Merkle", "Gateway", "Buckets", "Ledger", "POSIX",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 

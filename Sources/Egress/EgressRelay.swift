@@ -123,16 +123,10 @@ public final class EgressRelay: Sendable {
     private func relay(_ guest: Int32, call: ([IPAddress]) -> ToolCall, host rawHost: String, port: UInt16, target: String?,
                        begin: (Int32) -> ([UInt8], Pump.GuestLimit)) {
         let started = MonotonicClock.nanoseconds()
-        // Resolve only a name the policy allows: a denied name is never looked up.
         var resolved: [IPAddress] = []
         var resolveProblem: String?
-        if case .success(.name(let name)) = HostName.normalize(rawHost), let policy = governed.session.policy,
-           case let decision = policy.evaluate(call([]), resolver: NoGuestPathsResolver()), !decision.isAllowed,
-           case .unresolved = decision.why {
-            switch resolver.addresses(of: name) {
-            case .success(let addresses): resolved = addresses
-            case .failure(let problem): resolveProblem = problem.description
-            }
+        if let policy = governed.session.policy {
+            (resolved, resolveProblem) = EgressLookup.addresses(for: rawHost, call: call, policy: policy, resolver: resolver)
         }
         let admission: GovernedEgress.Admission
         do {
@@ -208,6 +202,23 @@ public final class EgressRelay: Sendable {
     /// A header value: printable ASCII only, at most 512 bytes.
     static func headerSafe(_ text: String) -> String {
         String(decoding: text.utf8.prefix(512).map { $0 >= 0x20 && $0 < 0x7F ? $0 : UInt8(ascii: "?") }, as: UTF8.self)
+    }
+}
+
+/// How the host finds the addresses a call is judged with, the relay and `momin policy eval`
+/// alike: a name is looked up only when some rule allows it (a denied name never reaches the
+/// resolver), an address literal is itself, and a failed lookup leaves none (the policy then
+/// refuses the name as unresolved).
+public enum EgressLookup {
+    public static func addresses(for rawHost: String, call: ([IPAddress]) -> ToolCall, policy: AgentPolicy,
+                                 resolver: any HostResolver) -> (resolved: [IPAddress], problem: String?) {
+        guard case .success(.name(let name)) = HostName.normalize(rawHost) else { return ([], nil) }
+        let decision = policy.evaluate(call([]), resolver: NoGuestPathsResolver())
+        guard !decision.isAllowed, case .unresolved = decision.why else { return ([], nil) }
+        switch resolver.addresses(of: name) {
+        case .success(let addresses): return (addresses, nil)
+        case .failure(let problem): return ([], problem.description)
+        }
     }
 }
 

@@ -164,6 +164,20 @@ public enum RequestHeadParser {
         return parsed.map { (methodText, $0, versionText) }
     }
 
+    /// A URL as a proxy's absolute-form target: `http://host[:port][/path[?query]]`.
+    public static func absoluteTarget(_ text: String) -> Result<RequestTarget, RequestHeadError> {
+        let bytes = Array(text.utf8)
+        guard bytes.count <= maximumTargetBytes, bytes.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            return .failure(RequestHeadError(400, "the URL is longer than \(maximumTargetBytes) bytes or has spaces, control or non-ASCII bytes"))
+        }
+        return absolute(bytes[...])
+    }
+
+    /// `host:port`, CONNECT's target.
+    public static func authorityTarget(_ text: String) -> Result<RequestTarget, RequestHeadError> {
+        authority(Array(text.utf8)[...], requirePort: true).map { .authority(host: $0.host, port: $0.port) }
+    }
+
     /// `http://authority[/path[?query]]`; no user information, no fragment.
     static func absolute(_ target: ArraySlice<UInt8>) -> Result<RequestTarget, RequestHeadError> {
         let prefix = Array("http://".utf8)

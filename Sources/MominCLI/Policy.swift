@@ -1,6 +1,8 @@
 import ArgumentParser
 import Doors
+import Egress
 import Glibc
+import HTTPWire
 import Policy
 
 /// `momin policy`: check a policy file, or ask it about one call.
@@ -69,6 +71,13 @@ struct PolicyEval: ParsableCommand {
     @Option(help: "Remove a path (with --recursive: a whole tree).") var remove: String?
     @Flag(help: "With --remove: rm -r.") var recursive = false
     @Option(help: "A bucket operation, NAMESPACE:OPERATION (put, get or query).") var bucket: String?
+    @Option(help: ArgumentHelp("A TLS tunnel, as the proxy's CONNECT asks for it.", valueName: "host:port")) var connect: String?
+    @Option(help: ArgumentHelp("A plain HTTP request to this URL (http://host[:port]/path).", valueName: "url")) var http: String?
+    @Option(help: "With --http: the request's method.") var method = "GET"
+    @Option(help: ArgumentHelp("With --connect or --http: an address the name resolves to (repeatable); without it, a name some rule allows is looked up here, as the relay would.", valueName: "address"))
+    var resolved: [String] = []
+    @Option(help: ArgumentHelp("A Brain call for this model.", valueName: "model")) var brain: String?
+    @Option(help: "With --brain: the tokens the call asks for at most.") var maxTokens = 1024
     @Option(parsing: .remaining, help: "Run a program: the rest of the line is argv.") var exec: [String] = []
 
     func run() throws {
@@ -85,16 +94,52 @@ struct PolicyEval: ParsableCommand {
             }
             calls.append(.bucket(namespace: String(bucket[..<colon]), operation: operation))
         }
+        var network: (host: String, call: ([IPAddress]) -> ToolCall)?
+        if let connect {
+            guard case .success(.authority(let host, let port)) = RequestHeadParser.authorityTarget(connect) else {
+                throw CLIError.usage("--connect \(connect): expected host:port (a name, an address, or [IPv6], and a port 1-65535)")
+            }
+            network = (host, { .connect(host: host, port: port, scheme: .tls, resolved: $0) })
+        }
+        if let http {
+            let target: RequestTarget
+            switch RequestHeadParser.absoluteTarget(http) {
+            case .success(let parsed): target = parsed
+            case .failure(let error): throw CLIError.usage("--http \(http): \(error)")
+            }
+            guard case .absolute(let host, let port, let pathAndQuery) = target else { throw CLIError.usage("--http \(http): expected http://host/path") }
+            let path = String(pathAndQuery.prefix { $0 != "?" })
+            network = (host, { [method] in .httpRequest(host: host, port: port, method: method, path: path, resolved: $0) })
+        }
+        if let network { calls.append(network.call([])) }
+        if let brain { calls.append(.brain(model: brain, maxTokens: maxTokens)) }
         guard calls.count == 1 else {
-            throw CLIError.usage("give exactly one of --exec, --read, --write, --list, --mkdir, --remove, --bucket")
+            throw CLIError.usage("give exactly one of --exec, --read, --write, --list, --mkdir, --remove, --bucket, --connect, --http, --brain")
         }
         let policy = try loadPolicy(file)
-        let decision = policy.evaluate(calls[0], resolver: LexicalResolver())
+        var call = calls[0]
+        var lookupProblem: String?
+        if let network {
+            var addresses: [IPAddress] = []
+            for text in resolved {
+                guard case .success(let address) = IPAddress.parse(text) else { throw CLIError.usage("--resolved \(text): not an IPv4 or IPv6 address") }
+                addresses.append(address)
+            }
+            if resolved.isEmpty {
+                (addresses, lookupProblem) = EgressLookup.addresses(for: network.host, call: network.call, policy: policy, resolver: SystemResolver())
+            }
+            call = network.call(addresses)
+        }
+        let decision = policy.evaluate(call, resolver: LexicalResolver())
         switch decision.verdict {
         case .allow:
-            print("allow \(decision.rule)")
+            if case .addresses(let addresses)? = decision.judged {
+                print("allow \(decision.rule): connect to \(addresses.map(\.description).joined(separator: ", "))")
+            } else {
+                print("allow \(decision.rule)")
+            }
         case .deny:
-            print("deny \(decision.rule): \(decision.reason)")
+            print("deny \(decision.rule): \(decision.reason)" + (lookupProblem.map { " (looking it up: \($0))" } ?? ""))
             Glibc.exit(1)
         }
     }

@@ -4,7 +4,7 @@
 #
 #   Tests/cli/policy.sh PATH/TO/momin
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-plan 5
+plan 9
 momin=$(absolute "${1:?usage: policy.sh PATH/TO/momin}")
 triage=$MOMIN_ROOT/docs/policies/triage.yaml
 
@@ -14,6 +14,18 @@ expect_decision "policy eval allows" 0 "^allow tools.exec\[3\]" "$momin" policy 
 # A path that climbs out with .. is resolved before the rules see it.
 expect_decision "policy eval denies" 1 "^deny tools.files.read (line [0-9]*): /etc/shadow is not readable" \
   "$momin" policy eval "$triage" --read /evidence/../etc/shadow
+# Egress and Brain calls (docs/egress.md), against the web research example; --resolved stands
+# in for the host's resolver, so nothing here looks a name up.
+web=$MOMIN_ROOT/docs/policies/agent-web.yaml
+expect_decision "policy eval allows a tunnel, naming the address to connect to" 0 "^allow network.egress\[0\] (line [0-9]*): connect to 151.101.0.223$" \
+  "$momin" policy eval "$web" --connect pypi.org:443 --resolved 151.101.0.223
+expect_decision "policy eval denies a plain request by its path" 1 '^deny network.egress\[4\] (line [0-9]*): path "/admin" on docs.example.com is not allowed' \
+  "$momin" policy eval "$web" --http http://docs.example.com/admin --resolved 93.184.216.34
+expect_decision "policy eval denies an allowed name that resolves to a private address" 1 \
+  "^deny network.egress\[0\] (line [0-9]*): pypi.org resolves to 10.0.0.5, a private address, which no rule names" \
+  "$momin" policy eval "$web" --connect pypi.org:443 --resolved 10.0.0.5
+expect_decision "policy eval denies a Brain call for a model the policy does not list" 1 '^deny brain.models (line [0-9]*): model "gpt-4o" is not among brain.models' \
+  "$momin" policy eval "$web" --brain gpt-4o
 # A document nested 100,000 levels deep (what a guest can send with hands spawn) is refused
 # with one line, not a crash of the composer's recursion (issue 12).
 printf '%.0s[' $(seq 100000) > "$work/deep.yaml"
