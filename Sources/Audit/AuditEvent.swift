@@ -94,16 +94,26 @@ public struct ConnectionEnd: Hashable, Sendable {
     public var bytesSent: UInt64
     public var bytesReceived: UInt64
     public var durationMilliseconds: UInt64
-    /// How it ended: `closed` (both sides finished), `limit: ...`, `error: ...`, `refused: ...`.
+    /// How it ended: `closed` (both sides finished), `idle: ...`, `limit: ...`, `error: ...`.
     public var end: String
+    /// With the rule's `log_content` (plain HTTP only): the first `ConnectionEnd.contentKept`
+    /// bytes each way, as they went; empty otherwise.
+    public var sentContent: [UInt8]
+    public var receivedContent: [UInt8]
 
-    public init(requestID: UInt64, address: String, bytesSent: UInt64, bytesReceived: UInt64, durationMilliseconds: UInt64, end: String) {
+    /// The most bytes of each direction a record keeps.
+    public static let contentKept = 1 << 20
+
+    public init(requestID: UInt64, address: String, bytesSent: UInt64, bytesReceived: UInt64, durationMilliseconds: UInt64, end: String,
+                sentContent: [UInt8] = [], receivedContent: [UInt8] = []) {
         self.requestID = requestID
         self.address = address
         self.bytesSent = bytesSent
         self.bytesReceived = bytesReceived
         self.durationMilliseconds = durationMilliseconds
         self.end = end
+        self.sentContent = sentContent
+        self.receivedContent = receivedContent
     }
 }
 

@@ -84,6 +84,8 @@ extension AuditRecord {
             out.u64(end.bytesReceived)
             out.u64(end.durationMilliseconds)
             out.string(end.end)
+            out.bytes(end.sentContent)
+            out.bytes(end.receivedContent)
         }
         if let field = out.oversized {
             throw LeafFormatError("a field of \(field) bytes is over the limit of \(Self.maximumFieldLength)")
@@ -157,7 +159,7 @@ extension AuditRecord {
             event = .connectionEnd(ConnectionEnd(
                 requestID: try reader.u64("request id"), address: try reader.string("address"), bytesSent: try reader.u64("bytes sent"),
                 bytesReceived: try reader.u64("bytes received"), durationMilliseconds: try reader.u64("duration"),
-                end: try reader.string("end")))
+                end: try reader.string("end"), sentContent: try reader.bytes("content sent"), receivedContent: try reader.bytes("content received")))
         }
         guard reader.offset == data.count else {
             throw LeafFormatError("\(data.count - reader.offset) bytes after the last field")

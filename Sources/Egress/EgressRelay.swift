@@ -161,12 +161,16 @@ public final class EgressRelay: Sendable {
         }
         defer { close(upstream) }
         let (first, limit) = begin(upstream)
-        let pump = Pump(guest: guest, upstream: upstream, idleTimeout: configuration.idleTimeout, take: { [governed] in governed.take($0) },
+        var pump = Pump(guest: guest, upstream: upstream, idleTimeout: configuration.idleTimeout, take: { [governed] in governed.take($0) },
                         limitReason: { [governed] in "limit: network.limits.bytes_per_session (\(governed.bytesPerSession ?? 0) bytes)" })
+        // A tunnel's bytes are TLS records nobody here can read: content is kept for plain HTTP.
+        if admission.logContent, target != nil { pump.capture = ConnectionEnd.contentKept }
         let outcome = pump.run(pending: first, guestLimit: limit)
         summary.bytesSent = outcome.sent
         summary.bytesReceived = outcome.received
         summary.end = outcome.end
+        summary.sentContent = outcome.sentContent
+        summary.receivedContent = outcome.receivedContent
         ended(status: outcome.clean ? 0 : 1, received: outcome.received, sha256: MerkleHash(bytes: Array(outcome.sha256.finalize()))!)
     }
 

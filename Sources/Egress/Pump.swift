@@ -18,6 +18,9 @@ struct Pump {
         var sent: UInt64 = 0
         var received: UInt64 = 0
         var sha256 = SHA256()
+        /// The first `capture` bytes each way, when asked.
+        var sentContent: [UInt8] = []
+        var receivedContent: [UInt8] = []
         /// `closed`, or why it ended early.
         var end = "closed"
         var clean = true
@@ -31,6 +34,8 @@ struct Pump {
     /// Of `n` more bytes, how many may move (the session's byte cap); fewer ends the exchange.
     let take: (Int) -> Int
     let limitReason: () -> String
+    /// Bytes of each direction to keep for the log (0: none).
+    var capture = 0
 
     /// `pending`: bytes already read from the guest past the request head, sent first.
     func run(pending: [UInt8], guestLimit: GuestLimit) -> Outcome {
@@ -141,6 +146,9 @@ struct Pump {
             if upOffset < upCount, upstreamReady & Int16(POLLOUT) != 0 {
                 switch write(&toUpstream, from: upOffset, to: upCount, into: upstream) {
                 case .wrote(let n):
+                    if outcome.sentContent.count < capture {
+                        outcome.sentContent += toUpstream[upOffset..<(upOffset + min(n, capture - outcome.sentContent.count))]
+                    }
                     upOffset += n
                     outcome.sent += UInt64(n)
                     lastProgress = MonotonicClock.nanoseconds()
@@ -153,6 +161,9 @@ struct Pump {
                 switch write(&toGuest, from: downOffset, to: downCount, into: guest) {
                 case .wrote(let n):
                     toGuest.withUnsafeBytes { outcome.sha256.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[start..<(start + n)])) }
+                    if outcome.receivedContent.count < capture {
+                        outcome.receivedContent += toGuest[start..<(start + min(n, capture - outcome.receivedContent.count))]
+                    }
                     downOffset += n
                     outcome.received += UInt64(n)
                     lastProgress = MonotonicClock.nanoseconds()

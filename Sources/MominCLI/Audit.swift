@@ -148,7 +148,7 @@ struct AuditShow: ParsableCommand {
             INDEX result #ID status N, B bytes, sha256 H; INDEX vm-start VM; INDEX vm-stop VM REASON; \
             INDEX policy-load SOURCE sha256 H; INDEX run-refused VM REASON; \
             INDEX disk-attach|disk-detach VM NAME PATH ro|rw SIZE bytes, IDENTITY, sha256 H|not read; \
-            INDEX connection-end #ID ADDRESS sent S, received R bytes, D ms, END. Arguments that are text (bucket, door and spawn calls) \
+            INDEX connection-end #ID ADDRESS sent S, received R bytes, D ms, END[, content kept]. Arguments that are text (bucket, door and spawn calls) \
             are shown with each newline as '; ', others as their size. With --agent, only that \
             agent's requests, decisions and results. With --elapsed, each line begins with +S.mmm, \
             the seconds since the first entry.
@@ -167,6 +167,27 @@ struct AuditShow: ParsableCommand {
 
     @Flag(help: "Begin each line with the seconds since the first entry (entries' wall-clock times).")
     var elapsed = false
+
+    @Flag(help: "Under a connection-end line, print the bytes its rule's log_content kept: '> ' lines sent, '< ' lines received.")
+    var content = false
+
+    /// Kept bytes, one line each: printable ASCII as is, `\\` and `\xHH` for the rest.
+    static func contentLines(_ bytes: [UInt8], marker: String) -> String {
+        guard !bytes.isEmpty else { return "" }
+        var out = ""
+        for line in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            var text = "    \(marker) "
+            for byte in line {
+                switch byte {
+                case UInt8(ascii: "\\"): text += "\\\\"
+                case 0x20..<0x7F: text.unicodeScalars.append(Unicode.Scalar(byte))
+                default: text += "\\x" + (byte < 16 ? "0" : "") + String(byte, radix: 16)
+                }
+            }
+            out += text + "\n"
+        }
+        return out
+    }
 
     func run() throws {
         guard access(db, F_OK) == 0 else { throw CLIError.usage("audit log \(db): \(describeErrno())") }
@@ -207,6 +228,7 @@ struct AuditShow: ParsableCommand {
                 owner = agents[end.requestID]
                 line = "connection-end #\(end.requestID) \(end.address.isEmpty ? "-" : end.address) sent \(end.bytesSent), "
                     + "received \(end.bytesReceived) bytes, \(end.durationMilliseconds) ms, \(end.end)"
+                    + (end.sentContent.isEmpty && end.receivedContent.isEmpty ? "" : ", content kept")
             }
             if let agent, owner != agent { continue }
             if elapsed, let first = records.first {
@@ -216,6 +238,9 @@ struct AuditShow: ParsableCommand {
                 out += "+\(ms / 1000).\(String(repeating: "0", count: 3 - fraction.count) + fraction) "
             }
             out += "\(record.index) \(line)\n"
+            if content, case .connectionEnd(let end) = record.event {
+                out += Self.contentLines(end.sentContent, marker: ">") + Self.contentLines(end.receivedContent, marker: "<")
+            }
         }
         emit(Array(out.utf8))
     }

@@ -66,6 +66,22 @@ import Testing
         #expect(throws: LeafFormatError.self) { try huge.leafData() }
     }
 
+    /// docs/audit.md: tag 10, connection-end: u64 request id · string address · u64 sent · u64
+    /// received · u64 duration · string end · bytes content sent · bytes content received.
+    @Test func connectionEndRecordsHaveTheirDocumentedLayoutAndRoundTrip() throws {
+        let end = ConnectionEnd(requestID: 7, address: "1.2.3.4:80", bytesSent: 2, bytesReceived: 3, durationMilliseconds: 9,
+                                end: "closed", sentContent: [0x41], receivedContent: [])
+        let record = AuditRecord(index: 1, time: 2, event: .connectionEnd(end))
+        let bytes: [UInt8] = [1, 10, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 7]
+            + [0, 0, 0, 10] + Array("1.2.3.4:80".utf8) + [0, 0, 0, 0, 0, 0, 0, 2] + [0, 0, 0, 0, 0, 0, 0, 3] + [0, 0, 0, 0, 0, 0, 0, 9]
+            + [0, 0, 0, 6] + Array("closed".utf8) + [0, 0, 0, 1, 0x41] + [0, 0, 0, 0]
+        #expect(try record.leafData() == bytes)
+        #expect(try AuditRecord(leafData: bytes) == record)
+        #expect(record.event.kind == "connection-end")
+        #expect(throws: LeafFormatError.self) { try AuditRecord(leafData: Array(bytes.dropLast())) }
+        #expect(throws: LeafFormatError.self) { try AuditRecord(leafData: bytes + [0]) }
+    }
+
     /// docs/audit.md: tags 8 and 9, disk-attach and disk-detach: string vm · string name ·
     /// string path · u8 writable · u64 size · string identity · u8 has-digest · [32 digest].
     @Test func diskRecordsHaveTheirDocumentedLayoutAndRoundTrip() throws {

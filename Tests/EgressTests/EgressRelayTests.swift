@@ -176,6 +176,27 @@ import Testing
         #expect(result.byteCount == 40 && result.sha256 == MerkleHash(bytes: Array(SHA256Digest.of(Array(answer.utf8))))!)
     }
 
+    /// A rule with log_content keeps what went each way in the connection's end record.
+    @Test func logContentKeepsBothDirectionsOfAPlainRequest() throws {
+        let reply = Array("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfound".utf8)
+        let server = try Server(reply: reply)
+        defer { server.stop() }
+        let policy = Self.policy(port: server.port).replacingOccurrences(of: "      paths: [/ok/**]\n", with: "      paths: [/ok/**]\n      log_content: true\n")
+        let rig = try Rig(policy: policy)
+        defer { rig.close() }
+        _ = try rig.exchange(Array("GET http://127.0.0.1:\(server.port)/ok/kept HTTP/1.1\r\n\r\n".utf8))
+        guard case .connectionEnd(let end)? = try rig.events().last else { Issue.record("no end"); return }
+        #expect(String(decoding: end.sentContent, as: UTF8.self)
+            == "GET /ok/kept HTTP/1.1\r\nHost: 127.0.0.1:\(server.port)\r\nConnection: close\r\n\r\n")
+        #expect(end.receivedContent == reply)
+        // Without it, nothing is kept.
+        let plain = try Rig(policy: Self.policy(port: server.port))
+        defer { plain.close() }
+        _ = try plain.exchange(Array("GET http://127.0.0.1:\(server.port)/ok/kept HTTP/1.1\r\n\r\n".utf8))
+        guard case .connectionEnd(let bare)? = try plain.events().last else { Issue.record("no end"); return }
+        #expect(bare.sentContent.isEmpty && bare.receivedContent.isEmpty && bare.bytesReceived == UInt64(reply.count))
+    }
+
     @Test func deniedRequestsNeverReachTheFarEnd() throws {
         let server = try Server(reply: Array("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".utf8))
         defer { server.stop() }
