@@ -114,8 +114,7 @@ public final class EgressRelay: Sendable {
     }
 
     static func isBrain(_ host: String) -> Bool {
-        host.utf8.count == EgressProtocol.brainHost.utf8.count
-            && zip(host.utf8, EgressProtocol.brainHost.utf8).allSatisfy { HeaderFieldCase.lower($0) == $1 }
+        HeaderField.equalIgnoringASCIICase(host, EgressProtocol.brainHost)
     }
 
     /// Judge, log, connect, pump, log the end. `begin` runs once connected: what goes to the far
@@ -229,8 +228,4 @@ public enum EgressLookup {
 /// Egress calls carry no guest paths: every path is its own.
 struct NoGuestPathsResolver: PathResolver {
     func canonicalPath(_ path: String, followFinalSymlink: Bool) -> String? { path }
-}
-
-enum HeaderFieldCase {
-    static func lower(_ byte: UInt8) -> UInt8 { byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte }
 }

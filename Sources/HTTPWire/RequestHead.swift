@@ -32,8 +32,11 @@ public struct HeaderField: Sendable, Equatable {
         self.value = value
     }
 
-    public func isNamed(_ other: String) -> Bool {
-        name.utf8.count == other.utf8.count && zip(name.utf8, other.utf8).allSatisfy { Self.lower($0) == Self.lower($1) }
+    public func isNamed(_ other: String) -> Bool { Self.equalIgnoringASCIICase(name, other) }
+
+    /// Field names and host names compare without ASCII case (RFC 9110 §5.1, RFC 4343).
+    public static func equalIgnoringASCIICase(_ a: String, _ b: String) -> Bool {
+        a.utf8.count == b.utf8.count && zip(a.utf8, b.utf8).allSatisfy { lower($0) == lower($1) }
     }
 
     static func lower(_ byte: UInt8) -> UInt8 { byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte }
