@@ -10,6 +10,8 @@ public enum AuditEvent: Hashable, Sendable {
     case lifecycle(Lifecycle)
     /// How an allowed network connection made for an agent ended (after its result digest).
     case connectionEnd(ConnectionEnd)
+    /// How an allowed model call through the Brain relay ended (after its result digest).
+    case brainCall(BrainCall)
 
     /// The `kind` column of the entries table; also the order of the tag byte in the encoding.
     public var kind: String {
@@ -24,6 +26,7 @@ public enum AuditEvent: Hashable, Sendable {
         case .lifecycle(.diskAttach): "disk-attach"
         case .lifecycle(.diskDetach): "disk-detach"
         case .connectionEnd: "connection-end"
+        case .brainCall: "brain-call"
         }
     }
 }
@@ -114,6 +117,63 @@ public struct ConnectionEnd: Hashable, Sendable {
         self.end = end
         self.sentContent = sentContent
         self.receivedContent = receivedContent
+    }
+}
+
+/// One model call the host made for an agent through the Brain relay (docs/brain.md): the model
+/// asked for, the tokens it cost, digests of what went each way, how it ended.
+public struct BrainCall: Hashable, Sendable {
+    /// Where the token counts came from.
+    public enum Usage: UInt8, Hashable, Sendable {
+        /// No reply carried them (the call failed or was cut before the provider answered).
+        case none = 0
+        /// The provider's own `usage` object.
+        case reported = 1
+        /// A stream that ended without `usage`: one completion token per chunk with content, no
+        /// prompt tokens; a lower bound.
+        case estimated = 2
+    }
+
+    public var requestID: UInt64
+    public var model: String
+    /// The provider's HTTP status; 0 when no response head arrived.
+    public var status: UInt64
+    public var promptTokens: UInt64
+    public var completionTokens: UInt64
+    public var usage: Usage
+    /// SHA-256 of the request body as the provider received it, and of the response body as the
+    /// agent received it.
+    public var requestSHA256: MerkleHash
+    public var responseSHA256: MerkleHash
+    public var bytesSent: UInt64
+    public var bytesReceived: UInt64
+    public var durationMilliseconds: UInt64
+    /// How it ended: `complete`, `provider status N`, `limit: ...`, `error: ...`, `agent hung up`.
+    public var end: String
+    /// With `brain.log_content`: the request and response bodies (up to `contentKept` each); else empty.
+    public var requestContent: [UInt8]
+    public var responseContent: [UInt8]
+
+    /// The most bytes of each body a record keeps.
+    public static let contentKept = 8 << 20
+
+    public init(requestID: UInt64, model: String, status: UInt64, promptTokens: UInt64, completionTokens: UInt64, usage: Usage,
+                requestSHA256: MerkleHash, responseSHA256: MerkleHash, bytesSent: UInt64, bytesReceived: UInt64,
+                durationMilliseconds: UInt64, end: String, requestContent: [UInt8] = [], responseContent: [UInt8] = []) {
+        self.requestID = requestID
+        self.model = model
+        self.status = status
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+        self.usage = usage
+        self.requestSHA256 = requestSHA256
+        self.responseSHA256 = responseSHA256
+        self.bytesSent = bytesSent
+        self.bytesReceived = bytesReceived
+        self.durationMilliseconds = durationMilliseconds
+        self.end = end
+        self.requestContent = requestContent
+        self.responseContent = responseContent
     }
 }
 

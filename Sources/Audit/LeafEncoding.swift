@@ -21,6 +21,8 @@ extension AuditRecord {
         case toolRequest = 1, decision, resultDigest, vmStart, vmStop, policyLoad
         /// Schema version 2 (which had not been released when these were added).
         case runRefused, diskAttach, diskDetach, connectionEnd
+        /// Schema version 2 as well (still unreleased when it was added).
+        case brainCall
     }
 
     /// The canonical bytes; throws only for a string or byte field over `maximumFieldLength`.
@@ -38,6 +40,7 @@ extension AuditRecord {
         case .lifecycle(.diskAttach): out.u8(Tag.diskAttach.rawValue)
         case .lifecycle(.diskDetach): out.u8(Tag.diskDetach.rawValue)
         case .connectionEnd: out.u8(Tag.connectionEnd.rawValue)
+        case .brainCall: out.u8(Tag.brainCall.rawValue)
         }
         out.u64(index)
         out.u64(time)
@@ -86,6 +89,21 @@ extension AuditRecord {
             out.string(end.end)
             out.bytes(end.sentContent)
             out.bytes(end.receivedContent)
+        case .brainCall(let call):
+            out.u64(call.requestID)
+            out.string(call.model)
+            out.u64(call.status)
+            out.u64(call.promptTokens)
+            out.u64(call.completionTokens)
+            out.u8(call.usage.rawValue)
+            out.digest(call.requestSHA256)
+            out.digest(call.responseSHA256)
+            out.u64(call.bytesSent)
+            out.u64(call.bytesReceived)
+            out.u64(call.durationMilliseconds)
+            out.string(call.end)
+            out.bytes(call.requestContent)
+            out.bytes(call.responseContent)
         }
         if let field = out.oversized {
             throw LeafFormatError("a field of \(field) bytes is over the limit of \(Self.maximumFieldLength)")
@@ -160,6 +178,17 @@ extension AuditRecord {
                 requestID: try reader.u64("request id"), address: try reader.string("address"), bytesSent: try reader.u64("bytes sent"),
                 bytesReceived: try reader.u64("bytes received"), durationMilliseconds: try reader.u64("duration"),
                 end: try reader.string("end"), sentContent: try reader.bytes("content sent"), receivedContent: try reader.bytes("content received")))
+        case .brainCall:
+            let requestID = try reader.u64("request id"), model = try reader.string("model"), status = try reader.u64("status")
+            let prompt = try reader.u64("prompt tokens"), completion = try reader.u64("completion tokens")
+            let usageByte = try reader.u8("usage")
+            guard let usage = BrainCall.Usage(rawValue: usageByte) else { throw LeafFormatError("unknown usage source \(usageByte)") }
+            event = .brainCall(BrainCall(
+                requestID: requestID, model: model, status: status, promptTokens: prompt, completionTokens: completion, usage: usage,
+                requestSHA256: try reader.digest("request digest"), responseSHA256: try reader.digest("response digest"),
+                bytesSent: try reader.u64("bytes sent"), bytesReceived: try reader.u64("bytes received"),
+                durationMilliseconds: try reader.u64("duration"), end: try reader.string("end"),
+                requestContent: try reader.bytes("request content"), responseContent: try reader.bytes("response content")))
         }
         guard reader.offset == data.count else {
             throw LeafFormatError("\(data.count - reader.offset) bytes after the last field")

@@ -143,8 +143,18 @@ public final class GovernedSession: @unchecked Sendable {
     /// received, `sha256` over them in order) and how it ended, in one transaction. Egress bytes
     /// are counted by the network limits, not as output.
     public func finishConnection(_ id: UInt64, status: Int64, received: UInt64, sha256: MerkleHash, end: ConnectionEnd) throws(GatewayError) {
+        try finishRelayed(id, status: status, received: received, sha256: sha256, record: .connectionEnd(end))
+    }
+
+    /// Ends an admitted model call (docs/brain.md) the same way: its result digest (the response
+    /// body the agent received) and its `brain-call` record, in one transaction.
+    public func finishBrainCall(_ id: UInt64, status: Int64, received: UInt64, sha256: MerkleHash, call: BrainCall) throws(GatewayError) {
+        try finishRelayed(id, status: status, received: received, sha256: sha256, record: .brainCall(call))
+    }
+
+    private func finishRelayed(_ id: UInt64, status: Int64, received: UInt64, sha256: MerkleHash, record: AuditEvent) throws(GatewayError) {
         try lock.withLock { _ throws(GatewayError) in
-            try append([.resultDigest(ResultDigest(requestID: id, status: status, byteCount: received, sha256: sha256)), .connectionEnd(end)])
+            try append([.resultDigest(ResultDigest(requestID: id, status: status, byteCount: received, sha256: sha256)), record])
             if var observation = pending.removeValue(forKey: id) {
                 observation.status = status
                 observation.byteCount = received

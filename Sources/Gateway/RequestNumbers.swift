@@ -83,6 +83,7 @@ public final class RequestNumbers: Sendable {
             case .decision(let decision): max(greatest, decision.requestID)
             case .resultDigest(let result): max(greatest, result.requestID)
             case .connectionEnd(let end): max(greatest, end.requestID)
+            case .brainCall(let call): max(greatest, call.requestID)
             case .lifecycle: greatest
             }
         }

@@ -148,7 +148,9 @@ struct AuditShow: ParsableCommand {
             INDEX result #ID status N, B bytes, sha256 H; INDEX vm-start VM; INDEX vm-stop VM REASON; \
             INDEX policy-load SOURCE sha256 H; INDEX run-refused VM REASON; \
             INDEX disk-attach|disk-detach VM NAME PATH ro|rw SIZE bytes, IDENTITY, sha256 H|not read; \
-            INDEX connection-end #ID ADDRESS sent S, received R bytes, D ms, END[, content kept]. Arguments that are text (bucket, door and spawn calls) \
+            INDEX connection-end #ID ADDRESS sent S, received R bytes, D ms, END[, content kept]; \
+            INDEX brain-call #ID MODEL status N, USAGE, sent S, received R bytes, D ms, END, request sha256 H, \
+            response sha256 H[, content kept]. Arguments that are text (bucket, door and spawn calls) \
             are shown with each newline as '; ', others as their size. With --agent, only that \
             agent's requests, decisions and results. With --elapsed, each line begins with +S.mmm, \
             the seconds since the first entry.
@@ -168,7 +170,7 @@ struct AuditShow: ParsableCommand {
     @Flag(help: "Begin each line with the seconds since the first entry (entries' wall-clock times).")
     var elapsed = false
 
-    @Flag(help: "Under a connection-end line, print the bytes its rule's log_content kept: '> ' lines sent, '< ' lines received.")
+    @Flag(help: "Under a connection-end or brain-call line, print the bytes its rule's log_content kept: '> ' lines sent, '< ' lines received.")
     var content = false
 
     /// Kept bytes, one line each: printable ASCII as is, `\\` and `\xHH` for the rest.
@@ -229,6 +231,17 @@ struct AuditShow: ParsableCommand {
                 line = "connection-end #\(end.requestID) \(end.address.isEmpty ? "-" : end.address) sent \(end.bytesSent), "
                     + "received \(end.bytesReceived) bytes, \(end.durationMilliseconds) ms, \(end.end)"
                     + (end.sentContent.isEmpty && end.receivedContent.isEmpty ? "" : ", content kept")
+            case .brainCall(let call):
+                owner = agents[call.requestID]
+                let usage = switch call.usage {
+                case .none: "no usage"
+                case .reported: "\(call.promptTokens) prompt + \(call.completionTokens) completion tokens"
+                case .estimated: "at least \(call.completionTokens) completion tokens (estimated)"
+                }
+                line = "brain-call #\(call.requestID) \(call.model) status \(call.status), \(usage), sent \(call.bytesSent), "
+                    + "received \(call.bytesReceived) bytes, \(call.durationMilliseconds) ms, \(call.end), "
+                    + "request sha256 \(call.requestSHA256.hex), response sha256 \(call.responseSHA256.hex)"
+                    + (call.requestContent.isEmpty && call.responseContent.isEmpty ? "" : ", content kept")
             }
             if let agent, owner != agent { continue }
             if elapsed, let first = records.first {
@@ -240,6 +253,9 @@ struct AuditShow: ParsableCommand {
             out += "\(record.index) \(line)\n"
             if content, case .connectionEnd(let end) = record.event {
                 out += Self.contentLines(end.sentContent, marker: ">") + Self.contentLines(end.receivedContent, marker: "<")
+            }
+            if content, case .brainCall(let call) = record.event {
+                out += Self.contentLines(call.requestContent, marker: ">") + Self.contentLines(call.responseContent, marker: "<")
             }
         }
         emit(Array(out.utf8))

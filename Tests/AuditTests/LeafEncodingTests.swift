@@ -82,6 +82,30 @@ import Testing
         #expect(throws: LeafFormatError.self) { try AuditRecord(leafData: bytes + [0]) }
     }
 
+    /// docs/audit.md: tag 11, brain-call: u64 request id · string model · u64 status · u64 prompt
+    /// tokens · u64 completion tokens · u8 usage · digest request · digest response · u64 sent ·
+    /// u64 received · u64 duration · string end · bytes request content · bytes response content.
+    @Test func brainCallRecordsHaveTheirDocumentedLayoutAndRoundTrip() throws {
+        let request = MerkleHash(bytes: [UInt8](repeating: 0x11, count: 32))!
+        let response = MerkleHash(bytes: [UInt8](repeating: 0x22, count: 32))!
+        let call = BrainCall(requestID: 5, model: "m", status: 200, promptTokens: 12, completionTokens: 3, usage: .reported,
+                             requestSHA256: request, responseSHA256: response, bytesSent: 40, bytesReceived: 50,
+                             durationMilliseconds: 6, end: "complete", requestContent: [0x7b], responseContent: [])
+        let record = AuditRecord(index: 1, time: 2, event: .brainCall(call))
+        func u64(_ value: UInt64) -> [UInt8] { (0..<8).reversed().map { UInt8(truncatingIfNeeded: value >> ($0 * 8)) } }
+        let bytes: [UInt8] = [1, 11] + u64(1) + u64(2) + u64(5) + [0, 0, 0, 1, 0x6d] + u64(200) + u64(12) + u64(3) + [1]
+            + request.bytes + response.bytes + u64(40) + u64(50) + u64(6) + [0, 0, 0, 8] + Array("complete".utf8)
+            + [0, 0, 0, 1, 0x7b] + [0, 0, 0, 0]
+        #expect(try record.leafData() == bytes)
+        #expect(try AuditRecord(leafData: bytes) == record)
+        #expect(record.event.kind == "brain-call")
+        var unknownUsage = bytes
+        unknownUsage[18 + 8 + 5 + 24] = 3
+        #expect(throws: LeafFormatError.self) { try AuditRecord(leafData: unknownUsage) }
+        #expect(throws: LeafFormatError.self) { try AuditRecord(leafData: Array(bytes.dropLast())) }
+        #expect(throws: LeafFormatError.self) { try AuditRecord(leafData: bytes + [0]) }
+    }
+
     /// docs/audit.md: tags 8 and 9, disk-attach and disk-detach: string vm · string name ·
     /// string path · u8 writable · u64 size · string identity · u8 has-digest · [32 digest].
     @Test func diskRecordsHaveTheirDocumentedLayoutAndRoundTrip() throws {
