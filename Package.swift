@@ -122,7 +122,7 @@ let package = Package(
         // checks and runs machines.
         .target(name: "Host", dependencies: [
             "MachineConfig", "GuestClient", "Doors", "Policy", "Audit", "Merkle", "Gateway", "Buckets", "Ledger", "Cgroups", "Jail",
-            "Agents", "Images", "POSIX", .product(name: "Crypto", package: "swift-crypto"),
+            "Agents", "Egress", "Images", "POSIX", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // `momin`: one file per command over the Host library.
         .executableTarget(

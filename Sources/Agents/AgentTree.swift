@@ -34,6 +34,8 @@ public final class AgentTree: @unchecked Sendable {
     public var diskPaths: (any PathResolver & Sendable)?
     /// How the host resolves the names its agents' egress asks for (tests give their own).
     public var egressResolver: any HostResolver = SystemResolver()
+    /// The key the Brain relay adds to its agents' model calls; nil: none (docs/brain.md).
+    public var brainCredential: BrainCredential?
 
     public init(store: BucketStore?, launcher: any SubAgentLauncher, requestIDs: RequestNumbers, budget: TreeLimits? = nil) {
         self.store = store

@@ -58,7 +58,7 @@ public enum AgentHost {
         guard logFD >= 0 else { throw .vmFailed("cannot open \(logPath): \(describeErrno())") }
         defer { close(logFD) }
         guard let me = environment.momin else { throw .vmFailed("cannot find this momin binary (/proc/self/exe)") }
-        let pid = try Processes.spawn([me, "agent-host", name], output: logFD, setsid: true)
+        let pid = try Processes.spawn([me, "agent-host", name], output: logFD, setsid: true, adding: environment.inheritedSecrets)
         let socket = registry.hostPortSocket(name, port: HandsCallProtocol.port)
         for _ in 0..<100 {
             if access(dir + "/agent-host", F_OK) == 0, access(socket, F_OK) == 0 { return }

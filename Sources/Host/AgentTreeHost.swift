@@ -39,6 +39,10 @@ public enum AgentTreeHost {
                                    jail: wiring.jail, log: log, requestIDs: requestIDs)
         let tree = AgentTree(store: store, launcher: launcher, requestIDs: requestIDs, budget: budget)
         tree.diskPaths = HostPaths()
+        // Read once, for every agent of the tree: a sub-agent's brain has its parent's base_url.
+        if session.policy?.brain != nil {
+            do { tree.brainCredential = try wiring.environment.brainCredential() } catch { throw .io(error.message) }
+        }
         try tree.addRoot(Agent(name: wiring.root, parent: nil, session: session, disks: disks),
                          handsSocket: wiring.registry.handsSocket(wiring.root))
         return tree

@@ -1,3 +1,4 @@
+import Egress
 import Glibc
 import MachineConfig
 import POSIX
@@ -30,6 +31,11 @@ public struct HostEnvironment: Sendable {
     /// A MOMIN_RESERVE_* that is not a count: refused when the host's pool is first needed
     /// (a grant, `momin ps --tree`), not by commands that never look at it (`momin stop`).
     public var invalidReserve: String?
+    /// Where the Brain relay's key comes from (docs/brain.md, "The key"): `MOMIN_BRAIN_KEY_FILE`,
+    /// else `MOMIN_BRAIN_API_KEY`, which `fromProcess` takes out of this process's environment so
+    /// that nothing momin starts (a VMM outside its jail, a tool) inherits it.
+    public var brainKeyFile: String?
+    public var brainKeyValue: String?
     /// The root of the file system whose /proc and /sys describe the host's resources.
     public var inventoryRoot = "/"
     /// Where the host says what went wrong on the side (a cleanup that failed, a stale VM
@@ -74,6 +80,8 @@ public struct HostEnvironment: Sendable {
         if let dir = variable("MOMIN_DATA") { environment.dataDirectory = dir }
         else if let dir = variable("XDG_DATA_HOME") { environment.dataDirectory = dir + "/momin" }
         else if let home = variable("HOME") { environment.dataDirectory = home + "/.local/share/momin" }
+        environment.brainKeyFile = variable(BrainCredential.fileVariable)
+        environment.brainKeyValue = takenBrainKey
         do throws(HostError) {
             environment.reserveCPUs = try count("MOMIN_RESERVE_CPUS") ?? 0
             environment.reserveMiB = try count("MOMIN_RESERVE_MIB") ?? 256
@@ -82,6 +90,30 @@ public struct HostEnvironment: Sendable {
         }
         return environment
     }
+
+    /// The Brain relay's key, read now; nil when the environment names none. A bad key or key
+    /// file is an error naming it.
+    public func brainCredential() throws(HostError) -> BrainCredential? {
+        switch BrainCredential.fromEnvironment(file: brainKeyFile, value: brainKeyValue) {
+        case .success(let credential): return credential
+        case .failure(let error): throw .badInput("the Brain key: \(error)")
+        }
+    }
+
+    /// What a process momin starts to act for it (the agent host) needs of the environment on
+    /// top of its own: the Brain key taken out of it.
+    public var inheritedSecrets: [String] {
+        guard let brainKeyValue, brainKeyFile == nil else { return [] }
+        return ["\(BrainCredential.valueVariable)=\(brainKeyValue)"]
+    }
+
+    /// MOMIN_BRAIN_API_KEY, read and unset the first time any environment is made (static lets
+    /// are initialised once, thread-safely): every later `fromProcess` still sees it.
+    private static let takenBrainKey: String? = {
+        let value = variable(BrainCredential.valueVariable)
+        unsetenv(BrainCredential.valueVariable)
+        return value
+    }()
 
     private static func variable(_ name: String) -> String? {
         guard let value = getenv(name), value.pointee != 0 else { return nil }

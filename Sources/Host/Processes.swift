@@ -12,9 +12,10 @@ public enum Processes {
 
     /// Starts `argv` (looked up on PATH when not a path): stdin /dev/null, stdout and stderr to
     /// `output` (ours when nil), no signal blocked; with `setsid`, in a session of its own;
-    /// with `liveness`, that descriptor as the child's `livenessDescriptor`.
+    /// with `liveness`, that descriptor as the child's `livenessDescriptor`. The child's
+    /// environment is ours plus `adding` (`NAME=VALUE` entries).
     public static func spawn(_ argv: [String], output: Int32?, setsid: Bool = false, liveness: Int32? = nil,
-                             passing passed: [Int32] = []) throws(HostError) -> pid_t {
+                             passing passed: [Int32] = [], adding extra: [String] = []) throws(HostError) -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -46,7 +47,15 @@ public enum Processes {
         var pid: pid_t = 0
         let cargs = argv.map { strdup($0) } + [nil]
         defer { for p in cargs { free(p) } }
-        let rc = posix_spawnp(&pid, argv[0], &actions, &attributes, cargs, environ)
+        var inherited: [String] = []
+        var entry = environ
+        while let text = entry.pointee {
+            inherited.append(String(cString: text))
+            entry += 1
+        }
+        let envp = (inherited + extra).map { strdup($0) } + [nil]
+        defer { for p in envp { free(p) } }
+        let rc = posix_spawnp(&pid, argv[0], &actions, &attributes, cargs, envp)
         guard rc == 0 else { throw .vmFailed("cannot start \(argv[0]): \(describeErrno(rc))") }
         return pid
     }

@@ -37,6 +37,10 @@ struct GovernanceOptions: ParsableArguments {
         do { try loaded.allow(vcpus: machine.vcpus, memoryMiB: machine.memory) } catch {
             throw refused(error, vm: vm(loaded.policy.agent), before: [loaded.loadEvent])
         }
+        // A policy with a brain section needs the key the relay will add: a bad one is refused now, before any VM.
+        if loaded.policy.brain != nil {
+            do { _ = try hostEnvironment().brainCredential() } catch { throw refused(error, vm: vm(loaded.policy.agent), before: [loaded.loadEvent]) }
+        }
         return loaded
     }
 
