@@ -98,7 +98,7 @@ public struct TLSClient: ~Copyable, @unchecked Sendable {
         }
     }
 
-    /// Up to `max` bytes by `deadline`; empty once the peer has ended the stream.
+    /// Up to `max` (> 0) bytes by `deadline`; empty once the peer has ended the stream.
     public mutating func read(upTo max: Int, deadline: UInt64) throws(TLSError) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: max)
         let result = bytes.withUnsafeMutableBytes { raw in

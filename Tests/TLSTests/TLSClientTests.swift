@@ -218,6 +218,38 @@ import TLS
         #expect(waited >= 0.29 && waited < 1, "waited \(waited) s")
     }
 
+    @Test func aServerThatHangsUpInTheHandshakeIsClosedByPeer() throws {
+        let listener = try Self.silentListener()
+        defer { close(listener.fd) }
+        let fd = try Self.connectLoopback(listener.port)
+        defer { close(fd) }
+        // Taken from the backlog and closed at once: a FIN before the ClientHello.
+        close(accept(listener.fd, nil, nil))
+        var client = try TLSClient(socket: fd, serverName: "localhost")
+        var caught: TLSError?
+        do { try client.handshake(deadline: Self.deadline()) } catch { caught = error }
+        #expect(caught == .closedByPeer(.handshake))
+        #expect(caught?.description == "TLS handshake: the peer closed the connection")
+    }
+
+    @Test func aServerThatIsNotTLSIsAProtocolFailureWithOpenSSLsReason() throws {
+        let listener = try Self.silentListener()
+        defer { close(listener.fd) }
+        let fd = try Self.connectLoopback(listener.port)
+        defer { close(fd) }
+        let server = accept(listener.fd, nil, nil)
+        defer { close(server) }
+        try FileIO.sendAll(server, Array("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n".utf8))
+        var client = try TLSClient(socket: fd, serverName: "localhost")
+        var caught: TLSError?
+        do { try client.handshake(deadline: Self.deadline()) } catch { caught = error }
+        guard case .protocolFailure(.handshake, let message) = caught else {
+            Issue.record("not a protocol failure: \(String(describing: caught))")
+            return
+        }
+        #expect(message.hasPrefix("error:") && message.hasSuffix(":wrong version number"), "\(message)")
+    }
+
     @Test func aReadTimeoutLeavesTheConnectionUsable() throws {
         let pki = try PKI()
         let server = try Server(pki, ["-rev"])
