@@ -75,6 +75,10 @@ let package = Package(
         .target(name: "Egress", dependencies: [
             "Audit", "Doors", "Gateway", "HTTPWire", "Merkle", "Policy", "POSIX", .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // The few OpenSSL 3 calls TLS makes (Debian's libssl-dev), several of them macros. Internal: only TLS imports it.
+        .target(name: "CTLS", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
+        // A blocking TLS client over a connected socket, with poll(2) deadlines, for the Brain relay (docs/tls.md).
+        .target(name: "TLS", dependencies: ["CTLS", "POSIX"]),
         // Agents inside VMs calling out: the hands-call listener, doors between agents, sub-agents
         // (their policies no wider than the parent's), each call through its agent's gateway.
         .target(name: "Agents", dependencies: [
@@ -167,6 +171,8 @@ let package = Package(
             "Egress", "HTTPWire", "Gateway", "Policy", "Audit", "Doors", "Merkle", "POSIX", "TestRandom",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // The TLS client against `openssl s_server` on loopback, with a throwaway CA made by the openssl CLI.
+        .testTarget(name: "TLSTests", dependencies: ["TLS", "POSIX"]),
         .testTarget(name: "AgentsTests", dependencies: [
             "Agents", "Doors", "Gateway", "Policy", "Audit", "Buckets", "GuestClientTestSupport", "GuestClient",
         ]),
