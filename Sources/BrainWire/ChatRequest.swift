@@ -61,6 +61,10 @@ public struct ChatRequest: Sendable, Equatable {
             return .failure(.request("model must be a non-empty string, found \(text(modelMember))"))
         }
         guard model.utf8.count <= maximumModelBytes else { return .failure(.request("model is longer than \(maximumModelBytes) bytes")) }
+        // The name is judged by policy and written to logs: no control characters in it.
+        guard model.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F }) else {
+            return .failure(.request("model must not contain control characters, found \(text(modelMember))"))
+        }
 
         var maxTokens: Int?
         var hasTokenField = false

@@ -62,7 +62,7 @@ public struct ChunkedDecoder: Sendable {
             case .sizeLine, .trailer:
                 if let error = lineByte(bytes[index]) { return .failure(error) }
             case .finished:
-                return fail("\(bytes.endIndex - index) bytes after the end of the chunked body")
+                return fail("bytes after the end of the chunked body")
             case .failed(let error):
                 return .failure(error)
             }

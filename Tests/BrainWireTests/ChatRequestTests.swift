@@ -18,6 +18,9 @@ import Testing
         #expect(request == ChatRequest(model: "gpt-4o", maxTokens: 250, stream: true))
         #expect(try parse(#"{"model":"m","max_tokens":null,"stream":null}"#).get() == ChatRequest(model: "m", maxTokens: nil, stream: false))
         #expect(try parse(#"{"max_tokens":7,"model":"m"}"#).get().maxTokens == 7)
+        let longest = String(repeating: "m", count: ChatRequest.maximumModelBytes)
+        #expect(try parse(#"{"model":""# + longest + #""}"#).get().model == longest)
+        #expect(throws: BrainWireError.self) { try self.parse(#"{"model":"m"# + longest + #""}"#).get() }
     }
 
     @Test(arguments: [
@@ -31,6 +34,7 @@ import Testing
         (#"{"model":""}"#, #"model must be a non-empty string, found """#),
         (#"{"model":42}"#, "model must be a non-empty string, found 42"),
         (#"{"messages":[]}"#, "model is missing"),
+        (#"{"model":"gpt\n4"}"#, #"model must not contain control characters, found "gpt\n4""#),
         (#"{"model":"a","model":"b"}"#, #""model" appears more than once in the request body"#),
         (#"{"model":"a","max_tokens":1,"max_tokens":100000}"#, #""max_tokens" appears more than once in the request body"#),
         (#"{"model":"a","stre\u0061m":false,"stream":true}"#, #""stream" appears more than once in the request body"#),
