@@ -107,7 +107,7 @@ public struct ChatRequest: Sendable, Equatable {
     ///   value replaced when it is anything else.
     ///
     /// The body's own members decide (it is scanned again); a body `parse` refuses comes back
-    /// unchanged.
+    /// unchanged. The result is at most 100 bytes longer, so it may pass `maximumBodyBytes`.
     public func rewritten(_ body: ArraySlice<UInt8>, maxTokensWhenAbsent cap: Int?) -> [UInt8] {
         guard case .success(let scanned) = Self.scan(body) else { return Array(body) }
         var edits: [(range: Range<Int>, bytes: [UInt8])] = []
