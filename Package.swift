@@ -68,8 +68,10 @@ let package = Package(
         .target(name: "Gateway", dependencies: [
             "GuestClient", "Doors", "Policy", "Audit", "Buckets", "Merkle", "POSIX", .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        // HTTP/1.1 as a forward proxy reads it: request heads, bounded and strict (pure; fuzzed).
+        // HTTP/1.1 as a forward proxy and a relay read it: request and response heads, the chunked coding, bounded and strict (pure; fuzzed).
         .target(name: "HTTPWire"),
+        // OpenAI-compatible Chat Completions as the Brain relay reads them: bounded JSON scanning, the request's model and token fields, SSE events, usage (pure; fuzzed).
+        .target(name: "BrainWire"),
         // The host's end of agents' network access: the guest's proxy connections judged by policy,
         // resolved and connected by the host, counted and logged (docs/egress.md).
         .target(name: "Egress", dependencies: [
@@ -110,7 +112,7 @@ let package = Package(
         .executableTarget(name: "MominProbe", dependencies: ["GuestClient", "Doors", "POSIX"]),
         // The fuzz targets (docs/testing.md, "Fuzzing"): one function per parser that a guest or a file
         // reaches, each checking a property, not only that it does not crash.
-        .target(name: "FuzzTargets", dependencies: ["Doors", "HTTPWire", "Policy", "Devices", "GuestMemory", "Images"]),
+        .target(name: "FuzzTargets", dependencies: ["BrainWire", "Doors", "HTTPWire", "Policy", "Devices", "GuestMemory", "Images"]),
         // libFuzzer's entry point over FuzzTargets, built by Scripts/fuzz with -sanitize=fuzzer,address.
         .executableTarget(name: "MominFuzz", dependencies: ["FuzzTargets", "POSIX"]),
         // Root file system images: `momin image build debian` (mmdebstrap, then mkfs.ext4 -d, no
@@ -173,6 +175,8 @@ let package = Package(
         ]),
         // The TLS client against `openssl s_server` on loopback, with a throwaway CA made by the openssl CLI.
         .testTarget(name: "TLSTests", dependencies: ["TLS", "POSIX"]),
+        // The Brain relay's parsers: JSON edge cases, the request's fields and rewrite, SSE, usage.
+        .testTarget(name: "BrainWireTests", dependencies: ["BrainWire"]),
         .testTarget(name: "AgentsTests", dependencies: [
             "Agents", "Doors", "Gateway", "Policy", "Audit", "Buckets", "GuestClientTestSupport", "GuestClient",
         ]),

@@ -27,6 +27,9 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     /// An HTTP request head as the egress proxy reads it: refused with a status, or parsed
     /// within its bounds and forwarded as exactly one request.
     case httpHead = "http-head"
+    /// What the Brain relay reads: a provider's response head, chunked body and event stream,
+    /// and a guest's chat request and its rewrite, which parses again to the same request.
+    case brainWire = "brain-wire"
 
     /// Runs one input through the target.
     public func run(_ bytes: [UInt8]) {
@@ -40,6 +43,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .narrowing: NarrowingTarget.run(bytes)
         case .tar: TarTarget.run(bytes)
         case .httpHead: HTTPHeadTarget.run(bytes)
+        case .brainWire: BrainWireTarget.run(bytes)
         }
     }
 }

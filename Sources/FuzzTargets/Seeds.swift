@@ -52,7 +52,47 @@ public enum Seeds {
                 "POST http://[2001:db8::1]/up HTTP/1.0\r\nContent-Length: 4\r\n\r\nbody",
                 "POST /v1/chat/completions HTTP/1.1\r\nHost: brain.momin\r\nTransfer-Encoding: chunked\r\n\r\n",
             ].map { Array($0.utf8) }
+        case .brainWire:
+            return brainWireSeeds()
         }
+    }
+
+    /// A streamed chat request with tools (mode 2, a cap of 4000), the stream that answers it
+    /// with usage in its last chunk (mode 3, pieces of 7), that stream as a chunked body (mode
+    /// 1, pieces of 5), and two response heads (mode 0: chunked to a GET, a length to a HEAD).
+    static func brainWireSeeds() -> [[UInt8]] {
+        let request = #"""
+            {"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Weather in Z\u00fcrich? \ud83c\udf26"}],
+             "tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}}],
+             "temperature":0.2,"stream":true,"stream_options":{"include_usage":false}}
+            """#
+        let stream = """
+            : keep-alive\r
+            \r
+            data: {"id":"chatcmpl-1","object":"chat.completion.chunk","model":"gpt-4o-mini","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}\r
+            \r
+            data: {"id":"chatcmpl-1","object":"chat.completion.chunk","model":"gpt-4o-mini","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\\"city\\":\\"Z\u{fc}rich\\"}"}}]}}]}\r
+            \r
+            data: {"id":"chatcmpl-1","object":"chat.completion.chunk","model":"gpt-4o-mini","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}\r
+            \r
+            data: {"id":"chatcmpl-1","object":"chat.completion.chunk","model":"gpt-4o-mini","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}}\r
+            \r
+            data: [DONE]\r
+            \r
+
+            """
+        let events = Array(stream.utf8)
+        var chunked: [UInt8] = []
+        var start = 0
+        for size in [1, 200, 0x3FF, events.count] where start < events.count {
+            let end = min(start + size, events.count)
+            chunked += Array("\(String(end - start, radix: 16));ext=1\r\n".utf8) + events[start..<end] + [0x0D, 0x0A]
+            start = end
+        }
+        chunked += Array("0\r\nX-Trailer: 1\r\n\r\n".utf8)
+        let streamHead = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        let headHead = "HTTP/1.0 200 \r\nContent-Type: application/json\r\nContent-Length: 312, 312\r\n\r\n"
+        return [[2, 4] + Array(request.utf8), [3, 6] + events, [1, 4] + chunked, [0, 0] + Array(streamHead.utf8), [0, 1] + Array(headHead.utf8)]
     }
 
     /// A layer of each kind of entry with a whiteout and an opaque marker (PAX long names), the

@@ -73,56 +73,16 @@ public enum RequestHeadParser {
     /// Where the head ends in `bytes` (the index just past its blank line), nil when it has not
     /// ended yet; an error once `maximumHeadBytes` have come without an end.
     public static func headLength(_ bytes: some Collection<UInt8>) -> Result<Int?, RequestHeadError> {
-        var matched = 0
-        var index = 0
-        var previous: UInt8 = 0
-        let terminator: [UInt8] = [0x0D, 0x0A, 0x0D, 0x0A]
-        for byte in bytes {
-            index += 1
-            // A bare LF would never end the head: refuse it as soon as it is seen.
-            if byte == 0x0A && previous != 0x0D {
-                return .failure(RequestHeadError(400, "a line ends in a bare LF; lines end in CRLF (RFC 9112 §2.2)"))
-            }
-            previous = byte
-            if byte == terminator[matched] {
-                matched += 1
-                if matched == 4 { return .success(index) }
-            } else {
-                matched = byte == 0x0D ? 1 : 0
-            }
-            if index >= maximumHeadBytes { break }
-        }
-        if index >= maximumHeadBytes { return .failure(RequestHeadError(431, "the request head is longer than \(maximumHeadBytes) bytes")) }
-        return .success(nil)
+        HeadLines.end(bytes, maximum: maximumHeadBytes, what: "request").mapError(error)
     }
 
     /// Parses a whole head: `bytes` ends with its blank line (as `headLength` found it).
     public static func parse(_ bytes: ArraySlice<UInt8>) -> Result<RequestHead, RequestHeadError> {
-        guard bytes.count <= maximumHeadBytes else { return .failure(RequestHeadError(431, "the request head is longer than \(maximumHeadBytes) bytes")) }
-        guard bytes.count >= 4, bytes.suffix(4).elementsEqual([0x0D, 0x0A, 0x0D, 0x0A]) else {
-            return .failure(RequestHeadError(400, "the request head does not end with an empty line"))
+        let lines: [ArraySlice<UInt8>]
+        switch HeadLines.split(bytes, maximum: maximumHeadBytes, what: "request") {
+        case .success(let split): lines = split
+        case .failure(let problem): return .failure(error(problem))
         }
-        var lines: [ArraySlice<UInt8>] = []
-        var start = bytes.startIndex
-        var index = bytes.startIndex
-        while index < bytes.endIndex {
-            let byte = bytes[index]
-            if byte == 0x0A {
-                guard index > start, bytes[index - 1] == 0x0D else {
-                    return .failure(RequestHeadError(400, "a line ends in a bare LF; lines end in CRLF (RFC 9112 §2.2)"))
-                }
-                lines.append(bytes[start..<(index - 1)])
-                start = index + 1
-            } else if byte == 0x0D, index + 1 < bytes.endIndex, bytes[index + 1] != 0x0A {
-                return .failure(RequestHeadError(400, "a bare CR inside a line (RFC 9112 §2.2)"))
-            } else if byte == 0 {
-                return .failure(RequestHeadError(400, "a NUL byte in the request head"))
-            }
-            index += 1
-        }
-        // The last two lines are the last field's line end and the empty line.
-        guard lines.count >= 2, lines.last!.isEmpty else { return .failure(RequestHeadError(400, "the request head does not end with an empty line")) }
-        lines.removeLast()
         guard let requestLine = lines.first else { return .failure(RequestHeadError(400, "no request line")) }
         guard lines.count - 1 <= maximumFields else {
             return .failure(RequestHeadError(431, "more than \(maximumFields) header fields"))
@@ -137,6 +97,11 @@ public enum RequestHeadParser {
             }
             return .success(RequestHead(method: method, target: target, version: version, fields: fields))
         }
+    }
+
+    /// A shared head problem as the proxy answers it: 431 for a head too long, 400 otherwise.
+    static func error(_ problem: HeadProblem) -> RequestHeadError {
+        RequestHeadError(problem.kind == .tooLong ? 431 : 400, problem.message)
     }
 
     /// request-line = method SP request-target SP HTTP-version (RFC 9112 §3).
@@ -248,37 +213,12 @@ public enum RequestHeadParser {
 
     /// field-line = field-name ":" OWS field-value OWS (RFC 9112 §5).
     static func parseField(_ line: ArraySlice<UInt8>) -> Result<HeaderField, RequestHeadError> {
-        if line.first == 0x20 || line.first == 0x09 {
-            return .failure(RequestHeadError(400, "a folded header line (obsolete line folding, RFC 9112 §5.2)"))
-        }
-        guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { return .failure(RequestHeadError(400, "a header line without \":\"")) }
-        let name = line[..<colon]
-        guard !name.isEmpty, name.allSatisfy(isTokenByte) else {
-            return .failure(RequestHeadError(400, "the header name \(printable(name)) is not a token (no spaces before \":\", RFC 9112 §5.1)"))
-        }
-        var value = line[(colon + 1)...]
-        while let first = value.first, first == 0x20 || first == 0x09 { value = value.dropFirst() }
-        while let last = value.last, last == 0x20 || last == 0x09 { value = value.dropLast() }
-        guard value.allSatisfy({ $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }) else {
-            return .failure(RequestHeadError(400, "the value of \(printable(name)) has control characters"))
-        }
-        return .success(HeaderField(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self)))
+        HeadLines.field(line).mapError(error)
     }
 
     /// tchar (RFC 9110 §5.6.2).
-    static func isTokenByte(_ byte: UInt8) -> Bool {
-        if (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) { return true }
-        return Array("!#$%&'*+-.^_`|~".utf8).contains(byte)
-    }
+    static func isTokenByte(_ byte: UInt8) -> Bool { HeadLines.isTokenByte(byte) }
 
     /// Bytes for an error message: printable ASCII as is, others as `\xHH`, at most 64.
-    static func printable(_ bytes: some Collection<UInt8>) -> String {
-        var out = "\""
-        for byte in bytes.prefix(64) {
-            if byte >= 0x20 && byte < 0x7F && byte != UInt8(ascii: "\"") { out.unicodeScalars.append(Unicode.Scalar(byte)) } else {
-                out += "\\x" + (byte < 16 ? "0" : "") + String(byte, radix: 16)
-            }
-        }
-        return out + (bytes.count > 64 ? "…\"" : "\"")
-    }
+    static func printable(_ bytes: some Collection<UInt8>) -> String { HeadLines.printable(bytes) }
 }
