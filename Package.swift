@@ -75,7 +75,8 @@ let package = Package(
         // The host's end of agents' network access: the guest's proxy connections judged by policy,
         // resolved and connected by the host, counted and logged (docs/egress.md).
         .target(name: "Egress", dependencies: [
-            "Audit", "Doors", "Gateway", "HTTPWire", "Merkle", "Policy", "POSIX", .product(name: "Crypto", package: "swift-crypto"),
+            "Audit", "BrainWire", "Doors", "Gateway", "HTTPWire", "Merkle", "Policy", "POSIX", "TLS",
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // The few OpenSSL 3 calls TLS makes (Debian's libssl-dev), several of them macros. Internal: only TLS imports it.
         .target(name: "CTLS", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),

@@ -36,6 +36,8 @@ public final class AgentTree: @unchecked Sendable {
     public var egressResolver: any HostResolver = SystemResolver()
     /// The key the Brain relay adds to its agents' model calls; nil: none (docs/brain.md).
     public var brainCredential: BrainCredential?
+    /// The Brain relay's settings (tests trust their own CA, shorten timeouts).
+    public var brainConfiguration = BrainConfiguration()
 
     public init(store: BucketStore?, launcher: any SubAgentLauncher, requestIDs: RequestNumbers, budget: TreeLimits? = nil) {
         self.store = store
@@ -57,7 +59,9 @@ public final class AgentTree: @unchecked Sendable {
         }
         agent.listener = listener
         if agent.session.policy != nil {
-            let relay = EgressRelay(governed: GovernedEgress(session: agent.session), resolver: egressResolver)
+            let brain = BrainRelay(governed: GovernedBrain(session: agent.session), credential: brainCredential, resolver: egressResolver,
+                                   configuration: brainConfiguration)
+            let relay = EgressRelay(governed: GovernedEgress(session: agent.session), resolver: egressResolver, brain: brain)
             do {
                 for (port, entry) in [(EgressProtocol.proxyPort, EgressEntry.proxy), (EgressProtocol.brainPort, .brain)] {
                     agent.egressListeners.append(try EgressListener(place: handsSocket.sibling(port: port), entry: entry, relay: relay))

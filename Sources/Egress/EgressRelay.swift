@@ -40,11 +40,15 @@ public final class EgressRelay: Sendable {
     public let governed: GovernedEgress
     let resolver: any HostResolver
     public let configuration: EgressConfiguration
+    /// Where requests to `brain.momin` go; nil: they are answered 503.
+    public let brain: BrainRelay?
 
-    public init(governed: GovernedEgress, resolver: any HostResolver = SystemResolver(), configuration: EgressConfiguration = EgressConfiguration()) {
+    public init(governed: GovernedEgress, resolver: any HostResolver = SystemResolver(), configuration: EgressConfiguration = EgressConfiguration(),
+                brain: BrainRelay? = nil) {
         self.governed = governed
         self.resolver = resolver
         self.configuration = configuration
+        self.brain = brain
     }
 
     /// Serves one guest connection on the calling thread and closes it.
@@ -90,10 +94,7 @@ public final class EgressRelay: Sendable {
                 return (pending, .none)
             }
         case (.proxy, .absolute(let host, let port, let pathAndQuery)):
-            if Self.isBrain(host) {
-                respond(guest, 503, "the Brain endpoint is not served for this VM yet")
-                return
-            }
+            if Self.isBrain(host) { return serveBrain(guest, head: head, pathAndQuery: pathAndQuery, pending: pending) }
             let forwarded: ForwardedRequest
             switch ForwardedRequest.make(head, host: host, port: port, pathAndQuery: pathAndQuery) {
             case .success(let made): forwarded = made
@@ -108,9 +109,18 @@ public final class EgressRelay: Sendable {
             }
         case (.proxy, .origin):
             respond(guest, 400, "a request to the proxy must name its destination: http://host/path, or CONNECT host:port for TLS")
+        case (.brain, .origin(let pathAndQuery)):
+            serveBrain(guest, head: head, pathAndQuery: pathAndQuery, pending: pending)
+        case (.brain, .absolute(let host, _, let pathAndQuery)) where Self.isBrain(host):
+            serveBrain(guest, head: head, pathAndQuery: pathAndQuery, pending: pending)
         case (.brain, _):
-            respond(guest, 503, "the Brain endpoint is not served for this VM yet")
+            respond(guest, 400, "the Brain endpoint serves http://\(EgressProtocol.brainHost)/v1/... only")
         }
+    }
+
+    private func serveBrain(_ guest: Int32, head: RequestHead, pathAndQuery: String, pending: [UInt8]) {
+        guard let brain else { return respond(guest, 503, "the Brain endpoint is not served for this VM") }
+        brain.serve(guest, head: head, pathAndQuery: pathAndQuery, pending: pending)
     }
 
     static func isBrain(_ host: String) -> Bool {

@@ -36,6 +36,7 @@ public final class GovernedBrain: Sendable {
     public struct Admission: Sendable, Equatable {
         public let id: UInt64
         public let model: String
+        public let stream: Bool
         public let completionCap: Int?
         public let addCap: Bool
         public let logContent: Bool
@@ -97,7 +98,7 @@ public final class GovernedBrain: Sendable {
         guard let (cap, reserved) = granted.withLock({ $0 }) else {
             throw .limitState("the policy allowed a Brain call without counting it")
         }
-        return Admission(id: admission.id, model: model, completionCap: cap, addCap: maxTokens == nil && cap != nil,
+        return Admission(id: admission.id, model: model, stream: stream, completionCap: cap, addCap: maxTokens == nil && cap != nil,
                          logContent: brain.logContent, reserved: reserved)
     }
 

@@ -73,11 +73,12 @@ extension StringProtocol {
 /// A response the proxy makes itself (an error, CONNECT's 200): status line, fields, and a
 /// short text body (RFC 9112 §4).
 public enum ProxyResponse {
-    public static func make(status: Int, reason: String, fields: [HeaderField] = [], body: String = "") -> [UInt8] {
+    public static func make(status: Int, reason: String, fields: [HeaderField] = [], body: String = "",
+                            contentType: String = "text/plain; charset=utf-8") -> [UInt8] {
         var text = "HTTP/1.1 \(status) \(reason)\r\n"
         for field in fields { text += "\(field.name): \(field.value)\r\n" }
         if status != 200 || !body.isEmpty {
-            text += "Content-Type: text/plain; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n"
+            text += "Content-Type: \(contentType)\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n"
         }
         return Array((text + "\r\n" + body).utf8)
     }
@@ -88,7 +89,11 @@ public enum ProxyResponse {
         case 200: "Connection Established"
         case 400: "Bad Request"
         case 403: "Forbidden"
+        case 404: "Not Found"
+        case 405: "Method Not Allowed"
+        case 408: "Request Timeout"
         case 411: "Length Required"
+        case 413: "Content Too Large"
         case 414: "URI Too Long"
         case 429: "Too Many Requests"
         case 431: "Request Header Fields Too Large"

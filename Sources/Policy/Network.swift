@@ -131,15 +131,18 @@ public struct BaseURL: Sendable, Hashable, CustomStringConvertible {
 
     public static let maximumLength = 2048
 
-    public var description: String {
+    public var description: String { "\(scheme.rawValue)://\(authority)\(path == "/" ? "" : path)" }
+
+    /// Host and port as a `Host` field carries them (RFC 9110 §7.2): IPv6 in brackets, the
+    /// port only when it is not the scheme's own.
+    public var authority: String {
         let hostText: String
         switch host {
         case .name(let name): hostText = name
         case .address(.v6(let bits)): hostText = "[\(IPAddress.v6(bits))]"
         case .address(let address): hostText = address.description
         }
-        let portText = port == scheme.defaultPort ? "" : ":\(port)"
-        return "\(scheme.rawValue)://\(hostText)\(portText)\(path == "/" ? "" : path)"
+        return hostText + (port == scheme.defaultPort ? "" : ":\(port)")
     }
 
     /// RFC 3986 §3 in the subset above; the text is bounded first and read as bytes.

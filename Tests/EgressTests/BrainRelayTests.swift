@@ -1,0 +1,244 @@
+import Audit
+import Crypto
+import Egress
+import Foundation
+import Gateway
+import Glibc
+import Merkle
+import Policy
+import POSIX
+import Synchronization
+import Testing
+
+/// The Brain relay end to end: the guest's side is one end of a socketpair, the provider a real
+/// TCP server on 127.0.0.1 answering with bytes a test chose, the log a real audit log.
+@Suite struct BrainRelayTests {
+    typealias Server = EgressRelayTests.Server
+
+    struct Rig {
+        let dir: String
+        let log: AuditLog
+        let relay: EgressRelay
+
+        init(port: UInt16, brain extra: String = "", slack: Int = 16, key: String? = "sk-host-secret") throws {
+            dir = try makeTemporaryDirectory()
+            log = try AuditLog(path: dir + "/audit.db", options: AuditLog.Options(keyPath: dir + "/audit.key"))
+            let text = """
+                version: 1
+                agent: thinker
+                brain:
+                  base_url: http://127.0.0.1:\(port)/v1
+                  models: ["gpt-4o*"]
+                \(extra)
+                """
+            let policy = try AgentPolicy.parse(text, format: .yaml, file: "brain.yaml")
+            let session = GovernedSession(agent: "thinker", policy: policy, log: log, resolver: LexicalPaths())
+            var configuration = BrainConfiguration()
+            configuration.bodyDeadline = 5
+            configuration.idleTimeout = 5
+            configuration.streamSlack = slack
+            let credential = try key.map { try BrainCredential.parse(Array($0.utf8), source: "test").get() }
+            let brain = BrainRelay(governed: GovernedBrain(session: session), credential: credential, configuration: configuration)
+            var egress = EgressConfiguration()
+            egress.headDeadline = 5
+            relay = EgressRelay(governed: GovernedEgress(session: session), configuration: egress, brain: brain)
+        }
+
+        func exchange(_ request: String, entry: EgressEntry = .brain) throws -> String {
+            var pair: [Int32] = [0, 0]
+            guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else { throw POSIXError(.EMFILE) }
+            let (guest, host) = (pair[0], pair[1])
+            let relay = relay
+            let done = Atomic<Bool>(false)
+            try POSIXThread.detach(name: "relay") {
+                relay.serve(host, entry: entry)
+                done.store(true, ordering: .releasing)
+            }
+            try FileIO.sendAll(guest, Array(request.utf8))
+            let answer = try FileIO.readAll(guest, limit: 16 << 20)
+            Glibc.close(guest)
+            let deadline = MonotonicClock.deadline(after: 10)
+            while !done.load(ordering: .acquiring) && MonotonicClock.nanoseconds() < deadline { usleep(1000) }
+            return String(decoding: answer, as: UTF8.self)
+        }
+
+        func events() throws -> [AuditEvent] { try AuditReader.records(path: dir + "/audit.db").map(\.event) }
+
+        func close() {
+            try? log.close()
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+    }
+
+    static func post(_ body: String, path: String = "/v1/chat/completions", extra: String = "") -> String {
+        "POST \(path) HTTP/1.1\r\nHost: brain.momin\r\nAuthorization: Bearer guest-made-up\r\nContent-Type: application/json\r\n\(extra)"
+            + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
+    }
+
+    static func response(_ body: String, status: String = "200 OK", type: String = "application/json") -> [UInt8] {
+        Array("HTTP/1.1 \(status)\r\nContent-Type: \(type)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
+    }
+
+    /// `data:` events in the chunked transfer coding, each event its own chunk.
+    static func chunkedStream(_ events: [String]) -> [UInt8] {
+        var out = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+        for event in events {
+            let text = "data: \(event)\n\n"
+            out += String(text.utf8.count, radix: 16) + "\r\n" + text + "\r\n"
+        }
+        return Array((out + "0\r\n\r\n").utf8)
+    }
+
+    static func digest(_ text: String) -> MerkleHash { MerkleHash(bytes: Array(SHA256.hash(data: Array(text.utf8))))! }
+
+    /// The body and head the provider got.
+    static func received(_ server: Server) -> (head: String, body: String) {
+        let text = String(decoding: server.received.withLock { $0.first ?? [] }, as: UTF8.self)
+        guard let split = text.range(of: "\r\n\r\n") else { return (text, "") }
+        return (String(text[..<split.lowerBound]), String(text[split.upperBound...]))
+    }
+
+    @Test func aCallGoesToThePolicysProviderWithTheHostsKeyACapAndIsLoggedWithItsUsage() throws {
+        let reply = #"{"id":"c1","choices":[{"index":0,"message":{"role":"assistant","content":"hi"}}],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}"#
+        let server = try Server(reply: Self.response(reply))
+        defer { server.stop() }
+        let rig = try Rig(port: server.port, brain: "  max_tokens_per_call: 100\n  log_content: true")
+        defer { rig.close() }
+        let body = #"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}],"temperature":0.70}"#
+        let answer = try rig.exchange(Self.post(body))
+        #expect(answer == "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(reply.utf8.count)\r\nConnection: close\r\n\r\n" + reply)
+        let (head, sent) = Self.received(server)
+        let expectedBody = #"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}],"temperature":0.70,"max_completion_tokens":100}"#
+        #expect(sent == expectedBody)
+        #expect(head.hasPrefix("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:\(server.port)\r\n"))
+        #expect(head.contains("\r\nAuthorization: Bearer sk-host-secret"))
+        #expect(!head.contains("guest-made-up"))
+        let events = try rig.events()
+        #expect(events.map(\.kind) == ["tool-request", "decision", "result-digest", "brain-call"])
+        guard case .toolRequest(let request) = events[0], case .resultDigest(let result) = events[2],
+              case .brainCall(let call) = events[3] else { return }
+        #expect(String(decoding: request.arguments, as: UTF8.self)
+            == "model=gpt-4o-mini\nmax_tokens=none\nstream=false\nbody_sha256=\(Self.digest(body).hex)\n")
+        #expect(result.status == 200 && result.sha256 == Self.digest(reply))
+        #expect(call.model == "gpt-4o-mini" && call.status == 200 && call.usage == .reported)
+        #expect(call.promptTokens == 5 && call.completionTokens == 2 && call.end == "complete")
+        #expect(call.requestSHA256 == Self.digest(expectedBody) && call.responseSHA256 == Self.digest(reply))
+        #expect(call.requestContent == Array(expectedBody.utf8) && call.responseContent == Array(reply.utf8))
+        #expect(rig.relay.brain?.governed.tokensUsed == 7)
+    }
+
+    @Test func aStreamPassesEventByEventWithUsageAskedForAndCounted() throws {
+        let chunks = [
+            #"{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#,
+            #"{"choices":[{"index":0,"delta":{"content":"Hel"}}]}"#,
+            #"{"choices":[{"index":0,"delta":{"content":"lo"}}]}"#,
+            #"{"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}"#,
+            "[DONE]",
+        ]
+        let server = try Server(reply: Self.chunkedStream(chunks))
+        defer { server.stop() }
+        let rig = try Rig(port: server.port)
+        defer { rig.close() }
+        let body = #"{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":false},"messages":[]}"#
+        let answer = try rig.exchange(Self.post(body))
+        let expected = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n"
+            + chunks.map { "data: \($0)\n\n" }.joined()
+        #expect(answer == expected)
+        #expect(Self.received(server).body == #"{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true},"messages":[]}"#)
+        guard case .brainCall(let call)? = try rig.events().last else { Issue.record("no brain-call"); return }
+        #expect(call.usage == .reported && call.promptTokens == 9 && call.completionTokens == 2 && call.end == "complete")
+        #expect(call.responseSHA256 == Self.digest(chunks.map { "data: \($0)\n\n" }.joined()))
+    }
+
+    @Test func aStreamPastItsCapWithoutUsageIsCutWithAnErrorEvent() throws {
+        let content = #"{"choices":[{"index":0,"delta":{"content":"x"}}]}"#
+        let server = try Server(reply: Self.chunkedStream(Array(repeating: content, count: 12) + ["[DONE]"]))
+        defer { server.stop() }
+        let rig = try Rig(port: server.port, brain: "  max_tokens_per_call: 3", slack: 2)
+        defer { rig.close() }
+        let answer = try rig.exchange(Self.post(#"{"model":"gpt-4o","stream":true,"messages":[]}"#))
+        // 3 + 2 chunks pass; the sixth is replaced by the error event and the stream ends.
+        #expect(answer.components(separatedBy: "data: \(content)\n\n").count - 1 == 5)
+        #expect(answer.hasSuffix("data: {\"error\":{\"message\":\"momin: the stream went past the 3 completion tokens this call was given\",\"type\":\"momin_limit\",\"code\":null}}\n\n"))
+        #expect(!answer.contains("[DONE]"))
+        #expect(Self.received(server).body.contains("\"max_completion_tokens\":3"))
+        guard case .brainCall(let call)? = try rig.events().last else { Issue.record("no brain-call"); return }
+        #expect(call.end == "limit: more than the 3 completion tokens the call was given")
+        #expect(call.usage == .estimated && call.completionTokens == 6)
+    }
+
+    @Test func refusalsAreOpenAIErrorsThatSayNotToRetryAndNothingReachesTheProvider() throws {
+        let server = try Server(reply: Self.response("{}"))
+        defer { server.stop() }
+        let rig = try Rig(port: server.port, brain: "  max_tokens_per_call: 100\n  max_requests: 1")
+        defer { rig.close() }
+        let model = try rig.exchange(Self.post(#"{"model":"claude-3","messages":[]}"#))
+        #expect(model.hasPrefix("HTTP/1.1 403 Forbidden\r\nx-should-retry: false\r\nX-Momin-Decision: deny brain.models: model \"claude-3\" is not among brain.models\r\n"))
+        #expect(model.contains("Content-Type: application/json\r\n"))
+        #expect(model.hasSuffix(#"{"error":{"message":"momin: deny brain.models: model \"claude-3\" is not among brain.models","type":"momin_denied","code":null}}"# + "\n"))
+        let tokens = try rig.exchange(Self.post(#"{"model":"gpt-4o","max_tokens":101,"messages":[]}"#))
+        #expect(tokens.hasPrefix("HTTP/1.1 403 "))
+        #expect(tokens.contains("101 tokens asked for, at most 100 per call allowed"))
+        #expect(server.accepted.load(ordering: .relaxed) == 0)
+        _ = try rig.exchange(Self.post(#"{"model":"gpt-4o","messages":[]}"#))
+        let requests = try rig.exchange(Self.post(#"{"model":"gpt-4o","messages":[]}"#))
+        #expect(requests.hasPrefix("HTTP/1.1 429 Too Many Requests\r\n"))
+        #expect(requests.contains("\"type\":\"momin_limit\""))
+        #expect(server.accepted.load(ordering: .relaxed) == 1)
+        let kinds = try rig.events().map(\.kind)
+        #expect(kinds.filter { $0 == "decision" }.count == 4 && kinds.filter { $0 == "brain-call" }.count == 1)
+    }
+
+    @Test func badRequestsAreAnsweredByTheRelayAndLogNothing() throws {
+        let server = try Server(reply: Self.response("{}"))
+        defer { server.stop() }
+        let rig = try Rig(port: server.port)
+        defer { rig.close() }
+        #expect(try rig.exchange(Self.post("{}", path: "/v1/embeddings")).hasPrefix("HTTP/1.1 404 Not Found\r\n"))
+        #expect(try rig.exchange("GET /v1/chat/completions HTTP/1.1\r\nHost: brain.momin\r\n\r\n").hasPrefix("HTTP/1.1 405 "))
+        let chunked = "POST /v1/chat/completions HTTP/1.1\r\nHost: brain.momin\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
+        #expect(try rig.exchange(chunked).hasPrefix("HTTP/1.1 411 "))
+        let noModel = try rig.exchange(Self.post(#"{"messages":[]}"#))
+        #expect(noModel.hasPrefix("HTTP/1.1 400 Bad Request\r\n") && noModel.contains("model"))
+        let twice = try rig.exchange(Self.post(#"{"model":"gpt-4o","model":"other"}"#))
+        #expect(twice.hasPrefix("HTTP/1.1 400 "))
+        #expect(try rig.exchange(Self.post(#"{"model":"gpt-4o",}"#)).hasPrefix("HTTP/1.1 400 "))
+        #expect(try rig.events().isEmpty)
+        #expect(server.accepted.load(ordering: .relaxed) == 0)
+    }
+
+    @Test func theProxysAbsoluteFormReachesTheSameRelay() throws {
+        let server = try Server(reply: Self.response(#"{"choices":[]}"#))
+        defer { server.stop() }
+        let rig = try Rig(port: server.port)
+        defer { rig.close() }
+        let body = #"{"model":"gpt-4o","messages":[]}"#
+        let answer = try rig.exchange(Self.post(body, path: "http://brain.momin/v1/chat/completions"), entry: .proxy)
+        #expect(answer.hasPrefix("HTTP/1.1 200 OK\r\n"))
+        guard case .brainCall(let call)? = try rig.events().last else { Issue.record("no brain-call"); return }
+        #expect(call.usage == .none && call.end == "complete")
+    }
+
+    @Test func providerErrorsPassThroughAndAnUnreachableProviderIs502() throws {
+        let error = #"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error"}}"#
+        let server = try Server(reply: Self.response(error, status: "401 Unauthorized"))
+        defer { server.stop() }
+        let rig = try Rig(port: server.port, key: nil)
+        defer { rig.close() }
+        let answer = try rig.exchange(Self.post(#"{"model":"gpt-4o","messages":[]}"#))
+        #expect(answer.hasPrefix("HTTP/1.1 401 Unauthorized\r\n") && answer.hasSuffix(error))
+        #expect(!Self.received(server).head.contains("Authorization"))
+        guard case .brainCall(let call)? = try rig.events().last else { Issue.record("no brain-call"); return }
+        #expect(call.status == 401 && call.end == "provider status 401" && call.usage == .none)
+
+        let closed = try Server(reply: nil)
+        let port = closed.port
+        closed.stop()
+        let gone = try Rig(port: port)
+        defer { gone.close() }
+        let unreachable = try gone.exchange(Self.post(#"{"model":"gpt-4o","messages":[]}"#))
+        #expect(unreachable.hasPrefix("HTTP/1.1 502 Bad Gateway\r\n"))
+        guard case .brainCall(let failed)? = try gone.events().last else { Issue.record("no brain-call"); return }
+        #expect(failed.status == 0 && failed.end.hasPrefix("error: connect: 127.0.0.1:\(port): "))
+    }
+}
