@@ -171,11 +171,13 @@ let package = Package(
         // The proxy's parser (pure, with property tests), and the relay end to end: a socketpair for
         // the guest, real TCP servers on loopback for the far end, a real audit log.
         .testTarget(name: "EgressTests", dependencies: [
-            "Egress", "HTTPWire", "Gateway", "Policy", "Audit", "Doors", "Merkle", "POSIX", "TestRandom",
+            "Egress", "HTTPWire", "Gateway", "Policy", "Audit", "Doors", "Merkle", "POSIX", "TestRandom", "TLS", "TLSTestSupport",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // The TLS client against `openssl s_server` on loopback, with a throwaway CA made by the openssl CLI.
-        .testTarget(name: "TLSTests", dependencies: ["TLS", "POSIX"]),
+        .testTarget(name: "TLSTests", dependencies: ["TLS", "TLSTestSupport", "POSIX"]),
+        // A throwaway CA and server certificate made with the openssl CLI, for TLS tests.
+        .target(name: "TLSTestSupport", path: "Tests/TLSTestSupport"),
         // The Brain relay's parsers: JSON edge cases, the request's fields and rewrite, SSE, usage.
         .testTarget(name: "BrainWireTests", dependencies: ["BrainWire"]),
         .testTarget(name: "AgentsTests", dependencies: [

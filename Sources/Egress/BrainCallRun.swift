@@ -48,7 +48,10 @@ extension BrainRelay {
             defer { stream.close() }
             let idle = relay.configuration.idleTimeout
             var request = "POST \(Self.providerPath(url)) HTTP/1.1\r\nHost: \(url.authority)\r\nContent-Type: application/json\r\n"
-            request += "Accept: \(admission.stream ? "text/event-stream" : "application/json")\r\nUser-Agent: momin-brain\r\n"
+            // identity: a body the relay reads must not come compressed (RFC 9110 §12.5.3: without
+            // Accept-Encoding, any coding would be acceptable).
+            request += "Accept: \(admission.stream ? "text/event-stream" : "application/json")\r\nAccept-Encoding: identity\r\n"
+            request += "User-Agent: momin-brain\r\n"
             request += "Content-Length: \(forwarded.count)\r\nConnection: close\r\n"
             let bytes = Array(request.utf8) + (relay.credential?.authorizationField ?? []) + [0x0D, 0x0A] + forwarded
             do { try stream.send(bytes, deadline: MonotonicClock.deadline(after: idle)) } catch {
@@ -66,6 +69,11 @@ extension BrainRelay {
                 reader = BodyReader(framing: parsed.framing, pending: leftover)
             }
             status = head.status
+            if let coding = head.value(of: "Content-Encoding"), !HeaderField.equalIgnoringASCIICase(coding, "identity") {
+                end = "error: the provider's response has Content-Encoding \(EgressRelay.headerSafe(coding))"
+                return relay.refuse(guest, 502, "momin: the model provider sent a \(EgressRelay.headerSafe(coding))-coded answer though asked for identity",
+                                    type: "momin_provider_error")
+            }
             let eventStream = head.status == 200 && (head.value(of: "Content-Type") ?? "").lowercased().hasPrefix("text/event-stream")
             if eventStream {
                 relayStream(relay, guest: guest, stream: stream, reader: &reader)

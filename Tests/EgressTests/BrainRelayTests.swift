@@ -9,6 +9,8 @@ import Policy
 import POSIX
 import Synchronization
 import Testing
+import TLS
+import TLSTestSupport
 
 /// The Brain relay end to end: the guest's side is one end of a socketpair, the provider a real
 /// TCP server on 127.0.0.1 answering with bytes a test chose, the log a real audit log.
@@ -21,13 +23,18 @@ import Testing
         let relay: EgressRelay
 
         init(port: UInt16, brain extra: String = "", slack: Int = 16, key: String? = "sk-host-secret") throws {
+            try self.init(baseURL: "http://127.0.0.1:\(port)/v1", brain: extra, slack: slack, key: key)
+        }
+
+        init(baseURL: String, brain extra: String = "", slack: Int = 16, key: String? = "sk-host-secret", trust: TLSTrust = .system,
+             names: [String: [IPAddress]] = [:]) throws {
             dir = try makeTemporaryDirectory()
             log = try AuditLog(path: dir + "/audit.db", options: AuditLog.Options(keyPath: dir + "/audit.key"))
             let text = """
                 version: 1
                 agent: thinker
                 brain:
-                  base_url: http://127.0.0.1:\(port)/v1
+                  base_url: \(baseURL)
                   models: ["gpt-4o*"]
                 \(extra)
                 """
@@ -37,8 +44,10 @@ import Testing
             configuration.bodyDeadline = 5
             configuration.idleTimeout = 5
             configuration.streamSlack = slack
+            configuration.trust = trust
             let credential = try key.map { try BrainCredential.parse(Array($0.utf8), source: "test").get() }
-            let brain = BrainRelay(governed: GovernedBrain(session: session), credential: credential, configuration: configuration)
+            let brain = BrainRelay(governed: GovernedBrain(session: session), credential: credential,
+                                   resolver: EgressRelayTests.Table(names: names), configuration: configuration)
             var egress = EgressConfiguration()
             egress.headDeadline = 5
             relay = EgressRelay(governed: GovernedEgress(session: session), configuration: egress, brain: brain)
@@ -240,5 +249,99 @@ import Testing
         #expect(unreachable.hasPrefix("HTTP/1.1 502 Bad Gateway\r\n"))
         guard case .brainCall(let failed)? = try gone.events().last else { Issue.record("no brain-call"); return }
         #expect(failed.status == 0 && failed.end.hasPrefix("error: connect: 127.0.0.1:\(port): "))
+    }
+
+    @Test func theProviderIsAskedForAnUncodedAnswerAndACodedOneIsRefused() throws {
+        let server = try Server(reply: Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: 3\r\n\r\n\u{1f}\u{8b}\u{8}".utf8))
+        defer { server.stop() }
+        let rig = try Rig(port: server.port)
+        defer { rig.close() }
+        let answer = try rig.exchange(Self.post(#"{"model":"gpt-4o","messages":[]}"#))
+        #expect(Self.received(server).head.contains("\r\nAccept-Encoding: identity\r\n"))
+        #expect(answer.hasPrefix("HTTP/1.1 502 Bad Gateway\r\n") && answer.contains("gzip-coded answer though asked for identity"))
+        guard case .brainCall(let call)? = try rig.events().last else { Issue.record("no brain-call"); return }
+        #expect(call.status == 200 && call.end == "error: the provider's response has Content-Encoding gzip")
+    }
+
+    /// A Chat Completions provider over TLS (Python's ssl module, the test CA's certificate for
+    /// localhost and 127.0.0.1): each answer echoes the Host and Authorization it was sent.
+    static let tlsProvider = """
+        import json, os, socket, ssl, sys
+        cert, key, port_file, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        server.settimeout(30)
+        with open(port_file + ".tmp", "w") as f:
+            f.write(str(server.getsockname()[1]))
+        os.rename(port_file + ".tmp", port_file)
+        for _ in range(count):
+            try:
+                plain, _ = server.accept()
+                tls = context.wrap_socket(plain, server_side=True)
+            except (OSError, ssl.SSLError):
+                continue
+            data = b""
+            while b"\\r\\n\\r\\n" not in data:
+                more = tls.recv(65536)
+                if not more:
+                    break
+                data += more
+            head, _, body = data.partition(b"\\r\\n\\r\\n")
+            fields = dict(line.split(": ", 1) for line in head.decode().split("\\r\\n")[1:])
+            fields = {name.lower(): value for name, value in fields.items()}
+            while len(body) < int(fields.get("content-length", "0")):
+                body += tls.recv(65536)
+            said = "host=%s auth=%s" % (fields.get("host", ""), fields.get("authorization", ""))
+            reply = json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": said}}],
+                                "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}}).encode()
+            tls.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\nContent-Length: %d\\r\\n\\r\\n" % len(reply) + reply)
+            try:
+                tls.unwrap()
+            except (OSError, ssl.SSLError):
+                pass
+            plain.close()
+        """
+
+    @Test func anHTTPSProviderGetsTheCallOverVerifiedTLSAndAWrongNameOrUnknownCAIsRefused() throws {
+        let pki = try PKI()
+        let portFile = pki.directory + "/port"
+        let provider = Process()
+        provider.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        provider.arguments = ["-c", Self.tlsProvider, pki.certificate, pki.key, portFile, "3"]
+        provider.standardOutput = FileHandle.nullDevice
+        try provider.run()
+        defer {
+            if provider.isRunning { kill(provider.processIdentifier, SIGKILL) }
+            provider.waitUntilExit()
+        }
+        let ready = MonotonicClock.deadline(after: 10)
+        while access(portFile, F_OK) != 0 && MonotonicClock.nanoseconds() < ready { usleep(10_000) }
+        let port = try #require(UInt16(String(contentsOfFile: portFile, encoding: .utf8)))
+        let body = #"{"model":"gpt-4o","messages":[]}"#
+
+        let good = try Rig(baseURL: "https://127.0.0.1:\(port)/v1", trust: .caBundle(path: pki.caFile))
+        defer { good.close() }
+        let answer = try good.exchange(Self.post(body))
+        #expect(answer.hasPrefix("HTTP/1.1 200 OK\r\n"))
+        #expect(answer.contains("host=127.0.0.1:\(port) auth=Bearer sk-host-secret"))
+        guard case .brainCall(let call)? = try good.events().last else { Issue.record("no brain-call"); return }
+        #expect(call.usage == .reported && call.promptTokens == 3 && call.completionTokens == 4 && call.end == "complete")
+
+        let wrongName = try Rig(baseURL: "https://wrong.test:\(port)/v1", trust: .caBundle(path: pki.caFile),
+                                names: ["wrong.test": [.v4(0x7F00_0001)]])
+        defer { wrongName.close() }
+        let mismatch = try wrongName.exchange(Self.post(body))
+        #expect(mismatch.hasPrefix("HTTP/1.1 502 Bad Gateway\r\n"))
+        #expect(mismatch.contains("certificate verify failed: hostname mismatch (wrong.test)"))
+        guard case .brainCall(let refused)? = try wrongName.events().last else { Issue.record("no brain-call"); return }
+        #expect(refused.status == 0 && refused.end == "error: certificate verify failed: hostname mismatch (wrong.test)")
+
+        let unknownCA = try Rig(baseURL: "https://127.0.0.1:\(port)/v1")
+        defer { unknownCA.close() }
+        let untrusted = try unknownCA.exchange(Self.post(body))
+        #expect(untrusted.hasPrefix("HTTP/1.1 502 ") && untrusted.contains("certificate verify failed: unable to get local issuer certificate"))
     }
 }
