@@ -154,7 +154,7 @@ extension BrainRelay {
         /// Ends a stream with an error event (what OpenAI's clients raise) and `reason` as the end.
         mutating func cut(_ guest: Int32, _ reason: String, message: String, type: String = "momin_provider_error") {
             end = reason
-            let data = "{\"error\":{\"message\":\(BrainRelay.jsonString(message)),\"type\":\(BrainRelay.jsonString(type)),\"code\":null}}"
+            let data = "{\"error\":{\"message\":\(quoted(message)),\"type\":\(quoted(type)),\"code\":null}}"
             _ = sendToAgent(guest, Self.encode(ServerSentEvent(data: Array(data.utf8))), body: true)
         }
 

@@ -121,29 +121,10 @@ public final class BrainRelay: Sendable {
     func refuse(_ guest: Int32, _ status: Int, _ message: String, type: String, decision: String? = nil) {
         var fields = [HeaderField(name: "x-should-retry", value: "false")]
         if let decision { fields.append(HeaderField(name: "X-Momin-Decision", value: EgressRelay.headerSafe(decision))) }
-        let body = "{\"error\":{\"message\":\(Self.jsonString(message)),\"type\":\(Self.jsonString(type)),\"code\":null}}\n"
+        let body = "{\"error\":{\"message\":\(quoted(message)),\"type\":\(quoted(type)),\"code\":null}}\n"
         let bytes = ProxyResponse.make(status: status, reason: ProxyResponse.reason(status), fields: fields, body: body,
                                        contentType: "application/json")
         _ = try? FileIO.sendAll(guest, bytes, until: MonotonicClock.deadline(after: 5))
-    }
-
-    /// A JSON string literal (RFC 8259 §7).
-    static func jsonString(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
     }
 
     /// At most 200 characters of agent-sent text, for a message.

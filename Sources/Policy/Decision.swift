@@ -218,8 +218,8 @@ public enum Reason: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// A string as it would be written in a policy: in double quotes, with \" \\ and control
-/// characters escaped.
-func quoted(_ text: String) -> String {
+/// characters escaped; also a JSON string literal (RFC 8259 §7).
+public func quoted(_ text: String) -> String {
     var out = "\""
     for scalar in text.unicodeScalars {
         switch scalar {

@@ -54,21 +54,7 @@ import TLSTestSupport
         }
 
         func exchange(_ request: String, entry: EgressEntry = .brain) throws -> String {
-            var pair: [Int32] = [0, 0]
-            guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else { throw POSIXError(.EMFILE) }
-            let (guest, host) = (pair[0], pair[1])
-            let relay = relay
-            let done = Atomic<Bool>(false)
-            try POSIXThread.detach(name: "relay") {
-                relay.serve(host, entry: entry)
-                done.store(true, ordering: .releasing)
-            }
-            try FileIO.sendAll(guest, Array(request.utf8))
-            let answer = try FileIO.readAll(guest, limit: 16 << 20)
-            Glibc.close(guest)
-            let deadline = MonotonicClock.deadline(after: 10)
-            while !done.load(ordering: .acquiring) && MonotonicClock.nanoseconds() < deadline { usleep(1000) }
-            return String(decoding: answer, as: UTF8.self)
+            String(decoding: try relayExchange(relay, Array(request.utf8), entry: entry), as: UTF8.self)
         }
 
         func events() throws -> [AuditEvent] { try AuditReader.records(path: dir + "/audit.db").map(\.event) }

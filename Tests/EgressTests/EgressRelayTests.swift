@@ -97,25 +97,7 @@ import Testing
         }
 
         func exchangeBytes(_ request: [UInt8], halfClose: Bool = false, entry: EgressEntry = .proxy) throws -> [UInt8] {
-            var pair: [Int32] = [0, 0]
-            guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else { throw POSIXError(.EMFILE) }
-            let (guest, host) = (pair[0], pair[1])
-            let relay = relay
-            let done = Atomic<Bool>(false)
-            try POSIXThread.detach(name: "relay") {
-                relay.serve(host, entry: entry)
-                done.store(true, ordering: .releasing)
-            }
-            // Written on a thread of its own: a tunnel echoes while the rest is still going out.
-            try POSIXThread.detach(name: "guest-writer") {
-                _ = try? FileIO.sendAll(guest, request)
-                if halfClose { shutdown(guest, Int32(SHUT_WR)) }
-            }
-            let answer = try FileIO.readAll(guest, limit: 64 << 20)
-            Glibc.close(guest)
-            let deadline = MonotonicClock.deadline(after: 10)
-            while !done.load(ordering: .acquiring) && MonotonicClock.nanoseconds() < deadline { usleep(1000) }
-            return answer
+            try relayExchange(relay, request, halfClose: halfClose, entry: entry)
         }
 
         func events() throws -> [AuditEvent] { try AuditReader.records(path: dir + "/audit.db").map(\.event) }
@@ -268,6 +250,29 @@ import Testing
         #expect(try rig.exchange([UInt8](repeating: 65, count: 20_000)).hasPrefix("HTTP/1.1 431 "))
         #expect(try rig.events().isEmpty)
     }
+}
+
+/// Sends `request` to `relay` as the guest would (the guest's side a socketpair), half-closes
+/// when asked, and returns all the relay wrote back once it is done.
+func relayExchange(_ relay: EgressRelay, _ request: [UInt8], halfClose: Bool = false, entry: EgressEntry = .proxy) throws -> [UInt8] {
+    var pair: [Int32] = [0, 0]
+    guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else { throw POSIXError(.EMFILE) }
+    let (guest, host) = (pair[0], pair[1])
+    let done = Atomic<Bool>(false)
+    try POSIXThread.detach(name: "relay") {
+        relay.serve(host, entry: entry)
+        done.store(true, ordering: .releasing)
+    }
+    // Written on a thread of its own: a tunnel echoes while the rest is still going out.
+    try POSIXThread.detach(name: "guest-writer") {
+        _ = try? FileIO.sendAll(guest, request)
+        if halfClose { shutdown(guest, Int32(SHUT_WR)) }
+    }
+    let answer = try FileIO.readAll(guest, limit: 64 << 20)
+    Glibc.close(guest)
+    let deadline = MonotonicClock.deadline(after: 10)
+    while !done.load(ordering: .acquiring) && MonotonicClock.nanoseconds() < deadline { usleep(1000) }
+    return answer
 }
 
 func makeTemporaryDirectory() throws -> String {
