@@ -42,7 +42,7 @@ extension BrainRelay {
             case .failure(let failure):
                 end = "error: \(failure)"
                 return relay.refuse(guest, 502, "momin: cannot reach the model provider \(url): \(failure)", type: "momin_unavailable")
-            case .success(let (connected, _)):
+            case .success(let connected):
                 stream = connected
             }
             defer { stream.close() }
@@ -250,29 +250,23 @@ extension BrainRelay {
             self.framing = framing
             self.pending = pending
             if case .length(let length) = framing { left = length }
+            done = framing == .none || framing == .length(0)
         }
 
         /// The next piece of the body, nil after its end.
         mutating func next(_ stream: any ProviderStream, deadline: UInt64) throws(BrainFailure) -> [UInt8]? {
             while !done {
-                if case .none = framing {
-                    done = true
-                    break
-                }
-                if case .length = framing, left == 0 {
-                    done = true
-                    break
-                }
                 var piece = pending
                 pending = []
                 if piece.isEmpty { piece = try stream.receive(max: 64 << 10, deadline: deadline) }
                 switch framing {
                 case .none:
-                    break
+                    return nil  // done from the start
                 case .length:
                     guard !piece.isEmpty else { throw BrainFailure("the provider closed the connection \(left) bytes before the body's end") }
                     let taken = Array(piece.prefix(Int(clamping: left)))
                     left -= UInt64(taken.count)
+                    done = left == 0
                     return taken
                 case .untilClose:
                     guard !piece.isEmpty else {

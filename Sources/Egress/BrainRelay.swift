@@ -97,7 +97,8 @@ public final class BrainRelay: Sendable {
     }
 
     /// The body: `pending` first, then the rest from the agent, by the body deadline; nil if it
-    /// did not all come.
+    /// did not all come. Grown as bytes arrive, not allocated whole from the claimed length as
+    /// `FileIO.readExactly` would: 256 connections each claiming 8 MiB must not cost 2 GiB.
     private func readBody(_ guest: Int32, length: Int, pending: [UInt8]) -> [UInt8]? {
         var body = Array(pending.prefix(length))
         let deadline = MonotonicClock.deadline(after: configuration.bodyDeadline)
@@ -132,7 +133,7 @@ public final class BrainRelay: Sendable {
 
     /// The provider's connection: resolved (an address the policy names is itself), connected,
     /// TLS for https.
-    func connect(_ url: BaseURL) -> Result<(any ProviderStream, String), BrainFailure> {
+    func connect(_ url: BaseURL) -> Result<any ProviderStream, BrainFailure> {
         let addresses: [IPAddress]
         let hostName: String
         switch url.host {
@@ -150,11 +151,10 @@ public final class BrainRelay: Sendable {
         case .failure(let problem):
             return .failure(BrainFailure("connect: \(problem)"))
         case .success(let connected):
-            let endpoint = Upstream.endpoint(connected.address, url.port)
-            guard url.scheme == .https else { return .success((PlainStream(fd: connected.fd), endpoint)) }
+            guard url.scheme == .https else { return .success(PlainStream(fd: connected.fd)) }
             switch TLSStream.open(fd: connected.fd, serverName: hostName, trust: configuration.trust,
                                   deadline: MonotonicClock.deadline(after: configuration.connectTimeout)) {
-            case .success(let stream): return .success((stream, endpoint))
+            case .success(let stream): return .success(stream)
             case .failure(let failure):
                 close(connected.fd)
                 return .failure(failure)
