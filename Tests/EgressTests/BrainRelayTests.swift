@@ -27,7 +27,7 @@ import TLSTestSupport
         }
 
         init(baseURL: String, brain extra: String = "", slack: Int = 16, key: String? = "sk-host-secret", trust: TLSTrust = .system,
-             names: [String: [IPAddress]] = [:]) throws {
+             names: [String: [IPAddress]] = [:], bodyDeadline: Double = 5) throws {
             dir = try makeTemporaryDirectory()
             log = try AuditLog(path: dir + "/audit.db", options: AuditLog.Options(keyPath: dir + "/audit.key"))
             let text = """
@@ -41,7 +41,7 @@ import TLSTestSupport
             let policy = try AgentPolicy.parse(text, format: .yaml, file: "brain.yaml")
             let session = GovernedSession(agent: "thinker", policy: policy, log: log, resolver: LexicalPaths())
             var configuration = BrainConfiguration()
-            configuration.bodyDeadline = 5
+            configuration.bodyDeadline = bodyDeadline
             configuration.idleTimeout = 5
             configuration.streamSlack = slack
             configuration.trust = trust
@@ -198,6 +198,21 @@ import TLSTestSupport
         let twice = try rig.exchange(Self.post(#"{"model":"gpt-4o","model":"other"}"#))
         #expect(twice.hasPrefix("HTTP/1.1 400 "))
         #expect(try rig.exchange(Self.post(#"{"model":"gpt-4o",}"#)).hasPrefix("HTTP/1.1 400 "))
+        // A length over the bound is refused from the head alone, before any body is read.
+        let huge = "POST /v1/chat/completions HTTP/1.1\r\nHost: brain.momin\r\nContent-Length: \((8 << 20) + 1)\r\n\r\n{"
+        #expect(try rig.exchange(huge).hasPrefix("HTTP/1.1 413 Content Too Large\r\n"))
+        #expect(try rig.events().isEmpty)
+        #expect(server.accepted.load(ordering: .relaxed) == 0)
+    }
+
+    @Test func aBodyThatStopsShortOfItsLengthIsRefusedAtTheDeadline() throws {
+        let server = try Server(reply: Self.response("{}"))
+        defer { server.stop() }
+        let rig = try Rig(baseURL: "http://127.0.0.1:\(server.port)/v1", bodyDeadline: 0.5)
+        defer { rig.close() }
+        let short = "POST /v1/chat/completions HTTP/1.1\r\nHost: brain.momin\r\nContent-Length: 100\r\n\r\n{\"model\""
+        let answer = try rig.exchange(short)
+        #expect(answer.hasPrefix("HTTP/1.1 408 Request Timeout\r\n") && answer.contains("the request body did not arrive within"))
         #expect(try rig.events().isEmpty)
         #expect(server.accepted.load(ordering: .relaxed) == 0)
     }
