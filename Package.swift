@@ -181,7 +181,7 @@ let package = Package(
         // The Brain relay's parsers: JSON edge cases, the request's fields and rewrite, SSE, usage.
         .testTarget(name: "BrainWireTests", dependencies: ["BrainWire"]),
         .testTarget(name: "AgentsTests", dependencies: [
-            "Agents", "Doors", "Gateway", "Policy", "Audit", "Buckets", "GuestClientTestSupport", "GuestClient",
+            "Agents", "Doors", "Egress", "Gateway", "Policy", "Audit", "Buckets", "GuestClientTestSupport", "GuestClient",
         ]),
         // The Host library with a fake momin-vmm (a shell script) and a fake guest at its socket.
         // Every committed seed and every input a fuzzer once crashed on, through its target.

@@ -16,6 +16,10 @@ extension AgentTree {
         var child: AgentPolicy?
         var disks: [HeldDisk] = []
         let id = try parent.session.admit(.spawn, tool: "spawn", arguments: Self.text(fields)) {
+            if self.tape != nil {
+                return Decision.refused(RuleRef("record", line: nil),
+                                        because: "a recorded session starts no sub-agents: a record holds the root agent's calls only")
+            }
             switch self.check(request, name: name, parent: parent) {
             case .allowed(let policy, let passed):
                 // Last: joining the tree's budget is the one step with an effect.

@@ -38,6 +38,9 @@ public final class AgentTree: @unchecked Sendable {
     public var brainCredential: BrainCredential?
     /// The Brain relay's settings (tests trust their own CA, shorten timeouts).
     public var brainConfiguration = BrainConfiguration()
+    /// A recorded session's tape, for the root agent's model calls and plain HTTP (docs/replay.md);
+    /// a tree with one starts no sub-agents, whose calls a record does not hold.
+    public var tape: SessionTape?
 
     public init(store: BucketStore?, launcher: any SubAgentLauncher, requestIDs: RequestNumbers, budget: TreeLimits? = nil) {
         self.store = store
@@ -60,8 +63,8 @@ public final class AgentTree: @unchecked Sendable {
         agent.listener = listener
         if agent.session.policy != nil {
             let brain = BrainRelay(governed: GovernedBrain(session: agent.session), credential: brainCredential, resolver: egressResolver,
-                                   configuration: brainConfiguration)
-            let relay = EgressRelay(governed: GovernedEgress(session: agent.session), resolver: egressResolver, brain: brain)
+                                   configuration: brainConfiguration, tape: tape)
+            let relay = EgressRelay(governed: GovernedEgress(session: agent.session), resolver: egressResolver, brain: brain, tape: tape)
             do {
                 for (port, entry) in [(EgressProtocol.proxyPort, EgressEntry.proxy), (EgressProtocol.brainPort, .brain)] {
                     agent.egressListeners.append(try EgressListener(place: handsSocket.sibling(port: port), entry: entry, relay: relay))

@@ -25,6 +25,8 @@ extension BrainRelay {
         var hasher = SHA256()
         var kept: [UInt8] = []
         var end = ""
+        /// The provider's side, kept for the tape once the call is over.
+        var taped: (any TapedAnswer)?
 
         init(admission: GovernedBrain.Admission, forwarded: [UInt8], started: UInt64) {
             self.admission = admission
@@ -37,13 +39,14 @@ extension BrainRelay {
                 end = "error: the policy names no provider"
                 return relay.refuse(guest, 503, "momin: the policy names no model provider", type: "momin_unavailable")
             }
-            let stream: any ProviderStream
-            switch relay.connect(url) {
+            let stream: any ProviderStream & TapedAnswer
+            switch relay.open(url, forwarded: forwarded) {
             case .failure(let failure):
                 end = "error: \(failure)"
                 return relay.refuse(guest, 502, "momin: cannot reach the model provider \(url): \(failure)", type: "momin_unavailable")
             case .success(let connected):
                 stream = connected
+                taped = connected
             }
             defer { stream.close() }
             let idle = relay.configuration.idleTimeout
@@ -290,6 +293,69 @@ extension BrainRelay {
             return nil
         }
     }
+}
+
+/// What a recorded session keeps of the provider's answer (docs/replay.md).
+protocol TapedAnswer: AnyObject {
+    /// The digest the answer is kept under, once the call is over; nil when nothing was taped
+    /// (no recording, or an answer too large to keep).
+    func answerDigest() -> MerkleHash?
+}
+
+/// A connection to the provider whose answer, in a recorded session, goes into the exchange
+/// store as it is read.
+final class TapedStream: ProviderStream, TapedAnswer {
+    let inner: any ProviderStream
+    let writer: ExchangeWriter?
+    private var digest: MerkleHash??
+
+    init(_ inner: any ProviderStream, writer: ExchangeWriter?) {
+        self.inner = inner
+        self.writer = writer
+    }
+
+    var endedCleanly: Bool { inner.endedCleanly }
+    func send(_ bytes: [UInt8], deadline: UInt64) throws(BrainFailure) { try inner.send(bytes, deadline: deadline) }
+
+    func receive(max: Int, deadline: UInt64) throws(BrainFailure) -> [UInt8] {
+        let piece = try inner.receive(max: max, deadline: deadline)
+        writer?.append(piece)
+        return piece
+    }
+
+    func close() { inner.close() }
+
+    func answerDigest() -> MerkleHash? {
+        if let digest { return digest }
+        let finished = writer?.finish()
+        digest = .some(finished)
+        return finished
+    }
+}
+
+/// A replay's provider: the recorded answer, read back in pieces as the provider's were; what
+/// the relay sends is dropped (it matched the recording, or there would be no answer).
+final class ReplayedStream: ProviderStream, TapedAnswer {
+    private let answer: [UInt8]
+    private var offset = 0
+    private let digest: MerkleHash
+
+    init(_ answer: [UInt8]) {
+        self.answer = answer
+        digest = MerkleHash(bytes: Array(SHA256.hash(data: answer)))!
+    }
+
+    var endedCleanly: Bool { true }
+    func send(_ bytes: [UInt8], deadline: UInt64) throws(BrainFailure) {}
+
+    func receive(max: Int, deadline: UInt64) throws(BrainFailure) -> [UInt8] {
+        let end = min(answer.count, offset + max)
+        defer { offset = end }
+        return Array(answer[offset..<end])
+    }
+
+    func close() {}
+    func answerDigest() -> MerkleHash? { digest }
 }
 
 /// The relay's connection to the provider: plain TCP, or TLS over it.

@@ -40,14 +40,21 @@ public final class BrainRelay: Sendable {
     let credential: BrainCredential?
     let resolver: any HostResolver
     public let configuration: BrainConfiguration
+    /// A recorded session's tape (docs/replay.md): recording keeps each call's request as
+    /// forwarded and the provider's answer as it came; a replay answers from them.
+    public let tape: SessionTape?
 
     public init(governed: GovernedBrain, credential: BrainCredential?, resolver: any HostResolver = SystemResolver(),
-                configuration: BrainConfiguration = BrainConfiguration()) {
+                configuration: BrainConfiguration = BrainConfiguration(), tape: SessionTape? = nil) {
         self.governed = governed
         self.credential = credential
         self.resolver = resolver
         self.configuration = configuration
+        self.tape = tape
     }
+
+    /// The tool name a model call is logged and recorded under.
+    static let tool = "brain"
 
     /// The one path served, as the agent names it (its base URL is `http://brain.momin/v1`).
     public static let chatPath = "/v1/chat/completions"
@@ -93,7 +100,35 @@ public final class BrainRelay: Sendable {
         var call = Call(admission: admission, forwarded: forwarded, started: started)
         call.run(self, guest: guest)
         let record = call.record(keepContent: admission.logContent)
-        try? governed.end(admission, record, status: Int64(call.status), received: call.delivered, sha256: record.responseSHA256)
+        try? governed.end(admission, record, status: Int64(call.status), received: call.delivered, sha256: record.responseSHA256,
+                          exchange: exchange(forwarded, answer: call.taped))
+    }
+
+    /// The provider's side of one call: connected (and taped, in a recorded session), or in a
+    /// replay the recorded answer to this very request, with nothing sent anywhere.
+    func open(_ url: BaseURL, forwarded: [UInt8]) -> Result<any ProviderStream & TapedAnswer, BrainFailure> {
+        switch tape {
+        case .replaying(let recorded)?:
+            switch recorded.answer(tool: Self.tool, request: forwarded) {
+            case .success(let bytes): return .success(ReplayedStream(bytes))
+            case .failure(let miss): return .failure(BrainFailure(miss.description))
+            }
+        case .recording(let store)?:
+            return connect(url).map { TapedStream($0, writer: store.writer()) }
+        case nil:
+            return connect(url).map { TapedStream($0, writer: nil) }
+        }
+    }
+
+    /// What the tape has of a finished call: the request as forwarded and the answer as it came.
+    private func exchange(_ forwarded: [UInt8], answer: (any TapedAnswer)?) -> CallObservation.Exchange? {
+        guard let tape, let response = answer?.answerDigest() else { return nil }
+        let request: MerkleHash?
+        switch tape {
+        case .recording(let store): request = store.keep(forwarded)
+        case .replaying: request = MerkleHash(bytes: Array(SHA256.hash(data: forwarded)))
+        }
+        return request.map { CallObservation.Exchange(request: $0, response: response) }
     }
 
     /// The body: `pending` first, then the rest from the agent, by the body deadline; nil if it

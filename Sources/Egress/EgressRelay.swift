@@ -42,14 +42,22 @@ public final class EgressRelay: Sendable {
     public let configuration: EgressConfiguration
     /// Where requests to `brain.momin` go; nil: they are answered 503.
     public let brain: BrainRelay?
+    /// A recorded session's tape (docs/replay.md): plain HTTP exchanges are kept, or in a
+    /// replay answered from the recording; TLS tunnels are refused either way.
+    public let tape: SessionTape?
 
     public init(governed: GovernedEgress, resolver: any HostResolver = SystemResolver(), configuration: EgressConfiguration = EgressConfiguration(),
-                brain: BrainRelay? = nil) {
+                brain: BrainRelay? = nil, tape: SessionTape? = nil) {
         self.governed = governed
         self.resolver = resolver
         self.configuration = configuration
         self.brain = brain
+        self.tape = tape
     }
+
+    /// The host's refusal of a TLS tunnel in a recorded session or its replay.
+    static let recordedTLSRefusal = Policy.Decision.refused(
+        RuleRef("record", line: nil), because: "TLS egress is refused while a session is recorded or replayed: a tunnel's bytes cannot be replayed")
 
     /// Serves one guest connection on the calling thread and closes it.
     public func serve(_ guest: Int32, entry: EgressEntry) {
@@ -88,7 +96,8 @@ public final class EgressRelay: Sendable {
         let pending = Array(buffer[end...])
         switch (entry, head.target) {
         case (.proxy, .authority(let host, let port)):
-            relay(guest, call: { .connect(host: host, port: port, scheme: .tls, resolved: $0) }, host: host, port: port, target: nil) { upstream in
+            relay(guest, call: { .connect(host: host, port: port, scheme: .tls, resolved: $0) }, host: host, port: port, target: nil,
+                  requestLength: nil) { upstream in
                 _ = try? FileIO.sendAll(guest, ProxyResponse.make(status: 200, reason: ProxyResponse.reason(200)),
                                         until: MonotonicClock.deadline(after: 5))
                 return (pending, .none)
@@ -104,7 +113,7 @@ public final class EgressRelay: Sendable {
             }
             let path = String(pathAndQuery.prefix { $0 != "?" })
             relay(guest, call: { .httpRequest(host: host, port: port, method: head.method, path: path, resolved: $0) }, host: host, port: port,
-                  target: pathAndQuery) { _ in
+                  target: pathAndQuery, requestLength: forwarded.bodyLength + UInt64(forwarded.head.count)) { _ in
                 (forwarded.head + pending, .body(forwarded.bodyLength + UInt64(forwarded.head.count)))
             }
         case (.proxy, .origin):
@@ -129,8 +138,9 @@ public final class EgressRelay: Sendable {
 
     /// Judge, log, connect, pump, log the end. `begin` runs once connected: what goes to the far
     /// end first, and how much of the guest's stream may follow.
+    /// `requestLength`: the bytes of a plain HTTP request as forwarded, head and body.
     private func relay(_ guest: Int32, call: ([IPAddress]) -> ToolCall, host rawHost: String, port: UInt16, target: String?,
-                       begin: (Int32) -> ([UInt8], Pump.GuestLimit)) {
+                       requestLength: UInt64?, begin: (Int32) -> ([UInt8], Pump.GuestLimit)) {
         let started = MonotonicClock.nanoseconds()
         var resolved: [IPAddress] = []
         var resolveProblem: String?
@@ -139,7 +149,7 @@ public final class EgressRelay: Sendable {
         }
         let admission: GovernedEgress.Admission
         do {
-            admission = try governed.admit(call(resolved), target: target)
+            admission = try governed.admit(call(resolved), target: target, refusal: tape != nil && target == nil ? Self.recordedTLSRefusal : nil)
         } catch {
             switch error {
             case .denied(let decision):
@@ -153,15 +163,28 @@ public final class EgressRelay: Sendable {
             return
         }
         var summary = ConnectionEnd(requestID: admission.id, address: "", bytesSent: 0, bytesReceived: 0, durationMilliseconds: 0, end: "")
+        var exchange: CallObservation.Exchange?
         func ended(status: Int64, received: UInt64, sha256: MerkleHash) {
             summary.durationMilliseconds = (MonotonicClock.nanoseconds() - started) / 1_000_000
-            try? governed.end(admission, summary, status: status, received: received, sha256: sha256)
+            try? governed.end(admission, summary, status: status, received: received, sha256: sha256, exchange: exchange)
         }
+        var replayed: ReplayedUpstream?
         let upstream: Int32
-        switch Upstream.connect(to: admission.addresses, port: port, timeout: configuration.connectTimeout) {
+        let connection: Result<(fd: Int32, address: String), ResolveFailure>
+        if case .replaying(let recorded)? = tape {
+            connection = ReplayedUpstream.start(expecting: requestLength ?? 0, from: recorded, idleTimeout: configuration.idleTimeout)
+                .map { started in
+                    replayed = started.upstream
+                    return (started.fd, "replay")
+                }
+        } else {
+            connection = Upstream.connect(to: admission.addresses, port: port, timeout: configuration.connectTimeout)
+                .map { ($0.fd, Upstream.endpoint($0.address, port)) }
+        }
+        switch connection {
         case .success(let connected):
             upstream = connected.fd
-            summary.address = Upstream.endpoint(connected.address, port)
+            summary.address = connected.address
         case .failure(let problem):
             summary.end = "error: connect: \(problem)"
             ended(status: -1, received: 0, sha256: Self.emptyDigest)
@@ -174,7 +197,12 @@ public final class EgressRelay: Sendable {
                         limitReason: { [governed] in "limit: network.limits.bytes_per_session (\(governed.bytesPerSession ?? 0) bytes)" })
         // A tunnel's bytes are TLS records nobody here can read: content is kept for plain HTTP.
         if admission.logContent, target != nil { pump.capture = ConnectionEnd.contentKept }
+        if case .recording(let store)? = tape, let sent = store.writer(), let received = store.writer() { pump.tape = (sent, received) }
         let outcome = pump.run(pending: first, guestLimit: limit)
+        if let taped = pump.tape, let request = taped.sent.finish(), let response = taped.received.finish() {
+            exchange = CallObservation.Exchange(request: request, response: response)
+        }
+        if let replayed { exchange = replayed.exchange() }
         summary.bytesSent = outcome.sent
         summary.bytesReceived = outcome.received
         summary.end = outcome.end

@@ -36,6 +36,8 @@ struct Pump {
     let limitReason: () -> String
     /// Bytes of each direction to keep for the log (0: none).
     var capture = 0
+    /// A recorded session's tape: every byte each way, as it moved (docs/replay.md).
+    var tape: (sent: ExchangeWriter, received: ExchangeWriter)?
 
     /// `pending`: bytes already read from the guest past the request head, sent first.
     func run(pending: [UInt8], guestLimit: GuestLimit) -> Outcome {
@@ -146,6 +148,7 @@ struct Pump {
             if upOffset < upCount, upstreamReady & Int16(POLLOUT) != 0 {
                 switch write(&toUpstream, from: upOffset, to: upCount, into: upstream) {
                 case .wrote(let n):
+                    toUpstream.withUnsafeBytes { tape?.sent.append(UnsafeRawBufferPointer(rebasing: $0[upOffset..<(upOffset + n)])) }
                     if outcome.sentContent.count < capture {
                         outcome.sentContent += toUpstream[upOffset..<(upOffset + min(n, capture - outcome.sentContent.count))]
                     }
@@ -160,7 +163,11 @@ struct Pump {
                 let start = downOffset
                 switch write(&toGuest, from: downOffset, to: downCount, into: guest) {
                 case .wrote(let n):
-                    toGuest.withUnsafeBytes { outcome.sha256.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[start..<(start + n)])) }
+                    toGuest.withUnsafeBytes { buffer in
+                        let moved = UnsafeRawBufferPointer(rebasing: buffer[start..<(start + n)])
+                        outcome.sha256.update(bufferPointer: moved)
+                        tape?.received.append(moved)
+                    }
                     if outcome.receivedContent.count < capture {
                         outcome.receivedContent += toGuest[start..<(start + min(n, capture - outcome.receivedContent.count))]
                     }

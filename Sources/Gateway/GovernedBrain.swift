@@ -112,12 +112,13 @@ public final class GovernedBrain: Sendable {
     }
 
     /// Charges the call's tokens to the session, frees its reservation and logs how it ended.
-    public func end(_ admission: Admission, _ call: BrainCall, status: Int64, received: UInt64, sha256: MerkleHash) throws(GatewayError) {
+    public func end(_ admission: Admission, _ call: BrainCall, status: Int64, received: UInt64, sha256: MerkleHash,
+                    exchange: CallObservation.Exchange? = nil) throws(GatewayError) {
         state.withLock {
             $0.reserved -= admission.reserved
             $0.used += Int(clamping: call.promptTokens) + Int(clamping: call.completionTokens)
         }
-        try session.finishBrainCall(admission.id, status: status, received: received, sha256: sha256, call: call)
+        try session.finishBrainCall(admission.id, status: status, received: received, sha256: sha256, call: call, exchange: exchange)
     }
 
     /// Tokens charged to the session so far.

@@ -39,7 +39,8 @@ public final class GovernedEgress: Sendable {
     /// Judges and logs one connection (`.connect`) or plain request (`.httpRequest`); on
     /// success it counts as open until `end`. Throws `.denied` with the decision when refused.
     /// `target` is the request target as forwarded (path and query), logged with plain requests.
-    public func admit(_ call: ToolCall, target: String? = nil) throws(GatewayError) -> Admission {
+    /// `refusal`, when given, is the host's own denial of the call, logged like the policy's.
+    public func admit(_ call: ToolCall, target: String? = nil, refusal: Policy.Decision? = nil) throws(GatewayError) -> Admission {
         let tool: String
         var fields: [String]
         switch call {
@@ -63,7 +64,8 @@ public final class GovernedEgress: Sendable {
         let admission: GovernedSession.Admission
         do {
             admission = try session.admission(call, tool: tool, arguments: arguments) { [self] in
-                state.withLock { usage -> Policy.Decision? in
+                if let refusal { return refusal }
+                return state.withLock { usage -> Policy.Decision? in
                     if let cap = limits.connections, usage.open >= cap {
                         return .refused(limits.rules.connections, because: "\(usage.open) connections are open, at most \(cap) at once")
                     }
@@ -101,9 +103,10 @@ public final class GovernedEgress: Sendable {
     public var bytesPerSession: Int? { limits.bytesPerSession }
 
     /// Logs how the admitted connection ended and frees its place.
-    public func end(_ admission: Admission, _ summary: ConnectionEnd, status: Int64, received: UInt64, sha256: MerkleHash) throws(GatewayError) {
+    public func end(_ admission: Admission, _ summary: ConnectionEnd, status: Int64, received: UInt64, sha256: MerkleHash,
+                    exchange: CallObservation.Exchange? = nil) throws(GatewayError) {
         defer { state.withLock { $0.open -= 1 } }
-        try session.finishConnection(admission.id, status: status, received: received, sha256: sha256, end: summary)
+        try session.finishConnection(admission.id, status: status, received: received, sha256: sha256, end: summary, exchange: exchange)
     }
 
     static func list(_ addresses: [IPAddress]) -> String { addresses.map(\.description).joined(separator: ",") }

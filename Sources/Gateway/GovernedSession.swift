@@ -92,7 +92,7 @@ public final class GovernedSession: @unchecked Sendable {
                 requestID: id, verdict: verdict, rule: decision?.rule.id ?? "no-policy",
                 reason: decision.map { $0.isAllowed ? "" : $0.reason } ?? "")),
         ])
-        var observation = CallObservation(arguments: arguments, allowed: decision?.isAllowed ?? true,
+        var observation = CallObservation(tool: tool, arguments: arguments, allowed: decision?.isAllowed ?? true,
                                           rule: decision?.rule.id ?? "no-policy")
         if let decision, !decision.isAllowed {
             observe?(observation)
@@ -142,23 +142,28 @@ public final class GovernedSession: @unchecked Sendable {
     /// Ends an admitted connection (docs/egress.md): its result digest (the bytes the agent
     /// received, `sha256` over them in order) and how it ended, in one transaction. Egress bytes
     /// are counted by the network limits, not as output.
-    public func finishConnection(_ id: UInt64, status: Int64, received: UInt64, sha256: MerkleHash, end: ConnectionEnd) throws(GatewayError) {
-        try finishRelayed(id, status: status, received: received, sha256: sha256, record: .connectionEnd(end))
+    /// `exchange`: what a recorded session kept of it (docs/replay.md).
+    public func finishConnection(_ id: UInt64, status: Int64, received: UInt64, sha256: MerkleHash, end: ConnectionEnd,
+                                 exchange: CallObservation.Exchange? = nil) throws(GatewayError) {
+        try finishRelayed(id, status: status, received: received, sha256: sha256, record: .connectionEnd(end), exchange: exchange)
     }
 
     /// Ends an admitted model call (docs/brain.md) the same way: its result digest (the response
     /// body the agent received) and its `brain-call` record, in one transaction.
-    public func finishBrainCall(_ id: UInt64, status: Int64, received: UInt64, sha256: MerkleHash, call: BrainCall) throws(GatewayError) {
-        try finishRelayed(id, status: status, received: received, sha256: sha256, record: .brainCall(call))
+    public func finishBrainCall(_ id: UInt64, status: Int64, received: UInt64, sha256: MerkleHash, call: BrainCall,
+                                exchange: CallObservation.Exchange? = nil) throws(GatewayError) {
+        try finishRelayed(id, status: status, received: received, sha256: sha256, record: .brainCall(call), exchange: exchange)
     }
 
-    private func finishRelayed(_ id: UInt64, status: Int64, received: UInt64, sha256: MerkleHash, record: AuditEvent) throws(GatewayError) {
+    private func finishRelayed(_ id: UInt64, status: Int64, received: UInt64, sha256: MerkleHash, record: AuditEvent,
+                               exchange: CallObservation.Exchange?) throws(GatewayError) {
         try lock.withLock { _ throws(GatewayError) in
             try append([.resultDigest(ResultDigest(requestID: id, status: status, byteCount: received, sha256: sha256)), record])
             if var observation = pending.removeValue(forKey: id) {
                 observation.status = status
                 observation.byteCount = received
                 observation.digest = sha256
+                observation.exchange = exchange
                 observe?(observation)
             }
         }

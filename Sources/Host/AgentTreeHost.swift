@@ -2,6 +2,7 @@ import Agents
 import Audit
 import Buckets
 import Doors
+import Egress
 import Gateway
 import MachineConfig
 
@@ -33,14 +34,23 @@ public enum AgentTreeHost {
     /// Starts serving: the tree, its root added and listening. Stop it with
     /// `shutDown(root:reason:)`, which stops every sub-agent first.
     /// `disks` are the root VM's named disks, which its sub-agents may be given read-only.
+    /// `tape`: a recorded session's (docs/replay.md); a replay's resolves names from it and
+    /// needs no key.
     public static func start(_ wiring: Wiring, session: GovernedSession, store: BucketStore?, log: (any AuditSink)?,
-                             requestIDs: RequestNumbers, budget: TreeLimits?, disks: [HeldDisk] = []) throws(AgentError) -> AgentTree {
+                             requestIDs: RequestNumbers, budget: TreeLimits?, disks: [HeldDisk] = [],
+                             tape: SessionTape? = nil) throws(AgentError) -> AgentTree {
         let launcher = SubAgentVMs(registry: wiring.registry, environment: wiring.environment, base: wiring.base,
                                    jail: wiring.jail, log: log, requestIDs: requestIDs)
         let tree = AgentTree(store: store, launcher: launcher, requestIDs: requestIDs, budget: budget)
         tree.diskPaths = HostPaths()
+        tree.tape = tape
+        var replaying = false
+        if case .replaying(let recorded)? = tape {
+            tree.egressResolver = recorded.resolver
+            replaying = true
+        }
         // Read once, for every agent of the tree: a sub-agent's brain has its parent's base_url.
-        if session.policy?.brain != nil {
+        if session.policy?.brain != nil, !replaying {
             do { tree.brainCredential = try wiring.environment.brainCredential() } catch { throw .io(error.message) }
         }
         try tree.addRoot(Agent(name: wiring.root, parent: nil, session: session, disks: disks),

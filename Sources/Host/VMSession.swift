@@ -2,6 +2,7 @@ import Agents
 import Audit
 import Buckets
 import Doors
+import Egress
 import Gateway
 import Glibc
 import GuestClient
@@ -116,7 +117,7 @@ public enum VMSession {
                                                   jail: options.jail)
                 do {
                     tree = try AgentTreeHost.start(wiring, session: through.session, store: agents.store, log: log,
-                                                   requestIDs: requestIDs, budget: budget, disks: disks.compactMap(\.held))
+                                                   requestIDs: requestIDs, budget: budget, disks: disks.compactMap(\.held), tape: agents.tape)
                 } catch { throw .limitState("cannot serve the VM's hands calls: \(error)") }
             }
             result = .success(try body(through))
@@ -149,6 +150,12 @@ public enum VMSession {
 /// What a session serves its VM's hands calls with.
 public struct AgentHosting {
     public var store: BucketStore?
+    /// A recorded session's tape (docs/replay.md): `momin run --record` keeps the root agent's
+    /// exchanges with the world, `momin replay` answers from them.
+    public var tape: SessionTape?
 
-    public init(store: BucketStore?) { self.store = store }
+    public init(store: BucketStore?, tape: SessionTape? = nil) {
+        self.store = store
+        self.tape = tape
+    }
 }

@@ -1,20 +1,27 @@
 import ArgumentParser
+import Buckets
 import Doors
+import Egress
 import Gateway
 import Glibc
 import Host
 import MachineConfig
+import POSIX
 
-/// `momin replay FILE`: runs a recorded session again — the same kernel, initrd and policy
-/// (checked by digest), the same machine, the same entropy seed — and reports which calls gave
-/// identical observations (decision, status, output digest), as a percentage.
+/// `momin replay FILE`: runs a recorded session again — the same kernel, initrd, policy, root
+/// image and disks (checked by digest), the same machine, the same entropy seed — with the
+/// model's answers and plain HTTP responses served from the recording, offline, and reports
+/// which calls gave identical observations, as a percentage (docs/replay.md).
 struct Replay: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a recorded session again and report which calls gave identical results.",
+        abstract: "Run a recorded session again, offline, and report which calls gave identical results.",
         discussion: """
-            Exit status: 0 when every call gave what was recorded, 1 when some did not, 2 on bad \\
-            input (an unreadable record, or a kernel, initrd or policy that is not the recorded \\
-            one), 125 when the VM failed.
+            The guest's model calls and plain HTTP requests are answered from FILE.exchanges/, \
+            nothing leaves the host; a request the recording has no answer for is answered 502 \
+            and the report shows where it diverged. Bucket calls go to an empty scratch store, \
+            removed afterwards. Exit status: 0 when every call gave what was recorded, 1 when \
+            some did not, 2 on bad input (an unreadable record, or a kernel, initrd, policy, image \
+            or disk that is not the recorded one), 125 when the VM failed.
             """)
 
     @Argument(help: "The session record (momin run --record FILE).") var file: String
@@ -26,24 +33,37 @@ struct Replay: ParsableCommand {
     func run() throws {
         let record = try SessionRecordFile.read(file)
         // The inputs must be the recorded ones, byte for byte.
-        try SessionRecordFile.checkInputs(of: record)
+        try SessionRecordFile.checkInputs(of: record, path: file)
+        let disks = try SessionRecordFile.disks(of: record, path: file)
         let loaded = try record.policy.map { p throws(HostError) in try LoadedPolicy.load(path: p.path) }
         var config = MachineConfiguration(kernelPath: record.kernel.path, initrdPath: record.initrd?.path,
                                           commandLine: record.commandLine, vcpus: record.vcpus, memoryMiB: record.memoryMiB)
         config.entropySeed = record.seed
         let host = hostEnvironment()
         try VMMLauncher(host).preflight(config)
-        try Rig.check(config, noRig: noRig)
+        let exchanges = ExchangeStore.directory(forRecord: file)
+        let hasExchanges = access(exchanges, F_OK) == 0
+        try Rig.check(config, noRig: noRig, drives: ([record.image?.path].compactMap { $0 }) + disks.map(\.path),
+                      files: [file] + [record.policy?.path].compactMap { $0 } + (hasExchanges ? [exchanges] : []))
 
         let requests = try SessionRecordFile.requests(of: record, path: file)
+        let recorded: RecordedExchanges
+        do { recorded = RecordedExchanges(store: try ExchangeStore(directory: exchanges), calls: record.calls) } catch {
+            throw CLIError.usage("\(file): the exchange store: \(error)")
+        }
+        let scratch = try record.buckets ? ScratchBuckets(clock: .replaying(record.bucketTimes)) : nil
+        defer { scratch?.remove() }
         var options = VMSession.Options(name: "replay-\(getpid())")
         options.jail = noJail ? .unjailed : .jailed
         options.timeout = timeout
         options.console = console
         options.policy = loaded
+        options.disks = disks
+        options.rootImage = record.image?.path
+        options.overlaySize = record.overlay
         var observations: [CallObservation] = []
-        let session = try VMSession.run(config, options, log: nil, agents: nil, registry: try VMRegistry.open(host),
-                                        environment: host) { gateway throws(GatewayError) in
+        let session = try VMSession.run(config, options, log: nil, agents: AgentHosting(store: scratch?.store, tape: .replaying(recorded)),
+                                        registry: try VMRegistry.open(host), environment: host) { gateway throws(GatewayError) in
             gateway.observe = { observations.append($0) }
             for request in requests {
                 do throws(GatewayError) { _ = try gateway.exec(request, input: .none) { _, _ in } } catch {
@@ -56,29 +76,37 @@ struct Replay: ParsableCommand {
             if !console { ConsoleLog.showTail(of: session.consoleLog, warn: host.warn) }
             throw CLIError("\(error) (momin-vmm \(session.vmStatus))", .vmFailed)
         }
-        var same = 0
-        for (index, recorded) in record.calls.enumerated() {
-            let now = index < observations.count ? observations[index] : nil
-            if now == recorded {
-                same += 1
-                print("call \(index + 1): identical")
-            } else {
-                print("call \(index + 1): differs: recorded \(Self.describe(recorded)), now \(now.map(Self.describe) ?? "no result")")
-            }
+        let report = ReplayReport(recorded: record.calls, replayed: observations,
+                                  recordedRequest: { try? recorded.store.read($0).get() },
+                                  divergedRequest: { recorded.firstDiverged(tool: $0) })
+        for line in report.lines { print(line) }
+        if !report.identical { Glibc.exit(ExitStatus.failure.rawValue) }
+    }
+}
+
+/// An empty bucket store for a replay, in a directory of its own, removed afterwards; its clock
+/// tells the recorded times.
+struct ScratchBuckets {
+    let directory: String
+    let store: BucketStore
+
+    init(clock: RecordedClock) throws {
+        var template = Array("/tmp/momin-replay-buckets-XXXXXX".utf8CString)
+        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw CLIError("cannot make a scratch bucket store: \(String(cString: strerror(errno)))", .failure)
         }
-        let total = record.calls.count
-        let percent = total == 0 ? 100.0 : Double(same) * 100 / Double(total)
-        print("replay: \(same) of \(total) calls identical (\(Self.format(percent))%)")
-        if same != total { Glibc.exit(ExitStatus.failure.rawValue) }
+        directory = String(cString: made)
+        var options = BucketStore.Options()
+        options.clock = { clock.now() }
+        do { store = try BucketStore(path: directory + "/buckets.db", options: options) } catch {
+            rmdir(directory)
+            throw CLIError("cannot make a scratch bucket store: \(error)", .failure)
+        }
     }
 
-    static func describe(_ call: CallObservation) -> String {
-        guard call.allowed else { return "denied by \(call.rule)" }
-        return "status \(call.status.map(String.init) ?? "-"), \(call.byteCount) bytes, sha256 \(call.digest?.hex.prefix(16) ?? "-")…"
-    }
-
-    static func format(_ value: Double) -> String {
-        let tenths = Int((value * 10).rounded())
-        return "\(tenths / 10).\(tenths % 10)"
+    func remove() {
+        try? store.close()
+        for name in (try? FileIO.listDirectory(directory)) ?? [] { unlink(directory + "/" + name) }
+        rmdir(directory)
     }
 }

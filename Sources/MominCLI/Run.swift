@@ -2,10 +2,12 @@ import ArgumentParser
 import Audit
 import Buckets
 import Doors
+import Egress
 import Gateway
 import Glibc
 import Host
 import MachineConfig
+import POSIX
 
 /// `momin run -- CMD [ARGS...]`: a fresh microVM runs one command through Doors exec and is torn
 /// down. The command's stdout and stderr are ours byte for byte; its exit status is ours.
@@ -41,7 +43,7 @@ struct Run: ParsableCommand {
 
     @OptionGroup var governance: GovernanceOptions
 
-    @Option(help: "Keep the session (machine, entropy seed, every call and its result digest) in FILE for momin replay.")
+    @Option(help: "Keep the session (machine, inputs, entropy seed, every call and its result digest; model answers and plain HTTP responses in FILE.exchanges/) in FILE for momin replay.")
     var record: String?
 
     @Option(help: "The VM's name, which its sub-agents' names start with and momin ps and momin stop know it by (default: the policy's agent, or run, then -PID).")
@@ -60,9 +62,9 @@ struct Run: ParsableCommand {
         let timeout = machine.timeout > 0 ? machine.timeout : nil
         try machine.refuseScratch("run")
         let disks = try machine.diskRequests()
-        // A replay boots the recorded machine; the disks' contents are not in the record.
-        if record != nil && (!disks.isEmpty || machine.image != nil) {
-            throw CLIError.usage("--record with --disk or --image: a session with disks cannot be recorded for replay yet")
+        // A replay gives the command what the run gave it; standard input is not kept.
+        if record != nil && interactive {
+            throw CLIError.usage("--record with --interactive: standard input is not recorded, so the session could not be replayed")
         }
 
         // Governance first: a bad policy or audit log is bad input, refused before any VM.
@@ -83,6 +85,17 @@ struct Run: ParsableCommand {
         let rig = try machine.rigDisks(disks)
         try Rig.check(config, noRig: machine.noRig, outputs: [governance.audit, governance.witness, record, buckets].compactMap { $0 } + rig.written,
                       drives: rig.drives, files: rig.files)
+        // The inputs by digest now, before the run; the record is written after it.
+        let recording = try record.map { _ throws(HostError) in
+            try SessionRecordFile.prepare(config: config, policy: loaded, rootImage: rootImage, overlay: machine.overlay, disks: disks,
+                                          buckets: buckets != nil)
+        }
+        let tape: SessionTape?
+        do {
+            tape = try record.map { path throws(SystemError) in .recording(try ExchangeStore(directory: ExchangeStore.directory(forRecord: path))) }
+        } catch {
+            throw CLIError.usage("--record \(record ?? ""): the exchange store: \(error)")
+        }
         let vmName = name ?? "\(loaded?.policy.agent ?? "run")-\(getpid())"
         try VMRegistry.validate(vmName)
         let registry = try VMRegistry.open(host)
@@ -98,7 +111,11 @@ struct Run: ParsableCommand {
         // Closed (and its head signed) explicitly by the session: the exits below skip defers.
         defer { try? log?.close() }
         let store: BucketStore?
-        do { store = try buckets.map { path throws(BucketError) in try BucketStore(path: path) } } catch {
+        // A recorded session keeps the store's clock readings, for the replay's store to tell again.
+        let clock = record != nil ? RecordedClock.recording() : nil
+        var storeOptions = BucketStore.Options()
+        if let clock { storeOptions.clock = { clock.now() } }
+        do { store = try buckets.map { path throws(BucketError) in try BucketStore(path: path, options: storeOptions) } } catch {
             throw CLIError.usage("bucket store \(buckets ?? ""): \(error)")
         }
         defer { try? store?.close() }
@@ -123,16 +140,23 @@ struct Run: ParsableCommand {
         options.rootImage = rootImage
         options.overlaySize = machine.overlay
         var observations: [CallObservation] = []
-        let session = try VMSession.run(config, options, log: log, agents: AgentHosting(store: store), registry: registry,
+        let session = try VMSession.run(config, options, log: log, agents: AgentHosting(store: store, tape: tape), registry: registry,
                                         environment: host) { gateway throws(GatewayError) in
             if record != nil { gateway.observe = { observations.append($0) } }
             return try gateway.exec(request, input: interactive ? .descriptor(0) : .none) { isStdout, bytes in
                 emit(bytes, to: isStdout ? 1 : 2)
             }
         }
-        if let record {
-            do { try SessionRecordFile.write(record, config: config, policy: loaded, calls: observations) } catch {
+        if let record, var recording {
+            recording.calls = observations
+            recording.bucketTimes = clock?.told ?? []
+            do { try SessionRecordFile.write(record, recording) } catch {
                 throw CLIError("cannot write the session record \(record): \(error)", .vmFailed)
+            }
+            for (index, call) in observations.enumerated() where call.tool == "brain" || call.tool == "egress-http" {
+                if call.allowed && call.exchange == nil {
+                    host.warn("call \(index + 1) (\(call.tool)) was not kept for replay: its exchange did not complete or was too large")
+                }
             }
         }
 

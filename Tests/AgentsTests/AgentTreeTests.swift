@@ -2,6 +2,7 @@
 import Audit
 import Buckets
 import Doors
+import Egress
 import Foundation
 import Gateway
 import Glibc
@@ -285,6 +286,17 @@ import Testing
         #expect(failure(open.spawn("a", policy: "version: 1\nagent: [broken"))?.0 == .denied)
         #expect(failure(open.spawn("a", vcpus: 2))?.0 == .denied)  // over its own policy's resources.vcpus
         #expect(open.launcher.booted.isEmpty)
+    }
+
+    /// A recorded session holds the root agent's calls only (docs/replay.md): it starts no
+    /// sub-agents, and the refusal is logged and named.
+    @Test func aRecordedSessionStartsNoSubAgents() throws {
+        let fixture = try Fixture()
+        fixture.tree.tape = .recording(try ExchangeStore(directory: fixture.directory + "/run.rec.exchanges"))
+        let (code, message) = try #require(failure(fixture.spawn("a")))
+        #expect(code == .denied && message.contains("a recorded session starts no sub-agents"), "\(message)")
+        #expect(fixture.launcher.booted.isEmpty)
+        #expect(try fixture.decisions(tool: "spawn").map(\.rule) == ["record"])
     }
 
     /// One budget per tree: a sub-agent's calls count in its parent's limits too, and a spawn

@@ -21,13 +21,14 @@ import TLSTestSupport
         let dir: String
         let log: AuditLog
         let relay: EgressRelay
+        let session: GovernedSession
 
-        init(port: UInt16, brain extra: String = "", slack: Int = 16, key: String? = "sk-host-secret") throws {
-            try self.init(baseURL: "http://127.0.0.1:\(port)/v1", brain: extra, slack: slack, key: key)
+        init(port: UInt16, brain extra: String = "", slack: Int = 16, key: String? = "sk-host-secret", tape: SessionTape? = nil) throws {
+            try self.init(baseURL: "http://127.0.0.1:\(port)/v1", brain: extra, slack: slack, key: key, tape: tape)
         }
 
         init(baseURL: String, brain extra: String = "", slack: Int = 16, key: String? = "sk-host-secret", trust: TLSTrust = .system,
-             names: [String: [IPAddress]] = [:], bodyDeadline: Double = 5) throws {
+             names: [String: [IPAddress]] = [:], bodyDeadline: Double = 5, tape: SessionTape? = nil) throws {
             dir = try makeTemporaryDirectory()
             log = try AuditLog(path: dir + "/audit.db", options: AuditLog.Options(keyPath: dir + "/audit.key"))
             let text = """
@@ -39,7 +40,7 @@ import TLSTestSupport
                 \(extra)
                 """
             let policy = try AgentPolicy.parse(text, format: .yaml, file: "brain.yaml")
-            let session = GovernedSession(agent: "thinker", policy: policy, log: log, resolver: LexicalPaths())
+            session = GovernedSession(agent: "thinker", policy: policy, log: log, resolver: LexicalPaths())
             var configuration = BrainConfiguration()
             configuration.bodyDeadline = bodyDeadline
             configuration.idleTimeout = 5
@@ -47,10 +48,10 @@ import TLSTestSupport
             configuration.trust = trust
             let credential = try key.map { try BrainCredential.parse(Array($0.utf8), source: "test").get() }
             let brain = BrainRelay(governed: GovernedBrain(session: session), credential: credential,
-                                   resolver: EgressRelayTests.Table(names: names), configuration: configuration)
+                                   resolver: EgressRelayTests.Table(names: names), configuration: configuration, tape: tape)
             var egress = EgressConfiguration()
             egress.headDeadline = 5
-            relay = EgressRelay(governed: GovernedEgress(session: session), configuration: egress, brain: brain)
+            relay = EgressRelay(governed: GovernedEgress(session: session), configuration: egress, brain: brain, tape: tape)
         }
 
         func exchange(_ request: String, entry: EgressEntry = .brain) throws -> String {

@@ -79,16 +79,18 @@ import Testing
         let dir: String
         let log: AuditLog
         let relay: EgressRelay
+        let session: GovernedSession
 
-        init(policy text: String, names: [String: [IPAddress]] = [:]) throws {
+        init(policy text: String, names: [String: [IPAddress]] = [:], tape: SessionTape? = nil) throws {
             dir = try makeTemporaryDirectory()
             log = try AuditLog(path: dir + "/audit.db", options: AuditLog.Options(keyPath: dir + "/audit.key"))
             let policy = try AgentPolicy.parse(text, format: .yaml, file: "egress.yaml")
-            let session = GovernedSession(agent: "web", policy: policy, log: log, resolver: LexicalPaths())
+            session = GovernedSession(agent: "web", policy: policy, log: log, resolver: LexicalPaths())
             var configuration = EgressConfiguration()
             configuration.headDeadline = 5
             configuration.idleTimeout = 5
-            relay = EgressRelay(governed: GovernedEgress(session: session), resolver: Table(names: names), configuration: configuration)
+            relay = EgressRelay(governed: GovernedEgress(session: session), resolver: Table(names: names), configuration: configuration,
+                                tape: tape)
         }
 
         /// Sends `request` as the guest would, half-closes when asked, and returns all the relay wrote back.
