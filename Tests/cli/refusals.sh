@@ -11,7 +11,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # counts them where they run, so a check that drops out elsewhere is not a smaller pass count.
 pvm_only=0; host_has_hw_virt || pvm_only=1
 as_root=0; [ "$(id -u)" -eq 0 ] && [ -c /dev/kvm ] && as_root=1
-plan $((25 + pvm_only + as_root))
+plan $((27 + pvm_only + as_root))
 momin=$(absolute "${1:?usage: refusals.sh PATH/TO/momin}")
 kernel=$MOMIN_CACHE/guest/vmlinuz
 
@@ -48,8 +48,17 @@ expect_refusal "--scratch on momin run, whose VM has no name to keep one under" 
   "$momin" run --kernel "$kernel" --scratch 16M -- /bin/true
 expect_refusal "momin exec --cwd that is not absolute" "--cwd evidence: the working directory must be an absolute path" \
   "$momin" exec nosuchvm --cwd evidence -- /bin/true
-expect_refusal "--record with --disk" "a session with disks cannot be recorded for replay yet" \
-  "$momin" run --kernel "$kernel" --record "$work/r.rec" --disk "$work/disk.img" -- /bin/true
+expect_refusal "--record with a writable --disk" "--record with a writable --disk $work/disk.img: a replay cannot have what the run wrote to it" \
+  "$momin" run --kernel "$kernel" --record "$work/r.rec" --disk "$work/disk.img:rw" -- /bin/true
+expect_refusal "--record with --interactive" "--record with --interactive: standard input is not recorded" \
+  "$momin" run --kernel "$kernel" --record "$work/r.rec" -i -- /bin/true
+# A record whose root image is no longer the recorded file (the kernel is): refused by digest.
+printf 'an image\n' > "$work/image.ext4"
+{ printf 'momin-record 2\nseed %s\nvcpus 1\nmemory 256\ncmdline quiet\n' "$(printf '%064d' 0)"
+  printf 'kernel %s %s\n' "$(sha256sum "$kernel" | cut -d' ' -f1)" "$kernel"
+  printf 'image %s %s\n' "$(printf '%064d' 0)" "$work/image.ext4"; } > "$work/changed.rec"
+expect_refusal "replay of a record whose image changed" "$work/image.ext4 is not the file the session was recorded with (SHA-256 differs)" \
+  "$momin" replay "$work/changed.rec"
 expect_refusal "--overlay without --image" "--overlay 64m: there is no --image to lay it over" \
   "$momin" run --kernel "$kernel" --overlay 64m -- /bin/true
 expect_refusal "--overlay that is not a size" "--overlay 1g,mode=4777: expected a size such as 256m, 1g or 50%" \
