@@ -23,7 +23,7 @@ import Testing
         #expect(report.lines == ["call 1: identical (brain)", "call 2: identical (exec)", "replay: 2 of 2 calls identical (100.0%)"])
     }
 
-    @Test func aDivergedModelRequestIsShownFromTheByteWhereItParted() {
+    @Test func aDivergedModelRequestIsShownFromTheByteWhereItParted() throws {
         let recorded = [Self.brain("x"), Self.brain("y"), Self.exec]
         let replayed = [Self.brain("x"), Self.brain("z", exchange: nil), Self.exec]
         let sent = Array(#"{"messages":[{"role":"tool","content":"exit 0"}]}"#.utf8)
@@ -31,7 +31,7 @@ import Testing
         let report = ReplayReport(recorded: recorded, replayed: replayed, recordedRequest: { $0 == Self.a ? sent : nil },
                                   divergedRequest: { $0 == "brain" ? now : nil })
         #expect(!report.identical)
-        #expect(report.lines.count == 6)
+        try #require(report.lines.count == 6)
         #expect(report.lines[1].hasPrefix("call 2: differs (brain): recorded status 200, 10 bytes"))
         #expect(report.lines[2] == #"  the request differs: from byte 13 (of 15 recorded, 15 now): recorded "y\n", now "z\n""#)
         #expect(report.lines[3] == #"  the brain request as sent out differs: from byte 44 (of 49 recorded, 49 now): recorded "0\"}]}", now "1\"}]}""#)
