@@ -53,9 +53,6 @@ public final class BrainRelay: Sendable {
         self.tape = tape
     }
 
-    /// The tool name a model call is logged and recorded under.
-    static let tool = "brain"
-
     /// The one path served, as the agent names it (its base URL is `http://brain.momin/v1`).
     public static let chatPath = "/v1/chat/completions"
 
@@ -109,7 +106,7 @@ public final class BrainRelay: Sendable {
     func open(_ url: BaseURL, forwarded: [UInt8]) -> Result<any ProviderStream & TapedAnswer, BrainFailure> {
         switch tape {
         case .replaying(let recorded)?:
-            switch recorded.answer(tool: Self.tool, request: forwarded) {
+            switch recorded.answer(tool: GovernedBrain.tool, request: forwarded) {
             case .success(let bytes): return .success(ReplayedStream(bytes))
             case .failure(let miss): return .failure(BrainFailure(miss.description))
             }

@@ -44,7 +44,7 @@ final class ReplayedUpstream: Sendable {
         if length > UInt64(ExchangeStore.exchangeLimit) {
             answer = Self.divergence("the request is \(length) bytes, more than a recording keeps")
         } else if let request = Self.read(fd, length: Int(length), idleTimeout: idleTimeout) {
-            switch recorded.answer(tool: "egress-http", request: request) {
+            switch recorded.answer(tool: GovernedEgress.httpTool, request: request) {
             case .success(let bytes):
                 answer = bytes
                 taken.withLock {

@@ -207,7 +207,7 @@ public struct RecordedResolver: HostResolver {
 
     public init(calls: [CallObservation]) {
         var names: [String: [IPAddress]] = [:]
-        for call in calls where call.tool == "egress-http" || call.tool == "egress-connect" {
+        for call in calls where call.tool == GovernedEgress.httpTool || call.tool == GovernedEgress.connectTool {
             var host: String?
             var resolved: [IPAddress] = []
             for line in String(decoding: call.arguments, as: UTF8.self).split(separator: "\n") {

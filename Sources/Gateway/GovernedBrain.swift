@@ -48,6 +48,9 @@ public final class GovernedBrain: Sendable {
         self.brain = session.policy?.brain
     }
 
+    /// The tool name model calls are logged and recorded under.
+    public static let tool = "brain"
+
     /// The provider the policy names; nil: no Brain calls.
     public var baseURL: BaseURL? { brain?.baseURL }
 
@@ -58,7 +61,7 @@ public final class GovernedBrain: Sendable {
         let arguments = Array((fields.joined(separator: "\n") + "\n").utf8)
         guard let brain else {
             let refusal = Policy.Decision.deny(.defaultDeny, .nothingAllowed("Brain calls"))
-            _ = try? session.admit(.brain(model: model, maxTokens: maxTokens ?? 1), tool: "brain", arguments: arguments) { refusal }
+            _ = try? session.admit(.brain(model: model, maxTokens: maxTokens ?? 1), tool: Self.tool, arguments: arguments) { refusal }
             throw .denied(refusal)
         }
         // The policy judges the cap the provider will be held to: the request's own, else the
@@ -67,7 +70,7 @@ public final class GovernedBrain: Sendable {
         let granted = Mutex<(cap: Int?, reserved: Int)?>(nil)
         let admission: GovernedSession.Admission
         do {
-            admission = try session.admission(.brain(model: model, maxTokens: judged), tool: "brain", arguments: arguments) { [self] in
+            admission = try session.admission(.brain(model: model, maxTokens: judged), tool: Self.tool, arguments: arguments) { [self] in
                 state.withLock { usage -> Policy.Decision? in
                     if let cap = brain.maxRequests, usage.requests >= cap {
                         return .refused(brain.maxRequestsRule, because: "\(usage.requests) requests made, at most \(cap) per session")

@@ -31,6 +31,10 @@ public final class GovernedEgress: Sendable {
         public let logContent: Bool
     }
 
+    /// The tool names connections are logged and recorded under: a tunnel, a plain request.
+    public static let connectTool = "egress-connect"
+    public static let httpTool = "egress-http"
+
     public init(session: GovernedSession) {
         self.session = session
         self.limits = session.policy?.network.limits ?? NetworkLimits()
@@ -45,10 +49,10 @@ public final class GovernedEgress: Sendable {
         var fields: [String]
         switch call {
         case .connect(let host, let port, let scheme, let resolved):
-            tool = "egress-connect"
+            tool = Self.connectTool
             fields = ["host=\(host)", "port=\(port)", "scheme=\(scheme.rawValue)", "resolved=\(Self.list(resolved))"]
         case .httpRequest(let host, let port, let method, _, let resolved):
-            tool = "egress-http"
+            tool = Self.httpTool
             fields = ["host=\(host)", "port=\(port)", "scheme=http", "method=\(method)", "target=\(target ?? "")",
                       "resolved=\(Self.list(resolved))"]
         default:

@@ -51,8 +51,7 @@ struct Replay: ParsableCommand {
         do { recorded = RecordedExchanges(store: try ExchangeStore(directory: exchanges), calls: record.calls) } catch {
             throw CLIError.usage("\(file): the exchange store: \(error)")
         }
-        let scratch = try record.buckets ? ScratchBuckets(clock: .replaying(record.bucketTimes)) : nil
-        defer { scratch?.remove() }
+        let registry = try VMRegistry.open(host)
         var options = VMSession.Options(name: "replay-\(getpid())")
         options.jail = noJail ? .unjailed : .jailed
         options.timeout = timeout
@@ -62,16 +61,26 @@ struct Replay: ParsableCommand {
         options.rootImage = record.image?.path
         options.overlaySize = record.overlay
         var observations: [CallObservation] = []
-        let session = try VMSession.run(config, options, log: nil, agents: AgentHosting(store: scratch?.store, tape: .replaying(recorded)),
-                                        registry: try VMRegistry.open(host), environment: host) { gateway throws(GatewayError) in
-            gateway.observe = { observations.append($0) }
-            for request in requests {
-                do throws(GatewayError) { _ = try gateway.exec(request, input: .none) { _, _ in } } catch {
-                    if case .denied = error { continue }  // observed as a denial
-                    throw error
+        // Made last, and removed as soon as the session is over, whichever way it ended (the
+        // exits below skip defers).
+        let scratch = try record.buckets ? ScratchBuckets(clock: .replaying(record.bucketTimes)) : nil
+        let session: VMSession.End<Void>
+        do {
+            session = try VMSession.run(config, options, log: nil, agents: AgentHosting(store: scratch?.store, tape: .replaying(recorded)),
+                                        registry: registry, environment: host) { gateway throws(GatewayError) in
+                gateway.observe = { observations.append($0) }
+                for request in requests {
+                    do throws(GatewayError) { _ = try gateway.exec(request, input: .none) { _, _ in } } catch {
+                        if case .denied = error { continue }  // observed as a denial
+                        throw error
+                    }
                 }
             }
+        } catch {
+            scratch?.remove()
+            throw error
         }
+        scratch?.remove()
         if case .failure(let error) = session.result {
             if !console { ConsoleLog.showTail(of: session.consoleLog, warn: host.warn) }
             throw CLIError("\(error) (momin-vmm \(session.vmStatus))", .vmFailed)

@@ -156,7 +156,7 @@ struct Run: ParsableCommand {
             do { try SessionRecordFile.write(record, recording) } catch {
                 throw CLIError("cannot write the session record \(record): \(error)", .vmFailed)
             }
-            for (index, call) in observations.enumerated() where call.tool == "brain" || call.tool == "egress-http" {
+            for (index, call) in observations.enumerated() where call.tool == GovernedBrain.tool || call.tool == GovernedEgress.httpTool {
                 if call.allowed && call.exchange == nil {
                     host.warn("call \(index + 1) (\(call.tool)) was not kept for replay: its exchange did not complete or was too large")
                 }
