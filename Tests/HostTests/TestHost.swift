@@ -92,11 +92,12 @@ final class TestHost: @unchecked Sendable {
             exit 0 ;;
         esac
         # The VMM's command line first, then its trap, then the arguments it got: once
-        # args.PID exists, it looks like a VMM and stops cleanly on SIGTERM.
+        # args.PID exists (renamed into place whole: a reader never sees half of it), it looks
+        # like a VMM and stops cleanly on SIGTERM.
         # Given a liveness descriptor, it stops (as on SIGTERM) once the other end hangs up.
         exec -a "$0" /bin/bash -c 'trap "kill \\$child 2>/dev/null; exit 0" TERM
           case " $* " in *" --liveness-fd 3 "*) { cat <&3 > /dev/null; kill -TERM $$; } & ;; esac
-          printf "%s\\n" "$@" > \(fake)/args.$$
+          printf "%s\\n" "$@" > \(fake)/args.$$.partial && mv \(fake)/args.$$.partial \(fake)/args.$$
           sleep 1000 & child=$!; wait $child' "$0" "$@"
         """
     }

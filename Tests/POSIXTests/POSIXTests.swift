@@ -3,30 +3,44 @@ import POSIX
 import Testing
 
 @Suite struct FileIOTests {
-    /// A pipe whose ends close when the test ends.
+    /// A pipe whose ends close once: when a test closes one, or when the test ends. Both ends are
+    /// close-on-exec at once (Swift's Glibc has no pipe2): a process another test starts must not
+    /// keep an end open, or a reader waits for an end of file that does not come.
     final class Pipe {
-        let read: Int32, write: Int32
+        private(set) var read: Int32, write: Int32
         init() throws {
             var fds: [Int32] = [-1, -1]
             try #require(pipe(&fds) == 0)
+            for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
             read = fds[0]
             write = fds[1]
         }
-        deinit { close(read); close(write) }
+        func closeRead() {
+            if read >= 0 { close(read) }
+            read = -1
+        }
+        func closeWrite() {
+            if write >= 0 { close(write) }
+            write = -1
+        }
+        deinit {
+            closeRead()
+            closeWrite()
+        }
     }
 
     @Test func readAllReturnsEverythingUpToTheLimit() throws {
         let pipe = try Pipe()
         let bytes = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
         try FileIO.writeAll(pipe.write, bytes)
-        close(pipe.write)
+        pipe.closeWrite()
         #expect(try FileIO.readAll(pipe.read, limit: 10_000) == bytes)
     }
 
     @Test func readAllRefusesMoreThanTheLimitWithEFBIG() throws {
         let pipe = try Pipe()
         try FileIO.writeAll(pipe.write, [UInt8](repeating: 1, count: 5000))
-        close(pipe.write)
+        pipe.closeWrite()
         #expect(throws: SystemError("read", errno: EFBIG)) { try FileIO.readAll(pipe.read, limit: 4999) }
     }
 
@@ -40,13 +54,25 @@ import Testing
 
     @Test func writeAllToAClosedPipeFailsWithEPIPE() throws {
         let pipe = try Pipe()
-        close(pipe.read)
+        pipe.closeRead()
         var ignore = sigaction()
         ignore.__sigaction_handler.sa_handler = SIG_IGN
         var previous = sigaction()
         sigaction(SIGPIPE, &ignore, &previous)
         defer { sigaction(SIGPIPE, &previous, nil) }
-        #expect(throws: SystemError("write", errno: EPIPE)) { try FileIO.writeAll(pipe.write, [1, 2, 3]) }
+        // A process another test starts may hold the read end from its fork until its exec:
+        // the write fails with EPIPE once no reader is left.
+        let deadline = MonotonicClock.deadline(after: 10)
+        var outcome = Result<Void, SystemError> { () throws(SystemError) in try FileIO.writeAll(pipe.write, [1, 2, 3]) }
+        while case .success = outcome, MonotonicClock.nanoseconds() < deadline {
+            usleep(10_000)
+            outcome = Result { () throws(SystemError) in try FileIO.writeAll(pipe.write, [1, 2, 3]) }
+        }
+        guard case .failure(let error) = outcome else {
+            Issue.record("writes to a pipe with no reader kept succeeding for 10 s")
+            return
+        }
+        #expect(error == SystemError("write", errno: EPIPE))
     }
 
     /// MSG_NOSIGNAL: a peer that has gone is an error, and the process lives on without
