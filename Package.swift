@@ -50,7 +50,7 @@ let package = Package(
         // The host's client of a guest's momin-init: Doors over the VMM's vsock socket (exec, files, ping).
         .target(name: "GuestClient", dependencies: ["Doors", "POSIX"]),
         // Policy files (YAML, JSON) → a compiled policy; a pure evaluator of tool calls and limits.
-        .target(name: "Policy", dependencies: ["Doors", "POSIX", .product(name: "Yams", package: "Yams")]),
+        .target(name: "Policy", dependencies: ["Doors", "PackageIndex", "POSIX", .product(name: "Yams", package: "Yams")]),
         // RFC 6962 Merkle trees: tree hashes, an incremental frontier, inclusion and consistency proofs (pure).
         .target(name: "Merkle", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         // What the audit log and bucket stores share as signed SQLite Merkle logs: the file's identity,

@@ -78,6 +78,8 @@ struct PolicyEval: ParsableCommand {
     var resolved: [String] = []
     @Option(help: ArgumentHelp("A Brain call for this model.", valueName: "model")) var brain: String?
     @Option(help: "With --brain: the tokens the call asks for at most.") var maxTokens = 1024
+    @Option(help: ArgumentHelp("One package an install would bring in, as pip:NAME==VERSION or apt:NAME.", valueName: "package"))
+    var install: String?
     @Option(parsing: .remaining, help: "Run a program: the rest of the line is argv.") var exec: [String] = []
 
     func run() throws {
@@ -113,8 +115,9 @@ struct PolicyEval: ParsableCommand {
         }
         if let network { calls.append(network.call([])) }
         if let brain { calls.append(.brain(model: brain, maxTokens: maxTokens)) }
+        if let install { calls.append(try Self.installCall(install)) }
         guard calls.count == 1 else {
-            throw CLIError.usage("give exactly one of --exec, --read, --write, --list, --mkdir, --remove, --bucket, --connect, --http, --brain")
+            throw CLIError.usage("give exactly one of --exec, --read, --write, --list, --mkdir, --remove, --bucket, --connect, --http, --brain, --install")
         }
         let policy = try loadPolicy(file)
         var call = calls[0]
@@ -141,6 +144,27 @@ struct PolicyEval: ParsableCommand {
         case .deny:
             print("deny \(decision.rule): \(decision.reason)" + (lookupProblem.map { " (looking it up: \($0))" } ?? ""))
             Glibc.exit(1)
+        }
+    }
+}
+
+extension PolicyEval {
+    /// `pip:NAME==VERSION` (a pip package is judged at the version the host resolved) or
+    /// `apt:NAME`.
+    static func installCall(_ text: String) throws -> ToolCall {
+        guard let colon = text.firstIndex(of: ":"), let ecosystem = PackageEcosystem(rawValue: String(text[..<colon])) else {
+            throw CLIError.usage("--install \(text): expected pip:NAME==VERSION or apt:NAME")
+        }
+        let rest = text[text.index(after: colon)...]
+        switch ecosystem {
+        case .pip:
+            guard let equals = rest.range(of: "=="), !rest[..<equals.lowerBound].isEmpty, !rest[equals.upperBound...].isEmpty else {
+                throw CLIError.usage("--install \(text): a pip package is judged at one version: pip:NAME==VERSION")
+            }
+            return .installPackage(ecosystem: .pip, name: String(rest[..<equals.lowerBound]), version: String(rest[equals.upperBound...]))
+        case .apt:
+            guard !rest.isEmpty else { throw CLIError.usage("--install \(text): expected apt:NAME") }
+            return .installPackage(ecosystem: .apt, name: String(rest), version: "")
         }
     }
 }

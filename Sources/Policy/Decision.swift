@@ -33,6 +33,9 @@ public enum ToolCall: Sendable, Hashable {
     case httpRequest(host: String, port: UInt16, method: String, path: String, resolved: [IPAddress])
     /// One model call through the host's Brain relay, asking for at most `maxTokens`.
     case brain(model: String, maxTokens: Int)
+    /// One package an install would bring in (the one asked for, or a dependency), by name and
+    /// the exact version resolved.
+    case installPackage(ecosystem: PackageEcosystem, name: String, version: String)
 
     /// The call a Doors request makes; nil for frames that are not requests.
     public init?(_ message: DoorsMessage) {
@@ -146,6 +149,8 @@ public enum Reason: Sendable, Equatable, CustomStringConvertible {
     case specialAddress(host: String, address: IPAddress, kind: AddressClass)
     case modelNotAllowed(String)
     case tokensOverCallLimit(requested: Int, limit: Int)
+    case packageNotAllowed(ecosystem: PackageEcosystem, name: String)
+    case packageVersionNotAllowed(name: String, version: String, allowed: String)
     /// Refused by the host for a reason outside the rules (`Decision.refused(_:because:)`).
     case refused(String)
     /// Refused by the other side's policy.
@@ -209,6 +214,8 @@ public enum Reason: Sendable, Equatable, CustomStringConvertible {
         case .specialAddress(let host, let address, let kind): "\(host) resolves to \(address), \(kind), which no rule names"
         case .modelNotAllowed(let model): "model \(quoted(model)) is not among brain.models"
         case .tokensOverCallLimit(let requested, let limit): "\(requested) tokens asked for, at most \(limit) per call allowed"
+        case .packageNotAllowed(let ecosystem, let name): "\(ecosystem.rawValue) package \(quoted(name)) is not among packages.\(ecosystem.rawValue).allow"
+        case .packageVersionNotAllowed(let name, let version, let allowed): "\(name) \(version) is not among the versions allowed (\(allowed))"
         case .cyclesExhausted(let limit): "the limit of \(limit) tool calls is used up"
         case .wallTimeExceeded(let limit): "the wall time limit of \(formatDuration(limit)) has passed"
         case .outputExceeded(let limit): "the output limit of \(limit) bytes is used up"

@@ -26,6 +26,7 @@ extension AgentPolicy {
         case .httpRequest(let host, let port, let method, let path, let resolved):
             judgeEgress(host: host, port: port, scheme: .http, request: (method, path), resolved: resolved)
         case .brain(let model, let maxTokens): judgeBrain(model: model, maxTokens: maxTokens)
+        case .installPackage(let ecosystem, let name, let version): judgeInstall(ecosystem, name: name, version: version)
         }
     }
 

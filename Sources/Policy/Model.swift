@@ -17,6 +17,8 @@ public struct AgentPolicy: Sendable, Equatable {
     public var network = Network()
     /// nil: the policy allows no Brain calls.
     public var brain: Brain?
+    /// nil: the policy allows no package installs.
+    public var packages: Packages?
 
     public init(file: String, version: Int, agent: String, description: String?, tools: Tools, limits: Limits, resources: Resources) {
         self.file = file
@@ -31,6 +33,7 @@ public struct AgentPolicy: Sendable, Equatable {
     public static func == (a: AgentPolicy, b: AgentPolicy) -> Bool {
         a.version == b.version && a.agent == b.agent && a.description == b.description && a.tools == b.tools
             && a.limits == b.limits && a.resources == b.resources && a.network == b.network && a.brain == b.brain
+            && a.packages == b.packages
     }
 }
 

@@ -48,6 +48,7 @@ extension AgentPolicy {
         found += resourceWidenings(parent.resources)
         found += networkWidenings(parent.network)
         found += brainWidenings(parent.brain)
+        found += packageWidenings(parent.packages)
         return found
     }
 

@@ -53,7 +53,8 @@ struct PolicyBuilder {
     // MARK: Schema
 
     func policy(_ root: SourceNode) throws(PolicyError) -> AgentPolicy {
-        let top = try mapping(root, "", keys: ["version", "agent", "description", "tools", "limits", "resources", "network", "brain"])
+        let top = try mapping(root, "", keys: ["version", "agent", "description", "tools", "limits", "resources", "network", "brain",
+                                                    "packages"])
         guard let versionNode = top["version"] else { throw fail(root, "version", "missing (this momin reads version 1)") }
         let version = try integer(versionNode.node, "version")
         guard Self.supportedVersions.contains(version) else {
@@ -72,6 +73,7 @@ struct PolicyBuilder {
             resources: try top["resources"].map { entry throws(PolicyError) in try resources(entry.node) } ?? .defaults)
         if let entry = top["network"] { policy.network = try network(entry.node) }
         if let entry = top["brain"] { policy.brain = try brain(entry.node, line: entry.line) }
+        if let entry = top["packages"] { policy.packages = try packages(entry.node) }
         return policy
     }
 
