@@ -94,12 +94,12 @@ public struct Specifier: Sendable, Hashable, CustomStringConvertible {
     /// Whether `candidate` satisfies this clause by its operator ("Version specifiers"); a set
     /// also filters pre-releases.
     public func admits(_ candidate: Version) -> Bool {
-        guard let version else {
-            return op == .arbitrary && ASCII.same(ASCII.lowercased(candidate.description), ASCII.lowercased(arbitraryText))
-        }
+        // "Arbitrary equality" compares text, whether or not it is a version.
+        if op == .arbitrary { return ASCII.same(ASCII.lowercased(candidate.description), ASCII.lowercased(arbitraryText)) }
+        guard let version else { return false }
         switch op {
         case .arbitrary:
-            return ASCII.same(ASCII.lowercased(candidate.description), ASCII.lowercased(arbitraryText))
+            return false  // answered above
         case .compatible:
             // "Compatible release": >= V and == V's release without its last segment, as a prefix.
             return candidate.publicVersion >= version
