@@ -72,6 +72,8 @@ let package = Package(
         .target(name: "HTTPWire"),
         // OpenAI-compatible Chat Completions as the Brain relay reads them: bounded JSON scanning, the request's model and token fields, SSE events, usage (pure; fuzzed).
         .target(name: "BrainWire"),
+        // Python packages as the host reads them for a guest: PEP 440 versions and specifiers, PEP 508 requirements and markers, core metadata, wheel names and tags, simple index pages (pure; fuzzed).
+        .target(name: "PackageIndex"),
         // The host's end of agents' network access: the guest's proxy connections judged by policy,
         // resolved and connected by the host, counted and logged (docs/egress.md).
         .target(name: "Egress", dependencies: [
@@ -113,7 +115,7 @@ let package = Package(
         .executableTarget(name: "MominProbe", dependencies: ["GuestClient", "Doors", "POSIX"]),
         // The fuzz targets (docs/testing.md, "Fuzzing"): one function per parser that a guest or a file
         // reaches, each checking a property, not only that it does not crash.
-        .target(name: "FuzzTargets", dependencies: ["BrainWire", "Doors", "HTTPWire", "Policy", "Devices", "GuestMemory", "Images"]),
+        .target(name: "FuzzTargets", dependencies: ["BrainWire", "Doors", "HTTPWire", "PackageIndex", "Policy", "Devices", "GuestMemory", "Images"]),
         // libFuzzer's entry point over FuzzTargets, built by Scripts/fuzz with -sanitize=fuzzer,address.
         .executableTarget(name: "MominFuzz", dependencies: ["FuzzTargets", "POSIX"]),
         // Root file system images: `momin image build debian` (mmdebstrap, then mkfs.ext4 -d, no
@@ -180,6 +182,8 @@ let package = Package(
         .target(name: "TLSTestSupport", path: "Tests/TLSTestSupport"),
         // The Brain relay's parsers: JSON edge cases, the request's fields and rewrite, SSE, usage.
         .testTarget(name: "BrainWireTests", dependencies: ["BrainWire"]),
+        // The package-index parsers against the PEPs' own examples, their refusals and bounds.
+        .testTarget(name: "PackageIndexTests", dependencies: ["PackageIndex"]),
         .testTarget(name: "AgentsTests", dependencies: [
             "Agents", "Doors", "Egress", "Gateway", "Policy", "Audit", "Buckets", "GuestClientTestSupport", "GuestClient",
         ]),

@@ -30,6 +30,9 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     /// What the Brain relay reads: a provider's response head, chunked body and event stream,
     /// and a guest's chat request and its rewrite, which parses again to the same request.
     case brainWire = "brain-wire"
+    /// What the host reads to install packages for a guest: versions, specifiers, requirements,
+    /// METADATA, wheel filenames and simple index pages, each reading back from its description.
+    case packageIndex = "package-index"
 
     /// Runs one input through the target.
     public func run(_ bytes: [UInt8]) {
@@ -44,6 +47,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .tar: TarTarget.run(bytes)
         case .httpHead: HTTPHeadTarget.run(bytes)
         case .brainWire: BrainWireTarget.run(bytes)
+        case .packageIndex: PackageIndexTarget.run(bytes)
         }
     }
 }

@@ -54,7 +54,60 @@ public enum Seeds {
             ].map { Array($0.utf8) }
         case .brainWire:
             return brainWireSeeds()
+        case .packageIndex:
+            return packageIndexSeeds()
         }
+    }
+
+    /// One input per parser of the package-index target (the first byte picks it): a version
+    /// with every part, a specifier set, a requirement with extras and a marker, a METADATA, a
+    /// wheel's filename, and a project page as HTML and as JSON.
+    static func packageIndexSeeds() -> [[UInt8]] {
+        let metadata = """
+            Metadata-Version: 2.1
+            Name: requests
+            Version: 2.31.0
+            Summary: Python HTTP for Humans.
+            Requires-Python: >=3.7
+            License: Apache 2.0
+            Requires-Dist: charset-normalizer (<4,>=2)
+            Requires-Dist: idna (<4,>=2.5)
+            Requires-Dist: urllib3 (<3,>=1.21.1)
+            Requires-Dist: certifi (>=2017.4.17)
+            Provides-Extra: security
+            Provides-Extra: socks
+            Requires-Dist: PySocks (!=1.5.7,>=1.5.6) ; extra == 'socks'
+            Provides-Extra: use_chardet_on_py3
+            Requires-Dist: chardet (<6,>=3.0.2) ; extra == 'use_chardet_on_py3'
+
+            # Requests
+
+            """
+        let html = """
+            <!DOCTYPE html>
+            <html><head><meta name="pypi:repository-version" content="1.1"><title>Links for demo</title></head>
+            <body><h1>Links for demo</h1>
+            <a href="https://files.example.org/packages/demo-1.0-py3-none-any.whl#sha256=\(String(repeating: "ab", count: 32))" data-requires-python="&gt;=3.8" data-dist-info-metadata="sha256=\(String(repeating: "cd", count: 32))" data-core-metadata="sha256=\(String(repeating: "cd", count: 32))">demo-1.0-py3-none-any.whl</a><br />
+            <a href="../../packages/demo-0.9.tar.gz#md5=\(String(repeating: "0f", count: 16))" data-yanked="broken &amp; old">demo-0.9.tar.gz</a><br />
+            <!-- <a href="x">x</a> -->
+            </body></html>
+            """
+        let json = """
+            {"meta": {"api-version": "1.1", "_last-serial": 7}, "name": "demo", "versions": ["0.9", "1.0"],
+             "files": [{"filename": "demo-1.0-py3-none-any.whl", "url": "https://files.example.org/packages/demo-1.0-py3-none-any.whl",
+                        "hashes": {"sha256": "\(String(repeating: "ab", count: 32))"}, "requires-python": ">=3.8", "yanked": false,
+                        "core-metadata": {"sha256": "\(String(repeating: "cd", count: 32))"}, "size": 1024},
+                       {"filename": "demo-0.9.tar.gz", "url": "../../packages/demo-0.9.tar.gz", "hashes": {}, "yanked": "broken \\u0026 old"}]}
+            """
+        return [
+            [0] + Array("v1!2.0RC1-r3-dev4+Ubuntu_1.7".utf8),
+            [1] + Array(" ~=1.4.5a4, !=1.4.7.*, <2 ,>=1!0.1.post2".utf8),
+            [2] + Array(#"requests [security,socks] >=2.8.1, ==2.8.* ; python_version < "2.7" and (os_name == 'posix' or extra == "x")"#.utf8),
+            [3] + Array(metadata.utf8),
+            [4] + Array("numpy-1.26.4-1local-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl".utf8),
+            [5, 0] + Array(html.utf8),
+            [5, 1] + Array(json.utf8),
+        ]
     }
 
     /// A streamed chat request with tools (mode 2, a cap of 4000), the stream that answers it

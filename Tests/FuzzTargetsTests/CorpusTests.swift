@@ -29,6 +29,9 @@ import Testing
     @Test func seedsAreValidInputs() throws {
         #expect(Seeds.seeds(for: .doorsFrame).count >= 8 && Seeds.seeds(for: .handsCall).count == 9)
         #expect(Seeds.seeds(for: .virtqueue).allSatisfy { $0.count == 2 + 0x8000 })
+        // One seed per package-index parser, each accepted by it (both pages with their two files).
+        #expect(Seeds.seeds(for: .packageIndex).map { $0.first.map { Int($0) % 6 } } == [0, 1, 2, 3, 4, 5, 5])
+        #expect(Seeds.seeds(for: .packageIndex).filter { !PackageIndexTarget.accepts($0) }.isEmpty)
     }
 
     /// Each virtio-blk seed is accepted as the request it was made as; the queue of all of them
