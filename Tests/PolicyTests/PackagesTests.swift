@@ -112,7 +112,7 @@ import Testing
         // covers must still keep the versions of an earlier one that meets its names.
         let parent = try Self.child(index + "      - {name: pefile, versions: \"<2\"}\n      - \"*\"\n")
         #expect(try Self.child(index + "      - \"pe*\"\n").widenings(over: parent).map(\.reason)
-            == ["versions any version do not keep the parent's packages.pip.allow[0] (line 5) \"<2\""])
+            == ["versions any version do not keep the parent's packages.pip.allow[0] (line 7) \"<2\""])
         #expect(try Self.child(index + "      - {name: \"pe*\", versions: \"<2\"}\n").widenings(over: parent).isEmpty)
         // apt: mirrors among the parent's, names within.
         let apt = try Self.child("  apt:\n    mirrors: [http://other.example/debian]\n    allow: [nmap]\n")
