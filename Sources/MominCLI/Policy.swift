@@ -45,7 +45,14 @@ struct PolicyCheck: ParsableCommand {
             + "\(count(tools.write.count, "write glob")), \(count(tools.buckets.count, "bucket rule")); "
             + "limits \(limits.cycles) cycles, \(formatDuration(limits.wallTime)) wall time, "
             + "\(formatDuration(limits.callTimeout)) per call, \(formatSize(limits.outputBytes)) output; resources \(count(resources.vcpus, "vCPU")), \(resources.memoryMiB) MiB, "
-            + "\(count(resources.gpus, "GPU")), \(count(resources.subAgents, "sub-agent"))"
+            + "\(count(resources.gpus, "GPU")), \(count(resources.subAgents, "sub-agent"))" + packages(policy.packages)
+    }
+
+    /// "; packages pip 3 rules, apt 2 rules", when the policy allows any.
+    func packages(_ packages: Packages?) -> String {
+        let sections = [packages?.pip.map { ("pip", $0.allow.count) }, packages?.apt.map { ("apt", $0.allow.count) }].compactMap { $0 }
+        guard !sections.isEmpty else { return "" }
+        return "; packages " + sections.map { "\($0.0) \($0.1) rule\($0.1 == 1 ? "" : "s")" }.joined(separator: ", ")
     }
 }
 

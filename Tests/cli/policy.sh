@@ -4,7 +4,7 @@
 #
 #   Tests/cli/policy.sh PATH/TO/momin
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-plan 9
+plan 12
 momin=$(absolute "${1:?usage: policy.sh PATH/TO/momin}")
 triage=$MOMIN_ROOT/docs/policies/triage.yaml
 
@@ -28,6 +28,26 @@ expect_decision "policy eval denies a Brain call for a model the policy does not
   "$momin" policy eval "$web" --brain gpt-4o
 # A document nested 100,000 levels deep (what a guest can send with hands spawn) is refused
 # with one line, not a crash of the composer's recursion (issue 12).
+# Package installs (docs/policy.md, "packages"): each package an install would bring in, by
+# name and, for pip, the version the host resolved.
+cat > "$work/packages.yaml" <<'POLICY'
+version: 1
+agent: installer
+packages:
+  pip:
+    index: https://pypi.org/simple
+    allow:
+      - {name: pefile, versions: ">=2023.2.7,<2025"}
+  apt:
+    mirrors: [http://deb.debian.org/debian]
+    allow: [binwalk]
+POLICY
+expect_decision "policy check counts package rules" 0 "; packages pip 1 rule, apt 1 rule$" "$momin" policy check "$work/packages.yaml"
+expect_decision "policy eval allows a pip package at an allowed version" 0 '^allow packages.pip.allow\[0\] (line 7)$' \
+  "$momin" policy eval "$work/packages.yaml" --install pip:PEfile==2024.8.26
+expect_decision "policy eval denies a version outside the rule's" 1 \
+  '^deny packages.pip.allow\[0\] (line 7): pefile 2022.5.30 is not among the versions allowed (>=2023.2.7,<2025)$' \
+  "$momin" policy eval "$work/packages.yaml" --install pip:pefile==2022.5.30
 printf '%.0s[' $(seq 100000) > "$work/deep.yaml"
 expect_refusal "policy check: a YAML document nested 100,000 deep" "deep.yaml:1: nested too deeply" \
   "$momin" policy check "$work/deep.yaml"
