@@ -114,15 +114,18 @@ public struct Specifier: Sendable, Hashable, CustomStringConvertible {
             return candidate.publicVersion >= version
         case .less:
             // "<V MUST NOT allow a pre-release of the specified version unless the specified
-            // version is itself a pre-release."
+            // version is itself a pre-release": V's pre-releases are those from V.dev0 up.
             guard candidate < version else { return false }
-            return version.isPrerelease || !candidate.isPrerelease || candidate.baseVersion != version.baseVersion
+            let earliestPrerelease = Version(epoch: version.epoch, release: version.release, pre: nil, post: version.post, dev: 0, local: [])
+            return version.isPrerelease || !candidate.isPrerelease || candidate < earliestPrerelease
         case .greater:
             // ">V MUST NOT allow a post-release of the given version unless V itself is a post
-            // release", nor a local version of it.
+            // release" (a post-release of V: V once its post and dev parts are dropped), and ">V
+            // MUST NOT match a local version of the specified version" (its public part is V).
             guard candidate > version else { return false }
-            if !version.isPostrelease && candidate.isPostrelease && candidate.baseVersion == version.baseVersion { return false }
-            return !candidate.isLocal || candidate.baseVersion != version.baseVersion
+            let postOf = Version(epoch: candidate.epoch, release: candidate.release, pre: candidate.pre, post: nil, dev: nil, local: [])
+            if !version.isPostrelease && candidate.isPostrelease && postOf == version { return false }
+            return !candidate.isLocal || candidate.publicVersion != version
         }
     }
 

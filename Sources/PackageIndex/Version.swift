@@ -212,9 +212,10 @@ struct VersionScanner {
         return nil
     }
 
-    /// `[sep]N` after a keyword: the number, 0 when it is left out ("Implicit pre-release number").
+    /// `[sep][N]` after a keyword: the number, 0 when it is left out ("Implicit pre-release
+    /// number"); the separator may stand alone (`1.0a.` is 1.0a0), as Appendix B's expression reads it.
     mutating func implicitNumber(_ original: String) throws(PackageIndexError) -> UInt64 {
-        if VersionScanner.isSeparator(peek()), let next = peek(1), ASCII.isDigit(next) { index += 1 }
+        if VersionScanner.isSeparator(peek()) { index += 1 }
         return try number(original) ?? 0
     }
 

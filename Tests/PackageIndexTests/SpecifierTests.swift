@@ -41,6 +41,12 @@ import Testing
         #expect(try admits(">1.7.post2", "1.7.1") && admits(">1.7.post2", "1.7.post3") && !admits(">1.7.post2", "1.7.post2"))
         #expect(try !admits("<1.7", "1.7.0rc1") && !admits("<1.7", "1.7.dev0") && admits("<1.7", "1.6") && admits("<1.7", "1.7a0") == false)
         #expect(try admits("<1.7rc2", "1.7rc1") && admits("<1.7", "1.6.9rc1") && !admits("<1.7", "1.7"))
+        // "Of the specified version": a post-release of 2.0 is not one of 2.0rc1, nor a local
+        // version of 2.0 one of 2.0rc1; 1.0a1 is not a pre-release of 1.0.post1 (those start at 1.0.post1.dev0).
+        #expect(try admits(">2.0rc1", "2.0.post1") && admits(">2.0rc1", "2.0+a") && !admits(">2.0rc1", "2.0rc1+a"))
+        #expect(try admits(">1.0.dev0", "1.0.post1") && admits(">1.0.dev0", "1.0b2.post3") && admits(">1.0.dev0", "1.0+local.7"))
+        #expect(try admits(">1.0a1", "1.0a2+local") && !admits(">1.0a1", "1.0a1.post1") && admits(">1.0a1.post1", "1.0a1.post2"))
+        #expect(try admits("<1.0.post1", "1.0a1") && admits("<1.0.post1", "1.0.dev0") && !admits("<1.0.post1", "1.0.post1.dev0"))
         #expect(try admits("===1.0", "1.0") && !admits("===1.0", "1.0.0") && admits("===1.0+LOCAL", "1.0+local"))
         #expect(try Specifier(parsing: "===foobar").version == nil && !admits("===foobar", "1.0"))
     }
