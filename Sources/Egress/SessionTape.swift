@@ -33,9 +33,10 @@ public final class ExchangeStore: Sendable {
     /// The store of the record at `recordPath`.
     public static func directory(forRecord recordPath: String) -> String { recordPath + ".exchanges" }
 
-    /// Opens the store, making its directory (owner-only) when there is none.
-    public init(directory: String) throws(SystemError) {
-        if mkdir(directory, 0o700) != 0 && errno != EEXIST { throw SystemError("mkdir", subject: directory) }
+    /// Opens the store; with `create`, making its directory (owner-only) when there is none
+    /// (a recording), else the directory must be there (a replay writes nothing beside a record).
+    public init(directory: String, create: Bool = true) throws(SystemError) {
+        if create, mkdir(directory, 0o700) != 0 && errno != EEXIST { throw SystemError("mkdir", subject: directory) }
         var info = stat()
         guard stat(directory, &info) == 0 else { throw SystemError("stat", subject: directory) }
         guard info.st_mode & S_IFMT == S_IFDIR else { throw SystemError("open the exchange store", errno: ENOTDIR, subject: directory) }
@@ -146,7 +147,8 @@ public final class ExchangeWriter {
 /// agent that asks the same thing twice gets the two answers in the order they came). A request
 /// that has none diverged from the recording: its bytes are kept (the first 16) for the report.
 public final class RecordedExchanges: Sendable {
-    public let store: ExchangeStore
+    /// nil for a record whose calls kept no exchange (none left the host, or a version 1 record).
+    public let store: ExchangeStore?
     private let state: Mutex<State>
     /// Names as the recording resolved them: a replay resolves nothing.
     public let resolver: RecordedResolver
@@ -163,7 +165,7 @@ public final class RecordedExchanges: Sendable {
         var diverged: [(tool: String, request: [UInt8])] = []
     }
 
-    public init(store: ExchangeStore, calls: [CallObservation]) {
+    public init(store: ExchangeStore?, calls: [CallObservation]) {
         self.store = store
         let entries = calls.compactMap { call in call.exchange.map { Entry(tool: call.tool, exchange: $0) } }
         state = Mutex(State(entries: entries))
@@ -186,7 +188,7 @@ public final class RecordedExchanges: Sendable {
             state.entries[index].used = true
             return state.entries[index].exchange
         }
-        guard let found else {
+        guard let found, let store else {
             return .failure(Miss(description: "momin replay: this \(tool) request (sha256 \(digest.hex.prefix(16))…) is not in the recording: the agent diverged from it"))
         }
         switch store.read(found.response) {

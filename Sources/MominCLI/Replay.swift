@@ -47,8 +47,16 @@ struct Replay: ParsableCommand {
                       files: [file] + [record.policy?.path].compactMap { $0 } + (hasExchanges ? [exchanges] : []))
 
         let requests = try SessionRecordFile.requests(of: record, path: file)
+        // A replay writes nothing beside the record: the store is opened only if it is there, and
+        // it must be there when a call kept an exchange.
+        if !hasExchanges, let index = record.calls.firstIndex(where: { $0.exchange != nil }) {
+            throw CLIError.usage("\(file): call \(index + 1)'s exchange is in \(exchanges), which is missing")
+        }
         let recorded: RecordedExchanges
-        do { recorded = RecordedExchanges(store: try ExchangeStore(directory: exchanges), calls: record.calls) } catch {
+        do {
+            let store = try hasExchanges ? ExchangeStore(directory: exchanges, create: false) : nil
+            recorded = RecordedExchanges(store: store, calls: record.calls)
+        } catch {
             throw CLIError.usage("\(file): the exchange store: \(error)")
         }
         let registry = try VMRegistry.open(host)
@@ -86,7 +94,7 @@ struct Replay: ParsableCommand {
             throw CLIError("\(error) (momin-vmm \(session.vmStatus))", .vmFailed)
         }
         let report = ReplayReport(recorded: record.calls, replayed: observations,
-                                  recordedRequest: { try? recorded.store.read($0).get() },
+                                  recordedRequest: { try? recorded.store?.read($0).get() },
                                   divergedRequest: { recorded.firstDiverged(tool: $0) })
         for line in report.lines { print(line) }
         if !report.identical { Glibc.exit(ExitStatus.failure.rawValue) }

@@ -5,6 +5,7 @@ import Gateway
 import Glibc
 import Merkle
 import Policy
+import POSIX
 import Synchronization
 import Testing
 
@@ -133,6 +134,16 @@ import Testing
         writer.append([7])
         #expect(writer.finish() == nil)
         #expect(try FileManager.default.contentsOfDirectory(atPath: store.directory) == [digest.hex])
+    }
+
+    /// A replay opens a store without making one, and a record that kept no exchange needs none.
+    @Test func aReplaysStoreIsOpenedNotMade() throws {
+        let missing = try makeTemporaryDirectory() + "/old.rec.exchanges"
+        #expect(throws: SystemError.self) { try ExchangeStore(directory: missing, create: false) }
+        #expect(access(missing, F_OK) != 0)
+        let none = RecordedExchanges(store: nil, calls: [])
+        guard case .failure(let miss) = none.answer(tool: "brain", request: [1]) else { Issue.record("answered without a store"); return }
+        #expect(miss.description.contains("is not in the recording"))
     }
 
     @Test func theRecordedResolverAnswersWithTheRecordingsAddressesOnly() throws {
