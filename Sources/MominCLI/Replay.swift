@@ -43,15 +43,15 @@ struct Replay: ParsableCommand {
         try VMMLauncher(host).preflight(config)
         let exchanges = ExchangeStore.directory(forRecord: file)
         let hasExchanges = access(exchanges, F_OK) == 0
-        try Rig.check(config, noRig: noRig, drives: ([record.image?.path].compactMap { $0 }) + disks.map(\.path),
-                      files: [file] + [record.policy?.path].compactMap { $0 } + (hasExchanges ? [exchanges] : []))
-
-        let requests = try SessionRecordFile.requests(of: record, path: file)
         // A replay writes nothing beside the record: the store is opened only if it is there, and
         // it must be there when a call kept an exchange.
         if !hasExchanges, let index = record.calls.firstIndex(where: { $0.exchange != nil }) {
             throw CLIError.usage("\(file): call \(index + 1)'s exchange is in \(exchanges), which is missing")
         }
+        try Rig.check(config, noRig: noRig, drives: ([record.image?.path].compactMap { $0 }) + disks.map(\.path),
+                      files: [file] + [record.policy?.path].compactMap { $0 } + (hasExchanges ? [exchanges] : []))
+
+        let requests = try SessionRecordFile.requests(of: record, path: file)
         let recorded: RecordedExchanges
         do {
             let store = try hasExchanges ? ExchangeStore(directory: exchanges, create: false) : nil

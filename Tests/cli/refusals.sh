@@ -11,7 +11,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # counts them where they run, so a check that drops out elsewhere is not a smaller pass count.
 pvm_only=0; host_has_hw_virt || pvm_only=1
 as_root=0; [ "$(id -u)" -eq 0 ] && [ -c /dev/kvm ] && as_root=1
-plan $((27 + pvm_only + as_root))
+plan $((28 + pvm_only + as_root))
 momin=$(absolute "${1:?usage: refusals.sh PATH/TO/momin}")
 kernel=$MOMIN_CACHE/guest/vmlinuz
 
@@ -59,6 +59,13 @@ printf 'an image\n' > "$work/image.ext4"
   printf 'image %s %s\n' "$(printf '%064d' 0)" "$work/image.ext4"; } > "$work/changed.rec"
 expect_refusal "replay of a record whose image changed" "$work/image.ext4 is not the file the session was recorded with (SHA-256 differs)" \
   "$momin" replay "$work/changed.rec"
+# A model call's answer kept in an exchange store that is not beside the record: refused, and
+# nothing is written there.
+{ printf 'momin-record 2\nseed %s\nvcpus 1\nmemory 256\ncmdline quiet\n' "$(printf '%064d' 0)"
+  printf 'kernel %s %s\n' "$(sha256sum "$kernel" | cut -d' ' -f1)" "$kernel"
+  printf 'call brain allow brain 200 2 %s 01 %s:%s\n' "$(printf '%064d' 0)" "$(printf '%064d' 1)" "$(printf '%064d' 2)"; } > "$work/lost.rec"
+expect_refusal "replay of a record whose exchange store is missing" "lost.rec: call 1's exchange is in $work/lost.rec.exchanges, which is missing" \
+  "$momin" replay "$work/lost.rec"
 expect_refusal "--overlay without --image" "--overlay 64m: there is no --image to lay it over" \
   "$momin" run --kernel "$kernel" --overlay 64m -- /bin/true
 expect_refusal "--overlay that is not a size" "--overlay 1g,mode=4777: expected a size such as 256m, 1g or 50%" \
