@@ -295,23 +295,25 @@ extension BrainRelay {
     }
 }
 
-/// What a recorded session keeps of the provider's answer (docs/replay.md).
+/// What a recorded session keeps of a model call (docs/replay.md).
 protocol TapedAnswer: AnyObject {
-    /// The digest the answer is kept under, once the call is over; nil when nothing was taped
-    /// (no recording, or an answer too large to keep).
-    func answerDigest() -> MerkleHash?
+    /// Once the call is over: the request as forwarded and the provider's answer as it came, by
+    /// their digests in the exchange store; nil when nothing was taped (no recording, or an
+    /// answer too large to keep).
+    func exchange(forwarded: [UInt8]) -> CallObservation.Exchange?
 }
 
 /// A connection to the provider whose answer, in a recorded session, goes into the exchange
 /// store as it is read.
 final class TapedStream: ProviderStream, TapedAnswer {
     let inner: any ProviderStream
+    let store: ExchangeStore?
     let writer: ExchangeWriter?
-    private var digest: MerkleHash??
 
-    init(_ inner: any ProviderStream, writer: ExchangeWriter?) {
+    init(_ inner: any ProviderStream, store: ExchangeStore?) {
         self.inner = inner
-        self.writer = writer
+        self.store = store
+        writer = store?.writer()
     }
 
     var endedCleanly: Bool { inner.endedCleanly }
@@ -325,11 +327,9 @@ final class TapedStream: ProviderStream, TapedAnswer {
 
     func close() { inner.close() }
 
-    func answerDigest() -> MerkleHash? {
-        if let digest { return digest }
-        let finished = writer?.finish()
-        digest = .some(finished)
-        return finished
+    func exchange(forwarded: [UInt8]) -> CallObservation.Exchange? {
+        guard let store, let response = writer?.finish(), let request = store.keep(forwarded) else { return nil }
+        return CallObservation.Exchange(request: request, response: response)
     }
 }
 
@@ -338,11 +338,11 @@ final class TapedStream: ProviderStream, TapedAnswer {
 final class ReplayedStream: ProviderStream, TapedAnswer {
     private let answer: [UInt8]
     private var offset = 0
-    private let digest: MerkleHash
+    private let recorded: CallObservation.Exchange
 
-    init(_ answer: [UInt8]) {
+    init(_ answer: [UInt8], exchange: CallObservation.Exchange) {
         self.answer = answer
-        digest = MerkleHash(bytes: Array(SHA256.hash(data: answer)))!
+        recorded = exchange
     }
 
     var endedCleanly: Bool { true }
@@ -355,7 +355,7 @@ final class ReplayedStream: ProviderStream, TapedAnswer {
     }
 
     func close() {}
-    func answerDigest() -> MerkleHash? { digest }
+    func exchange(forwarded: [UInt8]) -> CallObservation.Exchange? { recorded }
 }
 
 /// The relay's connection to the provider: plain TCP, or TLS over it.

@@ -98,7 +98,7 @@ public final class BrainRelay: Sendable {
         call.run(self, guest: guest)
         let record = call.record(keepContent: admission.logContent)
         try? governed.end(admission, record, status: Int64(call.status), received: call.delivered, sha256: record.responseSHA256,
-                          exchange: exchange(forwarded, answer: call.taped))
+                          exchange: call.taped?.exchange(forwarded: forwarded))
     }
 
     /// The provider's side of one call: connected (and taped, in a recorded session), or in a
@@ -107,46 +107,22 @@ public final class BrainRelay: Sendable {
         switch tape {
         case .replaying(let recorded)?:
             switch recorded.answer(tool: GovernedBrain.tool, request: forwarded) {
-            case .success(let bytes): return .success(ReplayedStream(bytes))
+            case .success(let found): return .success(ReplayedStream(found.bytes, exchange: found.exchange))
             case .failure(let miss): return .failure(BrainFailure(miss.description))
             }
         case .recording(let store)?:
-            return connect(url).map { TapedStream($0, writer: store.writer()) }
+            return connect(url).map { TapedStream($0, store: store) }
         case nil:
-            return connect(url).map { TapedStream($0, writer: nil) }
+            return connect(url).map { TapedStream($0, store: nil) }
         }
-    }
-
-    /// What the tape has of a finished call: the request as forwarded and the answer as it came.
-    private func exchange(_ forwarded: [UInt8], answer: (any TapedAnswer)?) -> CallObservation.Exchange? {
-        guard let tape, let response = answer?.answerDigest() else { return nil }
-        let request: MerkleHash?
-        switch tape {
-        case .recording(let store): request = store.keep(forwarded)
-        case .replaying: request = MerkleHash(bytes: Array(SHA256.hash(data: forwarded)))
-        }
-        return request.map { CallObservation.Exchange(request: $0, response: response) }
     }
 
     /// The body: `pending` first, then the rest from the agent, by the body deadline; nil if it
-    /// did not all come. Grown as bytes arrive, not allocated whole from the claimed length as
-    /// `FileIO.readExactly` would: 256 connections each claiming 8 MiB must not cost 2 GiB.
+    /// did not all come (kept as it arrives, never allocated whole from the claimed length).
     private func readBody(_ guest: Int32, length: Int, pending: [UInt8]) -> [UInt8]? {
-        var body = Array(pending.prefix(length))
+        let early = Array(pending.prefix(length))
         let deadline = MonotonicClock.deadline(after: configuration.bodyDeadline)
-        var chunk = [UInt8](repeating: 0, count: 64 << 10)
-        while body.count < length {
-            var entry = pollfd(fd: guest, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&entry, 1, MonotonicClock.pollTimeout(until: deadline))
-            if ready < 0 && errno == EINTR { continue }
-            guard ready > 0 else { return nil }
-            let wanted = min(chunk.count, length - body.count)
-            let n = chunk.withUnsafeMutableBytes { recv(guest, $0.baseAddress, wanted, 0) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return nil }
-            body += chunk[0..<n]
-        }
-        return body
+        return FileIO.readExactly(guest, count: length - early.count, until: deadline).map { early + $0 }
     }
 
     /// An answer the relay makes itself, as an OpenAI error object so that clients show it, with

@@ -1,8 +1,6 @@
-import Crypto
 import Gateway
 import Glibc
 import HTTPWire
-import Merkle
 import POSIX
 import Synchronization
 
@@ -43,14 +41,11 @@ final class ReplayedUpstream: Sendable {
         let answer: [UInt8]
         if length > UInt64(ExchangeStore.exchangeLimit) {
             answer = Self.divergence("the request is \(length) bytes, more than a recording keeps")
-        } else if let request = Self.read(fd, length: Int(length), idleTimeout: idleTimeout) {
+        } else if let request = FileIO.readExactly(fd, count: Int(length), until: MonotonicClock.deadline(after: idleTimeout)) {
             switch recorded.answer(tool: GovernedEgress.httpTool, request: request) {
-            case .success(let bytes):
-                answer = bytes
-                taken.withLock {
-                    $0 = CallObservation.Exchange(request: MerkleHash(bytes: Array(SHA256.hash(data: request)))!,
-                                                  response: MerkleHash(bytes: Array(SHA256.hash(data: bytes)))!)
-                }
+            case .success(let found):
+                answer = found.bytes
+                taken.withLock { $0 = found.exchange }
             case .failure(let miss):
                 answer = Self.divergence(miss.description)
             }
@@ -59,24 +54,6 @@ final class ReplayedUpstream: Sendable {
         }
         _ = try? FileIO.sendAll(fd, answer, until: MonotonicClock.deadline(after: idleTimeout))
         shutdown(fd, Int32(SHUT_WR))
-    }
-
-    /// The request, grown as it arrives (not allocated whole from a length the guest chose);
-    /// nil when it stops short.
-    private static func read(_ fd: Int32, length: Int, idleTimeout: Double) -> [UInt8]? {
-        var request: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 << 10)
-        while request.count < length {
-            var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&entry, 1, MonotonicClock.pollTimeout(until: MonotonicClock.deadline(after: idleTimeout)))
-            if ready < 0 && errno == EINTR { continue }
-            guard ready > 0 else { return nil }
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, min($0.count, length - request.count), 0) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return nil }
-            request += chunk[0..<n]
-        }
-        return request
     }
 
     static func divergence(_ message: String) -> [UInt8] {

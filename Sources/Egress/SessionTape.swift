@@ -177,8 +177,8 @@ public final class RecordedExchanges: Sendable {
         public let description: String
     }
 
-    /// The recorded answer to `request` sent through `tool`.
-    public func answer(tool: String, request: [UInt8]) -> Result<[UInt8], Miss> {
+    /// The recorded answer to `request` sent through `tool`, with the exchange it was kept as.
+    public func answer(tool: String, request: [UInt8]) -> Result<(bytes: [UInt8], exchange: CallObservation.Exchange), Miss> {
         let digest = MerkleHash(bytes: Array(SHA256.hash(data: request)))!
         let found: CallObservation.Exchange? = state.withLock { state in
             guard let index = state.entries.firstIndex(where: { !$0.used && $0.tool == tool && $0.exchange.request == digest }) else {
@@ -192,7 +192,7 @@ public final class RecordedExchanges: Sendable {
             return .failure(Miss(description: "momin replay: this \(tool) request (sha256 \(digest.hex.prefix(16))…) is not in the recording: the agent diverged from it"))
         }
         switch store.read(found.response) {
-        case .success(let bytes): return .success(bytes)
+        case .success(let bytes): return .success((bytes, found))
         case .failure(let error): return .failure(Miss(description: "momin replay: the recorded answer cannot be read: \(error)"))
         }
     }
@@ -210,17 +210,9 @@ public struct RecordedResolver: HostResolver {
     public init(calls: [CallObservation]) {
         var names: [String: [IPAddress]] = [:]
         for call in calls where call.tool == GovernedEgress.httpTool || call.tool == GovernedEgress.connectTool {
-            var host: String?
-            var resolved: [IPAddress] = []
-            for line in String(decoding: call.arguments, as: UTF8.self).split(separator: "\n") {
-                if line.hasPrefix("host=") { host = String(line.dropFirst(5)) }
-                if line.hasPrefix("resolved=") {
-                    resolved = line.dropFirst(9).split(separator: ",").compactMap { try? IPAddress.parse(String($0)).get() }
-                }
-            }
-            if let host, case .success(.name(let name)) = HostName.normalize(host), !resolved.isEmpty, names[name] == nil {
-                names[name] = resolved
-            }
+            guard let (host, resolved) = GovernedEgress.judgedHost(arguments: call.arguments),
+                  case .success(.name(let name)) = HostName.normalize(host), !resolved.isEmpty, names[name] == nil else { continue }
+            names[name] = resolved
         }
         self.names = names
     }

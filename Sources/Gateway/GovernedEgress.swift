@@ -114,4 +114,18 @@ public final class GovernedEgress: Sendable {
     }
 
     static func list(_ addresses: [IPAddress]) -> String { addresses.map(\.description).joined(separator: ",") }
+
+    /// A logged connection's host as asked and the addresses it was judged with, read back from
+    /// the arguments `admit` wrote (a replay's resolver, docs/replay.md).
+    public static func judgedHost(arguments: [UInt8]) -> (host: String, resolved: [IPAddress])? {
+        var host: String?
+        var resolved: [IPAddress] = []
+        for line in String(decoding: arguments, as: UTF8.self).split(separator: "\n") {
+            if line.hasPrefix("host=") { host = String(line.dropFirst(5)) }
+            if line.hasPrefix("resolved=") {
+                resolved = line.dropFirst(9).split(separator: ",").compactMap { try? IPAddress.parse(String($0)).get() }
+            }
+        }
+        return host.map { ($0, resolved) }
+    }
 }

@@ -73,16 +73,19 @@ public enum FileIO {
 
     /// Exactly `count` bytes from `fd`, all of them by `deadline` (monotonic nanoseconds): a peer
     /// that sends a byte now and then cannot stretch the wait. Nil at end of file, on an error,
-    /// or once the deadline passes.
+    /// or once the deadline passes. The bytes are kept as they arrive, 64 KiB at a time, never
+    /// allocated whole from `count`: a peer that claims a large length and sends little costs
+    /// what it sent (many connections each claiming 8 MiB must not cost gigabytes).
     public static func readExactly(_ fd: Int32, count: Int, until deadline: UInt64) -> [UInt8]? {
-        var bytes = [UInt8](repeating: 0, count: count)
-        var done = 0
-        while done < count {
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: min(count, 64 << 10))
+        while bytes.count < count {
             do throws(SystemError) { try wait(fd, for: Int16(POLLIN), until: deadline, "read") } catch { return nil }
-            let n = bytes.withUnsafeMutableBytes { raw in retryingEINTR { recv(fd, raw.baseAddress! + done, count - done, Int32(MSG_DONTWAIT)) } }
+            let wanted = min(chunk.count, count - bytes.count)
+            let n = chunk.withUnsafeMutableBytes { raw in retryingEINTR { recv(fd, raw.baseAddress!, wanted, Int32(MSG_DONTWAIT)) } }
             if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { continue }
             if n <= 0 { return nil }
-            done += n
+            bytes += chunk[0..<n]
         }
         return bytes
     }

@@ -75,6 +75,24 @@ import Testing
         #expect(error == SystemError("write", errno: EPIPE))
     }
 
+    /// readExactly keeps the bytes as they come, past its 64 KiB piece, in order; a peer that
+    /// stops short gives nil, not what it sent.
+    @Test func readExactlyGathersACountLargerThanOnePieceAndRefusesAShortOne() throws {
+        var fds: [Int32] = [-1, -1]
+        try #require(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0)
+        defer { close(fds[0]) }
+        let bytes = (0..<200_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 9) }
+        let writer = fds[1]
+        try POSIXThread.detach(name: "writer") {
+            _ = try? FileIO.sendAll(writer, bytes[..<70_000])
+            _ = try? FileIO.sendAll(writer, bytes[70_000...])
+            _ = try? FileIO.sendAll(writer, [1, 2, 3])
+            close(writer)
+        }
+        #expect(FileIO.readExactly(fds[0], count: bytes.count, until: MonotonicClock.deadline(after: 10)) == bytes)
+        #expect(FileIO.readExactly(fds[0], count: 10, until: MonotonicClock.deadline(after: 10)) == nil)
+    }
+
     /// MSG_NOSIGNAL: a peer that has gone is an error, and the process lives on without
     /// ignoring SIGPIPE.
     @Test func sendAllToAGonePeerIsAnErrorNotASignal() throws {
