@@ -33,9 +33,7 @@ public enum SessionRecordFile {
     public static func prepare(config: MachineConfiguration, policy: LoadedPolicy?, rootImage: String?, overlay: String?,
                                disks: [DiskRequest], buckets: Bool) throws(HostError) -> SessionRecord {
         guard let seed = config.entropySeed else { throw .failed("the session has no entropy seed") }
-        if let writable = disks.first(where: \.writable) {
-            throw .badInput("--record with a writable --disk \(writable.path): a replay cannot have what the run wrote to it")
-        }
+        try refuseWritable(disks)
         let kernel = SessionRecord.Input(path: Paths.absolute(config.kernelPath), sha256: try digest(of: config.kernelPath))
         let initrd = try config.initrdPath.map { p throws(HostError) in SessionRecord.Input(path: Paths.absolute(p), sha256: try digest(of: p)) }
         let recordedPolicy = policy.map { SessionRecord.Input(path: Paths.absolute($0.path), sha256: $0.digest) }
@@ -48,6 +46,13 @@ public enum SessionRecordFile {
         }
         record.buckets = buckets
         return record
+    }
+
+    /// Refuses a disk the VM may write: a replay cannot have what the run wrote to it.
+    public static func refuseWritable(_ disks: [DiskRequest]) throws(HostError) {
+        if let writable = disks.first(where: \.writable) {
+            throw .badInput("--record with a writable --disk \(writable.path): a replay cannot have what the run wrote to it")
+        }
     }
 
     /// A read-only disk as the record writes it: its absolute path, `:ro` and its options, what
@@ -109,8 +114,8 @@ public enum SessionRecordFile {
     }
 
     /// Checks that each input the session was recorded with is the same file now, byte for byte.
-    public static func checkInputs(of record: SessionRecord, path: String) throws(HostError) {
-        let disks = try disks(of: record, path: path)
+    /// `disks` are the record's, as `disks(of:path:)` read them.
+    public static func checkInputs(of record: SessionRecord, disks: [DiskRequest]) throws(HostError) {
         let inputs = [record.kernel] + [record.initrd, record.policy, record.image].compactMap({ $0 })
             + zip(record.disks, disks).map { SessionRecord.Input(path: $1.path, sha256: $0.sha256) }
         for input in inputs {

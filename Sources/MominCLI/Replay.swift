@@ -33,8 +33,8 @@ struct Replay: ParsableCommand {
     func run() throws {
         let record = try SessionRecordFile.read(file)
         // The inputs must be the recorded ones, byte for byte.
-        try SessionRecordFile.checkInputs(of: record, path: file)
         let disks = try SessionRecordFile.disks(of: record, path: file)
+        try SessionRecordFile.checkInputs(of: record, disks: disks)
         let loaded = try record.policy.map { p throws(HostError) in try LoadedPolicy.load(path: p.path) }
         var config = MachineConfiguration(kernelPath: record.kernel.path, initrdPath: record.initrd?.path,
                                           commandLine: record.commandLine, vcpus: record.vcpus, memoryMiB: record.memoryMiB)

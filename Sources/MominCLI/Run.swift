@@ -66,9 +66,7 @@ struct Run: ParsableCommand {
         if record != nil && interactive {
             throw CLIError.usage("--record with --interactive: standard input is not recorded, so the session could not be replayed")
         }
-        if record != nil, let writable = disks.first(where: \.writable) {
-            throw CLIError.usage("--record with a writable --disk \(writable.path): a replay cannot have what the run wrote to it")
-        }
+        if record != nil { try SessionRecordFile.refuseWritable(disks) }
 
         // Governance first: a bad policy or audit log is bad input, refused before any VM.
         let loaded = try governance.loadPolicy(for: machine) { agent in name ?? "\(agent ?? "run")-\(getpid())" }
