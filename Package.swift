@@ -75,9 +75,10 @@ let package = Package(
         // Python packages as the host reads them for a guest: PEP 440 versions and specifiers, PEP 508 requirements and markers, core metadata, wheel names and tags, simple index pages (pure; fuzzed).
         .target(name: "PackageIndex"),
         // The host's end of agents' network access: the guest's proxy connections judged by policy,
-        // resolved and connected by the host, counted and logged (docs/egress.md).
+        // resolved and connected by the host, counted and logged (docs/egress.md); the Brain relay;
+        // package installs resolved and fetched by the host (docs/hands.md).
         .target(name: "Egress", dependencies: [
-            "Audit", "BrainWire", "Doors", "Gateway", "HTTPWire", "Merkle", "Policy", "POSIX", "TLS",
+            "Audit", "BrainWire", "Doors", "Gateway", "HTTPWire", "Merkle", "PackageIndex", "Policy", "POSIX", "TLS",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // The few OpenSSL 3 calls TLS makes (Debian's libssl-dev), several of them macros. Internal: only TLS imports it.

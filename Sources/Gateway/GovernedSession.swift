@@ -155,10 +155,16 @@ public final class GovernedSession: @unchecked Sendable {
         try finishRelayed(id, status: status, received: received, sha256: sha256, record: .brainCall(call), exchange: exchange)
     }
 
-    private func finishRelayed(_ id: UInt64, status: Int64, received: UInt64, sha256: MerkleHash, record: AuditEvent,
+    /// Ends an admitted call whose result is bytes the host fetched for the agent (a package's
+    /// file): their count and their plain SHA-256, the digest an index publishes. Not output.
+    public func finishFetched(_ id: UInt64, status: Int64, received: UInt64, sha256: MerkleHash) throws(GatewayError) {
+        try finishRelayed(id, status: status, received: received, sha256: sha256, record: nil, exchange: nil)
+    }
+
+    private func finishRelayed(_ id: UInt64, status: Int64, received: UInt64, sha256: MerkleHash, record: AuditEvent?,
                                exchange: CallObservation.Exchange?) throws(GatewayError) {
         try lock.withLock { _ throws(GatewayError) in
-            try append([.resultDigest(ResultDigest(requestID: id, status: status, byteCount: received, sha256: sha256)), record])
+            try append([.resultDigest(ResultDigest(requestID: id, status: status, byteCount: received, sha256: sha256))] + (record.map { [$0] } ?? []))
             if var observation = pending.removeValue(forKey: id) {
                 observation.status = status
                 observation.byteCount = received

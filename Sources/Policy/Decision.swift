@@ -35,7 +35,12 @@ public enum ToolCall: Sendable, Hashable {
     case brain(model: String, maxTokens: Int)
     /// One package an install would bring in (the one asked for, or a dependency), by name and
     /// the exact version resolved.
+    /// An empty `version` judges the name alone: what the host asks before it reads a project's
+    /// page, and all an apt package is judged by.
     case installPackage(ecosystem: PackageEcosystem, name: String, version: String)
+    /// An install request as a whole (`hands install`): allowed where the policy has a section
+    /// for the ecosystem; each package it brings in is judged on its own.
+    case installRequest(ecosystem: PackageEcosystem)
 
     /// The call a Doors request makes; nil for frames that are not requests.
     public init?(_ message: DoorsMessage) {

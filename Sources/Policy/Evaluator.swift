@@ -27,6 +27,7 @@ extension AgentPolicy {
             judgeEgress(host: host, port: port, scheme: .http, request: (method, path), resolved: resolved)
         case .brain(let model, let maxTokens): judgeBrain(model: model, maxTokens: maxTokens)
         case .installPackage(let ecosystem, let name, let version): judgeInstall(ecosystem, name: name, version: version)
+        case .installRequest(let ecosystem): judgeInstallRequest(ecosystem)
         }
     }
 

@@ -53,8 +53,17 @@ public struct PackageRule: Sendable, Equatable {
 }
 
 extension AgentPolicy {
+    /// A request to install from `ecosystem`: allowed by the section's rule where there is one.
+    func judgeInstallRequest(_ ecosystem: PackageEcosystem) -> Decision {
+        switch ecosystem {
+        case .pip: packages?.pip.map { .allow($0.rule) } ?? .deny(.defaultDeny, .nothingAllowed("pip packages"))
+        case .apt: packages?.apt.map { .allow($0.rule) } ?? .deny(.defaultDeny, .nothingAllowed("apt packages"))
+        }
+    }
+
     /// One package that an install would bring in, by its normalised name and exact version:
-    /// the first `allow` rule whose name matches decides, by its versions.
+    /// the first `allow` rule whose name matches decides, by its versions (an empty version:
+    /// by the name alone).
     func judgeInstall(_ ecosystem: PackageEcosystem, name: String, version: String) -> Decision {
         let section: (rule: RuleRef, allow: [PackageRule])
         switch ecosystem {
@@ -71,7 +80,7 @@ extension AgentPolicy {
         guard let rule = section.allow.first(where: { $0.name.matches(normal) }) else {
             return .deny(section.rule, .packageNotAllowed(ecosystem: ecosystem, name: normal))
         }
-        guard let versions = rule.versions else { return .allow(rule.rule) }
+        guard let versions = rule.versions, !version.isEmpty else { return .allow(rule.rule) }
         let parsed: Version
         do { parsed = try Version(parsing: version) } catch {
             return .deny(rule.rule, .malformedCall("\(normal) version \(quoted(version)): \(error.reason)"))
