@@ -2,7 +2,9 @@
 # momin-test-server, the loopback servers of the egress and Brain tests (Tests/Servers), as the
 # tests use it: `http` serves a file, echoes a body sent with Content-Length and one sent
 # chunked, streams a big body of the documented bytes, waits on /slow, refuses a header
-# section over 64 KiB; `openai` checks the key, answers a scripted tool call, streams with a
+# section over 64 KiB; `static` serves a package index's files byte for byte, a directory's
+# index.html, a 301 to a directory's `/` form, 404 outside its root, and logs each request;
+# `openai` checks the key, answers a scripted tool call, streams with a
 # usage chunk before [DONE], answers a failed `expect` with 400 and logs what arrived.
 #
 #   Tests/cli/test-server.sh PATH/TO/momin-test-server
@@ -11,7 +13,7 @@
 # curl; every server listens on 127.0.0.1 on a port the kernel picks.
 prefix=test-server
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-plan 14
+plan 20
 server=$(absolute "${1:?usage: test-server.sh PATH/TO/momin-test-server}")
 command -v curl >/dev/null || { fail "setup" "curl is missing"; finish; }
 
@@ -78,6 +80,59 @@ check "http: /slow?ms=300 answers after at least 300 ms" \
 
 out=$(curl -sS -o /dev/null -w '%{http_code}' -H "X-Big: $(head -c 70000 /dev/zero | tr '\0' a)" "$base/echo" 2>&1)
 check "http: a header section over 64 KiB is 431" $([ "$out" = 431 ] && echo 0 || echo 1) "got: $out"
+
+# --- static ---
+# A package index's shape (PEP 503): a project page under simple/, a wheel under files/.
+whl=momin_pkg-1.0-py3-none-any.whl
+mkdir -p "$work/index/simple/momin-pkg" "$work/index/files" "$work/index/empty"
+head -c 70000 /dev/urandom > "$work/index/files/$whl"
+printf '<a href="momin-pkg/">momin-pkg</a>\n' > "$work/index/simple/index.html"
+printf '<a href="../../files/%s">%s</a>\n' "$whl" "$whl" > "$work/index/simple/momin-pkg/index.html"
+ln -s "$work/secret.txt" "$work/index/files/out.txt"
+if ! start static static --root "$work/index" --log "$work/static.log"; then
+  fail "setup" "the static server did not write its ready file: $(head -c 300 "$work/static.err")"; finish
+fi
+sbase=http://127.0.0.1:$port
+
+curl -sS -D "$work/get.head" -o "$work/got.whl" "$sbase/files/$whl" 2>"$work/get.err"
+curl -sS -I "$sbase/files/momin%5Fpkg-1.0-py3-none-any.whl" > "$work/head.head" 2>>"$work/get.err"
+cmp -s "$work/got.whl" "$work/index/files/$whl" && grep -qx $'Content-Length: 70000\r' "$work/get.head" \
+  && grep -qx $'Content-Type: application/octet-stream\r' "$work/get.head" \
+  && grep -qx $'HTTP/1.1 200 OK\r' "$work/head.head" && grep -qx $'Content-Length: 70000\r' "$work/head.head"
+check "static: a file byte for byte with its length; HEAD of its percent-escaped name the same head" $? \
+  "$(tr -d '\r' < "$work/get.head" | tr '\n' ' '; tr -d '\r' < "$work/head.head" | tr '\n' ' '; head -c 200 "$work/get.err")"
+
+out=$(curl -sS -w ' %{http_code} %{content_type}' "$sbase/simple/momin-pkg/" 2>&1)
+out2=$(curl -sS -w ' %{http_code}' "$sbase/simple/" 2>&1)
+[ "$out" = "<a href=\"../../files/$whl\">$whl</a>"$'\n'" 200 text/html; charset=utf-8" ] \
+  && [ "$out2" = '<a href="momin-pkg/">momin-pkg</a>'$'\n'" 200" ]
+check "static: a path ending in / answers the directory's index.html as text/html" $? "got: $out; $out2"
+
+out=$(curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' "$sbase/simple/momin-pkg" 2>&1)
+out2=$(curl -sSL "$sbase/simple/momin-pkg" 2>&1)
+[ "$out" = "301 $sbase/simple/momin-pkg/" ] && [ "$out2" = "<a href=\"../../files/$whl\">$whl</a>" ]
+check "static: a directory named without its / is a 301 to the / form, which serves its index" $? "got: $out; followed: $out2"
+
+out=$(curl -sS --path-as-is -o /dev/null -o /dev/null -o /dev/null -w '%{http_code} ' \
+  "$sbase/../secret.txt" "$sbase/files/%2e%2e/../secret.txt" "$sbase/files/out.txt" 2>&1)
+check "static: no escape from --root (.., %2e%2e and a symlink out are 404)" $([ "$out" = "404 404 404 " ] && echo 0 || echo 1) "got: $out"
+
+out=$(curl -sS -o /dev/null -o /dev/null -o /dev/null -w '%{http_code} ' \
+  "$sbase/files/missing.whl" "$sbase/empty/" "$sbase/files/$whl/" 2>&1)
+check "static: a missing file, a directory without index.html and a file named as a directory are 404" \
+  $([ "$out" = "404 404 404 " ] && echo 0 || echo 1) "got: $out"
+
+# Thirteen requests so far; each line is appended once its answer is written.
+for ((i = 0; i < 40; i++)); do [ "$(wc -l < "$work/static.log")" -ge 13 ] && break; sleep 0.05; done
+log=$(cat "$work/static.log" 2>/dev/null)
+[ "$(wc -l <<<"$log")" -eq 13 ] \
+  && grep -qx '{"method":"GET","path":"/files/'"$whl"'","status":200,"bytes":70000}' <<<"$log" \
+  && grep -qx '{"method":"HEAD","path":"/files/momin%5Fpkg-1.0-py3-none-any.whl","status":200,"bytes":0}' <<<"$log" \
+  && grep -qx '{"method":"GET","path":"/simple/momin-pkg/","status":200,"bytes":'"$(wc -c < "$work/index/simple/momin-pkg/index.html")"'}' <<<"$log" \
+  && [ "$(grep -c '^{"method":"GET","path":"/simple/momin-pkg","status":301,"bytes":[1-9][0-9]*}$' <<<"$log")" -eq 2 ] \
+  && grep -qx '{"method":"GET","path":"/../secret.txt","status":404,"bytes":[1-9][0-9]*}' <<<"$log" \
+  && grep -qx '{"method":"GET","path":"/files/out.txt","status":404,"bytes":[1-9][0-9]*}' <<<"$log"
+check "static: --log has a line per request: method, path as sent, status, body bytes" $? "log: ${log:0:600}"
 
 # --- openai ---
 cat > "$work/script.json" <<'EOF'

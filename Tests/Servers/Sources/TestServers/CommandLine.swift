@@ -9,12 +9,15 @@ public struct UsageError: Error, CustomStringConvertible {
 public enum Usage {
     public static let main = """
         usage: momin-test-server http [--listen HOST:PORT] [--root DIR] [--ready-file FILE]
+               momin-test-server static --root DIR [--listen HOST:PORT] [--ready-file FILE]
+                                        [--log FILE]
                momin-test-server openai --script FILE [--listen HOST:PORT] [--key KEY]
                                         [--ready-file FILE] [--log FILE]
-               momin-test-server (http|openai) --help
+               momin-test-server (http|static|openai) --help
 
-        Loopback servers for MominAI's egress and Brain tests: a plain HTTP/1.1 server and a
-        scripted OpenAI-compatible Chat Completions server. They run until killed.
+        Loopback servers for MominAI's egress, Brain and package tests: a plain HTTP/1.1
+        server, a static site (a package index), and a scripted OpenAI-compatible Chat
+        Completions server. They run until killed.
         """
 
     public static let http = """
@@ -33,6 +36,24 @@ public enum Usage {
           --listen HOST:PORT    an IPv4 address and port (default 127.0.0.1:0: a free port)
           --root DIR            the directory files are served from (none: no files)
           --ready-file FILE     written once listening: the port, one line
+        """
+
+    public static let `static` = """
+        usage: momin-test-server static --root DIR [--listen HOST:PORT] [--ready-file FILE]
+                                        [--log FILE]
+
+        A static site, as a package index (PEP 503) is served, over the same HTTP/1.1 server.
+
+          GET|HEAD /PATH        the regular file DIR/PATH (percent-escapes decoded)
+          GET|HEAD /PATH/       DIR/PATH/index.html
+          GET|HEAD /PATH        where DIR/PATH is a directory: 301 to /PATH/
+                                anything else, or outside DIR (.., a symlink out): 404
+
+          --root DIR            the directory served (required)
+          --listen HOST:PORT    an IPv4 address and port (default 127.0.0.1:0: a free port)
+          --ready-file FILE     written once listening: the port, one line
+          --log FILE            one JSON line per request: method, path (as sent), status,
+                                bytes (the body bytes sent; 0 for HEAD)
         """
 
     public static let openai = """
@@ -117,6 +138,15 @@ public func runCommandLine(_ arguments: [String]) -> Int32 {
             }
             let handler = try OriginServer(root: options.root)
             serve(handler, options, name: "http")
+        case "static":
+            let options = try Options(Array(arguments.dropFirst()), allowed: ["--listen", "--root", "--ready-file", "--log"])
+            if options.help {
+                printOut(Usage.static)
+                return 0
+            }
+            guard let root = options.root else { throw UsageError("static needs --root DIR") }
+            let log = try options.log.map { path throws(SystemError) in try LineLog(path: path) }
+            serve(try StaticServer(root: root, log: log), options, name: "static")
         case "openai":
             let options = try Options(Array(arguments.dropFirst()),
                                       allowed: ["--listen", "--script", "--key", "--ready-file", "--log"])
@@ -140,7 +170,7 @@ public func runCommandLine(_ arguments: [String]) -> Int32 {
             let log = try options.log.map { path throws(SystemError) in try LineLog(path: path) }
             serve(ChatServer(script: script, key: options.key, log: log), options, name: "openai")
         default:
-            throw UsageError("unknown subcommand '\(command)' (http or openai)")
+            throw UsageError("unknown subcommand '\(command)' (http, static or openai)")
         }
     } catch {
         printError("momin-test-server: \(error)")

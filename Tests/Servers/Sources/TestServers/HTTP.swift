@@ -275,6 +275,7 @@ public struct ResponseHead {
         switch status {
         case 100: return "Continue"
         case 200: return "OK"
+        case 301: return "Moved Permanently"
         case 400: return "Bad Request"
         case 401: return "Unauthorized"
         case 403: return "Forbidden"

@@ -12,8 +12,8 @@ import Glibc
 /// - `GET /big?bytes=N`: N bytes where byte i is `i % 251`, with Content-Length, streamed.
 /// - `GET /slow?ms=N`: waits N ms (at most 600000), then answers `slept N ms`.
 public struct OriginServer: HTTPHandler {
-    /// ROOT after realpath(3); nil without `--root`.
-    let root: String?
+    /// The files under ROOT; nil without `--root`.
+    let tree: FileTree?
 
     /// The largest /big body.
     static let maxBigBytes: UInt64 = 1 << 40
@@ -21,13 +21,7 @@ public struct OriginServer: HTTPHandler {
     static let echoBodyLimit = 64 * 1024
 
     public init(root: String?) throws {
-        guard let root else {
-            self.root = nil
-            return
-        }
-        guard let resolved = realpath(root, nil) else { throw UsageError("--root \(root): \(String(cString: strerror(errno)))") }
-        defer { free(resolved) }
-        self.root = String(cString: resolved)
+        tree = try root.map { root throws(UsageError) in try FileTree(root: root) }
     }
 
     public func handle(_ request: Request, _ responder: Responder) throws {
@@ -106,53 +100,10 @@ public struct OriginServer: HTTPHandler {
     }
 
     func file(_ request: Request, _ responder: Responder) throws {
-        guard let root, let relative = OriginServer.safeRelativePath(request.head.path) else {
+        var sent: UInt64 = 0
+        guard let tree, let path = FileTree.segments(request.head.path), case let .file(resolved) = tree.find(path.segments),
+              try FileTree.send(resolved, responder, sent: &sent) else {
             throw HTTPError(status: 404, "no such file")
         }
-        guard let resolvedPointer = realpath(root + "/" + relative, nil) else { throw HTTPError(status: 404, "no such file") }
-        let resolved = String(cString: resolvedPointer)
-        free(resolvedPointer)
-        // A symlink inside ROOT may not lead out of it.
-        guard resolved.hasPrefix(root == "/" ? "/" : root + "/") else { throw HTTPError(status: 404, "no such file") }
-        let fd = open(resolved, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-        guard fd >= 0 else { throw HTTPError(status: 404, "no such file") }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { throw HTTPError(status: 404, "no such file") }
-        try responder.start(status: 200, contentType: OriginServer.contentType(resolved), length: UInt64(info.st_size))
-        var left = Int(info.st_size)
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        while left > 0 {
-            let n = try retrying("read") { chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, min($0.count, left)) } }
-            // A file that shrank mid-answer: the promised length cannot be kept; close.
-            guard n > 0 else { responder.closeAfterResponse(); return }
-            try responder.write(Array(chunk[0..<n]))
-            left -= n
-        }
-    }
-
-    /// The path with its percent-escapes decoded (RFC 3986 §2.1), without the leading `/`; nil
-    /// for NUL, bad escapes, or `.`/`..` segments.
-    static func safeRelativePath(_ path: String) -> String? {
-        var bytes: [UInt8] = []
-        var utf8 = Array(path.utf8)[...]
-        while let b = utf8.popFirst() {
-            if b == UInt8(ascii: "%") {
-                guard utf8.count >= 2, let value = UInt8(String(decoding: utf8.prefix(2), as: UTF8.self), radix: 16) else { return nil }
-                utf8 = utf8.dropFirst(2)
-                bytes.append(value)
-            } else {
-                bytes.append(b)
-            }
-        }
-        guard !bytes.contains(0), let decoded = String(validating: bytes, as: UTF8.self) else { return nil }
-        let segments = decoded.split(separator: "/", omittingEmptySubsequences: true)
-        guard !segments.isEmpty, !segments.contains(where: { $0 == "." || $0 == ".." }) else { return nil }
-        return segments.joined(separator: "/")
-    }
-
-    static func contentType(_ path: String) -> String {
-        let types = [".html": "text/html; charset=utf-8", ".txt": "text/plain; charset=utf-8", ".json": "application/json"]
-        return types.first { path.hasSuffix($0.key) }?.value ?? "application/octet-stream"
     }
 }

@@ -60,13 +60,4 @@ import Testing
         #expect(hasher.finalizeHex() == SHA256.hex(data))
         #expect(request.trailers.map(\.name) == ["X-T"])
     }
-
-    @Test func safePaths() {
-        #expect(OriginServer.safeRelativePath("/a/b%20c.txt") == "a/b c.txt")
-        #expect(OriginServer.safeRelativePath("/a/../b") == nil)
-        #expect(OriginServer.safeRelativePath("/a/%2e%2E/b") == nil)
-        #expect(OriginServer.safeRelativePath("/a%00") == nil)
-        #expect(OriginServer.safeRelativePath("/") == nil)
-        #expect(OriginServer.safeRelativePath("/%zz") == nil)
-    }
 }
