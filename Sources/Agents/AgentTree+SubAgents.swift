@@ -261,6 +261,7 @@ extension AgentTree {
             agent.listener?.stop()
             for egress in agent.egressListeners { egress.stop() }
             broker.close(agent: agent.name)
+            packageStaging?.removeAll(agent: agent.name)
             launcher.halt(agent.name, reason: agent.name == name ? reason : "its parent \(name) stopped")
             monitor.holding {
                 // Its command's thread may not have heard yet; the stop is how it ended.

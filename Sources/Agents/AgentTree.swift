@@ -41,6 +41,11 @@ public final class AgentTree: @unchecked Sendable {
     /// A recorded session's tape, for the root agent's model calls and plain HTTP (docs/replay.md);
     /// a tree with one starts no sub-agents, whose calls a record does not hold.
     public var tape: SessionTape?
+    /// Where installs keep the wheels they fetched until the guest takes them; nil: this host
+    /// installs nothing for its agents.
+    public var packageStaging: PackageStaging?
+    /// Package installs' settings (tests trust their own CA, shorten timeouts).
+    public var packageConfiguration = PackageConfiguration()
 
     public init(store: BucketStore?, launcher: any SubAgentLauncher, requestIDs: RequestNumbers, budget: TreeLimits? = nil) {
         self.store = store
@@ -96,6 +101,7 @@ public final class AgentTree: @unchecked Sendable {
             root.listener?.stop()
             for egress in root.egressListeners { egress.stop() }
             broker.close(agent: root.name)
+            packageStaging?.removeAll(agent: root.name)
         }
     }
 
@@ -152,6 +158,10 @@ public final class AgentTree: @unchecked Sendable {
             return try spawn(request, parent: agent)
         case .stop(let name):
             return try stop(name, by: agent)
+        case .install(let ecosystem, let requirements):
+            return install(ecosystem: ecosystem, requirements: requirements, by: agent)
+        case .installFile(let install, let file, let offset):
+            return installFile(install, file: file, offset: offset, by: agent)
         case .doorSend, .doorReceive, .wait:
             return .failed(.failed, "\(call.kind) waits and is answered elsewhere")
         }

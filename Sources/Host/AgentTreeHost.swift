@@ -44,6 +44,10 @@ public enum AgentTreeHost {
         let tree = AgentTree(store: store, launcher: launcher, requestIDs: requestIDs, budget: budget)
         tree.diskPaths = HostPaths()
         tree.tape = tape
+        // Beside the root VM's sockets, in the directory only the host writes; gone with the VM.
+        do { tree.packageStaging = try PackageStaging(root: wiring.registry.directory(wiring.root) + "/packages") } catch {
+            throw .io("package staging: \(error)")
+        }
         var replaying = false
         if case .replaying(let recorded)? = tape {
             tree.egressResolver = recorded.resolver

@@ -18,9 +18,10 @@ public struct DebianImageRequest: Equatable, Sendable {
     /// Debian's name for the CPU (amd64, arm64).
     public var architecture: String
 
-    /// What a triage agent needs: python3, file(1), strings (binutils), sha256sum (coreutils),
-    /// yara, jq, xxd and The Sleuth Kit. All are in bookworm's main.
-    public static let triagePackages = ["binutils", "coreutils", "file", "jq", "python3", "sleuthkit", "xxd", "yara"]
+    /// What a triage agent needs: python3 and its pip (`hands install pip` installs with it),
+    /// file(1), strings (binutils), sha256sum (coreutils), yara, jq, xxd and The Sleuth Kit. All
+    /// are in bookworm's main.
+    public static let triagePackages = ["binutils", "coreutils", "file", "jq", "python3", "python3-pip", "sleuthkit", "xxd", "yara"]
     public static let defaultMirror = "http://deb.debian.org/debian"
     public static let defaultSecurityMirror = "http://deb.debian.org/debian-security"
     /// mmdebstrap's variant: Essential and Priority: required packages, and apt.

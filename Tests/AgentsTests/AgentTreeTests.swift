@@ -299,6 +299,26 @@ import Testing
         #expect(try fixture.decisions(tool: "spawn").map(\.rule) == ["record"])
     }
 
+    /// Installs through the tree: refused where the host stages nothing and in a recorded session
+    /// (before any index is asked: the index here is a closed port), and a piece of an install
+    /// the agent does not have is not found. The fetch itself is PackageInstallerTests'.
+    @Test func installsNeedStagingAreRefusedInARecordedSessionAndReadOnlyTheirOwnFiles() throws {
+        let policy = Self.parentPolicy + "\npackages:\n  pip:\n    index: http://127.0.0.1:1/simple\n    allow: [momin-good]\n"
+        let fixture = try Fixture(parentPolicy: policy)
+        let install = HandsCall.install(ecosystem: "pip", requirements: ["momin-good"])
+        let (unstaged, message) = try #require(failure(fixture.tree.handle(install, from: "boss")))
+        #expect(unstaged == .failed && message.contains("stages no packages"), "\(message)")
+
+        fixture.tree.packageStaging = try PackageStaging(root: fixture.directory + "/packages")
+        fixture.tree.tape = .recording(try ExchangeStore(directory: fixture.directory + "/run.rec.exchanges"))
+        let (code, refusal) = try #require(failure(fixture.tree.handle(install, from: "boss")))
+        #expect(code == .denied && refusal.contains("a recorded session installs nothing"), "\(refusal)")
+        #expect(try fixture.decisions(tool: "package-install").map(\.rule) == ["record"])
+
+        let (missing, why) = try #require(failure(fixture.tree.handle(.installFile(install: "0123abcd", file: 0, offset: 0), from: "boss")))
+        #expect(missing == .notFound && why.contains("no install 0123abcd"), "\(why)")
+    }
+
     /// One budget per tree: a sub-agent's calls count in its parent's limits too, and a spawn
     /// whose declared limits do not fit in what the parent has left is refused, naming why.
     @Test func aSubAgentSpendsFromItsParentsBudgetAndMustFitInWhatIsLeft() throws {

@@ -8,7 +8,7 @@ import Testing
         let plan = DebianBuildPlan(request: DebianImageRequest(extraPackages: ["tshark", "jq"], architecture: "amd64"), inputsKey: key)
         #expect(plan.mmdebstrapArguments(program: "/usr/bin/mmdebstrap", target: "/s/tmp/1-0/root") == [
             "/usr/bin/mmdebstrap", "--mode=root", "--variant=minbase", "--format=directory", "--architectures=amd64",
-            "--include=binutils,coreutils,file,jq,python3,sleuthkit,tshark,xxd,yara",
+            "--include=binutils,coreutils,file,jq,python3,python3-pip,sleuthkit,tshark,xxd,yara",
             "--dpkgopt=path-exclude=/usr/share/man/*", "--dpkgopt=path-exclude=/usr/share/info/*",
             "--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-include=/usr/share/doc/*/copyright",
             "--dpkgopt=path-exclude=/usr/share/locale/*", "--dpkgopt=path-exclude=/usr/share/lintian/*",
