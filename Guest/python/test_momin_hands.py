@@ -549,6 +549,14 @@ cp "$dir"/* {self.record}/copy/
         self.assertEqual(self.pieces, [])
         self.assertEqual(os.listdir(self.temporary), [])
 
+    def test_a_bad_manifest_fetches_nothing(self) -> None:
+        self.install_reply = ok_frame(["i", f"pefile\t1\t../pefile-1-py3-none-any.whl\t10\t{'5e' * 32}"])
+        with self.assertRaises(mh.Unreachable) as caught:
+            self.server.client().install_pip(["pefile"], python=self.python())
+        self.assertEqual(caught.exception.message, "the host's install manifest is not understood: line 1: FILENAME "
+                                                   '"../pefile-1-py3-none-any.whl" is not a plain .whl file name of at most 255 bytes')
+        self.assertEqual((self.pieces, os.listdir(self.temporary)), ([], []))
+
     def test_a_failed_piece_names_the_file(self) -> None:
         refusal = mh.Request("failed", mh.KIND_FAILED, (struct.pack("<I", 2), b"no install 3f2a-01")).encode()
 
