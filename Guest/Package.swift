@@ -49,7 +49,8 @@ let package = Package(
             linkerSettings: [.unsafeFlags(staticExecutable)]
         ),
         // What `hands` does apart from its I/O: the command line into a HandsCall, a reply into
-        // output and an exit status; and the one-call exchange with momin-init's socket.
+        // output and an exit status; and the one-call exchange with momin-init's socket;
+        // `hands install pip`: the files fetched call by call, then the guest's pip run on them.
         .target(
             name: "HandsClient",
             dependencies: ["CGuestSys", .product(name: "Doors", package: "MominAI"), .product(name: "POSIX", package: "MominAI")]
@@ -70,11 +71,13 @@ let package = Package(
         ),
         // Disk names from the command line, serials from a scratch sysfs tree, the mounts asked.
         .testTarget(name: "GuestDisksTests", dependencies: ["GuestDisks", .product(name: "POSIX", package: "MominAI")]),
-        // The hands command line and reply mapping: pure, no sockets; the frames the Python
-        // client's tests compare against (python/testdata/frames.json).
+        // The hands command line and reply mapping, and the install manifest: pure; `hands
+        // install pip` end to end against a hands socket served by the test, with a stand-in
+        // for pip; the frames the Python client's tests compare against (python/testdata/frames.json).
         .testTarget(
             name: "HandsClientTests",
-            dependencies: ["HandsClient", .product(name: "Doors", package: "MominAI")]
+            dependencies: ["CGuestSys", "HandsClient", .product(name: "Doors", package: "MominAI"),
+                           .product(name: "POSIX", package: "MominAI")]
         ),
     ]
 )

@@ -25,6 +25,8 @@ call against the agent's policy, logs it, and answers. Standard library only.
     except hands.Denied as refusal:
         print(refusal.message)                # names the policy rule that said no
 
+    hands.install_pip(["pefile==2024.8.26"])  # the host resolves, judges and logs; pip installs
+
 A refused call raises a ``HandsError`` subclass (``Denied``, ``NotFound``, ``Invalid``,
 ``TimedOut``, ``NoRoom``, ``Failed``) carrying the host's ``code``, its ``message`` and the
 ``exit_status`` the ``hands`` command exits with. A call this module can tell the host would
@@ -40,22 +42,26 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import math
 import os
+import re
 import socket
 import struct
+import subprocess
 import sys
+import tempfile
 import time
-from typing import Iterable, Mapping, Sequence, Union
+from typing import Iterable, Mapping, NamedTuple, Sequence, Union
 
 __all__ = [
     "PROTOCOL_VERSION", "Hands", "HandsError", "Denied", "NotFound", "Invalid", "TimedOut", "NoRoom",
-    "Failed", "Unreachable", "BucketEntry", "QueryResult", "Message", "WaitResult", "Request",
-    "bucket_put", "bucket_get", "bucket_query", "door_send", "door_receive", "spawn", "wait", "stop",
-    "whoami", "brain_url", "default_socket_path",
+    "Failed", "Unreachable", "PipFailed", "BucketEntry", "QueryResult", "Message", "WaitResult", "Request",
+    "InstallFile", "Manifest", "Installed", "bucket_put", "bucket_get", "bucket_query", "door_send", "door_receive",
+    "spawn", "wait", "stop", "whoami", "install_pip", "brain_url", "default_socket_path",
 ]
 
-__version__ = "1.0"
+__version__ = "1.1"
 
 # HandsCallProtocol (Sources/Doors/HandsCalls.swift); testdata/frames.json holds the values the
 # Swift build has, and both test suites check them.
@@ -73,6 +79,15 @@ MAX_FIELDS = 2 * MAX_ARGUMENTS + 16
 MAX_NAME_LENGTH = 255
 MAX_DISKS = 8
 UINT32_MAX = 0xFFFF_FFFF
+UINT64_MAX = 0xFFFF_FFFF_FFFF_FFFF
+# HandsInstall and InstallManifest (Sources/Doors/InstallManifest.swift).
+MAX_ECOSYSTEM_LENGTH = 16
+MAX_REQUIREMENTS = 64
+MAX_REQUIREMENT_LENGTH = 1024
+MAX_INSTALL_ID_LENGTH = 64
+MAX_INSTALL_FILES = 1024
+MAX_INSTALL_FILE_SIZE = 1 << 40
+MAX_WHEEL_NAME_LENGTH = 255
 
 # HandsCallKind.
 KIND_BUCKET_PUT = 0x01
@@ -84,6 +99,8 @@ KIND_SPAWN = 0x20
 KIND_WAIT = 0x21
 KIND_STOP = 0x22
 KIND_WHOAMI = 0x23
+KIND_INSTALL = 0x30
+KIND_INSTALL_FILE = 0x31
 KIND_OK = 0x80
 KIND_FAILED = 0x81
 
@@ -169,6 +186,15 @@ class Unreachable(Failed):
     """momin-init cannot be reached, broke the exchange, or sent a reply that is not one."""
 
 
+class PipFailed(Failed):
+    """pip ran on the fetched files and did not succeed: ``exit_status`` is its exit status
+    (128 + the signal that ended it), as ``hands install pip`` exits."""
+
+    def __init__(self, message: str, exit_status: int) -> None:
+        super().__init__(message)
+        self.exit_status = exit_status
+
+
 _FAILURES: dict[int, type[HandsError]] = {cls.code: cls for cls in (Denied, NotFound, Invalid, TimedOut, NoRoom, Failed)}
 
 
@@ -220,6 +246,40 @@ class WaitResult:
     def exit_status(self) -> int:
         """As a shell reports a child: the exit code, or 128 + the signal."""
         return self.exit_code if self.exit_code is not None else 128 + (self.signal or 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class InstallFile:
+    """One file of an install, as the host logged it: the project (PEP 503 name), its version,
+    the wheel's file name, its size in bytes and its SHA-256 (hex)."""
+
+    name: str
+    version: str
+    filename: str
+    size: int
+    sha256: str
+
+    @property
+    def requirement(self) -> str:
+        """Its line in pip's requirements file, in hash-checking mode."""
+        return f"{self.name}=={self.version} --hash=sha256:{self.sha256}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Manifest:
+    """An install's reply: its id (for ``install_file``) and its files, in install order."""
+
+    install: str
+    files: tuple[InstallFile, ...]
+
+
+class Installed(NamedTuple):
+    """A file ``install_pip`` installed."""
+
+    name: str
+    version: str
+    filename: str
+    sha256: str
 
 
 # MARK: - Frames
@@ -321,15 +381,15 @@ def _reply_text(field: bytes, index: int, limit: int) -> str:
 # MARK: - Checks, as the relay's decoder makes them
 
 
-def _name(verb: str, what: str, value: object, allow_empty: bool = False) -> bytes:
-    """A name: 1 to 255 bytes of UTF-8 (none where allowed), no control characters."""
+def _name(verb: str, what: str, value: object, allow_empty: bool = False, limit: int = MAX_NAME_LENGTH) -> bytes:
+    """A name: 1 to ``limit`` (255) bytes of UTF-8 (none where allowed), no control characters."""
     if not isinstance(value, str):
         raise Invalid(f"{verb}: {what} must be a str, not {type(value).__name__}")
     encoded = _utf8(verb, what, value)
     if not encoded and not allow_empty:
         raise Invalid(f"{verb}: {what} is empty")
-    if len(encoded) > MAX_NAME_LENGTH:
-        raise Invalid(f"{verb}: {what} is {len(encoded)} bytes, at most {MAX_NAME_LENGTH}")
+    if len(encoded) > limit:
+        raise Invalid(f"{verb}: {what} is {len(encoded)} bytes, at most {limit}")
     if any(byte < 0x20 or byte == 0x7F for byte in encoded):
         raise Invalid(f"{verb}: {what} holds a control character")
     return encoded
@@ -508,6 +568,106 @@ def request_whoami() -> Request:
     return Request("whoami", KIND_WHOAMI, ())
 
 
+def request_install(ecosystem: str, requirements: Iterable[str] | str) -> Request:
+    """An install: no deadline on this side, as the host resolves, fetches and logs every file
+    before it answers."""
+    verb = "install"
+    fields = [_name(verb, "ecosystem", ecosystem, limit=MAX_ECOSYSTEM_LENGTH)]
+    items = [requirements] if isinstance(requirements, str) else list(requirements)
+    if not 1 <= len(items) <= MAX_REQUIREMENTS:
+        raise Invalid(f"{verb}: requirements must have 1 to {MAX_REQUIREMENTS} entries, not {len(items)}")
+    for index, requirement in enumerate(items):
+        fields.append(_requirement(verb, f"requirements[{index}]", requirement))
+    return Request(verb, KIND_INSTALL, tuple(fields), blocks_for=None)
+
+
+def _requirement(verb: str, what: str, value: object) -> bytes:
+    """A plausible PEP 508 requirement, as ``hands install`` checks one: it starts with a
+    letter or digit (no pip option, no path), at most 1024 bytes, no control characters."""
+    if not isinstance(value, str):
+        raise Invalid(f"{verb}: {what} must be a str, not {type(value).__name__}")
+    encoded = _utf8(verb, what, value)
+    if not encoded:
+        raise Invalid(f"{verb}: {what} is empty")
+    if len(encoded) > MAX_REQUIREMENT_LENGTH:
+        raise Invalid(f"{verb}: {what} is {len(encoded)} bytes, at most {MAX_REQUIREMENT_LENGTH}")
+    if any(byte < 0x20 or byte == 0x7F for byte in encoded):
+        raise Invalid(f"{verb}: {what} holds a control character")
+    if not (value[0].isascii() and value[0].isalnum()):
+        raise Invalid(f"{verb}: {what} {value!r} does not start with a project name (PEP 508)")
+    return encoded
+
+
+def request_install_file(install: str, file: int, offset: int) -> Request:
+    verb = "install_file"
+    if not isinstance(install, str) or not _INSTALL_ID.fullmatch(install):
+        raise Invalid(f"{verb}: install must be an install id (1 to {MAX_INSTALL_ID_LENGTH} letters, digits or -), not {install!r}")
+    for what, value, most in (("file", file, UINT32_MAX), ("offset", offset, UINT64_MAX)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most:
+            raise Invalid(f"{verb}: {what} must be a whole number from 0 to {most}, not {value!r}")
+    return Request(verb, KIND_INSTALL_FILE, (install.encode(), _u32(file), struct.pack("<Q", offset)))
+
+
+# MARK: - Install manifests, checked as InstallManifest(fields:) checks them
+
+_INSTALL_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
+_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9.!+_-]*")
+_SIZE = re.compile(r"0|[1-9][0-9]{0,12}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _quoted(text: str) -> str:
+    """A value in a message: quoted, control characters as \\xHH, at most 64 characters shown."""
+    shown = "".join(f"\\x{ord(c):02x}" if ord(c) < 0x20 or ord(c) == 0x7F else c for c in text[:64])
+    return f'"{shown}{"..." if len(text) > 64 else ""}"'
+
+
+def parse_manifest(fields: Sequence[str]) -> Manifest:
+    """The manifest in an install reply's fields (the install id, then NAME, VERSION, FILENAME,
+    SIZE and SHA256, tab-separated, one line per file), every line checked; raises Unreachable
+    naming the line (counted from 1 at the first file) and what is wrong with it."""
+    def bad(why: str) -> Unreachable:
+        return Unreachable(f"the host's install manifest is not understood: {why}")
+    if not fields:
+        raise bad("no install id")
+    install = fields[0]
+    if not _INSTALL_ID.fullmatch(install):
+        raise bad(f"install id {_quoted(install)} is not 1 to {MAX_INSTALL_ID_LENGTH} letters, digits or -")
+    lines = fields[1:]
+    if not lines:
+        raise bad("no files")
+    if len(lines) > MAX_INSTALL_FILES:
+        raise bad(f"{len(lines)} files, at most {MAX_INSTALL_FILES}")
+    files: list[InstallFile] = []
+    filenames: dict[str, int] = {}
+    names: dict[str, int] = {}
+    for number, line in enumerate(lines, start=1):
+        parts = line.split("\t")
+        if len(parts) != 5:
+            raise bad(f"line {number}: {len(parts)} fields, not 5 (NAME, VERSION, FILENAME, SIZE, SHA256)")
+        name, version, filename, size, sha256 = parts
+        if len(name) > 255 or not _NAME.fullmatch(name):
+            raise bad(f"line {number}: NAME {_quoted(name)} is not a normalised project name")
+        if len(version) > 255 or not _VERSION.fullmatch(version):
+            raise bad(f"line {number}: VERSION {_quoted(version)} is not a version")
+        if (not filename.endswith(".whl") or filename in (".", "..") or "/" in filename
+                or len(filename.encode()) > MAX_WHEEL_NAME_LENGTH
+                or any(ord(c) < 0x20 or ord(c) == 0x7F for c in filename)):
+            raise bad(f"line {number}: FILENAME {_quoted(filename)} is not a plain .whl file name of at most {MAX_WHEEL_NAME_LENGTH} bytes")
+        if not _SIZE.fullmatch(size) or int(size) > MAX_INSTALL_FILE_SIZE:
+            raise bad(f"line {number}: SIZE {_quoted(size)} is not a whole number of bytes up to {MAX_INSTALL_FILE_SIZE}")
+        if not _SHA256.fullmatch(sha256):
+            raise bad(f"line {number}: SHA256 {_quoted(sha256)} is not 64 lowercase hex digits")
+        if filename in filenames:
+            raise bad(f"line {number}: FILENAME {_quoted(filename)} is on line {filenames[filename]} too")
+        if name in names:
+            raise bad(f"line {number}: NAME {_quoted(name)} is on line {names[name]} too")
+        filenames[filename] = names[name] = number
+        files.append(InstallFile(name, version, filename, int(size), sha256))
+    return Manifest(install, tuple(files))
+
+
 # MARK: - The client
 
 
@@ -610,6 +770,66 @@ class Hands:
         if not fields:
             raise Unreachable("the host's reply to whoami is not understood (no name)")
         return fields[0], (fields[1] or None) if len(fields) > 1 else None
+
+    def install(self, ecosystem: str, requirements: Iterable[str] | str) -> Manifest:
+        """Asks the host to install ``requirements`` (PEP 508 strings): it resolves them and
+        their dependencies from its policy's index, judges each package, fetches and logs each
+        file, and keeps the files; the install's manifest, each file then fetched with
+        ``install_file``. ``install_pip`` does all of it."""
+        fields, _ = self.call(request_install(ecosystem, requirements))
+        return parse_manifest(fields)
+
+    def install_file(self, install: str, file: int, offset: int) -> bytes:
+        """Up to 1 MiB of file number ``file`` of install ``install`` from ``offset``; b"" at or
+        past its end."""
+        return self.call(request_install_file(install, file, offset))[1]
+
+    def install_pip(self, requirements: Iterable[str] | str, python: str | None = None) -> list[Installed]:
+        """Installs Python packages as ``hands install pip`` does: the host resolves, judges,
+        fetches and logs them; their files come here piece by piece into a private temporary
+        directory, each checked against the SHA-256 the host logged, and ``python`` (default:
+        this interpreter) runs ``pip install`` on them offline in hash-checking mode. The
+        files installed; ``Denied`` (naming the package) and the other failures as raised,
+        ``PipFailed`` when pip did not succeed. The directory is removed in every case."""
+        manifest = self.install("pip", requirements)
+        python = python or sys.executable
+        with tempfile.TemporaryDirectory(prefix="hands-install.") as directory:
+            for index, file in enumerate(manifest.files):
+                self._fetch(manifest.install, index, file, os.path.join(directory, file.filename))
+            requirements_file = os.path.join(directory, "requirements.txt")
+            with open(requirements_file, "x", encoding="utf-8") as out:
+                out.write("".join(file.requirement + "\n" for file in manifest.files))
+            command = [python, "-m", "pip", "install", "--no-index", "--find-links", directory, "--require-hashes", "--no-cache-dir",
+                       "--disable-pip-version-check", "--break-system-packages", "-r", requirements_file]
+            try:
+                status = subprocess.run(command, check=False).returncode
+            except OSError as error:
+                raise Failed(f"cannot start {python}: {error.strerror or error}") from None
+        if status < 0:
+            raise PipFailed(f"pip was ended by signal {-status}", 128 - status)
+        if status != 0:
+            raise PipFailed(f"pip exited with status {status}", status)
+        return [Installed(file.name, file.version, file.filename, file.sha256) for file in manifest.files]
+
+    def _fetch(self, install: str, index: int, file: InstallFile, path: str) -> None:
+        """File ``index`` into ``path``, piece by piece, checked against its size and SHA-256."""
+        digest = hashlib.sha256()
+        offset = 0
+        with open(path, "xb") as out:
+            while offset < file.size:
+                try:
+                    piece = self.install_file(install, index, offset)
+                except HandsError as error:
+                    raise type(error)(f"fetching {file.filename}: {error.message}") from None
+                if not piece:
+                    raise Unreachable(f"the host sent {file.filename} short: {offset} of its {file.size} bytes")
+                if len(piece) > file.size - offset:
+                    raise Unreachable(f"the host sent more of {file.filename} than its {file.size} bytes ({len(piece)} at offset {offset})")
+                out.write(piece)
+                digest.update(piece)
+                offset += len(piece)
+        if digest.hexdigest() != file.sha256:
+            raise Failed(f"{file.filename} arrived with SHA-256 {digest.hexdigest()}, not the {file.sha256} the host logged")
 
     # The exchange.
 
@@ -735,6 +955,10 @@ def whoami() -> tuple[str, str | None]:
     return default.whoami()
 
 
+def install_pip(requirements: Iterable[str] | str, python: str | None = None) -> list[Installed]:
+    return default.install_pip(requirements, python)
+
+
 # MARK: - Command line
 
 
@@ -769,6 +993,10 @@ def _command_line() -> argparse.ArgumentParser:
     wait_.add_argument("--timeout", type=float, default=None)
     stop_ = verbs.add_parser("stop")
     stop_.add_argument("agent")
+    install = verbs.add_parser("install", help="packages the host resolves, judges and logs, installed by pip")
+    install.add_argument("ecosystem", choices=["pip"])
+    install.add_argument("requirements", nargs="+", metavar="REQUIREMENT")
+    install.add_argument("--python", default=None, help="the Python whose pip installs (default: this one)")
     return parser
 
 
@@ -811,6 +1039,9 @@ def main(arguments: Sequence[str] | None = None) -> int:
             return result.exit_status
         elif verb == "stop":
             stop(options.agent)
+        elif verb == "install":
+            for file in install_pip(options.requirements, options.python):
+                print(f"momin_hands: installed {file.name} {file.version} {file.filename} sha256:{file.sha256}", file=sys.stderr)
     except HandsError as error:
         out.flush()
         print(f"momin_hands: {error.message}", file=sys.stderr)

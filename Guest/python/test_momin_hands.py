@@ -1,18 +1,21 @@
 """Tests of momin_hands: frames byte for byte against the Swift codec's (testdata/frames.json,
 which the Swift test PythonVectorsTests keeps equal to what HandsCallCodec encodes), replies and
 failures from a fake momin-init on a temporary Unix socket, replies cut short or never sent,
-and the bounds checked before sending.
+the bounds checked before sending, install manifests judged as the Swift client judges them,
+and install_pip end to end with a stand-in for pip.
 
     cd Guest/python && python3 -m unittest
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pathlib
 import socket
 import struct
+import sys
 import tempfile
 import threading
 import time
@@ -105,10 +108,14 @@ class FramesTests(unittest.TestCase):
         protocol = VECTORS["protocol"]
         self.assertEqual(
             (mh.MAGIC, mh.PROTOCOL_VERSION, mh.HEADER_SIZE, mh.MAX_DATA, mh.MAX_PAYLOAD, mh.MAX_FIELDS, mh.MAX_NAME_LENGTH,
-             mh.MAX_MESSAGE_LENGTH, mh.MAX_ARGUMENTS, mh.MAX_ARGUMENT_LENGTH, mh.MAX_ENVIRONMENT, mh.MAX_DISKS),
+             mh.MAX_MESSAGE_LENGTH, mh.MAX_ARGUMENTS, mh.MAX_ARGUMENT_LENGTH, mh.MAX_ENVIRONMENT, mh.MAX_DISKS,
+             mh.MAX_ECOSYSTEM_LENGTH, mh.MAX_REQUIREMENTS, mh.MAX_REQUIREMENT_LENGTH, mh.MAX_INSTALL_ID_LENGTH, mh.MAX_INSTALL_FILES,
+             mh.MAX_INSTALL_FILE_SIZE, mh.MAX_WHEEL_NAME_LENGTH),
             (protocol["magic"], protocol["version"], protocol["headerSize"], protocol["maxData"], protocol["maxPayload"],
              protocol["maxFields"], protocol["maxNameLength"], protocol["maxMessageLength"], protocol["maxArguments"],
-             protocol["maxArgumentLength"], protocol["maxEnvironment"], protocol["maxDisks"]))
+             protocol["maxArgumentLength"], protocol["maxEnvironment"], protocol["maxDisks"],
+             protocol["maxEcosystemLength"], protocol["maxRequirements"], protocol["maxRequirementLength"],
+             protocol["maxInstallIDLength"], protocol["maxInstallFiles"], protocol["maxInstallFileSize"], protocol["maxWheelNameLength"]))
         defaults = VECTORS["defaults"]
         self.assertEqual(mh.DEFAULT_DOOR_TIMEOUT * 1000, defaults["doorTimeoutMilliseconds"])
         self.assertEqual((mh.DEFAULT_VCPUS, mh.DEFAULT_MEMORY_MIB, mh.ROOT_DISK, mh.DEFAULT_SOCKET_PATH),
@@ -130,11 +137,11 @@ class FramesTests(unittest.TestCase):
                 self.assertEqual(request.encode().hex(), vector["frame"])
             verbs.add(vector["verb"])
         self.assertEqual(verbs, {"bucket_put", "bucket_get", "bucket_query", "door_send", "door_receive", "spawn", "wait",
-                                 "stop", "whoami"})
+                                 "stop", "whoami", "install", "install_file"})
 
     def test_the_client_sends_exactly_those_frames(self) -> None:
         answers = {"bucket_get": "value", "bucket_query": "query", "door_send": "sequence", "door_receive": "message",
-                   "spawn": "spawned", "wait": "exited", "whoami": "identity"}
+                   "spawn": "spawned", "wait": "exited", "whoami": "identity", "install": "manifest", "install_file": "piece"}
         for vector in VECTORS["calls"]:
             server = FakeInit.answering(reply_frame(answers.get(vector["verb"], "empty")))
             try:
@@ -186,6 +193,9 @@ class RepliesTests(unittest.TestCase):
         self.assertIsNone(self.call(reply_frame("empty"), "stop", "child"))
         self.assertEqual(self.call(reply_frame("identity"), "whoami"), ("triage.auth", "triage"))
         self.assertEqual(self.call(reply_frame("root-identity"), "whoami"), ("triage", None))
+        self.assertEqual(self.call(reply_frame("manifest"), "install", "pip", ["pefile==2024.8.26"]),
+                         mh.Manifest("3f2a-01", (mh.InstallFile("pefile", "2024.8.26", "pefile-2024.8.26-py3-none-any.whl", 74, sha),)))
+        self.assertEqual(self.call(reply_frame("piece"), "install_file", "3f2a-01", 0, 0), b"PK\x03\x04\x00\xff")
 
     def test_failures_raise_their_class(self) -> None:
         for entry in VECTORS["failures"]:
@@ -391,6 +401,209 @@ class BoundsTests(unittest.TestCase):
         self.assertEqual(mh.request_spawn("c", "agent: c\n", ["true"]).fields[2], b"yaml")
         self.assertEqual(mh.request_spawn("c", '  {"agent": "c"}', ["true"]).fields[2], b"json")
         self.assertEqual(mh.request_spawn("c", b"{}", ["true"], policy_format="yaml").fields[2], b"yaml")
+
+
+class ManifestTests(unittest.TestCase):
+    def test_each_malformed_manifest_is_refused_as_the_swift_client_refuses_it(self) -> None:
+        self.assertGreater(len(VECTORS["manifests"]), 30)
+        for vector in VECTORS["manifests"]:
+            with self.subTest(vector.get("error"), fields=vector["fields"][:2]):
+                if "error" in vector:
+                    with self.assertRaises(mh.Unreachable) as caught:
+                        mh.parse_manifest(vector["fields"])
+                    self.assertEqual(caught.exception.message, "the host's install manifest is not understood: " + vector["error"])
+                    self.assertEqual(caught.exception.exit_status, 70)
+                else:
+                    manifest = mh.parse_manifest(vector["fields"])
+                    self.assertEqual([manifest.install] + ["\t".join((f.name, f.version, f.filename, str(f.size), f.sha256))
+                                                           for f in manifest.files], vector["fields"])
+
+    def test_at_most_1024_files(self) -> None:
+        lines = [f"p{i}\t1\tp{i}-1-py3-none-any.whl\t1\t{'ab' * 32}" for i in range(1025)]
+        self.assertEqual(len(mh.parse_manifest(["i"] + lines[:-1]).files), 1024)
+        with self.assertRaises(mh.Unreachable) as caught:
+            mh.parse_manifest(["i"] + lines)
+        self.assertEqual(caught.exception.message, "the host's install manifest is not understood: 1025 files, at most 1024")
+
+
+class InstallTests(unittest.TestCase):
+    """install_pip against a fake momin-init that serves an install: the manifest, then each
+    file from the offset asked, at most 1 MiB a reply; a stand-in for python records how pip
+    was run and what the directory held."""
+
+    BIG = "pefile-2024.8.26-py3-none-any.whl"
+    SMALL = "ordlookup-1.0-py3-none-any.whl"
+
+    def setUp(self) -> None:
+        self.scratch = tempfile.TemporaryDirectory()
+        root = pathlib.Path(self.scratch.name)
+        self.temporary = root / "tmp"
+        self.record = root / "record"
+        for directory in (self.temporary, self.record, self.record / "copy"):
+            directory.mkdir()
+        self.files = {self.BIG: bytes(i * 7 % 251 for i in range(2 * mh.MAX_DATA + 12_345)), self.SMALL: b"PK\x03\x04 a small wheel"}
+        self.hashes = {name: hashlib.sha256(data).hexdigest() for name, data in self.files.items()}
+        self.order = [("pefile", "2024.8.26", self.BIG), ("ordlookup", "1.0", self.SMALL)]
+        self.pieces: list[tuple[int, int]] = []
+        self.piece: Callable[[int, int], bytes | None] = lambda index, offset: None
+        self.install_reply = ok_frame(["3f2a-01"] + [f"{n}\t{v}\t{f}\t{len(self.files[f])}\t{self.hashes[f]}" for n, v, f in self.order])
+        self.server = FakeInit(self._serve)
+        self.addCleanup(self.server.close)
+        self.addCleanup(self.scratch.cleanup)
+        patch = mock.patch.object(tempfile, "tempdir", str(self.temporary))
+        patch.start()
+        self.addCleanup(patch.stop)
+
+    def _serve(self, connection: socket.socket, server: FakeInit) -> None:
+        frame = read_frame(connection)
+        server.requests.append(frame)
+        kind = frame[3]
+        if kind == mh.KIND_INSTALL:
+            connection.sendall(self.install_reply)
+            return
+        fields = mh.split_fields(frame[mh.HEADER_SIZE:])
+        index, offset = struct.unpack("<I", fields[1])[0], struct.unpack("<Q", fields[2])[0]
+        self.pieces.append((index, offset))
+        data = self.piece(index, offset)
+        if data is None:
+            data = self.files[self.order[index][2]][offset:offset + mh.MAX_DATA]
+        connection.sendall(ok_frame([], data))
+
+    def python(self, ending: str = "exit 0") -> str:
+        script = self.record.parent / "python3"
+        script.write_text(f"""#!/bin/sh
+previous=
+for argument in "$@"; do
+  [ "$previous" = --find-links ] && dir=$argument
+  previous=$argument
+done
+printf '%s\\n' "$@" > {self.record}/argv
+stat -c %a "$dir" > {self.record}/mode
+ls -A "$dir" > {self.record}/files
+cp "$dir"/* {self.record}/copy/
+{ending}
+""")
+        script.chmod(0o755)
+        return str(script)
+
+    def test_the_files_arrive_in_pieces_and_pip_installs_them_hash_checked(self) -> None:
+        installed = self.server.client().install_pip("pefile==2024.8.26", python=self.python())
+        self.assertEqual(installed, [("pefile", "2024.8.26", self.BIG, self.hashes[self.BIG]),
+                                     ("ordlookup", "1.0", self.SMALL, self.hashes[self.SMALL])])
+        self.assertEqual(self.server.requests[0], mh.request_install("pip", ["pefile==2024.8.26"]).encode())
+        self.assertEqual(self.pieces, [(0, 0), (0, mh.MAX_DATA), (0, 2 * mh.MAX_DATA), (1, 0)])
+        self.assertEqual(self.server.requests[2], mh.request_install_file("3f2a-01", 0, mh.MAX_DATA).encode())
+        argv = (self.record / "argv").read_text().splitlines()
+        directory = argv[5]
+        self.assertTrue(directory.startswith(str(self.temporary / "hands-install.")), directory)
+        self.assertEqual(argv, ["-m", "pip", "install", "--no-index", "--find-links", directory, "--require-hashes", "--no-cache-dir",
+                                "--disable-pip-version-check", "--break-system-packages", "-r", directory + "/requirements.txt"])
+        self.assertEqual((self.record / "mode").read_text(), "700\n")
+        self.assertEqual((self.record / "files").read_text(), f"{self.SMALL}\n{self.BIG}\nrequirements.txt\n")
+        self.assertEqual((self.record / "copy" / "requirements.txt").read_text(),
+                         f"pefile==2024.8.26 --hash=sha256:{self.hashes[self.BIG]}\n"
+                         f"ordlookup==1.0 --hash=sha256:{self.hashes[self.SMALL]}\n")
+        for name, data in self.files.items():
+            self.assertEqual((self.record / "copy" / name).read_bytes(), data, name)
+        self.assertEqual(os.listdir(self.temporary), [])
+
+    def test_pip_failing_is_pip_failed_with_its_status(self) -> None:
+        with self.assertRaises(mh.PipFailed) as caught:
+            self.server.client().install_pip(["pefile"], python=self.python("exit 3"))
+        self.assertEqual((caught.exception.message, caught.exception.exit_status), ("pip exited with status 3", 3))
+        self.assertIsInstance(caught.exception, mh.Failed)
+        with self.assertRaises(mh.PipFailed) as signaled:
+            self.server.client().install_pip(["pefile"], python=self.python("kill -TERM $$"))
+        self.assertEqual((signaled.exception.message, signaled.exception.exit_status), ("pip was ended by signal 15", 143))
+        self.assertEqual(os.listdir(self.temporary), [])
+
+    def test_a_file_whose_hash_differs_is_refused_before_pip(self) -> None:
+        self.piece = lambda index, offset: b"X" * len(self.files[self.SMALL]) if index == 1 else None
+        with self.assertRaises(mh.Failed) as caught:
+            self.server.client().install_pip(["pefile"], python=self.python())
+        wrong = hashlib.sha256(b"X" * len(self.files[self.SMALL])).hexdigest()
+        self.assertEqual(caught.exception.message, f"{self.SMALL} arrived with SHA-256 {wrong}, not the {self.hashes[self.SMALL]} the host logged")
+        self.assertFalse((self.record / "argv").exists())
+        self.assertEqual(os.listdir(self.temporary), [])
+
+    def test_a_piece_that_overruns_or_a_file_that_comes_short(self) -> None:
+        size = len(self.files[self.SMALL])
+        self.piece = lambda index, offset: b"X" * (size + 1) if index == 1 else None
+        with self.assertRaises(mh.Unreachable) as over:
+            self.server.client().install_pip(["pefile"], python=self.python())
+        self.assertEqual(over.exception.message, f"the host sent more of {self.SMALL} than its {size} bytes ({size + 1} at offset 0)")
+        self.piece = lambda index, offset: b"" if offset == 2 * mh.MAX_DATA else None
+        with self.assertRaises(mh.Unreachable) as short:
+            self.server.client().install_pip(["pefile"], python=self.python())
+        self.assertEqual(short.exception.message,
+                         f"the host sent {self.BIG} short: {2 * mh.MAX_DATA} of its {len(self.files[self.BIG])} bytes")
+        self.assertFalse((self.record / "argv").exists())
+        self.assertEqual(os.listdir(self.temporary), [])
+
+    def test_a_denial_carries_the_hosts_message(self) -> None:
+        why = 'denied by policy (install): packages.pip (line 4): pip package "requests" is not among packages.pip.allow'
+        self.install_reply = mh.Request("failed", mh.KIND_FAILED, (struct.pack("<I", 1), why.encode())).encode()
+        with self.assertRaises(mh.Denied) as caught:
+            self.server.client().install_pip(["requests"], python=self.python())
+        self.assertEqual((caught.exception.message, caught.exception.exit_status), (why, 77))
+        self.assertEqual(self.pieces, [])
+        self.assertEqual(os.listdir(self.temporary), [])
+
+    def test_a_bad_manifest_fetches_nothing(self) -> None:
+        self.install_reply = ok_frame(["i", f"pefile\t1\t../pefile-1-py3-none-any.whl\t10\t{'5e' * 32}"])
+        with self.assertRaises(mh.Unreachable) as caught:
+            self.server.client().install_pip(["pefile"], python=self.python())
+        self.assertEqual(caught.exception.message, "the host's install manifest is not understood: line 1: FILENAME "
+                                                   '"../pefile-1-py3-none-any.whl" is not a plain .whl file name of at most 255 bytes')
+        self.assertEqual((self.pieces, os.listdir(self.temporary)), ([], []))
+
+    def test_a_failed_piece_names_the_file(self) -> None:
+        refusal = mh.Request("failed", mh.KIND_FAILED, (struct.pack("<I", 2), b"no install 3f2a-01")).encode()
+
+        def serve(connection: socket.socket, server: FakeInit) -> None:
+            frame = read_frame(connection)
+            connection.sendall(self.install_reply if frame[3] == mh.KIND_INSTALL else refusal)
+        self.server.handler = serve
+        with self.assertRaises(mh.NotFound) as caught:
+            self.server.client().install_pip(["pefile"], python=self.python())
+        self.assertEqual(caught.exception.message, f"fetching {self.BIG}: no install 3f2a-01")
+        self.assertEqual(os.listdir(self.temporary), [])
+
+    def test_a_python_that_cannot_start(self) -> None:
+        missing = str(self.record.parent / "no-python")
+        with self.assertRaises(mh.Failed) as caught:
+            self.server.client().install_pip(["pefile"], python=missing)
+        self.assertEqual(caught.exception.message, f"cannot start {missing}: No such file or directory")
+        self.assertEqual(os.listdir(self.temporary), [])
+
+    def test_the_default_python_is_this_one(self) -> None:
+        with mock.patch("subprocess.run") as run:
+            run.return_value.returncode = 0
+            self.server.client().install_pip(["pefile"])
+        self.assertEqual(run.call_args.args[0][:4], [sys.executable, "-m", "pip", "install"])
+
+    def test_bounds(self) -> None:
+        cases = [
+            (lambda: mh.request_install("pip", []), "install: requirements must have 1 to 64 entries, not 0"),
+            (lambda: mh.request_install("pip", ["a"] * 65), "install: requirements must have 1 to 64 entries, not 65"),
+            (lambda: mh.request_install("pip", ["r" * 1025]), "install: requirements[0] is 1025 bytes, at most 1024"),
+            (lambda: mh.request_install("pip", ["a", ""]), "install: requirements[1] is empty"),
+            (lambda: mh.request_install("pip", ["a\n--index-url=x"]), "install: requirements[0] holds a control character"),
+            (lambda: mh.request_install("pip", ["-e ."]), "install: requirements[0] '-e .' does not start with a project name (PEP 508)"),
+            (lambda: mh.request_install("pip", [b"pefile"]), "install: requirements[0] must be a str, not bytes"),
+            (lambda: mh.request_install("e" * 17, ["a"]), "install: ecosystem is 17 bytes, at most 16"),
+            (lambda: mh.request_install_file("a b", 0, 0), "install_file: install must be an install id (1 to 64 letters, digits or -), not 'a b'"),
+            (lambda: mh.request_install_file("i", -1, 0), "install_file: file must be a whole number from 0 to 4294967295, not -1"),
+            (lambda: mh.request_install_file("i", 0, 1 << 64), f"install_file: offset must be a whole number from 0 to {(1 << 64) - 1}, not {1 << 64}"),
+        ]
+        for make, message in cases:
+            with self.subTest(message):
+                with self.assertRaises(mh.Invalid) as caught:
+                    make()
+                self.assertEqual(caught.exception.message, message)
+        self.assertEqual(mh.request_install("pip", "pefile").fields, (b"pip", b"pefile"))
+        self.assertIsNone(mh.request_install("pip", ["a"] * 64).blocks_for)
+        self.assertEqual(len(mh.request_install("pip", ["r" * 1024] * 64).encode()), 8 + 2 + 4 + 3 + 64 * 1028)
 
 
 class CommandLineTests(unittest.TestCase):

@@ -9,8 +9,9 @@
 ///     4  payload length (UInt32)
 ///
 /// then the payload: a UInt16 field count and that many fields, each a UInt32 length and its
-/// bytes. What each field of a kind means is fixed by position (`HandsCall.fields`). Every bound
-/// is checked before anything is allocated for it.
+/// bytes. What each field of a kind means is fixed by position (`HandsCall.fields`); a number is
+/// a 4-byte field (an offset an 8-byte one), little-endian. Every bound is checked before
+/// anything is allocated for it.
 public enum HandsCallProtocol {
     public static let magic: UInt16 = 0x484D
     public static let version: UInt8 = 1
@@ -38,6 +39,8 @@ public enum HandsCallKind: UInt8, CaseIterable, Sendable {
     case wait = 0x21
     case stop = 0x22
     case whoami = 0x23
+    case install = 0x30
+    case installFile = 0x31
 
     case ok = 0x80
     case failed = 0x81
@@ -89,6 +92,13 @@ public enum HandsCall: Hashable, Sendable {
     case stop(agent: String)
     /// The caller's own name and its parent's.
     case whoami
+    /// Packages for the caller: the host resolves `requirements` (PEP 508) and their
+    /// dependencies, judges, fetches and logs every file, and answers the install's id and its
+    /// files (`InstallManifest`).
+    case install(ecosystem: String, requirements: [String])
+    /// Up to `HandsCallProtocol.maxData` bytes of file `file` (its index in the manifest) of
+    /// install `install`, from `offset`; none at or past the file's end.
+    case installFile(install: String, file: UInt32, offset: UInt64)
 
     public var kind: HandsCallKind {
         switch self {
@@ -101,6 +111,8 @@ public enum HandsCall: Hashable, Sendable {
         case .wait: .wait
         case .stop: .stop
         case .whoami: .whoami
+        case .install: .install
+        case .installFile: .installFile
         }
     }
 }
@@ -265,6 +277,21 @@ public enum HandsCallCodec {
         case .wait: call = .wait(agent: try f.name(), timeoutMilliseconds: try f.number())
         case .stop: call = .stop(agent: try f.name())
         case .whoami: call = .whoami
+        case .install:
+            let ecosystem = try f.name(max: HandsInstall.maxEcosystemLength)
+            let count = f.count - 1
+            guard count >= 1, count <= HandsInstall.maxRequirements else {
+                throw .malformed(kind, "an install names 1 to \(HandsInstall.maxRequirements) requirements, not \(count)")
+            }
+            var requirements: [String] = []
+            for _ in 0..<count { requirements.append(try f.name(max: HandsInstall.maxRequirementLength)) }
+            call = .install(ecosystem: ecosystem, requirements: requirements)
+        case .installFile:
+            let install = try f.name(max: HandsInstall.maxInstallIDLength)
+            guard HandsInstall.isInstallID(install) else {
+                throw .malformed(kind, "field 1 is not an install id (letters, digits and -)")
+            }
+            call = .installFile(install: install, file: try f.number(), offset: try f.number64())
         case .ok, .failed: throw .malformed(kind, "a reply is not a call")
         }
         try f.finish()
@@ -307,6 +334,8 @@ public enum HandsCallCodec {
         case .wait(let agent, let timeout): [Array(agent.utf8), le(timeout)]
         case .stop(let agent): [Array(agent.utf8)]
         case .whoami: []
+        case .install(let ecosystem, let requirements): [Array(ecosystem.utf8)] + requirements.map { Array($0.utf8) }
+        case .installFile(let install, let file, let offset): [Array(install.utf8), le(file), le64(offset)]
         }
     }
 
@@ -325,6 +354,8 @@ public enum HandsCallCodec {
     }
 
     static func le(_ value: UInt32) -> [UInt8] { [UInt8(value & 0xff), UInt8(value >> 8 & 0xff), UInt8(value >> 16 & 0xff), UInt8(value >> 24)] }
+
+    static func le64(_ value: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: value >> (8 * UInt64($0))) } }
 
     static func u32(_ bytes: [UInt8], at index: Int) -> UInt32 {
         UInt32(bytes[index]) | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2]) << 16 | UInt32(bytes[index + 3]) << 24
@@ -376,9 +407,9 @@ private struct FieldList {
         return text
     }
 
-    /// A name: non-empty (unless allowed), at most `maxNameLength` bytes, no NUL or control bytes.
-    mutating func name(allowEmpty: Bool = false) throws(HandsCallError) -> String {
-        let text = try text(max: HandsCallProtocol.maxNameLength)
+    /// A name: non-empty (unless allowed), at most `max` bytes, no NUL or control bytes.
+    mutating func name(allowEmpty: Bool = false, max: Int = HandsCallProtocol.maxNameLength) throws(HandsCallError) -> String {
+        let text = try text(max: max)
         guard allowEmpty || !text.isEmpty else { throw .malformed(kind, "field \(next) is empty") }
         guard !text.utf8.contains(where: { $0 < 0x20 || $0 == 0x7f }) else { throw .malformed(kind, "field \(next) holds a control character") }
         return text
@@ -389,6 +420,12 @@ private struct FieldList {
         guard field.count == 4 else { throw .malformed(kind, "field \(next) is \(field.count) bytes, a number has 4") }
         let bytes = Array(field)
         return HandsCallCodec.u32(bytes, at: 0)
+    }
+
+    mutating func number64() throws(HandsCallError) -> UInt64 {
+        let field = try take()
+        guard field.count == 8 else { throw .malformed(kind, "field \(next) is \(field.count) bytes, an offset has 8") }
+        return field.reversed().reduce(0) { $0 << 8 | UInt64($1) }
     }
 
     func finish() throws(HandsCallError) {

@@ -1,7 +1,8 @@
 import Doors
 
 /// A hands call frame as momin-init's relay and the host's listener read it: the 8-byte header
-/// judged alone, then the payload as a call, or as a reply.
+/// judged alone, then the payload as a call, or as a reply; an `ok` reply's fields also as an
+/// install's manifest, which must render back to the same lines.
 enum HandsCallTarget {
     /// A failure code this build does not know still fails the call, as `.failed`, so such a
     /// reply re-encodes with code 6: the one spelling that is not canonical, on purpose (a newer
@@ -26,6 +27,9 @@ enum HandsCallTarget {
         if let reply = try? HandsCallCodec.decodeReply(kind: kind, payload: payload) {
             guard HandsCallCodec.encode(reply) == frame || unknownFailure(reply, payload) else {
                 violated("reply \(kind) re-encodes to other bytes")
+            }
+            if case .ok(let fields, _) = reply, let manifest = try? InstallManifest(fields: fields) {
+                guard manifest.fields == fields else { violated("an install manifest renders to other lines") }
             }
         }
     }

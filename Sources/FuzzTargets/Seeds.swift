@@ -31,8 +31,12 @@ public enum Seeds {
                                     argv: ["/bin/sh", "-c", "true"])),
                 .wait(agent: "a", timeoutMilliseconds: 0), .stop(agent: "a"), .whoami,
             ]
+            let manifest = ["3f2a-01", "pefile\t2024.8.26\tpefile-2024.8.26-py3-none-any.whl\t74\t" + String(repeating: "ab", count: 32)]
             return calls.map { HandsCallCodec.encode($0) }
                 + [HandsCallCodec.encode(.ok(fields: ["a", "b"], data: [1])), HandsCallCodec.encode(.failed(.denied, "no"))]
+                + [HandsCallCodec.encode(.install(ecosystem: "pip", requirements: ["pefile==2024.8.26", "yara-python>=4.5"])),
+                   HandsCallCodec.encode(.installFile(install: "3f2a-01", file: 1, offset: 1 << 32)),
+                   HandsCallCodec.encode(.ok(fields: manifest, data: []))]
         case .virtqueue:
             return [virtqueueSeed(size: 0), virtqueueSeed(size: 2), virtqueueSeed(size: 8)]
         case .vsockConnection:

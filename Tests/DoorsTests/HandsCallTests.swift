@@ -20,6 +20,10 @@ import Testing
         .wait(agent: "a", timeoutMilliseconds: .max),
         .stop(agent: "triage.a"),
         .whoami,
+        .install(ecosystem: "pip", requirements: ["pefile==2024.8.26"]),
+        .install(ecosystem: "pip", requirements: ["requests[socks] >=2.31 ; python_version >= \"3.8\"", "yara-python", "ünï"]),
+        .installFile(install: "3f2a-01", file: 0, offset: 0),
+        .installFile(install: "x", file: .max, offset: .max),
     ]
 
     func decode(_ bytes: [UInt8]) throws -> HandsCall {
@@ -73,6 +77,12 @@ import Testing
          [0x4D, 0x48, 0x01, 0x22, 0x07, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00, 0x61]),
         (.whoami,
          [0x4D, 0x48, 0x01, 0x23, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00]),
+        (.install(ecosystem: "pip", requirements: ["a"]),
+         [0x4D, 0x48, 0x01, 0x30, 0x0E, 0x00, 0x00, 0x00, 0x02, 0x00, 0x03, 0x00, 0x00, 0x00, 0x70, 0x69, 0x70, 0x01, 0x00, 0x00, 0x00, 0x61]),
+        // The offset is an 8-byte field.
+        (.installFile(install: "i1", file: 2, offset: 0x0102_0304_0506_0708),
+         [0x4D, 0x48, 0x01, 0x31, 0x1C, 0x00, 0x00, 0x00, 0x03, 0x00, 0x02, 0x00, 0x00, 0x00, 0x69, 0x31, 0x04, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00,
+          0x08, 0x00, 0x00, 0x00, 0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01]),
     ]
 
     static let goldenReplies: [(HandsReply, [UInt8])] = [
@@ -130,6 +140,43 @@ import Testing
         let nine = HandsCallCodec.encode(.spawn(SpawnRequest(name: "a", policy: [], policyFormat: "yaml", vcpus: 1, memoryMiB: 1,
                                                              argv: ["x"], disks: (0..<9).map { "d\($0)" })))
         #expect(throws: HandsCallError.malformed(.spawn, "more than 8 disks")) { try decode(nine) }
+    }
+
+    @Test func installsAreBoundedAndChecked() throws {
+        func fields(_ fields: [[UInt8]]) -> [UInt8] {
+            fields.reduce([UInt8(fields.count), 0]) { $0 + [UInt8(truncatingIfNeeded: $1.count), UInt8(truncatingIfNeeded: $1.count >> 8), 0, 0] + $1 }
+        }
+        let pip = Array("pip".utf8)
+        let cases: [(HandsCallKind, [UInt8], String)] = [
+            (.install, fields([pip]), "an install names 1 to 64 requirements, not 0"),
+            (.install, fields([pip] + Array(repeating: Array("a".utf8), count: 65)), "an install names 1 to 64 requirements, not 65"),
+            (.install, fields([]), "too few fields (0)"),
+            (.install, fields([[UInt8](repeating: 0x61, count: 17), Array("a".utf8)]), "field 1 is 17 bytes, at most 16"),
+            (.install, fields([[], Array("a".utf8)]), "field 1 is empty"),
+            (.install, fields([pip, Array("a".utf8), [UInt8](repeating: 0x61, count: 1025)]), "field 3 is 1025 bytes, at most 1024"),
+            (.install, fields([pip, []]), "field 2 is empty"),
+            (.install, fields([pip, Array("a\n--index-url x".utf8)]), "field 2 holds a control character"),
+            (.install, fields([pip, [0xff]]), "field 2 is not UTF-8"),
+            (.installFile, fields([Array("a b".utf8), [0, 0, 0, 0], [UInt8](repeating: 0, count: 8)]), "field 1 is not an install id (letters, digits and -)"),
+            (.installFile, fields([Array("../x".utf8), [0, 0, 0, 0], [UInt8](repeating: 0, count: 8)]), "field 1 is not an install id (letters, digits and -)"),
+            (.installFile, fields([[UInt8](repeating: 0x61, count: 65), [0, 0, 0, 0], [UInt8](repeating: 0, count: 8)]), "field 1 is 65 bytes, at most 64"),
+            (.installFile, fields([[], [0, 0, 0, 0], [UInt8](repeating: 0, count: 8)]), "field 1 is empty"),
+            (.installFile, fields([Array("i".utf8), [0, 0, 0, 0], [0, 0, 0, 0]]), "field 3 is 4 bytes, an offset has 8"),
+            (.installFile, fields([Array("i".utf8), [UInt8](repeating: 0, count: 8), [UInt8](repeating: 0, count: 8)]), "field 2 is 8 bytes, a number has 4"),
+            (.installFile, fields([Array("i".utf8), [0, 0, 0, 0]]), "too few fields (2)"),
+            (.installFile, fields([Array("i".utf8), [0, 0, 0, 0], [UInt8](repeating: 0, count: 8), []]), "1 fields too many"),
+        ]
+        for (kind, payload, why) in cases {
+            #expect(throws: HandsCallError.malformed(kind, why), "\(why)") { try HandsCallCodec.decodeCall(kind: kind, payload: payload) }
+        }
+        // At the bounds: 64 requirements of 1024 bytes, a 16-byte ecosystem, a 64-byte id.
+        let most = HandsCall.install(ecosystem: String(repeating: "e", count: 16),
+                                     requirements: Array(repeating: String(repeating: "r", count: 1024), count: 64))
+        #expect(try decode(HandsCallCodec.encode(most)) == most)
+        let longest = HandsCall.installFile(install: String(repeating: "A-9", count: 21) + "z", file: 1, offset: 1 << 40)
+        #expect(try decode(HandsCallCodec.encode(longest)) == longest)
+        #expect(HandsInstall.isInstallID("abc-XYZ-019") && !HandsInstall.isInstallID("") && !HandsInstall.isInstallID("a_b")
+                && !HandsInstall.isInstallID("é"))
     }
 
     @Test func dataOverTheLimitIsRefused() throws {

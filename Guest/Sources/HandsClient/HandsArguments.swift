@@ -6,6 +6,9 @@ public enum HandsCommand: Equatable, Sendable {
     case help
     /// One call, and what to write from its `ok` reply.
     case call(HandsCall, HandsOutput)
+    /// `hands install pip`: an `install` call, its files fetched, then `python -m pip install`
+    /// from them (`PipInstall`).
+    case install(ecosystem: String, requirements: [String], python: String)
 }
 
 /// What `hands` writes from an `ok` reply.
@@ -90,12 +93,15 @@ public enum HandsArguments {
                hands wait NAME [--timeout SECONDS]
                hands stop NAME
                hands whoami
+               hands install pip [--python PATH] REQUIREMENT...
 
         VALUE and MESSAGE are read from standard input when omitted or "-" (at most
         \(HandsCallProtocol.maxData) bytes). door send and door recv wait 30 seconds by default;
         wait waits as long as the child runs unless --timeout says otherwise. A policy FILE is
         JSON when its name ends in .json, else YAML. --disk gives the sub-agent one of this
-        VM's named disks, read-only; --image boots it on this VM's root image. Calls go to momin-init at $HANDS_SOCKET
+        VM's named disks, read-only; --image boots it on this VM's root image. install pip has
+        the host resolve, judge, fetch and log the packages, then installs them with PATH's pip
+        (default: python3), offline and hash-checked. Calls go to momin-init at $HANDS_SOCKET
         (default /run/momin/hands.sock), which relays them to the host.
         """
 
@@ -105,6 +111,8 @@ public enum HandsArguments {
     /// The disk name that means the caller's root image (the host's `DiskRequest.rootSerial`).
     static let rootDisk = "momin-root"
     public static let defaultMemoryMiB: UInt32 = 256
+    /// The Python whose pip `hands install pip` runs, looked up on PATH.
+    public static let defaultPython = "python3"
 
     /// The command `arguments` (without the program name) ask for; VALUE, MESSAGE and the
     /// policy come from `input`. The call is checked as the relay would check it, so a call
@@ -118,6 +126,7 @@ public enum HandsArguments {
         case "bucket": command = try bucket(rest, input: input)
         case "door": command = try door(rest, input: input)
         case "spawn": command = try spawn(rest, input: input)
+        case "install": command = try install(rest)
         case "wait":
             let scanned = try scan(rest, command: "wait", values: ["--timeout"])
             if scanned.help { return .help }
@@ -137,7 +146,11 @@ public enum HandsArguments {
         default:
             throw .usage("unknown command \"\(verb)\"")
         }
-        if case .call(let call, _) = command { try check(call) }
+        switch command {
+        case .call(let call, _): try check(call)
+        case .install(let ecosystem, let requirements, _): try check(.install(ecosystem: ecosystem, requirements: requirements))
+        case .help: break
+        }
         return command
     }
 
@@ -219,6 +232,39 @@ public enum HandsArguments {
             name: try name(agent, "--name"), policy: policy, policyFormat: policyPath.hasSuffix(".json") ? "json" : "yaml",
             vcpus: vcpus, memoryMiB: memory, argv: scanned.positionals, env: environment, disks: disks)
         return .call(.spawn(request), .firstField)
+    }
+
+    private static func install(_ arguments: ArraySlice<String>) throws(HandsClientError) -> HandsCommand {
+        let scanned = try scan(arguments, command: "install", values: ["--python"])
+        if scanned.help { return .help }
+        guard let ecosystem = scanned.positionals.first else { throw .usage("install needs pip (hands install pip REQUIREMENT...)") }
+        switch ecosystem {
+        case "pip": break
+        case "apt": throw .usage("apt installs are not served yet (hands install pip REQUIREMENT...)")
+        default: throw .usage("unknown ecosystem \"\(ecosystem)\" (hands install pip REQUIREMENT...)")
+        }
+        let requirements = Array(scanned.positionals.dropFirst())
+        guard !requirements.isEmpty else { throw .usage("install pip needs a REQUIREMENT (hands install pip REQUIREMENT...)") }
+        guard requirements.count <= HandsInstall.maxRequirements else {
+            throw .usage("install pip takes at most \(HandsInstall.maxRequirements) requirements, not \(requirements.count)")
+        }
+        for requirement in requirements { try checkRequirement(requirement) }
+        let python = scanned.value("--python") ?? defaultPython
+        guard !python.isEmpty else { throw .usage("--python is empty") }
+        return .install(ecosystem: ecosystem, requirements: requirements, python: python)
+    }
+
+    /// A plausible PEP 508 requirement: it starts with a project name's first letter or digit
+    /// (so no pip option or path), at most 1024 bytes, no control characters. The host parses it.
+    static func checkRequirement(_ text: String) throws(HandsClientError) {
+        guard let first = text.utf8.first else { throw .usage("REQUIREMENT is empty") }
+        guard text.utf8.count <= HandsInstall.maxRequirementLength else {
+            throw .usage("REQUIREMENT is \(text.utf8.count) bytes, at most \(HandsInstall.maxRequirementLength)")
+        }
+        guard !text.utf8.contains(where: { $0 < 0x20 || $0 == 0x7f }) else { throw .usage("REQUIREMENT holds a control character") }
+        let letterOrDigit = (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(first) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(first)
+            || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first)
+        guard letterOrDigit else { throw .usage("REQUIREMENT \"\(text)\" does not start with a project name (PEP 508)") }
     }
 
     // MARK: - Pieces

@@ -16,6 +16,11 @@ public enum HandsMain {
         exit(error.exitStatus)
     }
 
+    /// `$HANDS_SOCKET`, else momin-init's socket.
+    static func socketPath() -> String {
+        HandsConnection.socketPath(environment: getenv("HANDS_SOCKET").map { String(cString: $0) })
+    }
+
     /// Runs one `hands` command (the arguments after the program name) and exits.
     public static func run(_ arguments: [String]) -> Never {
         let command: HandsCommand
@@ -30,10 +35,9 @@ public enum HandsMain {
             _ = write(Array((HandsArguments.usage + "\n").utf8), to: STDOUT_FILENO)
             exit(0)
         case .call(let call, let output):
-            let path = HandsConnection.socketPath(environment: getenv("HANDS_SOCKET").map { String(cString: $0) })
             let reply: HandsReply
             do throws(HandsClientError) {
-                reply = try HandsConnection.call(call, socketPath: path)
+                reply = try HandsConnection.call(call, socketPath: socketPath())
             } catch {
                 fail(error)
             }
@@ -46,6 +50,12 @@ public enum HandsMain {
                 _ = write(Array("hands: \(line)\n".utf8), to: STDERR_FILENO)
             }
             exit(outcome.exitStatus)
+        case .install(_, let requirements, let python):
+            let install = PipInstall(
+                socketPath: socketPath(), python: python,
+                temporaryRoot: PipInstall.temporaryRoot(environment: getenv("TMPDIR").map { String(cString: $0) }),
+                say: { _ = write(Array("hands: \($0)\n".utf8), to: STDERR_FILENO) })
+            exit(install.run(requirements: requirements))
         }
     }
 }

@@ -208,6 +208,48 @@ func failure(_ body: () throws(HandsClientError) -> HandsCommand) -> HandsClient
         }
     }
 
+    @Test func installPip() throws {
+        #expect(try parse("install pip pefile==2024.8.26")
+                == .install(ecosystem: "pip", requirements: ["pefile==2024.8.26"], python: "python3"))
+        #expect(try parse("install pip --python /usr/bin/python3.11 pefile yara-python>=4.5")
+                == .install(ecosystem: "pip", requirements: ["pefile", "yara-python>=4.5"], python: "/usr/bin/python3.11"))
+        // Options anywhere; a requirement as PEP 508 writes it, spaces, extras and markers included.
+        let marker = "requests[socks] >=2.31 ; python_version >= \"3.8\""
+        #expect(try HandsArguments.parse(["install", "pip", marker, "--python=/opt/py/bin/python", "PyYAML"], input: FakeInput().input)
+                == .install(ecosystem: "pip", requirements: [marker, "PyYAML"], python: "/opt/py/bin/python"))
+        let most = Array(repeating: String(repeating: "r", count: HandsInstall.maxRequirementLength), count: HandsInstall.maxRequirements)
+        #expect(try HandsArguments.parse(["install", "pip"] + most, input: FakeInput().input)
+                == .install(ecosystem: "pip", requirements: most, python: "python3"))
+        for line in ["install --help", "install pip --help", "install pip pefile --help"] {
+            #expect(try parse(line) == .help, "\(line)")
+        }
+        #expect(HandsArguments.usage.contains("hands install pip [--python PATH] REQUIREMENT..."))
+    }
+
+    @Test func installMistakes() {
+        let usage = "(hands install pip REQUIREMENT...)"
+        let cases: [([String], String)] = [
+            (["install"], "install needs pip \(usage)"),
+            (["install", "apt", "binwalk"], "apt installs are not served yet \(usage)"),
+            (["install", "npm", "left-pad"], "unknown ecosystem \"npm\" \(usage)"),
+            (["install", "pip"], "install pip needs a REQUIREMENT \(usage)"),
+            (["install", "pip", "--python", "/usr/bin/python3"], "install pip needs a REQUIREMENT \(usage)"),
+            (["install", "pip", "--index-url", "http://x", "pefile"], "install has no option --index-url"),
+            (["install", "pip", "pefile", "--python"], "--python needs a value"),
+            (["install", "pip", "--python=", "pefile"], "--python is empty"),
+            (["install", "pip", "-e", "."], "REQUIREMENT \"-e\" does not start with a project name (PEP 508)"),
+            (["install", "pip", "./pefile-1-py3-none-any.whl"], "REQUIREMENT \"./pefile-1-py3-none-any.whl\" does not start with a project name (PEP 508)"),
+            (["install", "pip", "pefile", ""], "REQUIREMENT is empty"),
+            (["install", "pip", "pefile\n--index-url=http://x"], "REQUIREMENT holds a control character"),
+            (["install", "pip", String(repeating: "r", count: 1025)], "REQUIREMENT is 1025 bytes, at most 1024"),
+            (["install", "pip"] + Array(repeating: "r", count: 65), "install pip takes at most 64 requirements, not 65"),
+        ]
+        for (words, message) in cases {
+            let error = failure { () throws(HandsClientError) in try HandsArguments.parse(words, input: FakeInput().input) }
+            #expect(error == .usage(message), "\(words.prefix(4))")
+        }
+    }
+
     @Test func socketPath() {
         #expect(HandsConnection.socketPath(environment: nil) == "/run/momin/hands.sock")
         #expect(HandsConnection.socketPath(environment: "") == "/run/momin/hands.sock")

@@ -73,6 +73,10 @@ import Testing
             CallVector(verb: "wait", arguments: [("agent", "child"), ("timeout", .number("5"))], call: .wait(agent: "child", timeoutMilliseconds: 5000)),
             CallVector(verb: "stop", arguments: [("agent", "child")], call: .stop(agent: "child")),
             CallVector(verb: "whoami", arguments: [], call: .whoami),
+            CallVector(verb: "install", arguments: [("ecosystem", "pip"), ("requirements", .list(["pefile==2024.8.26", "yara-python>=4.5"]))],
+                       call: .install(ecosystem: "pip", requirements: ["pefile==2024.8.26", "yara-python>=4.5"])),
+            CallVector(verb: "install_file", arguments: [("install", "3f2a-01"), ("file", .number("1")), ("offset", .number("4294967296"))],
+                       call: .installFile(install: "3f2a-01", file: 1, offset: 1 << 32)),
         ]
     }
 
@@ -91,6 +95,8 @@ import Testing
             ("signaled", .ok(fields: ["signaled", "9"], data: [])),
             ("identity", .ok(fields: ["triage.auth", "triage"], data: [])),
             ("root-identity", .ok(fields: ["triage", ""], data: [])),
+            ("manifest", .ok(fields: ["3f2a-01", "pefile\t2024.8.26\tpefile-2024.8.26-py3-none-any.whl\t74\t\(sha)"], data: [])),
+            ("piece", .ok(fields: [], data: Array("PK\u{3}\u{4}".utf8) + [0, 0xff])),
         ] + HandsFailure.allCases.map { ("\($0)", .failed($0, "\($0): déjà vu")) }
     }
 
@@ -106,6 +112,10 @@ import Testing
             ("maxNameLength", .int(HandsCallProtocol.maxNameLength)), ("maxMessageLength", .int(DoorsLimits.maxMessageLength)),
             ("maxArguments", .int(DoorsLimits.maxArguments)), ("maxArgumentLength", .int(DoorsLimits.maxArgumentLength)),
             ("maxEnvironment", .int(DoorsLimits.maxEnvironment)), ("maxDisks", .int(SpawnRequest.maxDisks)),
+            ("maxEcosystemLength", .int(HandsInstall.maxEcosystemLength)), ("maxRequirements", .int(HandsInstall.maxRequirements)),
+            ("maxRequirementLength", .int(HandsInstall.maxRequirementLength)), ("maxInstallIDLength", .int(HandsInstall.maxInstallIDLength)),
+            ("maxInstallFiles", .int(InstallManifest.maxFiles)), ("maxInstallFileSize", .int(Int(InstallManifest.maxFileSize))),
+            ("maxWheelNameLength", .int(InstallManifest.maxFileNameLength)),
         ]).text + ",")
         lines.append("  \"defaults\": " + JSON.object([
             ("doorTimeoutMilliseconds", .int(Int(HandsArguments.defaultDoorTimeoutMilliseconds))),
@@ -131,6 +141,12 @@ import Testing
             case .failed(let failure, let message): object += [("failure", .string("\(failure)")), ("message", .string(message))]
             }
             return JSON.object(object + [("frame", .string(hex(HandsCallCodec.encode(reply))))])
+        })
+        lines.append("  ],")
+        // An install reply's fields, and what is wrong with them (none: a manifest).
+        lines.append("  \"manifests\": [")
+        lines += entries(InstallManifestTests.cases.map { fields, error in
+            JSON.object([("fields", .list(fields))] + (error.map { [("error", .string($0))] } ?? []))
         })
         lines.append("  ]")
         lines.append("}")
