@@ -17,7 +17,7 @@ extension AgentTree {
                                          configuration: packageConfiguration, refusal: refusal)
         do {
             let installed = try installer.install(ecosystem: ecosystem, requirements: requirements)
-            return .ok(fields: [installed.id] + installed.files.map(\.line), data: [])
+            return .ok(fields: installed.manifest.fields, data: [])
         } catch {
             switch error {
             case .denied: return .failed(.denied, error.description)

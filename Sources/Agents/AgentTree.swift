@@ -164,9 +164,6 @@ public final class AgentTree: @unchecked Sendable {
             return installFile(install, file: file, offset: offset, by: agent)
         case .doorSend, .doorReceive, .wait:
             return .failed(.failed, "\(call.kind) waits and is answered elsewhere")
-        case .install, .installFile:
-            // Until the host's install Hand lands (issue 17): nothing judged, fetched or logged.
-            return .failed(.failed, "this host does not serve installs yet")
         }
     }
 

@@ -1,3 +1,4 @@
+import Doors
 import Gateway
 import Glibc
 import Merkle
@@ -40,21 +41,12 @@ public struct PackageInstaller: Sendable {
         self.refusal = refusal
     }
 
-    /// One file of a finished install, as the guest is told of it.
-    public struct File: Sendable, Equatable {
-        public let name: String
-        public let version: String
-        public let filename: String
-        public let size: UInt64
-        public let sha256: String
-
-        /// `NAME\tVERSION\tFILENAME\tSIZE\tSHA256` (docs/hands.md).
-        public var line: String { "\(name)\t\(version)\t\(filename)\t\(size)\t\(sha256)" }
-    }
-
     public struct Installed: Sendable, Equatable {
         public let id: String
-        public let files: [File]
+        /// As the guest is told of them (`InstallManifest`).
+        public let files: [InstallManifest.File]
+
+        public var manifest: InstallManifest { InstallManifest(id: id, files: files) }
     }
 
     public enum Failure: Error, CustomStringConvertible {
@@ -124,7 +116,7 @@ public struct PackageInstaller: Sendable {
             throw .failed("resolving \(requirements.map(\.description).joined(separator: " ")): \(error)")
         }
         let (id, directory) = try begin()
-        var files: [File] = []
+        var files: [InstallManifest.File] = []
         var total: UInt64 = 0
         do throws(Failure) {
             for (index, package) in packages.enumerated() {
@@ -161,7 +153,7 @@ public struct PackageInstaller: Sendable {
     }
 
     /// Judges and logs one package, fetches its wheel to `path` and logs its digest.
-    private func fetch(_ package: ResolvedPackage, from client: IndexClient, to path: String, limit: UInt64) throws(Failure) -> File {
+    private func fetch(_ package: ResolvedPackage, from client: IndexClient, to path: String, limit: UInt64) throws(Failure) -> InstallManifest.File {
         let version = package.version.description
         let arguments = ["ecosystem=pip", "name=\(package.name)", "version=\(version)", "file=\(package.file.filename)",
                          "url=\(package.file.url)", "sha256=\(package.sha256)", "required-by=\(package.requiredBy ?? "")"]
@@ -194,7 +186,7 @@ public struct PackageInstaller: Sendable {
         guard got == package.sha256 else {
             throw .failed("\(package.file.filename) has SHA-256 \(got), but the index says \(package.sha256): not installed")
         }
-        return File(name: package.name, version: version, filename: package.file.filename, size: fetched.size, sha256: got)
+        return InstallManifest.File(name: package.name, version: version, filename: package.file.filename, size: fetched.size, sha256: got)
     }
 
     static func failure(_ error: GatewayError, what: String) -> Failure {

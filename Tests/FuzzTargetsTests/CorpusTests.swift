@@ -27,7 +27,7 @@ import Testing
 
     /// The seeds reach past the first checks: each is a valid frame, queue or policy.
     @Test func seedsAreValidInputs() throws {
-        #expect(Seeds.seeds(for: .doorsFrame).count >= 8 && Seeds.seeds(for: .handsCall).count == 9)
+        #expect(Seeds.seeds(for: .doorsFrame).count >= 8 && Seeds.seeds(for: .handsCall).count == 12)
         #expect(Seeds.seeds(for: .virtqueue).allSatisfy { $0.count == 2 + 0x8000 })
         // One seed per package-index parser, each accepted by it (both pages with their two files).
         #expect(Seeds.seeds(for: .packageIndex).map { $0.first.map { Int($0) % 6 } } == [0, 1, 2, 3, 4, 5, 5])
