@@ -800,7 +800,7 @@ class Hands:
             with open(requirements_file, "x", encoding="utf-8") as out:
                 out.write("".join(file.requirement + "\n" for file in manifest.files))
             command = [python, "-m", "pip", "install", "--no-index", "--find-links", directory, "--require-hashes", "--no-cache-dir",
-                       "--disable-pip-version-check", "--break-system-packages", "-r", requirements_file]
+                       "--disable-pip-version-check", "--break-system-packages", "--root-user-action=ignore", "-r", requirements_file]
             try:
                 status = subprocess.run(command, check=False).returncode
             except OSError as error:

@@ -497,7 +497,7 @@ cp "$dir"/* {self.record}/copy/
         directory = argv[5]
         self.assertTrue(directory.startswith(str(self.temporary / "hands-install.")), directory)
         self.assertEqual(argv, ["-m", "pip", "install", "--no-index", "--find-links", directory, "--require-hashes", "--no-cache-dir",
-                                "--disable-pip-version-check", "--break-system-packages", "-r", directory + "/requirements.txt"])
+                                "--disable-pip-version-check", "--break-system-packages", "--root-user-action=ignore", "-r", directory + "/requirements.txt"])
         self.assertEqual((self.record / "mode").read_text(), "700\n")
         self.assertEqual((self.record / "files").read_text(), f"{self.SMALL}\n{self.BIG}\nrequirements.txt\n")
         self.assertEqual((self.record / "copy" / "requirements.txt").read_text(),

@@ -86,7 +86,7 @@ public struct PackageInstaller: Sendable {
         var manifest: [UInt8] = []
         defer {
             var result = ResultHasher()
-            result.add(stream: 1, manifest)
+            if !manifest.isEmpty { result.add(stream: 1, manifest) }
             try? session.finish(request, status: status, result: result, countsAsOutput: false)
         }
         do throws(Failure) {

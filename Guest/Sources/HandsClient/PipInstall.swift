@@ -60,10 +60,10 @@ public struct PipInstall {
 
     /// How pip is run: from the directory only (`--no-index --find-links`), every file checked
     /// against its hash (`--require-hashes`), nothing cached, and past Debian's PEP 668 marker
-    /// (`--break-system-packages`: the agent's VM is its own).
+    /// (`--break-system-packages`: the agent's VM is its own), quiet about running as root.
     static func pipArguments(python: String, directory: String, requirementsFile: String) -> [String] {
         [python, "-m", "pip", "install", "--no-index", "--find-links", directory, "--require-hashes", "--no-cache-dir",
-         "--disable-pip-version-check", "--break-system-packages", "-r", requirementsFile]
+         "--disable-pip-version-check", "--break-system-packages", "--root-user-action=ignore", "-r", requirementsFile]
     }
 
     // MARK: - Calls

@@ -203,7 +203,7 @@ let handsProgram: String = {
         let directory = argv.count > 5 ? argv[5] : ""
         #expect(directory.hasPrefix(scene.temporary + "/hands-install."))
         #expect(argv == ["-m", "pip", "install", "--no-index", "--find-links", directory, "--require-hashes", "--no-cache-dir",
-                         "--disable-pip-version-check", "--break-system-packages", "-r", directory + "/requirements.txt"])
+                         "--disable-pip-version-check", "--break-system-packages", "--root-user-action=ignore", "-r", directory + "/requirements.txt"])
         #expect(try scene.text("mode") == "700\n")
         #expect(try scene.text("files") == "\(Self.small)\n\(Self.big)\nrequirements.txt\n")
         #expect(try scene.text("copy/requirements.txt") == """
