@@ -16,6 +16,9 @@ extension AgentTree {
         let installer = PackageInstaller(session: agent.session, staging: staging, resolver: egressResolver,
                                          configuration: packageConfiguration, refusal: refusal)
         do {
+            if ecosystem == PackageEcosystem.apt.rawValue {
+                return .ok(fields: try installer.approveApt(requirements), data: [])
+            }
             let installed = try installer.install(ecosystem: ecosystem, requirements: requirements)
             return .ok(fields: installed.manifest.fields, data: [])
         } catch {

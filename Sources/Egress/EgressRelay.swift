@@ -112,8 +112,9 @@ public final class EgressRelay: Sendable {
                 return
             }
             let path = String(pathAndQuery.prefix { $0 != "?" })
+            let package = governed.session.policy?.aptPoolFile(host: host, port: port, path: path).map { (head.method, $0) }
             relay(guest, call: { .httpRequest(host: host, port: port, method: head.method, path: path, resolved: $0) }, host: host, port: port,
-                  target: pathAndQuery, requestLength: forwarded.bodyLength + UInt64(forwarded.head.count)) { _ in
+                  target: pathAndQuery, requestLength: forwarded.bodyLength + UInt64(forwarded.head.count), package: package) { _ in
                 (forwarded.head + pending, .body(forwarded.bodyLength + UInt64(forwarded.head.count)))
             }
         case (.proxy, .origin):
@@ -139,8 +140,11 @@ public final class EgressRelay: Sendable {
     /// Judge, log, connect, pump, log the end. `begin` runs once connected: what goes to the far
     /// end first, and how much of the guest's stream may follow.
     /// `requestLength`: the bytes of a plain HTTP request as forwarded, head and body.
+    /// `package`: a `.deb` asked of an apt mirror, and the request's method: logged by name, its
+    /// result the body's own size and SHA-256 (what the archive's Packages index gives).
     private func relay(_ guest: Int32, call: ([IPAddress]) -> ToolCall, host rawHost: String, port: UInt16, target: String?,
-                       requestLength: UInt64?, begin: (Int32) -> ([UInt8], Pump.GuestLimit)) {
+                       requestLength: UInt64?, package: (method: String, file: AptPoolFile)? = nil,
+                       begin: (Int32) -> ([UInt8], Pump.GuestLimit)) {
         let started = MonotonicClock.nanoseconds()
         var resolved: [IPAddress] = []
         var resolveProblem: String?
@@ -149,7 +153,8 @@ public final class EgressRelay: Sendable {
         }
         let admission: GovernedEgress.Admission
         do {
-            admission = try governed.admit(call(resolved), target: target, refusal: tape != nil && target == nil ? Self.recordedTLSRefusal : nil)
+            admission = try governed.admit(call(resolved), target: target, refusal: tape != nil && target == nil ? Self.recordedTLSRefusal : nil,
+                                           package: package?.file)
         } catch {
             switch error {
             case .denied(let decision):
@@ -197,6 +202,7 @@ public final class EgressRelay: Sendable {
                         limitReason: { [governed] in "limit: network.limits.bytes_per_session (\(governed.bytesPerSession ?? 0) bytes)" })
         // A tunnel's bytes are TLS records nobody here can read: content is kept for plain HTTP.
         if admission.logContent, target != nil { pump.capture = ConnectionEnd.contentKept }
+        pump.digestBody = package?.method
         if case .recording(let store)? = tape, let sent = store.writer(), let received = store.writer() { pump.tape = (sent, received) }
         let outcome = pump.run(pending: first, guestLimit: limit)
         if let taped = pump.tape, let request = taped.sent.finish(), let response = taped.received.finish() {
@@ -208,6 +214,9 @@ public final class EgressRelay: Sendable {
         summary.end = outcome.end
         summary.sentContent = outcome.sentContent
         summary.receivedContent = outcome.receivedContent
+        if let body = outcome.body?.result(endedCleanly: outcome.clean) {
+            return ended(status: outcome.clean ? 0 : 1, received: body.size, sha256: body.sha256)
+        }
         ended(status: outcome.clean ? 0 : 1, received: outcome.received, sha256: MerkleHash(bytes: Array(outcome.sha256.finalize()))!)
     }
 

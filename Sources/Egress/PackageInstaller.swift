@@ -61,39 +61,72 @@ public struct PackageInstaller: Sendable {
         }
     }
 
+    /// `hands install pip REQUIREMENT...`: resolved, judged, fetched, logged and staged.
     public func install(ecosystem name: String, requirements texts: [String]) throws(Failure) -> Installed {
         guard let ecosystem = PackageEcosystem(rawValue: name) else {
             throw .invalid("no package ecosystem \(quoted(name)): pip or apt")
         }
-        guard ecosystem == .pip else { throw .invalid("apt installs are not served by this host yet: hands install pip only") }
-        guard (1...Self.maximumRequirements).contains(texts.count) else {
-            throw .invalid("an install names 1 to \(Self.maximumRequirements) requirements, not \(texts.count)")
-        }
+        guard ecosystem == .pip else { throw .invalid("an \(name) install is approved, not installed, by the host (approveApt)") }
+        try checkCount(texts)
         var requirements: [Requirement] = []
         for text in texts {
             do { requirements.append(try Requirement(parsing: text)) } catch { throw .invalid("requirement \(quoted(text)): \(error)") }
         }
-        let arguments = ["ecosystem=pip"] + requirements.map { "requirement=\($0)" }
+        return try logged(.pip, requirements.map(\.description)) { () throws(Failure) in
+            let installed = try run(requirements)
+            return (installed, installed.files.map(\.line))
+        }
+    }
+
+    /// `hands install apt NAME...`: each name judged by `packages.apt` and the request logged
+    /// before the guest's own apt runs; the mirrors it may reach. What apt then fetches, the
+    /// dependencies included, the proxy judges file by file (docs/hands.md).
+    public func approveApt(_ names: [String]) throws(Failure) -> [String] {
+        try checkCount(names)
+        for name in names where AgentPolicy.packageName(name, .apt) == nil {
+            throw .invalid("\(quoted(name)) is not a Debian package name (lowercase letters, digits, + - ., at least two, starting with a letter or digit)")
+        }
+        return try logged(.apt, names) { () throws(Failure) in
+            guard let apt = session.policy?.packages?.apt else { throw .failed("the policy has no packages.apt section") }
+            for name in names where !(session.policy?.evaluate(.installPackage(ecosystem: .apt, name: name, version: ""), resolver: NoPaths()).isAllowed ?? false) {
+                throw logRefusal(.apt, name: name, version: "", requiredBy: nil)
+            }
+            let mirrors = apt.mirrors.map(\.description)
+            return (mirrors, mirrors)
+        }
+    }
+
+    private func checkCount(_ texts: [String]) throws(Failure) {
+        guard (1...Self.maximumRequirements).contains(texts.count) else {
+            throw .invalid("an install names 1 to \(Self.maximumRequirements) requirements, not \(texts.count)")
+        }
+    }
+
+    /// The request as one `package-install` call: admitted (the policy's section, or the host's
+    /// refusal), then `body`, then its status and the digest of the lines it answers.
+    private func logged<T>(_ ecosystem: PackageEcosystem, _ requirements: [String],
+                           _ body: () throws(Failure) -> (T, [String])) throws(Failure) -> T {
+        let arguments = ["ecosystem=\(ecosystem.rawValue)"] + requirements.map { "requirement=\($0)" }
         let request: UInt64
         do {
-            request = try session.admit(.installRequest(ecosystem: .pip), tool: Self.requestTool, arguments: Self.text(arguments)) {
+            request = try session.admit(.installRequest(ecosystem: ecosystem), tool: Self.requestTool, arguments: Self.text(arguments)) {
                 refusal
             }
         } catch {
             throw Self.failure(error, what: "the install")
         }
         var status: Int64 = 70
-        var manifest: [UInt8] = []
+        var answer: [UInt8] = []
         defer {
             var result = ResultHasher()
-            if !manifest.isEmpty { result.add(stream: 1, manifest) }
+            if !answer.isEmpty { result.add(stream: 1, answer) }
             try? session.finish(request, status: status, result: result, countsAsOutput: false)
         }
         do throws(Failure) {
-            let installed = try run(requirements)
-            manifest = Array(installed.files.map { $0.line + "\n" }.joined().utf8)
+            let (value, lines) = try body()
+            answer = Array(lines.map { $0 + "\n" }.joined().utf8)
             status = 0
-            return installed
+            return value
         } catch {
             if case .denied = error { status = 77 }
             throw error
@@ -111,7 +144,7 @@ public struct PackageInstaller: Sendable {
             }
         } catch {
             if case .notAllowed(let name, let version, let parent) = error {
-                throw logRefusal(name: name, version: version?.description ?? "", requiredBy: parent)
+                throw logRefusal(.pip, name: name, version: version?.description ?? "", requiredBy: parent)
             }
             throw .failed("resolving \(requirements.map(\.description).joined(separator: " ")): \(error)")
         }
@@ -139,10 +172,10 @@ public struct PackageInstaller: Sendable {
     }
 
     /// A package the policy refused while resolving, logged as a denied `package` call.
-    private func logRefusal(name: String, version: String, requiredBy: String?) -> Failure {
-        let arguments = ["ecosystem=pip", "name=\(name)", "version=\(version)", "required-by=\(requiredBy ?? "")"]
+    private func logRefusal(_ ecosystem: PackageEcosystem, name: String, version: String, requiredBy: String?) -> Failure {
+        let arguments = ["ecosystem=\(ecosystem.rawValue)", "name=\(name)", "version=\(version)", "required-by=\(requiredBy ?? "")"]
         do {
-            let id = try session.admit(.installPackage(ecosystem: .pip, name: name, version: version), tool: Self.packageTool,
+            let id = try session.admit(.installPackage(ecosystem: ecosystem, name: name, version: version), tool: Self.packageTool,
                                        arguments: Self.text(arguments))
             // Judged again, the policy allowed it: nothing was fetched, so the call ends failed.
             try? session.finish(id, status: 70, result: ResultHasher(), countsAsOutput: false)

@@ -24,6 +24,8 @@ struct Pump {
         /// `closed`, or why it ended early.
         var end = "closed"
         var clean = true
+        /// The response body's digest, when asked (`digestBody`).
+        var body: ResponseBodyDigest?
     }
 
     static let bufferSize = 64 << 10
@@ -38,10 +40,14 @@ struct Pump {
     var capture = 0
     /// A recorded session's tape: every byte each way, as it moved (docs/replay.md).
     var tape: (sent: ExchangeWriter, received: ExchangeWriter)?
+    /// The method of a plain request whose response body is digested on its own (an apt
+    /// mirror's `.deb`); nil: none.
+    var digestBody: String?
 
     /// `pending`: bytes already read from the guest past the request head, sent first.
     func run(pending: [UInt8], guestLimit: GuestLimit) -> Outcome {
         var outcome = Outcome()
+        outcome.body = digestBody.map { ResponseBodyDigest(requestMethod: $0) }
         var toUpstream = [UInt8](repeating: 0, count: Self.bufferSize)
         var toGuest = [UInt8](repeating: 0, count: Self.bufferSize)
         var upCount = 0, upOffset = 0, downCount = 0, downOffset = 0
@@ -166,6 +172,7 @@ struct Pump {
                     toGuest.withUnsafeBytes { buffer in
                         let moved = UnsafeRawBufferPointer(rebasing: buffer[start..<(start + n)])
                         outcome.sha256.update(bufferPointer: moved)
+                        outcome.body?.feed(moved)
                         tape?.received.append(moved)
                     }
                     if outcome.receivedContent.count < capture {

@@ -11,7 +11,8 @@ import Synchronization
 ///
 /// A call's logged arguments are a small canonical text, one `name=value` line each in a fixed
 /// order: `host`, `port`, `scheme`, then `method` and `target` (plain HTTP), and `resolved`, the
-/// addresses the host's resolver answered, comma-separated.
+/// addresses the host's resolver answered, comma-separated; for a `.deb` from an apt mirror,
+/// `package` and `file` last.
 public final class GovernedEgress: Sendable {
     public let session: GovernedSession
     private let limits: NetworkLimits
@@ -44,7 +45,10 @@ public final class GovernedEgress: Sendable {
     /// success it counts as open until `end`. Throws `.denied` with the decision when refused.
     /// `target` is the request target as forwarded (path and query), logged with plain requests.
     /// `refusal`, when given, is the host's own denial of the call, logged like the policy's.
-    public func admit(_ call: ToolCall, target: String? = nil, refusal: Policy.Decision? = nil) throws(GatewayError) -> Admission {
+    /// `package`: the `.deb` a request under an apt mirror's `pool/` asks for, logged as
+    /// `package` and `file` lines after the rest.
+    public func admit(_ call: ToolCall, target: String? = nil, refusal: Policy.Decision? = nil,
+                      package: AptPoolFile? = nil) throws(GatewayError) -> Admission {
         let tool: String
         var fields: [String]
         switch call {
@@ -58,6 +62,7 @@ public final class GovernedEgress: Sendable {
         default:
             preconditionFailure("GovernedEgress admits network calls only, not \(call)")
         }
+        if let package { fields += ["package=\(package.name)", "file=\(package.file)"] }
         let arguments = Array((fields.joined(separator: "\n") + "\n").utf8)
         guard session.policy != nil else {
             // No policy is no egress: a run without one has nothing that could allow it.

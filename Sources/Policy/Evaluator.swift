@@ -24,7 +24,8 @@ extension AgentPolicy {
         case .connect(let host, let port, let scheme, let resolved):
             judgeEgress(host: host, port: port, scheme: scheme, request: nil, resolved: resolved)
         case .httpRequest(let host, let port, let method, let path, let resolved):
-            judgeEgress(host: host, port: port, scheme: .http, request: (method, path), resolved: resolved)
+            judgeAptMirror(host: host, port: port, method: method, path: path, resolved: resolved)
+                ?? judgeEgress(host: host, port: port, scheme: .http, request: (method, path), resolved: resolved)
         case .brain(let model, let maxTokens): judgeBrain(model: model, maxTokens: maxTokens)
         case .installPackage(let ecosystem, let name, let version): judgeInstall(ecosystem, name: name, version: version)
         case .installRequest(let ecosystem): judgeInstallRequest(ecosystem)

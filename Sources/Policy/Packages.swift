@@ -95,7 +95,7 @@ extension AgentPolicy {
 
     /// The name rules compare: PEP 503's normal form for pip; for apt, a Debian package name
     /// (Policy §5.6.1: lowercase letters, digits, `+ - .`, at least two, starting alphanumeric).
-    static func packageName(_ name: String, _ ecosystem: PackageEcosystem) -> String? {
+    public static func packageName(_ name: String, _ ecosystem: PackageEcosystem) -> String? {
         switch ecosystem {
         case .pip:
             return ProjectName.isValid(name) ? ProjectName.normalize(name) : nil
@@ -157,5 +157,65 @@ extension AgentPolicy {
             }
         }
         return found
+    }
+}
+
+/// A `.deb` asked of an apt mirror: the package it is (Debian's `NAME_VERSION_ARCH.deb`) and
+/// the file's name as the request names it.
+public struct AptPoolFile: Sendable, Equatable {
+    public let name: String
+    public let file: String
+}
+
+extension AgentPolicy {
+    /// The mirror of `packages.apt.mirrors` a plain HTTP request goes to, and its path below the
+    /// mirror's ("/dists/...", "/pool/..."); nil when it goes to none.
+    func aptMirror(host raw: String, port: UInt16, path: String) -> (mirror: BaseURL, below: Substring)? {
+        guard let apt = packages?.apt, case .success(let host) = HostName.normalize(raw), case .success(let normal) = HTTPPath.check(path) else {
+            return nil
+        }
+        for mirror in apt.mirrors where mirror.scheme == .http && mirror.host == host && mirror.port == port {
+            let base = mirror.path == "/" ? "" : mirror.path
+            if normal == base { return (mirror, "/") }
+            if normal.hasPrefix(base + "/") { return (mirror, normal.dropFirst(base.count)) }
+        }
+        return nil
+    }
+
+    /// The `.deb` a request under an apt mirror's `pool/` asks for; nil for any other request.
+    public func aptPoolFile(host: String, port: UInt16, path: String) -> AptPoolFile? {
+        guard let (_, below) = aptMirror(host: host, port: port, path: path), below.hasPrefix("/pool/"),
+              let file = below.split(separator: "/").last, file.hasSuffix(".deb"), let underscore = file.firstIndex(of: "_") else { return nil }
+        return AptPoolFile(name: String(file[..<underscore]), file: String(file))
+    }
+
+    /// A plain HTTP request under one of `packages.apt.mirrors` (docs/policy.md, "Packages"):
+    /// judged by the apt section instead of `network.egress`, so that the guest's apt reaches the
+    /// mirrors and nothing else. GET and HEAD only. Outside `pool/` (the archive's indexes, which
+    /// apt checks against its signed Release) the section's rule allows; a `.deb` under `pool/`
+    /// is judged by its package name; anything else under `pool/` is refused. A mirror named by
+    /// a host name must resolve to public addresses, as egress names must. Nil: not a mirror's.
+    func judgeAptMirror(host raw: String, port: UInt16, method: String, path: String, resolved: [IPAddress]) -> Decision? {
+        guard let apt = packages?.apt, let (mirror, below) = aptMirror(host: raw, port: port, path: path) else { return nil }
+        guard method == "GET" || method == "HEAD" else { return .deny(apt.rule, .methodNotAllowed(host: raw, method: method)) }
+        let addresses: [IPAddress]
+        switch mirror.host {
+        case .address(let address):
+            guard resolved.isEmpty || resolved == [address] else { return .deny(apt.rule, .malformedCall("an address literal resolves only to itself")) }
+            addresses = [address]
+        case .name(let name):
+            guard !resolved.isEmpty else { return .deny(apt.rule, .unresolved(host: name)) }
+            if let special = resolved.first(where: { $0.addressClass != .public }) {
+                return .deny(apt.rule, .specialAddress(host: name, address: special, kind: special.addressClass))
+            }
+            addresses = resolved
+        }
+        guard below.hasPrefix("/pool/") else { return .allow(apt.rule, judged: .addresses(addresses)) }
+        guard let file = aptPoolFile(host: raw, port: port, path: path) else {
+            return .deny(apt.rule, .malformedCall("\(quoted(path)) under the mirror's pool/ is not a package file NAME_VERSION_ARCH.deb"))
+        }
+        let decision = judgeInstall(.apt, name: file.name, version: "")
+        guard decision.isAllowed else { return decision }
+        return .allow(decision.rule, judged: .addresses(addresses))
     }
 }

@@ -181,6 +181,40 @@ import Testing
         #expect(bare.sentContent.isEmpty && bare.receivedContent.isEmpty && bare.bytesReceived == UInt64(reply.count))
     }
 
+    /// A `.deb` under an apt mirror (packages.apt, no network.egress at all): judged by its
+    /// package's name, logged with it, its result the body's own size and SHA-256; a package
+    /// the policy does not list is refused before any connection.
+    @Test func anAptMirrorsPackagesAreJudgedByNameAndLoggedByTheirOwnDigest() throws {
+        let deb = (0..<3000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        let server = try Server(reply: Array("HTTP/1.1 200 OK\r\nContent-Length: 3000\r\n\r\n".utf8) + deb)
+        defer { server.stop() }
+        let rig = try Rig(policy: """
+            version: 1
+            agent: web
+            packages:
+              apt:
+                mirrors: [http://127.0.0.1:\(server.port)/debian]
+                allow: [momin-tool]
+            """)
+        defer { rig.close() }
+        let pool = "http://127.0.0.1:\(server.port)/debian/pool/main/m"
+        let answer = try rig.exchangeBytes(Array("GET \(pool)/momin-tool/momin-tool_1.0_all.deb HTTP/1.1\r\n\r\n".utf8))
+        #expect(Array(answer.suffix(3000)) == deb)
+        let refused = try rig.exchange(Array("GET \(pool)/momin-bad/momin-bad_1.0_all.deb HTTP/1.1\r\n\r\n".utf8))
+        #expect(refused.hasPrefix("HTTP/1.1 403 Forbidden\r\n") && refused.contains("apt package \"momin-bad\" is not among packages.apt.allow"))
+        #expect(server.accepted.load(ordering: .relaxed) == 1)
+
+        let events = try rig.events()
+        guard case .toolRequest(let call) = events[0], case .decision(let decision) = events[1],
+              case .resultDigest(let result) = events[2] else { Issue.record("\(events)"); return }
+        #expect(String(decoding: call.arguments, as: UTF8.self) == "host=127.0.0.1\nport=\(server.port)\nscheme=http\nmethod=GET\n"
+            + "target=/debian/pool/main/m/momin-tool/momin-tool_1.0_all.deb\nresolved=\npackage=momin-tool\nfile=momin-tool_1.0_all.deb\n")
+        #expect(decision.verdict == .allow && decision.rule == "packages.apt.allow[0]")
+        #expect(result.status == 0 && result.byteCount == 3000 && result.sha256 == MerkleHash(bytes: SHA256Digest.of(deb))!)
+        let denied = events.compactMap { event -> Audit.Decision? in if case .decision(let d) = event, d.verdict == .deny { d } else { nil } }
+        #expect(denied.map(\.rule) == ["packages.apt"])
+    }
+
     @Test func deniedRequestsNeverReachTheFarEnd() throws {
         let server = try Server(reply: Array("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".utf8))
         defer { server.stop() }

@@ -144,8 +144,8 @@ import Testing
     }
 
     /// How `body` failed; a test failure when it did not.
-    static func failure(_ body: () throws -> PackageInstaller.Installed) throws -> PackageInstaller.Failure {
-        let installed: PackageInstaller.Installed
+    static func failure<T>(_ body: () throws -> T) throws -> PackageInstaller.Failure {
+        let installed: T
         do { installed = try body() } catch let failure as PackageInstaller.Failure { return failure }
         throw POSIXError(.EINVAL, userInfo: ["installed": "\(installed)"])
     }
@@ -239,5 +239,24 @@ import Testing
         #expect(calls[2].status == 65 && calls[2].sha256 == Hex.encode(SHA256.hash(data: index.files["/files/momin_liar-1.0-py3-none-any.whl"]!)))
         #expect(!calls[3].allowed && calls[3].reason.contains("a recorded session installs nothing"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: rig.dir + "/staging").isEmpty)
+    }
+
+    /// `hands install apt`: every name judged and logged before the guest's apt runs; the answer
+    /// is the policy's mirrors. Nothing is fetched by the host.
+    @Test func anAptInstallIsApprovedNameByNameAndAnswersTheMirrors() throws {
+        let index = try Index()
+        let rig = try Rig(port: index.port, allow: "      - momin-good\n  apt:\n    mirrors: [http://127.0.0.1:9/debian]\n    allow: [\"momin-*\", binwalk]")
+        defer { rig.close() }
+        defer { index.stop() }
+        #expect(try rig.installer().approveApt(["binwalk", "momin-tool"]) == ["http://127.0.0.1:9/debian"])
+        let refused = try Self.failure { try rig.installer().approveApt(["binwalk", "nmap"]) }
+        guard case .denied(let decision, let message) = refused else { Issue.record("not denied: \(refused)"); return }
+        #expect(decision.rule.id == "packages.apt" && message.hasPrefix("nmap: denied by policy"))
+        #expect(throws: PackageInstaller.Failure.self) { try rig.installer().approveApt(["Not_A_Name"]) }
+        let calls = try rig.calls()
+        #expect(calls.map(\.tool) == ["package-install", "package-install", "package"])
+        #expect(calls[0].arguments == "ecosystem=apt\nrequirement=binwalk\nrequirement=momin-tool\n" && calls[0].status == 0)
+        #expect(calls[1].status == 77 && calls[2].arguments == "ecosystem=apt\nname=nmap\nversion=\nrequired-by=\n" && !calls[2].allowed)
+        #expect(index.paths.isEmpty)
     }
 }

@@ -121,4 +121,43 @@ import Testing
             "name \"nmap\" is not within any of the parent's packages.apt.allow",
         ])
     }
+
+    /// Plain HTTP under an apt mirror is judged by packages.apt, not network.egress (which this
+    /// policy does not have): the archive's indexes by the section, each pool `.deb` by its name.
+    @Test func requestsUnderAnAptMirrorAreJudgedByThePackageRules() throws {
+        let policy = try parse("""
+            version: 1
+            agent: triage
+            packages:
+              apt:
+                mirrors: [http://deb.debian.org/debian, "http://127.0.0.1:8080/"]
+                allow: [binwalk, "python3-*"]
+            """)
+        let public1 = try IPAddress.parse("151.101.2.132").get(), private1 = try IPAddress.parse("10.0.0.7").get()
+        func judge(_ host: String, _ path: String, method: String = "GET", port: UInt16 = 80, resolved: [IPAddress]? = nil) -> Decision {
+            policy.evaluate(.httpRequest(host: host, port: port, method: method, path: path, resolved: resolved ?? [public1]),
+                            resolver: LexicalResolver())
+        }
+        let index = judge("deb.debian.org", "/debian/dists/bookworm/InRelease")
+        #expect(index.isAllowed && index.rule.id == "packages.apt" && index.judged == .addresses([public1]))
+        let deb = judge("deb.debian.org", "/debian/pool/main/b/binwalk/binwalk_2.3.4%2bdfsg1-1_all.deb", method: "HEAD")
+        #expect(deb.isAllowed && deb.rule.id == "packages.apt.allow[0]")
+        #expect(policy.aptPoolFile(host: "deb.debian.org", port: 80, path: "/debian/pool/main/b/binwalk/binwalk_2.3.4%2bdfsg1-1_all.deb")
+            .map { "\($0.name) \($0.file)" } == "binwalk binwalk_2.3.4%2bdfsg1-1_all.deb")
+        #expect(judge("deb.debian.org", "/debian/pool/main/n/nmap/nmap_7.93_amd64.deb").reason
+            == "apt package \"nmap\" is not among packages.apt.allow")
+        #expect(judge("deb.debian.org", "/debian/pool/main/b/binwalk/binwalk_2.3.4.dsc").reason.contains("is not a package file"))
+        #expect(judge("deb.debian.org", "/debian/dists/bookworm/InRelease", method: "POST").rule.id == "packages.apt")
+        #expect(!judge("deb.debian.org", "/debian/dists/bookworm/InRelease", method: "POST").isAllowed)
+        // A name must resolve, to public addresses; an address literal is itself.
+        #expect(judge("deb.debian.org", "/debian/dists/x", resolved: []).reason.contains("resolve"))
+        #expect(!judge("deb.debian.org", "/debian/dists/x", resolved: [private1]).isAllowed)
+        #expect(judge("127.0.0.1", "/dists/momin/InRelease", port: 8080, resolved: []).judged == .addresses([try IPAddress.parse("127.0.0.1").get()]))
+        // Beside a mirror is not in it: another path, port or host goes to network.egress.
+        for (host, path, port) in [("deb.debian.org", "/debian-security/dists/x", UInt16(80)), ("deb.debian.org", "/debian/pool/x_1_all.deb", 8080),
+                                   ("ftp.debian.org", "/debian/pool/main/b/binwalk/binwalk_1_all.deb", 80)] {
+            #expect(judge(host, path, port: port).reason.contains("network egress"), "\(host):\(port)\(path)")
+        }
+        #expect(policy.aptPoolFile(host: "deb.debian.org", port: 80, path: "/debian/dists/bookworm/Release") == nil)
+    }
 }
