@@ -50,7 +50,8 @@ let package = Package(
         ),
         // What `hands` does apart from its I/O: the command line into a HandsCall, a reply into
         // output and an exit status; and the one-call exchange with momin-init's socket;
-        // `hands install pip`: the files fetched call by call, then the guest's pip run on them.
+        // `hands install pip`: the files fetched call by call, then the guest's pip run on them;
+        // `hands install apt`: the guest's apt-get run through the egress proxy.
         .target(
             name: "HandsClient",
             dependencies: ["CGuestSys", .product(name: "Doors", package: "MominAI"), .product(name: "POSIX", package: "MominAI")]
@@ -72,8 +73,9 @@ let package = Package(
         // Disk names from the command line, serials from a scratch sysfs tree, the mounts asked.
         .testTarget(name: "GuestDisksTests", dependencies: ["GuestDisks", .product(name: "POSIX", package: "MominAI")]),
         // The hands command line and reply mapping, and the install manifest: pure; `hands
-        // install pip` end to end against a hands socket served by the test, with a stand-in
-        // for pip; the frames the Python client's tests compare against (python/testdata/frames.json).
+        // install pip` and `hands install apt` end to end against a hands socket served by the
+        // test, with stand-ins for pip and apt-get; the frames the Python client's tests compare
+        // against (python/testdata/frames.json).
         .testTarget(
             name: "HandsClientTests",
             dependencies: ["CGuestSys", "HandsClient", .product(name: "Doors", package: "MominAI"),

@@ -26,6 +26,7 @@ call against the agent's policy, logs it, and answers. Standard library only.
         print(refusal.message)                # names the policy rule that said no
 
     hands.install_pip(["pefile==2024.8.26"])  # the host resolves, judges and logs; pip installs
+    hands.install_apt(["binwalk"])            # the host judges and logs; apt-get installs via the proxy
 
 A refused call raises a ``HandsError`` subclass (``Denied``, ``NotFound``, ``Invalid``,
 ``TimedOut``, ``NoRoom``, ``Failed``) carrying the host's ``code``, its ``message`` and the
@@ -56,9 +57,9 @@ from typing import Iterable, Mapping, NamedTuple, Sequence, Union
 
 __all__ = [
     "PROTOCOL_VERSION", "Hands", "HandsError", "Denied", "NotFound", "Invalid", "TimedOut", "NoRoom",
-    "Failed", "Unreachable", "PipFailed", "BucketEntry", "QueryResult", "Message", "WaitResult", "Request",
+    "Failed", "Unreachable", "PipFailed", "AptFailed", "BucketEntry", "QueryResult", "Message", "WaitResult", "Request",
     "InstallFile", "Manifest", "Installed", "bucket_put", "bucket_get", "bucket_query", "door_send", "door_receive",
-    "spawn", "wait", "stop", "whoami", "install_pip", "brain_url", "default_socket_path",
+    "spawn", "wait", "stop", "whoami", "install_pip", "install_apt", "brain_url", "default_socket_path",
 ]
 
 __version__ = "1.1"
@@ -111,6 +112,8 @@ DEFAULT_MEMORY_MIB = 256
 ROOT_DISK = "momin-root"
 
 DEFAULT_SOCKET_PATH = "/run/momin/hands.sock"
+#: momin-init's egress proxy (EgressProtocol.proxyListenPort), for apt when $http_proxy is not set.
+APT_PROXY = "http://127.0.0.1:3128"
 BRAIN_URL = "http://brain.momin/v1"
 
 #: Seconds to wait for the reply of a call that does not block by design (a spawn boots a VM).
@@ -189,6 +192,15 @@ class Unreachable(Failed):
 class PipFailed(Failed):
     """pip ran on the fetched files and did not succeed: ``exit_status`` is its exit status
     (128 + the signal that ended it), as ``hands install pip`` exits."""
+
+    def __init__(self, message: str, exit_status: int) -> None:
+        super().__init__(message)
+        self.exit_status = exit_status
+
+
+class AptFailed(Failed):
+    """apt-get update or install ran and did not succeed: ``exit_status`` is its exit status
+    (128 + the signal that ended it), as ``hands install apt`` exits."""
 
     def __init__(self, message: str, exit_status: int) -> None:
         super().__init__(message)
@@ -598,6 +610,24 @@ def _requirement(verb: str, what: str, value: object) -> bytes:
     return encoded
 
 
+_DEBIAN_NAME = re.compile(r"[a-z0-9][a-z0-9+.-]+")
+
+
+def _debian_names(verb: str, names: Iterable[str] | str) -> list[str]:
+    """Debian package names (Debian Policy §5.6.1), as ``hands install apt`` checks them: lower
+    case letters, digits, ``+ - .``, at least two, starting with a letter or digit."""
+    items = [names] if isinstance(names, str) else list(names)
+    for index, name in enumerate(items):
+        if not isinstance(name, str):
+            raise Invalid(f"{verb}: names[{index}] must be a str, not {type(name).__name__}")
+        if len(name) > MAX_REQUIREMENT_LENGTH:
+            raise Invalid(f"{verb}: names[{index}] is {len(name)} bytes, at most {MAX_REQUIREMENT_LENGTH}")
+        if not _DEBIAN_NAME.fullmatch(name):
+            raise Invalid(f"{verb}: names[{index}] {name!r} is not a Debian package name "
+                          "(lower case letters, digits, + - ., at least 2, starting with a letter or digit)")
+    return items
+
+
 def request_install_file(install: str, file: int, offset: int) -> Request:
     verb = "install_file"
     if not isinstance(install, str) or not _INSTALL_ID.fullmatch(install):
@@ -811,6 +841,33 @@ class Hands:
             raise PipFailed(f"pip exited with status {status}", status)
         return [Installed(file.name, file.version, file.filename, file.sha256) for file in manifest.files]
 
+    def install_apt(self, names: Iterable[str] | str) -> None:
+        """Installs Debian packages as ``hands install apt`` does: the host judges and logs each
+        name and answers with the policy's mirrors (each said on stderr), then this VM's own
+        apt-get runs ``update`` and ``install -y --no-install-recommends NAMES`` through the
+        egress proxy ($http_proxy, else momin-init's), which lets apt reach only those mirrors
+        and judges and logs each .deb; apt's own signature checks stay on. ``Denied`` (naming
+        the package) and the other failures as raised, ``AptFailed`` when apt-get did not
+        succeed, ``Failed`` when it cannot be started."""
+        items = _debian_names("install_apt", names)
+        fields, _ = self.call(request_install("apt", items))
+        for mirror in fields:
+            print(f"momin_hands: apt may reach {mirror}", file=sys.stderr)
+        proxy = os.environ.get("http_proxy") or APT_PROXY
+        options = ["-o", f"Acquire::http::Proxy={proxy}", "-o", "Acquire::http::Pipeline-Depth=0", "-o", "Acquire::Retries=0"]
+        # apt goes direct to what no_proxy names, even with a proxy set, and momin-init's names 127.0.0.1.
+        environment = {name: value for name, value in os.environ.items() if name not in ("no_proxy", "NO_PROXY")}
+        environment["DEBIAN_FRONTEND"] = "noninteractive"
+        for what, arguments in (("update", ["update"]), ("install", ["install", "-y", "--no-install-recommends", *items])):
+            try:
+                status = subprocess.run(["apt-get", *options, *arguments], env=environment, check=False).returncode
+            except OSError as error:
+                raise Failed(f"cannot start apt-get: {error.strerror or error}") from None
+            if status < 0:
+                raise AptFailed(f"apt-get {what} was ended by signal {-status}", 128 - status)
+            if status != 0:
+                raise AptFailed(f"apt-get {what} exited with status {status}", status)
+
     def _fetch(self, install: str, index: int, file: InstallFile, path: str) -> None:
         """File ``index`` into ``path``, piece by piece, checked against its size and SHA-256."""
         digest = hashlib.sha256()
@@ -959,6 +1016,10 @@ def install_pip(requirements: Iterable[str] | str, python: str | None = None) ->
     return default.install_pip(requirements, python)
 
 
+def install_apt(names: Iterable[str] | str) -> None:
+    default.install_apt(names)
+
+
 # MARK: - Command line
 
 
@@ -993,10 +1054,10 @@ def _command_line() -> argparse.ArgumentParser:
     wait_.add_argument("--timeout", type=float, default=None)
     stop_ = verbs.add_parser("stop")
     stop_.add_argument("agent")
-    install = verbs.add_parser("install", help="packages the host resolves, judges and logs, installed by pip")
-    install.add_argument("ecosystem", choices=["pip"])
-    install.add_argument("requirements", nargs="+", metavar="REQUIREMENT")
-    install.add_argument("--python", default=None, help="the Python whose pip installs (default: this one)")
+    install = verbs.add_parser("install", help="packages the host judges and logs, installed by pip or apt-get")
+    install.add_argument("ecosystem", choices=["pip", "apt"])
+    install.add_argument("requirements", nargs="+", metavar="REQUIREMENT", help="PEP 508 requirements, or Debian package names")
+    install.add_argument("--python", default=None, help="pip: the Python whose pip installs (default: this one)")
     return parser
 
 
@@ -1039,6 +1100,10 @@ def main(arguments: Sequence[str] | None = None) -> int:
             return result.exit_status
         elif verb == "stop":
             stop(options.agent)
+        elif verb == "install" and options.ecosystem == "apt":
+            if options.python is not None:
+                raise Invalid("install apt has no option --python")
+            install_apt(options.requirements)
         elif verb == "install":
             for file in install_pip(options.requirements, options.python):
                 print(f"momin_hands: installed {file.name} {file.version} {file.filename} sha256:{file.sha256}", file=sys.stderr)

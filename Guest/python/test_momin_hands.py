@@ -2,7 +2,7 @@
 which the Swift test PythonVectorsTests keeps equal to what HandsCallCodec encodes), replies and
 failures from a fake momin-init on a temporary Unix socket, replies cut short or never sent,
 the bounds checked before sending, install manifests judged as the Swift client judges them,
-and install_pip end to end with a stand-in for pip.
+install_pip end to end with a stand-in for pip, and install_apt with a stand-in for apt-get.
 
     cd Guest/python && python3 -m unittest
 """
@@ -10,6 +10,7 @@ and install_pip end to end with a stand-in for pip.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import pathlib
@@ -604,6 +605,131 @@ cp "$dir"/* {self.record}/copy/
         self.assertEqual(mh.request_install("pip", "pefile").fields, (b"pip", b"pefile"))
         self.assertIsNone(mh.request_install("pip", ["a"] * 64).blocks_for)
         self.assertEqual(len(mh.request_install("pip", ["r" * 1024] * 64).encode()), 8 + 2 + 4 + 3 + 64 * 1028)
+
+
+class AptInstallTests(unittest.TestCase):
+    """install_apt against a fake momin-init that answers the install with two mirrors; a
+    stand-in apt-get, the only one on PATH (never the system's), records each run's arguments
+    and environment."""
+
+    MIRRORS = ["http://127.0.0.1:8080/debian", "http://127.0.0.1:8080/debian-security"]
+    OPTIONS = "-o Acquire::http::Proxy={} -o Acquire::http::Pipeline-Depth=0 -o Acquire::Retries=0"
+    ENVIRONMENT = "DEBIAN_FRONTEND=noninteractive no_proxy=unset NO_PROXY=unset KEPT=yes"
+
+    def setUp(self) -> None:
+        self.scratch = tempfile.TemporaryDirectory()
+        self.addCleanup(self.scratch.cleanup)
+        self.root = pathlib.Path(self.scratch.name)
+        self.runs = self.root / "runs"
+        self.server = FakeInit.answering(ok_frame(self.MIRRORS))
+        self.addCleanup(self.server.close)
+        self.environment: dict[str, str] = {"PATH": str(self.root), "KEPT": "yes", "no_proxy": "127.0.0.1",
+                                            "NO_PROXY": "127.0.0.1", "DEBIAN_FRONTEND": "dialog", "http_proxy": "http://127.0.0.1:3128"}
+
+    def apt_get(self, update: str = "exit 0", install: str = "exit 0") -> None:
+        script = self.root / "apt-get"
+        script.write_text(f"""#!/bin/sh
+printf '%s\\n' "apt-get $*" "DEBIAN_FRONTEND=${{DEBIAN_FRONTEND-unset}} no_proxy=${{no_proxy-unset}} NO_PROXY=${{NO_PROXY-unset}} KEPT=${{KEPT-unset}}" >> {self.runs}
+for argument in "$@"; do
+  [ "$argument" = update ] && {{ {update}; }}
+done
+{install}
+""")
+        script.chmod(0o755)
+
+    def install(self, names: Any) -> str:
+        """install_apt(names) in the test's environment; what it said on stderr."""
+        stderr = io.StringIO()
+        with mock.patch.dict(os.environ, self.environment, clear=True), mock.patch("sys.stderr", stderr):
+            self.assertIsNone(self.server.client().install_apt(names))
+        return stderr.getvalue()
+
+    def recorded(self) -> list[str]:
+        return self.runs.read_text().splitlines() if self.runs.exists() else []
+
+    def test_update_then_install_through_the_proxy(self) -> None:
+        self.apt_get()
+        said = self.install(["momin-tool", "momin-lib"])
+        self.assertEqual(self.server.requests, [mh.request_install("apt", ["momin-tool", "momin-lib"]).encode()])
+        options = self.OPTIONS.format("http://127.0.0.1:3128")
+        self.assertEqual(self.recorded(), [f"apt-get {options} update", self.ENVIRONMENT,
+                                           f"apt-get {options} install -y --no-install-recommends momin-tool momin-lib", self.ENVIRONMENT])
+        self.assertEqual(said, "".join(f"momin_hands: apt may reach {mirror}\n" for mirror in self.MIRRORS))
+
+    def test_without_http_proxy_apt_uses_momin_inits(self) -> None:
+        self.apt_get()
+        del self.environment["http_proxy"]
+        self.install("momin-tool")
+        self.assertEqual(self.recorded()[0], f"apt-get {self.OPTIONS.format('http://127.0.0.1:3128')} update")
+        self.environment["http_proxy"] = "http://10.0.0.1:8000"
+        self.install("momin-tool")
+        self.assertEqual(self.recorded()[4], f"apt-get {self.OPTIONS.format('http://10.0.0.1:8000')} update")
+
+    def test_a_failed_update_installs_nothing(self) -> None:
+        self.apt_get(update="exit 100")
+        with self.assertRaises(mh.AptFailed) as caught:
+            self.install(["momin-tool"])
+        self.assertEqual((caught.exception.exit_status, caught.exception.message), (100, "apt-get update exited with status 100"))
+        self.assertEqual(len(self.recorded()), 2)
+
+    def test_a_failed_install_is_its_status(self) -> None:
+        self.apt_get(install="exit 100")
+        with self.assertRaises(mh.AptFailed) as caught:
+            self.install(["momin-needs-bad"])
+        self.assertEqual((caught.exception.exit_status, caught.exception.message), (100, "apt-get install exited with status 100"))
+        self.assertEqual(len(self.recorded()), 4)
+
+    def test_apt_get_ended_by_a_signal(self) -> None:
+        self.apt_get(install="kill -TERM $$")
+        with self.assertRaises(mh.AptFailed) as caught:
+            self.install(["momin-tool"])
+        self.assertEqual(caught.exception.exit_status, 128 + 15)
+        self.assertIsInstance(caught.exception, mh.Failed)
+
+    def test_a_denial_runs_no_apt(self) -> None:
+        self.apt_get()
+        why = 'momin-bad: denied by policy (packages.apt, line 9): apt package "momin-bad" is not among packages.apt.allow'
+        self.server.close()
+        self.server = FakeInit.answering(mh.Request("failed", mh.KIND_FAILED, (struct.pack("<I", 1), why.encode())).encode())
+        self.addCleanup(self.server.close)
+        with self.assertRaises(mh.Denied) as caught:
+            self.install(["momin-bad"])
+        self.assertEqual((caught.exception.message, caught.exception.exit_status), (why, 77))
+        self.assertEqual(self.recorded(), [])
+
+    def test_no_apt_get(self) -> None:
+        with self.assertRaises(mh.Failed) as caught:
+            self.install(["momin-tool"])
+        self.assertNotIsInstance(caught.exception, mh.AptFailed)
+        self.assertEqual((caught.exception.message, caught.exception.exit_status), ("cannot start apt-get: No such file or directory", 70))
+
+    def test_names_are_checked_before_anything_is_sent(self) -> None:
+        debian = "(lower case letters, digits, + - ., at least 2, starting with a letter or digit)"
+        for names, message in [
+            (["Binwalk"], f"install_apt: names[0] 'Binwalk' is not a Debian package name {debian}"),
+            (["xz-utils", "-o"], f"install_apt: names[1] '-o' is not a Debian package name {debian}"),
+            (["b"], f"install_apt: names[0] 'b' is not a Debian package name {debian}"),
+            (["binwalk=2.3.4"], f"install_apt: names[0] 'binwalk=2.3.4' is not a Debian package name {debian}"),
+            (["xz\nutils"], f"install_apt: names[0] 'xz\\nutils' is not a Debian package name {debian}"),
+            ([b"binwalk"], "install_apt: names[0] must be a str, not bytes"),
+            (["r" * 1025], "install_apt: names[0] is 1025 bytes, at most 1024"),
+            ([], "install: requirements must have 1 to 64 entries, not 0"),
+            (["rr"] * 65, "install: requirements must have 1 to 64 entries, not 65"),
+        ]:
+            with self.subTest(message), self.assertRaises(mh.Invalid) as caught:
+                self.server.client().install_apt(names)
+            self.assertEqual(caught.exception.message, message)
+        self.assertEqual(self.server.connections, 0)
+        self.assertEqual(mh.request_install("apt", "libstdc++6").fields, (b"apt", b"libstdc++6"))
+
+    def test_the_command_line(self) -> None:
+        self.apt_get(install="exit 100")
+        with mock.patch.dict(os.environ, {**self.environment, "MOMIN_HANDS_SOCKET": self.server.path}, clear=True), \
+                mock.patch("sys.stderr", io.StringIO()) as stderr, mock.patch("sys.stdout"):
+            self.assertEqual(mh.main(["install", "apt", "momin-tool"]), 100)
+            self.assertEqual(mh.main(["install", "apt", "--python", "python3", "momin-tool"]), 64)
+        self.assertIn("momin_hands: apt-get install exited with status 100\n", stderr.getvalue())
+        self.assertIn("momin_hands: install apt has no option --python\n", stderr.getvalue())
 
 
 class CommandLineTests(unittest.TestCase):

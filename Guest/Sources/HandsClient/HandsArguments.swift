@@ -9,6 +9,9 @@ public enum HandsCommand: Equatable, Sendable {
     /// `hands install pip`: an `install` call, its files fetched, then `python -m pip install`
     /// from them (`PipInstall`).
     case install(ecosystem: String, requirements: [String], python: String)
+    /// `hands install apt`: an `install` call, then the guest's apt-get through the egress
+    /// proxy (`AptInstall`).
+    case installApt(packages: [String])
 }
 
 /// What `hands` writes from an `ok` reply.
@@ -94,6 +97,7 @@ public enum HandsArguments {
                hands stop NAME
                hands whoami
                hands install pip [--python PATH] REQUIREMENT...
+               hands install apt NAME...
 
         VALUE and MESSAGE are read from standard input when omitted or "-" (at most
         \(HandsCallProtocol.maxData) bytes). door send and door recv wait 30 seconds by default;
@@ -101,7 +105,9 @@ public enum HandsArguments {
         JSON when its name ends in .json, else YAML. --disk gives the sub-agent one of this
         VM's named disks, read-only; --image boots it on this VM's root image. install pip has
         the host resolve, judge, fetch and log the packages, then installs them with PATH's pip
-        (default: python3), offline and hash-checked. Calls go to momin-init at $HANDS_SOCKET
+        (default: python3), offline and hash-checked. install apt has the host judge and log
+        the names, then runs apt-get update and install through the egress proxy, which lets
+        apt reach only the policy's mirrors. Calls go to momin-init at $HANDS_SOCKET
         (default /run/momin/hands.sock), which relays them to the host.
         """
 
@@ -149,6 +155,7 @@ public enum HandsArguments {
         switch command {
         case .call(let call, _): try check(call)
         case .install(let ecosystem, let requirements, _): try check(.install(ecosystem: ecosystem, requirements: requirements))
+        case .installApt(let packages): try check(.install(ecosystem: "apt", requirements: packages))
         case .help: break
         }
         return command
@@ -235,23 +242,42 @@ public enum HandsArguments {
     }
 
     private static func install(_ arguments: ArraySlice<String>) throws(HandsClientError) -> HandsCommand {
+        let shapes = "(hands install pip REQUIREMENT... or hands install apt NAME...)"
         let scanned = try scan(arguments, command: "install", values: ["--python"])
         if scanned.help { return .help }
-        guard let ecosystem = scanned.positionals.first else { throw .usage("install needs pip (hands install pip REQUIREMENT...)") }
-        switch ecosystem {
-        case "pip": break
-        case "apt": throw .usage("apt installs are not served yet (hands install pip REQUIREMENT...)")
-        default: throw .usage("unknown ecosystem \"\(ecosystem)\" (hands install pip REQUIREMENT...)")
+        guard let ecosystem = scanned.positionals.first else { throw .usage("install needs pip or apt \(shapes)") }
+        guard ecosystem == "pip" || ecosystem == "apt" else { throw .usage("unknown ecosystem \"\(ecosystem)\" \(shapes)") }
+        let words = Array(scanned.positionals.dropFirst())
+        let what = ecosystem == "pip" ? "REQUIREMENT" : "NAME"
+        guard !words.isEmpty else { throw .usage("install \(ecosystem) needs a \(what) \(shapes)") }
+        guard words.count <= HandsInstall.maxRequirements else {
+            throw .usage("install \(ecosystem) takes at most \(HandsInstall.maxRequirements) \(what == "NAME" ? "names" : "requirements"), not \(words.count)")
         }
-        let requirements = Array(scanned.positionals.dropFirst())
-        guard !requirements.isEmpty else { throw .usage("install pip needs a REQUIREMENT (hands install pip REQUIREMENT...)") }
-        guard requirements.count <= HandsInstall.maxRequirements else {
-            throw .usage("install pip takes at most \(HandsInstall.maxRequirements) requirements, not \(requirements.count)")
+        if ecosystem == "apt" {
+            guard scanned.value("--python") == nil else { throw .usage("install apt has no option --python") }
+            for name in words { try checkDebianName(name) }
+            return .installApt(packages: words)
         }
-        for requirement in requirements { try checkRequirement(requirement) }
+        for requirement in words { try checkRequirement(requirement) }
         let python = scanned.value("--python") ?? defaultPython
         guard !python.isEmpty else { throw .usage("--python is empty") }
-        return .install(ecosystem: ecosystem, requirements: requirements, python: python)
+        return .install(ecosystem: ecosystem, requirements: words, python: python)
+    }
+
+    /// A Debian package name (Debian Policy §5.6.1): lower case letters, digits, `+`, `-` and
+    /// `.`, at least two, starting with a letter or digit; so no apt option, version or path.
+    static func checkDebianName(_ text: String) throws(HandsClientError) {
+        let bytes = Array(text.utf8)
+        guard bytes.count <= HandsInstall.maxRequirementLength else {
+            throw .usage("NAME is \(bytes.count) bytes, at most \(HandsInstall.maxRequirementLength)")
+        }
+        let lowerOrDigit = { (byte: UInt8) in
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+        }
+        guard bytes.count >= 2, lowerOrDigit(bytes[0]),
+              bytes.allSatisfy({ lowerOrDigit($0) || $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") }) else {
+            throw .usage("NAME \"\(text)\" is not a Debian package name (lower case letters, digits, + - ., at least 2, starting with a letter or digit)")
+        }
     }
 
     /// A plausible PEP 508 requirement: it starts with a project name's first letter or digit

@@ -43,6 +43,17 @@ public enum HandsConnection {
         }
     }
 
+    /// An `ok` reply's fields and data; a `failed` one is thrown as its message (after
+    /// `what: `, when given) and its code's exit status.
+    static func ok(_ call: HandsCall, socketPath path: String, what: String? = nil) throws(HandsClientError) -> ([String], [UInt8]) {
+        switch try self.call(call, socketPath: path) {
+        case .ok(let fields, let data):
+            return (fields, data)
+        case .failed(let failure, let message):
+            throw HandsClientError(message: what.map { "\($0): \(message)" } ?? message, exitStatus: failure.exitStatus, showsUsage: false)
+        }
+    }
+
     /// Standard input and files, as the system has them.
     public static var systemInput: HandsInput {
         HandsInput(

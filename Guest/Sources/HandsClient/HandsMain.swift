@@ -56,6 +56,11 @@ public enum HandsMain {
                 temporaryRoot: PipInstall.temporaryRoot(environment: getenv("TMPDIR").map { String(cString: $0) }),
                 say: { _ = write(Array("hands: \($0)\n".utf8), to: STDERR_FILENO) })
             exit(install.run(requirements: requirements))
+        case .installApt(let packages):
+            let install = AptInstall(
+                socketPath: socketPath(), proxy: AptInstall.proxy(environment: getenv("http_proxy").map { String(cString: $0) }),
+                say: { _ = write(Array("hands: \($0)\n".utf8), to: STDERR_FILENO) })
+            exit(install.run(packages: packages))
         }
     }
 }

@@ -40,7 +40,7 @@ public struct PipInstall {
     }
 
     func install(_ requirements: [String]) throws(HandsClientError) -> Int32 {
-        let (fields, _) = try ok(.install(ecosystem: "pip", requirements: requirements), what: nil)
+        let (fields, _) = try HandsConnection.ok(.install(ecosystem: "pip", requirements: requirements), socketPath: socketPath)
         let manifest: InstallManifest
         do throws(InstallManifestError) {
             manifest = try InstallManifest(fields: fields)
@@ -55,7 +55,7 @@ public struct PipInstall {
         }
         let requirementsFile = directory + "/requirements.txt"
         try write(Array(manifest.files.map { $0.requirement + "\n" }.joined().utf8), to: requirementsFile)
-        return try runPip(Self.pipArguments(python: python, directory: directory, requirementsFile: requirementsFile))
+        return try ChildProgram.run(Self.pipArguments(python: python, directory: directory, requirementsFile: requirementsFile))
     }
 
     /// How pip is run: from the directory only (`--no-index --find-links`), every file checked
@@ -68,17 +68,6 @@ public struct PipInstall {
 
     // MARK: - Calls
 
-    /// An `ok` reply's fields and data; a `failed` one is its message (after `what: `, when
-    /// given) and its code's exit status.
-    func ok(_ call: HandsCall, what: String?) throws(HandsClientError) -> ([String], [UInt8]) {
-        switch try HandsConnection.call(call, socketPath: socketPath) {
-        case .ok(let fields, let data):
-            return (fields, data)
-        case .failed(let failure, let message):
-            throw HandsClientError(message: what.map { "\($0): \(message)" } ?? message, exitStatus: failure.exitStatus, showsUsage: false)
-        }
-    }
-
     /// File `index` of the install, piece by piece, until its SIZE bytes are there.
     func fetch(_ file: InstallManifest.File, index: UInt32, of install: String, into directory: String) throws(HandsClientError) {
         let path = directory + "/" + file.filename
@@ -87,7 +76,8 @@ public struct PipInstall {
         defer { close(fd) }
         var offset: UInt64 = 0
         while offset < file.size {
-            let (_, data) = try ok(.installFile(install: install, file: index, offset: offset), what: "fetching \(file.filename)")
+            let (_, data) = try HandsConnection.ok(.installFile(install: install, file: index, offset: offset), socketPath: socketPath,
+                                                  what: "fetching \(file.filename)")
             guard !data.isEmpty else {
                 throw .unreachable("the host sent \(file.filename) short: \(offset) of its \(file.size) bytes")
             }
@@ -131,43 +121,5 @@ public struct PipInstall {
         } else {
             unlink(path)
         }
-    }
-
-    // MARK: - pip
-
-    /// Runs `arguments` (argv[0] looked up on PATH unless it holds a `/`) with this process's
-    /// environment and standard streams, and waits. While it runs this process ignores SIGINT
-    /// and SIGQUIT, as system(3) does, so that a ^C stops pip and the directory is still removed.
-    func runPip(_ arguments: [String]) throws(HandsClientError) -> Int32 {
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        var allSignals = sigset_t()
-        sigfillset(&allSignals)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        posix_spawnattr_setsigdefault(&attributes, &allSignals)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-
-        let interrupt = signal(SIGINT, SIG_IGN)
-        let quit = signal(SIGQUIT, SIG_IGN)
-        defer {
-            signal(SIGINT, interrupt)
-            signal(SIGQUIT, quit)
-        }
-        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        guard !argv.dropLast().contains(nil) else { throw .unreachable("cannot start \(python): \(describeErrno(ENOMEM))") }
-        var pid: pid_t = 0
-        let result = posix_spawnp(&pid, python, nil, &attributes, &argv, environ)
-        guard result == 0 else { throw .unreachable("cannot start \(python): \(describeErrno(result))") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 {
-            guard errno == EINTR else { throw .unreachable("waiting for \(python): \(describeErrno(errno))") }
-        }
-        // WIFEXITED / WEXITSTATUS and WTERMSIG, which Swift cannot import (macros).
-        let ending = status & 0x7f
-        return ending == 0 ? (status >> 8) & 0xff : 128 + ending
     }
 }

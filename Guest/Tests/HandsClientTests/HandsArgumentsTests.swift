@@ -226,11 +226,34 @@ func failure(_ body: () throws(HandsClientError) -> HandsCommand) -> HandsClient
         #expect(HandsArguments.usage.contains("hands install pip [--python PATH] REQUIREMENT..."))
     }
 
+    @Test func installApt() throws {
+        #expect(try parse("install apt binwalk") == .installApt(packages: ["binwalk"]))
+        #expect(try parse("install apt libstdc++6 python3.11 g++-12 0ad") == .installApt(packages: ["libstdc++6", "python3.11", "g++-12", "0ad"]))
+        #expect(try parse("install apt -- xz-utils") == .installApt(packages: ["xz-utils"]))
+        let most = (0..<HandsInstall.maxRequirements).map { "p\($0)" }
+        #expect(try HandsArguments.parse(["install", "apt"] + most, input: FakeInput().input) == .installApt(packages: most))
+        #expect(try parse("install apt binwalk --help") == .help)
+        #expect(HandsArguments.usage.contains("hands install apt NAME..."))
+    }
+
     @Test func installMistakes() {
-        let usage = "(hands install pip REQUIREMENT...)"
+        let usage = "(hands install pip REQUIREMENT... or hands install apt NAME...)"
+        let debian = "(lower case letters, digits, + - ., at least 2, starting with a letter or digit)"
         let cases: [([String], String)] = [
-            (["install"], "install needs pip \(usage)"),
-            (["install", "apt", "binwalk"], "apt installs are not served yet \(usage)"),
+            (["install"], "install needs pip or apt \(usage)"),
+            (["install", "apt"], "install apt needs a NAME \(usage)"),
+            (["install", "apt", "--python", "python3", "binwalk"], "install apt has no option --python"),
+            (["install", "apt", "--allow-unauthenticated", "binwalk"], "install has no option --allow-unauthenticated"),
+            (["install", "apt", "-o", "binwalk"], "NAME \"-o\" is not a Debian package name \(debian)"),
+            (["install", "apt", "Binwalk"], "NAME \"Binwalk\" is not a Debian package name \(debian)"),
+            (["install", "apt", "b"], "NAME \"b\" is not a Debian package name \(debian)"),
+            (["install", "apt", ".hidden"], "NAME \".hidden\" is not a Debian package name \(debian)"),
+            (["install", "apt", "binwalk=2.3.4"], "NAME \"binwalk=2.3.4\" is not a Debian package name \(debian)"),
+            (["install", "apt", "binwalk:amd64"], "NAME \"binwalk:amd64\" is not a Debian package name \(debian)"),
+            (["install", "apt", "./binwalk_2.3.4_all.deb"], "NAME \"./binwalk_2.3.4_all.deb\" is not a Debian package name \(debian)"),
+            (["install", "apt", "xz\nutils"], "NAME \"xz\nutils\" is not a Debian package name \(debian)"),
+            (["install", "apt", String(repeating: "r", count: 1025)], "NAME is 1025 bytes, at most 1024"),
+            (["install", "apt"] + Array(repeating: "rr", count: 65), "install apt takes at most 64 names, not 65"),
             (["install", "npm", "left-pad"], "unknown ecosystem \"npm\" \(usage)"),
             (["install", "pip"], "install pip needs a REQUIREMENT \(usage)"),
             (["install", "pip", "--python", "/usr/bin/python3"], "install pip needs a REQUIREMENT \(usage)"),

@@ -67,6 +67,30 @@ let handsProgram: String = {
     return String(executable[..<(executable.lastIndex(of: "/") ?? executable.startIndex)]) + "/hands"
 }()
 
+/// The built `hands` program run with `arguments` and only `environment`, under /bin/sh, which
+/// writes its exit status and stderr into the directory `record` (status, stderr): its status
+/// and stderr, once it has ended (at most 60 s).
+func runHands(_ arguments: [String], environment: [String], record: String) throws -> (status: Int32, stderr: String) {
+    let script = "\"$0\" \"$@\" 2> \(record)/stderr; echo $? > \(record)/status.tmp; mv \(record)/status.tmp \(record)/status"
+    let argv = ["/bin/sh", "-c", script, handsProgram] + arguments
+    var pointers = (argv + environment).map { strdup($0) }
+    defer { for pointer in pointers { free(pointer) } }
+    var pid: pid_t = 0
+    let result = pointers.withUnsafeMutableBufferPointer { all -> Int32 in
+        let argvPart = Array(all[0..<argv.count]) + [nil]
+        let environmentPart = Array(all[argv.count...]) + [nil]
+        return posix_spawn(&pid, "/bin/sh", nil, nil, argvPart, environmentPart)
+    }
+    guard result == 0 else { throw SystemError("posix_spawn", errno: result) }
+    let deadline = MonotonicClock.deadline(after: 60)
+    while access(record + "/status", F_OK) != 0 && MonotonicClock.nanoseconds() < deadline { usleep(10_000) }
+    // The shell is ours or the reaper's to reap; either way it is gone after this.
+    var ignored: Int32 = 0
+    _ = waitpid(pid, &ignored, 0)
+    let text = { (name: String) in String(decoding: (try? FileIO.readFile(record + "/" + name, limit: 8 << 20)) ?? [], as: UTF8.self) }
+    return (Int32(text("status").split(separator: "\n").first ?? "") ?? -1, text("stderr"))
+}
+
 /// `hands install pip` end to end: the install call, the files fetched piece by piece into a
 /// private directory, the exact pip command run on them (a shell script standing in for
 /// python3 records it), and the directory gone afterwards, whatever happened. Where pip runs,
@@ -149,25 +173,7 @@ let handsProgram: String = {
 
         /// `hands ARGUMENTS` at `socket`, with $TMPDIR the scene's: its exit status and stderr.
         func hands(_ arguments: [String], socket: FakeHandsSocket) throws -> (status: Int32, stderr: String) {
-            let script = "\"$0\" \"$@\" 2> \(record)/stderr; echo $? > \(record)/status.tmp; mv \(record)/status.tmp \(record)/status"
-            let argv = ["/bin/sh", "-c", script, handsProgram] + arguments
-            let environment = ["HANDS_SOCKET=\(socket.path)", "TMPDIR=\(temporary)", "PATH=/usr/bin:/bin"]
-            var pointers = (argv + environment).map { strdup($0) }
-            defer { for pointer in pointers { free(pointer) } }
-            var pid: pid_t = 0
-            let result = pointers.withUnsafeMutableBufferPointer { all -> Int32 in
-                let argvPart = Array(all[0..<argv.count]) + [nil]
-                let environmentPart = Array(all[argv.count...]) + [nil]
-                return posix_spawn(&pid, "/bin/sh", nil, nil, argvPart, environmentPart)
-            }
-            guard result == 0 else { throw SystemError("posix_spawn", errno: result) }
-            let deadline = MonotonicClock.deadline(after: 60)
-            while access(record + "/status", F_OK) != 0 && MonotonicClock.nanoseconds() < deadline { usleep(10_000) }
-            // The shell is ours or the reaper's to reap; either way it is gone after this.
-            var ignored: Int32 = 0
-            _ = waitpid(pid, &ignored, 0)
-            let status = Int32(try text("status").split(separator: "\n").first ?? "") ?? -1
-            return (status, try text("stderr"))
+            try runHands(arguments, environment: ["HANDS_SOCKET=\(socket.path)", "TMPDIR=\(temporary)", "PATH=/usr/bin:/bin"], record: record)
         }
 
         func install(_ requirements: [String], socket: FakeHandsSocket, python: String? = nil) -> Int32 {
