@@ -613,6 +613,19 @@ def _requirement(verb: str, what: str, value: object) -> bytes:
 _DEBIAN_NAME = re.compile(r"[a-z0-9][a-z0-9+.-]+")
 
 
+def _run_program(argv: list[str], environment: dict[str, str] | None, failure: type, what: str) -> None:
+    """Runs ``argv`` with this process's standard streams; ``failure`` (with the exit status, or
+    128 + the signal) unless it exits 0, ``Failed`` when it cannot be started."""
+    try:
+        status = subprocess.run(argv, env=environment, check=False).returncode
+    except OSError as error:
+        raise Failed(f"cannot start {argv[0]}: {error.strerror or error}") from None
+    if status < 0:
+        raise failure(f"{what} was ended by signal {-status}", 128 - status)
+    if status != 0:
+        raise failure(f"{what} exited with status {status}", status)
+
+
 def _debian_names(verb: str, names: Iterable[str] | str) -> list[str]:
     """Debian package names (Debian Policy §5.6.1), as ``hands install apt`` checks them: lower
     case letters, digits, ``+ - .``, at least two, starting with a letter or digit."""
@@ -831,14 +844,7 @@ class Hands:
                 out.write("".join(file.requirement + "\n" for file in manifest.files))
             command = [python, "-m", "pip", "install", "--no-index", "--find-links", directory, "--require-hashes", "--no-cache-dir",
                        "--disable-pip-version-check", "--break-system-packages", "--root-user-action=ignore", "-r", requirements_file]
-            try:
-                status = subprocess.run(command, check=False).returncode
-            except OSError as error:
-                raise Failed(f"cannot start {python}: {error.strerror or error}") from None
-        if status < 0:
-            raise PipFailed(f"pip was ended by signal {-status}", 128 - status)
-        if status != 0:
-            raise PipFailed(f"pip exited with status {status}", status)
+            _run_program(command, None, PipFailed, "pip")
         return [Installed(file.name, file.version, file.filename, file.sha256) for file in manifest.files]
 
     def install_apt(self, names: Iterable[str] | str) -> None:
@@ -859,14 +865,7 @@ class Hands:
         environment = {name: value for name, value in os.environ.items() if name not in ("no_proxy", "NO_PROXY")}
         environment["DEBIAN_FRONTEND"] = "noninteractive"
         for what, arguments in (("update", ["update"]), ("install", ["install", "-y", "--no-install-recommends", *items])):
-            try:
-                status = subprocess.run(["apt-get", *options, *arguments], env=environment, check=False).returncode
-            except OSError as error:
-                raise Failed(f"cannot start apt-get: {error.strerror or error}") from None
-            if status < 0:
-                raise AptFailed(f"apt-get {what} was ended by signal {-status}", 128 - status)
-            if status != 0:
-                raise AptFailed(f"apt-get {what} exited with status {status}", status)
+            _run_program(["apt-get", *options, *arguments], environment, AptFailed, f"apt-get {what}")
 
     def _fetch(self, install: str, index: int, file: InstallFile, path: str) -> None:
         """File ``index`` into ``path``, piece by piece, checked against its size and SHA-256."""

@@ -139,9 +139,17 @@ public final class BrainRelay: Sendable {
     /// At most 200 characters of agent-sent text, for a message.
     static func clip(_ text: String) -> String { text.count > 200 ? String(text.prefix(200)) + "..." : text }
 
-    /// The provider's connection: resolved (an address the policy names is itself), connected,
-    /// TLS for https.
+    /// The provider's connection (`ProviderConnection.open`).
     func connect(_ url: BaseURL) -> Result<any ProviderStream, BrainFailure> {
+        ProviderConnection.open(url, resolver: resolver, trust: configuration.trust, timeout: configuration.connectTimeout)
+    }
+}
+
+/// A connection the host makes for itself to a URL's origin (a model provider, a package
+/// index): the name resolved by the host (an address is itself), the first address that answers
+/// within `timeout`, TLS for https with the chain and the host name checked.
+enum ProviderConnection {
+    static func open(_ url: BaseURL, resolver: any HostResolver, trust: TLSTrust, timeout: Double) -> Result<any ProviderStream, BrainFailure> {
         let addresses: [IPAddress]
         let hostName: String
         switch url.host {
@@ -155,13 +163,12 @@ public final class BrainRelay: Sendable {
             case .failure(let problem): return .failure(BrainFailure("resolving \(name): \(problem)"))
             }
         }
-        switch Upstream.connect(to: addresses, port: url.port, timeout: configuration.connectTimeout) {
+        switch Upstream.connect(to: addresses, port: url.port, timeout: timeout) {
         case .failure(let problem):
             return .failure(BrainFailure("connect: \(problem)"))
         case .success(let connected):
             guard url.scheme == .https else { return .success(PlainStream(fd: connected.fd)) }
-            switch TLSStream.open(fd: connected.fd, serverName: hostName, trust: configuration.trust,
-                                  deadline: MonotonicClock.deadline(after: configuration.connectTimeout)) {
+            switch TLSStream.open(fd: connected.fd, serverName: hostName, trust: trust, deadline: MonotonicClock.deadline(after: timeout)) {
             case .success(let stream): return .success(stream)
             case .failure(let failure):
                 close(connected.fd)

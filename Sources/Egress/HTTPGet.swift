@@ -95,31 +95,9 @@ struct HTTPGet {
     }
 
     private func connect(_ origin: BaseURL) throws(BrainFailure) -> any ProviderStream {
-        let addresses: [IPAddress]
-        let hostName: String
-        switch origin.host {
-        case .address(let address):
-            addresses = [address]
-            hostName = address.description
-        case .name(let name):
-            hostName = name
-            switch resolver.addresses(of: name) {
-            case .success(let found): addresses = found
-            case .failure(let problem): throw BrainFailure("resolving \(name): \(problem)")
-            }
-        }
-        switch Upstream.connect(to: addresses, port: origin.port, timeout: connectTimeout) {
-        case .failure(let problem):
-            throw BrainFailure("connecting to \(origin.authority): \(problem)")
-        case .success(let connected):
-            guard origin.scheme == .https else { return PlainStream(fd: connected.fd) }
-            switch TLSStream.open(fd: connected.fd, serverName: hostName, trust: trust,
-                                  deadline: MonotonicClock.deadline(after: connectTimeout)) {
-            case .success(let stream): return stream
-            case .failure(let failure):
-                close(connected.fd)
-                throw BrainFailure("\(origin.authority): \(failure)")
-            }
+        switch ProviderConnection.open(origin, resolver: resolver, trust: trust, timeout: connectTimeout) {
+        case .success(let stream): return stream
+        case .failure(let failure): throw BrainFailure("\(origin.authority): \(failure)")
         }
     }
 

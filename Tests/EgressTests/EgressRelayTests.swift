@@ -22,17 +22,9 @@ import Testing
         let accepted = Atomic<Int>(0)
 
         init(reply: [UInt8]? = nil, echo: Bool = false) throws {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            let (fd, port) = try listenOnLoopback()
             self.fd = fd
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            let bound = withUnsafeMutablePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-            }
-            guard bound, listen(fd, 16) == 0 else { throw POSIXError(.EADDRINUSE) }
-            port = UInt16(bigEndian: address.sin_port)
+            self.port = port
             try POSIXThread.detach(name: "test-server") { [self] in
                 while true {
                     let client = accept(fd, nil, nil)
@@ -309,6 +301,23 @@ func relayExchange(_ relay: EgressRelay, _ request: [UInt8], halfClose: Bool = f
     let deadline = MonotonicClock.deadline(after: 10)
     while !done.load(ordering: .acquiring) && MonotonicClock.nanoseconds() < deadline { usleep(1000) }
     return answer
+}
+
+/// A TCP socket listening on 127.0.0.1 at a port the kernel chose.
+func listenOnLoopback() throws -> (fd: Int32, port: UInt16) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    guard bound, listen(fd, 16) == 0 else {
+        close(fd)
+        throw POSIXError(.EADDRINUSE)
+    }
+    return (fd, UInt16(bigEndian: address.sin_port))
 }
 
 func makeTemporaryDirectory() throws -> String {

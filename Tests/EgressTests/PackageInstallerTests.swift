@@ -20,19 +20,7 @@ import Testing
         let asked = Mutex<[String]>([])
         var files: [String: [UInt8]] = [:]
 
-        init() throws {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            self.fd = fd
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            let bound = withUnsafeMutablePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-            }
-            guard bound, listen(fd, 16) == 0 else { throw POSIXError(.EADDRINUSE) }
-            port = UInt16(bigEndian: address.sin_port)
-        }
+        init() throws { (fd, port) = try listenOnLoopback() }
 
         func start() throws {
             let files = self.files
