@@ -10,6 +10,11 @@ extension AgentTree {
         guard let staging = packageStaging else {
             return .failed(.failed, "this host stages no packages for its agents (its run directory is not set up for installs)")
         }
+        let admitted = monitor.holding { installing.insert(agent.name).inserted }
+        guard admitted else {
+            return .failed(.failed, "an install of \(agent.name) is already running: an agent installs one request at a time")
+        }
+        defer { monitor.holding { _ = installing.remove(agent.name) } }
         let refusal = tape.map { _ in
             Decision.refused(RuleRef("record", line: nil), because: "a recorded session installs nothing: a record does not hold package files")
         }

@@ -25,6 +25,9 @@ public final class AgentTree: @unchecked Sendable {
     var closed = false
     /// How finished sub-agents ended, after their VMs are gone, for a `hands wait` that comes late.
     var finished: [String: ChildOutcome] = [:]
+    /// Agents with an install running: one at a time each, so that what an agent can make the
+    /// host fetch and keep is bounded (`PackageConfiguration`, `PackageStaging.keptPerAgent`).
+    var installing: Set<String> = []
     let store: BucketStore?
     let launcher: any SubAgentLauncher
     /// The tree's one budget: a sub-agent joins it at spawn, under its parent.

@@ -319,6 +319,42 @@ import Testing
         #expect(missing == .notFound && why.contains("no install 0123abcd"), "\(why)")
     }
 
+    /// An agent installs one request at a time: a second while the first waits on its index is
+    /// refused at once (the index here accepts and never answers), and the first goes on.
+    @Test func anAgentsSecondInstallWhileOneRunsIsRefused() throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var address = sockaddr_in(sin_family: sa_family_t(AF_INET), sin_port: 0, sin_addr: in_addr(s_addr: UInt32(0x7F00_0001).bigEndian),
+                                  sin_zero: (0, 0, 0, 0, 0, 0, 0, 0))
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        try #require(withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0 }
+        } && listen(listener, 4) == 0)
+        defer { close(listener) }
+        let policy = Self.parentPolicy + "\npackages:\n  pip:\n    index: http://127.0.0.1:\(UInt16(bigEndian: address.sin_port))/simple\n    allow: [momin-good]\n"
+        let fixture = try Fixture(parentPolicy: policy)
+        fixture.tree.packageStaging = try PackageStaging(root: fixture.directory + "/packages")
+        fixture.tree.packageConfiguration.idleTimeout = 2
+        let install = HandsCall.install(ecosystem: "pip", requirements: ["momin-good"])
+        let first = Box<HandsReply>()
+        let done = DispatchSemaphore(value: 0)
+        let tree = fixture.tree
+        Thread.detachNewThread {
+            first.value = tree.handle(install, from: "boss")
+            done.signal()
+        }
+        // The first install's page request is waiting in the listener's queue.
+        var entry = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+        #expect(poll(&entry, 1, 5000) == 1)
+        let (code, message) = try #require(failure(fixture.tree.handle(install, from: "boss")))
+        #expect(code == .failed && message.contains("already running"), "\(message)")
+        #expect(done.wait(timeout: .now() + 10) == .success)
+        let firstReply = try #require(first.value)
+        let (firstCode, firstMessage) = try #require(failure(firstReply))
+        #expect(firstCode == .failed && firstMessage.contains("the index cannot be read"), "\(firstMessage)")
+        // Once it is over, the agent may install again (and fails again the same way).
+        #expect(failure(fixture.tree.handle(install, from: "boss"))?.1.contains("already running") == false)
+    }
+
     /// One budget per tree: a sub-agent's calls count in its parent's limits too, and a spawn
     /// whose declared limits do not fit in what the parent has left is refused, naming why.
     @Test func aSubAgentSpendsFromItsParentsBudgetAndMustFitInWhatIsLeft() throws {
