@@ -9,6 +9,7 @@ import Policy
 import POSIX
 import Synchronization
 import Testing
+import TLSTestSupport
 
 /// `hands install pip` on the host, end to end but for the guest: a PEP 503 index served by a
 /// real loopback HTTP server, a real audit log, wheels staged in a real directory.
@@ -79,7 +80,7 @@ import Testing
         let session: GovernedSession
         let staging: PackageStaging
 
-        init(port: UInt16, allow: String) throws {
+        init(port: UInt16, allow: String, index: String? = nil) throws {
             dir = try makeTemporaryDirectory()
             log = try AuditLog(path: dir + "/audit.db", options: AuditLog.Options(keyPath: dir + "/audit.key"))
             let text = """
@@ -87,7 +88,7 @@ import Testing
                 agent: triage
                 packages:
                   pip:
-                    index: http://127.0.0.1:\(port)/simple
+                    index: \(index ?? "http://127.0.0.1:\(port)/simple")
                     allow:
                 \(allow)
                 """
@@ -96,8 +97,9 @@ import Testing
             staging = try PackageStaging(root: dir + "/staging")
         }
 
-        func installer(refusal: Policy.Decision? = nil) -> PackageInstaller {
-            PackageInstaller(session: session, staging: staging, resolver: EgressRelayTests.Table(names: [:]), refusal: refusal)
+        func installer(refusal: Policy.Decision? = nil, configuration: PackageConfiguration = PackageConfiguration()) -> PackageInstaller {
+            PackageInstaller(session: session, staging: staging, resolver: EgressRelayTests.Table(names: ["localhost": [.v4(0x7F00_0001)]]),
+                             configuration: configuration, refusal: refusal)
         }
 
         /// (tool, verdict, rule or reason, result status and sha256) of each call, in order.
@@ -246,5 +248,60 @@ import Testing
         #expect(calls[0].arguments == "ecosystem=apt\nrequirement=binwalk\nrequirement=momin-tool\n" && calls[0].status == 0)
         #expect(calls[1].status == 77 && calls[2].arguments == "ecosystem=apt\nname=nmap\nversion=\nrequired-by=\n" && !calls[2].allowed)
         #expect(index.paths.isEmpty)
+    }
+
+    /// An https index, as PyPI is: the rig's wheel index (Tests/rig/make-wheel-index) served by
+    /// Python's http.server over TLS with a test CA's certificate for localhost. With that CA
+    /// trusted the install goes through, each file the digest make-wheel-index wrote down; with
+    /// the system's CAs the certificate is refused and nothing is fetched or staged.
+    @Test func anHTTPSIndexIsReadOverVerifiedTLS() throws {
+        let pki = try PKI()
+        let root = String(#filePath).components(separatedBy: "/Tests/EgressTests/")[0]
+        let made = Process()
+        made.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        made.arguments = [root + "/Tests/rig/make-wheel-index", pki.directory + "/index"]
+        made.standardOutput = FileHandle.nullDevice
+        try made.run()
+        made.waitUntilExit()
+        try #require(made.terminationStatus == 0)
+        let portFile = pki.directory + "/port"
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        server.arguments = ["-c", """
+            import functools, http.server, os, ssl, sys
+            certificate, key, port_file, root = sys.argv[1:5]
+            server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(http.server.SimpleHTTPRequestHandler, directory=root))
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(certificate, key)
+            server.socket = context.wrap_socket(server.socket, server_side=True)
+            with open(port_file + ".new", "w") as out:
+                out.write(str(server.server_address[1]))
+            os.rename(port_file + ".new", port_file)
+            server.serve_forever()
+            """, pki.certificate, pki.key, portFile, pki.directory + "/index"]
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        defer {
+            kill(server.processIdentifier, SIGKILL)
+            server.waitUntilExit()
+        }
+        let ready = MonotonicClock.deadline(after: 10)
+        while access(portFile, F_OK) != 0 && MonotonicClock.nanoseconds() < ready { usleep(10_000) }
+        let port = try #require(UInt16(String(contentsOfFile: portFile, encoding: .utf8)))
+        let rig = try Rig(port: port, allow: "      - {name: momin-good, versions: \"<2\"}\n      - momin-dep",
+                          index: "https://localhost:\(port)/simple")
+        defer { rig.close() }
+
+        var trusted = PackageConfiguration()
+        trusted.trust = .caBundle(path: pki.caFile)
+        let installed = try rig.installer(configuration: trusted).install(ecosystem: "pip", requirements: ["momin-good"])
+        let manifest = try String(contentsOfFile: pki.directory + "/index/MANIFEST", encoding: .utf8)
+        #expect(installed.files.map { "\($0.filename) \($0.sha256)" }.allSatisfy { manifest.contains($0) })
+        #expect(installed.files.map(\.name) == ["momin-good", "momin-dep"])
+
+        let untrusted = try Self.failure { try rig.installer().install(ecosystem: "pip", requirements: ["momin-dep"]) }
+        #expect(untrusted.description.contains("certificate verify failed"), "\(untrusted)")
+        #expect(try rig.calls().map(\.tool) == ["package-install", "package", "package", "package-install"])
     }
 }
