@@ -19,11 +19,15 @@ import POSIX
 /// (what the index promised) and `required-by`, its result the file's size and SHA-256 as
 /// fetched. A package the policy refuses is logged as a denied `package` call, and the whole
 /// request fails naming it.
+///
+/// `hands install apt` is only approved here (`approveApt`): each name judged and logged, the
+/// mirrors answered; the guest's apt then fetches through the proxy, which judges and logs
+/// each `.deb` (`EgressRelay`, `AgentPolicy.judgeAptMirror`).
 public struct PackageInstaller: Sendable {
     public static let requestTool = "package-install"
     public static let packageTool = "package"
-    /// The most requirements one request names (the hands call's own bound).
-    public static let maximumRequirements = 64
+    /// The most requirements one request names: the hands call's own bound.
+    public static let maximumRequirements = HandsInstall.maxRequirements
 
     public let session: GovernedSession
     let staging: PackageStaging
