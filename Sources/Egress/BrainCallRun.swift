@@ -90,20 +90,24 @@ extension BrainRelay {
             (url.path.hasSuffix("/") ? String(url.path.dropLast()) : url.path) + "/chat/completions"
         }
 
-        static func readHead(_ stream: any ProviderStream, idle: Double) -> Result<(ResponseHead, [UInt8]), BrainFailure> {
+        /// The response head, read within `idle` of each piece (bounded by the parser), and what
+        /// followed it; `requestMethod` is the request's (a HEAD response has no body), `peer`
+        /// who answers, for the message.
+        static func readHead(_ stream: any ProviderStream, idle: Double, requestMethod: String = "POST",
+                             peer: String = "the provider") -> Result<(ResponseHead, [UInt8]), BrainFailure> {
             var buffer: [UInt8] = []
             while true {
                 let piece: [UInt8]
                 do { piece = try stream.receive(max: 16 << 10, deadline: MonotonicClock.deadline(after: idle)) } catch {
                     return .failure(error)
                 }
-                guard !piece.isEmpty else { return .failure(BrainFailure("the provider closed the connection before its response head")) }
+                guard !piece.isEmpty else { return .failure(BrainFailure("\(peer) closed the connection before its response head")) }
                 buffer += piece
                 switch ResponseHeadParser.headLength(buffer) {
                 case .failure(let error): return .failure(BrainFailure("\(error)"))
                 case .success(nil): continue
                 case .success(let end?):
-                    switch ResponseHeadParser.parse(buffer[0..<end], requestMethod: "POST") {
+                    switch ResponseHeadParser.parse(buffer[0..<end], requestMethod: requestMethod) {
                     case .failure(let error): return .failure(BrainFailure("\(error)"))
                     case .success(let head): return .success((head, Array(buffer[end...])))
                     }

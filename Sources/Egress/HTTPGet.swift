@@ -65,7 +65,7 @@ struct HTTPGet {
             // identity: the digests are over the bytes as served (RFC 9110 §12.5.3).
             request += "Accept-Encoding: identity\r\nUser-Agent: momin-packages\r\nConnection: close\r\n\r\n"
             try stream.send(Array(request.utf8), deadline: MonotonicClock.deadline(after: idleTimeout))
-            let (head, leftover) = try readHead(stream)
+            let (head, leftover) = try BrainRelay.Call.readHead(stream, idle: idleTimeout, requestMethod: "GET", peer: "the server").get()
             if [301, 302, 303, 307, 308].contains(head.status) {
                 guard let location = head.value(of: "Location") else { throw BrainFailure("\(current): a \(head.status) redirect without Location") }
                 let resolved = URLReference(location).resolved(against: URLReference(current.description))
@@ -98,24 +98,6 @@ struct HTTPGet {
         switch ProviderConnection.open(origin, resolver: resolver, trust: trust, timeout: connectTimeout) {
         case .success(let stream): return stream
         case .failure(let failure): throw BrainFailure("\(origin.authority): \(failure)")
-        }
-    }
-
-    private func readHead(_ stream: any ProviderStream) throws(BrainFailure) -> (ResponseHead, [UInt8]) {
-        var buffer: [UInt8] = []
-        while true {
-            let piece = try stream.receive(max: 16 << 10, deadline: MonotonicClock.deadline(after: idleTimeout))
-            guard !piece.isEmpty else { throw BrainFailure("the server closed the connection before its response head") }
-            buffer += piece
-            switch ResponseHeadParser.headLength(buffer) {
-            case .failure(let error): throw BrainFailure("\(error)")
-            case .success(nil): continue
-            case .success(let end?):
-                switch ResponseHeadParser.parse(buffer[0..<end], requestMethod: "GET") {
-                case .failure(let error): throw BrainFailure("\(error)")
-                case .success(let head): return (head, Array(buffer[end...]))
-                }
-            }
         }
     }
 }
