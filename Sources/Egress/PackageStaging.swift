@@ -76,13 +76,11 @@ public final class PackageStaging: Sendable {
         guard fd >= 0 else { return .failure(PackageStagingError("the staged file is gone: \(describeErrno())")) }
         defer { close(fd) }
         var bytes = [UInt8](repeating: 0, count: count)
-        var done = 0
-        while done < count {
-            let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(offset) + off_t(done)) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return .failure(PackageStagingError("reading the staged file: \(n == 0 ? "it is shorter than fetched" : describeErrno())")) }
-            done += n
+        let read: Int
+        do { read = try bytes.withUnsafeMutableBytes { buffer throws(SystemError) in try FileIO.preadFully(fd, into: buffer, at: Int(offset)) } } catch {
+            return .failure(PackageStagingError("reading the staged file: \(error)"))
         }
+        guard read == count else { return .failure(PackageStagingError("reading the staged file: it is shorter than fetched")) }
         return .success(bytes)
     }
 
