@@ -18,7 +18,8 @@ extension AgentTree {
         let logContent = (sendRule?.logContent ?? false) || (receiveRule?.logContent ?? false)
         var fields = ["door=\(door)", "from=\(sender.name)", "to=\(to)", "size=\(message.count)", "message-sha256=\(Self.sha256(message))"]
         if logContent { fields.append("message=\(Self.escaped(message))") }
-        let id = try sender.session.admit(.doorSend(door: door, to: to), tool: "door-send", arguments: Self.text(fields)) {
+        let id = try sender.session.admit(.doorSend(door: door, to: to), tool: "door-send",
+                                          arguments: GovernedSession.arguments(lines: fields)) {
             if let recipient, let policy = recipient.policy {
                 let verdict = policy.evaluate(.doorReceive(door: door, from: sender.name), resolver: NoGuestPaths())
                 if !verdict.isAllowed { return Decision.refused(byPeer: recipient.name, verdict) }
@@ -48,8 +49,8 @@ extension AgentTree {
     }
 
     func receive(by agent: Agent, door: String, timeout: UInt32, caller: HandsCaller) throws(GatewayError) -> HandsAnswer {
-        let id = try agent.session.admit(.doorListen(door: door), tool: "door-receive",
-                                         arguments: Self.text(["door=\(door)", "to=\(agent.name)", "timeout-ms=\(timeout)"]))
+        let arguments = GovernedSession.arguments(lines: ["door=\(door)", "to=\(agent.name)", "timeout-ms=\(timeout)"])
+        let id = try agent.session.admit(.doorListen(door: door), tool: "door-receive", arguments: arguments)
         var result = ResultHasher()
         let message: DoorBroker.Message
         do { message = try broker.receive(door: door, by: agent.name, timeoutMilliseconds: timeout, abandoned: { caller.hasHungUp }) } catch {

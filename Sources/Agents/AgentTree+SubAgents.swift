@@ -15,7 +15,7 @@ extension AgentTree {
         fields += request.disks.enumerated().map { "disk[\($0.offset)]=\($0.element)" }
         var child: AgentPolicy?
         var disks: [HeldDisk] = []
-        let id = try parent.session.admit(.spawn, tool: "spawn", arguments: Self.text(fields)) {
+        let id = try parent.session.admit(.spawn, tool: "spawn", arguments: GovernedSession.arguments(lines: fields)) {
             if self.tape != nil {
                 return Decision.refused(RuleRef("record", line: nil),
                                         because: "a recorded session starts no sub-agents: a record holds the root agent's calls only")
@@ -203,7 +203,8 @@ extension AgentTree {
 
     func wait(for target: String, by caller: Agent, timeout: UInt32, caller connection: HandsCaller) throws(GatewayError) -> HandsReply {
         let name = resolve(target, under: caller)
-        let id = try caller.session.admit(.spawn, tool: "wait", arguments: Self.text(["agent=\(name)", "timeout-ms=\(timeout)"])) {
+        let arguments = GovernedSession.arguments(lines: ["agent=\(name)", "timeout-ms=\(timeout)"])
+        let id = try caller.session.admit(.spawn, tool: "wait", arguments: arguments) {
             self.isDescendant(name, of: caller.name) ? nil
                 : Decision.refused(RuleRef("spawn", line: nil), because: "\(name) is not a sub-agent of \(caller.name)")
         }
@@ -240,7 +241,8 @@ extension AgentTree {
 
     func stop(_ target: String, by caller: Agent) throws(GatewayError) -> HandsReply {
         let name = resolve(target, under: caller)
-        let id = try caller.session.admit(.spawn, tool: "stop", arguments: Self.text(["agent=\(name)"])) {
+        let arguments = GovernedSession.arguments(lines: ["agent=\(name)"])
+        let id = try caller.session.admit(.spawn, tool: "stop", arguments: arguments) {
             self.isDescendant(name, of: caller.name) ? nil
                 : Decision.refused(RuleRef("spawn", line: nil), because: "\(name) is not a sub-agent of \(caller.name)")
         }

@@ -188,8 +188,6 @@ public final class AgentTree: @unchecked Sendable {
 
     // MARK: Log text
 
-    /// Logged arguments: one `name=value` line each, in the order given.
-    static func text(_ fields: [String]) -> [UInt8] { Array((fields.joined(separator: "\n") + "\n").utf8) }
 
     static func sha256(_ bytes: [UInt8]) -> String { Hex.encode(SHA256.hash(data: bytes)) }
 

@@ -113,7 +113,8 @@ public struct PackageInstaller: Sendable {
         let arguments = ["ecosystem=\(ecosystem.rawValue)"] + requirements.map { "requirement=\($0)" }
         let request: UInt64
         do {
-            request = try session.admit(.installRequest(ecosystem: ecosystem), tool: Self.requestTool, arguments: Self.text(arguments)) {
+            request = try session.admit(.installRequest(ecosystem: ecosystem), tool: Self.requestTool,
+                                        arguments: GovernedSession.arguments(lines: arguments)) {
                 refusal
             }
         } catch {
@@ -180,7 +181,7 @@ public struct PackageInstaller: Sendable {
         let arguments = ["ecosystem=\(ecosystem.rawValue)", "name=\(name)", "version=\(version)", "required-by=\(requiredBy ?? "")"]
         do {
             let id = try session.admit(.installPackage(ecosystem: ecosystem, name: name, version: version), tool: Self.packageTool,
-                                       arguments: Self.text(arguments))
+                                       arguments: GovernedSession.arguments(lines: arguments))
             // Judged again, the policy allowed it: nothing was fetched, so the call ends failed.
             try? session.finish(id, status: 70, result: ResultHasher(), countsAsOutput: false)
             return .failed("\(name) \(version) was refused while resolving and allowed when logged")
@@ -197,13 +198,13 @@ public struct PackageInstaller: Sendable {
         let id: UInt64
         do {
             id = try session.admit(.installPackage(ecosystem: .pip, name: package.name, version: version), tool: Self.packageTool,
-                                   arguments: Self.text(arguments))
+                                   arguments: GovernedSession.arguments(lines: arguments))
         } catch {
             throw Self.failure(error, what: "\(package.name) \(version)")
         }
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else {
-            try? session.finishFetched(id, status: 70, received: 0, sha256: Self.nothing)
+            try? session.finishFetched(id, status: 70, received: 0, sha256: Merkle.emptyRoot)
             throw .failed("staging \(package.file.filename): \(describeErrno())")
         }
         defer { close(fd) }
@@ -211,7 +212,7 @@ public struct PackageInstaller: Sendable {
         do {
             fetched = try client.download(package, to: fd, limit: limit)
         } catch {
-            try? session.finishFetched(id, status: 70, received: 0, sha256: Self.nothing)
+            try? session.finishFetched(id, status: 70, received: 0, sha256: Merkle.emptyRoot)
             throw .failed("fetching \(package.file.filename): \(error)")
         }
         let got = Hex.encode(fetched.sha256.bytes)
@@ -231,10 +232,6 @@ public struct PackageInstaller: Sendable {
         return .failed("\(what): \(error)")
     }
 
-    static func text(_ lines: [String]) -> [UInt8] { Array((lines.joined(separator: "\n") + "\n").utf8) }
-
-    /// The digest of no bytes: a fetch that got nothing.
-    static let nothing = Merkle.emptyRoot
 }
 
 /// Package calls name no paths: the policy never resolves one for them.

@@ -58,7 +58,7 @@ public final class GovernedBrain: Sendable {
     /// (nil: the request named no cap). Throws `.denied` with the decision when refused.
     public func admit(model: String, maxTokens: Int?, stream: Bool, bodySHA256: MerkleHash) throws(GatewayError) -> Admission {
         let fields = ["model=\(model)", "max_tokens=\(maxTokens.map(String.init) ?? "none")", "stream=\(stream)", "body_sha256=\(bodySHA256.hex)"]
-        let arguments = Array((fields.joined(separator: "\n") + "\n").utf8)
+        let arguments = GovernedSession.arguments(lines: fields)
         guard let brain else {
             let refusal = Policy.Decision.deny(.defaultDeny, .nothingAllowed("Brain calls"))
             _ = try? session.admit(.brain(model: model, maxTokens: maxTokens ?? 1), tool: Self.tool, arguments: arguments) { refusal }

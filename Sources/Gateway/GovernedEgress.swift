@@ -63,7 +63,7 @@ public final class GovernedEgress: Sendable {
             preconditionFailure("GovernedEgress admits network calls only, not \(call)")
         }
         if let package { fields += ["package=\(package.name)", "file=\(package.file)"] }
-        let arguments = Array((fields.joined(separator: "\n") + "\n").utf8)
+        let arguments = GovernedSession.arguments(lines: fields)
         guard session.policy != nil else {
             // No policy is no egress: a run without one has nothing that could allow it.
             _ = try? session.admit(call, tool: tool, arguments: arguments) { .deny(.defaultDeny, .nothingAllowed("network egress without a policy")) }

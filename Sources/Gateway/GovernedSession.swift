@@ -186,4 +186,8 @@ public final class GovernedSession: @unchecked Sendable {
     public static func arguments(_ message: DoorsMessage) throws(DoorsError) -> [UInt8] {
         try FrameEncoder().encode(Frame(requestID: 1, message))
     }
+
+    /// A hands or host call's arguments as the log keeps them: one `name=value` line each, in
+    /// the order given, each ended by a newline.
+    public static func arguments(lines: [String]) -> [UInt8] { Array((lines.joined(separator: "\n") + "\n").utf8) }
 }
