@@ -179,14 +179,15 @@ let package = Package(
         ]),
         // The TLS client against `openssl s_server` on loopback, with a throwaway CA made by the openssl CLI.
         .testTarget(name: "TLSTests", dependencies: ["TLS", "TLSTestSupport", "POSIX"]),
-        // A throwaway CA and server certificate made with the openssl CLI, for TLS tests.
+        // A throwaway CA and server certificate made with the openssl CLI, and a loopback listener,
+        // for tests that talk to servers.
         .target(name: "TLSTestSupport", path: "Tests/TLSTestSupport"),
         // The Brain relay's parsers: JSON edge cases, the request's fields and rewrite, SSE, usage.
         .testTarget(name: "BrainWireTests", dependencies: ["BrainWire"]),
         // The package-index parsers against the PEPs' own examples, their refusals and bounds.
         .testTarget(name: "PackageIndexTests", dependencies: ["PackageIndex"]),
         .testTarget(name: "AgentsTests", dependencies: [
-            "Agents", "Doors", "Egress", "Gateway", "Policy", "Audit", "Buckets", "GuestClientTestSupport", "GuestClient",
+            "Agents", "Doors", "Egress", "Gateway", "Policy", "Audit", "Buckets", "GuestClientTestSupport", "GuestClient", "TLSTestSupport",
         ]),
         // The Host library with a fake momin-vmm (a shell script) and a fake guest at its socket.
         // Every committed seed and every input a fuzzer once crashed on, through its target.

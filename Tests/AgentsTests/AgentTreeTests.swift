@@ -10,6 +10,7 @@ import GuestClient
 @testable import GuestClientTestSupport
 import Policy
 import Testing
+import TLSTestSupport
 
 /// Hands calls through the tree: both sides' policies for doors, the narrowing check and the
 /// parent's budget for spawn, wait and stop over the subtree, and every call in the log. The
@@ -322,15 +323,9 @@ import Testing
     /// An agent installs one request at a time: a second while the first waits on its index is
     /// refused at once (the index here accepts and never answers), and the first goes on.
     @Test func anAgentsSecondInstallWhileOneRunsIsRefused() throws {
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var address = sockaddr_in(sin_family: sa_family_t(AF_INET), sin_port: 0, sin_addr: in_addr(s_addr: UInt32(0x7F00_0001).bigEndian),
-                                  sin_zero: (0, 0, 0, 0, 0, 0, 0, 0))
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        try #require(withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0 }
-        } && listen(listener, 4) == 0)
+        let (listener, port) = try listenOnLoopback()
         defer { close(listener) }
-        let policy = Self.parentPolicy + "\npackages:\n  pip:\n    index: http://127.0.0.1:\(UInt16(bigEndian: address.sin_port))/simple\n    allow: [momin-good]\n"
+        let policy = Self.parentPolicy + "\npackages:\n  pip:\n    index: http://127.0.0.1:\(port)/simple\n    allow: [momin-good]\n"
         let fixture = try Fixture(parentPolicy: policy)
         fixture.tree.packageStaging = try PackageStaging(root: fixture.directory + "/packages")
         fixture.tree.packageConfiguration.idleTimeout = 2

@@ -9,6 +9,7 @@ import Policy
 import POSIX
 import Synchronization
 import Testing
+import TLSTestSupport
 
 /// The relay end to end: the guest's side is one end of a socketpair, the far end a real TCP
 /// server on 127.0.0.1, the log a real audit log; names resolve through a table.
@@ -301,23 +302,6 @@ func relayExchange(_ relay: EgressRelay, _ request: [UInt8], halfClose: Bool = f
     let deadline = MonotonicClock.deadline(after: 10)
     while !done.load(ordering: .acquiring) && MonotonicClock.nanoseconds() < deadline { usleep(1000) }
     return answer
-}
-
-/// A TCP socket listening on 127.0.0.1 at a port the kernel chose.
-func listenOnLoopback() throws -> (fd: Int32, port: UInt16) {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-    }
-    guard bound, listen(fd, 16) == 0 else {
-        close(fd)
-        throw POSIXError(.EADDRINUSE)
-    }
-    return (fd, UInt16(bigEndian: address.sin_port))
 }
 
 func makeTemporaryDirectory() throws -> String {

@@ -79,18 +79,7 @@ import TLSTestSupport
 
     /// A listener on 127.0.0.1 that never accepts: the kernel completes TCP's handshake, and
     /// nothing ever answers TLS's.
-    static func silentListener() throws -> (fd: Int32, port: UInt16) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard bound, listen(fd, 4) == 0 else { throw POSIXError(.EADDRINUSE) }
-        return (fd, UInt16(bigEndian: address.sin_port))
-    }
+    static func silentListener() throws -> (fd: Int32, port: UInt16) { try listenOnLoopback() }
 
     static func deadline(_ seconds: Double = 10) -> UInt64 { MonotonicClock.deadline(after: seconds) }
 
