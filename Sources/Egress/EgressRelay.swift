@@ -1,5 +1,4 @@
 import Audit
-import Crypto
 import Doors
 import Gateway
 import Glibc
@@ -192,7 +191,7 @@ public final class EgressRelay: Sendable {
             summary.address = connected.address
         case .failure(let problem):
             summary.end = "error: connect: \(problem)"
-            ended(status: -1, received: 0, sha256: Self.emptyDigest)
+            ended(status: -1, received: 0, sha256: Merkle.emptyRoot)
             respond(guest, 502, "momin: cannot connect to \(rawHost):\(port): \(problem)")
             return
         }
@@ -219,8 +218,6 @@ public final class EgressRelay: Sendable {
         }
         ended(status: outcome.clean ? 0 : 1, received: outcome.received, sha256: MerkleHash(bytes: Array(outcome.sha256.finalize()))!)
     }
-
-    static let emptyDigest = MerkleHash(bytes: Array(SHA256.hash(data: [UInt8]())))!
 
     /// An answer the relay makes itself, then the connection is closed.
     private func respond(_ guest: Int32, _ status: Int, _ message: String, decision: String? = nil) {
