@@ -36,7 +36,8 @@ public enum ResolutionFailure: Error, Sendable, Equatable, CustomStringConvertib
     case badIndex(String)
     /// The index could not be read.
     case unreachable(String)
-    case tooMany(limit: Int)
+    /// More packages, or more requirements read (dependencies included), than a resolution takes.
+    case tooMany(what: String, limit: Int)
 
     public var description: String {
         switch self {
@@ -52,7 +53,7 @@ public enum ResolutionFailure: Error, Sendable, Equatable, CustomStringConvertib
                 + " (the resolver does not backtrack: pin a version that meets both)"
         case .badIndex(let why): return "the index: \(why)"
         case .unreachable(let why): return "the index cannot be read: \(why)"
-        case .tooMany(let limit): return "the request needs more than \(limit) packages"
+        case .tooMany(let what, let limit): return "the request needs more than \(limit) \(what)"
         }
     }
 }
@@ -97,7 +98,7 @@ public struct Resolver: Sendable {
         var chosen: [String: Chosen] = [:]
         var order: [String] = []
         while next < queue.count {
-            guard next < Self.maximumRequirements else { throw .tooMany(limit: Self.maximumPackages) }
+            guard next < Self.maximumRequirements else { throw .tooMany(what: "requirements read", limit: Self.maximumRequirements) }
             let pending = queue[next]
             next += 1
             let requirement = pending.requirement
@@ -126,7 +127,7 @@ public struct Resolver: Sendable {
                 continue
             }
             guard allows(name, nil) else { throw .notAllowed(name: name, version: nil, requiredBy: pending.requiredBy) }
-            guard order.count < Self.maximumPackages else { throw .tooMany(limit: Self.maximumPackages) }
+            guard order.count < Self.maximumPackages else { throw .tooMany(what: "packages", limit: Self.maximumPackages) }
             let page = try source.page(project: name)
             let (version, file) = try choose(name, requirement, page, python: python, requiredBy: pending.requiredBy) { allows($0, $1) }
             let metadata = try source.metadata(of: file)

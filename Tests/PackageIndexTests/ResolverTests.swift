@@ -130,6 +130,24 @@ import Testing
         }
     }
 
+    /// An index that would have the host read without end is cut at the resolver's bounds:
+    /// packages chosen, and requirements read (the same few named again and again).
+    @Test func aResolutionStopsAtItsBounds() throws {
+        let many = (0...Resolver.maximumPackages).map { "lib\($0)" }
+        var projects = ["app": [Self.wheel("app", "1.0", requires: many)]]
+        for name in many { projects[name] = [Self.wheel(name, "1.0")] }
+        let wide = Index(projects)
+        #expect(throws: ResolutionFailure.tooMany(what: "packages", limit: Resolver.maximumPackages)) { try resolve(["app"], wide) }
+        #expect(wide.pagesRead.count == Resolver.maximumPackages)
+        let again = (0..<1000).map { _ in "lib" }
+        let echo = Index(["a": [Self.wheel("a", "1.0", requires: again)], "b": [Self.wheel("b", "1.0", requires: again)],
+                          "c": [Self.wheel("c", "1.0", requires: again)], "d": [Self.wheel("d", "1.0", requires: again)],
+                          "e": [Self.wheel("e", "1.0", requires: again)], "lib": [Self.wheel("lib", "1.0")]])
+        #expect(throws: ResolutionFailure.tooMany(what: "requirements read", limit: Resolver.maximumRequirements)) {
+            try resolve(["a", "b", "c", "d", "e"], echo)
+        }
+    }
+
     @Test func extrasAskedLaterBringTheirDependencies() throws {
         let index = Index([
             "app": [Self.wheel("app", "1.0", requires: ["lib", "lib[fast]"])],
