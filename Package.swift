@@ -116,14 +116,17 @@ let package = Package(
         .executableTarget(name: "MominProbe", dependencies: ["GuestClient", "Doors", "POSIX"]),
         // The fuzz targets (docs/testing.md, "Fuzzing"): one function per parser that a guest or a file
         // reaches, each checking a property, not only that it does not crash.
-        .target(name: "FuzzTargets", dependencies: ["BrainWire", "Doors", "HTTPWire", "PackageIndex", "Policy", "Devices", "GuestMemory", "Images"]),
+        .target(name: "FuzzTargets", dependencies: ["BrainWire", "Doors", "HTTPWire", "PackageIndex", "Policy", "Devices", "GuestMemory", "ImageLayers"]),
         // libFuzzer's entry point over FuzzTargets, built by Scripts/fuzz with -sanitize=fuzzer,address.
         .executableTarget(name: "MominFuzz", dependencies: ["FuzzTargets", "POSIX"]),
         // Root file system images: `momin image build debian` (mmdebstrap, then mkfs.ext4 -d, no
         // mount), reproducible byte for byte, kept by SHA-256 with a manifest and a name index.
         // `momin image import` too: local OCI layouts and `docker save` archives, read by our own
         // bounded tar reader and applied without following a link.
-        .target(name: "Images", dependencies: ["CZlib", "POSIX", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "Images", dependencies: ["ImageLayers", "CZlib", "POSIX", .product(name: "Crypto", package: "swift-crypto")]),
+        // Tar streams as image layers hold them (POSIX.1-2001 pax, GNU long names), the layer
+        // path rules and ImageError: pure, no dependencies, so the fuzz build needs no crypto.
+        .target(name: "ImageLayers"),
         // zlib's inflate (Debian's zlib1g-dev), a system library, for gzip layers. Only Images imports it.
         .systemLibrary(name: "CZlib"),
         // The host's side of MominAI as a library, one code path for the CLI, `momin serve` and
@@ -134,10 +137,14 @@ let package = Package(
             "MachineConfig", "GuestClient", "Doors", "Policy", "Audit", "Merkle", "Gateway", "Buckets", "Ledger", "Cgroups", "Jail",
             "Agents", "Egress", "Images", "POSIX", .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // `momin serve`: the REST API over the Host library, HTTP/1.1 on a Unix socket (HTTPWire's
+        // parser), callers admitted by SO_PEERCRED; its OpenAPI 3.1 document is embedded as committed.
+        .target(name: "APIServer", dependencies: ["Host", "Agents", "Gateway", "GuestClient", "Doors", "HTTPWire", "Images", "POSIX"],
+                resources: [.embedInCode("openapi.json")]),
         // `momin`: one file per command over the Host library.
         .executableTarget(
             name: "MominCLI",
-            dependencies: ["Host", "Images", "MachineConfig", "Doors", "Egress", "HTTPWire", "Policy", "Audit", "Merkle", "Gateway", "Buckets", "Ledger", "POSIX",
+            dependencies: ["APIServer", "Host", "Images", "MachineConfig", "Doors", "Egress", "HTTPWire", "Policy", "Audit", "Merkle", "Gateway", "Buckets", "Ledger", "POSIX",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
@@ -193,11 +200,14 @@ let package = Package(
         // Every committed seed and every input a fuzzer once crashed on, through its target.
         .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets", "Devices", "POSIX"]),
         .testTarget(name: "HostTests", dependencies: [
-            "Agents", "Host", "MachineConfig", "Ledger", "Audit", "Gateway", "Doors", "Merkle", "Policy", "POSIX", "GuestClient",
+            "APIServer", "Agents", "Host", "Images", "MachineConfig", "Ledger", "Audit", "Gateway", "Doors", "Merkle", "Policy", "POSIX", "GuestClient",
             "GuestClientTestSupport",
         ]),
         // The image store, manifests, sizes and the programs a build would run (no mmdebstrap needed).
-        .testTarget(name: "ImagesTests", dependencies: ["Images"]),
+        .testTarget(name: "ImagesTests", dependencies: ["ImageLayers", "Images"]),
+        // The API server over a real Unix socket: routes against the committed OpenAPI document,
+        // callers, bounds, problem details (no VM: the Host paths a VM needs run in the rig).
+        .testTarget(name: "APIServerTests", dependencies: ["APIServer", "Host", "Images", "POSIX"]),
         // Tier 2: real /dev/kvm with small hand-made guest code.
         .testTarget(name: "KVMTests", dependencies: ["KVM", "GuestMemory"]),
     ]

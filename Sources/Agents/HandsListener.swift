@@ -85,15 +85,15 @@ public final class HandsListener: @unchecked Sendable {
 
 /// A listening socket's accept loop: each connection served on a thread of its own, at most
 /// `limit` at once (one more is refused on the accepting thread and closed).
-final class SocketServer: @unchecked Sendable {
-    let fd: Int32
-    let path: String
-    let limit: Int
+public final class SocketServer: @unchecked Sendable {
+    public let fd: Int32
+    public let path: String
+    public let limit: Int
     private let active = Monitor()
     private var connections = 0
     private var stopped = false
 
-    init(fd: Int32, path: String, limit: Int) {
+    public init(fd: Int32, path: String, limit: Int) {
         self.fd = fd
         self.path = path
         self.limit = limit
@@ -101,7 +101,7 @@ final class SocketServer: @unchecked Sendable {
 
     /// Starts accepting on a thread named `NAME-accept`; each connection is served by `serve` on
     /// one named `NAME-conn`, which also closes it.
-    func start(name: String, serve: @escaping @Sendable (Int32) -> Void, refuse: @escaping @Sendable (Int32) -> Void) throws(AgentError) {
+    public func start(name: String, serve: @escaping @Sendable (Int32) -> Void, refuse: @escaping @Sendable (Int32) -> Void) throws(AgentError) {
         do { try POSIXThread.detach(name: "\(name)-accept") { [self] in acceptLoop(name: name, serve: serve, refuse: refuse) } } catch {
             close(fd)
             throw .io("cannot start the \(name) listener: \(error)")
@@ -109,7 +109,7 @@ final class SocketServer: @unchecked Sendable {
     }
 
     /// Stops accepting and removes the socket file; connections already open run to their end.
-    func stop() {
+    public func stop() {
         let first = active.holding { () -> Bool in
             defer { stopped = true }
             return !stopped

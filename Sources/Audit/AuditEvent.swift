@@ -40,12 +40,17 @@ public struct ToolRequest: Hashable, Sendable {
     public var tool: String
     /// The arguments as the gateway received them, opaque to the log.
     public var arguments: [UInt8]
+    /// Who asked the host for the call, when it came through the API (`uid=1000(alice) pid=4242
+    /// via momin serve`, from the kernel's peer credentials); nil for the agent's own calls and
+    /// the command line's.
+    public var caller: String?
 
-    public init(requestID: UInt64, agent: String, tool: String, arguments: [UInt8]) {
+    public init(requestID: UInt64, agent: String, tool: String, arguments: [UInt8], caller: String? = nil) {
         self.requestID = requestID
         self.agent = agent
         self.tool = tool
         self.arguments = arguments
+        self.caller = caller
     }
 }
 

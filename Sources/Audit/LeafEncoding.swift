@@ -23,6 +23,9 @@ extension AuditRecord {
         case runRefused, diskAttach, diskDetach, connectionEnd
         /// Schema version 2 as well (still unreleased when it was added).
         case brainCall
+        /// A tool request with the caller who asked for it through the API: the fields of
+        /// `toolRequest`, then the caller. Schema version 2 (still unreleased).
+        case callerToolRequest
     }
 
     /// The canonical bytes; throws only for a string or byte field over `maximumFieldLength`.
@@ -30,7 +33,7 @@ extension AuditRecord {
         var out = LeafWriter()
         out.u8(Self.encodingVersion)
         switch event {
-        case .toolRequest: out.u8(Tag.toolRequest.rawValue)
+        case .toolRequest(let request): out.u8((request.caller == nil ? Tag.toolRequest : Tag.callerToolRequest).rawValue)
         case .decision: out.u8(Tag.decision.rawValue)
         case .resultDigest: out.u8(Tag.resultDigest.rawValue)
         case .lifecycle(.vmStart): out.u8(Tag.vmStart.rawValue)
@@ -50,6 +53,7 @@ extension AuditRecord {
             out.string(request.agent)
             out.string(request.tool)
             out.bytes(request.arguments)
+            if let caller = request.caller { out.string(caller) }
         case .decision(let decision):
             out.u64(decision.requestID)
             out.u8(decision.verdict.rawValue)
@@ -145,10 +149,12 @@ extension AuditRecord {
         reader.offset = 18
         let event: AuditEvent
         switch header.tag {
-        case .toolRequest:
-            event = .toolRequest(ToolRequest(
+        case .toolRequest, .callerToolRequest:
+            var request = ToolRequest(
                 requestID: try reader.u64("request id"), agent: try reader.string("agent"),
-                tool: try reader.string("tool"), arguments: try reader.bytes("arguments")))
+                tool: try reader.string("tool"), arguments: try reader.bytes("arguments"))
+            if header.tag == .callerToolRequest { request.caller = try reader.string("caller") }
+            event = .toolRequest(request)
         case .decision:
             let requestID = try reader.u64("request id")
             let verdictByte = try reader.u8("verdict")

@@ -227,24 +227,8 @@ public final class EgressRelay: Sendable {
         _ = try? FileIO.sendAll(guest, bytes, until: MonotonicClock.deadline(after: 5))
     }
 
-    /// Closes the guest's connection so that what was written reaches it: a close with unread
-    /// bytes would reset the connection and could lose the answer, so the write side is shut
-    /// first and what the guest still sends is read and dropped (at most 1 MiB, for 1 s).
-    static func closeGracefully(_ fd: Int32) {
-        shutdown(fd, Int32(SHUT_WR))
-        let deadline = MonotonicClock.deadline(after: 1)
-        var drained = 0
-        var sink = [UInt8](repeating: 0, count: 16 << 10)
-        while drained < 1 << 20 {
-            var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&entry, 1, MonotonicClock.pollTimeout(until: deadline)) > 0 else { break }
-            let n = sink.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
-            if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }
-            guard n > 0 else { break }
-            drained += n
-        }
-        close(fd)
-    }
+    /// Closes the guest's connection so that what was written reaches it (`FileIO.closeSocketGracefully`).
+    static func closeGracefully(_ fd: Int32) { FileIO.closeSocketGracefully(fd) }
 
     /// A header value: printable ASCII only, at most 512 bytes.
     static func headerSafe(_ text: String) -> String {

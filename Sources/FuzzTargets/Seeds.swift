@@ -1,6 +1,6 @@
 import Devices
 import Doors
-import Images
+import ImageLayers
 
 /// Valid inputs for each target, made with the real encoders, so that a fuzzer starts from
 /// inputs that get past the first checks (`momin-fuzz --write-seeds DIR` writes them; the

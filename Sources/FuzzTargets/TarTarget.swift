@@ -1,4 +1,4 @@
-import Images
+import ImageLayers
 
 /// A layer as `momin image import` reads it: the tar reader over the input's bytes, with small
 /// limits. Every entry it returns has data of exactly its declared size, within the limits;

@@ -22,6 +22,9 @@ public final class GovernedSession: @unchecked Sendable {
     private let lock = Mutex(())
     /// Hears each call's outcome (what `momin run --record` keeps), after the log has it.
     public var observe: ((CallObservation) -> Void)?
+    /// Who asked for this session's calls through the API, logged with each request
+    /// (`ToolRequest.caller`); set before the first call.
+    public var caller: String?
     private var pending: [UInt64: CallObservation] = [:]
     /// Calls whose output went past the output limit: they end denied once logged.
     private var overLimit: [UInt64: Policy.Decision] = [:]
@@ -87,7 +90,7 @@ public final class GovernedSession: @unchecked Sendable {
         if decision?.isAllowed ?? true, let peer, let refused = peer(), !refused.isAllowed { decision = refused }
         let verdict: Audit.Decision.Verdict = decision.map { $0.isAllowed ? .allow : .deny } ?? .allow
         try append([
-            .toolRequest(ToolRequest(requestID: id, agent: agent, tool: tool, arguments: arguments)),
+            .toolRequest(ToolRequest(requestID: id, agent: agent, tool: tool, arguments: arguments, caller: caller)),
             .decision(Audit.Decision(
                 requestID: id, verdict: verdict, rule: decision?.rule.id ?? "no-policy",
                 reason: decision.map { $0.isAllowed ? "" : $0.reason } ?? "")),

@@ -52,15 +52,15 @@ public struct VMControl: Sendable {
     }
 
     /// Stops a VM and every sub-agent under it, deepest first (SIGTERM to each momin-vmm,
-    /// SIGKILL after 10 s), and removes their state.
-    public func stop(_ name: String) throws(HostError) {
+    /// SIGKILL after 10 s), and removes their state. `reason` is what the log's vm-stop says.
+    public func stop(_ name: String, reason: String = "momin stop") throws(HostError) {
         try VMRegistry.validate(name)
         if case .absent = registry.state(name) { throw .badInput("no VM named \(name)") }
-        for descendant in registry.descendants(of: name) { stopOne(descendant) }
-        stopOne(name)
+        for descendant in registry.descendants(of: name) { stopOne(descendant, reason: reason) }
+        stopOne(name, reason: reason)
     }
 
-    private func stopOne(_ name: String) {
+    private func stopOne(_ name: String, reason: String) {
         switch registry.state(name) {
         case .absent: return
         case .stale(let why):
@@ -76,7 +76,7 @@ public struct VMControl: Sendable {
                 // The stop is logged after the VM is gone, as a run logs it, and each read-write
                 // disk as the VM left it.
                 if let log = governance?.log {
-                    let events = [AuditEvent.lifecycle(.vmStop(vm: name, reason: "momin stop"))] + detached.map { .lifecycle(.diskDetach($0)) }
+                    let events = [AuditEvent.lifecycle(.vmStop(vm: name, reason: reason))] + detached.map { .lifecycle(.diskDetach($0)) }
                     do { try log.append(batch: events) } catch {
                         environment.warn("VM \(name) stopped, but its audit log did not take the stop: \(error)")
                     }

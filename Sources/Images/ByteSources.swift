@@ -3,33 +3,6 @@ import Crypto
 import Glibc
 import POSIX
 
-extension ByteSource {
-    /// Up to `count` bytes, fewer only at the end.
-    mutating func read(count: Int) throws(ImageError) -> [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: count)
-        var filled = 0
-        while filled < count {
-            let n = try read(into: &bytes, at: filled)
-            if n == 0 { break }
-            filled += n
-        }
-        return Array(bytes.prefix(filled))
-    }
-
-    /// One read into `bytes` from `offset` on.
-    mutating func read(into bytes: inout [UInt8], at offset: Int) throws(ImageError) -> Int {
-        var failure: ImageError?
-        let n = bytes.withUnsafeMutableBytes { raw -> Int in
-            do throws(ImageError) { return try read(into: UnsafeMutableRawBufferPointer(rebasing: raw[offset...])) } catch {
-                failure = error
-                return 0
-            }
-        }
-        if let failure { throw failure }
-        return n
-    }
-}
-
 /// An open file, closed when the last reference goes.
 final class OpenFile: @unchecked Sendable {
     let fd: Int32

@@ -37,17 +37,6 @@ public struct ImageDigest: Hashable, Comparable, Sendable, CustomStringConvertib
     }
 }
 
-/// Lowercase hex of `bytes`.
-func hexBytes(_ bytes: some Sequence<UInt8>) -> String {
-    let digits = Array("0123456789abcdef".utf8)
-    var out: [UInt8] = []
-    for byte in bytes {
-        out.append(digits[Int(byte >> 4)])
-        out.append(digits[Int(byte & 0x0f)])
-    }
-    return String(decoding: out, as: UTF8.self)
-}
-
 /// SHA-256 of `text`'s UTF-8, as hex.
 func sha256Hex(_ text: String) -> String { hexBytes(SHA256.hash(data: Array(text.utf8))) }
 

@@ -206,7 +206,7 @@ struct AuditShow: ParsableCommand {
                 owner = request.agent
                 let text = String(validating: request.arguments, as: UTF8.self)
                 let shown = text.map { $0.split(separator: "\n").joined(separator: "; ") } ?? "(\(request.arguments.count) bytes)"
-                line = "request #\(request.requestID) \(request.agent) \(request.tool) \(shown)"
+                line = "request #\(request.requestID) \(request.agent) \(request.tool) \(shown)" + (request.caller.map { " (asked by \($0))" } ?? "")
             case .decision(let decision):
                 owner = agents[decision.requestID]
                 let verdict = decision.verdict == .allow ? "allow" : "deny"

@@ -54,10 +54,3 @@ enum Rig {
         return nil
     }
 }
-
-/// Long-lived VMs cannot go through the rig: each rig run is its own L2, gone when it ends.
-func requireDirectKVM(_ config: MachineConfiguration) throws {
-    if let reason = KVMHost.needsRig(kvmPath: config.kvmPath) {
-        throw CLIError.usage("\(reason); a long-lived VM needs a KVM that boots stock kernels, so start it inside one rig run, e.g. Scripts/rig -- sh -c 'momin start NAME; momin exec NAME -- CMD'")
-    }
-}

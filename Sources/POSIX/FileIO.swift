@@ -71,6 +71,25 @@ public enum FileIO {
         }
     }
 
+    /// Closes a connected socket so that what was written reaches the peer: a close with unread
+    /// bytes would reset the connection and could lose the answer, so the write side is shut
+    /// first and what the peer still sends is read and dropped (at most 1 MiB, for 1 s).
+    public static func closeSocketGracefully(_ fd: Int32) {
+        shutdown(fd, Int32(SHUT_WR))
+        let deadline = MonotonicClock.deadline(after: 1)
+        var drained = 0
+        var sink = [UInt8](repeating: 0, count: 16 << 10)
+        while drained < 1 << 20 {
+            var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&entry, 1, MonotonicClock.pollTimeout(until: deadline)) > 0 else { break }
+            let n = sink.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }
+            guard n > 0 else { break }
+            drained += n
+        }
+        close(fd)
+    }
+
     /// Exactly `count` bytes from `fd`, all of them by `deadline` (monotonic nanoseconds): a peer
     /// that sends a byte now and then cannot stretch the wait. Nil at end of file, on an error,
     /// or once the deadline passes. The bytes are kept as they arrive, 64 KiB at a time, never

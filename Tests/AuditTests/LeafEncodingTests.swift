@@ -149,6 +149,26 @@ import Testing
         #expect(throws: LeafFormatError.self) { try AuditRecord(leafData: bytes + [0]) }
     }
 
+    /// docs/audit.md, tag 12: a tool request made through the API carries its caller after the
+    /// fields of tag 1; one without a caller keeps tag 1 and its bytes.
+    @Test func aRequestWithACallerHasItsOwnTagAndTheOneWithoutKeepsItsBytes() throws {
+        let plain = ToolRequest(requestID: 1, agent: "a", tool: "t", arguments: [9])
+        var asked = plain
+        asked.caller = "uid=0 pid=1"
+        let fields: [UInt8] = [0, 0, 0, 0, 0, 0, 0, 1] + [0, 0, 0, 1, 0x61] + [0, 0, 0, 1, 0x74] + [0, 0, 0, 1, 9]
+        let header: [UInt8] = [0, 0, 0, 0, 0, 0, 0, 2] + [0, 0, 0, 0, 0, 0, 0, 3]
+        let without = AuditRecord(index: 2, time: 3, event: .toolRequest(plain))
+        let with = AuditRecord(index: 2, time: 3, event: .toolRequest(asked))
+        #expect(try without.leafData() == [1, 1] + header + fields)
+        let bytes = try with.leafData()
+        #expect(bytes == [1, 12] + header + fields + [0, 0, 0, 11] + Array("uid=0 pid=1".utf8))
+        #expect(try AuditRecord(leafData: bytes) == with)
+        #expect(with.event.kind == "tool-request")
+        // Tag 12 without its caller, or tag 1 with one more field, is not canonical.
+        #expect(throws: LeafFormatError.self) { try AuditRecord(leafData: [1, 12] + header + fields) }
+        #expect(throws: LeafFormatError.self) { try AuditRecord(leafData: [1, 1] + header + fields + [0, 0, 0, 0]) }
+    }
+
     @Test func kindsNameTheirEvent() {
         #expect((0..<6).map { sampleEvent($0).kind } == ["tool-request", "decision", "result-digest", "vm-start", "vm-stop", "policy-load"])
     }

@@ -1,3 +1,4 @@
+@testable import ImageLayers
 @testable import Images
 import Testing
 

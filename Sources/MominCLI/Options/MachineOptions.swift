@@ -81,42 +81,33 @@ struct MachineOptions: ParsableArguments {
     /// `--image` as a file: a path (anything with a /) as it is, else the image store's name or
     /// digest (momin image ls).
     func rootImagePath() throws -> String? {
-        guard let image else { return nil }
-        if image.contains("/") { return image }
-        let store = imageStore(processEnvironment())
-        do { return store.imagePath(try store.resolve(image)) } catch {
-            throw CLIError.usage("--image \(image): \(error) (a file's path needs a /, e.g. ./\(image))")
-        }
+        try request.rootImagePath(in: imageStore(processEnvironment()))
     }
 
     /// The `--disk` options read, and checked together.
-    func diskRequests() throws -> [DiskRequest] {
-        let requests = try disks.map { text throws(HostError) in try DiskRequest.parse(text) }
-        try DiskRequest.checkSet(requests + (image.map { [DiskRequest.rootImage($0)] } ?? []))
-        if let overlay {
-            guard image != nil else { throw CLIError.usage("--overlay \(overlay): there is no --image to lay it over") }
-            try DiskRequest.checkOverlaySize(overlay)
-        }
-        return requests
+    func diskRequests() throws -> [DiskRequest] { try request.diskRequests() }
+
+    /// These options as the Host library takes them.
+    var request: MachineRequest {
+        var request = MachineRequest()
+        request.kernel = kernel
+        request.initrd = initrd
+        request.commandLine = cmdline
+        request.vcpus = vcpus
+        request.memoryMiB = memory
+        request.timeout = timeout
+        request.kvmDevice = kvmDevice
+        request.jail = jail
+        request.entropySeed = entropySeed
+        request.disks = disks
+        request.image = image
+        request.overlay = overlay
+        request.scratch = scratch
+        return request
     }
 
     /// The machine these options describe, with `extraCommandLine` appended to the kernel's.
     func configuration(extraCommandLine: String? = nil) throws -> MachineConfiguration {
-        guard vcpus >= 1 else { throw CLIError.usage("--vcpus \(vcpus) is out of range: at least 1 vCPU is needed") }
-        guard memory >= 1 else { throw CLIError.usage("--memory \(memory) MiB is out of range") }
-        guard timeout >= 0, timeout.isFinite else { throw CLIError.usage("--timeout \(timeout) is not a number of seconds ≥ 0") }
-        let image = GuestImage.default
-        let kernelPath = kernel ?? image.kernel
-        let initrdPath = initrd ?? (kernel == nil ? image.initrd : nil)
-        let commandLine = extraCommandLine.map { cmdline + " " + $0 } ?? cmdline
-        var config = MachineConfiguration(kernelPath: kernelPath, initrdPath: initrdPath, commandLine: commandLine,
-                                          vcpus: vcpus, memoryMiB: UInt64(memory), kvmPath: kvmDevice)
-        if let entropySeed {
-            guard let seed = EntropySeed.parse(entropySeed) else {
-                throw CLIError.usage("--entropy-seed \(entropySeed) is not 64 hexadecimal digits")
-            }
-            config.entropySeed = seed
-        }
-        return config
+        try request.configuration(extraCommandLine: extraCommandLine)
     }
 }

@@ -13,11 +13,13 @@ public enum Usage {
                                         [--log FILE]
                momin-test-server openai --script FILE [--listen HOST:PORT] [--key KEY]
                                         [--ready-file FILE] [--log FILE]
-               momin-test-server (http|static|openai) --help
+               momin-test-server request --unix SOCKET --method METHOD --path PATH [--json TEXT]
+               momin-test-server (http|static|openai|request) --help
 
         Loopback servers for MominAI's egress, Brain and package tests: a plain HTTP/1.1
         server, a static site (a package index), and a scripted OpenAI-compatible Chat
-        Completions server. They run until killed.
+        Completions server. They run until killed. And one client: a request to a server on a
+        Unix socket (momin serve in the rig).
         """
 
     public static let http = """
@@ -169,8 +171,10 @@ public func runCommandLine(_ arguments: [String]) -> Int32 {
             }
             let log = try options.log.map { path throws(SystemError) in try LineLog(path: path) }
             serve(ChatServer(script: script, key: options.key, log: log), options, name: "openai")
+        case "request":
+            return try UnixRequest.run(Array(arguments.dropFirst()))
         default:
-            throw UsageError("unknown subcommand '\(command)' (http, static or openai)")
+            throw UsageError("unknown subcommand '\(command)' (http, static, openai or request)")
         }
     } catch {
         printError("momin-test-server: \(error)")

@@ -68,7 +68,7 @@ public struct TarError: Error, Equatable, Sendable, CustomStringConvertible {
     }
 
     /// At most 200 bytes of a name, control bytes escaped, for a one-line message.
-    static func printable(_ name: String) -> String {
+    package static func printable(_ name: String) -> String {
         var out = ""
         for scalar in name.unicodeScalars.prefix(200) {
             out += scalar.value < 0x20 || scalar.value == 0x7f ? "\\x" + hexBytes([UInt8(scalar.value)]) : String(scalar)

@@ -1,0 +1,289 @@
+import Agents
+import FoundationEssentials
+import Glibc
+import Host
+import POSIX
+
+/// `momin serve`'s REST API (docs/api.md; the OpenAPI 3.1 document is openapi.json beside this
+/// file, served at /openapi.json): each connection's requests read and answered on a thread of
+/// its own, each one admitted by who the kernel says the caller is, each operation a call into
+/// `Sandboxes`, which is the Host library the CLI uses.
+public final class APIServer: Sendable {
+    public let sandboxes: Sandboxes
+    public let callers: CallerPolicy
+
+    /// Answers' JSON: keys sorted, so each answer has one form; slashes as they are.
+    static var encoder: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+
+    /// The most a JSON request body may be.
+    static let jsonLimit = 1 << 20
+    /// The most one file upload may be.
+    static let uploadLimit: UInt64 = 1 << 30
+    /// Connections served at once; one more is answered 503 and closed.
+    public static let maxConnections = 64
+
+    public init(sandboxes: Sandboxes, callers: CallerPolicy) {
+        self.sandboxes = sandboxes
+        self.callers = callers
+    }
+
+    /// The operations, as the OpenAPI document's paths name them.
+    public static let routes: [(method: String, path: String)] = [
+        ("GET", "/openapi.json"),
+        ("GET", "/v1/sandboxes"),
+        ("POST", "/v1/sandboxes"),
+        ("GET", "/v1/sandboxes/{name}"),
+        ("DELETE", "/v1/sandboxes/{name}"),
+        ("POST", "/v1/sandboxes/{name}/commands"),
+        ("GET", "/v1/sandboxes/{name}/files"),
+        ("PUT", "/v1/sandboxes/{name}/files"),
+    ]
+
+    /// The OpenAPI document, as committed.
+    public static var openAPIDocument: [UInt8] { PackageResources.openapi_json }
+
+    /// Serves one accepted connection until the client is done, then closes it.
+    public func serve(_ fd: Int32) {
+        defer { HTTPConnection.closeGracefully(fd) }
+        let connection = HTTPConnection(fd: fd)
+        let caller: Caller
+        switch callers.admit(fd) {
+        case .success(let admitted): caller = admitted
+        case .failure(let problem):
+            connection.respondAndClose(problem)
+            return
+        }
+        while !connection.closing {
+            switch connection.next() {
+            case .closed: return
+            case .refused(let problem):
+                connection.respondAndClose(problem)
+                return
+            case .request(let request):
+                handle(request, on: connection, caller: caller)
+            }
+        }
+    }
+
+    func handle(_ request: HTTPConnection.Request, on connection: HTTPConnection, caller: Caller) {
+        let parts = request.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
+        do throws(Problem) {
+            switch (request.method, parts.count, parts.first) {
+            case ("GET", 1, "openapi.json"):
+                connection.respond(status: 200, contentType: "application/json", body: Self.openAPIDocument)
+            case (_, 2, "v1") where parts[1] == "sandboxes":
+                switch request.method {
+                case "GET": try reply(connection, 200, SandboxList(sandboxes: sandboxes.list()))
+                case "POST":
+                    let body: CreateSandbox = try decode(request, on: connection)
+                    try reply(connection, 201, try sandboxes.create(body, caller: caller))
+                default: throw notAllowed(request, "GET, POST")
+                }
+            case (_, 3, "v1") where parts[1] == "sandboxes":
+                switch request.method {
+                case "GET": try reply(connection, 200, try sandboxes.get(parts[2]))
+                case "DELETE":
+                    try sandboxes.stop(parts[2], reason: "deleted by \(caller)")
+                    connection.respond(status: 204, contentType: nil, body: [])
+                default: throw notAllowed(request, "GET, DELETE")
+                }
+            case (_, 4, "v1") where parts[1] == "sandboxes" && parts[3] == "commands":
+                guard request.method == "POST" else { throw notAllowed(request, "POST") }
+                let body: RunCommand = try decode(request, on: connection)
+                runCommand(parts[2], body, on: connection, caller: caller)
+            case (_, 4, "v1") where parts[1] == "sandboxes" && parts[3] == "files":
+                guard let path = request.query["path"] else {
+                    throw Problem(status: 400, title: "bad request", detail: "the query must name the guest file: ?path=/absolute/path")
+                }
+                switch request.method {
+                case "GET": try readFile(parts[2], path: path, on: connection, caller: caller)
+                case "PUT": try writeFile(parts[2], path: path, request, on: connection, caller: caller)
+                default: throw notAllowed(request, "GET, PUT")
+                }
+            default:
+                throw Problem(status: 404, title: "not found", detail: "no operation at \(request.method) \(request.path) (GET /openapi.json lists them)")
+            }
+        } catch {
+            connection.abandonBody(request)
+            connection.respond(error)
+        }
+    }
+
+    func notAllowed(_ request: HTTPConnection.Request, _ allowed: String) -> Problem {
+        Problem(status: 405, title: "method not allowed", detail: "\(request.method) \(request.path): allowed are \(allowed)")
+    }
+
+    func decode<T: Decodable>(_ request: HTTPConnection.Request, on connection: HTTPConnection) throws(Problem) -> T {
+        let type = request.head.value(of: "Content-Type")?.split(separator: ";").first.map { $0.trimmingSpaces.lowercased() }
+        guard type == "application/json" else {
+            connection.abandonBody(request)
+            throw Problem(status: 415, title: "unsupported media type", detail: "the body must be application/json")
+        }
+        let bytes = try connection.body(request, limit: Self.jsonLimit)
+        do { return try JSONDecoder().decode(T.self, from: Data(bytes)) } catch {
+            throw Problem(status: 400, title: "bad request", detail: "the body is not a valid \(T.self): \(Self.describe(error))")
+        }
+    }
+
+    /// A decoding error in one line: what was wrong and where.
+    static func describe(_ error: any Error) -> String {
+        guard let error = error as? DecodingError else { return "\(error)" }
+        func at(_ path: [any CodingKey]) -> String { path.isEmpty ? "the top level" : path.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".") }
+        switch error {
+        case .typeMismatch(let type, let context): return "\(at(context.codingPath)): expected \(type)"
+        case .valueNotFound(let type, let context): return "\(at(context.codingPath)): expected \(type), found null"
+        case .keyNotFound(let key, let context): return "\(at(context.codingPath + [key])): missing"
+        case .dataCorrupted(let context): return "\(at(context.codingPath)): \(context.debugDescription)"
+        @unknown default: return "\(error)"
+        }
+    }
+
+    func reply(_ connection: HTTPConnection, _ status: Int, _ value: some Encodable) throws(Problem) {
+        guard let bytes = try? Self.encoder.encode(value) else { throw Problem(status: 500, title: "internal error", detail: "the answer could not be encoded") }
+        connection.respond(status: status, contentType: "application/json", body: Array(bytes))
+    }
+
+    /// A command's output as NDJSON lines, sent as they come (chunked); the last line is its
+    /// exit, or the problem that ended it. A failure before the command ran is a plain problem.
+    func runCommand(_ name: String, _ command: RunCommand, on connection: HTTPConnection, caller: Caller) {
+        var started = false
+        let encoder = Self.encoder
+        func send(_ event: CommandEvent) {
+            if !started {
+                connection.startChunked(status: 200, contentType: "application/x-ndjson")
+                started = true
+            }
+            connection.chunk(((try? Array(encoder.encode(event))) ?? []) + [0x0A])
+        }
+        do {
+            try sandboxes.run(name, command, caller: caller, event: send)
+        } catch {
+            guard started else { return connection.respond(error) }
+            var line = CommandEvent(type: "error")
+            line.problem = error
+            send(line)
+        }
+        if started { connection.finishChunked() }
+    }
+
+    /// The file's bytes, chunked as they come. A failure after the first byte cannot change the
+    /// status: the stream is cut without its last chunk, which a client sees as a failed read.
+    func readFile(_ name: String, path: String, on connection: HTTPConnection, caller: Caller) throws(Problem) {
+        var started = false
+        do {
+            _ = try sandboxes.readFile(name, path: path, caller: caller) { bytes in
+                if !started {
+                    connection.startChunked(status: 200, contentType: "application/octet-stream")
+                    started = true
+                }
+                connection.chunk(bytes)
+            }
+        } catch {
+            guard started else { throw error }
+            connection.cut()
+            return
+        }
+        if started { connection.finishChunked() } else { connection.respond(status: 200, contentType: "application/octet-stream", body: []) }
+    }
+
+    /// The body goes to an unnamed temporary file first, then into the guest from there: a
+    /// large file never sits in memory, and an upload cut short writes nothing in the guest.
+    func writeFile(_ name: String, path: String, _ request: HTTPConnection.Request, on connection: HTTPConnection,
+                   caller: Caller) throws(Problem) {
+        guard request.bodyLength <= Self.uploadLimit else {
+            connection.abandonBody(request)
+            throw Problem(status: 413, title: "content too large", detail: "the file is \(request.bodyLength) bytes; at most \(Self.uploadLimit) are taken")
+        }
+        let fd = open(Self.uploadDirectory, Self.openTemporary | O_RDWR | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            connection.abandonBody(request)
+            throw Problem(status: 500, title: "internal error", detail: "cannot hold the upload in \(Self.uploadDirectory): \(describeErrno())")
+        }
+        defer { close(fd) }
+        var failed: Int32?
+        try connection.streamBody(request) { piece in
+            guard failed == nil else { return }
+            do throws(SystemError) { try FileIO.writeAll(fd, piece) } catch { failed = error.errno }
+        }
+        if let failed { throw Problem(status: 500, title: "internal error", detail: "cannot hold the upload: \(describeErrno(failed))") }
+        guard lseek(fd, 0, SEEK_SET) == 0 else { throw Problem(status: 500, title: "internal error", detail: "lseek: \(describeErrno())") }
+        let written = try sandboxes.writeFile(name, path: path, caller: caller, from: fd)
+        try reply(connection, 200, WrittenFile(path: path, bytes: written))
+    }
+
+    /// Where uploads wait (O_TMPFILE: nothing is left behind, whatever happens): $TMPDIR, else
+    /// /var/tmp (on disk, where Debian has it), else /tmp.
+    static let uploadDirectory: String = {
+        if let dir = getenv("TMPDIR").map({ String(cString: $0) }), dir.hasPrefix("/") { return dir }
+        return access("/var/tmp", W_OK) == 0 ? "/var/tmp" : "/tmp"
+    }()
+    /// O_TMPFILE, `__O_TMPFILE | O_DIRECTORY` (open(2); a macro Swift does not import).
+    static let openTemporary: Int32 = 0o20_000_000 | O_DIRECTORY
+}
+
+extension APIServer {
+    /// Listens on `path`, a Unix socket made with mode 0600 (0660 and the group's, given a
+    /// group) before it appears under its name, so nobody else ever sees it open; a socket
+    /// left at `path` by an earlier server is replaced, anything else there is an error.
+    public static func listen(path: String, group: gid_t?) throws(HostError) -> Int32 {
+        var st = stat()
+        if lstat(path, &st) == 0 {
+            guard st.st_mode & S_IFMT == S_IFSOCK else { throw .badInput("--socket \(path): exists and is not a socket") }
+            unlink(path)
+        }
+        let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+        let staged = (directory.isEmpty ? "" : directory) + "/.momin-serve-\(getpid()).sock"
+        unlink(staged)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        guard staged.utf8.count < capacity, path.utf8.count < capacity else {
+            throw .badInput("--socket \(path): the path is longer than a Unix socket's \(capacity - 1) bytes")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(staged.utf8)) }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw .failed("socket: \(describeErrno())") }
+        // The file is made 0600 by bind itself (umask), then opened to the group if there is one.
+        let mask = umask(0o177)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        umask(mask)
+        let opened = bound == 0 && (group.map { chown(staged, getuid(), $0) == 0 && chmod(staged, 0o660) == 0 } ?? true)
+        guard opened, Glibc.listen(fd, 64) == 0, rename(staged, path) == 0 else {
+            let why = describeErrno()
+            close(fd)
+            unlink(staged)
+            throw .badInput("--socket \(path): cannot listen there: \(why)")
+        }
+        return fd
+    }
+
+    /// Serves on `listener` until SIGTERM, SIGINT or SIGHUP: connections on threads of their
+    /// own (at most `maxConnections`), and every 10 s the idle sandboxes stopped and exited
+    /// children reaped. Then the socket
+    /// goes; the sandboxes stay, for the next server to adopt. Blocks the stop signals in the
+    /// calling thread first (call it before starting other threads).
+    public func run(listener: Int32, path: String) throws(HostError) {
+        var stops = SignalRelay.blockStopSignals()
+        let server = SocketServer(fd: listener, path: path, limit: Self.maxConnections)
+        do {
+            try server.start(name: "api", serve: { [self] fd in serve(fd) }, refuse: { fd in
+                let connection = HTTPConnection(fd: fd, sendSeconds: 2)
+                connection.respondAndClose(Problem(status: 503, title: "busy", detail: "this server is serving \(Self.maxConnections) connections; try again"))
+            })
+        } catch {
+            throw .failed("\(error)")
+        }
+        var pause = timespec(tv_sec: 10, tv_nsec: 0)
+        while sigtimedwait(&stops, nil, &pause) <= 0 {
+            sandboxes.stopIdle()
+            sandboxes.reapChildren()
+        }
+        server.stop()
+    }
+}

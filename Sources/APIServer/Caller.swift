@@ -1,0 +1,90 @@
+import Glibc
+import POSIX
+
+/// Who is calling the API, as the kernel says (SO_PEERCRED, socket(7)): never what the client
+/// claims. Written into the audit log with every call it makes (docs/api.md, "Who may call").
+public struct Caller: Sendable, Equatable, CustomStringConvertible {
+    public var uid: uid_t
+    public var gid: gid_t
+    public var pid: pid_t
+    /// The user's name from the password database, when it has one.
+    public var user: String?
+    /// The server's own user: only it may name host paths (kernels, disks, policies, logs).
+    public var isOwner: Bool
+
+    public init(uid: uid_t, gid: gid_t, pid: pid_t, user: String?, isOwner: Bool) {
+        self.uid = uid
+        self.gid = gid
+        self.pid = pid
+        self.user = user
+        self.isOwner = isOwner
+    }
+
+    /// `uid=1000(alice) pid=4242 via momin serve`: what the audit log keeps.
+    public var description: String {
+        "uid=\(uid)\(user.map { "(\($0))" } ?? "") pid=\(pid) via momin serve"
+    }
+}
+
+/// Who may call: the server's owner, and the members of one group (primary or supplementary,
+/// from the group database at the time of the call). Everyone else is turned away before a
+/// byte of their request is read.
+public struct CallerPolicy: Sendable {
+    public var owner: uid_t
+    public var group: gid_t?
+
+    public init(owner: uid_t = getuid(), group: gid_t? = nil) {
+        self.owner = owner
+        self.group = group
+    }
+
+    /// The connected peer on `fd`, if it may call; why not otherwise.
+    public func admit(_ fd: Int32) -> Result<Caller, Problem> {
+        var credentials = PeerCredentials()
+        var length = socklen_t(MemoryLayout<PeerCredentials>.size)
+        guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) == 0 else {
+            return .failure(Problem(status: 403, title: "forbidden", detail: "the caller's credentials could not be read: \(describeErrno())"))
+        }
+        let user = Self.userName(credentials.uid)
+        let caller = Caller(uid: credentials.uid, gid: credentials.gid, pid: credentials.pid, user: user, isOwner: credentials.uid == owner)
+        if caller.isOwner { return .success(caller) }
+        if let group, credentials.gid == group || (user.map { Self.groups(of: $0, primary: credentials.gid).contains(group) } ?? false) {
+            return .success(caller)
+        }
+        return .failure(Problem(status: 403, title: "forbidden",
+                                detail: "uid \(credentials.uid) is neither this server's owner (uid \(owner)) nor in its group\(group.map { " (gid \($0))" } ?? "")"))
+    }
+
+    /// `struct ucred` (socket(7)), which Glibc declares only under _GNU_SOURCE.
+    struct PeerCredentials {
+        var pid: pid_t = 0
+        var uid: uid_t = 0
+        var gid: gid_t = 0
+    }
+
+    static func userName(_ uid: uid_t) -> String? {
+        var entry = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 4096)
+        guard getpwuid_r(uid, &entry, &buffer, buffer.count, &result) == 0, result != nil, let name = entry.pw_name else { return nil }
+        return String(cString: name)
+    }
+
+    /// The user's groups, as getgrouplist(3) reads them (at most 1024).
+    static func groups(of user: String, primary: gid_t) -> [gid_t] {
+        var count: Int32 = 1024
+        var groups = [gid_t](repeating: 0, count: Int(count))
+        guard getgrouplist(user, primary, &groups, &count) >= 0 else { return [primary] }
+        return Array(groups.prefix(Int(count)))
+    }
+
+    /// A group's id from its name or number.
+    public static func groupID(_ text: String) -> gid_t? {
+        if let number = gid_t(text) { return number }
+        var entry = Glibc.group()
+        var result: UnsafeMutablePointer<Glibc.group>?
+        var buffer = [CChar](repeating: 0, count: 16384)
+        guard getgrnam_r(text, &entry, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
+        return entry.gr_gid
+    }
+}

@@ -1,0 +1,331 @@
+import Doors
+import FoundationEssentials
+import Gateway
+import Glibc
+import GuestClient
+import Host
+import Images
+import POSIX
+import Synchronization
+
+/// What `momin serve` does with sandboxes, over the Host library the CLI uses: start them as
+/// `momin start` does, run commands and move files through the tool gateway as `momin exec` and
+/// `momin cp` do, stop them as `momin stop` does. It adds what a server needs: sandboxes that
+/// stop when idle, adopted again by a restarted server, and callers who may not name host paths.
+public final class Sandboxes: Sendable {
+    public struct Configuration: Sendable {
+        /// Stop a sandbox this server created after this long without a call or a running command.
+        public var idleSeconds: Double = 1800
+        /// The audit log every sandbox gets unless its (owner) creator names one.
+        public var audit: String?
+        /// Where `policy: NAME` (no /) is found: NAME.yaml or NAME.json in this directory.
+        public var policies: String?
+
+        public init() {}
+    }
+
+    /// The sandbox record this server keeps in each VM's directory (`StartRequest.records`).
+    struct Record: Codable {
+        var idleTimeoutSeconds: Double
+        var createdBy: String
+
+        enum CodingKeys: String, CodingKey {
+            case idleTimeoutSeconds = "idle_timeout_seconds", createdBy = "created_by"
+        }
+
+        static let file = "api.json"
+    }
+
+    public let environment: HostEnvironment
+    public let images: ImageStore
+    public let configuration: Configuration
+    let control: VMControl
+
+    /// Per managed sandbox: when it was last used, and how many commands are running in it.
+    private struct Activity {
+        var last: UInt64
+        var running = 0
+    }
+    private let activity = Mutex<[String: Activity]>([:])
+    /// Creates under way: their launches wait on children of their own, which `reapChildren`
+    /// must leave alone.
+    private let creating = Mutex(0)
+
+    public init(environment: HostEnvironment, images: ImageStore, configuration: Configuration) throws(HostError) {
+        self.environment = environment
+        self.images = images
+        self.configuration = configuration
+        control = VMControl(registry: try VMRegistry.open(environment), environment: environment)
+    }
+
+    var registry: VMRegistry { control.registry }
+
+    // MARK: Create, list, stop
+
+    public func create(_ body: CreateSandbox, caller: Caller) throws(Problem) -> SandboxInfo {
+        if !caller.isOwner {
+            let named = [("kernel", body.kernel), ("initrd", body.initrd), ("cmdline", body.cmdline), ("audit", body.audit),
+                         ("audit_key", body.auditKey), ("witness", body.witness), ("buckets", body.buckets)]
+                .filter { $0.1 != nil }.map(\.0)
+                + (body.disks?.isEmpty == false ? ["disks"] : [])
+                + (body.image?.contains("/") == true ? ["image (a path)"] : [])
+                + (body.policy?.contains("/") == true ? ["policy (a path)"] : [])
+            if let first = named.first {
+                throw Problem(status: 403, title: "forbidden",
+                              detail: "\(first): only this server's owner may name host paths or boot settings; use image and policy names (docs/api.md, \"Who may call\")")
+            }
+        }
+        let idle = body.idleTimeoutSeconds ?? configuration.idleSeconds
+        guard idle.isFinite, idle > 0 else { throw Problem(status: 400, title: "bad request", detail: "idle_timeout_seconds \(idle) must be a number of seconds > 0") }
+        let name = body.name ?? Self.newName()
+        var machine = MachineRequest()
+        machine.image = body.image
+        machine.vcpus = body.vcpus ?? machine.vcpus
+        machine.memoryMiB = body.memoryMiB ?? machine.memoryMiB
+        machine.timeout = body.timeoutSeconds ?? 0
+        machine.kernel = body.kernel
+        machine.initrd = body.initrd
+        machine.commandLine = body.cmdline ?? machine.commandLine
+        machine.disks = body.disks ?? []
+        machine.overlay = body.overlay
+        machine.scratch = body.scratch
+        machine.entropySeed = body.entropySeed
+        let governance = GovernanceRequest(policy: try body.policy.map(policyPath), audit: body.audit ?? configuration.audit,
+                                           auditKey: body.auditKey, witness: body.witness)
+        var request = StartRequest(name: name, machine: machine, governance: governance, buckets: body.buckets)
+        let record = Record(idleTimeoutSeconds: idle, createdBy: caller.description)
+        request.records = [Record.file: (try? Array(JSONEncoder().encode(record))) ?? []]
+        creating.withLock { $0 += 1 }
+        defer { creating.withLock { $0 -= 1 } }
+        do { try VMStart(environment: environment, images: images).start(request) } catch { throw Problem(error) }
+        touch(name)
+        return try info(name)
+    }
+
+    /// A policy named without a / is looked for in the configured directory.
+    func policyPath(_ policy: String) throws(Problem) -> String {
+        if policy.contains("/") { return policy }
+        guard let directory = configuration.policies else {
+            throw Problem(status: 400, title: "bad request", detail: "policy \(policy): this server has no policy directory (momin serve --policies DIR); name a file with a /")
+        }
+        guard Self.isName(policy) else { throw Problem(status: 400, title: "bad request", detail: "policy \(policy): not a policy name") }
+        for suffix in [".yaml", ".yml", ".json"] where access(directory + "/" + policy + suffix, R_OK) == 0 {
+            return directory + "/" + policy + suffix
+        }
+        throw Problem(status: 400, title: "bad request", detail: "policy \(policy): no \(policy).yaml, .yml or .json in \(directory)")
+    }
+
+    /// A name the registry would take (`VMRegistry.validate`).
+    static func isName(_ name: String) -> Bool { (try? VMRegistry.validate(name)) != nil }
+
+    static func newName() -> String {
+        var bytes = [UInt8](repeating: 0, count: 4)
+        bytes.withUnsafeMutableBytes { arc4random_buf($0.baseAddress!, $0.count) }
+        return "sbx-" + bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+    }
+
+    /// Every VM on this host's registry, a stale one cleaned as it is seen (as `momin ps` does).
+    public func list() -> [SandboxInfo] {
+        registry.names().sorted().compactMap { try? info($0) }
+    }
+
+    /// One sandbox, asked for by name: a call addressed to it, which counts as use.
+    public func get(_ name: String) throws(Problem) -> SandboxInfo {
+        let found = try info(name)
+        if found.managed { touch(name) }
+        return found
+    }
+
+    public func info(_ name: String) throws(Problem) -> SandboxInfo {
+        guard Self.isName(name) else { throw Problem(status: 404, title: "not found", detail: "no sandbox named \(name)") }
+        let state: String, pid: Int32?
+        switch registry.state(name) {
+        case .absent: throw Problem(status: 404, title: "not found", detail: "no sandbox named \(name)")
+        case .running(let running): (state, pid) = ("running", running)
+        case .starting: (state, pid) = ("starting", nil)
+        case .stale(let why):
+            control.free(name)
+            forget(name)
+            throw Problem(status: 404, title: "not found", detail: "sandbox \(name) was not running (\(why)); its stale state was cleaned")
+        }
+        let numbers = registry.info(name).split(separator: " ")
+        let record = self.record(name)
+        return SandboxInfo(name: name, state: state, pid: pid, vcpus: numbers.first.flatMap { Int($0) },
+                           memoryMiB: numbers.dropFirst().first.flatMap { Int($0) }, parent: registry.parent(of: name),
+                           children: registry.descendants(of: name), managed: record != nil,
+                           idleTimeoutSeconds: record?.idleTimeoutSeconds, createdBy: record?.createdBy)
+    }
+
+    func record(_ name: String) -> Record? {
+        let fd = open(registry.directory(name) + "/" + Record.file, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        guard let bytes = try? FileIO.readAll(fd, limit: 4096) else { return nil }
+        return try? JSONDecoder().decode(Record.self, from: Data(bytes))
+    }
+
+    /// Stops a sandbox and its sub-agents; `reason` is what the log's vm-stop says.
+    public func stop(_ name: String, reason: String) throws(Problem) {
+        _ = try info(name)
+        if let parent = registry.parent(of: name) {
+            throw Problem(status: 409, title: "conflict", detail: "sandbox \(name) is a sub-agent of \(parent): stop its parent, or let the parent stop it")
+        }
+        do { try control.stop(name, reason: reason) } catch { throw Problem(error) }
+        forget(name)
+    }
+
+    // MARK: Commands and files
+
+    /// Runs a command through the sandbox's gateway; `event` hears its output and its end.
+    public func run(_ name: String, _ command: RunCommand, caller: Caller, event: (CommandEvent) -> Void) throws(Problem) {
+        guard let first = command.argv.first, !first.isEmpty else { throw Problem(status: 400, title: "bad request", detail: "argv: no command given") }
+        if let cwd = command.cwd, !cwd.hasPrefix("/") { throw Problem(status: 400, title: "bad request", detail: "cwd \(cwd): the working directory must be an absolute path") }
+        var input = DoorsClient.ExecInput.none
+        if let stdin = command.stdin {
+            guard let bytes = Data(base64Encoded: stdin) else { throw Problem(status: 400, title: "bad request", detail: "stdin is not base64") }
+            input = .bytes(Array(bytes))
+        }
+        var variables = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"]
+        for entry in command.env ?? [] {
+            guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex, !entry.contains("\0") else {
+                throw Problem(status: 400, title: "bad request", detail: "env \(entry): not NAME=VALUE")
+            }
+            let prefix = entry[...equals]
+            variables.removeAll { $0.hasPrefix(prefix) }
+            variables.append(entry)
+        }
+        var timeout: UInt32?
+        if let seconds = command.timeoutSeconds {
+            guard seconds.isFinite, seconds > 0 else { throw Problem(status: 400, title: "bad request", detail: "timeout_seconds \(seconds) must be > 0") }
+            timeout = UInt32(min(seconds * 1000, Double(UInt32.max)))
+        }
+        let gateway = try self.gateway(name, caller: caller)
+        begin(name)
+        defer { end(name) }
+        let request = ExecRequest(argv: command.argv, env: variables, cwd: command.cwd ?? "/", timeoutMilliseconds: timeout)
+        let report: ExitReport
+        do throws(GatewayError) {
+            report = try gateway.exec(request, input: input) { isStdout, bytes in
+                var line = CommandEvent(type: isStdout ? "stdout" : "stderr")
+                line.data = Data(bytes).base64EncodedString()
+                event(line)
+            }
+        } catch {
+            throw Problem(error, vm: name, what: first)
+        }
+        var end = CommandEvent(type: "exit")
+        switch report.status {
+        case .exited(let code): end.exitCode = Int(code)
+        case .signaled(let signal): end.signal = Int(signal)
+        }
+        end.timedOut = report.timedOut
+        event(end)
+    }
+
+    /// Reads a guest file through the gateway, passing its bytes on as they come.
+    public func readFile(_ name: String, path: String, caller: Caller, received: ([UInt8]) -> Void) throws(Problem) -> UInt64 {
+        guard path.hasPrefix("/") else { throw Problem(status: 400, title: "bad request", detail: "path \(path): must be absolute") }
+        let gateway = try self.gateway(name, caller: caller)
+        begin(name)
+        defer { end(name) }
+        do { return try gateway.readFile(ReadFileRequest(path: path), received: received) } catch {
+            throw Problem(error, vm: name, what: path)
+        }
+    }
+
+    /// Writes a guest file through the gateway from what `source` yields until its end.
+    public func writeFile(_ name: String, path: String, caller: Caller, from source: Int32) throws(Problem) -> UInt64 {
+        guard path.hasPrefix("/") else { throw Problem(status: 400, title: "bad request", detail: "path \(path): must be absolute") }
+        let gateway = try self.gateway(name, caller: caller)
+        begin(name)
+        defer { end(name) }
+        do { return try gateway.writeFile(WriteFileRequest(path: path), from: source) } catch {
+            throw Problem(error, vm: name, what: path)
+        }
+    }
+
+    /// The sandbox's gateway, with its governance, logging `caller` with each call it makes.
+    func gateway(_ name: String, caller: Caller) throws(Problem) -> ToolGateway {
+        guard Self.isName(name) else { throw Problem(status: 404, title: "not found", detail: "no sandbox named \(name)") }
+        if case .absent = registry.state(name) { throw Problem(status: 404, title: "not found", detail: "no sandbox named \(name)") }
+        let gateway: ToolGateway
+        do { gateway = try control.governedGateway(name) } catch { throw Problem(error) }
+        gateway.session.caller = caller.description
+        return gateway
+    }
+
+    // MARK: Idle sandboxes
+
+    private func touch(_ name: String) {
+        let now = MonotonicClock.nanoseconds()
+        activity.withLock { $0[name, default: Activity(last: now)].last = now }
+    }
+
+    private func begin(_ name: String) {
+        let now = MonotonicClock.nanoseconds()
+        activity.withLock { $0[name, default: Activity(last: now)].running += 1 }
+    }
+
+    private func end(_ name: String) {
+        let now = MonotonicClock.nanoseconds()
+        activity.withLock { table in
+            table[name, default: Activity(last: now)].running -= 1
+            table[name]?.last = now
+        }
+    }
+
+    private func forget(_ name: String) { activity.withLock { _ = $0.removeValue(forKey: name) } }
+
+    /// Takes over the sandboxes a previous server created: each running one's idle time starts
+    /// now; what a dead VMM left is cleaned. Returns the names adopted.
+    @discardableResult
+    public func adopt() -> [String] {
+        var adopted: [String] = []
+        for name in registry.names().sorted() {
+            switch registry.state(name) {
+            case .stale: control.free(name)
+            case .running where record(name) != nil:
+                touch(name)
+                adopted.append(name)
+            default: continue
+            }
+        }
+        return adopted
+    }
+
+    /// Reaps the server's exited children: the momin-vmm and agent host of each sandbox it
+    /// started are its children, detached, and become zombies when they stop. Skipped while a
+    /// create runs, whose launch waits on its own children.
+    public func reapChildren() {
+        creating.withLock { count in
+            guard count == 0 else { return }
+            var status: Int32 = 0
+            while waitpid(-1, &status, WNOHANG) > 0 {}
+        }
+    }
+
+    /// Stops every managed sandbox idle past its limit (no call, no running command); returns their names.
+    @discardableResult
+    public func stopIdle(now: UInt64 = MonotonicClock.nanoseconds()) -> [String] {
+        var stopped: [String] = []
+        for name in registry.names().sorted() {
+            guard let record = record(name), case .running = registry.state(name) else { continue }
+            let idle: Double? = activity.withLock { table in
+                guard let entry = table[name] else {
+                    table[name] = Activity(last: now)  // first seen now: counted from here
+                    return nil
+                }
+                guard entry.running == 0, now > entry.last else { return nil }
+                return Double(now - entry.last) / 1e9
+            }
+            guard let idle, idle >= record.idleTimeoutSeconds else { continue }
+            do throws(Problem) {
+                try stop(name, reason: "idle for \(Int(idle)) s, past its \(Int(record.idleTimeoutSeconds)) s (momin serve)")
+                stopped.append(name)
+            } catch {
+                environment.warn("sandbox \(name): idle, but it could not be stopped: \(error.detail)")
+            }
+        }
+        return stopped
+    }
+}

@@ -1,0 +1,188 @@
+"""Sandboxes: one microVM each, as momin serve keeps them (docs/sdk.md)."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+
+from ._transport import Client
+from .errors import MominError, from_problem
+
+Command = Union[str, Sequence[str]]
+
+
+@dataclass
+class CommandResult:
+    """A finished command: its output, and how it ended."""
+
+    stdout: str
+    stderr: str
+    exit_code: Optional[int]
+    signal: Optional[int] = None
+    timed_out: bool = False
+    stdout_bytes: bytes = b""
+    stderr_bytes: bytes = b""
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+@dataclass
+class SandboxInfo:
+    name: str
+    state: str
+    pid: Optional[int] = None
+    vcpus: Optional[int] = None
+    memory_mib: Optional[int] = None
+    parent: Optional[str] = None
+    children: List[str] = field(default_factory=list)
+    managed: bool = False
+    idle_timeout_seconds: Optional[float] = None
+    created_by: Optional[str] = None
+
+    @classmethod
+    def from_json(cls, data: Dict[str, Any]) -> "SandboxInfo":
+        known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
+        return cls(**known)
+
+
+def _argv(command: Command) -> List[str]:
+    """A string runs through /bin/sh -c, as E2B's commands.run does; a list is argv as it is."""
+    if isinstance(command, str):
+        return ["/bin/sh", "-c", command]
+    argv = list(command)
+    if not argv:
+        raise ValueError("an empty command")
+    return argv
+
+
+class Commands:
+    def __init__(self, sandbox: "Sandbox"):
+        self._sandbox = sandbox
+
+    def run(self, command: Command, *, cwd: Optional[str] = None, envs: Optional[Dict[str, str]] = None,
+            stdin: Optional[Union[str, bytes]] = None, timeout: Optional[float] = None,
+            on_stdout: Optional[Callable[[str], None]] = None, on_stderr: Optional[Callable[[str], None]] = None) -> CommandResult:
+        """Runs a command to its end, through the sandbox's policy. ``on_stdout`` and
+        ``on_stderr`` hear the output as it comes (decoded as UTF-8). A non-zero exit is a
+        result, not an error; a denial raises PolicyDenied."""
+        payload: Dict[str, Any] = {"argv": _argv(command)}
+        if cwd is not None:
+            payload["cwd"] = cwd
+        if envs:
+            payload["env"] = [f"{name}={value}" for name, value in envs.items()]
+        if stdin is not None:
+            data = stdin.encode() if isinstance(stdin, str) else bytes(stdin)
+            payload["stdin"] = base64.b64encode(data).decode()
+        if timeout is not None:
+            payload["timeout_seconds"] = timeout
+        out, err = bytearray(), bytearray()
+        end: Optional[Dict[str, Any]] = None
+        client = self._sandbox._client
+        for event in client.lines("POST", client.path("v1", "sandboxes", self._sandbox.name, "commands"), payload):
+            kind = event.get("type")
+            if kind in ("stdout", "stderr"):
+                data = base64.b64decode(event.get("data", ""))
+                (out if kind == "stdout" else err).extend(data)
+                callback = on_stdout if kind == "stdout" else on_stderr
+                if callback:
+                    callback(data.decode("utf-8", "replace"))
+            elif kind == "exit":
+                end = event
+            elif kind == "error":
+                problem = event.get("problem") or {}
+                raise from_problem(int(problem.get("status", 502)), problem)
+        if end is None:
+            raise MominError(0, "the command's stream ended without its exit (the server or the connection failed)")
+        return CommandResult(stdout=out.decode("utf-8", "replace"), stderr=err.decode("utf-8", "replace"),
+                             exit_code=end.get("exit_code"), signal=end.get("signal"), timed_out=bool(end.get("timed_out")),
+                             stdout_bytes=bytes(out), stderr_bytes=bytes(err))
+
+
+class Files:
+    def __init__(self, sandbox: "Sandbox"):
+        self._sandbox = sandbox
+
+    def read(self, path: str, *, format: str = "text") -> Union[str, bytes]:
+        """The file's contents: text (UTF-8) by default, bytes with format="bytes"."""
+        client = self._sandbox._client
+        data = client.download(client.path("v1", "sandboxes", self._sandbox.name, "files", path=path))
+        return data if format == "bytes" else data.decode("utf-8", "replace")
+
+    def write(self, path: str, data: Union[str, bytes]) -> int:
+        """Creates or replaces the file; returns the bytes written."""
+        client = self._sandbox._client
+        payload = data.encode() if isinstance(data, str) else bytes(data)
+        answer = client.upload(client.path("v1", "sandboxes", self._sandbox.name, "files", path=path), payload)
+        return int(answer["bytes"])
+
+
+class Sandbox:
+    """A running sandbox. ``Sandbox.create`` boots one; ``kill`` (or leaving a ``with`` block)
+    stops it. Sandboxes outlive the program that made them: momin serve stops one after its idle
+    timeout, or when killed."""
+
+    def __init__(self, name: str, client: Optional[Client] = None):
+        self.name = name
+        self._client = client or Client()
+        self.commands = Commands(self)
+        self.files = Files(self)
+
+    @property
+    def sandbox_id(self) -> str:
+        return self.name
+
+    @classmethod
+    def create(cls, *, name: Optional[str] = None, image: Optional[str] = None, policy: Optional[str] = None,
+               vcpus: Optional[int] = None, memory_mib: Optional[int] = None, timeout: Optional[float] = None,
+               idle_timeout: Optional[float] = None, socket_path: Optional[str] = None, **options: Any) -> "Sandbox":
+        """Boots a sandbox and returns once its init answers. ``timeout`` is its lifetime in
+        seconds, ``idle_timeout`` how long it may go unused; ``options`` are the rest of the
+        create request's fields (disks, overlay, scratch, audit, buckets: docs/api.md)."""
+        client = Client(socket_path)
+        payload: Dict[str, Any] = {key: value for key, value in {
+            "name": name, "image": image, "policy": policy, "vcpus": vcpus, "memory_mib": memory_mib,
+            "timeout_seconds": timeout, "idle_timeout_seconds": idle_timeout}.items() if value is not None}
+        payload.update({key: value for key, value in options.items() if value is not None})
+        info = client.json("POST", client.path("v1", "sandboxes"), payload)
+        return cls(info["name"], client)
+
+    @classmethod
+    def connect(cls, name: str, *, socket_path: Optional[str] = None) -> "Sandbox":
+        """A sandbox that is already running (raises NotFound otherwise)."""
+        sandbox = cls(name, Client(socket_path))
+        sandbox.info()
+        return sandbox
+
+    @classmethod
+    def list(cls, *, socket_path: Optional[str] = None) -> List[SandboxInfo]:
+        client = Client(socket_path)
+        return [SandboxInfo.from_json(item) for item in client.json("GET", client.path("v1", "sandboxes"))["sandboxes"]]
+
+    def info(self) -> SandboxInfo:
+        return SandboxInfo.from_json(self._client.json("GET", self._client.path("v1", "sandboxes", self.name)))
+
+    def is_running(self) -> bool:
+        from .errors import NotFound
+        try:
+            return self.info().state == "running"
+        except NotFound:
+            return False
+
+    def kill(self) -> None:
+        """Stops the sandbox and its sub-agents; its state is gone."""
+        self._client.json("DELETE", self._client.path("v1", "sandboxes", self.name))
+
+    def __enter__(self) -> "Sandbox":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            self.kill()
+        except MominError:
+            pass
+
+    def __repr__(self) -> str:
+        return f"Sandbox({self.name!r})"

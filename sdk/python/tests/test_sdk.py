@@ -1,0 +1,98 @@
+"""The SDK against a live momin serve on this host (no VM: the calls that need one run in the
+rig). Each asserts what the server answered, typed as the SDK promises."""
+
+import asyncio
+import json
+import os
+import stat
+
+import pytest
+
+import mominai
+from mominai import BadRequest, MominError, NotFound, PolicyDenied, Sandbox
+from mominai._transport import Client
+from mominai.aio import AsyncSandbox
+from mominai.errors import from_problem
+
+
+def test_list_is_empty_on_a_fresh_host(server):
+    assert Sandbox.list(socket_path=server["socket"]) == []
+
+
+def test_the_socket_is_its_owners_only(server):
+    mode = os.stat(server["socket"]).st_mode
+    assert stat.S_ISSOCK(mode)
+    assert stat.S_IMODE(mode) == 0o600
+
+
+def test_bad_machine_is_a_bad_request_with_the_cli_message(server):
+    with pytest.raises(BadRequest) as caught:
+        Sandbox.create(vcpus=0, socket_path=server["socket"])
+    assert caught.value.status == 400
+    assert caught.value.detail == "--vcpus 0 is out of range: at least 1 vCPU is needed"
+
+
+def test_a_policy_name_must_be_in_the_servers_directory(server):
+    with pytest.raises(BadRequest) as caught:
+        Sandbox.create(policy="strict", socket_path=server["socket"])
+    assert caught.value.detail == f"policy strict: no strict.yaml, .yml or .json in {server['policies']}"
+
+
+def test_unknown_sandboxes_are_not_found(server):
+    with pytest.raises(NotFound) as caught:
+        Sandbox.connect("nope", socket_path=server["socket"])
+    assert caught.value.detail == "no sandbox named nope"
+    sandbox = Sandbox("nope", Client(server["socket"]))
+    with pytest.raises(NotFound):
+        sandbox.commands.run("true")
+    with pytest.raises(NotFound):
+        sandbox.files.read("/etc/hostname")
+    with pytest.raises(NotFound):
+        sandbox.kill()
+    assert sandbox.is_running() is False
+
+
+def test_no_server_is_a_clear_error(tmp_path):
+    with pytest.raises(MominError) as caught:
+        Sandbox.list(socket_path=str(tmp_path / "absent.sock"))
+    assert str(caught.value).startswith(f"no momin serve at {tmp_path / 'absent.sock'}")
+
+
+def test_the_openapi_document_is_served(server):
+    document = Client(server["socket"]).json("GET", "/openapi.json")
+    assert document["openapi"] == "3.1.0"
+    assert "/v1/sandboxes/{name}/commands" in document["paths"]
+
+
+def test_asyncio_calls_reach_the_same_server(server):
+    async def main():
+        return await AsyncSandbox.list(socket_path=server["socket"])
+    assert asyncio.run(main()) == []
+
+
+def test_a_denial_carries_the_rule_and_reason():
+    problem = {"type": "https://mominai.dev/problems/denied", "title": "denied by policy", "status": 403,
+               "detail": "cat: denied by policy (files.read, line 4): /etc/shadow is not readable",
+               "rule": "files.read", "reason": "/etc/shadow is not readable"}
+    error = from_problem(403, problem)
+    assert isinstance(error, PolicyDenied)
+    assert (error.rule, error.reason) == ("files.read", "/etc/shadow is not readable")
+    assert isinstance(from_problem(403, {"detail": "not the owner"}), mominai.Forbidden)
+
+
+def test_commands_are_sent_as_the_api_names_them(server, monkeypatch):
+    sent = {}
+
+    def lines(self, method, path, payload):
+        sent.update(method=method, path=path, payload=payload)
+        yield {"type": "stdout", "data": "aGk="}
+        yield {"type": "exit", "exit_code": 3}
+
+    monkeypatch.setattr(Client, "lines", lines)
+    heard = []
+    result = Sandbox("box", Client(server["socket"])).commands.run("echo hi", cwd="/tmp", envs={"A": "1"}, stdin="x",
+                                                                   timeout=5, on_stdout=heard.append)
+    assert sent == {"method": "POST", "path": "/v1/sandboxes/box/commands",
+                    "payload": {"argv": ["/bin/sh", "-c", "echo hi"], "cwd": "/tmp", "env": ["A=1"], "stdin": "eA==",
+                                "timeout_seconds": 5}}
+    assert (result.stdout, result.exit_code, result.ok, heard) == ("hi", 3, False, ["hi"])
