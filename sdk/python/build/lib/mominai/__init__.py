@@ -1,9 +1,0 @@
-"""MominAI's Python SDK: sandboxes (microVMs) through momin serve (docs/sdk.md)."""
-
-from .errors import (BadRequest, Conflict, Forbidden, GuestError, MominError, NoRoom, NotFound, PolicyDenied,
-                     VMFailed)
-from .sandbox import CommandResult, Sandbox, SandboxInfo
-
-__all__ = ["Sandbox", "SandboxInfo", "CommandResult", "MominError", "BadRequest", "Forbidden", "PolicyDenied",
-           "NotFound", "Conflict", "GuestError", "NoRoom", "VMFailed"]
-__version__ = "0.1.0"
