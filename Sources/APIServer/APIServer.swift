@@ -77,7 +77,7 @@ public final class APIServer: Sendable {
                 connection.respond(status: 200, contentType: "application/json", body: Self.openAPIDocument)
             case (_, 2, "v1") where parts[1] == "sandboxes":
                 switch request.method {
-                case "GET": try reply(connection, 200, SandboxList(sandboxes: sandboxes.list()))
+                case "GET": try reply(connection, 200, SandboxList(sandboxes: sandboxes.list(for: caller)))
                 case "POST":
                     let body: CreateSandbox = try decode(request, on: connection)
                     try reply(connection, 201, try sandboxes.create(body, caller: caller))
@@ -85,9 +85,9 @@ public final class APIServer: Sendable {
                 }
             case (_, 3, "v1") where parts[1] == "sandboxes":
                 switch request.method {
-                case "GET": try reply(connection, 200, try sandboxes.get(parts[2]))
+                case "GET": try reply(connection, 200, try sandboxes.get(parts[2], for: caller))
                 case "DELETE":
-                    try sandboxes.stop(parts[2], reason: "deleted by \(caller)")
+                    try sandboxes.stop(parts[2], reason: "deleted by \(caller)", caller: caller)
                     connection.respond(status: 204, contentType: nil, body: [])
                 default: throw notAllowed(request, "GET, DELETE")
                 }
@@ -236,6 +236,12 @@ extension APIServer {
             unlink(path)
         }
         let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+        // A group's members must be able to reach the socket: its directory searchable by them.
+        var dir = stat()
+        if let group, stat(directory.isEmpty ? "/" : directory, &dir) == 0,
+           dir.st_mode & 0o001 == 0, !(dir.st_mode & 0o010 != 0 && dir.st_gid == group) {
+            throw .badInput("--group \(group): its members cannot reach \(path): the directory \(directory) (mode \(String(dir.st_mode & 0o7777, radix: 8))) is not searchable by them; put --socket in one that is")
+        }
         let staged = (directory.isEmpty ? "" : directory) + "/.momin-serve-\(getpid()).sock"
         unlink(staged)
         var address = sockaddr_un()

@@ -88,8 +88,7 @@ final class HTTPConnection {
         }
         let connection = head.values(of: "Connection").joined(separator: ",").lowercased()
         if head.version == "HTTP/1.0" || connection.split(separator: ",").contains(where: { $0.trimmingSpaces == "close" }) { closing = true }
-        let (path, query) = Self.split(pathAndQuery)
-        guard let path, let query else {
+        guard case let (path, query)? = OriginTarget.split(pathAndQuery) else {
             return .refused(Problem(status: 400, title: "bad request target", detail: "the path or query has a malformed %-escape"))
         }
         return .request(Request(method: head.method, path: path, query: query, head: head, bodyLength: bodyLength))
@@ -202,50 +201,6 @@ final class HTTPConnection {
             if n < 0 && errno == EINTR { continue }
             guard n >= 0 else { return nil }
             return Array(buffer[0..<n])
-        }
-    }
-
-    // MARK: Targets
-
-    /// The path, %-decoded (RFC 3986 §2.1), and the query's name=value pairs (a later repeat of
-    /// a name is ignored); nil for a malformed escape or one that decodes to bad UTF-8 or NUL.
-    static func split(_ pathAndQuery: String) -> (String?, [String: String]?) {
-        let parts = pathAndQuery.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
-        let path = percentDecoded(Substring(parts[0]), plusIsSpace: false)
-        var query: [String: String] = [:]
-        if parts.count == 2 {
-            for pair in parts[1].split(separator: "&") {
-                let halves = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                guard let name = percentDecoded(halves[0], plusIsSpace: true),
-                      let value = halves.count == 2 ? percentDecoded(halves[1], plusIsSpace: true) : "" else { return (path, nil) }
-                if query[name] == nil { query[name] = value }
-            }
-        }
-        return (path, query)
-    }
-
-    static func percentDecoded(_ text: Substring, plusIsSpace: Bool) -> String? {
-        var bytes: [UInt8] = []
-        var iterator = Array(text.utf8).makeIterator()
-        while let byte = iterator.next() {
-            switch byte {
-            case UInt8(ascii: "%"):
-                guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else { return nil }
-                bytes.append(high << 4 | low)
-            case UInt8(ascii: "+") where plusIsSpace: bytes.append(0x20)
-            default: bytes.append(byte)
-            }
-        }
-        guard !bytes.contains(0) else { return nil }
-        return String(validating: bytes, as: UTF8.self)
-    }
-
-    static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case 0x30...0x39: byte - 0x30
-        case 0x41...0x46: byte - 0x41 + 10
-        case 0x61...0x66: byte - 0x61 + 10
-        default: nil
         }
     }
 

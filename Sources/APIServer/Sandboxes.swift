@@ -28,9 +28,12 @@ public final class Sandboxes: Sendable {
     struct Record: Codable {
         var idleTimeoutSeconds: Double
         var createdBy: String
+        /// The creator's uid: a caller other than the server's owner sees and uses only the
+        /// sandboxes it created.
+        var creatorUID: UInt32?
 
         enum CodingKeys: String, CodingKey {
-            case idleTimeoutSeconds = "idle_timeout_seconds", createdBy = "created_by"
+            case idleTimeoutSeconds = "idle_timeout_seconds", createdBy = "created_by", creatorUID = "creator_uid"
         }
 
         static let file = "api.json"
@@ -93,7 +96,7 @@ public final class Sandboxes: Sendable {
         let governance = GovernanceRequest(policy: try body.policy.map(policyPath), audit: body.audit ?? configuration.audit,
                                            auditKey: body.auditKey, witness: body.witness)
         var request = StartRequest(name: name, machine: machine, governance: governance, buckets: body.buckets)
-        let record = Record(idleTimeoutSeconds: idle, createdBy: caller.description)
+        let record = Record(idleTimeoutSeconds: idle, createdBy: caller.description, creatorUID: caller.uid)
         request.records = [Record.file: (try? Array(JSONEncoder().encode(record))) ?? []]
         creating.withLock { $0 += 1 }
         defer { creating.withLock { $0 -= 1 } }
@@ -124,20 +127,29 @@ public final class Sandboxes: Sendable {
         return "sbx-" + bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
     }
 
-    /// Every VM on this host's registry, a stale one cleaned as it is seen (as `momin ps` does).
-    public func list() -> [SandboxInfo] {
-        registry.names().sorted().compactMap { try? info($0) }
+    /// Every VM on this host's registry that `caller` may see (all of them for the owner and the
+    /// server itself), a stale one cleaned as it is seen (as `momin ps` does).
+    public func list(for caller: Caller? = nil) -> [SandboxInfo] {
+        registry.names().sorted().compactMap { try? info($0, for: caller) }
     }
 
     /// One sandbox, asked for by name: a call addressed to it, which counts as use.
-    public func get(_ name: String) throws(Problem) -> SandboxInfo {
-        let found = try info(name)
+    public func get(_ name: String, for caller: Caller? = nil) throws(Problem) -> SandboxInfo {
+        let found = try info(name, for: caller)
         if found.managed { touch(name) }
         return found
     }
 
-    public func info(_ name: String) throws(Problem) -> SandboxInfo {
-        guard Self.isName(name) else { throw Problem(status: 404, title: "not found", detail: "no sandbox named \(name)") }
+    /// Whether `caller` may see and use sandbox `name`: the owner (and the server, nil) any of
+    /// them; anyone else only those it created. The others are "not found" to it, not forbidden,
+    /// so that it learns nothing of them.
+    func visible(_ name: String, to caller: Caller?) -> Bool {
+        guard let caller, !caller.isOwner else { return true }
+        return record(name)?.creatorUID == caller.uid
+    }
+
+    public func info(_ name: String, for caller: Caller? = nil) throws(Problem) -> SandboxInfo {
+        guard Self.isName(name), visible(name, to: caller) else { throw Problem(status: 404, title: "not found", detail: "no sandbox named \(name)") }
         let state: String, pid: Int32?
         switch registry.state(name) {
         case .absent: throw Problem(status: 404, title: "not found", detail: "no sandbox named \(name)")
@@ -165,8 +177,8 @@ public final class Sandboxes: Sendable {
     }
 
     /// Stops a sandbox and its sub-agents; `reason` is what the log's vm-stop says.
-    public func stop(_ name: String, reason: String) throws(Problem) {
-        _ = try info(name)
+    public func stop(_ name: String, reason: String, caller: Caller? = nil) throws(Problem) {
+        _ = try info(name, for: caller)
         if let parent = registry.parent(of: name) {
             throw Problem(status: 409, title: "conflict", detail: "sandbox \(name) is a sub-agent of \(parent): stop its parent, or let the parent stop it")
         }
@@ -246,7 +258,7 @@ public final class Sandboxes: Sendable {
 
     /// The sandbox's gateway, with its governance, logging `caller` with each call it makes.
     func gateway(_ name: String, caller: Caller) throws(Problem) -> ToolGateway {
-        guard Self.isName(name) else { throw Problem(status: 404, title: "not found", detail: "no sandbox named \(name)") }
+        guard Self.isName(name), visible(name, to: caller) else { throw Problem(status: 404, title: "not found", detail: "no sandbox named \(name)") }
         if case .absent = registry.state(name) { throw Problem(status: 404, title: "not found", detail: "no sandbox named \(name)") }
         let gateway: ToolGateway
         do { gateway = try control.governedGateway(name) } catch { throw Problem(error) }

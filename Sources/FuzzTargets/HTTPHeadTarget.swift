@@ -1,8 +1,9 @@
 import HTTPWire
 
-/// What a guest sends the egress proxy first (docs/egress.md): the head is found within its
-/// bound, parsed or refused with a status the proxy sends, and an accepted one forwards as a
-/// request whose head ends in one blank line and whose target is the one judged.
+/// What a guest sends the egress proxy first (docs/egress.md), and a caller momin serve
+/// (docs/api.md): the head is found within its bound, parsed or refused with a status the proxy
+/// sends, an accepted one forwards as a request whose head ends in one blank line and whose
+/// target is the one judged, and an origin-form target decodes to no NUL.
 enum HTTPHeadTarget {
     static func run(_ input: [UInt8]) {
         let length: Int?
@@ -19,6 +20,12 @@ enum HTTPHeadTarget {
             guard [400, 414, 431, 505].contains(error.status) else { violated("parse refused with \(error.status)") }
         case .success(let head):
             guard head.fields.count <= RequestHeadParser.maximumFields else { violated("\(head.fields.count) fields") }
+            // What momin serve takes from an origin-form target: nothing decodes to NUL, and the
+            // path never grows past the target it came from.
+            if case .origin(let target) = head.target, case let (path, query)? = OriginTarget.split(target) {
+                guard !path.utf8.contains(0), !query.contains(where: { $0.key.utf8.contains(0) || $0.value.utf8.contains(0) }),
+                      path.utf8.count <= target.utf8.count else { violated("the origin target \(target) decoded to \(path) \(query)") }
+            }
             guard case .absolute(let host, let port, let target) = head.target else { return }
             guard port != 0, !host.isEmpty, target.hasPrefix("/") else { violated("an absolute target \(host):\(port) \(target)") }
             if case .success(let forwarded) = ForwardedRequest.make(head, host: host, port: port, pathAndQuery: target) {

@@ -146,6 +146,28 @@ import Testing
         }
     }
 
+    /// The socket appears under its name already 0600 (0660 for a group), and a group whose
+    /// members could not reach it is refused rather than served to nobody.
+    @Test func theSocketIsMadeClosedAndAGroupMustBeAbleToReachIt() throws {
+        var template = Array("/tmp/momin-sock-XXXXXX".utf8CString)
+        let directory = String(cString: try #require(mkdtemp(&template)))
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/api.sock"
+        #expect(throws: HostError.badInput("--group \(getgid()): its members cannot reach \(path): the directory \(directory) (mode 700) is not searchable by them; put --socket in one that is")) {
+            _ = try APIServer.listen(path: path, group: getgid())
+        }
+        var st = stat()
+        let owners = try APIServer.listen(path: path, group: nil)
+        #expect(stat(path, &st) == 0 && st.st_mode & 0o7777 == 0o600)
+        close(owners)
+        #expect(chown(directory, getuid(), getgid()) == 0 && chmod(directory, 0o710) == 0)
+        let shared = try APIServer.listen(path: path, group: getgid())
+        defer { close(shared) }
+        #expect(stat(path, &st) == 0 && st.st_mode & 0o7777 == 0o660 && st.st_gid == getgid())
+        // Nothing else is left in the directory: the socket was made under another name and moved.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["api.sock"])
+    }
+
     // MARK: Bad input, each named
 
     @Test func badRequestsAreProblemsNamingWhatWasWrong() throws {

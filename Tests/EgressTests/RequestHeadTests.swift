@@ -122,3 +122,19 @@ import TestRandom
         }
     }
 }
+
+/// Origin-form targets as momin serve reads them (RFC 3986 §2.1).
+@Suite struct OriginTargetTests {
+    @Test func pathsAndQueriesAreDecoded() throws {
+        let (path, query) = try #require(OriginTarget.split("/v1/sandboxes/a%2Db/files?path=%2Ftmp%2Fa+b.txt&path=/ignored&flag"))
+        #expect(path == "/v1/sandboxes/a-b/files")
+        #expect(query == ["path": "/tmp/a b.txt", "flag": ""])
+        #expect(OriginTarget.split("/a+b")?.path == "/a+b")  // + is a space in the query only
+    }
+
+    @Test func malformedEscapesNULAndBadUTF8AreRefused() {
+        for target in ["/a%", "/a%2", "/a%zz", "/a%00b", "/a?x=%00", "/a?%=1", "/%ff%fe", "/?q=%c3"] {
+            #expect(OriginTarget.split(target) == nil, "\(target)")
+        }
+    }
+}
