@@ -71,6 +71,8 @@ public final class APIServer: Sendable {
 
     func handle(_ request: HTTPConnection.Request, on connection: HTTPConnection, caller: Caller) {
         let parts = request.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
+        // Only POST and PUT read a body; any other's would be taken for the next request's head.
+        if request.method != "POST" && request.method != "PUT" { connection.abandonBody(request) }
         do throws(Problem) {
             switch (request.method, parts.count, parts.first) {
             case ("GET", 1, "openapi.json"):
