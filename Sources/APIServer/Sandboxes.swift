@@ -236,24 +236,26 @@ public final class Sandboxes: Sendable {
 
     /// Reads a guest file through the gateway, passing its bytes on as they come.
     public func readFile(_ name: String, path: String, caller: Caller, received: ([UInt8]) -> Void) throws(Problem) -> UInt64 {
-        guard path.hasPrefix("/") else { throw Problem(status: 400, title: "bad request", detail: "path \(path): must be absolute") }
-        let gateway = try self.gateway(name, caller: caller)
-        begin(name)
-        defer { end(name) }
-        do { return try gateway.readFile(ReadFileRequest(path: path), received: received) } catch {
-            throw Problem(error, vm: name, what: path)
+        try fileCall(name, path: path, caller: caller) { gateway throws(GatewayError) in
+            try gateway.readFile(ReadFileRequest(path: path), received: received)
         }
     }
 
     /// Writes a guest file through the gateway from what `source` yields until its end.
     public func writeFile(_ name: String, path: String, caller: Caller, from source: Int32) throws(Problem) -> UInt64 {
+        try fileCall(name, path: path, caller: caller) { gateway throws(GatewayError) in
+            try gateway.writeFile(WriteFileRequest(path: path), from: source)
+        }
+    }
+
+    /// A file call on an absolute path, through the sandbox's gateway, counted as use.
+    private func fileCall(_ name: String, path: String, caller: Caller,
+                          _ call: (ToolGateway) throws(GatewayError) -> UInt64) throws(Problem) -> UInt64 {
         guard path.hasPrefix("/") else { throw Problem(status: 400, title: "bad request", detail: "path \(path): must be absolute") }
         let gateway = try self.gateway(name, caller: caller)
         begin(name)
         defer { end(name) }
-        do { return try gateway.writeFile(WriteFileRequest(path: path), from: source) } catch {
-            throw Problem(error, vm: name, what: path)
-        }
+        do { return try call(gateway) } catch { throw Problem(error, vm: name, what: path) }
     }
 
     /// The sandbox's gateway, with its governance, logging `caller` with each call it makes.
