@@ -48,7 +48,7 @@ public final class APIServer: Sendable {
 
     /// Serves one accepted connection until the client is done, then closes it.
     public func serve(_ fd: Int32) {
-        defer { HTTPConnection.closeGracefully(fd) }
+        defer { FileIO.closeSocketGracefully(fd) }
         let connection = HTTPConnection(fd: fd)
         let caller: Caller
         switch callers.admit(fd) {
@@ -110,7 +110,7 @@ public final class APIServer: Sendable {
                 throw Problem(status: 404, title: "not found", detail: "no operation at \(request.method) \(request.path) (GET /openapi.json lists them)")
             }
         } catch {
-            connection.abandonBody(request)
+            connection.abandonBody(request)  // a refused request's body may still be on its way
             connection.respond(error)
         }
     }
@@ -122,7 +122,6 @@ public final class APIServer: Sendable {
     func decode<T: Decodable>(_ request: HTTPConnection.Request, on connection: HTTPConnection) throws(Problem) -> T {
         let type = request.head.value(of: "Content-Type")?.split(separator: ";").first.map { $0.trimmingSpaces.lowercased() }
         guard type == "application/json" else {
-            connection.abandonBody(request)
             throw Problem(status: 415, title: "unsupported media type", detail: "the body must be application/json")
         }
         let bytes = try connection.body(request, limit: Self.jsonLimit)
@@ -197,12 +196,10 @@ public final class APIServer: Sendable {
     func writeFile(_ name: String, path: String, _ request: HTTPConnection.Request, on connection: HTTPConnection,
                    caller: Caller) throws(Problem) {
         guard request.bodyLength <= Self.uploadLimit else {
-            connection.abandonBody(request)
             throw Problem(status: 413, title: "content too large", detail: "the file is \(request.bodyLength) bytes; at most \(Self.uploadLimit) are taken")
         }
         let fd = open(Self.uploadDirectory, Self.openTemporary | O_RDWR | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
-            connection.abandonBody(request)
             throw Problem(status: 500, title: "internal error", detail: "cannot hold the upload in \(Self.uploadDirectory): \(describeErrno())")
         }
         defer { close(fd) }

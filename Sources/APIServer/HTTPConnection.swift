@@ -161,9 +161,6 @@ final class HTTPConnection {
         shutdown(fd, Int32(SHUT_RDWR))
     }
 
-    /// Closes a finished connection so that the last response reaches the client.
-    static func closeGracefully(_ fd: Int32) { FileIO.closeSocketGracefully(fd) }
-
     /// Starts a chunked response (RFC 9112 §7.1); `chunk` sends its pieces and `finish` ends it.
     func startChunked(status: Int, contentType: String) {
         var text = "HTTP/1.1 \(status) \(Self.reason(status))\r\nContent-Type: \(contentType)\r\nTransfer-Encoding: chunked\r\n"

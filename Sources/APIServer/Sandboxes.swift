@@ -124,7 +124,7 @@ public final class Sandboxes: Sendable {
     static func newName() -> String {
         var bytes = [UInt8](repeating: 0, count: 4)
         bytes.withUnsafeMutableBytes { arc4random_buf($0.baseAddress!, $0.count) }
-        return "sbx-" + bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+        return "sbx-" + hexBytes(bytes)
     }
 
     /// Every VM on this host's registry that `caller` may see (all of them for the owner and the
@@ -169,10 +169,7 @@ public final class Sandboxes: Sendable {
     }
 
     func record(_ name: String) -> Record? {
-        let fd = open(registry.directory(name) + "/" + Record.file, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        guard let bytes = try? FileIO.readAll(fd, limit: 4096) else { return nil }
+        guard let bytes = try? FileIO.readFile(registry.directory(name) + "/" + Record.file, limit: 4096) else { return nil }
         return try? JSONDecoder().decode(Record.self, from: Data(bytes))
     }
 

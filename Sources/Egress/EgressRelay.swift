@@ -60,7 +60,7 @@ public final class EgressRelay: Sendable {
 
     /// Serves one guest connection on the calling thread and closes it.
     public func serve(_ guest: Int32, entry: EgressEntry) {
-        defer { Self.closeGracefully(guest) }
+        defer { FileIO.closeSocketGracefully(guest) }
         let deadline = MonotonicClock.deadline(after: configuration.headDeadline)
         var buffer: [UInt8] = []
         var headEnd: Int?
@@ -226,9 +226,6 @@ public final class EgressRelay: Sendable {
         let bytes = ProxyResponse.make(status: status, reason: ProxyResponse.reason(status), fields: fields, body: message + "\n")
         _ = try? FileIO.sendAll(guest, bytes, until: MonotonicClock.deadline(after: 5))
     }
-
-    /// Closes the guest's connection so that what was written reaches it (`FileIO.closeSocketGracefully`).
-    static func closeGracefully(_ fd: Int32) { FileIO.closeSocketGracefully(fd) }
 
     /// A header value: printable ASCII only, at most 512 bytes.
     static func headerSafe(_ text: String) -> String {

@@ -92,6 +92,12 @@ public struct Options: Equatable {
     public var script: String?
     public var key: String?
     public var log: String?
+    /// `request`'s: the socket, method, path and body.
+    public var unix: String?
+    public var method: String?
+    public var path: String?
+    public var json: String?
+    public var bodyFile: String?
     public var help = false
 
     /// Parses `arguments` (after the subcommand); `allowed` is the subcommand's options.
@@ -113,6 +119,11 @@ public struct Options: Equatable {
             case "--script": script = value
             case "--key": key = value
             case "--log": log = value
+            case "--unix": unix = value
+            case "--method": method = value
+            case "--path": path = value
+            case "--json": json = value
+            case "--body-file": bodyFile = value
             default: throw UsageError("unknown option '\(option)'")
             }
         }

@@ -15,24 +15,15 @@ enum UnixRequest {
         """
 
     static func run(_ arguments: [String]) throws(UsageError) -> Int32 {
-        var socketPath: String?, method: String?, path: String?, json: String?, bodyFile: String?
-        var rest = arguments[...]
-        while let option = rest.popFirst() {
-            if option == "--help" || option == "-h" {
-                printOut(usage)
-                return 0
-            }
-            guard let value = rest.popFirst() else { throw UsageError("\(option) needs a value") }
-            switch option {
-            case "--unix": socketPath = value
-            case "--method": method = value
-            case "--path": path = value
-            case "--json": json = value
-            case "--body-file": bodyFile = value
-            default: throw UsageError("unknown option '\(option)'")
-            }
+        let options = try Options(arguments, allowed: ["--unix", "--method", "--path", "--json", "--body-file"])
+        if options.help {
+            printOut(usage)
+            return 0
         }
-        guard let socketPath, let method, let path else { throw UsageError("request needs --unix, --method and --path") }
+        guard let socketPath = options.unix, let method = options.method, let path = options.path else {
+            throw UsageError("request needs --unix, --method and --path")
+        }
+        let json = options.json, bodyFile = options.bodyFile
         var body: [UInt8]?, type = "application/json"
         if let json { body = Array(json.utf8) }
         if let bodyFile {
