@@ -139,7 +139,8 @@ let package = Package(
         ]),
         // `momin serve`: the REST API over the Host library, HTTP/1.1 on a Unix socket (HTTPWire's
         // parser), callers admitted by SO_PEERCRED; its OpenAPI 3.1 document is embedded as committed.
-        .target(name: "APIServer", dependencies: ["Host", "Agents", "Gateway", "GuestClient", "Doors", "HTTPWire", "Images", "POSIX"],
+        .target(name: "APIServer", dependencies: ["Host", "Agents", "Gateway", "GuestClient", "Doors", "HTTPWire", "Images", "Merkle", "Policy", "POSIX",
+                                                 .product(name: "Crypto", package: "swift-crypto")],
                 resources: [.embedInCode("openapi.json")]),
         // `momin`: one file per command over the Host library.
         .executableTarget(
@@ -207,7 +208,8 @@ let package = Package(
         .testTarget(name: "ImagesTests", dependencies: ["ImageLayers", "Images"]),
         // The API server over a real Unix socket: routes against the committed OpenAPI document,
         // callers, bounds, problem details (no VM: the Host paths a VM needs run in the rig).
-        .testTarget(name: "APIServerTests", dependencies: ["APIServer", "Host", "Images", "POSIX"]),
+        .testTarget(name: "APIServerTests", dependencies: ["APIServer", "Host", "Images", "Merkle", "Policy", "POSIX",
+                                                        .product(name: "Crypto", package: "swift-crypto")]),
         // Tier 2: real /dev/kvm with small hand-made guest code.
         .testTarget(name: "KVMTests", dependencies: ["KVM", "GuestMemory"]),
     ]

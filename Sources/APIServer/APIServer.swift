@@ -11,6 +11,8 @@ import POSIX
 public final class APIServer: Sendable {
     public let sandboxes: Sandboxes
     public let callers: CallerPolicy
+    /// Who may call over TCP, by token; nil when the server does not listen on TCP.
+    public let tokens: BearerTokens?
 
     /// Answers' JSON: keys sorted, so each answer has one form; slashes as they are.
     static var encoder: JSONEncoder {
@@ -26,9 +28,10 @@ public final class APIServer: Sendable {
     /// Connections served at once; one more is answered 503 and closed.
     public static let maxConnections = 64
 
-    public init(sandboxes: Sandboxes, callers: CallerPolicy) {
+    public init(sandboxes: Sandboxes, callers: CallerPolicy, tokens: BearerTokens? = nil) {
         self.sandboxes = sandboxes
         self.callers = callers
+        self.tokens = tokens
     }
 
     /// The operations, as the OpenAPI document's paths name them.
@@ -46,17 +49,31 @@ public final class APIServer: Sendable {
     /// The OpenAPI document, as committed.
     public static var openAPIDocument: [UInt8] { PackageResources.openapi_json }
 
-    /// Serves one accepted connection until the client is done, then closes it.
+    /// Serves one connection accepted on the Unix socket until the client is done, then closes
+    /// it. The caller is admitted by its credentials before a byte of its requests is read.
     public func serve(_ fd: Int32) {
         defer { FileIO.closeSocketGracefully(fd) }
         let connection = HTTPConnection(fd: fd)
-        let caller: Caller
         switch callers.admit(fd) {
-        case .success(let admitted): caller = admitted
-        case .failure(let problem):
-            connection.respondAndClose(problem)
-            return
+        case .success(let caller): serveRequests(on: connection) { _ in .success(caller) }
+        case .failure(let problem): connection.respondAndClose(problem)
         }
+    }
+
+    /// Serves one connection accepted over TCP: every request must carry a registered bearer
+    /// token (RFC 6750 §2.1); the first that does not is answered 401 and ends the connection.
+    public func serveTCP(_ fd: Int32) {
+        defer { FileIO.closeSocketGracefully(fd) }
+        let connection = HTTPConnection(fd: fd)
+        let peer = TCPEndpoint.peer(of: fd)
+        serveRequests(on: connection) { [tokens] request in
+            if let caller = tokens?.admit(authorization: request.head.value(of: "Authorization"), peer: peer) { return .success(caller) }
+            return .failure(Problem(status: 401, title: "unauthorized",
+                                    detail: "this request needs Authorization: Bearer and a token this server knows (momin serve --tokens)"))
+        }
+    }
+
+    private func serveRequests(on connection: HTTPConnection, admit: (HTTPConnection.Request) -> Result<Caller, Problem>) {
         while !connection.closing {
             switch connection.next() {
             case .closed: return
@@ -64,7 +81,12 @@ public final class APIServer: Sendable {
                 connection.respondAndClose(problem)
                 return
             case .request(let request):
-                handle(request, on: connection, caller: caller)
+                switch admit(request) {
+                case .success(let caller): handle(request, on: connection, caller: caller)
+                case .failure(let problem):
+                    connection.respondAndClose(problem, fields: [("WWW-Authenticate", #"Bearer realm="momin""#)])
+                    return
+                }
             }
         }
     }
@@ -268,20 +290,24 @@ extension APIServer {
         return fd
     }
 
-    /// Serves on `listener` until SIGTERM, SIGINT or SIGHUP: connections on threads of their
-    /// own (at most `maxConnections`), and every 10 s the idle sandboxes stopped and exited
-    /// children reaped. Then the socket
-    /// goes; the sandboxes stay, for the next server to adopt. Blocks the stop signals in the
-    /// calling thread first (call it before starting other threads).
-    public func run(listener: Int32, path: String) throws(HostError) {
+    /// Serves on `listener` (the Unix socket at `path`) and on `tcp`, if given, until SIGTERM,
+    /// SIGINT or SIGHUP: connections on threads of their own (at most `maxConnections` on
+    /// each), and every 10 s the idle sandboxes stopped and exited children reaped. Then the
+    /// socket goes; the sandboxes stay, for the next server to adopt. Blocks the stop signals
+    /// in the calling thread first (call it before starting other threads).
+    public func run(listener: Int32, path: String, tcp: Int32? = nil) throws(HostError) {
         var stops = SignalRelay.blockStopSignals()
-        let server = SocketServer(fd: listener, path: path, limit: Self.maxConnections)
+        let refuse: @Sendable (Int32) -> Void = { fd in
+            let connection = HTTPConnection(fd: fd, sendSeconds: 2)
+            connection.respondAndClose(Problem(status: 503, title: "busy", detail: "this server is serving \(Self.maxConnections) connections; try again"))
+        }
+        let local = SocketServer(fd: listener, path: path, limit: Self.maxConnections)
+        let remote = tcp.map { SocketServer(fd: $0, path: nil, limit: Self.maxConnections) }
         do {
-            try server.start(name: "api", serve: { [self] fd in serve(fd) }, refuse: { fd in
-                let connection = HTTPConnection(fd: fd, sendSeconds: 2)
-                connection.respondAndClose(Problem(status: 503, title: "busy", detail: "this server is serving \(Self.maxConnections) connections; try again"))
-            })
+            try local.start(name: "api", serve: { [self] fd in serve(fd) }, refuse: refuse)
+            try remote?.start(name: "api-tcp", serve: { [self] fd in serveTCP(fd) }, refuse: refuse)
         } catch {
+            local.stop()
             throw .failed("\(error)")
         }
         var pause = timespec(tv_sec: 10, tv_nsec: 0)
@@ -289,6 +315,7 @@ extension APIServer {
             sandboxes.stopIdle()
             sandboxes.reapChildren()
         }
-        server.stop()
+        local.stop()
+        remote?.stop()
     }
 }

@@ -1,28 +1,56 @@
 import Glibc
 import POSIX
 
-/// Who is calling the API, as the kernel says (SO_PEERCRED, socket(7)): never what the client
-/// claims. Written into the audit log with every call it makes (docs/api.md, "Who may call").
+/// Who is calling the API: a local process, as the kernel says (SO_PEERCRED, socket(7)), or a
+/// TCP client by the name its bearer token is registered under; never what the client claims.
+/// Written into the audit log with every call it makes (docs/api.md, "Who may call").
 public struct Caller: Sendable, Equatable, CustomStringConvertible {
-    public var uid: uid_t
-    public var gid: gid_t
-    public var pid: pid_t
-    /// The user's name from the password database, when it has one.
-    public var user: String?
+    public enum Identity: Sendable, Equatable {
+        /// A process on this host, connected over the Unix socket.
+        case local(uid: uid_t, gid: gid_t, pid: pid_t, user: String?)
+        /// A client over TCP holding the token registered as `name`, from `peer` (`a.b.c.d:port`).
+        case token(name: String, peer: String)
+    }
+
+    public var identity: Identity
     /// The server's own user: only it may name host paths (kernels, disks, policies, logs).
+    /// Never a TCP client.
     public var isOwner: Bool
 
     public init(uid: uid_t, gid: gid_t, pid: pid_t, user: String?, isOwner: Bool) {
-        self.uid = uid
-        self.gid = gid
-        self.pid = pid
-        self.user = user
+        identity = .local(uid: uid, gid: gid, pid: pid, user: user)
         self.isOwner = isOwner
     }
 
-    /// `uid=1000(alice) pid=4242 via momin serve`: what the audit log keeps.
+    /// A TCP client admitted by its token.
+    public static func token(_ name: String, peer: String) -> Caller {
+        Caller(identity: .token(name: name, peer: peer))
+    }
+
+    private init(identity: Identity) {
+        self.identity = identity
+        isOwner = false
+    }
+
+    /// The local caller's uid; nil for a TCP client.
+    public var uid: uid_t? {
+        if case .local(let uid, _, _, _) = identity { return uid }
+        return nil
+    }
+
+    /// The token's name for a TCP client; nil for a local caller.
+    public var tokenName: String? {
+        if case .token(let name, _) = identity { return name }
+        return nil
+    }
+
+    /// `uid=1000(alice) pid=4242 via momin serve`, or `token ci from 127.0.0.1:50122 via momin
+    /// serve`: what the audit log keeps.
     public var description: String {
-        "uid=\(uid)\(user.map { "(\($0))" } ?? "") pid=\(pid) via momin serve"
+        switch identity {
+        case .local(let uid, _, let pid, let user): "uid=\(uid)\(user.map { "(\($0))" } ?? "") pid=\(pid) via momin serve"
+        case .token(let name, let peer): "token \(name) from \(peer) via momin serve"
+        }
     }
 }
 

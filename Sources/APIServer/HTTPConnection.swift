@@ -143,14 +143,14 @@ final class HTTPConnection {
         send(Array((text + "\r\n").utf8) + body)
     }
 
-    func respond(_ problem: Problem) {
-        respond(status: problem.status, contentType: "application/problem+json", body: problem.json())
+    func respond(_ problem: Problem, fields: [(String, String)] = []) {
+        respond(status: problem.status, contentType: "application/problem+json", body: problem.json(), fields: fields)
     }
 
     /// Answers with `problem` and ends the connection.
-    func respondAndClose(_ problem: Problem) {
+    func respondAndClose(_ problem: Problem, fields: [(String, String)] = []) {
         closing = true
-        respond(problem)
+        respond(problem, fields: fields)
     }
 
     /// Ends a response that cannot be finished: the connection is cut without the last chunk,

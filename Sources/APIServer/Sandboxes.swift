@@ -28,12 +28,22 @@ public final class Sandboxes: Sendable {
     struct Record: Codable {
         var idleTimeoutSeconds: Double
         var createdBy: String
-        /// The creator's uid: a caller other than the server's owner sees and uses only the
-        /// sandboxes it created.
+        /// The creator's uid, or for a TCP client its token's name: a caller other than the
+        /// server's owner sees and uses only the sandboxes it created.
         var creatorUID: UInt32?
+        var creatorToken: String?
 
         enum CodingKeys: String, CodingKey {
-            case idleTimeoutSeconds = "idle_timeout_seconds", createdBy = "created_by", creatorUID = "creator_uid"
+            case idleTimeoutSeconds = "idle_timeout_seconds", createdBy = "created_by", creatorUID = "creator_uid",
+                 creatorToken = "creator_token"
+        }
+
+        /// Whether `caller` made the sandbox this record is of.
+        func isCreator(_ caller: Caller) -> Bool {
+            switch caller.identity {
+            case .local(let uid, _, _, _): creatorToken == nil && creatorUID == uid
+            case .token(let name, _): creatorToken == name
+            }
         }
 
         static let file = "api.json"
@@ -96,7 +106,7 @@ public final class Sandboxes: Sendable {
         let governance = GovernanceRequest(policy: try body.policy.map(policyPath), audit: body.audit ?? configuration.audit,
                                            auditKey: body.auditKey, witness: body.witness)
         var request = StartRequest(name: name, machine: machine, governance: governance, buckets: body.buckets)
-        let record = Record(idleTimeoutSeconds: idle, createdBy: caller.description, creatorUID: caller.uid)
+        let record = Record(idleTimeoutSeconds: idle, createdBy: caller.description, creatorUID: caller.uid, creatorToken: caller.tokenName)
         request.records = [Record.file: (try? Array(JSONEncoder().encode(record))) ?? []]
         creating.withLock { $0 += 1 }
         defer { creating.withLock { $0 -= 1 } }
@@ -145,7 +155,7 @@ public final class Sandboxes: Sendable {
     /// so that it learns nothing of them.
     func visible(_ name: String, to caller: Caller?) -> Bool {
         guard let caller, !caller.isOwner else { return true }
-        return record(name)?.creatorUID == caller.uid
+        return record(name)?.isCreator(caller) ?? false
     }
 
     public func info(_ name: String, for caller: Caller? = nil) throws(Problem) -> SandboxInfo {

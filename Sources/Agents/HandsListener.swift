@@ -87,13 +87,14 @@ public final class HandsListener: @unchecked Sendable {
 /// `limit` at once (one more is refused on the accepting thread and closed).
 public final class SocketServer: @unchecked Sendable {
     public let fd: Int32
-    public let path: String
+    /// The socket file removed at `stop`; nil for a TCP listener.
+    public let path: String?
     public let limit: Int
     private let active = Monitor()
     private var connections = 0
     private var stopped = false
 
-    public init(fd: Int32, path: String, limit: Int) {
+    public init(fd: Int32, path: String?, limit: Int) {
         self.fd = fd
         self.path = path
         self.limit = limit
@@ -108,7 +109,7 @@ public final class SocketServer: @unchecked Sendable {
         }
     }
 
-    /// Stops accepting and removes the socket file; connections already open run to their end.
+    /// Stops accepting and removes the socket file, if any; connections already open run to their end.
     public func stop() {
         let first = active.holding { () -> Bool in
             defer { stopped = true }
@@ -116,7 +117,7 @@ public final class SocketServer: @unchecked Sendable {
         }
         guard first else { return }
         shutdown(fd, Int32(SHUT_RDWR))
-        unlink(path)
+        if let path { unlink(path) }
     }
 
     private func acceptLoop(name: String, serve: @escaping @Sendable (Int32) -> Void, refuse: (Int32) -> Void) {

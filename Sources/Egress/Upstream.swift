@@ -25,34 +25,9 @@ public enum Upstream {
     }
 
     static func connect(_ address: IPAddress, port: UInt16, timeout: Double) -> Result<Int32, ResolveFailure> {
-        let family: Int32
-        switch address {
-        case .v4: family = AF_INET
-        case .v6: family = AF_INET6
-        }
-        let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { return .failure(ResolveFailure("socket: \(String(cString: strerror(errno)))")) }
-        let started: Int32
-        switch address {
-        case .v4(let bits):
-            var socketAddress = sockaddr_in()
-            socketAddress.sin_family = sa_family_t(AF_INET)
-            socketAddress.sin_port = port.bigEndian
-            socketAddress.sin_addr.s_addr = bits.bigEndian
-            started = withUnsafePointer(to: &socketAddress) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-        case .v6(let bits):
-            var socketAddress = sockaddr_in6()
-            socketAddress.sin6_family = sa_family_t(AF_INET6)
-            socketAddress.sin6_port = port.bigEndian
-            withUnsafeMutableBytes(of: &socketAddress.sin6_addr) { raw in
-                for index in 0..<16 { raw[index] = UInt8(truncatingIfNeeded: bits >> (8 * (15 - index))) }
-            }
-            started = withUnsafePointer(to: &socketAddress) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
-            }
-        }
+        let started = address.withSocketAddress(port: port) { Glibc.connect(fd, $0, $1) }
         if started != 0 {
             guard errno == EINPROGRESS else {
                 let problem = String(cString: strerror(errno))

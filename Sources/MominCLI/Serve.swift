@@ -7,13 +7,18 @@ import Host
 /// these commands. Sandboxes it creates outlive it; a restarted server adopts them.
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Serve the MominAI API (docs/api.md) on a Unix socket until SIGTERM or SIGINT.",
+        abstract: "Serve the MominAI API (docs/api.md) on a Unix socket, and on TCP with tokens, until SIGTERM or SIGINT.",
         discussion: """
             Callers are admitted by the kernel's word on who they are (SO_PEERCRED): this \
             server's user, and the members of --group. Only this server's user may name host \
             paths (kernels, disks, policy files, logs); others use image names and --policies \
             names. Sandboxes stop after --idle-timeout seconds without a call or a running \
             command, or when deleted; they outlive this server, and the next one adopts them.
+            With --tcp, the API is also served over TCP (plain HTTP: keep it on loopback or put \
+            TLS in front), where every request must carry Authorization: Bearer with a token \
+            from --tokens; such callers never name host paths, and see only the sandboxes made \
+            with their token's name. momin serve --tokens FILE --add-token NAME adds a token \
+            and prints it (FILE keeps only its SHA-256).
             """)
 
     @Option(help: ArgumentHelp("The socket to listen on (default: $XDG_RUNTIME_DIR/momin/api.sock, /run/momin/api.sock for root, else /tmp/momin-UID/api.sock).",
@@ -33,8 +38,21 @@ struct Serve: ParsableCommand {
     @Option(help: "Stop a sandbox created here after this many seconds without a call or a running command (per sandbox: idle_timeout_seconds).")
     var idleTimeout: Double = 1800
 
+    @Option(help: ArgumentHelp("Also serve over TCP: PORT (on 127.0.0.1), A.B.C.D:PORT or [IPV6]:PORT; needs --tokens.", valueName: "address"))
+    var tcp: String?
+
+    @Option(help: ArgumentHelp("The bearer tokens TCP callers may present: a file of NAME sha256:HEX lines, this user's own, mode 0600.", valueName: "file"))
+    var tokens: String?
+
+    @Option(help: ArgumentHelp("Add a token named NAME to --tokens (made 0600 if absent), print it, and exit without serving.", valueName: "name"))
+    var addToken: String?
+
     func validate() throws {
         guard idleTimeout.isFinite, idleTimeout > 0 else { throw ValidationError("--idle-timeout \(idleTimeout) must be a number of seconds > 0") }
+        if addToken != nil, tokens == nil { throw ValidationError("--add-token needs --tokens FILE: the file the token's digest goes to") }
+        if tcp != nil, tokens == nil { throw ValidationError("--tcp needs --tokens FILE: over TCP, callers are known only by their tokens") }
+        if tokens != nil, tcp == nil, addToken == nil { throw ValidationError("--tokens is for --tcp (or --add-token): the Unix socket knows its callers by their credentials") }
+        if let tcp, case .failure(let problem) = TCPEndpoint.parse(tcp) { throw ValidationError("--tcp \(problem.message)") }
         if let group, CallerPolicy.groupID(group) == nil { throw ValidationError("--group \(group): no such group") }
         if let policies {
             var st = stat()
@@ -43,7 +61,13 @@ struct Serve: ParsableCommand {
     }
 
     func run() throws {
+        if let addToken, let tokens {
+            print(try BearerTokens.add(name: addToken, to: tokens))
+            return
+        }
         let host = hostEnvironment()
+        // Checked before anything else is set up: a bad token file is bad input.
+        let known = try tokens.map(BearerTokens.load)
         var settings = Sandboxes.Configuration()
         settings.idleSeconds = idleTimeout
         settings.audit = audit.map(Paths.absolute)
@@ -52,9 +76,17 @@ struct Serve: ParsableCommand {
         // The server's own user calls too; everything else is refused before it is read.
         let groupID = group.flatMap(CallerPolicy.groupID)
         let path = try socket ?? host.makeRuntimeDirectory() + "/api.sock"
+        var endpoint: (fd: Int32, bound: TCPEndpoint)?
+        if let tcp, case .success(let wanted) = TCPEndpoint.parse(tcp) {
+            endpoint = try wanted.listen()
+            if !wanted.isLoopback {
+                host.warn("--tcp \(wanted) is not a loopback address: tokens and data cross the network in plain HTTP; put TLS in front")
+            }
+        }
         let listener = try APIServer.listen(path: path, group: groupID)
         let adopted = sandboxes.adopt()
-        writeStandardError("momin serve: listening on \(path)\(adopted.isEmpty ? "" : "; adopted \(adopted.joined(separator: ", "))")\n")
-        try APIServer(sandboxes: sandboxes, callers: CallerPolicy(group: groupID)).run(listener: listener, path: path)
+        writeStandardError("momin serve: listening on \(path)\(endpoint.map { " and tcp \($0.bound) (\(known?.entries.count ?? 0) tokens)" } ?? "")"
+                           + "\(adopted.isEmpty ? "" : "; adopted \(adopted.joined(separator: ", "))")\n")
+        try APIServer(sandboxes: sandboxes, callers: CallerPolicy(group: groupID), tokens: known).run(listener: listener, path: path, tcp: endpoint?.fd)
     }
 }

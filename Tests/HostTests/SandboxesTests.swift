@@ -53,19 +53,23 @@ import Testing
         #expect(host.registry.state("other") == .running(pid: other.vm.pid))
     }
 
-    /// A caller other than the server's owner sees and uses only what it created; the rest is
-    /// "not found" to it. The owner sees everything.
+    /// A caller other than the server's owner (a group member, a TCP client by its token's name)
+    /// sees and uses only what it created; the rest is "not found" to it. The owner sees everything.
     @Test func aGroupMemberSeesOnlyItsOwnSandboxes() throws {
         let host = try TestHost()
         let mine = try start("mine", on: host, record: #"{"idle_timeout_seconds":60,"created_by":"uid=4242","creator_uid":4242}"#)
         let theirs = try start("theirs", on: host, record: #"{"idle_timeout_seconds":60,"created_by":"uid=777","creator_uid":777}"#)
         let owners = try start("owners", on: host, record: nil)
-        defer { mine.halt(); theirs.halt(); owners.halt() }
+        // Made over TCP with token "ci", whose name is no uid: the local uid 4242 does not see it.
+        let ci = try start("ci", on: host, record: #"{"idle_timeout_seconds":60,"created_by":"token ci","creator_token":"ci"}"#)
+        defer { mine.halt(); theirs.halt(); owners.halt(); ci.halt() }
         let server = try sandboxes(host)
         let member = Caller(uid: 4242, gid: 100, pid: 1, user: nil, isOwner: false)
         let owner = Caller(uid: getuid(), gid: getgid(), pid: 1, user: nil, isOwner: true)
         #expect(server.list(for: member).map(\.name) == ["mine"])
-        #expect(server.list(for: owner).map(\.name) == ["mine", "owners", "theirs"])
+        #expect(server.list(for: owner).map(\.name) == ["ci", "mine", "owners", "theirs"])
+        #expect(server.list(for: .token("ci", peer: "127.0.0.1:1")).map(\.name) == ["ci"])
+        #expect(server.list(for: .token("other", peer: "127.0.0.1:1")).isEmpty)
         #expect(try server.get("mine", for: member).name == "mine")
         for name in ["theirs", "owners"] {
             #expect(throws: Problem(status: 404, title: "not found", detail: "no sandbox named \(name)")) { try server.get(name, for: member) }

@@ -11,7 +11,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # counts them where they run, so a check that drops out elsewhere is not a smaller pass count.
 pvm_only=0; host_has_hw_virt || pvm_only=1
 as_root=0; [ "$(id -u)" -eq 0 ] && [ -c /dev/kvm ] && as_root=1
-plan $((28 + pvm_only + as_root))
+plan $((31 + pvm_only + as_root))
 momin=$(absolute "${1:?usage: refusals.sh PATH/TO/momin}")
 kernel=$MOMIN_CACHE/guest/vmlinuz
 
@@ -74,6 +74,15 @@ expect_refusal "--image of a missing file" "--image $work/nonexistent.ext4: No s
   "$momin" run --kernel "$kernel" --image "$work/nonexistent.ext4" -- /bin/true
 expect_refusal "--image naming no image in the store" "--image no-such-image: no image named no-such-image in .*(a file's path needs a /" \
   env MOMIN_CACHE="$work/cache" "$momin" run --kernel "$kernel" --image no-such-image -- /bin/true
+# momin serve over TCP: never without tokens, only on an address, and never on a token file
+# that others can read (it is refused before anything listens).
+expect_refusal "momin serve --tcp without --tokens" "--tcp needs --tokens FILE: over TCP, callers are known only by their tokens" \
+  "$momin" serve --tcp 8700
+printf 'ci sha256:%s\n' "$(printf '%064d' 0)" > "$work/tokens" && chmod 644 "$work/tokens"
+expect_refusal "momin serve --tcp on a name, not an address" "--tcp localhost:8700: localhost is not an IPv4 or IPv6 address" \
+  "$momin" serve --tcp localhost:8700 --tokens "$work/tokens"
+expect_refusal "momin serve --tokens that others can read" "--tokens $work/tokens: mode 644 lets others at it; chmod 600 it" \
+  env MOMIN_RUNTIME_DIR="$work/serve-vms" "$momin" serve --socket "$work/api.sock" --tcp 0 --tokens "$work/tokens"
 if [ $pvm_only -eq 1 ]; then
   expect_refusal "--no-rig on a PVM-only host" "cannot boot stock kernels" "$momin" boot --kernel "$kernel" --no-rig
 fi

@@ -2,6 +2,7 @@
 rig). Each asserts what the server answered, typed as the SDK promises."""
 
 import asyncio
+import hashlib
 import json
 import os
 import stat
@@ -9,7 +10,7 @@ import stat
 import pytest
 
 import mominai
-from mominai import BadRequest, MominError, NotFound, PolicyDenied, Sandbox
+from mominai import BadRequest, Forbidden, MominError, NotFound, PolicyDenied, Sandbox, Unauthorized
 from mominai._transport import Client
 from mominai.aio import AsyncSandbox
 from mominai.errors import from_problem
@@ -96,3 +97,40 @@ def test_commands_are_sent_as_the_api_names_them(server, monkeypatch):
                     "payload": {"argv": ["/bin/sh", "-c", "echo hi"], "cwd": "/tmp", "env": ["A=1"], "stdin": "eA==",
                                 "timeout_seconds": 5}}
     assert (result.stdout, result.exit_code, result.ok, heard) == ("hi", 3, False, ["hi"])
+
+
+def test_tcp_needs_a_token_the_server_knows(server):
+    with pytest.raises(Unauthorized) as caught:
+        Sandbox.list(url=server["url"], token="momin_not-a-token")
+    assert caught.value.status == 401
+    assert "Authorization: Bearer" in caught.value.detail
+
+
+def test_tcp_with_the_token_reaches_the_same_server(server):
+    assert Sandbox.list(url=server["url"], token=server["token"]) == []
+    with pytest.raises(BadRequest) as caught:
+        Sandbox.create(vcpus=0, url=server["url"], token=server["token"])
+    assert caught.value.detail == "--vcpus 0 is out of range: at least 1 vCPU is needed"
+
+
+def test_a_tcp_caller_never_names_host_paths(server):
+    with pytest.raises(Forbidden) as caught:
+        Sandbox.create(kernel="/boot/vmlinuz", url=server["url"], token=server["token"])
+    assert caught.value.detail.startswith("kernel: only this server's owner may name host paths")
+
+
+def test_the_environment_names_the_tcp_server(server, monkeypatch):
+    monkeypatch.setenv("MOMIN_API_URL", server["url"])
+    monkeypatch.setenv("MOMIN_API_TOKEN", server["token"])
+    assert Client().url == server["url"]
+    assert Sandbox.list() == []
+    monkeypatch.delenv("MOMIN_API_TOKEN")
+    with pytest.raises(ValueError, match="a token is needed over TCP"):
+        Sandbox.list()
+
+
+def test_the_token_file_keeps_only_the_tokens_digest(server):
+    with open(server["tokens"]) as file:
+        text = file.read()
+    assert text == f"sdk sha256:{hashlib.sha256(server['token'].encode()).hexdigest()}\n"
+    assert stat.S_IMODE(os.stat(server["tokens"]).st_mode) == 0o600

@@ -1,9 +1,9 @@
 """MominAI's Python SDK: sandboxes (microVMs) through momin serve (docs/sdk.md)."""
 
 from .errors import (BadRequest, Conflict, Forbidden, GuestError, MominError, NoRoom, NotFound, PolicyDenied,
-                     VMFailed)
+                     Unauthorized, VMFailed)
 from .sandbox import CommandResult, Sandbox, SandboxInfo
 
-__all__ = ["Sandbox", "SandboxInfo", "CommandResult", "MominError", "BadRequest", "Forbidden", "PolicyDenied",
+__all__ = ["Sandbox", "SandboxInfo", "CommandResult", "MominError", "BadRequest", "Unauthorized", "Forbidden", "PolicyDenied",
            "NotFound", "Conflict", "GuestError", "NoRoom", "VMFailed"]
 __version__ = "0.1.0"

@@ -1,4 +1,5 @@
-"""HTTP/1.1 over momin serve's Unix socket, with the standard library only."""
+"""HTTP/1.1 to momin serve, over its Unix socket or over TCP with a bearer token, with the
+standard library only."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import os
 import socket
 from typing import Any, Dict, Iterator, Optional, Tuple
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from .errors import MominError, from_problem
 
@@ -41,31 +42,57 @@ class _UnixConnection(http.client.HTTPConnection):
 
 
 class Client:
-    """One server. Each call opens its own connection, so a Client may be shared by threads."""
+    """One server. Each call opens its own connection, so a Client may be shared by threads.
 
-    def __init__(self, socket_path: Optional[str] = None, timeout: Optional[float] = 600.0):
-        self.socket_path = socket_path or default_socket()
+    By default the server's Unix socket (``socket_path``, else ``MOMIN_SOCKET``, else
+    momin serve's default). With ``url`` (``http://HOST:PORT``, else ``MOMIN_API_URL``) the
+    server's TCP listener (momin serve --tcp), with ``token`` (else ``MOMIN_API_TOKEN``) sent as
+    ``Authorization: Bearer`` on every request."""
+
+    def __init__(self, socket_path: Optional[str] = None, timeout: Optional[float] = 600.0,
+                 url: Optional[str] = None, token: Optional[str] = None):
+        self.url = None if socket_path else (url or os.environ.get("MOMIN_API_URL") or None)
+        self.token = token or os.environ.get("MOMIN_API_TOKEN") or None
+        self.socket_path = None if self.url else (socket_path or default_socket())
         self.timeout = timeout
+        if self.url:
+            parts = urlsplit(self.url)
+            if parts.scheme != "http" or not parts.hostname or parts.path not in ("", "/") or parts.query:
+                raise ValueError(f"url {self.url!r}: expected http://HOST:PORT (momin serve --tcp)")
+            if not self.token:
+                raise ValueError(f"url {self.url!r}: a token is needed over TCP (token=..., or MOMIN_API_TOKEN)")
+            self._host, self._port = parts.hostname, parts.port or 80
+
+    @property
+    def where(self) -> str:
+        return self.url or self.socket_path or ""
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self.url:
+            return http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
+        return _UnixConnection(self.socket_path, self.timeout)
 
     def path(self, *parts: str, **query: str) -> str:
         text = "/" + "/".join(quote(part, safe="") for part in parts)
         return text + ("?" + urlencode(query) if query else "")
 
-    def _open(self, method: str, path: str, body: Optional[bytes], content_type: Optional[str]) -> Tuple[_UnixConnection, http.client.HTTPResponse]:
-        connection = _UnixConnection(self.socket_path, self.timeout)
+    def _open(self, method: str, path: str, body: Optional[bytes], content_type: Optional[str]) -> Tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        connection = self._connection()
         headers = {"Connection": "close"}
+        if self.url:
+            headers["Authorization"] = f"Bearer {self.token}"
         if body is not None:
             headers["Content-Type"] = content_type or "application/json"
             headers["Content-Length"] = str(len(body))
         try:
             connection.request(method, path, body=body, headers=headers)
             response = connection.getresponse()
-        except FileNotFoundError as error:
+        except (FileNotFoundError, ConnectionRefusedError) as error:
             connection.close()
-            raise MominError(0, f"no momin serve at {self.socket_path} ({error.strerror}); start one with: momin serve") from None
+            raise MominError(0, f"no momin serve at {self.where} ({error.strerror}); start one with: momin serve") from None
         except OSError as error:
             connection.close()
-            raise MominError(0, f"momin serve at {self.socket_path}: {error}") from None
+            raise MominError(0, f"momin serve at {self.where}: {error}") from None
         if response.status >= 400:
             raw = response.read()
             connection.close()

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, List, Optional
+from typing import Any, List
 
 from .sandbox import CommandResult, Sandbox, SandboxInfo
 
@@ -40,8 +40,9 @@ class AsyncSandbox:
         return cls(await asyncio.to_thread(lambda: Sandbox.create(**options)))
 
     @classmethod
-    async def list(cls, *, socket_path: Optional[str] = None) -> List[SandboxInfo]:
-        return await asyncio.to_thread(lambda: Sandbox.list(socket_path=socket_path))
+    async def list(cls, **where: Any) -> List[SandboxInfo]:
+        """``socket_path``, or ``url`` and ``token``, as for Sandbox.list."""
+        return await asyncio.to_thread(lambda: Sandbox.list(**where))
 
     async def info(self) -> SandboxInfo:
         return await asyncio.to_thread(self._sandbox.info)

@@ -24,6 +24,10 @@ class BadRequest(MominError):
     """The request was wrong (400, 405, 411, 413, 415): nothing was done."""
 
 
+class Unauthorized(MominError):
+    """Over TCP, the request carried no token the server knows (401): check token= or MOMIN_API_TOKEN."""
+
+
 class Forbidden(MominError):
     """This caller may not do that (403): not the server's owner, or not in its group."""
 
@@ -69,6 +73,6 @@ def from_problem(status: int, problem: Dict[str, Any]) -> MominError:
     detail = str(problem.get("detail", "")) or f"HTTP {status}"
     if problem.get("type") == DENIED:
         return PolicyDenied(status, detail, problem)
-    kind = {400: BadRequest, 403: Forbidden, 404: NotFound, 405: BadRequest, 408: BadRequest, 409: Conflict,
+    kind = {400: BadRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound, 405: BadRequest, 408: BadRequest, 409: Conflict,
             411: BadRequest, 413: BadRequest, 415: BadRequest, 422: GuestError, 502: VMFailed, 503: NoRoom}.get(status, MominError)
     return kind(status, detail, problem)

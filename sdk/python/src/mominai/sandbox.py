@@ -137,11 +137,13 @@ class Sandbox:
     @classmethod
     def create(cls, *, name: Optional[str] = None, image: Optional[str] = None, policy: Optional[str] = None,
                vcpus: Optional[int] = None, memory_mib: Optional[int] = None, timeout: Optional[float] = None,
-               idle_timeout: Optional[float] = None, socket_path: Optional[str] = None, **options: Any) -> "Sandbox":
+               idle_timeout: Optional[float] = None, socket_path: Optional[str] = None, url: Optional[str] = None,
+               token: Optional[str] = None, **options: Any) -> "Sandbox":
         """Boots a sandbox and returns once its init answers. ``timeout`` is its lifetime in
         seconds, ``idle_timeout`` how long it may go unused; ``options`` are the rest of the
-        create request's fields (disks, overlay, scratch, audit, buckets: docs/api.md)."""
-        client = Client(socket_path)
+        create request's fields (disks, overlay, scratch, audit, buckets: docs/api.md).
+        ``socket_path``, or ``url`` and ``token``, say which server (``Client``)."""
+        client = Client(socket_path, url=url, token=token)
         payload: Dict[str, Any] = {key: value for key, value in {
             "name": name, "image": image, "policy": policy, "vcpus": vcpus, "memory_mib": memory_mib,
             "timeout_seconds": timeout, "idle_timeout_seconds": idle_timeout}.items() if value is not None}
@@ -150,15 +152,17 @@ class Sandbox:
         return cls(info["name"], client)
 
     @classmethod
-    def connect(cls, name: str, *, socket_path: Optional[str] = None) -> "Sandbox":
+    def connect(cls, name: str, *, socket_path: Optional[str] = None, url: Optional[str] = None,
+                token: Optional[str] = None) -> "Sandbox":
         """A sandbox that is already running (raises NotFound otherwise)."""
-        sandbox = cls(name, Client(socket_path))
+        sandbox = cls(name, Client(socket_path, url=url, token=token))
         sandbox.info()
         return sandbox
 
     @classmethod
-    def list(cls, *, socket_path: Optional[str] = None) -> List[SandboxInfo]:
-        client = Client(socket_path)
+    def list(cls, *, socket_path: Optional[str] = None, url: Optional[str] = None,
+             token: Optional[str] = None) -> List[SandboxInfo]:
+        client = Client(socket_path, url=url, token=token)
         return [SandboxInfo.from_json(item) for item in client.json("GET", client.path("v1", "sandboxes"))["sandboxes"]]
 
     def info(self) -> SandboxInfo:
