@@ -208,7 +208,7 @@ let package = Package(
         .testTarget(name: "ImagesTests", dependencies: ["ImageLayers", "Images"]),
         // The API server over a real Unix socket: routes against the committed OpenAPI document,
         // callers, bounds, problem details (no VM: the Host paths a VM needs run in the rig).
-        .testTarget(name: "APIServerTests", dependencies: ["APIServer", "Host", "Images", "Merkle", "Policy", "POSIX",
+        .testTarget(name: "APIServerTests", dependencies: ["APIServer", "Doors", "Host", "Images", "Merkle", "Policy", "POSIX",
                                                         .product(name: "Crypto", package: "swift-crypto")]),
         // Tier 2: real /dev/kvm with small hand-made guest code.
         .testTarget(name: "KVMTests", dependencies: ["KVM", "GuestMemory"]),

@@ -42,8 +42,13 @@ public final class APIServer: Sendable {
         ("GET", "/v1/sandboxes/{name}"),
         ("DELETE", "/v1/sandboxes/{name}"),
         ("POST", "/v1/sandboxes/{name}/commands"),
+        ("GET", "/v1/sandboxes/{name}/commands"),
+        ("GET", "/v1/sandboxes/{name}/commands/{id}"),
+        ("DELETE", "/v1/sandboxes/{name}/commands/{id}"),
         ("GET", "/v1/sandboxes/{name}/files"),
         ("PUT", "/v1/sandboxes/{name}/files"),
+        ("GET", "/v1/sandboxes/{name}/files/stat"),
+        ("GET", "/v1/sandboxes/{name}/files/list"),
     ]
 
     /// The OpenAPI document, as committed.
@@ -116,9 +121,23 @@ public final class APIServer: Sendable {
                 default: throw notAllowed(request, "GET, DELETE")
                 }
             case (_, 4, "v1") where parts[1] == "sandboxes" && parts[3] == "commands":
-                guard request.method == "POST" else { throw notAllowed(request, "POST") }
-                let body: RunCommand = try decode(request, on: connection)
-                runCommand(parts[2], body, on: connection, caller: caller)
+                switch request.method {
+                case "GET": try reply(connection, 200, try sandboxes.backgroundCommands(parts[2], caller: caller))
+                case "POST":
+                    let body: RunCommand = try decode(request, on: connection)
+                    if body.background == true {
+                        try reply(connection, 202, try sandboxes.start(parts[2], body, caller: caller))
+                    } else {
+                        runCommand(parts[2], body, on: connection, caller: caller)
+                    }
+                default: throw notAllowed(request, "GET, POST")
+                }
+            case (_, 5, "v1") where parts[1] == "sandboxes" && parts[3] == "commands":
+                switch request.method {
+                case "GET": try reply(connection, 200, try sandboxes.backgroundCommand(parts[2], id: parts[4], caller: caller))
+                case "DELETE": try reply(connection, 202, try sandboxes.backgroundCommand(parts[2], id: parts[4], kill: true, caller: caller))
+                default: throw notAllowed(request, "GET, DELETE")
+                }
             case (_, 4, "v1") where parts[1] == "sandboxes" && parts[3] == "files":
                 guard let path = request.query["path"] else {
                     throw Problem(status: 400, title: "bad request", detail: "the query must name the guest file: ?path=/absolute/path")
@@ -127,6 +146,22 @@ public final class APIServer: Sendable {
                 case "GET": try readFile(parts[2], path: path, on: connection, caller: caller)
                 case "PUT": try writeFile(parts[2], path: path, request, on: connection, caller: caller)
                 default: throw notAllowed(request, "GET, PUT")
+                }
+            case (_, 5, "v1") where parts[1] == "sandboxes" && parts[3] == "files" && (parts[4] == "stat" || parts[4] == "list"):
+                guard request.method == "GET" else { throw notAllowed(request, "GET") }
+                guard let path = request.query["path"] else {
+                    throw Problem(status: 400, title: "bad request", detail: "the query must name the guest path: ?path=/absolute/path")
+                }
+                if parts[4] == "list" {
+                    try reply(connection, 200, try sandboxes.list(parts[2], path: path, caller: caller))
+                } else {
+                    let follow: Bool
+                    switch request.query["follow"] {
+                    case nil, "false": follow = false
+                    case "true": follow = true
+                    case let other?: throw Problem(status: 400, title: "bad request", detail: "follow=\(other): expected true or false")
+                    }
+                    try reply(connection, 200, try sandboxes.stat(parts[2], path: path, followSymlinks: follow, caller: caller))
                 }
             default:
                 throw Problem(status: 404, title: "not found", detail: "no operation at \(request.method) \(request.path) (GET /openapi.json lists them)")

@@ -60,6 +60,8 @@ public final class Sandboxes: Sendable {
         var running = 0
     }
     private let activity = Mutex<[String: Activity]>([:])
+    /// The background commands of each sandbox.
+    let background = BackgroundCommands()
     /// Creates under way: their launches wait on children of their own, which `reapChildren`
     /// must leave alone.
     private let creating = Mutex(0)
@@ -195,8 +197,8 @@ public final class Sandboxes: Sendable {
 
     // MARK: Commands and files
 
-    /// Runs a command through the sandbox's gateway; `event` hears its output and its end.
-    public func run(_ name: String, _ command: RunCommand, caller: Caller, event: (CommandEvent) -> Void) throws(Problem) {
+    /// The exec a command body asks for, checked: its request, its input, and its program's name.
+    func execRequest(_ command: RunCommand) throws(Problem) -> (ExecRequest, DoorsClient.ExecInput, String) {
         guard let first = command.argv.first, !first.isEmpty else { throw Problem(status: 400, title: "bad request", detail: "argv: no command given") }
         if let cwd = command.cwd, !cwd.hasPrefix("/") { throw Problem(status: 400, title: "bad request", detail: "cwd \(cwd): the working directory must be an absolute path") }
         var input = DoorsClient.ExecInput.none
@@ -218,10 +220,15 @@ public final class Sandboxes: Sendable {
             guard seconds.isFinite, seconds > 0 else { throw Problem(status: 400, title: "bad request", detail: "timeout_seconds \(seconds) must be > 0") }
             timeout = UInt32(min(seconds * 1000, Double(UInt32.max)))
         }
+        return (ExecRequest(argv: command.argv, env: variables, cwd: command.cwd ?? "/", timeoutMilliseconds: timeout), input, first)
+    }
+
+    /// Runs a command through the sandbox's gateway; `event` hears its output and its end.
+    public func run(_ name: String, _ command: RunCommand, caller: Caller, event: (CommandEvent) -> Void) throws(Problem) {
+        let (request, input, first) = try execRequest(command)
         let gateway = try self.gateway(name, caller: caller)
         begin(name)
         defer { end(name) }
-        let request = ExecRequest(argv: command.argv, env: variables, cwd: command.cwd ?? "/", timeoutMilliseconds: timeout)
         let report: ExitReport
         do throws(GatewayError) {
             report = try gateway.exec(request, input: input) { isStdout, bytes in
@@ -232,13 +239,67 @@ public final class Sandboxes: Sendable {
         } catch {
             throw Problem(error, vm: name, what: first)
         }
+        event(Self.exitEvent(report))
+    }
+
+    static func exitEvent(_ report: ExitReport) -> CommandEvent {
         var end = CommandEvent(type: "exit")
         switch report.status {
         case .exited(let code): end.exitCode = Int(code)
         case .signaled(let signal): end.signal = Int(signal)
         }
         end.timedOut = report.timedOut
-        event(end)
+        return end
+    }
+
+    // MARK: Background commands
+
+    /// Starts a command on a thread of its own and answers at once. It counts as a running
+    /// command for the idle timer until it ends; its output is kept (`BackgroundCommands`).
+    public func start(_ name: String, _ command: RunCommand, caller: Caller) throws(Problem) -> BackgroundCommand {
+        let (request, input, first) = try execRequest(command)
+        let gateway = try self.gateway(name, caller: caller)
+        let running = BackgroundCommands.Command(id: BackgroundCommands.newID(), argv: command.argv)
+        try background.add(running, to: name)
+        begin(name)
+        do {
+            try POSIXThread.detach(name: "api-command") { [self] in
+                defer { end(name) }
+                do throws(GatewayError) {
+                    let report = try gateway.exec(request, input: input, shouldKill: { running.killRequested.load(ordering: .relaxed) },
+                                                  killPollMilliseconds: 200) { isStdout, bytes in running.append(stdout: isStdout, bytes) }
+                    running.finish(Self.exitEvent(report))
+                } catch {
+                    var failed = CommandEvent(type: "error")
+                    failed.problem = Problem(error, vm: name, what: first)
+                    running.finish(failed)
+                }
+            }
+        } catch {
+            end(name)
+            var failed = CommandEvent(type: "error")
+            failed.problem = Problem(status: 500, title: "internal error", detail: "cannot start a thread for the command: \(error)")
+            running.finish(failed)
+        }
+        return running.info(output: false)
+    }
+
+    /// Sandbox `name`'s background commands, oldest first, without their output.
+    public func backgroundCommands(_ name: String, caller: Caller) throws(Problem) -> BackgroundCommandList {
+        _ = try info(name, for: caller)
+        return BackgroundCommandList(commands: background.all(in: name).map { $0.info(output: false) })
+    }
+
+    /// One background command with its output; with `kill`, it is asked to end first (the
+    /// guest kills its process group; the answer may still say running).
+    public func backgroundCommand(_ name: String, id: String, kill: Bool = false, caller: Caller) throws(Problem) -> BackgroundCommand {
+        _ = try info(name, for: caller)
+        guard let command = background.command(id, in: name) else {
+            throw Problem(status: 404, title: "not found", detail: "no background command \(id) in sandbox \(name)")
+        }
+        if kill { command.killRequested.store(true, ordering: .relaxed) }
+        touch(name)
+        return command.info(output: true)
     }
 
     /// Reads a guest file through the gateway, passing its bytes on as they come.
@@ -255,9 +316,23 @@ public final class Sandboxes: Sendable {
         }
     }
 
+    /// A guest path's type, size, mode and times, if the policy lets the caller read it.
+    public func stat(_ name: String, path: String, followSymlinks: Bool, caller: Caller) throws(Problem) -> FileInfo {
+        try fileCall(name, path: path, caller: caller) { gateway throws(GatewayError) in
+            FileInfo(path: path, try gateway.stat(StatRequest(path: path, followSymlinks: followSymlinks)))
+        }
+    }
+
+    /// A guest directory's entries, if the policy lets the caller read it.
+    public func list(_ name: String, path: String, caller: Caller) throws(Problem) -> DirectoryListing {
+        try fileCall(name, path: path, caller: caller) { gateway throws(GatewayError) in
+            DirectoryListing(path: path, try gateway.list(path))
+        }
+    }
+
     /// A file call on an absolute path, through the sandbox's gateway, counted as use.
-    private func fileCall(_ name: String, path: String, caller: Caller,
-                          _ call: (ToolGateway) throws(GatewayError) -> UInt64) throws(Problem) -> UInt64 {
+    private func fileCall<T>(_ name: String, path: String, caller: Caller,
+                             _ call: (ToolGateway) throws(GatewayError) -> T) throws(Problem) -> T {
         guard path.hasPrefix("/") else { throw Problem(status: 400, title: "bad request", detail: "path \(path): must be absolute") }
         let gateway = try self.gateway(name, caller: caller)
         begin(name)
@@ -295,7 +370,10 @@ public final class Sandboxes: Sendable {
         }
     }
 
-    private func forget(_ name: String) { activity.withLock { _ = $0.removeValue(forKey: name) } }
+    private func forget(_ name: String) {
+        activity.withLock { _ = $0.removeValue(forKey: name) }
+        background.forget(name)
+    }
 
     /// Takes over the sandboxes a previous server created: each running one's idle time starts
     /// now; what a dead VMM left is cleaned. Returns the names adopted.

@@ -1,3 +1,4 @@
+import Doors
 /// The JSON bodies of the API, as Sources/APIServer/openapi.json names them (the schemas under
 /// components/schemas; APIServerTests checks the two agree). Keys are snake_case.
 
@@ -81,9 +82,11 @@ public struct RunCommand: Codable, Sendable, Equatable {
     /// Standard input, base64; /dev/null when absent.
     public var stdin: String?
     public var timeoutSeconds: Double?
+    /// Start it and answer at once with a handle (202), instead of streaming its output.
+    public var background: Bool?
 
     enum CodingKeys: String, CodingKey {
-        case argv, cwd, env, stdin
+        case argv, cwd, env, stdin, background
         case timeoutSeconds = "timeout_seconds"
     }
 
@@ -122,6 +125,100 @@ public struct WrittenFile: Codable, Sendable, Equatable {
     public init(path: String, bytes: UInt64) {
         self.path = path
         self.bytes = bytes
+    }
+}
+
+/// A background command: `POST .../commands` with `"background": true` answers one (202), and
+/// `GET` and `DELETE .../commands/{id}` answer it as it is then.
+public struct BackgroundCommand: Codable, Sendable, Equatable {
+    public var id: String
+    public var argv: [String]
+    /// `running` or `done`.
+    public var state: String
+    /// Whether a kill was asked for (DELETE); the command is done once the guest has ended it.
+    public var killRequested: Bool = false
+    /// When done: as an `exit` line of a streamed command, or the problem that ended it.
+    public var exitCode: Int?
+    public var signal: Int?
+    public var timedOut: Bool?
+    public var problem: Problem?
+    /// The newest output kept (at most 1 MiB of each stream), base64; only for one command's GET
+    /// and DELETE, not in the list.
+    public var stdout: String?
+    public var stderr: String?
+    /// Output older than what is kept, both streams together.
+    public var droppedBytes: UInt64?
+
+    enum CodingKeys: String, CodingKey {
+        case id, argv, state, signal, problem, stdout, stderr
+        case killRequested = "kill_requested", exitCode = "exit_code", timedOut = "timed_out", droppedBytes = "dropped_bytes"
+    }
+
+    public init(id: String, argv: [String], state: String) {
+        self.id = id
+        self.argv = argv
+        self.state = state
+    }
+}
+
+/// `GET /v1/sandboxes/{name}/commands`: its background commands, oldest first.
+public struct BackgroundCommandList: Codable, Sendable, Equatable {
+    public var commands: [BackgroundCommand]
+
+    public init(commands: [BackgroundCommand]) { self.commands = commands }
+}
+
+/// `GET /v1/sandboxes/{name}/files/stat`: one guest path as stat(2), or lstat(2), saw it.
+public struct FileInfo: Codable, Sendable, Equatable {
+    public var path: String
+    /// `file`, `directory`, `symlink` or `other` (a device, FIFO or socket).
+    public var type: String
+    public var size: UInt64
+    /// The permission bits, st_mode & 0o7777.
+    public var mode: UInt32
+    /// The modification time, in seconds since the epoch (with its fraction).
+    public var modifiedSeconds: Double
+    public var uid: UInt32
+    public var gid: UInt32
+
+    enum CodingKeys: String, CodingKey {
+        case path, type, size, mode, modifiedSeconds = "modified_seconds", uid, gid
+    }
+
+    public init(path: String, _ stat: FileStat) {
+        self.path = path
+        type = FileInfo.name(stat.type)
+        size = stat.size
+        mode = stat.permissions
+        modifiedSeconds = Double(stat.mtimeSeconds) + Double(stat.mtimeNanoseconds) / 1e9
+        uid = stat.uid
+        gid = stat.gid
+    }
+
+    static func name(_ type: FileType) -> String {
+        switch type {
+        case .regular: "file"
+        case .directory: "directory"
+        case .symlink: "symlink"
+        case .other: "other"
+        }
+    }
+}
+
+/// `GET /v1/sandboxes/{name}/files/list`: a guest directory's entries, as the guest listed them.
+public struct DirectoryListing: Codable, Sendable, Equatable {
+    public struct Entry: Codable, Sendable, Equatable {
+        public var name: String
+        /// As `FileInfo.type`.
+        public var type: String
+    }
+
+    public var path: String
+    public var entries: [Entry]
+
+    public init(path: String, _ entries: [DirectoryEntry]) {
+        self.path = path
+        self.entries = entries.map { Entry(name: $0.name, type: FileInfo.name($0.type)) }
     }
 }
 

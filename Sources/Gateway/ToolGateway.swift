@@ -50,7 +50,8 @@ public final class ToolGateway: @unchecked Sendable {
     /// the exec is cancelled there, its result logged, and the call ends `.denied` by the limit.
     /// The host holds the exec to its timeout and to the session's wall time itself
     /// (`hostDeadline`), whatever the guest does.
-    public func exec(_ request: ExecRequest, input: DoorsClient.ExecInput,
+    public func exec(_ request: ExecRequest, input: DoorsClient.ExecInput, shouldKill: () -> Bool = { false },
+                     killPollMilliseconds: Int32? = nil,
                      output: (Bool, [UInt8]) -> Void) throws(GatewayError) -> ExitReport {
         var request = request
         if request.timeoutMilliseconds == nil, let timeout = session.policy?.limits.callTimeout {
@@ -81,7 +82,8 @@ public final class ToolGateway: @unchecked Sendable {
         }
         let report: ExitReport
         do {
-            report = try client.exec(sent, input: input, deadline: deadline, shouldKill: { budget.exceeded }) { isStdout, chunk in
+            report = try client.exec(sent, input: input, deadline: deadline, shouldKill: { budget.exceeded || shouldKill() },
+                                     killPollMilliseconds: killPollMilliseconds) { isStdout, chunk in
                 result.add(stream: isStdout ? 1 : 2, chunk)
                 if let passed = budget.take(chunk) { output(isStdout, passed) }
             }
@@ -168,6 +170,51 @@ public final class ToolGateway: @unchecked Sendable {
         }
         try session.finish(id, status: 0, result: result, countsAsOutput: false)
         return count
+    }
+
+    /// Stat of a guest path, if the policy lets the agent read it (docs/policy.md: a stat is
+    /// judged as a read of the path). The result digest covers the guest's answer as it came.
+    public func stat(_ request: StatRequest) throws(GatewayError) -> FileStat {
+        let call = ToolCall.stat(path: request.path, followSymlinks: request.followSymlinks)
+        let admission = try session.admission(call, tool: "stat", arguments: try Self.arguments(.stat(request)))
+        var result = ResultHasher()
+        var sent = request
+        do throws(GatewayError) {
+            if case .file(let path)? = admission.judged { sent.path = path } else {
+                sent.path = try resolved(request.path, followFinal: request.followSymlinks, what: "path")
+            }
+        } catch {
+            try session.finish(admission.id, status: -1, result: result)
+            throw error
+        }
+        let answer: FileStat
+        do { answer = try client.stat(sent) } catch {
+            try session.finish(admission.id, status: -1, result: result)
+            throw .guest(error)
+        }
+        result.add(stream: 1, try Self.arguments(.statResult(answer)))
+        try session.finish(admission.id, status: 0, result: result)
+        return answer
+    }
+
+    /// The entries of a guest directory, if the policy lets the agent read it. The result
+    /// digest covers the guest's batches as they came; they count against the output limit.
+    public func list(_ path: String) throws(GatewayError) -> [DirectoryEntry] {
+        let admission = try session.admission(.list(path: path), tool: "list", arguments: try Self.arguments(.list(path: path)))
+        var result = ResultHasher()
+        let sent: String
+        do throws(GatewayError) { sent = try self.path(path, judged: admission.judged) } catch {
+            try session.finish(admission.id, status: -1, result: result)
+            throw error
+        }
+        let batches: [[DirectoryEntry]]
+        do { batches = try client.list(sent) } catch {
+            try session.finish(admission.id, status: -1, result: result)
+            throw .guest(error)
+        }
+        for batch in batches { result.add(stream: 1, try Self.arguments(.listEntries(batch))) }
+        try session.finish(admission.id, status: 0, result: result)
+        return batches.flatMap { $0 }
     }
 
     /// The path to send the guest for a file call: the one the policy judged, resolved; or,

@@ -76,7 +76,7 @@ public final class DoorsClient {
     }
 
     /// What an exec reads as its standard input.
-    public enum ExecInput {
+    public enum ExecInput: Sendable {
         /// /dev/null in the guest.
         case none
         case bytes([UInt8])
@@ -88,10 +88,12 @@ public final class DoorsClient {
     /// poll(2) loop: a program that writes more than the buffers hold before it reads its
     /// input (or the other way round) must not wedge both sides. Input still unsent when the
     /// program exits is dropped. Once `shouldKill` says so (it is asked after each chunk of
-    /// output), or `deadline.cancel` passes, the exec is cancelled (the guest kills its process
+    /// output, and with `killPollMilliseconds` also at least that often while the program is
+    /// silent), or `deadline.cancel` passes, the exec is cancelled (the guest kills its process
     /// group) and what it sends until its Exit is still read; an exec the host cancelled at its
     /// deadline is reported `timedOut`.
     public func exec(_ request: ExecRequest, input: ExecInput, deadline: ExecDeadline? = nil, shouldKill: () -> Bool = { false },
+                     killPollMilliseconds: Int32? = nil,
                      output: (Bool, [UInt8]) -> Void) throws(GuestCallError) -> ExitReport {
         var request = request
         if case .none = input { request.sendsStdin = false } else { request.sendsStdin = true }
@@ -154,6 +156,15 @@ public final class DoorsClient {
                     throw .timedOut("the exec's Exit, which the guest did not send in time after its deadline")
                 }
                 wait = MonotonicClock.pollTimeout(until: killSent ? deadline.abandon : deadline.cancel)
+            }
+            if let every = killPollMilliseconds, !killSent {
+                if shouldKill() {
+                    killSent = true
+                    inputOpen = false
+                    try encode(Frame(requestID: id, .cancel), into: &outgoing)
+                    continue
+                }
+                wait = wait < 0 ? every : min(wait, every)
             }
             var fds = [pollfd(fd: fd, events: Int16(POLLIN) | (outgoing.isEmpty ? 0 : Int16(POLLOUT)), revents: 0)]
             if inputOpen, outgoing.count < lowWater, case .descriptor(let source) = input {
@@ -252,11 +263,38 @@ public final class DoorsClient {
 
     /// Stat of a guest path (symlinks not followed).
     public func stat(_ path: String) throws(GuestCallError) -> FileStat {
+        try stat(StatRequest(path: path))
+    }
+
+    public func stat(_ request: StatRequest) throws(GuestCallError) -> FileStat {
         let id = allocateRequest()
-        try send(Frame(requestID: id, .stat(StatRequest(path: path))))
+        try send(Frame(requestID: id, .stat(request)))
         return try awaitReply(id) { message throws(GuestCallError) in
             guard case .statResult(let result) = message else { throw .unexpected(message) }
             return result
+        }
+    }
+
+    /// The most entries one listing may bring; a guest that sends more ends the call.
+    public static let maxListEntries = 100_000
+
+    /// The entries of guest directory `path`, in the batches the guest sent them (each batch is
+    /// bounded by the frame decoder; their number by `maxEntries`).
+    public func list(_ path: String, maxEntries: Int = DoorsClient.maxListEntries) throws(GuestCallError) -> [[DirectoryEntry]] {
+        let id = allocateRequest()
+        try send(Frame(requestID: id, .list(path: path)))
+        var batches: [[DirectoryEntry]] = []
+        var count = 0
+        return try awaitReply(id) { message throws(GuestCallError) in
+            switch message {
+            case .listEntries(let batch):
+                count += batch.count
+                guard count <= maxEntries else { throw .exceeded("a listing of \(path) with more than \(maxEntries) entries") }
+                batches.append(batch)
+                return nil
+            case .listEnd: return batches
+            default: throw .unexpected(message)
+            }
         }
     }
 

@@ -18,6 +18,8 @@ public enum GuestCallError: Error, CustomStringConvertible {
     case unexpected(DoorsMessage)
     /// The VMM or the guest did not answer a handshake in time.
     case timedOut(String)
+    /// The guest's answer went past a bound the host keeps (what, and the bound).
+    case exceeded(String)
 
     public var description: String {
         switch self {
@@ -31,6 +33,7 @@ public enum GuestCallError: Error, CustomStringConvertible {
         case .connectionClosed: "the guest closed the Doors connection"
         case .unexpected(let m): "unexpected Doors message \(m.type)"
         case .timedOut(let what): "timed out waiting for \(what)"
+        case .exceeded(let what): "the guest's answer went past a bound: \(what)"
         }
     }
 }

@@ -1,4 +1,5 @@
 import APIServer
+import Doors
 import Foundation
 import Glibc
 import Host
@@ -111,6 +112,13 @@ import Testing
         #expect(try keys(Samples.problem) == properties("Problem"))
         #expect(try keys(Samples.written) == properties("WrittenFile"))
         #expect(try keys(SandboxList(sandboxes: [])) == properties("SandboxList"))
+        #expect(try keys(FileInfo(path: "/tmp/x", FileStat(type: .regular, permissions: 0o644, size: 3, mtimeSeconds: 1))) == properties("FileInfo"))
+        #expect(try keys(DirectoryListing(path: "/tmp", [DirectoryEntry(name: "x", type: .directory)])) == properties("DirectoryListing"))
+        var command = BackgroundCommand(id: "cmd-1", argv: ["sleep", "9"], state: "done")
+        (command.exitCode, command.signal, command.timedOut, command.problem) = (0, 9, false, Samples.problem)
+        (command.stdout, command.stderr, command.droppedBytes) = ("", "", 0)
+        #expect(try keys(command) == properties("BackgroundCommand"))
+        #expect(try keys(BackgroundCommandList(commands: [])) == properties("BackgroundCommandList"))
         // Required means required: a body without a required key is refused by the decoder too.
         #expect(Set(try #require(schemas["RunCommand"]?["required"] as? [String])) == ["argv"])
         #expect(throws: (any Error).self) { try JSONDecoder().decode(RunCommand.self, from: Data("{}".utf8)) }
@@ -250,7 +258,7 @@ enum Samples {
                                   idleTimeoutSeconds: 60, createdBy: "uid=0")
     static var command: RunCommand {
         var value = RunCommand(argv: ["ls"])
-        value.cwd = "/"; value.env = ["A=B"]; value.stdin = ""; value.timeoutSeconds = 1
+        value.cwd = "/"; value.env = ["A=B"]; value.stdin = ""; value.timeoutSeconds = 1; value.background = false
         return value
     }
     static var event: CommandEvent {

@@ -77,6 +77,19 @@ import Testing
                 case .exec:
                     saw.requests.append(frame.message)
                     try peer.send(Frame(requestID: id, .started(pid: 7)), Frame(requestID: id, .exit(ExitReport(status: .exited(code: 0)))))
+                case .list(let path):
+                    saw.requests.append(frame.message)
+                    guard fs.directories.contains(path) else { try peer.send(notFound); break }
+                    let prefix = path == "/" ? "/" : path + "/"
+                    let children = (fs.directories.map { ($0, FileType.directory) } + fs.files.map { ($0, FileType.regular) }
+                                    + fs.links.keys.map { ($0, FileType.symlink) })
+                        .filter { $0.0.hasPrefix(prefix) && $0.0 != path && !$0.0.dropFirst(prefix.count).contains("/") }
+                        .map { DirectoryEntry(name: String($0.0.dropFirst(prefix.count)), type: $0.1) }
+                        .sorted { $0.name < $1.name }
+                    // Two batches when there are two or more entries, as a guest with a long listing sends them.
+                    let half = children.count / 2
+                    try peer.send(Frame(requestID: id, .listEntries(Array(children[..<half]))), Frame(requestID: id, .listEntries(Array(children[half...]))),
+                                  Frame(requestID: id, .listEnd))
                 default:
                     throw FakeError("unexpected \(frame)")
                 }
@@ -159,6 +172,44 @@ import Testing
         #expect(request.argv == ["/usr/bin/uname", "-r"])
         #expect(request.program == "/bin/busybox")
         #expect(request.cwd == "/evidence/disk")
+    }
+
+    /// A listing is judged as a read of the directory and sent resolved; the entries come back
+    /// across batches whole; a directory outside the policy is never asked for.
+    @Test func aListIsSentTheResolvedDirectoryAndDeniedOutsideThePolicy() throws {
+        let policy = try Self.policy("tools:\n  files:\n    read: [/evidence/**, /usr/**]\n")
+        var listed: [DirectoryEntry] = []
+        var denial: GatewayError?
+        var info: FileStat?
+        var followed: GatewayError?
+        let seen = try Self.run(policy) { gateway in
+            listed = (try? gateway.list("/evidence/current")) ?? []
+            // The link itself is under /usr; what it leads to (/bin/busybox) is not.
+            info = try? gateway.stat(StatRequest(path: "/usr/bin/uname", followSymlinks: false))
+            do throws(GatewayError) { _ = try gateway.stat(StatRequest(path: "/usr/bin/uname", followSymlinks: true)) } catch { followed = error }
+            do throws(GatewayError) { _ = try gateway.list("/proc/sys") } catch { denial = error }
+        }
+        #expect(seen == [.list(path: "/evidence/disk")])
+        #expect(listed == [DirectoryEntry(name: "notes.txt", type: .regular)])
+        #expect(info?.type == .regular && info?.permissions == 0o644)
+        guard case .denied? = followed else { Issue.record("a followed stat outside the policy: \(String(describing: followed))"); return }
+        guard case .denied(let decision)? = denial else { Issue.record("not a denial: \(String(describing: denial))"); return }
+        #expect(decision.rule.id == "tools.files.read")
+    }
+
+    /// A guest that lists more than the host takes ends the call, however it batches them.
+    @Test func aListingPastTheBoundEndsTheCall() throws {
+        let (client, guest) = try connect { peer in
+            guard let frame = try? peer.receive(), case .list = frame.message else { throw FakeError("expected a list") }
+            let batch = (0..<4).map { DirectoryEntry(name: "f\($0)", type: .regular) }
+            try peer.send(Frame(requestID: frame.requestID, .listEntries(batch)), Frame(requestID: frame.requestID, .listEntries(batch)),
+                          Frame(requestID: frame.requestID, .listEnd))
+            return 0
+        }
+        var failure: GuestCallError?
+        do throws(GuestCallError) { _ = try client.list("/tmp", maxEntries: 5) } catch { failure = error }
+        #expect(failure?.description == "the guest's answer went past a bound: a listing of /tmp with more than 5 entries")
+        _ = try? guest.join()
     }
 
     @Test func withoutAPolicyPathsAreResolvedTooAndTheGuestFindsTheProgram() throws {

@@ -18,6 +18,25 @@ struct Chunk: Equatable, Sendable, CustomTestStringConvertible {
 
 /// The exec side of the client, against a fake guest.
 @Suite struct ExecTests {
+    /// A silent program is cancelled once `shouldKill` says so, when the client is told to ask
+    /// while it waits (a background command's kill): without that it would wait for output.
+    @Test func aSilentProgramIsCancelledWhenAskedWhileWaiting() throws {
+        let (client, guest) = try connect { peer in
+            let request = try peer.receive()
+            guard case .exec = request.message else { throw FakeError("expected Exec, got \(request)") }
+            try peer.send(Frame(requestID: request.requestID, .started(pid: 42)))
+            // The program says nothing; a Cancel, if it comes, is answered as SIGKILL's end.
+            let cancelled = (try? peer.receive()).map { if case .cancel = $0.message { true } else { false } } ?? false
+            try peer.send(Frame(requestID: request.requestID, .exit(ExitReport(status: cancelled ? .signaled(signal: 9) : .exited(code: 0)))))
+            return cancelled
+        }
+        let asked = MonotonicClock.deadline(after: 0.3)
+        let report = try client.exec(ExecRequest(argv: ["sleep", "600"]), input: .none, shouldKill: { MonotonicClock.nanoseconds() >= asked },
+                                     killPollMilliseconds: 50) { _, _ in }
+        #expect(report.status == .signaled(signal: 9))
+        #expect(try guest.join())
+    }
+
     @Test func outputArrivesInOrderPerStreamAndTheExitStatusIsReported() throws {
         let big = pattern(200_000, seed: 7)  // more than one socket read
         let sent = [

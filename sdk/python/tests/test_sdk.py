@@ -99,6 +99,50 @@ def test_commands_are_sent_as_the_api_names_them(server, monkeypatch):
     assert (result.stdout, result.exit_code, result.ok, heard) == ("hi", 3, False, ["hi"])
 
 
+def test_files_list_and_get_info_ask_the_api_as_it_names_them(server, monkeypatch):
+    asked = []
+
+    def answer(self, method, path, payload=None):
+        asked.append((method, path))
+        if "/files/list" in path:
+            return {"path": "/tmp/", "entries": [{"name": "a b", "type": "file"}, {"name": "d", "type": "directory"}]}
+        return {"path": "/tmp/a b", "type": "file", "size": 3, "mode": 0o644, "modified_seconds": 1.5, "uid": 0, "gid": 0}
+
+    monkeypatch.setattr(Client, "json", answer)
+    files = Sandbox("box", Client(server["socket"])).files
+    assert [(entry.name, entry.type, entry.path) for entry in files.list("/tmp/")] == [
+        ("a b", "file", "/tmp/a b"), ("d", "directory", "/tmp/d")]
+    info = files.get_info("/tmp/a b", follow_symlinks=True)
+    assert (info.size, info.mode, info.modified_time) == (3, 0o644, 1.5)
+    assert asked == [("GET", "/v1/sandboxes/box/files/list?path=%2Ftmp%2F"),
+                     ("GET", "/v1/sandboxes/box/files/stat?path=%2Ftmp%2Fa+b&follow=true")]
+
+
+def test_a_background_command_is_a_handle_on_the_api(server, monkeypatch):
+    asked = []
+    states = iter(["running", "done"])
+
+    def answer(self, method, path, payload=None):
+        asked.append((method, path, payload))
+        if method == "POST":
+            return {"id": "cmd-1", "argv": payload["argv"], "state": "running", "kill_requested": False}
+        return {"id": "cmd-1", "argv": ["sleep"], "state": "done" if method == "DELETE" else next(states), "kill_requested": method == "DELETE",
+                "exit_code": 0, "stdout": "aGkK", "stderr": ""}
+
+    monkeypatch.setattr(Client, "json", answer)
+    sandbox = Sandbox("box", Client(server["socket"]))
+    handle = sandbox.commands.run("sleep 1; echo hi", background=True)
+    assert (handle.id, handle.state) == ("cmd-1", "running")
+    result = handle.wait(poll=0)
+    assert (result.exit_code, result.stdout) == (0, "hi\n")
+    sandbox.commands.kill("cmd-1")
+    assert asked == [("POST", "/v1/sandboxes/box/commands", {"argv": ["/bin/sh", "-c", "sleep 1; echo hi"], "background": True}),
+                     ("GET", "/v1/sandboxes/box/commands/cmd-1", None), ("GET", "/v1/sandboxes/box/commands/cmd-1", None),
+                     ("DELETE", "/v1/sandboxes/box/commands/cmd-1", None)]
+    with pytest.raises(ValueError, match="on_stdout and on_stderr are for a command run to its end"):
+        sandbox.commands.run("true", background=True, on_stdout=print)
+
+
 def test_tcp_needs_a_token_the_server_knows(server):
     with pytest.raises(Unauthorized) as caught:
         Sandbox.list(url=server["url"], token="momin_not-a-token")

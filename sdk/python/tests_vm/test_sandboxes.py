@@ -4,6 +4,7 @@ log afterwards)."""
 
 import asyncio
 import os
+import time
 
 import pytest
 
@@ -42,6 +43,40 @@ def test_a_file_written_reads_back_whole(box):
     assert box.files.write("/tmp/blob", data) == len(data)
     assert box.files.read("/tmp/blob", format="bytes") == data
     assert box.commands.run("wc -c < /tmp/blob").stdout.split() == ["300000"]
+
+
+def test_a_directory_lists_and_a_file_stats_as_written(box):
+    box.commands.run("mkdir -p /tmp/listed/sub && printf abc > /tmp/listed/a.txt && ln -s a.txt /tmp/listed/link")
+    entries = {entry.name: (entry.type, entry.path) for entry in box.files.list("/tmp/listed")}
+    assert entries == {"a.txt": ("file", "/tmp/listed/a.txt"), "sub": ("directory", "/tmp/listed/sub"),
+                       "link": ("symlink", "/tmp/listed/link")}
+    info = box.files.get_info("/tmp/listed/a.txt")
+    assert (info.type, info.size, info.uid) == ("file", 3, 0)
+    assert box.files.get_info("/tmp/listed/link").type == "symlink"
+    assert box.files.get_info("/tmp/listed/link", follow_symlinks=True).type == "file"
+    with pytest.raises(PolicyDenied) as caught:
+        box.files.list("/etc")
+    assert caught.value.rule == "tools.files.read"
+
+
+def test_a_background_command_runs_on_and_is_waited_for(box):
+    handle = box.commands.run("echo started; sleep 1; echo finished; exit 4", background=True)
+    assert handle.state == "running" and handle.id.startswith("cmd-")
+    assert handle.id in [listed.id for listed in box.commands.list()]
+    result = handle.wait(timeout=120)
+    assert (result.exit_code, result.stdout) == (4, "started\nfinished\n")
+    assert [listed.state for listed in box.commands.list() if listed.id == handle.id] == ["done"]
+
+
+def test_a_background_command_is_killed_by_its_handle(box):
+    handle = box.commands.run(["/bin/sh", "-c", "echo up; sleep 600"], background=True)
+    deadline = time.monotonic() + 60
+    while "up" not in handle.refresh().stdout and time.monotonic() < deadline:
+        time.sleep(0.2)
+    handle.kill()
+    result = handle.wait(timeout=60)
+    assert result.stdout == "up\n"
+    assert result.signal == 9 and result.exit_code is None
 
 
 def test_a_denied_command_never_runs_and_names_the_rule(box):

@@ -27,6 +27,12 @@ class AsyncFiles:
     async def write(self, path: str, data: Any) -> int:
         return await asyncio.to_thread(self._sandbox.files.write, path, data)
 
+    async def list(self, path: str) -> List[Any]:
+        return await asyncio.to_thread(self._sandbox.files.list, path)
+
+    async def get_info(self, path: str, **options: Any) -> Any:
+        return await asyncio.to_thread(self._sandbox.files.get_info, path, **options)
+
 
 class AsyncSandbox:
     def __init__(self, sandbox: Sandbox):

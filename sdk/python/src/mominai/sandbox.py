@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
@@ -64,10 +65,14 @@ class Commands:
 
     def run(self, command: Command, *, cwd: Optional[str] = None, envs: Optional[Dict[str, str]] = None,
             stdin: Optional[Union[str, bytes]] = None, timeout: Optional[float] = None,
-            on_stdout: Optional[Callable[[str], None]] = None, on_stderr: Optional[Callable[[str], None]] = None) -> CommandResult:
+            on_stdout: Optional[Callable[[str], None]] = None, on_stderr: Optional[Callable[[str], None]] = None,
+            background: bool = False) -> Any:
         """Runs a command to its end, through the sandbox's policy. ``on_stdout`` and
         ``on_stderr`` hear the output as it comes (decoded as UTF-8). A non-zero exit is a
-        result, not an error; a denial raises PolicyDenied."""
+        result, not an error; a denial raises PolicyDenied. With ``background=True`` it returns
+        a CommandHandle at once (wait for it, or kill it); the server keeps its newest output."""
+        if background and (on_stdout or on_stderr):
+            raise ValueError("on_stdout and on_stderr are for a command run to its end; a background one keeps its output (handle.wait())")
         payload: Dict[str, Any] = {"argv": _argv(command)}
         if cwd is not None:
             payload["cwd"] = cwd
@@ -78,9 +83,12 @@ class Commands:
             payload["stdin"] = base64.b64encode(data).decode()
         if timeout is not None:
             payload["timeout_seconds"] = timeout
+        client = self._sandbox._client
+        if background:
+            payload["background"] = True
+            return CommandHandle(self._sandbox, client.json("POST", client.path("v1", "sandboxes", self._sandbox.name, "commands"), payload))
         out, err = bytearray(), bytearray()
         end: Optional[Dict[str, Any]] = None
-        client = self._sandbox._client
         for event in client.lines("POST", client.path("v1", "sandboxes", self._sandbox.name, "commands"), payload):
             kind = event.get("type")
             if kind in ("stdout", "stderr"):
@@ -101,9 +109,110 @@ class Commands:
                              stdout_bytes=bytes(out), stderr_bytes=bytes(err))
 
 
+    def list(self) -> List["CommandHandle"]:
+        """The sandbox's background commands, running and done, oldest first."""
+        client = self._sandbox._client
+        answer = client.json("GET", client.path("v1", "sandboxes", self._sandbox.name, "commands"))
+        return [CommandHandle(self._sandbox, item) for item in answer["commands"]]
+
+    def kill(self, command_id: str) -> None:
+        """Kills a background command by its id (its handle's ``id``)."""
+        CommandHandle(self._sandbox, {"id": command_id, "argv": [], "state": "running"}).kill()
+
+
+class CommandHandle:
+    """A command started with ``background=True``: ``wait()`` for its result, or ``kill()`` it.
+    ``state`` is what the server last said: "running" or "done"."""
+
+    def __init__(self, sandbox: "Sandbox", info: Dict[str, Any]):
+        self._sandbox = sandbox
+        self.id: str = info["id"]
+        self.argv: List[str] = info.get("argv", [])
+        self._info = info
+
+    @property
+    def state(self) -> str:
+        return self._info.get("state", "running")
+
+    @property
+    def stdout(self) -> str:
+        """The newest output kept, as the server last said (``refresh()`` asks again)."""
+        return base64.b64decode(self._info.get("stdout", "")).decode("utf-8", "replace")
+
+    @property
+    def stderr(self) -> str:
+        return base64.b64decode(self._info.get("stderr", "")).decode("utf-8", "replace")
+
+    def _path(self) -> str:
+        return self._sandbox._client.path("v1", "sandboxes", self._sandbox.name, "commands", self.id)
+
+    def refresh(self) -> "CommandHandle":
+        self._info = self._sandbox._client.json("GET", self._path())
+        return self
+
+    def kill(self) -> None:
+        """Asks the guest to kill the command's process group; ``wait()`` then returns its end."""
+        self._info = self._sandbox._client.json("DELETE", self._path())
+
+    def wait(self, timeout: Optional[float] = None, poll: float = 0.2) -> CommandResult:
+        """Waits until the command is done and returns its result, with the newest output the
+        server kept (1 MiB of each stream). Raises TimeoutError after ``timeout`` seconds, and
+        the typed error if the call failed (the VM, a denial)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.refresh().state != "done":
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"background command {self.id} still running after {timeout} s")
+            time.sleep(poll)
+        info = self._info
+        if info.get("problem"):
+            problem = info["problem"]
+            raise from_problem(int(problem.get("status", 502)), problem)
+        out, err = base64.b64decode(info.get("stdout", "")), base64.b64decode(info.get("stderr", ""))
+        return CommandResult(stdout=out.decode("utf-8", "replace"), stderr=err.decode("utf-8", "replace"),
+                             exit_code=info.get("exit_code"), signal=info.get("signal"), timed_out=bool(info.get("timed_out")),
+                             stdout_bytes=out, stderr_bytes=err)
+
+
+@dataclass
+class EntryInfo:
+    """One entry of a directory listing: its name, its type ("file", "directory", "symlink" or
+    "other") and its path in the sandbox."""
+    name: str
+    type: str
+    path: str
+
+
+@dataclass
+class FileInfo:
+    """A path as stat(2) (or lstat(2)) saw it in the sandbox."""
+    path: str
+    type: str
+    size: int
+    mode: int
+    modified_time: float
+    uid: int
+    gid: int
+
+
 class Files:
     def __init__(self, sandbox: "Sandbox"):
         self._sandbox = sandbox
+
+    def list(self, path: str) -> List[EntryInfo]:
+        """The entries of a directory, as the guest lists them (no "." or "..")."""
+        client = self._sandbox._client
+        answer = client.json("GET", client.path("v1", "sandboxes", self._sandbox.name, "files", "list", path=path))
+        base = answer["path"].rstrip("/")
+        return [EntryInfo(name=entry["name"], type=entry["type"], path=f"{base}/{entry['name']}") for entry in answer["entries"]]
+
+    def get_info(self, path: str, *, follow_symlinks: bool = False) -> FileInfo:
+        """Type, size, permission bits, modification time and owner of a path; a final
+        symlink is described itself unless ``follow_symlinks``."""
+        client = self._sandbox._client
+        answer = client.json("GET", client.path("v1", "sandboxes", self._sandbox.name, "files", "stat", path=path,
+                                                follow="true" if follow_symlinks else "false"))
+        return FileInfo(path=answer["path"], type=answer["type"], size=answer["size"], mode=answer["mode"],
+                        modified_time=answer["modified_seconds"], uid=answer["uid"], gid=answer["gid"])
 
     def read(self, path: str, *, format: str = "text") -> Union[str, bytes]:
         """The file's contents: text (UTF-8) by default, bytes with format="bytes"."""
