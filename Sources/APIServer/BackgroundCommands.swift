@@ -1,6 +1,4 @@
 import FoundationEssentials
-import Glibc
-import Images
 import Synchronization
 
 /// Commands started with `"background": true` (docs/api.md, "Background commands"): each runs
@@ -109,9 +107,5 @@ final class BackgroundCommands: Sendable {
         _ = table.withLock { $0.removeValue(forKey: name) }
     }
 
-    static func newID() -> String {
-        var bytes = [UInt8](repeating: 0, count: 4)
-        bytes.withUnsafeMutableBytes { arc4random_buf($0.baseAddress!, $0.count) }
-        return "cmd-" + hexBytes(bytes)
-    }
+    static func newID() -> String { Sandboxes.randomName("cmd-") }
 }

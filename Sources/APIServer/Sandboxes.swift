@@ -133,10 +133,13 @@ public final class Sandboxes: Sendable {
     /// A name the registry would take (`VMRegistry.validate`).
     static func isName(_ name: String) -> Bool { (try? VMRegistry.validate(name)) != nil }
 
-    static func newName() -> String {
+    static func newName() -> String { randomName("sbx-") }
+
+    /// `prefix` and 8 random hex digits: a sandbox's or a background command's name.
+    static func randomName(_ prefix: String) -> String {
         var bytes = [UInt8](repeating: 0, count: 4)
         bytes.withUnsafeMutableBytes { arc4random_buf($0.baseAddress!, $0.count) }
-        return "sbx-" + hexBytes(bytes)
+        return prefix + hexBytes(bytes)
     }
 
     /// Every VM on this host's registry that `caller` may see (all of them for the owner and the
