@@ -6,32 +6,31 @@ import Synchronization
 /// window, until it exits or is killed. The table is bounded per sandbox.
 final class BackgroundCommands: Sendable {
     /// The bytes kept of each stream of one command: the newest; older ones are counted as dropped.
-    static let windowBytes = 1 << 20
+    static let windowBytes = 256 << 10
     /// Commands kept per sandbox, running or done. To make room the oldest done one is forgotten;
-    /// a running one never is.
-    static let perSandbox = 64
+    /// a running one never is. With the window, what a guest's output can hold of the server's
+    /// memory is bounded: 16 × 2 × 256 KiB = 8 MiB per sandbox.
+    static let perSandbox = 16
 
-    /// One stream's newest bytes.
+    /// One stream's newest bytes, never more than `windowBytes`.
     struct Window {
-        private var bytes: [UInt8] = []
+        private(set) var kept: [UInt8] = []
         private(set) var dropped: UInt64 = 0
 
         mutating func append(_ chunk: [UInt8]) {
-            bytes += chunk
-            // Trimmed in halves, so that appending stays cheap.
-            if bytes.count > 2 * BackgroundCommands.windowBytes {
-                let cut = bytes.count - BackgroundCommands.windowBytes
-                dropped += UInt64(cut)
-                bytes.removeFirst(cut)
+            let window = BackgroundCommands.windowBytes
+            if chunk.count >= window {
+                dropped += UInt64(kept.count + chunk.count - window)
+                kept = Array(chunk.suffix(window))
+                return
             }
+            let cut = max(0, kept.count + chunk.count - window)
+            if cut > 0 {
+                dropped += UInt64(cut)
+                kept.removeFirst(cut)
+            }
+            kept += chunk
         }
-
-        var kept: [UInt8] {
-            let extra = max(0, bytes.count - BackgroundCommands.windowBytes)
-            return Array(bytes[extra...])
-        }
-
-        var droppedTotal: UInt64 { dropped + UInt64(max(0, bytes.count - BackgroundCommands.windowBytes)) }
     }
 
     final class Command: Sendable {
@@ -69,7 +68,7 @@ final class BackgroundCommands: Sendable {
                 if output {
                     info.stdout = Data(state.stdout.kept).base64EncodedString()
                     info.stderr = Data(state.stderr.kept).base64EncodedString()
-                    info.droppedBytes = state.stdout.droppedTotal + state.stderr.droppedTotal
+                    info.droppedBytes = state.stdout.dropped + state.stderr.dropped
                 }
                 return info
             }

@@ -142,7 +142,7 @@ public struct BackgroundCommand: Codable, Sendable, Equatable {
     public var signal: Int?
     public var timedOut: Bool?
     public var problem: Problem?
-    /// The newest output kept (at most 1 MiB of each stream), base64; only for one command's GET
+    /// The newest output kept (at most 256 KiB of each stream), base64; only for one command's GET
     /// and DELETE, not in the list.
     public var stdout: String?
     public var stderr: String?

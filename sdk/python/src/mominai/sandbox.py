@@ -156,7 +156,7 @@ class CommandHandle:
 
     def wait(self, timeout: Optional[float] = None, poll: float = 0.2) -> CommandResult:
         """Waits until the command is done and returns its result, with the newest output the
-        server kept (1 MiB of each stream). Raises TimeoutError after ``timeout`` seconds, and
+        server kept (256 KiB of each stream). Raises TimeoutError after ``timeout`` seconds, and
         the typed error if the call failed (the VM, a denial)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while self.refresh().state != "done":
