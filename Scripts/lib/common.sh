@@ -192,6 +192,14 @@ WRAPPER
   echo "$wrapper"
 }
 
+# free_ports N: N TCP ports on 127.0.0.1 that are free now (the kernel's picks), on one line.
+free_ports() {
+  python3 -c 'import socket, sys
+s = [socket.socket() for _ in range(int(sys.argv[1]))]
+for one in s: one.bind(("127.0.0.1", 0))
+print(*(one.getsockname()[1] for one in s))' "$1"
+}
+
 host_has_hw_virt() {
   grep -qwE 'vmx|svm' /proc/cpuinfo
 }

@@ -82,10 +82,12 @@ public struct TCPEndpoint: Sendable, Equatable, CustomStringConvertible {
     static func name(of fd: Int32, peer: Bool) -> TCPEndpoint? {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let status = withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { peer ? getpeername(fd, $0, &length) : getsockname(fd, $0, &length) }
+        let found = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> (address: IPAddress, port: UInt16)? in
+                guard (peer ? getpeername(fd, pointer, &length) : getsockname(fd, pointer, &length)) == 0 else { return nil }
+                return IPAddress.from(pointer)
+            }
         }
-        guard status == 0, case let (address, port)? = IPAddress.from(storage) else { return nil }
-        return TCPEndpoint(address: address, port: port)
+        return found.map { TCPEndpoint(address: $0.address, port: $0.port) }
     }
 }

@@ -30,25 +30,9 @@ public struct SystemResolver: HostResolver {
         var found: [IPAddress] = []
         var entry = list
         while let current = entry, found.count < AgentPolicy.maximumResolvedAddresses {
-            if let address = Self.address(current.pointee.ai_addr), !found.contains(address) { found.append(address) }
+            if let address = current.pointee.ai_addr.flatMap({ IPAddress.from($0)?.address }), !found.contains(address) { found.append(address) }
             entry = current.pointee.ai_next
         }
         return found.isEmpty ? .failure(ResolveFailure("no IPv4 or IPv6 address")) : .success(found)
-    }
-
-    static func address(_ socketAddress: UnsafeMutablePointer<sockaddr>?) -> IPAddress? {
-        guard let socketAddress else { return nil }
-        switch Int32(socketAddress.pointee.sa_family) {
-        case AF_INET:
-            return socketAddress.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { .v4(UInt32(bigEndian: $0.pointee.sin_addr.s_addr)) }
-        case AF_INET6:
-            return socketAddress.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { pointer in
-                var bits: UInt128 = 0
-                withUnsafeBytes(of: pointer.pointee.sin6_addr) { for byte in $0 { bits = bits << 8 | UInt128(byte) } }
-                return .v6(bits)
-            }
-        default:
-            return nil
-        }
     }
 }

@@ -179,11 +179,7 @@ public final class ToolGateway: @unchecked Sendable {
         let admission = try session.admission(call, tool: "stat", arguments: try Self.arguments(.stat(request)))
         var result = ResultHasher()
         var sent = request
-        do throws(GatewayError) {
-            if case .file(let path)? = admission.judged { sent.path = path } else {
-                sent.path = try resolved(request.path, followFinal: request.followSymlinks, what: "path")
-            }
-        } catch {
+        do throws(GatewayError) { sent.path = try path(request.path, judged: admission.judged, followFinal: request.followSymlinks) } catch {
             try session.finish(admission.id, status: -1, result: result)
             throw error
         }
@@ -220,9 +216,9 @@ public final class ToolGateway: @unchecked Sendable {
     /// The path to send the guest for a file call: the one the policy judged, resolved; or,
     /// with no policy, `raw` resolved here the same way (normalised, then every symlink followed
     /// by the guest's Resolve), since the guest walks what it is sent without symlinks.
-    private func path(_ raw: String, judged: JudgedPaths?) throws(GatewayError) -> String {
+    private func path(_ raw: String, judged: JudgedPaths?, followFinal: Bool = true) throws(GatewayError) -> String {
         if case .file(let path)? = judged { return path }
-        return try resolved(raw, followFinal: true, what: "path")
+        return try resolved(raw, followFinal: followFinal, what: "path")
     }
 
     private func resolved(_ raw: String, followFinal: Bool, what: String) throws(GatewayError) -> String {

@@ -107,6 +107,13 @@ public final class DoorsClient {
         let lowWater = 4 * session.maxPayload
         var killSent = false
         var cancelledAtDeadline = false
+        // No more input; the Cancel follows what is queued (at most a few frames: a frame half
+        // sent cannot be taken back).
+        func cancel() throws(GuestCallError) {
+            killSent = true
+            inputOpen = false
+            try encode(Frame(requestID: id, .cancel), into: &outgoing)
+        }
         while true {
             while let frame = try nextBufferedFrame() {
                 if frame.requestID == 0, case .error(let reply) = frame.message { throw .remote(reply) }
@@ -121,13 +128,7 @@ public final class DoorsClient {
                 case .error(let reply): throw .remote(reply)
                 default: throw .unexpected(frame.message)
                 }
-                if !killSent, shouldKill() {
-                    // No more input; the Kill follows what is queued (at most a few frames:
-                    // a frame half sent cannot be taken back).
-                    killSent = true
-                    inputOpen = false
-                    try encode(Frame(requestID: id, .cancel), into: &outgoing)
-                }
+                if !killSent, shouldKill() { try cancel() }
             }
             if inputOpen, outgoing.count < lowWater, case .bytes(let bytes) = input {
                 let end = min(bytesOffset + session.maxPayload, bytes.count)
@@ -144,10 +145,8 @@ public final class DoorsClient {
             var wait: Int32 = -1
             if let deadline {
                 if !killSent, MonotonicClock.nanoseconds() >= deadline.cancel {
-                    killSent = true
                     cancelledAtDeadline = true
-                    inputOpen = false
-                    try encode(Frame(requestID: id, .cancel), into: &outgoing)
+                    try cancel()
                 }
                 if killSent, MonotonicClock.nanoseconds() >= deadline.abandon {
                     // The guest neither ended the program nor said so: this connection can no
@@ -159,9 +158,7 @@ public final class DoorsClient {
             }
             if let every = killPollMilliseconds, !killSent {
                 if shouldKill() {
-                    killSent = true
-                    inputOpen = false
-                    try encode(Frame(requestID: id, .cancel), into: &outgoing)
+                    try cancel()
                     continue
                 }
                 wait = wait < 0 ? every : min(wait, every)

@@ -34,22 +34,21 @@ extension IPAddress {
         }
     }
 
-    /// The address and port that getsockname(2) or getpeername(2) filled `storage` with; nil
-    /// for a family other than IPv4 and IPv6.
-    public static func from(_ storage: sockaddr_storage) -> (address: IPAddress, port: UInt16)? {
-        var storage = storage
-        return withUnsafeBytes(of: &storage) { raw in
-            switch Int32(raw.load(as: sa_family_t.self)) {
-            case AF_INET:
-                let address = raw.load(as: sockaddr_in.self)
-                return (.v4(UInt32(bigEndian: address.sin_addr.s_addr)), UInt16(bigEndian: address.sin_port))
-            case AF_INET6:
-                let address = raw.load(as: sockaddr_in6.self)
-                let bits = withUnsafeBytes(of: address.sin6_addr) { $0.reduce(UInt128(0)) { $0 << 8 | UInt128($1) } }
-                return (.v6(bits), UInt16(bigEndian: address.sin6_port))
-            default:
-                return nil
+    /// The address and port in `socketAddress`, a `sockaddr_in` or `sockaddr_in6` as
+    /// getaddrinfo(3), getsockname(2) or getpeername(2) give them; nil for another family.
+    public static func from(_ socketAddress: UnsafePointer<sockaddr>) -> (address: IPAddress, port: UInt16)? {
+        switch Int32(socketAddress.pointee.sa_family) {
+        case AF_INET:
+            return socketAddress.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
+                (.v4(UInt32(bigEndian: $0.pointee.sin_addr.s_addr)), UInt16(bigEndian: $0.pointee.sin_port))
             }
+        case AF_INET6:
+            return socketAddress.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { pointer in
+                let bits = withUnsafeBytes(of: pointer.pointee.sin6_addr) { $0.reduce(UInt128(0)) { $0 << 8 | UInt128($1) } }
+                return (.v6(bits), UInt16(bigEndian: pointer.pointee.sin6_port))
+            }
+        default:
+            return nil
         }
     }
 }
