@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk", from: "0.12.1"),
     ],
     targets: [
         // Foundation-free POSIX helpers for host and guest: errno errors, the EINTR funnel, whole
@@ -142,10 +143,13 @@ let package = Package(
         .target(name: "APIServer", dependencies: ["Host", "Agents", "Gateway", "GuestClient", "Doors", "HTTPWire", "Images", "Merkle", "Policy", "POSIX",
                                                  .product(name: "Crypto", package: "swift-crypto")],
                 resources: [.embedInCode("openapi.json")]),
+        // `momin mcp` and /mcp under `momin serve`: MCP tools over the sandboxes APIServer serves,
+        // on the MCP Swift SDK's stdio and stateless Streamable HTTP transports.
+        .target(name: "MominMCP", dependencies: ["APIServer", "POSIX", .product(name: "MCP", package: "swift-sdk")]),
         // `momin`: one file per command over the Host library.
         .executableTarget(
             name: "MominCLI",
-            dependencies: ["APIServer", "Host", "Images", "MachineConfig", "Doors", "Egress", "HTTPWire", "Policy", "Audit", "Merkle", "Gateway", "Buckets", "Ledger", "POSIX",
+            dependencies: ["APIServer", "MominMCP", "Host", "Images", "MachineConfig", "Doors", "Egress", "HTTPWire", "Policy", "Audit", "Merkle", "Gateway", "Buckets", "Ledger", "POSIX",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
@@ -208,8 +212,9 @@ let package = Package(
         .testTarget(name: "ImagesTests", dependencies: ["ImageLayers", "Images"]),
         // The API server over a real Unix socket: routes against the committed OpenAPI document,
         // callers, bounds, problem details (no VM: the Host paths a VM needs run in the rig).
-        .testTarget(name: "APIServerTests", dependencies: ["APIServer", "Doors", "Host", "Images", "Merkle", "Policy", "POSIX",
-                                                        .product(name: "Crypto", package: "swift-crypto")]),
+        // And the MCP tools' schemas and arguments, and /mcp through it.
+        .testTarget(name: "APIServerTests", dependencies: ["APIServer", "MominMCP", "Doors", "Host", "Images", "Merkle", "Policy", "POSIX",
+                                                        .product(name: "Crypto", package: "swift-crypto"), .product(name: "MCP", package: "swift-sdk")]),
         // Tier 2: real /dev/kvm with small hand-made guest code.
         .testTarget(name: "KVMTests", dependencies: ["KVM", "GuestMemory"]),
     ]

@@ -13,6 +13,8 @@ public final class APIServer: Sendable {
     public let callers: CallerPolicy
     /// Who may call over TCP, by token; nil when the server does not listen on TCP.
     public let tokens: BearerTokens?
+    /// The MCP endpoint at /mcp, when the server has one.
+    public let mcp: (any MountedService)?
 
     /// Answers' JSON: keys sorted, so each answer has one form; slashes as they are.
     static var encoder: JSONEncoder {
@@ -28,10 +30,14 @@ public final class APIServer: Sendable {
     /// Connections served at once; one more is answered 503 and closed.
     public static let maxConnections = 64
 
-    public init(sandboxes: Sandboxes, callers: CallerPolicy, tokens: BearerTokens? = nil) {
+    /// The most an MCP request body may be: an fs_write of 8 MiB, base64-encoded, and its envelope.
+    static let mcpLimit = 12 << 20
+
+    public init(sandboxes: Sandboxes, callers: CallerPolicy, tokens: BearerTokens? = nil, mcp: (any MountedService)? = nil) {
         self.sandboxes = sandboxes
         self.callers = callers
         self.tokens = tokens
+        self.mcp = mcp
     }
 
     /// The operations, as the OpenAPI document's paths name them.
@@ -49,6 +55,7 @@ public final class APIServer: Sendable {
         ("PUT", "/v1/sandboxes/{name}/files"),
         ("GET", "/v1/sandboxes/{name}/files/stat"),
         ("GET", "/v1/sandboxes/{name}/files/list"),
+        ("POST", "/mcp"),
     ]
 
     /// The OpenAPI document, as committed.
@@ -104,6 +111,8 @@ public final class APIServer: Sendable {
             switch (request.method, parts.count, parts.first) {
             case ("GET", 1, "openapi.json"):
                 connection.respond(status: 200, contentType: "application/json", body: Self.openAPIDocument)
+            case (_, 1, "mcp") where mcp != nil:
+                try mounted(mcp!, request, on: connection, caller: caller)
             case (_, 2, "v1") where parts[1] == "sandboxes":
                 switch request.method {
                 case "GET": try reply(connection, 200, SandboxList(sandboxes: sandboxes.list(for: caller)))
@@ -172,6 +181,21 @@ public final class APIServer: Sendable {
         }
     }
 
+    /// A request for a mounted service, its body read whole (up to `mcpLimit`), its answer sent as
+    /// the service gave it (a field with a line break in it is dropped).
+    func mounted(_ service: any MountedService, _ request: HTTPConnection.Request, on connection: HTTPConnection,
+                 caller: Caller) throws(Problem) {
+        let body = request.method == "POST" ? try connection.body(request, limit: Self.mcpLimit) : []
+        let fields = request.head.fields.map { (name: $0.name, value: $0.value) }
+        let answer = service.respond(to: MountedRequest(method: request.method, path: request.path, fields: fields, body: body), caller: caller)
+        var contentType: String?
+        var others: [(String, String)] = []
+        for (name, value) in answer.fields where !(name + value).contains(where: { $0 == "\r" || $0 == "\n" }) {
+            if name.lowercased() == "content-type" { contentType = value } else if name.lowercased() != "content-length" { others.append((name, value)) }
+        }
+        connection.respond(status: answer.status, contentType: contentType, body: answer.body, fields: others)
+    }
+
     func notAllowed(_ request: HTTPConnection.Request, _ allowed: String) -> Problem {
         Problem(status: 405, title: "method not allowed", detail: "\(request.method) \(request.path): allowed are \(allowed)")
     }
@@ -188,7 +212,7 @@ public final class APIServer: Sendable {
     }
 
     /// A decoding error in one line: what was wrong and where.
-    static func describe(_ error: any Error) -> String {
+    public static func describe(_ error: any Error) -> String {
         guard let error = error as? DecodingError else { return "\(error)" }
         func at(_ path: [any CodingKey]) -> String { path.isEmpty ? "the top level" : path.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".") }
         switch error {
@@ -255,10 +279,7 @@ public final class APIServer: Sendable {
         guard request.bodyLength <= Self.uploadLimit else {
             throw Problem(status: 413, title: "content too large", detail: "the file is \(request.bodyLength) bytes; at most \(Self.uploadLimit) are taken")
         }
-        let fd = open(Self.uploadDirectory, Self.openTemporary | O_RDWR | O_CLOEXEC, 0o600)
-        guard fd >= 0 else {
-            throw Problem(status: 500, title: "internal error", detail: "cannot hold the upload in \(Self.uploadDirectory): \(describeErrno())")
-        }
+        let fd = try TemporaryFile.open()
         defer { close(fd) }
         var failed: Int32?
         try connection.streamBody(request) { piece in
@@ -266,19 +287,10 @@ public final class APIServer: Sendable {
             do throws(SystemError) { try FileIO.writeAll(fd, piece) } catch { failed = error.errno }
         }
         if let failed { throw Problem(status: 500, title: "internal error", detail: "cannot hold the upload: \(describeErrno(failed))") }
-        guard lseek(fd, 0, SEEK_SET) == 0 else { throw Problem(status: 500, title: "internal error", detail: "lseek: \(describeErrno())") }
+        try TemporaryFile.rewind(fd)
         let written = try sandboxes.writeFile(name, path: path, caller: caller, from: fd)
         try reply(connection, 200, WrittenFile(path: path, bytes: written))
     }
-
-    /// Where uploads wait (O_TMPFILE: nothing is left behind, whatever happens): $TMPDIR, else
-    /// /var/tmp (on disk, where Debian has it), else /tmp.
-    static let uploadDirectory: String = {
-        if let dir = getenv("TMPDIR").map({ String(cString: $0) }), dir.hasPrefix("/") { return dir }
-        return access("/var/tmp", W_OK) == 0 ? "/var/tmp" : "/tmp"
-    }()
-    /// O_TMPFILE, `__O_TMPFILE | O_DIRECTORY` (open(2); a macro Swift does not import).
-    static let openTemporary: Int32 = 0o20_000_000 | O_DIRECTORY
 }
 
 extension APIServer {

@@ -16,10 +16,20 @@ public struct Caller: Sendable, Equatable, CustomStringConvertible {
     /// The server's own user: only it may name host paths (kernels, disks, policies, logs).
     /// Never a TCP client.
     public var isOwner: Bool
+    /// The front end the call came through, for the log: `momin serve`, its MCP endpoint, or
+    /// `momin mcp` on standard input.
+    public var via = "momin serve"
 
     public init(uid: uid_t, gid: gid_t, pid: pid_t, user: String?, isOwner: Bool) {
         identity = .local(uid: uid, gid: gid, pid: pid, user: user)
         self.isOwner = isOwner
+    }
+
+    /// This process's own user: `momin mcp` on standard input calls as its owner.
+    public static func thisProcess(via: String) -> Caller {
+        var caller = Caller(uid: getuid(), gid: getgid(), pid: getpid(), user: CallerPolicy.userName(getuid()), isOwner: true)
+        caller.via = via
+        return caller
     }
 
     /// A TCP client admitted by its token.
@@ -48,8 +58,8 @@ public struct Caller: Sendable, Equatable, CustomStringConvertible {
     /// serve`: what the audit log keeps.
     public var description: String {
         switch identity {
-        case .local(let uid, _, let pid, let user): "uid=\(uid)\(user.map { "(\($0))" } ?? "") pid=\(pid) via momin serve"
-        case .token(let name, let peer): "token \(name) from \(peer) via momin serve"
+        case .local(let uid, _, let pid, let user): "uid=\(uid)\(user.map { "(\($0))" } ?? "") pid=\(pid) via \(via)"
+        case .token(let name, let peer): "token \(name) from \(peer) via \(via)"
         }
     }
 }

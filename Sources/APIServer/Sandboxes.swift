@@ -198,6 +198,20 @@ public final class Sandboxes: Sendable {
         forget(name)
     }
 
+    /// Stops every sandbox whose record names `caller` as its creator, exactly (pid and all: one
+    /// process's sandboxes); returns their names.
+    public func stopAll(createdBy caller: Caller, reason: String) -> [String] {
+        registry.names().sorted().filter { record($0)?.createdBy == caller.description }.compactMap { name in
+            do throws(Problem) {
+                try stop(name, reason: reason)
+                return name
+            } catch {
+                environment.warn("sandbox \(name): could not be stopped: \(error.detail)")
+                return nil
+            }
+        }
+    }
+
     // MARK: Commands and files
 
     /// The exec a command body asks for, checked: its request, its input, and its program's name.
@@ -317,6 +331,17 @@ public final class Sandboxes: Sendable {
         try fileCall(name, path: path, caller: caller) { gateway throws(GatewayError) in
             try gateway.writeFile(WriteFileRequest(path: path), from: source)
         }
+    }
+
+    /// Writes `bytes` to a guest file through the gateway (by way of a temporary file).
+    public func writeFile(_ name: String, path: String, caller: Caller, bytes: [UInt8]) throws(Problem) -> UInt64 {
+        let fd = try TemporaryFile.open()
+        defer { close(fd) }
+        do throws(SystemError) { try FileIO.writeAll(fd, bytes) } catch {
+            throw Problem(status: 500, title: "internal error", detail: "cannot hold the file's bytes: \(error)")
+        }
+        try TemporaryFile.rewind(fd)
+        return try writeFile(name, path: path, caller: caller, from: fd)
     }
 
     /// A guest path's type, size, mode and times, if the policy lets the caller read it.

@@ -11,10 +11,24 @@ public final class DoorsClient {
     private var encoder = FrameEncoder()
     private var nextRequest: UInt32 = 1
     public private(set) var session: Session
+    /// The longest the guest may stay silent while the host waits on it outside an exec.
+    public let silenceSeconds: Double
+    /// The socket's SO_RCVTIMEO, for messages.
+    private var receiveLimit: Double = 0
+
+    /// How long a guest may leave the host waiting, by default, for an answer to a file call,
+    /// stat, list, resolve or ping (between two of its frames), or for room to send it one. Past
+    /// it the connection is shut down and the call fails `.timedOut`: no host thread waits on a
+    /// guest for ever (ARCHITECTURE.md: nothing a guest sends may stall the host). An exec
+    /// waits as long as its program runs, and has `ExecDeadline` for the rest.
+    public static let defaultSilenceSeconds: Double = 60
 
     /// Connects to guest vsock `port` through `socketPath`, retrying until the guest listens or
     /// `seconds` pass (or `giveUp` says the VM is gone), then exchanges Hello frames.
-    public init(socketPath: String, port: UInt32, seconds: Double, giveUp: () -> Bool = { false }) throws(GuestCallError) {
+    public init(socketPath: String, port: UInt32, seconds: Double, silenceSeconds: Double = DoorsClient.defaultSilenceSeconds,
+                giveUp: () -> Bool = { false }) throws(GuestCallError) {
+        precondition(silenceSeconds > 0, "a Doors connection needs a positive silence limit")
+        self.silenceSeconds = silenceSeconds
         let deadline = MonotonicClock.seconds() + seconds
         var connected: Int32 = -1
         while connected < 0 {
@@ -28,13 +42,16 @@ public final class DoorsClient {
         fd = connected
         session = Session(version: DoorsProtocol.currentVersion, maxPayload: DoorsProtocol.maxPayload)
         do {
-            // The guest's Hello must come within what is left of `seconds`; after that, reads
-            // wait as long as the guest's programs run.
-            VsockHostSocket.setReceiveTimeout(fd, seconds: max(deadline - MonotonicClock.seconds(), 1))
+            // The guest's Hello must come within what is left of `seconds`; after that, each
+            // blocking read or send waits at most `silenceSeconds` (exec polls on its own).
+            receiveLimit = max(deadline - MonotonicClock.seconds(), 1)
+            VsockHostSocket.setReceiveTimeout(fd, seconds: receiveLimit)
+            VsockHostSocket.setSendTimeout(fd, seconds: silenceSeconds)
             let local = Hello(software: "momin")
             try send(Frame(requestID: 0, .hello(local)))
             let frame = try receive(waitingFor: "the guest's Doors Hello on vsock port \(port)")
-            VsockHostSocket.setReceiveTimeout(fd, seconds: 0)
+            receiveLimit = silenceSeconds
+            VsockHostSocket.setReceiveTimeout(fd, seconds: receiveLimit)
             guard case .hello(let remote) = frame.message else {
                 if case .error(let reply) = frame.message { throw GuestCallError.remote(reply) }
                 throw GuestCallError.unexpected(frame.message)
@@ -223,7 +240,7 @@ public final class DoorsClient {
             try send(Frame(requestID: id, .fileData(chunk)))
         }
         try send(Frame(requestID: id, .fileEnd))
-        return try awaitReply(id) { message throws(GuestCallError) in
+        return try awaitReply(id, "the guest's answer to a write of \(request.path)") { message throws(GuestCallError) in
             guard case .ok(let count) = message else { throw .unexpected(message) }
             return count
         }
@@ -246,7 +263,7 @@ public final class DoorsClient {
         let id = allocateRequest()
         try send(Frame(requestID: id, .readFile(request)))
         var total: UInt64 = 0
-        return try awaitReply(id) { message throws(GuestCallError) in
+        return try awaitReply(id, "the guest's next part of \(request.path)") { message throws(GuestCallError) in
             switch message {
             case .fileData(let bytes):
                 received(bytes)
@@ -266,7 +283,7 @@ public final class DoorsClient {
     public func stat(_ request: StatRequest) throws(GuestCallError) -> FileStat {
         let id = allocateRequest()
         try send(Frame(requestID: id, .stat(request)))
-        return try awaitReply(id) { message throws(GuestCallError) in
+        return try awaitReply(id, "the guest's stat of \(request.path)") { message throws(GuestCallError) in
             guard case .statResult(let result) = message else { throw .unexpected(message) }
             return result
         }
@@ -282,7 +299,7 @@ public final class DoorsClient {
         try send(Frame(requestID: id, .list(path: path)))
         var batches: [[DirectoryEntry]] = []
         var count = 0
-        return try awaitReply(id) { message throws(GuestCallError) in
+        return try awaitReply(id, "the guest's listing of \(path)") { message throws(GuestCallError) in
             switch message {
             case .listEntries(let batch):
                 count += batch.count
@@ -299,7 +316,7 @@ public final class DoorsClient {
     public func resolve(_ path: String) throws(GuestCallError) -> String {
         let id = allocateRequest()
         try send(Frame(requestID: id, .resolve(path: path)))
-        return try awaitReply(id) { message throws(GuestCallError) in
+        return try awaitReply(id, "the guest's resolution of \(path)") { message throws(GuestCallError) in
             guard case .resolved(let resolved) = message else { throw .unexpected(message) }
             return resolved
         }
@@ -310,7 +327,7 @@ public final class DoorsClient {
         let id = allocateRequest()
         let nonce = UInt64(id) << 32 | 0x5a5a
         try send(Frame(requestID: id, .ping(nonce: nonce)))
-        try awaitReply(id) { message throws(GuestCallError) in
+        try awaitReply(id, "the guest's Pong") { message throws(GuestCallError) in
             guard case .pong(nonce) = message else { throw .unexpected(message) }
             return ()
         }
@@ -318,9 +335,10 @@ public final class DoorsClient {
 
     /// Reads frames until `handle` returns a value for request `id`; an Error frame for it is
     /// thrown, as is a connection-level Error (request 0); frames for other requests are skipped.
-    private func awaitReply<T>(_ id: UInt32, _ handle: (DoorsMessage) throws(GuestCallError) -> T?) throws(GuestCallError) -> T {
+    /// `what` names the awaited answer in a timeout's message.
+    private func awaitReply<T>(_ id: UInt32, _ what: String, _ handle: (DoorsMessage) throws(GuestCallError) -> T?) throws(GuestCallError) -> T {
         while true {
-            let frame = try receive()
+            let frame = try receive(waitingFor: what)
             // An Error on request 0 is about the whole connection: the guest closes right after.
             if frame.requestID == 0, case .error(let reply) = frame.message { throw .remote(reply) }
             guard frame.requestID == id else { continue }
@@ -342,30 +360,36 @@ public final class DoorsClient {
         do { return try decoder.next() } catch { throw .protocolError(error) }
     }
 
+    /// Sends one frame, waiting at most `silenceSeconds` (SO_SNDTIMEO) for the guest to make room.
     private func send(_ frame: Frame) throws(GuestCallError) {
         let bytes: [UInt8]
         do { bytes = try encoder.encode(frame) } catch { throw .protocolError(error) }
-        do { try FileIO.sendAll(fd, bytes) } catch { throw .connectionClosed }
-    }
-
-    /// `receive()`, where a read that ran past SO_RCVTIMEO is a timeout waiting for `what`.
-    private func receive(waitingFor what: String) throws(GuestCallError) -> Frame {
-        do { return try receive() } catch {
-            if case .socket(_, let e) = error, e == EAGAIN || e == EWOULDBLOCK { throw .timedOut(what) }
-            throw error
+        do { try FileIO.sendAll(fd, bytes) } catch {
+            guard error.errno == EAGAIN || error.errno == EWOULDBLOCK else { throw .connectionClosed }
+            throw abandon("the guest to read a Doors frame: it took nothing for \(silenceSeconds) s")
         }
     }
 
-    private func receive() throws(GuestCallError) -> Frame {
+    /// The next frame. A read that waits past SO_RCVTIMEO (`silenceSeconds`, or during the
+    /// handshake what is left of its time) is a timeout waiting for `what`.
+    private func receive(waitingFor what: String) throws(GuestCallError) -> Frame {
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
             do { if let frame = try decoder.next() { return frame } } catch { throw .protocolError(error) }
             let room = min(buffer.count, decoder.freeCapacity)
             let n = buffer.withUnsafeMutableBytes { raw in retryingEINTR { read(fd, raw.baseAddress, room) } }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { throw abandon("\(what) (the guest was silent for \(receiveLimit) s)") }
             if n < 0 { throw .socket("read", errno: errno) }
             if n == 0 { throw .connectionClosed }
             decoder.append(buffer[0..<n])
         }
+    }
+
+    /// A call given up on: its answer may still come, so the connection is out of step and is
+    /// shut down; every later call on it fails as closed.
+    private func abandon(_ what: String) -> GuestCallError {
+        shutdown(fd, Int32(SHUT_RDWR))
+        return .timedOut(what)
     }
 }
 

@@ -56,10 +56,20 @@ public enum VsockHostSocket {
 
     /// SO_RCVTIMEO: reads on `fd` fail with EAGAIN after `seconds` (0: wait for ever).
     public static func setReceiveTimeout(_ fd: Int32, seconds: Double) {
+        setTimeout(fd, SO_RCVTIMEO, seconds: seconds)
+    }
+
+    /// SO_SNDTIMEO: a blocking send on `fd` fails with EAGAIN when it could send nothing for
+    /// `seconds` (0: wait for ever).
+    public static func setSendTimeout(_ fd: Int32, seconds: Double) {
+        setTimeout(fd, SO_SNDTIMEO, seconds: seconds)
+    }
+
+    private static func setTimeout(_ fd: Int32, _ option: Int32, seconds: Double) {
         let whole = max(seconds, 0)
         var limit = timeval(tv_sec: Int(whole), tv_usec: Int((whole - Double(Int(whole))) * 1e6))
         // A positive limit below a microsecond would read as 0, which means no limit.
         if whole > 0 && limit.tv_sec == 0 && limit.tv_usec == 0 { limit.tv_usec = 1 }
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, option, &limit, socklen_t(MemoryLayout<timeval>.size))
     }
 }

@@ -12,7 +12,7 @@ struct Momin: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "momin",
         abstract: "MominAI: one hardware-isolated microVM per agent.",
-        subcommands: [Boot.self, Run.self, Start.self, Exec.self, Copy.self, PS.self, Stop.self, Serve.self, AgentHostCommand.self, PolicyCommand.self, AuditCommand.self,
+        subcommands: [Boot.self, Run.self, Start.self, Exec.self, Copy.self, PS.self, Stop.self, Serve.self, MCPCommand.self, AgentHostCommand.self, PolicyCommand.self, AuditCommand.self,
                       BucketCommand.self, ImageCommand.self, Replay.self, GatewayBench.self])
 
     static func main() {

@@ -2,6 +2,7 @@ import APIServer
 import ArgumentParser
 import Glibc
 import Host
+import MominMCP
 
 /// `momin serve`: the REST API (docs/api.md) on a Unix socket, over the same Host library as
 /// these commands. Sandboxes it creates outlive it; a restarted server adopts them.
@@ -18,7 +19,9 @@ struct Serve: ParsableCommand {
             TLS in front), where every request must carry Authorization: Bearer with a token \
             from --tokens; such callers never name host paths, and see only the sandboxes made \
             with their token's name. momin serve --tokens FILE --add-token NAME adds a token \
-            and prints it (FILE keeps only its SHA-256).
+            and prints it (FILE keeps only its SHA-256). POST /mcp is MCP's Streamable HTTP \
+            transport with momin mcp's tools, for the same callers; it answers only requests \
+            addressed to a loopback name (Host and Origin).
             """)
 
     @Option(help: ArgumentHelp("The socket to listen on (default: $XDG_RUNTIME_DIR/momin/api.sock, /run/momin/api.sock for root, else /tmp/momin-UID/api.sock).",
@@ -87,6 +90,7 @@ struct Serve: ParsableCommand {
         let adopted = sandboxes.adopt()
         writeStandardError("momin serve: listening on \(path)\(endpoint.map { " and tcp \($0.bound) (\(known?.entries.count ?? 0) tokens)" } ?? "")"
                            + "\(adopted.isEmpty ? "" : "; adopted \(adopted.joined(separator: ", "))")\n")
-        try APIServer(sandboxes: sandboxes, callers: CallerPolicy(group: groupID), tokens: known).run(listener: listener, path: path, tcp: endpoint?.fd)
+        try APIServer(sandboxes: sandboxes, callers: CallerPolicy(group: groupID), tokens: known,
+                      mcp: MCPHTTPService(sandboxes: sandboxes)).run(listener: listener, path: path, tcp: endpoint?.fd)
     }
 }

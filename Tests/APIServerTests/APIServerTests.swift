@@ -4,6 +4,7 @@ import Foundation
 import Glibc
 import Host
 import Images
+import MominMCP
 import POSIX
 import Testing
 
@@ -15,7 +16,7 @@ import Testing
         let root: String
         let server: APIServer
 
-        init(callers: CallerPolicy = CallerPolicy(), policies: String? = nil) throws {
+        init(callers: CallerPolicy = CallerPolicy(), policies: String? = nil, mcp: Bool = false) throws {
             var template = Array("/tmp/momin-api-XXXXXX".utf8CString)
             guard let made = mkdtemp(&template) else { throw SystemError("mkdtemp") }
             root = String(cString: made)
@@ -27,7 +28,7 @@ import Testing
             var settings = Sandboxes.Configuration()
             settings.policies = policies
             let sandboxes = try Sandboxes(environment: environment, images: ImageStore(root: root + "/images"), configuration: settings)
-            server = APIServer(sandboxes: sandboxes, callers: callers)
+            server = APIServer(sandboxes: sandboxes, callers: callers, mcp: mcp ? MCPHTTPService(sandboxes: sandboxes) : nil)
         }
 
         deinit { try? FileManager.default.removeItem(atPath: root) }

@@ -182,6 +182,19 @@ final class Peer {
     }
 
     /// Checks that the client closed its end and sent nothing more.
+    /// Reads and drops everything until the client closes; returns how many bytes that was.
+    func drainToEOF() throws -> Int {
+        var total = decoder.bufferedByteCount
+        var sink = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = sink.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw FakeError("read while draining: errno \(errno)") }
+            if n == 0 { return total }
+            total += n
+        }
+    }
+
     func expectEOF() throws {
         var byte: UInt8 = 0
         let n = read(fd, &byte, 1)
@@ -325,6 +338,7 @@ extension GuestCallError {
 /// thread keeps the fake VMM alive until it ends.
 func connect<T: Sendable>(
     hello: Hello = Hello(software: "fake-init"),
+    silenceSeconds: Double = DoorsClient.defaultSilenceSeconds,
     _ guest: @escaping @Sendable (Peer) throws -> T
 ) throws -> (DoorsClient, Running<T>) {
     let vmm = try FakeVMM()
@@ -334,7 +348,7 @@ func connect<T: Sendable>(
         return try guest(peer)
     }
     do {
-        let client = try DoorsClient(socketPath: vmm.socketPath, port: testPort, seconds: 5)
+        let client = try DoorsClient(socketPath: vmm.socketPath, port: testPort, seconds: 5, silenceSeconds: silenceSeconds)
         return (client, running)
     } catch {
         _ = try? running.join()

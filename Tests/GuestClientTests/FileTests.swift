@@ -204,4 +204,60 @@ func receiveWrite(_ peer: Peer) throws -> WriteSeen {
         try guest.join()
         #expect(error?.doorsError == .badMagic(0xBEEF), "got \(String(describing: error))")
     }
+
+    /// A guest that takes a stat and never answers: the call fails after the silence limit,
+    /// and the connection is shut (the guest sees its end), rather than holding the host's
+    /// thread for ever.
+    @Test(.timeLimit(.minutes(1))) func aStatTheGuestNeverAnswersTimesOut() throws {
+        let (client, guest) = try connect(silenceSeconds: 0.5) { peer in
+            let request = try peer.receive()
+            try peer.expectEOF()
+            return request
+        }
+        let start = monotonic()
+        let error = handsError { _ = try client.stat("/evidence/a") }
+        let elapsed = monotonic() - start
+        let request = try guest.join()
+        #expect(request.message == .stat(StatRequest(path: "/evidence/a")))
+        let what = try #require(error?.timedOutWaitingFor, "got \(String(describing: error))")
+        #expect(what.contains("stat of /evidence/a"))
+        #expect(elapsed >= 0.45 && elapsed < 10)
+        // The connection is out of step now: a later call fails at once.
+        #expect(handsError { try client.ping() }?.isConnectionClosed == true)
+    }
+
+    /// A read whose guest sends one chunk and then goes silent: the limit is between frames.
+    @Test(.timeLimit(.minutes(1))) func aReadTheGuestStopsSendingTimesOut() throws {
+        let (client, guest) = try connect(silenceSeconds: 0.5) { peer in
+            let request = try peer.receive()
+            try peer.send(Frame(requestID: request.requestID, .fileData([1, 2, 3])))
+            try peer.expectEOF()
+        }
+        var received: [UInt8] = []
+        let error = handsError { _ = try client.readFile(ReadFileRequest(path: "/evidence/log")) { received += $0 } }
+        try guest.join()
+        #expect(received == [1, 2, 3])
+        #expect(error?.timedOutWaitingFor?.contains("/evidence/log") == true, "got \(String(describing: error))")
+    }
+
+    /// A guest that stops reading in the middle of a write: the sends fill the socket, and the
+    /// host gives up once it could send nothing for the limit.
+    @Test(.timeLimit(.minutes(1))) func aWriteTheGuestStopsReadingTimesOut() throws {
+        let source = try TempFile(pattern(16 << 20))
+        var gate: [Int32] = [0, 0]
+        try #require(pipe(&gate) == 0)
+        defer { close(gate[0]); close(gate[1]) }
+        let (waitEnd, openEnd) = (gate[0], gate[1])
+        let (client, guest) = try connect(silenceSeconds: 0.5) { peer in
+            _ = try peer.receive()  // the WriteFile; then nothing is read until the host gave up
+            var byte: UInt8 = 0
+            _ = read(waitEnd, &byte, 1)
+            return try peer.drainToEOF()
+        }
+        let error = handsError { _ = try client.writeFile(WriteFileRequest(path: "/work/big"), from: source.fd) }
+        _ = write(openEnd, [1], 1)
+        let drained = try guest.join()
+        #expect(drained < 16 << 20)
+        #expect(error?.timedOutWaitingFor?.contains("read a Doors frame") == true, "got \(String(describing: error))")
+    }
 }
