@@ -319,10 +319,12 @@ public final class Sandboxes: Sendable {
         return command.info(output: true)
     }
 
-    /// Reads a guest file through the gateway, passing its bytes on as they come.
-    public func readFile(_ name: String, path: String, caller: Caller, received: ([UInt8]) -> Void) throws(Problem) -> UInt64 {
+    /// Reads a guest file through the gateway, passing its bytes on as they come: at most
+    /// `length` of them when given, else to the file's end.
+    public func readFile(_ name: String, path: String, length: UInt64? = nil, caller: Caller,
+                         received: ([UInt8]) -> Void) throws(Problem) -> UInt64 {
         try fileCall(name, path: path, caller: caller) { gateway throws(GatewayError) in
-            try gateway.readFile(ReadFileRequest(path: path), received: received)
+            try gateway.readFile(ReadFileRequest(path: path, length: length), received: received)
         }
     }
 

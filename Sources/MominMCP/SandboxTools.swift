@@ -309,7 +309,8 @@ public struct SandboxTools: Sendable {
         }
         var bytes: [UInt8] = []
         var truncated = false
-        _ = try sandboxes.readFile(arguments.sandbox, path: arguments.path, caller: caller) { piece in
+        // One byte past the limit: enough to know the file goes on, and the guest sends no more.
+        _ = try sandboxes.readFile(arguments.sandbox, path: arguments.path, length: UInt64(limit) + 1, caller: caller) { piece in
             let room = limit - bytes.count
             if piece.count > room { truncated = true }
             bytes += piece.prefix(max(room, 0))

@@ -47,6 +47,11 @@ async def session_calls(client):
                     assert not binary.isError, text(binary)
                     back = await session.call_tool("fs_read", {"sandbox": name, "path": "/tmp/mcp/blob"})
                     assert (back.structuredContent["encoding"], back.structuredContent["content"]) == ("base64", "AP8A/w==")
+                    cut = await session.call_tool("fs_read", {"sandbox": name, "path": "/tmp/mcp/note.txt", "max_bytes": 5})
+                    assert (cut.structuredContent["content"], cut.structuredContent["truncated"]) == ("writt", True)
+                    await session.call_tool("run_command", {"sandbox": name, "command": "head -c 3000000 /dev/zero > /tmp/big"})
+                    big = await session.call_tool("fs_read", {"sandbox": name, "path": "/tmp/big"})
+                    assert (big.structuredContent["bytes"], big.structuredContent["truncated"]) == (1 << 20, True)
                     listed = await session.call_tool("fs_list", {"sandbox": name, "path": "/tmp/mcp"})
                     assert sorted(entry["name"] for entry in listed.structuredContent["entries"]) == ["blob", "note.txt"]
 
