@@ -12,7 +12,7 @@
 #     MOMIN_DIR   holds momin, momin-vmm, momin-jailer and momin-probe
 #     MOMIN_INIT  the guest's momin-init (Guest/.build/release/momin-init)
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-plan 36  # one per command and subcommand of momin (a new one raises it), and the binaries beside it
+plan 37  # one per command and subcommand of momin (a new one raises it), and the binaries beside it
 dir=$(absolute "${1:?usage: help.sh MOMIN_DIR MOMIN_INIT}")
 init=$(absolute "${2:?usage: help.sh MOMIN_DIR MOMIN_INIT}")
 momin=$dir/momin
