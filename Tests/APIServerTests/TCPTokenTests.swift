@@ -58,6 +58,12 @@ import Testing
         }
         symlink(path, dir + "/link")
         #expect(message { _ = try BearerTokens.load(dir + "/link") }?.hasPrefix("--tokens \(dir)/link: ") == true)
+        // Past 1 MiB the file is refused by its size, before a byte of it is read.
+        let oversized = String(repeating: "# padding\n", count: (1 << 20) / 10 + 1)
+        try write(oversized, to: path, mode: 0o600)
+        #expect(message { _ = try BearerTokens.load(path) } == "--tokens \(path): \(oversized.utf8.count) bytes; at most 1048576 are read")
+        mkdir(dir + "/directory", 0o700)
+        #expect(message { _ = try BearerTokens.load(dir + "/directory") } == "--tokens \(dir)/directory: not a regular file")
     }
 
     @Test func anAddedTokenIsPrintedOnceAndKeptAsItsDigest() throws {
