@@ -32,6 +32,11 @@ def test_a_session_runs_commands_moves_files_and_keeps_its_workspace(client):
                 assert (ran.exit_code, ran.stdout, ran.stderr) == (3, b"hi\n", b"oops\n")
                 denied = await session.exec("/usr/bin/env", shell=False)
                 assert denied.exit_code == 126 and b"rule tools.exec" in denied.stderr
+                # The policy decides before the guest is asked; a program it allows that the
+                # guest does not have is 127, as a shell says.
+                assert (await session.exec("/bin/no-such-program", shell=False)).exit_code == 126
+                absent = await session.exec("/usr/bin/momin-absent", shell=False)
+                assert (absent.exit_code, absent.stderr) == (127, b"/usr/bin/momin-absent: not found\n")
                 await session.write(Path("notes/a.txt"), io.BytesIO(b"first"))
                 assert (await session.read(Path("notes/a.txt"))).read() == b"first"
                 with pytest.raises(WorkspaceReadNotFoundError):

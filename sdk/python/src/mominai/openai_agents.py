@@ -81,17 +81,21 @@ class MominSandboxSession(BaseSandboxSession):
         argv = [str(part) for part in command]
         if not argv:
             raise ExecTransportError(command=argv, message="an empty command")
+        # A path is run as it is; sh is /bin/sh, as POSIX puts it; any other name, the first of
+        # SEARCH the guest has.
         if "/" in argv[0]:
-            return await self._run(argv, timeout)
-        # sh is /bin/sh, as POSIX puts it; any other name, the first of SEARCH the guest has.
-        places = ("/bin",) if argv[0] == "sh" else self.SEARCH
+            places = ("",)
+        else:
+            places = ("/bin/",) if argv[0] == "sh" else tuple(place + "/" for place in self.SEARCH)
         for place in places:
             try:
-                return await self._run([f"{place}/{argv[0]}"] + argv[1:], timeout)
+                return await self._run([place + argv[0]] + argv[1:], timeout)
             except GuestError as missing:
                 if "no such file" not in missing.detail.lower():
                     raise ExecTransportError(command=argv, cause=missing, message=missing.detail) from missing
-        return ExecResult(stdout=b"", stderr=f"{argv[0]}: not found in {':'.join(places)}\n".encode(), exit_code=127)
+        # As a shell says it: 127, not found.
+        where = f" in {':'.join(place.rstrip('/') for place in places)}" if places != ("",) else ""
+        return ExecResult(stdout=b"", stderr=f"{argv[0]}: not found{where}\n".encode(), exit_code=127)
 
     async def _run(self, argv: list[str], timeout: float | None) -> ExecResult:
         """One command; a guest that has no such program raises GuestError for the caller."""
