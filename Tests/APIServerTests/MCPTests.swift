@@ -2,6 +2,7 @@ import APIServer
 import Foundation
 import MCP
 @testable import MominMCP
+import POSIX
 import Testing
 
 /// The MCP tools without a VM: their schemas, their arguments' checks, and /mcp through a real
@@ -75,41 +76,59 @@ import Testing
         "POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\(fields)Content-Length: \(json.utf8.count)\r\nConnection: close\r\n\r\n\(json)"
     }
 
+    /// `fixture.exchange` on a thread of its own, awaited. The server answers MCP on the
+    /// concurrency pool, which Swift Testing fills with other suites' blocking tests (two threads
+    /// on two cores): a test that waited there would hold one of them, and its answer could wait
+    /// for ever. The limit is generous for the same reason.
+    static func exchange(_ fixture: APIServerTests.Fixture, _ request: String) async throws -> String {
+        nonisolated(unsafe) let fixture = fixture
+        return try await withCheckedThrowingContinuation { continuation in
+            do throws(SystemError) {
+                try POSIXThread.detach(name: "mcp-test") {
+                    continuation.resume(with: Result { try fixture.exchange(Array(request.utf8), seconds: 120) })
+                }
+            } catch {
+                continuation.resume(throwing: error)
+            }
+        }
+    }
+
     /// /mcp on a real server: initialize, the tool list, a tool call, and the refusals MCP's
     /// transport rules ask for.
-    @Test func theMCPEndpointAnswersJSONRPC() throws {
+    @Test func theMCPEndpointAnswersJSONRPC() async throws {
         let fixture = try APIServerTests.Fixture(mcp: true)
+        func exchange(_ request: String) async throws -> String { try await Self.exchange(fixture, request) }
         let initialize = #"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"test","version":"1"}}}"#
-        var answer = try fixture.exchange(Self.rpc(initialize))
+        var answer = try await exchange(Self.rpc(initialize))
         #expect(APIServerTests.statuses(answer) == [200], "\(answer)")
         var result = try #require(try APIServerTests.body(answer)["result"] as? [String: Any], "\(answer)")
         #expect((result["serverInfo"] as? [String: Any])?["name"] as? String == "momin")
         #expect(result["protocolVersion"] as? String == "2025-06-18")
         #expect((result["capabilities"] as? [String: Any])?["tools"] != nil)
 
-        answer = try fixture.exchange(Self.rpc(#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#))
+        answer = try await exchange(Self.rpc(#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#))
         result = try #require(try APIServerTests.body(answer)["result"] as? [String: Any], "\(answer)")
         let listed = try #require(result["tools"] as? [[String: Any]])
         #expect(listed.compactMap { $0["name"] as? String } == Self.toolNames)
 
-        answer = try fixture.exchange(Self.rpc(#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"fs_read","arguments":{"sandbox":"absent","path":"/etc/hostname"}}}"#))
+        answer = try await exchange(Self.rpc(#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"fs_read","arguments":{"sandbox":"absent","path":"/etc/hostname"}}}"#))
         result = try #require(try APIServerTests.body(answer)["result"] as? [String: Any], "\(answer)")
         #expect(result["isError"] as? Bool == true)
         #expect(((result["content"] as? [[String: Any]])?.first?["text"] as? String)?.contains("no sandbox named absent") == true, "\(answer)")
 
         // A notification is taken with 202 and no body.
-        answer = try fixture.exchange(Self.rpc(#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#))
+        answer = try await exchange(Self.rpc(#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#))
         #expect(APIServerTests.statuses(answer) == [202], "\(answer)")
         // A browser's page from elsewhere, a client that takes no JSON, a version nobody speaks, a GET.
-        answer = try fixture.exchange(Self.rpc(initialize, fields: Self.accept + "Origin: http://evil.example\r\n"))
+        answer = try await exchange(Self.rpc(initialize, fields: Self.accept + "Origin: http://evil.example\r\n"))
         #expect(APIServerTests.statuses(answer) == [403], "\(answer)")
-        answer = try fixture.exchange(Self.rpc(initialize, fields: Self.accept + "Origin: http://localhost:3000\r\n"))
+        answer = try await exchange(Self.rpc(initialize, fields: Self.accept + "Origin: http://localhost:3000\r\n"))
         #expect(APIServerTests.statuses(answer) == [200], "\(answer)")
-        answer = try fixture.exchange(Self.rpc(initialize, fields: "Accept: text/html\r\n"))
+        answer = try await exchange(Self.rpc(initialize, fields: "Accept: text/html\r\n"))
         #expect(APIServerTests.statuses(answer) == [406], "\(answer)")
-        answer = try fixture.exchange(Self.rpc(#"{"jsonrpc":"2.0","id":4,"method":"tools/list"}"#, fields: Self.accept + "MCP-Protocol-Version: 1999-01-01\r\n"))
+        answer = try await exchange(Self.rpc(#"{"jsonrpc":"2.0","id":4,"method":"tools/list"}"#, fields: Self.accept + "MCP-Protocol-Version: 1999-01-01\r\n"))
         #expect(APIServerTests.statuses(answer) == [400], "\(answer)")
-        answer = try fixture.exchange("GET /mcp HTTP/1.1\r\nHost: localhost\r\n\(Self.accept)Connection: close\r\n\r\n")
+        answer = try await exchange("GET /mcp HTTP/1.1\r\nHost: localhost\r\n\(Self.accept)Connection: close\r\n\r\n")
         #expect(APIServerTests.statuses(answer) == [405], "\(answer)")
     }
 
