@@ -358,10 +358,7 @@ extension APIServer {
             throw .failed("\(error)")
         }
         var pause = timespec(tv_sec: 10, tv_nsec: 0)
-        while sigtimedwait(&stops, nil, &pause) <= 0 {
-            sandboxes.stopIdle()
-            sandboxes.reapChildren()
-        }
+        while sigtimedwait(&stops, nil, &pause) <= 0 { sandboxes.tend() }
         local.stop()
         remote?.stop()
     }

@@ -422,6 +422,12 @@ public final class Sandboxes: Sendable {
         return adopted
     }
 
+    /// What a server does every few seconds: stop the idle sandboxes, reap the exited children.
+    public func tend() {
+        stopIdle()
+        reapChildren()
+    }
+
     /// Reaps the server's exited children: the momin-vmm and agent host of each sandbox it
     /// started are its children, detached, and become zombies when they stop. Skipped while a
     /// create runs, whose launch waits on its own children.

@@ -23,40 +23,20 @@ struct MCPCommand: ParsableCommand {
             them for momin serve to adopt.
             """)
 
-    @Option(help: "The audit log (SQLite, docs/audit.md) of every sandbox created without one of its own.")
-    var audit: String?
-
-    @Option(help: ArgumentHelp("A directory of policy files: sandbox_create's policy NAME is DIR/NAME.yaml (or .yml, .json).", valueName: "dir"))
-    var policies: String?
-
-    @Option(help: "Stop a sandbox after this many seconds without a call or a running command.")
-    var idleTimeout: Double = 1800
+    @OptionGroup var served: SandboxServerOptions
 
     @Flag(help: "Leave this session's sandboxes running when the client goes.")
     var keep = false
 
-    func validate() throws {
-        guard idleTimeout.isFinite, idleTimeout > 0 else { throw ValidationError("--idle-timeout \(idleTimeout) must be a number of seconds > 0") }
-        if let policies {
-            var st = stat()
-            guard stat(policies, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else { throw ValidationError("--policies \(policies): not a directory") }
-        }
-    }
-
     func run() throws {
         let host = hostEnvironment()
-        var settings = Sandboxes.Configuration()
-        settings.idleSeconds = idleTimeout
-        settings.audit = audit.map(Paths.absolute)
-        settings.policies = policies.map(Paths.absolute)
-        let sandboxes = try Sandboxes(environment: host, images: imageStore(processEnvironment()), configuration: settings)
+        let sandboxes = try served.sandboxes(host)
         let caller = Caller.thisProcess(via: "momin mcp")
-        // The idle timer and the reaping of exited VMMs, as momin serve does them.
+        // The idle timer and the reaping of exited VMMs, every 10 s as momin serve does them.
         try? POSIXThread.detach(name: "mcp-idle") {
             while true {
                 sleep(10)
-                sandboxes.stopIdle()
-                sandboxes.reapChildren()
+                sandboxes.tend()
             }
         }
         let tools = SandboxTools(sandboxes: sandboxes, caller: caller)

@@ -31,15 +31,7 @@ struct Serve: ParsableCommand {
     @Option(help: "A group (name or id) whose members may call too; the socket is then mode 0660 and owned by it (else 0600).")
     var group: String?
 
-    @Option(help: "The audit log (SQLite, docs/audit.md) of every sandbox created without one of its own.")
-    var audit: String?
-
-    @Option(help: ArgumentHelp("A directory of policy files: a sandbox asks for policy NAME, and gets DIR/NAME.yaml (or .yml, .json).",
-                               valueName: "dir"))
-    var policies: String?
-
-    @Option(help: "Stop a sandbox created here after this many seconds without a call or a running command (per sandbox: idle_timeout_seconds).")
-    var idleTimeout: Double = 1800
+    @OptionGroup var served: SandboxServerOptions
 
     @Option(help: ArgumentHelp("Also serve over TCP: PORT (on 127.0.0.1), A.B.C.D:PORT or [IPV6]:PORT; needs --tokens.", valueName: "address"))
     var tcp: String?
@@ -51,16 +43,11 @@ struct Serve: ParsableCommand {
     var addToken: String?
 
     func validate() throws {
-        guard idleTimeout.isFinite, idleTimeout > 0 else { throw ValidationError("--idle-timeout \(idleTimeout) must be a number of seconds > 0") }
         if addToken != nil, tokens == nil { throw ValidationError("--add-token needs --tokens FILE: the file the token's digest goes to") }
         if tcp != nil, tokens == nil { throw ValidationError("--tcp needs --tokens FILE: over TCP, callers are known only by their tokens") }
         if tokens != nil, tcp == nil, addToken == nil { throw ValidationError("--tokens is for --tcp (or --add-token): the Unix socket knows its callers by their credentials") }
         if let tcp, case .failure(let problem) = TCPEndpoint.parse(tcp) { throw ValidationError("--tcp \(problem.message)") }
         if let group, CallerPolicy.groupID(group) == nil { throw ValidationError("--group \(group): no such group") }
-        if let policies {
-            var st = stat()
-            guard stat(policies, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else { throw ValidationError("--policies \(policies): not a directory") }
-        }
     }
 
     func run() throws {
@@ -71,11 +58,7 @@ struct Serve: ParsableCommand {
         let host = hostEnvironment()
         // Checked before anything else is set up: a bad token file is bad input.
         let known = try tokens.map(BearerTokens.load)
-        var settings = Sandboxes.Configuration()
-        settings.idleSeconds = idleTimeout
-        settings.audit = audit.map(Paths.absolute)
-        settings.policies = policies.map(Paths.absolute)
-        let sandboxes = try Sandboxes(environment: host, images: imageStore(processEnvironment()), configuration: settings)
+        let sandboxes = try served.sandboxes(host)
         // The server's own user calls too; everything else is refused before it is read.
         let groupID = group.flatMap(CallerPolicy.groupID)
         let path = try socket ?? host.makeRuntimeDirectory() + "/api.sock"

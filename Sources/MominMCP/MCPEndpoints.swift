@@ -115,8 +115,9 @@ struct LoopbackOnly: HTTPRequestValidator {
 
     /// `NAME` or `NAME:PORT`, NAME a loopback name.
     static func isLoopback(_ authority: Substring) -> Bool {
-        names.contains { name in
-            guard authority.lowercased().hasPrefix(name) else { return false }
+        let authority = authority.lowercased()
+        return names.contains { name in
+            guard authority.hasPrefix(name) else { return false }
             let rest = authority.dropFirst(name.count)
             return rest.isEmpty || (rest.first == ":" && rest.count > 1 && rest.dropFirst().allSatisfy { $0.isASCII && $0.isNumber })
         }

@@ -8,7 +8,6 @@ import subprocess
 import tempfile
 
 import httpx
-import pytest
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client

@@ -3,7 +3,6 @@ rig). Each asserts what the server answered, typed as the SDK promises."""
 
 import asyncio
 import hashlib
-import json
 import os
 import stat
 

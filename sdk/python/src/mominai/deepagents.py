@@ -9,12 +9,12 @@ Needs the ``deepagents`` package (this module is the only part of mominai that i
 
 from __future__ import annotations
 
-import posixpath
 from typing import List, Optional, Tuple
 
 from deepagents.backends.protocol import ExecuteResponse, FileDownloadResponse, FileUploadResponse
 from deepagents.backends.sandbox import BaseSandbox
 
+from ._adapters import write_making_parent
 from .errors import GuestError, MominError, NotFound, PolicyDenied
 from .sandbox import Sandbox
 
@@ -25,7 +25,7 @@ def _file_error(error: MominError) -> str:
         return "permission_denied"
     text = error.detail.lower()
     if isinstance(error, GuestError):
-        if "no such file" in text:
+        if error.missing:
             return "file_not_found"
         if "is a directory" in text:
             return "is_directory"
@@ -68,16 +68,7 @@ class MominBackend(BaseSandbox):
         answers = []
         for path, content in files:
             try:
-                try:
-                    self._sandbox.files.write(path, content)
-                except GuestError as missing:
-                    if _file_error(missing) != "file_not_found":
-                        raise
-                    # Its directory is not there yet: made, as a write to a new path expects.
-                    made = self._sandbox.commands.run(["/bin/sh", "-c", 'mkdir -p -- "$1"', "sh", posixpath.dirname(path)])
-                    if not made.ok:
-                        raise
-                    self._sandbox.files.write(path, content)
+                write_making_parent(self._sandbox, path, content)
                 answers.append(FileUploadResponse(path=path))
             except MominError as error:
                 answers.append(FileUploadResponse(path=path, error=_file_error(error)))

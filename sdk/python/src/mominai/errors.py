@@ -56,6 +56,11 @@ class Conflict(MominError):
 class GuestError(MominError):
     """The guest refused the call (422): no such file or program, or permission denied there."""
 
+    @property
+    def missing(self) -> bool:
+        """Whether the guest said the file, directory or program is not there (ENOENT)."""
+        return "no such file" in self.detail.lower()
+
 
 class NoRoom(MominError):
     """The host has no room for the sandbox now (503); try again later."""

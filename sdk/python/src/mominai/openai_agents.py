@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import io
 import posixpath
-import shlex
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -31,6 +30,7 @@ from agents.sandbox.session.sandbox_session_state import SandboxSessionState
 from agents.sandbox.snapshot import SnapshotBase, SnapshotSpec, resolve_snapshot
 from agents.sandbox.types import ExecResult, User
 
+from ._adapters import write_making_parent
 from .errors import GuestError, MominError, NotFound, PolicyDenied
 from .sandbox import Sandbox
 
@@ -91,7 +91,7 @@ class MominSandboxSession(BaseSandboxSession):
             try:
                 return await self._run([place + argv[0]] + argv[1:], timeout)
             except GuestError as missing:
-                if "no such file" not in missing.detail.lower():
+                if not missing.missing:
                     raise ExecTransportError(command=argv, cause=missing, message=missing.detail) from missing
         # As a shell says it: 127, not found.
         where = f" in {':'.join(place.rstrip('/') for place in places)}" if places != ("",) else ""
@@ -121,7 +121,7 @@ class MominSandboxSession(BaseSandboxSession):
         try:
             data = await asyncio.to_thread(self._sandbox.files.read, str(target), format="bytes")
         except GuestError as error:
-            if "no such file" in error.detail.lower():
+            if error.missing:
                 raise WorkspaceReadNotFoundError(path=path, cause=error) from error
             raise WorkspaceArchiveReadError(path=path, cause=error) from error
         except MominError as error:
@@ -138,17 +138,7 @@ class MominSandboxSession(BaseSandboxSession):
             raise WorkspaceArchiveWriteError(path=target, cause=error) from error
 
     async def _write(self, path: str, payload: bytes) -> None:
-        try:
-            await asyncio.to_thread(self._sandbox.files.write, path, payload)
-        except GuestError as error:
-            if "no such file" not in error.detail.lower():
-                raise
-            # Its directory is not there yet: made (a command, judged as one), then written.
-            made = await asyncio.to_thread(self._sandbox.commands.run,
-                                           ["/bin/sh", "-c", 'mkdir -p -- "$1"', "sh", posixpath.dirname(path)])
-            if not made.ok:
-                raise
-            await asyncio.to_thread(self._sandbox.files.write, path, payload)
+        await asyncio.to_thread(write_making_parent, self._sandbox, path, payload)
 
     async def running(self) -> bool:
         try:
