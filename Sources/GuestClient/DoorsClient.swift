@@ -266,8 +266,14 @@ public final class DoorsClient {
         return try awaitReply(id, "the guest's next part of \(request.path)") { message throws(GuestCallError) in
             switch message {
             case .fileData(let bytes):
-                received(bytes)
                 total += UInt64(bytes.count)
+                // A guest that sends more than was asked for could keep a host thread reading
+                // for ever: the call ends there, and the connection, out of step, with it.
+                if let length = request.length, total > length {
+                    shutdown(fd, Int32(SHUT_RDWR))
+                    throw .exceeded("a read of \(request.path) past the \(length) bytes asked for")
+                }
+                received(bytes)
                 return nil
             case .fileEnd: return total
             default: throw .unexpected(message)

@@ -260,4 +260,27 @@ func receiveWrite(_ peer: Peer) throws -> WriteSeen {
         #expect(drained < 16 << 20)
         #expect(error?.timedOutWaitingFor?.contains("read a Doors frame") == true, "got \(String(describing: error))")
     }
+
+    /// A guest that sends more than a read asked for: the call ends at the first byte past it,
+    /// the bytes within it passed on, and the connection is shut (the guest sees its end).
+    @Test(.timeLimit(.minutes(1))) func aReadPastItsLengthEndsTheCall() throws {
+        let (client, guest) = try connect { peer in
+            let request = try peer.receive()
+            try peer.send(Frame(requestID: request.requestID, .fileData([1, 2, 3])),
+                          Frame(requestID: request.requestID, .fileData([4, 5, 6])))
+            _ = try? peer.drainToEOF()
+            return request
+        }
+        var received: [UInt8] = []
+        let error = handsError { _ = try client.readFile(ReadFileRequest(path: "/evidence/log", length: 4)) { received += $0 } }
+        let request = try guest.join()
+        #expect(request.message == .readFile(ReadFileRequest(path: "/evidence/log", length: 4)))
+        #expect(received == [1, 2, 3])
+        if case .exceeded(let what)? = error {
+            #expect(what == "a read of /evidence/log past the 4 bytes asked for")
+        } else {
+            Issue.record("got \(String(describing: error))")
+        }
+        #expect(handsError { try client.ping() }?.isConnectionClosed == true)
+    }
 }
